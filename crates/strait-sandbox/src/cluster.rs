@@ -1,0 +1,234 @@
+//! One sandbox cluster: an embedded Tansu broker with in-memory storage, behind a fault proxy.
+//!
+//! Memory storage lives only as long as the cluster: when a [`Cluster`] is shut down or dropped,
+//! every topic, record and committed offset in it is gone.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tansu_broker::broker::Broker;
+use tansu_broker::coordinator::group::administrator::Controller;
+use tansu_storage::StorageContainer;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tracing::debug;
+use url::Url;
+
+use crate::proxy::{FaultProxy, Faults};
+use crate::SandboxError;
+
+/// How often we try to start the broker on a fresh internal port when the one we picked was
+/// taken in the meantime by someone else (the port is chosen by binding to port 0 and releasing it,
+/// because the broker binds its own listener).
+const BROKER_START_ATTEMPTS: usize = 8;
+const BROKER_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running sandbox cluster. Clients connect to [`Cluster::bootstrap_servers`], which is the fault
+/// proxy; the broker advertises the same address, so all traffic passes through the proxy.
+#[derive(Debug)]
+pub struct Cluster {
+    name: String,
+    proxy: FaultProxy,
+    broker_addr: SocketAddr,
+    broker_task: JoinHandle<()>,
+}
+
+impl Cluster {
+    /// Start a cluster named `name` on a free loopback port.
+    pub async fn start(name: impl Into<String>) -> Result<Self, SandboxError> {
+        Self::start_with(name.into(), None).await
+    }
+
+    /// Start a cluster whose bootstrap address is `127.0.0.1:port`.
+    /// Fails with [`SandboxError::PortInUse`] when that port is taken.
+    pub async fn start_on_port(name: impl Into<String>, port: u16) -> Result<Self, SandboxError> {
+        Self::start_with(name.into(), Some(port)).await
+    }
+
+    async fn start_with(name: String, port: Option<u16>) -> Result<Self, SandboxError> {
+        validate_name(&name)?;
+        let public = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
+        let listener = TcpListener::bind(public).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                SandboxError::PortInUse {
+                    port: public.port(),
+                    cluster: name.clone(),
+                }
+            } else {
+                SandboxError::Bind {
+                    addr: public,
+                    cluster: name.clone(),
+                    source: e,
+                }
+            }
+        })?;
+        let public = listener.local_addr().map_err(|e| SandboxError::Bind {
+            addr: public,
+            cluster: name.clone(),
+            source: e,
+        })?;
+
+        let mut last_error = String::new();
+        for attempt in 0..BROKER_START_ATTEMPTS {
+            let broker_addr = free_loopback_port().await.map_err(|e| SandboxError::Bind {
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                cluster: name.clone(),
+                source: e,
+            })?;
+            match start_broker(&name, broker_addr, public).await {
+                Ok(broker_task) => {
+                    let proxy = FaultProxy::start(listener, broker_addr).map_err(|e| {
+                        SandboxError::Bind {
+                            addr: public,
+                            cluster: name.clone(),
+                            source: e,
+                        }
+                    })?;
+                    debug!(cluster = %name, %public, %broker_addr, attempt, "sandbox cluster up");
+                    return Ok(Self {
+                        name,
+                        proxy,
+                        broker_addr,
+                        broker_task,
+                    });
+                }
+                Err(e) => {
+                    debug!(cluster = %name, attempt, error = %e, "embedded broker did not start");
+                    last_error = e;
+                }
+            }
+        }
+        Err(SandboxError::Broker {
+            cluster: name,
+            reason: last_error,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address clients use (the fault proxy's), as `host:port`.
+    pub fn bootstrap_servers(&self) -> String {
+        self.proxy.addr().to_string()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.proxy.addr()
+    }
+
+    /// The broker's own address, behind the proxy. Clients must not use it: the broker advertises
+    /// the proxy's address, so metadata would send them back through the proxy anyway.
+    pub fn broker_addr(&self) -> SocketAddr {
+        self.broker_addr
+    }
+
+    /// The fault controls for this cluster's proxy (cloneable; usable from other tasks).
+    pub fn faults(&self) -> &Faults {
+        self.proxy.faults()
+    }
+
+    /// Drop every connection to this cluster and refuse new ones, as if the region went down.
+    pub fn cut(&self) {
+        self.faults().cut()
+    }
+
+    /// Accept connections but forward nothing, as in a network partition.
+    pub fn blackhole(&self) {
+        self.faults().blackhole()
+    }
+
+    /// Add one-way latency in each direction, as across a WAN between regions.
+    pub fn delay(&self, one_way: Duration) {
+        self.faults().delay(one_way)
+    }
+
+    /// Remove every fault.
+    pub fn heal(&self) {
+        self.faults().heal()
+    }
+
+    /// Stop the broker and the proxy. All data in the cluster is lost (memory storage).
+    pub async fn shutdown(mut self) {
+        self.broker_task.abort();
+        // Wait for the task to be gone so that its port is free when this returns.
+        let _ = (&mut self.broker_task).await;
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.broker_task.abort();
+    }
+}
+
+/// Cluster names become MM2 aliases and client ids: keep them to what both accept.
+fn validate_name(name: &str) -> Result<(), SandboxError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(SandboxError::InvalidName(name.to_string()))
+    }
+}
+
+async fn free_loopback_port() -> std::io::Result<SocketAddr> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    l.local_addr()
+}
+
+/// Build and serve a broker on `listen`, advertising `advertise`; return once it accepts
+/// connections, or the reason it could not start.
+async fn start_broker(
+    name: &str,
+    listen: SocketAddr,
+    advertise: SocketAddr,
+) -> Result<JoinHandle<()>, String> {
+    let url = |addr: SocketAddr| {
+        Url::parse(&format!("tcp://{addr}")).map_err(|e| format!("bad listener url: {e}"))
+    };
+    let storage = Url::parse("memory://tansu/").map_err(|e| e.to_string())?;
+    let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+        .node_id(0)
+        .cluster_id(name)
+        .incarnation_id(uuid::Uuid::new_v4())
+        .advertised_listener(url(advertise)?)
+        .storage(storage)
+        .listener(url(listen)?)
+        .silent(true)
+        .build()
+        .await
+        .map_err(|e| format!("{e}"))?;
+
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<String>();
+    let task = tokio::spawn(async move {
+        // `serve` registers the broker then listens until the task is aborted; it only returns on
+        // failure (for instance the port was taken).
+        let outcome = broker.serve(tokio::time::Instant::now()).await;
+        let _ = done_tx.send(match outcome {
+            Ok(()) => "the broker stopped".to_string(),
+            Err(e) => format!("{e}"),
+        });
+    });
+
+    let deadline = tokio::time::Instant::now() + BROKER_READY_TIMEOUT;
+    loop {
+        if let Ok(reason) = done_rx.try_recv() {
+            return Err(reason);
+        }
+        if TcpStream::connect(listen).await.is_ok() {
+            return Ok(task);
+        }
+        if tokio::time::Instant::now() > deadline {
+            task.abort();
+            return Err(format!(
+                "the broker did not accept connections on {listen} within {BROKER_READY_TIMEOUT:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,172 @@
+//! The command-line contract (DESIGN.md): command and option names are kept stable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "strait",
+    version,
+    about = "Multi-region Kafka replication and disaster recovery",
+    long_about = "Multi-region Kafka replication and disaster recovery.\n\n\
+        strait replicates topics between Kafka clusters as MirrorMaker 2 does, from the same \
+        properties file, and turns failover, failback and DR drills into commands that report \
+        the RTO and RPO that actually happened."
+)]
+pub struct Cli {
+    /// More log output (-v: debug for strait, -vv: everything). STRAIT_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Replicate as CONFIG (an MM2 properties file) says.
+    Run(RunArgs),
+    /// Validate CONFIG and print the effective flows and settings.
+    Check(CheckArgs),
+    /// Replication lag, heartbeat age, checkpoint age and group positions, per flow.
+    Status(StatusArgs),
+    /// A consumer group's offsets on the target for its position on the source.
+    Translate(TranslateArgs),
+    /// Switch consumers from one region to another and report RTO and RPO.
+    Failover(FailoverArgs),
+    /// Return to the original region once it is back, salvaging what it never replicated.
+    Failback(FailbackArgs),
+    /// Run a complete DR drill and write a report with the measured RTO and RPO.
+    Drill(DrillArgs),
+    /// Local Kafka-compatible clusters, in this process, with fault controls, for trying strait.
+    Sandbox(SandboxArgs),
+    /// Sandbox + active-active replication + traffic + dashboard.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// MirrorMaker 2 properties file.
+    pub config: PathBuf,
+    /// Run only the flows whose target is one of these clusters (comma-separated aliases).
+    #[arg(long, value_delimiter = ',')]
+    pub clusters: Vec<String>,
+    /// Serve /metrics, /api/status and the dashboard on this address (e.g. 127.0.0.1:8080).
+    #[arg(long)]
+    pub http: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    pub config: PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    pub config: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh in place until interrupted.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TranslateArgs {
+    pub config: PathBuf,
+    #[arg(long)]
+    pub group: String,
+    #[arg(long)]
+    pub source: String,
+    #[arg(long)]
+    pub target: String,
+    #[arg(long)]
+    pub json: bool,
+    /// Commit the translated offsets to the group on the target.
+    #[arg(long)]
+    pub apply: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FailoverArgs {
+    pub config: PathBuf,
+    #[arg(long)]
+    pub from: String,
+    #[arg(long)]
+    pub to: String,
+    /// Only the consumer groups matching this regex.
+    #[arg(long)]
+    pub groups: Option<String>,
+    /// How long to wait for producers to stop and replication to catch up (e.g. 60s, 5m).
+    #[arg(long)]
+    pub max_wait: Option<String>,
+    /// Change nothing; print what a failover now would lose and re-read.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FailbackArgs {
+    pub config: PathBuf,
+    #[arg(long)]
+    pub from: String,
+    #[arg(long)]
+    pub to: String,
+    /// Replicate records that reached the old region but never left it.
+    #[arg(long)]
+    pub salvage: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DrillArgs {
+    /// MM2 properties file (not needed with --sandbox).
+    pub config: Option<PathBuf>,
+    /// Run the drill on two sandbox regions started for it.
+    #[arg(long)]
+    pub sandbox: bool,
+    #[arg(long)]
+    pub primary: Option<String>,
+    #[arg(long)]
+    pub secondary: Option<String>,
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Records per second the drill producer writes.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    #[arg(long)]
+    pub fail_after: Option<String>,
+    #[arg(long)]
+    pub rpo_budget: Option<u64>,
+    #[arg(long)]
+    pub rto_budget: Option<String>,
+    /// Directory for the drill report.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SandboxArgs {
+    /// Region names, one cluster each.
+    #[arg(long, value_delimiter = ',', default_value = "us-east,us-west")]
+    pub regions: Vec<String>,
+    /// Bootstrap port of the first region; the others follow (base, base+1, ...).
+    #[arg(long, default_value_t = 19092)]
+    pub base_port: u16,
+    /// Port of the HTTP fault-control endpoint (default: base port + 100).
+    #[arg(long)]
+    pub control_port: Option<u16>,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Serve the dashboard here.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: String,
+}

@@ -1,0 +1,53 @@
+//! Each command's implementation, called by `main` with parsed arguments.
+
+mod sandbox;
+
+use std::process::ExitCode;
+
+use crate::cli::Command;
+
+/// A mistake in how strait was called (exit code 2), as opposed to a failure while working (1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Run(_) => not_yet("run"),
+        Command::Check(_) => not_yet("check"),
+        Command::Status(_) => not_yet("status"),
+        Command::Translate(_) => not_yet("translate"),
+        Command::Failover(_) => not_yet("failover"),
+        Command::Failback(_) => not_yet("failback"),
+        Command::Drill(_) => not_yet("drill"),
+        Command::Demo(_) => not_yet("demo"),
+    }
+}
+
+fn not_yet(name: &str) -> anyhow::Result<ExitCode> {
+    Err(UsageError(format!(
+        "`strait {name}` is not implemented yet (see the status table in the README)"
+    ))
+    .into())
+}
+
+/// The error and its causes on one line, each cause said once.
+pub fn one_sentence(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<UsageError>().is_some() {
+        2
+    } else {
+        1
+    }
+}

@@ -1,0 +1,3 @@
+//! MirrorMaker 2 properties files -> typed configuration.
+
+pub mod properties;

@@ -1,0 +1,238 @@
+//! Async admin and metadata calls with deadlines. rdkafka's metadata and watermark calls block the
+//! calling thread, so they run on tokio's blocking pool; every call is bounded by a timeout and
+//! its error names the cluster and its address.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use super::{ClientError, Endpoint};
+
+/// Topic as seen in cluster metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: i32,
+}
+
+/// What to create: name, partitions, replication factor and topic configs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicSpec {
+    pub fn new(name: impl Into<String>, partitions: i32, replication_factor: i32) -> Self {
+        Self {
+            name: name.into(),
+            partitions,
+            replication_factor,
+            configs: BTreeMap::new(),
+        }
+    }
+
+    pub fn config(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.configs.insert(k.into(), v.into());
+        self
+    }
+}
+
+/// Outcome of creating one topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    AlreadyExists,
+}
+
+/// An admin client for one cluster.
+#[derive(Clone)]
+pub struct Admin {
+    endpoint: Arc<Endpoint>,
+    client: Arc<AdminClient<DefaultClientContext>>,
+    timeout: Duration,
+}
+
+impl Admin {
+    /// Build the client. This does not contact the cluster: the first call does.
+    pub fn new(endpoint: &Endpoint, timeout: Duration) -> Result<Self, ClientError> {
+        let client = endpoint
+            .admin_config()
+            .create::<AdminClient<DefaultClientContext>>()
+            .map_err(|e| ClientError::from_kafka(endpoint, "create an admin client", e))?;
+        Ok(Self {
+            endpoint: Arc::new(endpoint.clone()),
+            client: Arc::new(client),
+            timeout,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    fn options(&self) -> AdminOptions {
+        AdminOptions::new()
+            .request_timeout(Some(self.timeout))
+            .operation_timeout(Some(self.timeout))
+    }
+
+    /// Bound `fut` by this client's timeout, naming `op` in the error.
+    async fn bounded<T>(
+        &self,
+        op: &str,
+        fut: impl std::future::Future<Output = Result<T, KafkaError>>,
+    ) -> Result<T, ClientError> {
+        // A little slack over librdkafka's own timeout, so that its (more precise) error wins.
+        match tokio::time::timeout(self.timeout + Duration::from_secs(1), fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if super::is_timeout(&e) => {
+                Err(ClientError::timeout(&self.endpoint, op, self.timeout))
+            }
+            Ok(Err(e)) => Err(ClientError::from_kafka(&self.endpoint, op, e)),
+            Err(_) => Err(ClientError::timeout(&self.endpoint, op, self.timeout)),
+        }
+    }
+
+    /// Run a blocking rdkafka call on the blocking pool, bounded by the timeout.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: &str,
+        f: impl FnOnce(&AdminClient<DefaultClientContext>, Duration) -> Result<T, KafkaError>
+            + Send
+            + 'static,
+    ) -> Result<T, ClientError> {
+        let client = self.client.clone();
+        let timeout = self.timeout;
+        let started = std::time::Instant::now();
+        let fut = async move {
+            tokio::task::spawn_blocking(move || f(&client, timeout))
+                .await
+                .unwrap_or(Err(KafkaError::Canceled))
+        };
+        match self.bounded(op, fut).await {
+            // librdkafka waits the whole timeout for a usable broker and then says "transport
+            // failure"; to the user that is a timeout (nothing answered in time).
+            Err(ClientError::Kafka { source, .. })
+                if started.elapsed() >= timeout && super::is_unreachable(&source) =>
+            {
+                Err(ClientError::timeout(&self.endpoint, op, timeout))
+            }
+            other => other,
+        }
+    }
+
+    /// All topics (or one) with their partition counts.
+    pub async fn topics(&self, only: Option<&str>) -> Result<Vec<TopicInfo>, ClientError> {
+        let only = only.map(str::to_string);
+        let md = self
+            .blocking("fetch metadata", move |c, t| {
+                let md = c.inner().fetch_metadata(only.as_deref(), t)?;
+                let mut out = Vec::new();
+                for topic in md.topics() {
+                    if let Some(err) = topic.error() {
+                        let code = RDKafkaErrorCode::from(err);
+                        if code == RDKafkaErrorCode::UnknownTopicOrPartition {
+                            continue;
+                        }
+                        return Err(KafkaError::MetadataFetch(code));
+                    }
+                    out.push(TopicInfo {
+                        name: topic.name().to_string(),
+                        partitions: topic.partitions().len() as i32,
+                    });
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok(md)
+    }
+
+    /// Number of brokers in the cluster (used to cap replication factors).
+    pub async fn broker_count(&self) -> Result<usize, ClientError> {
+        self.blocking("fetch metadata", |c, t| {
+            Ok(c.inner().fetch_metadata(None, t)?.brokers().len())
+        })
+        .await
+    }
+
+    /// Low and high watermarks of one partition.
+    pub async fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), ClientError> {
+        let topic = topic.to_string();
+        self.blocking("fetch watermarks", move |c, t| {
+            c.inner().fetch_watermarks(&topic, partition, t)
+        })
+        .await
+    }
+
+    /// Create topics; a topic that already exists is reported as such, not as an error.
+    pub async fn create_topics(
+        &self,
+        specs: &[TopicSpec],
+    ) -> Result<Vec<(String, Created)>, ClientError> {
+        let new: Vec<NewTopic<'_>> = specs
+            .iter()
+            .map(|s| {
+                let mut t = NewTopic::new(
+                    &s.name,
+                    s.partitions,
+                    TopicReplication::Fixed(s.replication_factor),
+                );
+                for (k, v) in &s.configs {
+                    t = t.set(k, v);
+                }
+                t
+            })
+            .collect();
+        let opts = self.options();
+        let results = self
+            .bounded("create topics", self.client.create_topics(&new, &opts))
+            .await?;
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Ok(name) => out.push((name, Created::Created)),
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    out.push((name, Created::AlreadyExists))
+                }
+                Err((name, code)) => {
+                    return Err(ClientError::from_kafka(
+                        &self.endpoint,
+                        &format!("create topic {name}"),
+                        KafkaError::AdminOp(code),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The topic configs the cluster reports for `topic` (name → value).
+    pub async fn topic_configs(
+        &self,
+        topic: &str,
+    ) -> Result<BTreeMap<String, String>, ClientError> {
+        let opts = self.options();
+        let spec = [ResourceSpecifier::Topic(topic)];
+        let op = format!("describe configs of topic {topic}");
+        let mut results = self
+            .bounded(&op, self.client.describe_configs(&spec, &opts))
+            .await?;
+        let resource = results
+            .pop()
+            .ok_or(KafkaError::AdminOpCreation("no result".into()))
+            .and_then(|r| r.map_err(KafkaError::AdminOp))
+            .map_err(|e| ClientError::from_kafka(&self.endpoint, &op, e))?;
+        Ok(resource
+            .entries
+            .into_iter()
+            .filter_map(|e| e.value.map(|v| (e.name, v)))
+            .collect())
+    }
+}

@@ -1,0 +1,179 @@
+//! Building librdkafka client configurations from a map of properties, with the defaults strait
+//! relies on, and a redacted view for anything that prints or logs a configuration.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+
+/// librdkafka properties for one cluster: `bootstrap.servers`, security settings, and any
+/// client overrides. Keys are librdkafka's names (translation from Java names happens in config).
+pub type Props = BTreeMap<String, String>;
+
+/// A cluster strait talks to: its alias (as in the MM2 file) and its client properties.
+/// Every error that comes from a client built here names the alias and the bootstrap address.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub alias: String,
+    pub props: Props,
+}
+
+/// Debug output is redacted: an endpoint can end up in a log line or a panic message.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("alias", &self.alias)
+            .field("props", &self.redacted())
+            .finish()
+    }
+}
+
+impl Endpoint {
+    pub fn new(alias: impl Into<String>, bootstrap_servers: impl Into<String>) -> Self {
+        let mut props = Props::new();
+        props.insert("bootstrap.servers".into(), bootstrap_servers.into());
+        Self {
+            alias: alias.into(),
+            props,
+        }
+    }
+
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.props.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn bootstrap_servers(&self) -> &str {
+        self.props
+            .get("bootstrap.servers")
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    /// Configuration for a producer that never loses or duplicates what it was given:
+    /// idempotent, acks=all. Explicit properties win over these defaults, except that
+    /// idempotence cannot be switched off (strait's data path depends on it).
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut cfg = base(&self.alias, "producer");
+        cfg.set("acks", "all");
+        cfg.set("linger.ms", "5");
+        apply(&mut cfg, &self.props);
+        cfg.set("enable.idempotence", "true");
+        cfg
+    }
+
+    /// Configuration for a consumer in `group_id` that commits only when told to.
+    pub fn consumer_config(&self, group_id: &str) -> ClientConfig {
+        let mut cfg = base(&self.alias, "consumer");
+        cfg.set("enable.auto.commit", "false");
+        cfg.set("enable.auto.offset.store", "false");
+        cfg.set("auto.offset.reset", "earliest");
+        // Eager assignment: Tansu hands out empty assignments to cooperative-sticky members.
+        cfg.set("partition.assignment.strategy", "range,roundrobin");
+        apply(&mut cfg, &self.props);
+        cfg.set("group.id", group_id);
+        cfg
+    }
+
+    /// Configuration for admin and metadata requests.
+    pub fn admin_config(&self) -> ClientConfig {
+        let mut cfg = base(&self.alias, "admin");
+        apply(&mut cfg, &self.props);
+        cfg
+    }
+
+    /// The properties with every secret replaced by `[redacted]`, for printing and logging.
+    pub fn redacted(&self) -> Props {
+        redact(&self.props)
+    }
+}
+
+fn base(alias: &str, role: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("client.id", format!("strait-{alias}-{role}"));
+    // Quiet librdkafka's own logging; strait reports connection problems itself, once, by cluster.
+    cfg.set("log_level", "3");
+    cfg
+}
+
+fn apply(cfg: &mut ClientConfig, props: &Props) {
+    for (k, v) in props {
+        cfg.set(k, v);
+    }
+}
+
+/// Whether a property holds a secret that must never be printed.
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password")
+        || k.contains("secret")
+        || k.contains("jaas")
+        || k.ends_with(".key.pem")
+        || k.ends_with("token")
+        || k.contains("credentials")
+}
+
+pub fn redact(props: &Props) -> Props {
+    props
+        .iter()
+        .map(|(k, v)| {
+            let v = if is_secret(k) {
+                "[redacted]".to_string()
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(cfg: &ClientConfig, k: &str) -> Option<String> {
+        cfg.get(k).map(str::to_string)
+    }
+
+    #[test]
+    fn producer_is_idempotent_even_if_asked_otherwise() {
+        let ep = Endpoint::new("us-east", "h:1")
+            .with("enable.idempotence", "false")
+            .with("linger.ms", "50");
+        let cfg = ep.producer_config();
+        assert_eq!(get(&cfg, "enable.idempotence").as_deref(), Some("true"));
+        assert_eq!(get(&cfg, "acks").as_deref(), Some("all"));
+        assert_eq!(get(&cfg, "linger.ms").as_deref(), Some("50"));
+        assert_eq!(get(&cfg, "bootstrap.servers").as_deref(), Some("h:1"));
+        assert_eq!(
+            get(&cfg, "client.id").as_deref(),
+            Some("strait-us-east-producer")
+        );
+    }
+
+    #[test]
+    fn consumer_commits_manually_with_eager_assignors() {
+        let cfg = Endpoint::new("a", "h:1").consumer_config("g1");
+        assert_eq!(get(&cfg, "group.id").as_deref(), Some("g1"));
+        assert_eq!(get(&cfg, "enable.auto.commit").as_deref(), Some("false"));
+        assert_eq!(
+            get(&cfg, "partition.assignment.strategy").as_deref(),
+            Some("range,roundrobin")
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let ep = Endpoint::new("a", "h:1")
+            .with("sasl.password", "hunter2")
+            .with("ssl.key.password", "k")
+            .with("sasl.oauthbearer.client.secret", "s")
+            .with("sasl.username", "alice");
+        let r = ep.redacted();
+        assert_eq!(r["sasl.password"], "[redacted]");
+        assert_eq!(r["ssl.key.password"], "[redacted]");
+        assert_eq!(r["sasl.oauthbearer.client.secret"], "[redacted]");
+        assert_eq!(r["sasl.username"], "alice");
+        assert!(!format!("{r:?}").contains("hunter2"));
+        assert!(!format!("{ep:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,71 @@
+//! The only place that touches rdkafka: client configurations and admin calls.
+
+pub mod admin;
+pub mod config;
+
+use std::time::Duration;
+
+pub use admin::{Admin, Created, TopicInfo, TopicSpec};
+pub use config::{Endpoint, Props};
+use rdkafka::error::KafkaError;
+
+/// A failed call to a cluster, naming the cluster (alias and address) and what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cluster {alias} ({bootstrap}): {op} failed: {source}")]
+    Kafka {
+        alias: String,
+        bootstrap: String,
+        op: String,
+        source: Box<KafkaError>,
+    },
+    #[error("cluster {alias} ({bootstrap}): {op} timed out after {}s; is the cluster reachable?", timeout.as_secs_f64())]
+    Timeout {
+        alias: String,
+        bootstrap: String,
+        op: String,
+        timeout: Duration,
+    },
+}
+
+impl ClientError {
+    pub fn from_kafka(ep: &Endpoint, op: &str, source: KafkaError) -> Self {
+        Self::Kafka {
+            alias: ep.alias.clone(),
+            bootstrap: ep.bootstrap_servers().to_string(),
+            op: op.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    pub fn timeout(ep: &Endpoint, op: &str, timeout: Duration) -> Self {
+        Self::Timeout {
+            alias: ep.alias.clone(),
+            bootstrap: ep.bootstrap_servers().to_string(),
+            op: op.to_string(),
+            timeout,
+        }
+    }
+
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
+    }
+}
+
+/// Whether librdkafka gave up waiting (as opposed to the cluster answering with an error).
+pub(crate) fn is_timeout(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::OperationTimedOut | C::RequestTimedOut | C::MessageTimedOut)
+    )
+}
+
+/// Whether the error means no broker could be reached (as opposed to a broker's answer).
+pub(crate) fn is_unreachable(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::BrokerTransportFailure | C::AllBrokersDown | C::Resolve)
+    )
+}

@@ -1,0 +1,52 @@
+//! The `strait` command line: parse, call into the library, print. Errors reach the user as one
+//! sentence on stderr and a non-zero exit, never as a panic.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("strait: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("strait: {}", commands::one_sentence(&e));
+            ExitCode::from(commands::exit_code_of(&e))
+        }
+    }
+}
+
+/// Logs go to stderr. `STRAIT_LOG` (or `RUST_LOG`) takes an env-filter expression; `-v` raises
+/// strait's own level. The embedded broker is quiet unless asked for by name.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn,strait=info,tansu_broker=off,tansu_storage=off",
+        1 => "warn,strait=debug,strait_sandbox=debug,tansu_broker=off,tansu_storage=off",
+        _ => "debug",
+    };
+    let filter = std::env::var("STRAIT_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|s| EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
