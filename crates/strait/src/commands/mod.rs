@@ -1,5 +1,6 @@
 //! Each command's implementation, called by `main` with parsed arguments.
 
+mod check;
 mod sandbox;
 
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Run(_) => not_yet("run"),
-        Command::Check(_) => not_yet("check"),
+        Command::Check(args) => check::run(args),
         Command::Status(_) => not_yet("status"),
         Command::Translate(_) => not_yet("translate"),
         Command::Failover(_) => not_yet("failover"),

@@ -1,3 +1,29 @@
 //! MirrorMaker 2 properties files -> typed configuration.
+//!
+//! [`Config::load`] reads an MM2 dedicated-mode file with MM2's own precedence and defaults
+//! (MM2-SPEC §1) and validates everything up front, so that a mistake is one sentence naming file,
+//! line and key before any cluster is contacted.
+//!
+//! - [`properties`]: the Java Properties text format, with lines.
+//! - [`keys`]: which keys strait honours, which MM2 keys it ignores, which are unknown.
+//! - [`load`]: MM2's construction of cluster props and per-flow connector configs.
+//! - [`filter`]: LIST values and whole-name regex filters.
+//! - [`client_props`]: Java client properties -> librdkafka properties.
+//! - [`model`]: the typed result; [`error`]: errors and warnings.
 
+pub mod client_props;
+pub mod error;
+pub mod filter;
+pub mod keys;
+mod load;
+pub mod model;
 pub mod properties;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ConfigError, KeyRef, Problem, Warning};
+pub use filter::{parse_list, NameFilter};
+pub use model::{
+    Clients, Cluster, Config, Flow, InternalTopic, InternalTopics, Intervals, PolicySettings, Side,
+};

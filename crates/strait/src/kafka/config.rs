@@ -101,6 +101,34 @@ fn apply(cfg: &mut ClientConfig, props: &Props) {
     }
 }
 
+/// What librdkafka makes of one property, asked without creating a client (no I/O).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PropertyCheck {
+    Ok,
+    /// librdkafka has no property of this name.
+    Unknown,
+    /// The name is known and the value is not acceptable; librdkafka's reason.
+    Invalid(String),
+}
+
+/// Ask librdkafka whether `key = value` is a valid client property, so that config validation
+/// agrees with the client library exactly instead of with a hand-kept list of its properties.
+pub fn check_property(key: &str, value: &str) -> PropertyCheck {
+    let mut cfg = ClientConfig::new();
+    cfg.set(key, value);
+    match cfg.create_native_config() {
+        Ok(_) => PropertyCheck::Ok,
+        Err(rdkafka::error::KafkaError::ClientConfig(res, desc, _, _)) => {
+            if res == rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN {
+                PropertyCheck::Unknown
+            } else {
+                PropertyCheck::Invalid(desc)
+            }
+        }
+        Err(e) => PropertyCheck::Invalid(e.to_string()),
+    }
+}
+
 /// Whether a property holds a secret that must never be printed.
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
@@ -159,6 +187,19 @@ mod tests {
             get(&cfg, "partition.assignment.strategy").as_deref(),
             Some("range,roundrobin")
         );
+    }
+
+    #[test]
+    fn librdkafka_judges_properties() {
+        assert_eq!(check_property("linger.ms", "5"), PropertyCheck::Ok);
+        assert_eq!(
+            check_property("max.poll.records", "5"),
+            PropertyCheck::Unknown
+        );
+        assert!(matches!(
+            check_property("compression.type", "brotli"),
+            PropertyCheck::Invalid(_)
+        ));
     }
 
     #[test]

@@ -1,0 +1,879 @@
+//! Reading an MM2 dedicated-mode file into a [`Config`]. The construction follows MM2's own
+//! (MM2-SPEC §1.3–1.5) step by step: cluster props with client-key propagation, then one flat
+//! connector map per flow (global connector keys, then `source.*`/`target.*` from the clusters,
+//! then the flow's own keys), and only then typed values are read from that map. Doing it the
+//! same way, rather than looking keys up level by level, is what makes precedence agree with MM2
+//! in the odd cases (flow-level `source.consumer.*`, global security defaults, the `enabled`
+//! quirk).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::kafka::Endpoint;
+use crate::policy::{PolicyKind, ReplicationPolicy, HEARTBEATS_TOPIC};
+
+use super::client_props::{to_librdkafka, MapError};
+use super::error::{ConfigError, KeyRef, Problem, Warning};
+use super::filter::{parse_list, NameFilter};
+use super::keys::{self, KeyClass, Mm2Ignores};
+use super::model::{
+    Clients, Cluster, Config, Flow, InternalTopic, InternalTopics, Intervals, PolicySettings, Side,
+    Sourced,
+};
+use super::properties::Properties;
+
+/// Keys (prefix stripped) to values with their origin.
+type Map = BTreeMap<String, Sourced>;
+
+const DEFAULT_TOPICS_EXCLUDE: &str = r".*[\-\.]internal, .*\.replica, __.*";
+const DEFAULT_GROUPS_EXCLUDE: &str = "console-consumer-.*, connect-.*, __.*";
+const DEFAULT_CONFIG_PROPERTIES_EXCLUDE: &str = r"follower\.replication\.throttled\.replicas, leader\.replication\.throttled\.replicas, message\.timestamp\.difference\.max\.ms, message\.timestamp\.type, unclean\.leader\.election\.enable, min\.insync\.replicas";
+
+impl Config {
+    /// Read and validate an MM2 properties file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let unreadable = |reason: String| ConfigError::Unreadable {
+            path: shown.clone(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| {
+            unreadable(match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
+                _ => e.to_string(),
+            })
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            unreadable(format!(
+                "it is not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parse and validate the text of an MM2 properties file; `file` names it in messages.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        Loader {
+            file,
+            warnings: Vec::new(),
+        }
+        .run(text)
+    }
+}
+
+struct Loader<'a> {
+    file: &'a str,
+    warnings: Vec<Warning>,
+}
+
+/// Keys sorted into MM2's three namespaces.
+#[derive(Default)]
+struct Split {
+    global: Map,
+    clusters: BTreeMap<String, Map>,
+    flows: BTreeMap<(String, String), Map>,
+}
+
+impl Loader<'_> {
+    fn invalid(&self, at: &KeyRef, problem: Problem) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_string(),
+            line: at.line,
+            key: at.key.clone(),
+            problem,
+        }
+    }
+
+    fn run(mut self, text: &str) -> Result<Config, ConfigError> {
+        let props = Properties::parse(text).map_err(|e| ConfigError::Malformed {
+            file: self.file.to_string(),
+            line: e.line,
+            key: key_on_line(text, e.line),
+            reason: e.message,
+        })?;
+        let mut entries: Vec<Sourced> = props
+            .iter()
+            .map(|(k, e)| Sourced {
+                value: e.value.clone(),
+                at: KeyRef {
+                    key: k.to_string(),
+                    line: e.line,
+                },
+            })
+            .collect();
+        entries.sort_by(|a, b| (a.at.line, &a.at.key).cmp(&(b.at.line, &b.at.key)));
+        if let Some(s) = entries.iter().find(|s| s.at.key.is_empty()) {
+            return Err(ConfigError::Malformed {
+                file: self.file.to_string(),
+                line: s.at.line,
+                key: String::new(),
+                reason: "the line has a separator (`=` or `:`) but no key before it".into(),
+            });
+        }
+
+        let clusters_at = entries
+            .iter()
+            .find(|s| s.at.key == "clusters")
+            .cloned()
+            .ok_or_else(|| ConfigError::MissingClusters {
+                file: self.file.to_string(),
+            })?;
+        let aliases = self.aliases(&clusters_at)?;
+        let split = self.split(&entries, &aliases)?;
+
+        let mut all_props = BTreeMap::new();
+        let mut clusters = Vec::new();
+        for alias in &aliases {
+            let own = split.clusters.get(alias).cloned().unwrap_or_default();
+            let cp = cluster_props(&own, &split.global);
+            let bootstrap = cp
+                .get("bootstrap.servers")
+                .filter(|s| !s.value.trim().is_empty())
+                .ok_or_else(|| {
+                    // An empty `<alias>.bootstrap.servers =` is the line to point at.
+                    let at = own
+                        .get("bootstrap.servers")
+                        .map(|s| s.at.clone())
+                        .unwrap_or_else(|| clusters_at.at.clone());
+                    self.invalid(&at, Problem::NoBootstrap(alias.clone()))
+                })?;
+            clusters.push(Cluster {
+                alias: alias.clone(),
+                bootstrap_servers: bootstrap.value.trim().to_string(),
+            });
+            all_props.insert(alias.clone(), cp);
+        }
+
+        let mut java_only = Vec::new();
+        let mut flows = Vec::new();
+        for s in &aliases {
+            for t in &aliases {
+                if s == t {
+                    continue;
+                }
+                let empty = Map::new();
+                let flow_keys = split.flows.get(&(s.clone(), t.clone())).unwrap_or(&empty);
+                let map = connector_map(&split.global, &all_props[s], &all_props[t], flow_keys);
+                let flow = self.flow(s, t, &map, &all_props[t], &mut java_only)?;
+                flows.push(flow);
+            }
+        }
+
+        self.flow_warnings(&split, &aliases, &flows, &entries);
+        if !java_only.is_empty() {
+            self.warnings.push(Warning::about_keys(
+                "these Java client properties have no librdkafka equivalent and are ignored",
+                java_only,
+            ));
+        }
+        Ok(Config {
+            file: self.file.to_string(),
+            clusters,
+            flows,
+            warnings: dedup(self.warnings),
+        })
+    }
+
+    /// The aliases of `clusters`, in order, without repeats.
+    fn aliases(&self, clusters: &Sourced) -> Result<Vec<String>, ConfigError> {
+        let list = parse_list(&clusters.value);
+        if list.is_empty() {
+            return Err(self.invalid(&clusters.at, Problem::NoClusters));
+        }
+        let mut out: Vec<String> = Vec::new();
+        for alias in list {
+            if alias.is_empty() {
+                return Err(self.invalid(&clusters.at, Problem::EmptyAlias));
+            }
+            if alias.contains("->") {
+                return Err(self.invalid(&clusters.at, Problem::ArrowInAlias(alias)));
+            }
+            if !out.contains(&alias) {
+                out.push(alias);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sort every key into global, cluster and flow keys, and note the ones strait ignores.
+    fn split(&mut self, entries: &[Sourced], aliases: &[String]) -> Result<Split, ConfigError> {
+        let mut split = Split::default();
+        let mut not_honoured = Vec::new();
+        let mut unknown = Vec::new();
+        let mut mm2_ignores: BTreeMap<&'static str, Vec<KeyRef>> = BTreeMap::new();
+        let mut note = |class: KeyClass, at: &KeyRef| match class {
+            KeyClass::Honoured => {}
+            KeyClass::NotHonoured => not_honoured.push(at.clone()),
+            KeyClass::Unknown => unknown.push(at.clone()),
+            KeyClass::IgnoredByMm2(why) => mm2_ignores
+                .entry(mm2_reason(why))
+                .or_default()
+                .push(at.clone()),
+        };
+        for src in entries {
+            let key = src.at.key.as_str();
+            if key == "clusters" {
+                continue;
+            }
+            if key.contains("->") {
+                let (s, t, rest) = self.split_flow(&src.at, aliases)?;
+                note(keys::classify_flow(&rest), &src.at);
+                split
+                    .flows
+                    .entry((s, t))
+                    .or_default()
+                    .insert(rest, src.clone());
+            } else if let Some((alias, rest)) = split_cluster(key, aliases) {
+                note(keys::classify_cluster(rest), &src.at);
+                split
+                    .clusters
+                    .entry(alias.to_string())
+                    .or_default()
+                    .insert(rest.to_string(), src.clone());
+            } else {
+                note(keys::classify_global(key), &src.at);
+                split.global.insert(key.to_string(), src.clone());
+            }
+        }
+        if !not_honoured.is_empty() {
+            self.warnings.push(Warning::about_keys(
+                "strait does not implement these MirrorMaker 2 / Kafka Connect settings and ignores them \
+                 (it runs no Connect workers and keeps no Connect state)",
+                not_honoured,
+            ));
+        }
+        for (why, keys) in mm2_ignores {
+            self.warnings.push(Warning::about_keys(why, keys));
+        }
+        let strays: Vec<KeyRef> = unknown
+            .iter()
+            .filter(|k| k.key.ends_with(".bootstrap.servers") && k.key != "bootstrap.servers")
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            self.warnings.push(Warning::about_keys(
+                "unknown keys, ignored (check the spelling)",
+                unknown,
+            ));
+        }
+        if !strays.is_empty() {
+            self.warnings.push(Warning::about_keys(
+                "these keys name clusters that are not listed in `clusters`",
+                strays,
+            ));
+        }
+        Ok(split)
+    }
+
+    /// `<S>-><T>.<rest>` for aliases of `clusters`; errors name an unknown alias or a self flow.
+    fn split_flow(
+        &self,
+        at: &KeyRef,
+        aliases: &[String],
+    ) -> Result<(String, String, String), ConfigError> {
+        let key = at.key.as_str();
+        let mut best: Option<(&String, &String)> = None;
+        for s in aliases {
+            for t in aliases {
+                let prefix = format!("{s}->{t}.");
+                let longer = best.is_none_or(|(bs, bt)| s.len() + t.len() > bs.len() + bt.len());
+                if key.starts_with(&prefix) && longer {
+                    best = Some((s, t));
+                }
+            }
+        }
+        if let Some((s, t)) = best {
+            if s == t {
+                return Err(self.invalid(at, Problem::SelfFlow(s.clone())));
+            }
+            let rest = &key[s.len() + 2 + t.len() + 1..];
+            if rest.is_empty() {
+                return Err(self.invalid(at, Problem::FlowWithoutProperty(format!("{s}->{t}"))));
+            }
+            return Ok((s.clone(), t.clone(), rest.to_string()));
+        }
+        let known = aliases.join(", ");
+        let (lhs, rhs) = key.split_once("->").unwrap_or((key, ""));
+        if !aliases.iter().any(|a| a == lhs) {
+            return Err(self.invalid(
+                at,
+                Problem::UnknownAlias {
+                    alias: lhs.to_string(),
+                    known,
+                },
+            ));
+        }
+        if let Some(t) = aliases.iter().find(|a| rhs == a.as_str()) {
+            return Err(self.invalid(at, Problem::FlowWithoutProperty(format!("{lhs}->{t}"))));
+        }
+        let target = rhs.split('.').next().unwrap_or(rhs).to_string();
+        Err(self.invalid(
+            at,
+            Problem::UnknownAlias {
+                alias: target,
+                known,
+            },
+        ))
+    }
+
+    /// Build one flow's typed settings from its connector map.
+    fn flow(
+        &mut self,
+        s: &str,
+        t: &str,
+        map: &Map,
+        target_props: &Map,
+        java_only: &mut Vec<KeyRef>,
+    ) -> Result<Flow, ConfigError> {
+        let r = Resolver { loader: self, map };
+        let enabled = r.bool("enabled", false)?;
+        let topics = r.filter("topics", None, ".*")?;
+        let topics_exclude = r.filter(
+            "topics.exclude",
+            Some("topics.blacklist"),
+            DEFAULT_TOPICS_EXCLUDE,
+        )?;
+        let groups = r.filter("groups", None, ".*")?;
+        let groups_exclude = r.filter(
+            "groups.exclude",
+            Some("groups.blacklist"),
+            DEFAULT_GROUPS_EXCLUDE,
+        )?;
+        let config_properties_exclude = r.filter(
+            "config.properties.exclude",
+            Some("config.properties.blacklist"),
+            DEFAULT_CONFIG_PROPERTIES_EXCLUDE,
+        )?;
+
+        let kind = match map.get("replication.policy.class") {
+            None => PolicyKind::Default,
+            Some(src) => PolicyKind::from_class_name(src.value.trim())
+                .ok_or_else(|| r.err(src, Problem::UnknownPolicy(src.value.trim().to_string())))?,
+        };
+        let separator = map.get("replication.policy.separator");
+        if let Some(src) = separator.filter(|s| s.value.is_empty()) {
+            return Err(r.err(src, Problem::EmptySeparator));
+        }
+        let internal_sep = r.bool("replication.policy.internal.topic.separator.enabled", true)?;
+        let policy = ReplicationPolicy::new(
+            kind,
+            separator.map(|s| s.value.as_str()),
+            internal_sep,
+            Some(s),
+        );
+        let policy_settings = PolicySettings {
+            kind,
+            separator: policy.separator().to_string(),
+            separator_explicit: separator.is_some(),
+            internal_topic_separator_enabled: internal_sep,
+        };
+
+        let location = r.side("offset-syncs.topic.location", Side::Source)?;
+        let use_defaults_from = r.side("use.defaults.from", Side::Target)?;
+        let intervals = Intervals {
+            refresh_topics: r.interval("refresh.topics", true, 600)?,
+            sync_topic_configs: r.interval("sync.topic.configs", true, 600)?,
+            sync_topic_acls: r.interval("sync.topic.acls", true, 600)?,
+            refresh_groups: r.interval("refresh.groups", true, 600)?,
+            emit_checkpoints: r.interval("emit.checkpoints", true, 60)?,
+            sync_group_offsets: r.interval("sync.group.offsets", false, 60)?,
+            emit_heartbeats: r.interval("emit.heartbeats", true, 1)?,
+        };
+        let tasks_max = r.number("tasks.max", 1, 1, "a positive whole number")?;
+        let tasks_max = u32::try_from(tasks_max).unwrap_or(u32::MAX);
+        let worker = Resolver {
+            loader: r.loader,
+            map: target_props,
+        };
+        let offset_flush_ms = worker.number(
+            "offset.flush.interval.ms",
+            60_000,
+            0,
+            "a number of milliseconds",
+        )?;
+
+        let internal_topics = InternalTopics {
+            offset_syncs: match location {
+                Side::Source => InternalTopic {
+                    name: policy.offset_syncs_topic(t),
+                    cluster: s.to_string(),
+                },
+                Side::Target => InternalTopic {
+                    name: policy.offset_syncs_topic(s),
+                    cluster: t.to_string(),
+                },
+            },
+            checkpoints: InternalTopic {
+                name: policy.checkpoints_topic(s),
+                cluster: t.to_string(),
+            },
+            heartbeats: InternalTopic {
+                name: HEARTBEATS_TOPIC.to_string(),
+                cluster: t.to_string(),
+            },
+        };
+
+        let replication_factor = r.factor("replication.factor", 2)?;
+        let offset_syncs_topic_replication_factor =
+            r.factor("offset-syncs.topic.replication.factor", 3)?;
+        let checkpoints_topic_replication_factor =
+            r.factor("checkpoints.topic.replication.factor", 3)?;
+        let heartbeats_topic_replication_factor =
+            r.factor("heartbeats.topic.replication.factor", 3)?;
+        let offset_lag_max = r.number("offset.lag.max", 100, i64::MIN, "a whole number")?;
+        let emit_offset_syncs = r.bool("emit.offset-syncs.enabled", true)?;
+        let heartbeats_replication = r.bool("heartbeats.replication.enabled", true)?;
+        let poll_ms = r.number(
+            "consumer.poll.timeout.ms",
+            1000,
+            0,
+            "a number of milliseconds",
+        )?;
+        let admin_ms = r.number(
+            "admin.timeout.ms",
+            60_000,
+            1,
+            "a positive number of milliseconds",
+        )?;
+        let clients = self.clients(s, t, map, target_props, location, java_only)?;
+
+        let flow = Flow {
+            source: s.to_string(),
+            target: t.to_string(),
+            enabled,
+            topics,
+            topics_exclude,
+            groups,
+            groups_exclude,
+            policy,
+            policy_settings,
+            replication_factor,
+            offset_syncs_topic_location: location,
+            offset_syncs_topic_replication_factor,
+            checkpoints_topic_replication_factor,
+            heartbeats_topic_replication_factor,
+            offset_lag_max,
+            intervals,
+            emit_offset_syncs,
+            heartbeats_replication,
+            config_properties_exclude,
+            use_defaults_from,
+            tasks_max,
+            offset_flush_interval: Duration::from_millis(offset_flush_ms.unsigned_abs()),
+            consumer_poll_timeout: Duration::from_millis(poll_ms.unsigned_abs()),
+            admin_timeout: Duration::from_millis(admin_ms.unsigned_abs()),
+            internal_topics,
+            clients,
+        };
+        Ok(flow)
+    }
+
+    /// The six clients of a flow, from the layers MM2 builds them from (MM2-SPEC §1.4).
+    fn clients(
+        &mut self,
+        s: &str,
+        t: &str,
+        map: &Map,
+        target_props: &Map,
+        location: Side,
+        java_only: &mut Vec<KeyRef>,
+    ) -> Result<Clients, ConfigError> {
+        let consumer = |side: &str| {
+            merge(&[
+                client_keys(map, &format!("{side}.cluster.")),
+                layer(map, "consumer.", &["poll.timeout.ms"]),
+                layer(map, &format!("{side}.consumer."), &[]),
+            ])
+        };
+        let admin = |side: &str| {
+            merge(&[
+                client_keys(map, &format!("{side}.cluster.")),
+                layer(map, "admin.", &[]),
+                layer(map, &format!("{side}.admin."), &[]),
+            ])
+        };
+        let producer = |side: &str| {
+            merge(&[
+                client_keys(map, &format!("{side}.cluster.")),
+                layer(map, "producer.", &[]),
+                layer(map, &format!("{side}.producer."), &[]),
+            ])
+        };
+        let target_producer = merge(&[
+            client_keys(target_props, ""),
+            layer(target_props, "producer.", &[]),
+            layer(map, "producer.override.", &[]),
+        ]);
+        let (sync_side, sync_alias) = match location {
+            Side::Source => ("source", s),
+            Side::Target => ("target", t),
+        };
+
+        let mut source_consumer = self.endpoint(s, &consumer("source"), java_only)?;
+        // MM2 forces manual commits on the replication consumer and starts from the beginning.
+        source_consumer
+            .props
+            .insert("enable.auto.commit".into(), "false".into());
+        source_consumer
+            .props
+            .entry("auto.offset.reset".into())
+            .or_insert_with(|| "earliest".into());
+        Ok(Clients {
+            source_consumer,
+            source_admin: self.endpoint(s, &admin("source"), java_only)?,
+            offset_syncs_producer: self.endpoint(sync_alias, &producer(sync_side), java_only)?,
+            target_producer: self.endpoint(t, &target_producer, java_only)?,
+            target_admin: self.endpoint(t, &admin("target"), java_only)?,
+            target_consumer: self.endpoint(t, &consumer("target"), java_only)?,
+        })
+    }
+
+    fn endpoint(
+        &mut self,
+        alias: &str,
+        java: &Map,
+        java_only: &mut Vec<KeyRef>,
+    ) -> Result<Endpoint, ConfigError> {
+        let mapped =
+            to_librdkafka(java).map_err(|MapError { at, problem }| self.invalid(&at, problem))?;
+        java_only.extend(mapped.dropped);
+        for (at, instead) in mapped.superseded {
+            self.warnings.push(Warning::about_key(
+                format!("{at} is ignored because `{instead}` is also set for the same client"),
+                at,
+            ));
+        }
+        Ok(Endpoint {
+            alias: alias.to_string(),
+            props: mapped.props,
+        })
+    }
+
+    /// Warnings about the flows as a whole: quirks reproduced and settings MM2 would refuse.
+    fn flow_warnings(
+        &mut self,
+        split: &Split,
+        aliases: &[String],
+        flows: &[Flow],
+        entries: &[Sourced],
+    ) {
+        if let Some(src) = split.global.get("enabled") {
+            if src.value.trim().eq_ignore_ascii_case("true") && !flows.is_empty() {
+                self.warnings.push(Warning::about_key(
+                    format!(
+                        "global {} enables every flow between the clusters ({} flows), as MirrorMaker 2 does; \
+                         set `<source>-><target>.enabled` per flow if that is not what you want",
+                        src.at,
+                        flows.iter().filter(|f| f.enabled).count()
+                    ),
+                    src.at.clone(),
+                ));
+            }
+        }
+        if aliases.len() == 1 {
+            self.warnings.push(Warning::general(
+                "`clusters` lists only one cluster, so there are no flows".to_string(),
+            ));
+        } else if !flows.iter().any(|f| f.enabled) {
+            self.warnings.push(Warning::general(format!(
+                "no flow is enabled, so nothing is replicated; enable one with e.g. `{}->{}.enabled = true`",
+                aliases[0], aliases[1]
+            )));
+        }
+        for flow in flows.iter().filter(|f| f.enabled) {
+            let fk = split.flows.get(&(flow.source.clone(), flow.target.clone()));
+            let explicit = |k: &str| fk.and_then(|m| m.get(k)).or_else(|| split.global.get(k));
+            for key in ["emit.checkpoints.enabled", "emit.offset-syncs.enabled"] {
+                if let Some(src) =
+                    explicit(key).filter(|s| s.value.trim().eq_ignore_ascii_case("false"))
+                {
+                    self.warnings.push(Warning::about_key(
+                        format!(
+                            "{} switches off what checkpoints need for the enabled flow {}: MirrorMaker 2 \
+                             refuses to configure its checkpoint connector then, and strait emits no checkpoints for it",
+                            src.at,
+                            flow.name()
+                        ),
+                        src.at.clone(),
+                    ));
+                }
+            }
+        }
+        let interpolated: Vec<KeyRef> = entries
+            .iter()
+            .filter(|s| s.value.contains("${"))
+            .map(|s| s.at.clone())
+            .collect();
+        if !interpolated.is_empty() {
+            self.warnings.push(Warning::about_keys(
+                "strait does not resolve config providers (`${provider:path:key}`); these values are used as written",
+                interpolated,
+            ));
+        }
+    }
+}
+
+/// Typed reads from one map, with errors naming the key and line the value came from.
+struct Resolver<'l, 'a> {
+    loader: &'l Loader<'a>,
+    map: &'l Map,
+}
+
+impl Resolver<'_, '_> {
+    fn err(&self, src: &Sourced, problem: Problem) -> ConfigError {
+        self.loader.invalid(&src.at, problem)
+    }
+
+    fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        let Some(src) = self.map.get(key) else {
+            return Ok(default);
+        };
+        match src.value.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(self.err(src, Problem::NotABoolean(src.value.clone()))),
+        }
+    }
+
+    fn number(
+        &self,
+        key: &str,
+        default: i64,
+        min: i64,
+        expected: &'static str,
+    ) -> Result<i64, ConfigError> {
+        let Some(src) = self.map.get(key) else {
+            return Ok(default);
+        };
+        match src.value.trim().parse::<i64>() {
+            Ok(n) if n >= min => Ok(n),
+            _ => Err(self.err(
+                src,
+                Problem::NotANumber {
+                    value: src.value.clone(),
+                    expected,
+                },
+            )),
+        }
+    }
+
+    /// A replication factor: a positive number, or -1 for the broker's default.
+    fn factor(&self, key: &str, default: i16) -> Result<i16, ConfigError> {
+        let Some(src) = self.map.get(key) else {
+            return Ok(default);
+        };
+        match src.value.trim().parse::<i16>() {
+            Ok(n) if n >= 1 || n == -1 => Ok(n),
+            _ => Err(self.err(
+                src,
+                Problem::NotANumber {
+                    value: src.value.clone(),
+                    expected:
+                        "a replication factor (a positive number, or -1 for the broker default)",
+                },
+            )),
+        }
+    }
+
+    /// `<feature>.enabled` and `<feature>.interval.seconds`: None when switched off.
+    fn interval(
+        &self,
+        feature: &str,
+        default_enabled: bool,
+        default_secs: i64,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let enabled = self.bool(&format!("{feature}.enabled"), default_enabled)?;
+        let key = format!("{feature}.interval.seconds");
+        let secs = self.number(&key, default_secs, i64::MIN, "a whole number of seconds")?;
+        if secs == 0 {
+            if let Some(src) = self.map.get(&key) {
+                return Err(self.err(
+                    src,
+                    Problem::NotANumber {
+                        value: src.value.clone(),
+                        expected: "a positive number of seconds (or negative to switch it off)",
+                    },
+                ));
+            }
+        }
+        Ok((enabled && secs > 0).then(|| Duration::from_secs(secs.unsigned_abs())))
+    }
+
+    fn side(&self, key: &str, default: Side) -> Result<Side, ConfigError> {
+        let Some(src) = self.map.get(key) else {
+            return Ok(default);
+        };
+        match src.value.trim().to_ascii_lowercase().as_str() {
+            "source" => Ok(Side::Source),
+            "target" => Ok(Side::Target),
+            _ => Err(self.err(src, Problem::NotSourceOrTarget(src.value.clone()))),
+        }
+    }
+
+    /// A name filter; `old` is the Kafka 3.x name read when `key` is absent.
+    fn filter(
+        &self,
+        key: &str,
+        old: Option<&str>,
+        default: &str,
+    ) -> Result<NameFilter, ConfigError> {
+        let src = self
+            .map
+            .get(key)
+            .or_else(|| old.and_then(|o| self.map.get(o)));
+        match src {
+            Some(src) => NameFilter::from_list(&src.value).map_err(|e| {
+                self.err(
+                    src,
+                    Problem::InvalidRegex {
+                        pattern: e.pattern,
+                        reason: one_line(&e.reason),
+                    },
+                )
+            }),
+            None => Ok(NameFilter::from_list(default).expect("built-in default filters compile")),
+        }
+    }
+}
+
+/// `clusterProps(X)`: X's own keys, its client keys copied to `producer.`/`consumer.`/`admin.`,
+/// then the global client keys where X sets none (MM2-SPEC §1.4).
+fn cluster_props(own: &Map, global: &Map) -> Map {
+    let mut m = own.clone();
+    for (k, v) in own.iter().filter(|(k, _)| keys::is_client_key(k)) {
+        for role in ["producer", "consumer", "admin"] {
+            m.entry(format!("{role}.{k}")).or_insert_with(|| v.clone());
+        }
+    }
+    for (k, v) in global.iter().filter(|(k, _)| keys::is_client_key(k)) {
+        for role in ["producer", "consumer", "admin"] {
+            m.entry(format!("{role}.{k}")).or_insert_with(|| v.clone());
+        }
+        m.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    m
+}
+
+/// The connector config MM2 builds for flow S->T (MM2-SPEC §1.3), as one flat map.
+fn connector_map(global: &Map, source: &Map, target: &Map, flow: &Map) -> Map {
+    let mut m = Map::new();
+    for (k, v) in global {
+        if keys::is_connector_property(k) || k.starts_with("replication.policy") {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    for (side, props) in [("source", source), ("target", target)] {
+        for (k, v) in props {
+            let is_client = ["consumer.", "producer.", "admin."]
+                .iter()
+                .any(|p| k.starts_with(p));
+            let key = if is_client {
+                format!("{side}.{k}")
+            } else {
+                format!("{side}.cluster.{k}")
+            };
+            m.insert(key, v.clone());
+        }
+    }
+    for (k, v) in flow {
+        m.insert(k.clone(), v.clone());
+    }
+    m
+}
+
+/// Client keys under `prefix`, prefix stripped.
+fn client_keys(map: &Map, prefix: &str) -> Map {
+    map.iter()
+        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|rest| (rest, v)))
+        .filter(|(rest, _)| keys::is_client_key(rest))
+        .map(|(rest, v)| (rest.to_string(), v.clone()))
+        .collect()
+}
+
+/// Every key under `prefix`, prefix stripped, except Connect's `override.*` and `skip`.
+fn layer(map: &Map, prefix: &str, skip: &[&str]) -> Map {
+    map.iter()
+        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|rest| (rest, v)))
+        .filter(|(rest, _)| {
+            !rest.is_empty() && !rest.starts_with("override.") && !skip.contains(rest)
+        })
+        .map(|(rest, v)| (rest.to_string(), v.clone()))
+        .collect()
+}
+
+/// Later layers override earlier ones.
+fn merge(layers: &[Map]) -> Map {
+    let mut m = Map::new();
+    for l in layers {
+        for (k, v) in l {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    m
+}
+
+/// `<alias>.<rest>` for the longest alias that prefixes `key`.
+fn split_cluster<'k>(key: &'k str, aliases: &[String]) -> Option<(&'k str, &'k str)> {
+    aliases
+        .iter()
+        .filter(|a| {
+            key.len() > a.len() + 1
+                && key.starts_with(a.as_str())
+                && key.as_bytes()[a.len()] == b'.'
+        })
+        .max_by_key(|a| a.len())
+        .map(|a| (&key[..a.len()], &key[a.len() + 1..]))
+}
+
+fn mm2_reason(why: Mm2Ignores) -> &'static str {
+    match why {
+        Mm2Ignores::GlobalClientKey => {
+            "MirrorMaker 2 ignores client settings at top level, and so does strait; \
+             set them per cluster (`<alias>.consumer.*`, `<alias>.producer.*`, `<alias>.admin.*`) or per flow"
+        }
+        Mm2Ignores::GlobalUseDefaultsFrom => {
+            "MirrorMaker 2 ignores a top-level `use.defaults.from`, and so does strait; set it per flow \
+             (`<source>-><target>.use.defaults.from`)"
+        }
+        Mm2Ignores::GlobalOffsetFlush => {
+            "MirrorMaker 2 reads `offset.flush.interval.ms` per target cluster only, and so does strait; \
+             set `<alias>.offset.flush.interval.ms`"
+        }
+        Mm2Ignores::ConnectorPropertyOnCluster => {
+            "MirrorMaker 2 ignores connector settings under a cluster alias, and so does strait; \
+             set them at top level or per flow (`<source>-><target>.<setting>`)"
+        }
+    }
+}
+
+/// The key as written on `line` of `text`, for errors on lines the parser could not read.
+fn key_on_line(text: &str, line: usize) -> String {
+    let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
+    let raw = normalized
+        .lines()
+        .nth(line.saturating_sub(1))
+        .unwrap_or("")
+        .trim_start();
+    raw.split(|c: char| c == '=' || c == ':' || c.is_whitespace())
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Warnings in first-seen order, each once (a global key is seen once per flow).
+fn dedup(warnings: Vec<Warning>) -> Vec<Warning> {
+    let mut seen = BTreeSet::new();
+    warnings
+        .into_iter()
+        .filter(|w| seen.insert(w.message.clone()))
+        .collect()
+}

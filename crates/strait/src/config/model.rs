@@ -1,0 +1,236 @@
+//! The typed configuration: what an MM2 file means once MM2's precedence rules and defaults are
+//! applied. Everything the replication engine needs for one flow is on [`Flow`], already
+//! resolved, so no other module re-reads properties.
+
+use std::time::Duration;
+
+use crate::kafka::Endpoint;
+use crate::policy::{PolicyKind, ReplicationPolicy};
+
+use super::error::{KeyRef, Warning};
+use super::filter::NameFilter;
+
+/// A value from the file with the key and line it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sourced {
+    pub value: String,
+    pub at: KeyRef,
+}
+
+/// A whole MM2 dedicated-mode configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from, as given (for messages).
+    pub file: String,
+    /// In the order of `clusters`.
+    pub clusters: Vec<Cluster>,
+    /// Every ordered pair S->T (S != T) of `clusters`, enabled or not, in `clusters` order.
+    pub flows: Vec<Flow>,
+    /// Everything strait accepted but the user should know (ignored keys, reproduced quirks).
+    pub warnings: Vec<Warning>,
+}
+
+impl Config {
+    pub fn cluster(&self, alias: &str) -> Option<&Cluster> {
+        self.clusters.iter().find(|c| c.alias == alias)
+    }
+
+    pub fn flow(&self, source: &str, target: &str) -> Option<&Flow> {
+        self.flows
+            .iter()
+            .find(|f| f.source == source && f.target == target)
+    }
+
+    /// Flows with `enabled = true` (the ones that replicate records and checkpoints).
+    pub fn enabled_flows(&self) -> impl Iterator<Item = &Flow> {
+        self.flows.iter().filter(|f| f.enabled)
+    }
+}
+
+/// One cluster of `clusters`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    pub alias: String,
+    /// `<alias>.bootstrap.servers` (or the global `bootstrap.servers`).
+    pub bootstrap_servers: String,
+}
+
+/// Which end of a flow something lives on or comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "source",
+            Self::Target => "target",
+        }
+    }
+}
+
+/// The replication policy settings as configured (the `policy` itself is on [`Flow`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicySettings {
+    pub kind: PolicyKind,
+    /// `replication.policy.separator`, `.` unless set.
+    pub separator: String,
+    /// Whether the separator was set explicitly (only then does it reach internal topic names).
+    pub separator_explicit: bool,
+    /// `replication.policy.internal.topic.separator.enabled` (default true).
+    pub internal_topic_separator_enabled: bool,
+}
+
+/// How often each periodic job runs; `None` means switched off (`<feature>.enabled = false` or a
+/// negative interval, as in MM2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Intervals {
+    /// `refresh.topics.*` (600 s): discover new topics and partitions.
+    pub refresh_topics: Option<Duration>,
+    /// `sync.topic.configs.*` (600 s).
+    pub sync_topic_configs: Option<Duration>,
+    /// `sync.topic.acls.*` (600 s).
+    pub sync_topic_acls: Option<Duration>,
+    /// `refresh.groups.*` (600 s).
+    pub refresh_groups: Option<Duration>,
+    /// `emit.checkpoints.*` (60 s).
+    pub emit_checkpoints: Option<Duration>,
+    /// `sync.group.offsets.*` (off by default; 60 s when enabled).
+    pub sync_group_offsets: Option<Duration>,
+    /// `emit.heartbeats.*` (1 s).
+    pub emit_heartbeats: Option<Duration>,
+}
+
+/// An internal topic and the cluster it lives on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InternalTopic {
+    pub name: String,
+    pub cluster: String,
+}
+
+/// MM2's internal topics for one flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InternalTopics {
+    /// `mm2-offset-syncs.<T>.internal` on S (or `mm2-offset-syncs.<S>.internal` on T when
+    /// `offset-syncs.topic.location = target`).
+    pub offset_syncs: InternalTopic,
+    /// `<S>.checkpoints.internal` on T.
+    pub checkpoints: InternalTopic,
+    /// `heartbeats` on T.
+    pub heartbeats: InternalTopic,
+}
+
+/// Ready librdkafka client settings for every client of a flow (MM2-SPEC §1.4).
+#[derive(Clone, Debug)]
+pub struct Clients {
+    /// Reads the records to replicate (`enable.auto.commit=false` forced,
+    /// `auto.offset.reset=earliest` unless set).
+    pub source_consumer: Endpoint,
+    pub source_admin: Endpoint,
+    /// Writes offset syncs: a producer on the cluster where the offset-syncs topic lives (the
+    /// source by default, MM2's `offset-syncs-source-producer`).
+    pub offset_syncs_producer: Endpoint,
+    /// Writes replicated records: `T.producer.*` overridden by `S->T.producer.override.*`.
+    pub target_producer: Endpoint,
+    pub target_admin: Endpoint,
+    pub target_consumer: Endpoint,
+}
+
+impl Clients {
+    /// Each client with its role name, for display.
+    pub fn roles(&self) -> [(&'static str, &Endpoint); 6] {
+        [
+            ("source_consumer", &self.source_consumer),
+            ("source_admin", &self.source_admin),
+            ("offset_syncs_producer", &self.offset_syncs_producer),
+            ("target_producer", &self.target_producer),
+            ("target_admin", &self.target_admin),
+            ("target_consumer", &self.target_consumer),
+        ]
+    }
+}
+
+/// One replication flow S->T with every setting resolved.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    pub source: String,
+    pub target: String,
+    /// `S->T.enabled` (MM2 forces false unless set; a global `enabled = true` enables every flow,
+    /// a quirk strait reproduces and warns about).
+    pub enabled: bool,
+    pub topics: NameFilter,
+    pub topics_exclude: NameFilter,
+    pub groups: NameFilter,
+    pub groups_exclude: NameFilter,
+    /// The flow's policy, with Identity's source alias set to `source`.
+    pub policy: ReplicationPolicy,
+    pub policy_settings: PolicySettings,
+    /// Replication factor of newly created remote topics (-1: broker default).
+    pub replication_factor: i16,
+    pub offset_syncs_topic_location: Side,
+    pub offset_syncs_topic_replication_factor: i16,
+    pub checkpoints_topic_replication_factor: i16,
+    pub heartbeats_topic_replication_factor: i16,
+    /// `offset.lag.max`: how far downstream offsets may drift before a new offset sync.
+    pub offset_lag_max: i64,
+    pub intervals: Intervals,
+    /// `emit.offset-syncs.enabled` (default true).
+    pub emit_offset_syncs: bool,
+    /// `heartbeats.replication.enabled` (default true): replicate heartbeats topics even when the
+    /// topic filter rejects them.
+    pub heartbeats_replication: bool,
+    /// Topic config properties never copied to remote topics.
+    pub config_properties_exclude: NameFilter,
+    /// `use.defaults.from` (default target): whose defaults a default-valued source config means.
+    pub use_defaults_from: Side,
+    /// `tasks.max` (default 1). strait scales through the consumer group, so this only bounds
+    /// how many partitions' work one process runs concurrently.
+    pub tasks_max: u32,
+    /// `T.offset.flush.interval.ms` (default 60 s): also promotes delayed offset syncs.
+    pub offset_flush_interval: Duration,
+    /// `consumer.poll.timeout.ms` (default 1 s).
+    pub consumer_poll_timeout: Duration,
+    /// `admin.timeout.ms` (default 60 s).
+    pub admin_timeout: Duration,
+    pub internal_topics: InternalTopics,
+    pub clients: Clients,
+}
+
+impl Flow {
+    /// `S->T`, as in the file.
+    pub fn name(&self) -> String {
+        format!("{}->{}", self.source, self.target)
+    }
+
+    /// MM2 runs a herder for a pair when the flow is enabled or heartbeats are emitted for it.
+    pub fn runs(&self) -> bool {
+        self.enabled || self.intervals.emit_heartbeats.is_some()
+    }
+
+    /// Whether `topic` on the source passes this flow's topic filter (include and not exclude).
+    pub fn topic_filter_matches(&self, topic: &str) -> bool {
+        self.topics.matches(topic) && !self.topics_exclude.matches(topic)
+    }
+
+    /// MM2's `shouldReplicateTopic`: filter (or a heartbeats topic when heartbeats replication is
+    /// on), and never an internal topic or one that would go back where it came from.
+    pub fn should_replicate_topic(&self, topic: &str) -> bool {
+        let wanted = self.topic_filter_matches(topic)
+            || (self.heartbeats_replication && self.policy.is_heartbeats_topic(topic));
+        wanted
+            && !self.policy.is_internal_topic(topic)
+            && !self.policy.is_cycle(topic, &self.target)
+    }
+
+    /// Whether `group` on the source passes this flow's group filter.
+    pub fn should_replicate_group(&self, group: &str) -> bool {
+        self.groups.matches(group) && !self.groups_exclude.matches(group)
+    }
+
+    /// Whether topic config property `name` may be copied to remote topics.
+    pub fn should_replicate_config_property(&self, name: &str) -> bool {
+        !self.config_properties_exclude.matches(name)
+    }
+}

@@ -1,0 +1,356 @@
+//! `strait check` as a user runs it: every config mistake is one line on stderr naming the file,
+//! the line and the key, with exit code 2 and no panic; the shipped examples are valid; `--json`
+//! has the documented fields. No cluster is contacted, so no sandbox is needed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn strait(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(args)
+        .output()
+        .expect("run strait")
+}
+
+fn temp_config(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new()
+        .suffix(".properties")
+        .tempfile()
+        .expect("temp file");
+    f.write_all(text.as_bytes()).expect("write");
+    f
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// Run `check` on `text` and assert a one-line error naming file, line and key, exit 2.
+fn assert_config_error(text: &str, line: Option<usize>, key: &str, also: &str) {
+    let file = temp_config(text);
+    let path = file.path().to_str().unwrap().to_string();
+    let out = strait(&["check", &path]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{key}: {err}");
+    assert!(out.stdout.is_empty(), "nothing on stdout for a bad file");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains(&path), "names the file: {err}");
+    if let Some(line) = line {
+        assert!(
+            err.contains(&format!("line {line}")),
+            "names line {line}: {err}"
+        );
+    }
+    assert!(err.contains(&format!("`{key}`")), "names key {key}: {err}");
+    assert!(err.contains(also), "mentions {also}: {err}");
+}
+
+const BASE: &str = "\
+# two regions
+clusters = us-east, us-west
+us-east.bootstrap.servers = 127.0.0.1:19092
+us-west.bootstrap.servers = 127.0.0.1:19093
+";
+
+#[test]
+fn missing_clusters() {
+    assert_config_error(
+        "us-east.bootstrap.servers = h:1\n",
+        None,
+        "clusters",
+        "missing",
+    );
+}
+
+#[test]
+fn flow_naming_an_unknown_alias() {
+    assert_config_error(
+        &format!("{BASE}us-east->eu.enabled = true\n"),
+        Some(5),
+        "us-east->eu.enabled",
+        "`eu`",
+    );
+}
+
+#[test]
+fn cluster_without_bootstrap_servers() {
+    assert_config_error(
+        "clusters = us-east, eu\nus-east.bootstrap.servers = h:1\n",
+        Some(1),
+        "clusters",
+        "eu.bootstrap.servers",
+    );
+}
+
+#[test]
+fn malformed_line() {
+    assert_config_error(
+        &format!("{BASE}us-east.sasl.username = \\u00zz\n"),
+        Some(5),
+        "us-east.sasl.username",
+        "malformed",
+    );
+}
+
+#[test]
+fn invalid_regex() {
+    assert_config_error(
+        &format!("{BASE}\nus-east->us-west.topics = orders, pay(ments\n"),
+        Some(6),
+        "us-east->us-west.topics",
+        "pay(ments",
+    );
+}
+
+#[test]
+fn non_numeric_interval_and_factor() {
+    assert_config_error(
+        &format!("{BASE}emit.checkpoints.interval.seconds = 1m\n"),
+        Some(5),
+        "emit.checkpoints.interval.seconds",
+        "1m",
+    );
+    assert_config_error(
+        &format!("{BASE}us-east->us-west.replication.factor = three\n"),
+        Some(5),
+        "us-east->us-west.replication.factor",
+        "three",
+    );
+}
+
+#[test]
+fn flow_from_a_cluster_to_itself() {
+    assert_config_error(
+        &format!("{BASE}us-east->us-east.enabled = true\n"),
+        Some(5),
+        "us-east->us-east.enabled",
+        "itself",
+    );
+}
+
+#[test]
+fn unknown_replication_policy() {
+    assert_config_error(
+        &format!("{BASE}replication.policy.class = com.example.PrefixlessPolicy\n"),
+        Some(5),
+        "replication.policy.class",
+        "PrefixlessPolicy",
+    );
+}
+
+#[test]
+fn offset_syncs_location_not_source_or_target() {
+    assert_config_error(
+        &format!("{BASE}offset-syncs.topic.location = both\n"),
+        Some(5),
+        "offset-syncs.topic.location",
+        "`source` or `target`",
+    );
+}
+
+#[test]
+fn jks_keystore_asks_for_pem_and_hides_passwords() {
+    let text = format!(
+        "{BASE}us-east.ssl.keystore.location = /etc/kafka/client.jks\nus-east.ssl.keystore.password = hunter2\n"
+    );
+    assert_config_error(
+        &text,
+        Some(5),
+        "us-east.ssl.keystore.location",
+        "ssl.key.location",
+    );
+    let file = temp_config(&text);
+    let out = strait(&["check", file.path().to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
+}
+
+#[test]
+fn missing_and_unreadable_files_are_one_sentence() {
+    let out = strait(&["check", "/nonexistent/mm2.properties"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/nonexistent/mm2.properties") && err.contains("no such file"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = strait(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn examples_are_valid() {
+    for name in ["active-passive", "active-active", "three-region"] {
+        let path = examples().join(format!("{name}.properties"));
+        let out = strait(&["check", path.to_str().unwrap()]);
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("enabled"), "{name}: {stdout}");
+        assert!(
+            stdout.contains("no warnings"),
+            "{name} has warnings: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn json_has_the_documented_fields() {
+    let path = examples().join("active-passive.properties");
+    let out = strait(&["check", path.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(doc["valid"], true);
+    assert!(doc["config"]
+        .as_str()
+        .unwrap()
+        .ends_with("active-passive.properties"));
+    assert_eq!(doc["clusters"][0]["alias"], "us-east");
+    assert_eq!(doc["clusters"][0]["bootstrap_servers"], "127.0.0.1:19092");
+    assert_eq!(doc["warnings"].as_array().unwrap().len(), 0);
+    let flows = doc["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 2);
+    let f = flows
+        .iter()
+        .find(|f| f["name"] == "us-east->us-west")
+        .unwrap();
+    assert_eq!(f["source"], "us-east");
+    assert_eq!(f["target"], "us-west");
+    assert_eq!(f["enabled"], true);
+    assert_eq!(f["runs"], true);
+    assert_eq!(f["topics"]["include"][0], ".*");
+    assert!(f["topics"]["exclude"].is_array());
+    assert_eq!(f["groups"]["include"][0], ".*");
+    assert!(f["groups"]["exclude"].is_array());
+    assert_eq!(
+        f["policy"]["class"],
+        "org.apache.kafka.connect.mirror.DefaultReplicationPolicy"
+    );
+    assert_eq!(f["policy"]["separator"], ".");
+    assert_eq!(f["policy"]["internal_topic_separator_enabled"], true);
+    assert_eq!(f["policy"]["example_remote_topic"], "us-east.orders");
+    assert_eq!(f["replication_factor"], 1);
+    assert_eq!(f["offset_syncs_topic_location"], "source");
+    for k in ["offset_syncs", "checkpoints", "heartbeats"] {
+        assert_eq!(f["internal_topic_replication_factors"][k], 1, "{k}");
+        assert!(f["internal_topics"][k]["name"].is_string(), "{k}");
+        assert!(f["internal_topics"][k]["cluster"].is_string(), "{k}");
+    }
+    assert_eq!(
+        f["internal_topics"]["offset_syncs"]["name"],
+        "mm2-offset-syncs.us-west.internal"
+    );
+    assert_eq!(f["internal_topics"]["offset_syncs"]["cluster"], "us-east");
+    assert_eq!(
+        f["internal_topics"]["checkpoints"]["name"],
+        "us-east.checkpoints.internal"
+    );
+    assert_eq!(f["offset_lag_max"], 100);
+    let iv = &f["intervals_seconds"];
+    assert_eq!(iv["refresh_topics"], 600);
+    assert_eq!(iv["sync_topic_configs"], 600);
+    assert_eq!(iv["sync_topic_acls"], 600);
+    assert_eq!(iv["refresh_groups"], 600);
+    assert_eq!(iv["emit_checkpoints"], 10);
+    assert_eq!(iv["sync_group_offsets"], 10);
+    assert_eq!(iv["emit_heartbeats"], 1);
+    assert_eq!(f["emit_offset_syncs"], true);
+    assert_eq!(f["heartbeats_replication"], true);
+    assert!(f["config_properties_exclude"].is_array());
+    assert_eq!(f["use_defaults_from"], "target");
+    assert_eq!(f["tasks_max"], 1);
+    assert_eq!(f["offset_flush_interval_ms"], 60000);
+    assert_eq!(f["consumer_poll_timeout_ms"], 1000);
+    assert_eq!(f["admin_timeout_ms"], 60000);
+    for role in [
+        "source_consumer",
+        "source_admin",
+        "offset_syncs_producer",
+        "target_producer",
+        "target_admin",
+        "target_consumer",
+    ] {
+        let c = &f["clients"][role];
+        assert!(c["cluster"].is_string(), "{role}");
+        assert!(c["properties"]["bootstrap.servers"].is_string(), "{role}");
+    }
+    assert_eq!(
+        f["clients"]["target_producer"]["properties"]["compression.type"],
+        "zstd"
+    );
+    let disabled = flows
+        .iter()
+        .find(|f| f["name"] == "us-west->us-east")
+        .unwrap();
+    assert_eq!(disabled["enabled"], false);
+    assert_eq!(
+        disabled["intervals_seconds"]["sync_group_offsets"],
+        Value::Null
+    );
+}
+
+#[test]
+fn json_redacts_secrets_and_lists_warnings() {
+    let file = temp_config(&format!(
+        "{BASE}us-east.security.protocol = SASL_SSL\nus-east.sasl.mechanism = PLAIN\n\
+         us-east.sasl.jaas.config = org.apache.kafka.common.security.plain.PlainLoginModule required username=\"mm2\" password=\"hunter2\";\n\
+         key.converter = org.apache.kafka.connect.converters.ByteArrayConverter\n\
+         us-east->us-west.enabled = true\nus-east.consumer.max.poll.records = 5\n"
+    ));
+    for json in [false, true] {
+        let mut args = vec!["check", file.path().to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        let out = strait(&args);
+        assert_eq!(out.status.code(), Some(0));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(!stdout.contains("hunter2"), "{stdout}");
+        assert!(stdout.contains("[redacted]"), "{stdout}");
+        if json {
+            let doc: Value = serde_json::from_str(&stdout).unwrap();
+            let warnings = doc["warnings"].as_array().unwrap();
+            assert!(warnings.len() >= 2, "{warnings:?}");
+            let keys: Vec<&str> = warnings
+                .iter()
+                .flat_map(|w| w["keys"].as_array().unwrap())
+                .map(|k| k["key"].as_str().unwrap())
+                .collect();
+            assert!(keys.contains(&"key.converter"), "{keys:?}");
+            assert!(
+                keys.contains(&"us-east.consumer.max.poll.records"),
+                "{keys:?}"
+            );
+            let f = doc["flows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["name"] == "us-east->us-west")
+                .unwrap();
+            assert_eq!(
+                f["clients"]["source_consumer"]["properties"]["sasl.username"],
+                "mm2"
+            );
+            assert_eq!(
+                f["clients"]["source_consumer"]["properties"]["sasl.password"],
+                "[redacted]"
+            );
+            assert_eq!(
+                f["clients"]["source_consumer"]["properties"]["sasl.mechanisms"],
+                "PLAIN"
+            );
+        }
+    }
+}
