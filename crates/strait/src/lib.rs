@@ -5,3 +5,5 @@
 pub mod config;
 pub mod kafka;
 pub mod policy;
+pub mod replicate;
+pub mod wire;

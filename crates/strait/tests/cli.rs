@@ -218,7 +218,7 @@ fn busy_port_is_one_line_naming_the_port_and_a_nonzero_exit() {
 
 #[test]
 fn commands_of_later_issues_exit_2_not_implemented() {
-    for args in [vec!["run", "x.properties"], vec!["demo"]] {
+    for args in [vec!["status", "x.properties"], vec!["demo"]] {
         let out = strait().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8(out.stderr).unwrap();

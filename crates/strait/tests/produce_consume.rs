@@ -84,3 +84,18 @@ async fn ten_thousand_records_keep_key_value_headers_timestamp_and_partition() {
         }
     }
 }
+
+/// The sandbox's storage is patched (third_party/tansu-storage): ListOffsets(latest) must count
+/// every record of a multi-record batch, or every lag figure strait computes would be wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn end_offsets_count_every_record_of_multi_record_batches() {
+    let cluster = Cluster::start("east").await.unwrap();
+    create_topic(&cluster, "t", 1).await;
+    produce_seq(&cluster, "t", 1, 1000).await; // batched by the producer
+    let a = admin(&cluster);
+    assert_eq!(a.watermarks("t", 0).await.unwrap(), (0, 1000));
+    for _ in 0..3 {
+        produce_seq(&cluster, "t", 1, 1).await;
+    }
+    assert_eq!(admin(&cluster).watermarks("t", 0).await.unwrap(), (0, 1003));
+}

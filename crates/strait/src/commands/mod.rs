@@ -1,6 +1,7 @@
 //! Each command's implementation, called by `main` with parsed arguments.
 
 mod check;
+mod run;
 mod sandbox;
 
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ pub struct UsageError(pub String);
 pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Sandbox(args) => sandbox::run(args).await,
-        Command::Run(_) => not_yet("run"),
+        Command::Run(args) => run::run(args).await,
         Command::Check(args) => check::run(args),
         Command::Status(_) => not_yet("status"),
         Command::Translate(_) => not_yet("translate"),

@@ -126,3 +126,87 @@ pub async fn time_metadata(admin: &Admin) -> Duration {
     admin.topics(None).await.expect("metadata");
     t.elapsed()
 }
+
+/// An active-passive flow `source -> target` with MM2's defaults, short intervals for tests.
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("STRAIT_LOG").unwrap_or_else(|_| "warn".into()),
+        ))
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn flow_spec(
+    source: &Cluster,
+    target: &Cluster,
+    topics: &'static [&'static str],
+) -> strait::replicate::FlowSpec {
+    use std::sync::Arc;
+    use strait::policy::ReplicationPolicy;
+    use strait::replicate::{FlowSpec, OffsetSyncTarget};
+    init_logs();
+    let policy = ReplicationPolicy::default_policy().for_source(source.name());
+    FlowSpec {
+        source: match std::env::var("STRAIT_RDKAFKA_DEBUG") {
+            Ok(d) => endpoint(source).with("debug", d).with("log_level", "7"),
+            Err(_) => endpoint(source),
+        },
+        target: match std::env::var("STRAIT_RDKAFKA_DEBUG") {
+            Ok(d) => endpoint(target).with("debug", d).with("log_level", "7"),
+            Err(_) => endpoint(target),
+        },
+        offset_syncs: Some(OffsetSyncTarget {
+            cluster: endpoint(source),
+            topic: policy.offset_syncs_topic(target.name()),
+            replication_factor: 3,
+        }),
+        source_admin: endpoint(source),
+        target_admin: endpoint(target),
+        policy,
+        topic_filter: Arc::new(move |t: &str| topics.is_empty() || topics.contains(&t)),
+        config_exclude: Arc::new(|k: &str| k == "min.insync.replicas"),
+        heartbeats_replication: true,
+        replication_factor: 2,
+        refresh_topics: Some(Duration::from_secs(2)),
+        offset_lag_max: 100,
+        offset_flush_interval: Duration::from_secs(2),
+        commit_interval: Duration::from_millis(500),
+        admin_timeout: Duration::from_secs(5),
+    }
+}
+
+/// Produce `n` records to `topic` round-robin over `partitions`, value = "<topic>:<seq>", with a
+/// header and a timestamp; waits for every acknowledgement.
+pub async fn produce_seq(c: &Cluster, topic: &str, partitions: i32, n: usize) {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+    let p = producer(c);
+    let mut pending = FuturesUnordered::new();
+    for i in 0..n {
+        let value = format!("{topic}:{i}");
+        let key = format!("k{}", i % 101);
+        let rec = FutureRecord::to(topic)
+            .key(&key)
+            .payload(&value)
+            .partition((i % partitions as usize) as i32)
+            .timestamp(1_700_000_000_000 + i as i64)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: "seq",
+                value: Some(i.to_string().as_bytes()),
+            }));
+        pending.push(p.send_result(rec).map_err(|(e, _)| e).expect("enqueue"));
+        if pending.len() >= 5000 {
+            while let Some(r) = pending.next().await {
+                r.unwrap().expect("delivered");
+                if pending.len() < 1000 {
+                    break;
+                }
+            }
+        }
+    }
+    while let Some(r) = pending.next().await {
+        r.unwrap().expect("delivered");
+    }
+}

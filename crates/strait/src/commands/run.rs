@@ -1,0 +1,100 @@
+//! `strait run CONFIG`: replicate every enabled flow (or those whose target is in `--clusters`)
+//! until Ctrl-C or SIGTERM, then stop fetching, flush, commit and exit 0.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use tracing::{error, info, warn};
+
+use crate::cli::RunArgs;
+use crate::commands::UsageError;
+use strait::config::Config;
+use strait::replicate::{self, FlowSpec};
+
+/// How long a graceful stop may take before strait exits anyway (in-flight records are then
+/// copied again on the next start: nothing is lost, a few are duplicated).
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
+    for w in &config.warnings {
+        warn!("{}", w.message);
+    }
+    let file = args.config.display().to_string();
+    for c in &args.clusters {
+        if config.cluster(c).is_none() {
+            let known: Vec<&str> = config.clusters.iter().map(|c| c.alias.as_str()).collect();
+            return Err(UsageError(format!(
+                "--clusters names {c:?}, which is not a cluster in {file} (clusters are {})",
+                known.join(", ")
+            ))
+            .into());
+        }
+    }
+    let flows: Vec<FlowSpec> = config
+        .enabled_flows()
+        .filter(|f| args.clusters.is_empty() || args.clusters.contains(&f.target))
+        .map(FlowSpec::from_config)
+        .collect();
+    if flows.is_empty() {
+        return Err(UsageError(if args.clusters.is_empty() {
+            format!("{file} enables no replication flow; add a line such as `A->B.enabled = true`")
+        } else {
+            format!(
+                "{file} enables no replication flow into {}",
+                args.clusters.join(", ")
+            )
+        })
+        .into());
+    }
+    if args.http.is_some() {
+        warn!("--http is not served yet (metrics and the dashboard come with the monitoring work)");
+    }
+
+    let running: Vec<_> = flows.into_iter().map(replicate::start).collect();
+    info!(
+        flows = running.len(),
+        "strait running; Ctrl-C or SIGTERM stops it"
+    );
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    let failed = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break None,
+            _ = term.recv() => break None,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if let Some(i) = running.iter().position(|f| f.is_finished()) {
+                    break Some(i);
+                }
+            }
+        }
+    };
+    info!("stopping: flushing in-flight records and committing");
+    for f in &running {
+        f.stop();
+    }
+    let mut first_error = None;
+    let joined = tokio::time::timeout(STOP_GRACE, async {
+        for f in running {
+            let name = f.name.clone();
+            if let Err(e) = f.join().await {
+                error!(flow = %name, error = %e, "flow failed");
+                first_error.get_or_insert(e);
+            }
+        }
+    })
+    .await;
+    if joined.is_err() {
+        warn!(
+            "flows did not stop within {}s; exiting anyway (unacknowledged records are copied again on the next start)",
+            STOP_GRACE.as_secs()
+        );
+    }
+    match (failed, first_error) {
+        (_, Some(e)) => Err(e.into()),
+        (Some(_), None) => Ok(ExitCode::from(1)),
+        (None, None) => Ok(ExitCode::SUCCESS),
+    }
+}

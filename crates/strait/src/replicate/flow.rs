@@ -1,0 +1,595 @@
+//! One flow `S->T` running: discover topics, keep remote topics in shape, copy records, commit
+//! source offsets only once the target has them, and write offset syncs.
+//!
+//! The copy loop runs on its own thread with librdkafka's blocking clients (the fastest path: no
+//! per-record future), the topic refresh on tokio. Scale-out is Kafka's own group protocol: every
+//! process running the same flow joins the group `strait.S->T` on the source and gets a share of
+//! the partitions.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, Producer, ProducerContext, ThreadedProducer,
+};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+use super::offset_syncs::OffsetSyncWriter;
+use super::progress::{Progress, Tp};
+use super::topics::{names, TopicSync};
+use super::FlowError;
+use crate::kafka::{Admin, ClientError, Endpoint, TopicInfo, TopicSpec};
+use crate::policy::ReplicationPolicy;
+
+pub type NameMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Where offset syncs go: a cluster (source by default, as MM2) and topic.
+#[derive(Clone, Debug)]
+pub struct OffsetSyncTarget {
+    pub cluster: Endpoint,
+    pub topic: String,
+    pub replication_factor: i32,
+}
+
+/// Everything one flow needs, independent of how it was configured.
+#[derive(Clone)]
+pub struct FlowSpec {
+    /// Source cluster, consumer properties (the replication consumer).
+    pub source: Endpoint,
+    /// Source cluster, admin properties (topic discovery).
+    pub source_admin: Endpoint,
+    /// Target cluster, producer properties (replicated records).
+    pub target: Endpoint,
+    /// Target cluster, admin properties (remote topic creation).
+    pub target_admin: Endpoint,
+    /// The policy, already bound to the source alias.
+    pub policy: ReplicationPolicy,
+    pub topic_filter: NameMatcher,
+    pub config_exclude: NameMatcher,
+    pub heartbeats_replication: bool,
+    pub replication_factor: i32,
+    pub refresh_topics: Option<Duration>,
+    pub offset_lag_max: i64,
+    pub offset_syncs: Option<OffsetSyncTarget>,
+    /// How often delayed offset syncs are promoted (MM2: `offset.flush.interval.ms`).
+    pub offset_flush_interval: Duration,
+    /// How often replicated source offsets are committed.
+    pub commit_interval: Duration,
+    pub admin_timeout: Duration,
+}
+
+impl FlowSpec {
+    /// The data path's view of a configured flow. Source offsets are committed every second:
+    /// that bounds what a restart copies again (MM2 keeps its position only every 60 s).
+    pub fn from_config(flow: &crate::config::Flow) -> Self {
+        let f = Arc::new(flow.clone());
+        let (f1, f2) = (f.clone(), f.clone());
+        Self {
+            source: flow.clients.source_consumer.clone(),
+            source_admin: flow.clients.source_admin.clone(),
+            target: flow.clients.target_producer.clone(),
+            target_admin: flow.clients.target_admin.clone(),
+            policy: flow.policy.clone(),
+            topic_filter: Arc::new(move |t: &str| f1.topic_filter_matches(t)),
+            config_exclude: Arc::new(move |k: &str| !f2.should_replicate_config_property(k)),
+            heartbeats_replication: flow.heartbeats_replication,
+            replication_factor: i32::from(flow.replication_factor),
+            refresh_topics: flow.intervals.refresh_topics,
+            offset_lag_max: flow.offset_lag_max,
+            offset_syncs: flow.emit_offset_syncs.then(|| OffsetSyncTarget {
+                cluster: flow.clients.offset_syncs_producer.clone(),
+                topic: flow.internal_topics.offset_syncs.name.clone(),
+                replication_factor: i32::from(flow.offset_syncs_topic_replication_factor),
+            }),
+            offset_flush_interval: flow.offset_flush_interval,
+            commit_interval: Duration::from_secs(1),
+            admin_timeout: flow.admin_timeout,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        format!("{}->{}", self.source.alias, self.target.alias)
+    }
+
+    /// The replicator's consumer group on the source. Never checkpointed or synced.
+    pub fn group_id(&self) -> String {
+        format!("strait.{}", self.name())
+    }
+}
+
+/// Counters a running flow exposes.
+#[derive(Debug, Default)]
+pub struct FlowStats {
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+    pub offset_syncs: AtomicU64,
+}
+
+/// State shared by the copy loop, the producer's delivery callbacks and the rebalance callbacks.
+struct Shared {
+    flow: String,
+    progress: Mutex<Progress>,
+    syncs: Mutex<OffsetSyncWriter>,
+    failure: Mutex<Option<String>>,
+    stats: Arc<FlowStats>,
+    producer: OnceLock<ThreadedProducer<DeliveryContext>>,
+    /// Where offset syncs go (producer and topic), when they are on.
+    sync_producer: Option<(ThreadedProducer<DefaultProducerContext>, String)>,
+}
+
+impl Shared {
+    /// Hand every pending offset sync to the sync producer. Called after each acknowledged record,
+    /// as MM2 does after each `commitRecord`, so a due sync is never superseded before it is sent.
+    fn send_syncs(&self) {
+        let Some((p, topic)) = &self.sync_producer else {
+            return;
+        };
+        let pending = self.syncs.lock().unwrap().take_pending(usize::MAX);
+        for s in pending {
+            let (k, v) = (s.key(), s.value());
+            match p.send(BaseRecord::to(topic).partition(0).key(&k).payload(&v)) {
+                Ok(()) => {
+                    self.stats.offset_syncs.fetch_add(1, Ordering::Relaxed);
+                }
+                // As MM2: a sync that cannot be sent is dropped; the next one supersedes it.
+                Err((e, _)) => debug!(flow = %self.flow, error = %e, "offset sync not sent"),
+            }
+        }
+    }
+}
+
+struct Delivery {
+    tp: Tp,
+    offset: i64,
+    bytes: u64,
+}
+
+struct DeliveryContext {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<Delivery>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, d: Box<Delivery>) {
+        match result {
+            Ok(m) => {
+                self.shared.progress.lock().unwrap().acked(&d.tp, d.offset);
+                self.shared
+                    .syncs
+                    .lock()
+                    .unwrap()
+                    .record(&d.tp.0, d.tp.1, d.offset, m.offset());
+                self.shared.send_syncs();
+                self.shared.stats.records.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .stats
+                    .bytes
+                    .fetch_add(d.bytes, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                // Delivery is retried for as long as librdkafka allows (no message timeout), so an
+                // error here is permanent. The record stays unacknowledged, its offset is never
+                // committed, and the flow stops: a restart replicates it again.
+                let msg = format!(
+                    "record {}-{} offset {} could not be written to the target: {e}",
+                    d.tp.0, d.tp.1, d.offset
+                );
+                error!(flow = %self.shared.flow, "{msg}");
+                self.shared.failure.lock().unwrap().get_or_insert(msg);
+            }
+        }
+    }
+}
+
+struct RebalanceContext {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            // Before another process takes these partitions, finish what is in flight and commit
+            // it, so it starts where this one really stopped (duplicates only for what could not
+            // be delivered in time).
+            if let Some(p) = self.shared.producer.get() {
+                if let Err(e) = p.flush(Duration::from_secs(30)) {
+                    warn!(flow = %self.shared.flow, error = %e, "in-flight records not all acknowledged before giving up partitions; the next owner will copy them again");
+                }
+            }
+            commit(consumer, &self.shared, CommitMode::Sync);
+            let mut progress = self.shared.progress.lock().unwrap();
+            let mut syncs = self.shared.syncs.lock().unwrap();
+            for e in tpl.elements() {
+                progress.forget(&(Arc::from(e.topic()), e.partition()));
+                syncs.forget(e.topic(), e.partition());
+            }
+            info!(flow = %self.shared.flow, partitions = tpl.count(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            info!(flow = %self.shared.flow, partitions = tpl.count(), "partitions assigned");
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {
+                let mut progress = self.shared.progress.lock().unwrap();
+                for e in offsets.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        progress.committed(&(Arc::from(e.topic()), e.partition()), o);
+                    }
+                }
+            }
+            Err(e) => {
+                debug!(flow = %self.shared.flow, error = %e, "offset commit failed; retried at the next interval")
+            }
+        }
+    }
+}
+
+/// Commit what is safe to commit.
+fn commit(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, mode: CommitMode) {
+    let to_commit = shared.progress.lock().unwrap().to_commit();
+    if to_commit.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, p), o) in &to_commit {
+        let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(*o));
+    }
+    if let Err(e) = consumer.commit(&tpl, mode) {
+        debug!(flow = %shared.flow, error = %e, "offset commit failed; retried at the next interval");
+    } else if matches!(mode, CommitMode::Sync) {
+        let mut progress = shared.progress.lock().unwrap();
+        for (tp, o) in &to_commit {
+            progress.committed(tp, *o);
+        }
+    }
+}
+
+/// A running flow. Stop it with [`RunningFlow::stop`] and wait with [`RunningFlow::join`].
+pub struct RunningFlow {
+    pub name: String,
+    pub stats: Arc<FlowStats>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), FlowError>>,
+}
+
+impl RunningFlow {
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    pub async fn join(self) -> Result<(), FlowError> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(FlowError::Fatal {
+                flow: self.name,
+                reason: format!("flow task ended abnormally: {e}"),
+            }),
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// Start `spec` on the current tokio runtime.
+pub fn start(spec: FlowSpec) -> RunningFlow {
+    let (tx, rx) = watch::channel(false);
+    let stats = Arc::new(FlowStats::default());
+    let name = spec.name();
+    let task = tokio::spawn(run(spec, rx, stats.clone()));
+    RunningFlow {
+        name,
+        stats,
+        stop: tx,
+        task,
+    }
+}
+
+/// Retry `f` with exponential backoff (capped) until it succeeds or the flow is stopped.
+async fn retrying<T, F, Fut>(
+    flow: &str,
+    what: &str,
+    stop: &mut watch::Receiver<bool>,
+    mut f: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match f().await {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                warn!(flow, error = %e, "{what} failed; retrying in {:.1}s", backoff.as_secs_f64());
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return None;
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn run(
+    spec: FlowSpec,
+    mut stop: watch::Receiver<bool>,
+    stats: Arc<FlowStats>,
+) -> Result<(), FlowError> {
+    let flow = spec.name();
+    let source_admin = Admin::new(&spec.source_admin, spec.admin_timeout)?;
+    let target_admin = Admin::new(&spec.target_admin, spec.admin_timeout)?;
+    info!(flow = %flow, source = spec.source.bootstrap_servers(), target = spec.target.bootstrap_servers(), "flow starting");
+
+    if let Some(os) = &spec.offset_syncs {
+        let admin = Admin::new(&os.cluster, spec.admin_timeout)?;
+        let created = retrying(
+            &flow,
+            "creating the offset-syncs topic",
+            &mut stop,
+            || async {
+                let brokers = admin.broker_count().await?;
+                let rf =
+                    super::topics::effective_replication_factor(os.replication_factor, brokers);
+                admin
+                    .create_topics(&[
+                        TopicSpec::new(&os.topic, 1, rf).config("cleanup.policy", "compact")
+                    ])
+                    .await
+            },
+        )
+        .await;
+        if created.is_none() {
+            return Ok(());
+        }
+    }
+
+    let sync = TopicSync {
+        source_alias: &spec.source.alias,
+        target_alias: &spec.target.alias,
+        policy: &spec.policy,
+        filter: spec.topic_filter.as_ref(),
+        heartbeats_replication: spec.heartbeats_replication,
+        replication_factor: spec.replication_factor,
+        config_exclude: spec.config_exclude.as_ref(),
+    };
+    let Some(mut topics) = retrying(&flow, "topic discovery", &mut stop, || {
+        sync.ensure_remote_topics(&source_admin, &target_admin)
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    info!(flow = %flow, topics = ?names(&topics), "replicating");
+
+    let (topics_tx, topics_rx) = std::sync::mpsc::channel::<Vec<TopicInfo>>();
+    topics_tx.send(topics.clone()).ok();
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let copy = {
+        let spec = spec.clone();
+        let stop_flag = stop_flag.clone();
+        let stats = stats.clone();
+        tokio::task::spawn_blocking(move || copy_loop(&spec, topics_rx, &stop_flag, stats))
+    };
+    tokio::pin!(copy);
+
+    let refresh = spec.refresh_topics.unwrap_or(Duration::MAX);
+    let mut next_refresh =
+        tokio::time::Instant::now() + refresh.min(Duration::from_secs(86400 * 365));
+    let result = loop {
+        tokio::select! {
+            r = &mut copy => break r.unwrap_or_else(|e| Err(FlowError::Fatal { flow: flow.clone(), reason: format!("copy loop panicked: {e}") })),
+            _ = stop.changed() => {
+                if *stop.borrow() {
+                    stop_flag.store(true, Ordering::SeqCst);
+                }
+            }
+            _ = tokio::time::sleep_until(next_refresh) => {
+                next_refresh = tokio::time::Instant::now() + refresh;
+                match sync.ensure_remote_topics(&source_admin, &target_admin).await {
+                    Ok(now) if names(&now) != names(&topics) || now != topics => {
+                        info!(flow = %flow, topics = ?names(&now), "topic set changed");
+                        topics = now;
+                        topics_tx.send(topics.clone()).ok();
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(flow = %flow, error = %e, "topic refresh failed; retried at the next interval"),
+                }
+            }
+        }
+    };
+    info!(flow = %flow, records = stats.records.load(Ordering::Relaxed), "flow stopped");
+    result
+}
+
+/// The copy loop: poll the source, produce to the target, commit what the target acknowledged.
+fn copy_loop(
+    spec: &FlowSpec,
+    topics_rx: std::sync::mpsc::Receiver<Vec<TopicInfo>>,
+    stop: &AtomicBool,
+    stats: Arc<FlowStats>,
+) -> Result<(), FlowError> {
+    let flow = spec.name();
+    let fatal = |reason: String| FlowError::Fatal {
+        flow: flow.clone(),
+        reason,
+    };
+    let sync_producer = match &spec.offset_syncs {
+        Some(os) => Some((
+            os.cluster
+                .producer_config()
+                .create::<ThreadedProducer<DefaultProducerContext>>()
+                .map_err(|e| {
+                    ClientError::from_kafka(&os.cluster, "create the offset-syncs producer", e)
+                })?,
+            os.topic.clone(),
+        )),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        flow: flow.clone(),
+        progress: Mutex::new(Progress::default()),
+        syncs: Mutex::new(OffsetSyncWriter::new(spec.offset_lag_max)),
+        failure: Mutex::new(None),
+        stats,
+        producer: OnceLock::new(),
+        sync_producer,
+    });
+
+    let mut pcfg = spec.target.producer_config();
+    // Never give up on a record: a target that is down for a while is waited for, not skipped.
+    pcfg.set("message.timeout.ms", "2147483647");
+    let producer: ThreadedProducer<DeliveryContext> = pcfg
+        .create_with_context(DeliveryContext {
+            shared: shared.clone(),
+        })
+        .map_err(|e| ClientError::from_kafka(&spec.target, "create the replication producer", e))?;
+    let _ = shared.producer.set(producer);
+    let producer = shared.producer.get().expect("just set");
+
+    let consumer: BaseConsumer<RebalanceContext> = spec
+        .source
+        .consumer_config(&spec.group_id())
+        .create_with_context(RebalanceContext {
+            shared: shared.clone(),
+        })
+        .map_err(|e| ClientError::from_kafka(&spec.source, "create the replication consumer", e))?;
+
+    let mut remote_names: HashMap<String, (Tp, String)> = HashMap::new();
+    let mut last_commit = Instant::now();
+    let mut last_promote = Instant::now();
+    let mut last_poll_error: Option<Instant> = None;
+    loop {
+        if let Some(reason) = shared.failure.lock().unwrap().clone() {
+            return Err(fatal(reason));
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        if let Some(topics) = topics_rx.try_iter().last() {
+            let list: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+            if list.is_empty() {
+                consumer.unsubscribe();
+            } else {
+                consumer
+                    .subscribe(&list)
+                    .map_err(|e| fatal(format!("cannot subscribe to {list:?}: {e}")))?;
+            }
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let topic = m.topic();
+                let (tp_topic, remote) = match remote_names.get(topic) {
+                    Some((tp, r)) => (tp.0.clone(), r.as_str()),
+                    None => {
+                        let r = spec.policy.format_remote_topic(&spec.source.alias, topic);
+                        remote_names.insert(topic.to_string(), ((Arc::from(topic), 0), r));
+                        let (tp, r) = &remote_names[topic];
+                        (tp.0.clone(), r.as_str())
+                    }
+                };
+                let tp: Tp = (tp_topic, m.partition());
+                let bytes = (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64;
+                let mut rec = BaseRecord::with_opaque_to(
+                    remote,
+                    Box::new(Delivery {
+                        tp: tp.clone(),
+                        offset: m.offset(),
+                        bytes,
+                    }),
+                )
+                .partition(m.partition());
+                if let Some(k) = m.key() {
+                    rec = rec.key(k);
+                }
+                if let Some(v) = m.payload() {
+                    rec = rec.payload(v);
+                }
+                if let Some(ts) = m.timestamp().to_millis().filter(|t| *t >= 0) {
+                    rec = rec.timestamp(ts);
+                }
+                if let Some(h) = m.headers() {
+                    rec = rec.headers(rdkafka::message::BorrowedHeaders::detach(h));
+                }
+                shared.progress.lock().unwrap().sent(&tp, m.offset());
+                loop {
+                    match producer.send(rec) {
+                        Ok(()) => break,
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                            // The target is slow or away: wait for room, keep the record.
+                            rec = r;
+                            std::thread::sleep(Duration::from_millis(5));
+                            if let Some(reason) = shared.failure.lock().unwrap().clone() {
+                                return Err(fatal(reason));
+                            }
+                        }
+                        Err((e, _)) => {
+                            return Err(fatal(format!(
+                                "cannot hand record {}-{}@{} to the producer: {e}",
+                                tp.0,
+                                tp.1,
+                                m.offset()
+                            )))
+                        }
+                    }
+                }
+            }
+            // Transient source trouble: librdkafka reconnects by itself. Say it, not too often.
+            Some(Err(e))
+                if last_poll_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) =>
+            {
+                warn!(flow = %flow, source = spec.source.bootstrap_servers(), error = %e, "source consumer error; retrying");
+                last_poll_error = Some(Instant::now());
+            }
+            Some(Err(_)) => {}
+            None => {}
+        }
+        if last_commit.elapsed() >= spec.commit_interval {
+            commit(&consumer, &shared, CommitMode::Async);
+            last_commit = Instant::now();
+            shared.send_syncs();
+        }
+        if last_promote.elapsed() >= spec.offset_flush_interval {
+            shared.syncs.lock().unwrap().promote_delayed();
+            last_promote = Instant::now();
+        }
+    }
+
+    // Graceful stop: everything handed to the producer is delivered, committed and synced.
+    if let Err(e) = producer.flush(Duration::from_secs(8)) {
+        warn!(flow = %flow, error = %e, in_flight = shared.progress.lock().unwrap().in_flight(), "not every record was acknowledged before stopping; they will be copied again on restart");
+    }
+    commit(&consumer, &shared, CommitMode::Sync);
+    shared.syncs.lock().unwrap().promote_delayed();
+    shared.send_syncs();
+    if let Some((p, _)) = &shared.sync_producer {
+        let _ = p.flush(Duration::from_secs(2));
+    }
+    if let Some(reason) = shared.failure.lock().unwrap().clone() {
+        return Err(fatal(reason));
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! When to emit offset syncs (MM2-SPEC §4.2, MM2's `OffsetSyncWriter`): pure decisions, no I/O.
+//!
+//! Fed with every acknowledged (upstream, downstream) offset pair in delivery order; yields the
+//! syncs to send now, and on `flush` the delayed ones (KAFKA-15906), so that idle partitions end
+//! with an exact last sync.
+
+use std::collections::BTreeMap;
+
+use crate::wire::OffsetSync;
+
+/// Key of an upstream partition.
+pub type TopicPartition = (String, i32);
+
+#[derive(Clone, Copy, Debug)]
+struct PartitionState {
+    prev_upstream: i64,
+    prev_downstream: i64,
+    last_sync_downstream: i64,
+}
+
+impl Default for PartitionState {
+    fn default() -> Self {
+        Self {
+            prev_upstream: -1,
+            prev_downstream: -1,
+            last_sync_downstream: -1,
+        }
+    }
+}
+
+/// The writer's state for one flow.
+#[derive(Debug)]
+pub struct OffsetSyncWriter {
+    offset_lag_max: i64,
+    state: BTreeMap<TopicPartition, PartitionState>,
+    /// Due now; only the newest per partition.
+    pending: BTreeMap<TopicPartition, OffsetSync>,
+    /// Not due; only the newest per partition, promoted on flush.
+    delayed: BTreeMap<TopicPartition, OffsetSync>,
+}
+
+impl OffsetSyncWriter {
+    pub fn new(offset_lag_max: i64) -> Self {
+        Self {
+            offset_lag_max,
+            state: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            delayed: BTreeMap::new(),
+        }
+    }
+
+    /// Record that upstream offset `u` of `topic`/`partition` was written downstream at `d`.
+    pub fn record(&mut self, topic: &str, partition: i32, u: i64, d: i64) {
+        let tp = (topic.to_string(), partition);
+        let st = self.state.entry(tp.clone()).or_default();
+        let due = st.last_sync_downstream == -1
+            || d - (st.last_sync_downstream + 1) >= self.offset_lag_max
+            || u - st.prev_upstream != 1
+            || d < st.prev_downstream;
+        let sync = OffsetSync {
+            topic: topic.to_string(),
+            partition,
+            upstream_offset: u,
+            downstream_offset: d,
+        };
+        if due {
+            st.last_sync_downstream = d;
+            self.delayed.remove(&tp);
+            self.pending.insert(tp, sync);
+        } else {
+            self.delayed.insert(tp, sync);
+        }
+        st.prev_upstream = u;
+        st.prev_downstream = d;
+    }
+
+    /// Move every delayed sync to pending (MM2 does this on each offset flush).
+    pub fn promote_delayed(&mut self) {
+        let delayed = std::mem::take(&mut self.delayed);
+        for (tp, s) in delayed {
+            self.pending.insert(tp, s);
+        }
+    }
+
+    /// Take up to `max` pending syncs to send.
+    pub fn take_pending(&mut self, max: usize) -> Vec<OffsetSync> {
+        let keys: Vec<TopicPartition> = self.pending.keys().take(max).cloned().collect();
+        keys.into_iter()
+            .filter_map(|k| self.pending.remove(&k))
+            .collect()
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Forget a partition (it was revoked): a new owner starts its own history, as an MM2 task does.
+    pub fn forget(&mut self, topic: &str, partition: i32) {
+        let tp = (topic.to_string(), partition);
+        self.state.remove(&tp);
+        self.pending.remove(&tp);
+        self.delayed.remove(&tp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pairs(w: &mut OffsetSyncWriter) -> Vec<(i64, i64)> {
+        w.take_pending(usize::MAX)
+            .into_iter()
+            .map(|s| (s.upstream_offset, s.downstream_offset))
+            .collect()
+    }
+
+    #[test]
+    fn first_record_is_synced_then_every_offset_lag_max() {
+        let mut w = OffsetSyncWriter::new(100);
+        w.record("t", 0, 0, 0);
+        assert_eq!(pairs(&mut w), vec![(0, 0)]);
+        for i in 1..100 {
+            w.record("t", 0, i, i);
+        }
+        assert!(!w.has_pending(), "d - (0+1) < 100 for d < 101");
+        w.record("t", 0, 100, 100);
+        assert!(!w.has_pending());
+        w.record("t", 0, 101, 101);
+        assert_eq!(pairs(&mut w), vec![(101, 101)]);
+    }
+
+    #[test]
+    fn upstream_gap_and_downstream_rewind_force_a_sync() {
+        let mut w = OffsetSyncWriter::new(100);
+        w.record("t", 0, 10, 0);
+        pairs(&mut w);
+        w.record("t", 0, 11, 1);
+        assert!(!w.has_pending());
+        w.record("t", 0, 15, 2); // compaction gap upstream
+        assert_eq!(pairs(&mut w), vec![(15, 2)]);
+        w.record("t", 0, 16, 0); // downstream went back (topic recreated)
+        assert_eq!(pairs(&mut w), vec![(16, 0)]);
+    }
+
+    #[test]
+    fn delayed_syncs_are_promoted_on_flush_and_superseded() {
+        let mut w = OffsetSyncWriter::new(100);
+        w.record("t", 0, 0, 0);
+        pairs(&mut w);
+        w.record("t", 0, 1, 1);
+        w.record("t", 0, 2, 2);
+        assert!(!w.has_pending());
+        w.promote_delayed();
+        assert_eq!(pairs(&mut w), vec![(2, 2)], "only the newest delayed sync");
+        w.promote_delayed();
+        assert!(!w.has_pending());
+    }
+
+    #[test]
+    fn partitions_are_independent() {
+        let mut w = OffsetSyncWriter::new(10);
+        w.record("a", 0, 0, 0);
+        w.record("a", 1, 0, 0);
+        w.record("b", 0, 5, 7);
+        assert_eq!(w.take_pending(2).len(), 2);
+        assert_eq!(w.take_pending(10).len(), 1);
+    }
+
+    proptest! {
+        /// With contiguous offsets, the gap between consecutive syncs never exceeds
+        /// offset.lag.max + 1 and, after a flush, the last record is always synced exactly.
+        #[test]
+        fn syncs_bounded_by_lag_max(lag in 1i64..50, n in 1i64..500, shift in 0i64..1000) {
+            let mut w = OffsetSyncWriter::new(lag);
+            let mut synced = Vec::new();
+            for i in 0..n {
+                w.record("t", 0, i + shift, i);
+                synced.extend(pairs(&mut w));
+            }
+            w.promote_delayed();
+            synced.extend(pairs(&mut w));
+            prop_assert_eq!(synced.first().copied(), Some((shift, 0)));
+            prop_assert_eq!(synced.last().copied(), Some((n - 1 + shift, n - 1)));
+            for win in synced.windows(2) {
+                prop_assert!(win[1].1 - win[0].1 <= lag + 1);
+                prop_assert_eq!(win[1].0 - win[0].0, win[1].1 - win[0].1);
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Which source offsets may be committed: a record's offset counts only once the target has
+//! acknowledged it and every earlier record of its partition. Pure bookkeeping, no I/O.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+pub type Tp = (Arc<str>, i32);
+
+#[derive(Debug, Default)]
+struct Part {
+    /// Sent, not yet acknowledged.
+    in_flight: BTreeSet<i64>,
+    /// One past the highest offset sent.
+    next: Option<i64>,
+    /// The offset last committed (the next to read), if any.
+    committed: Option<i64>,
+}
+
+impl Part {
+    /// The offset to commit: the oldest record still in flight, or one past the last sent.
+    fn safe(&self) -> Option<i64> {
+        self.in_flight.first().copied().or(self.next)
+    }
+}
+
+/// Replication progress of the partitions this process owns.
+#[derive(Debug, Default)]
+pub struct Progress {
+    parts: HashMap<Tp, Part>,
+}
+
+impl Progress {
+    pub fn sent(&mut self, tp: &Tp, offset: i64) {
+        let p = self.parts.entry(tp.clone()).or_default();
+        p.in_flight.insert(offset);
+        p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
+    }
+
+    pub fn acked(&mut self, tp: &Tp, offset: i64) {
+        if let Some(p) = self.parts.get_mut(tp) {
+            p.in_flight.remove(&offset);
+        }
+    }
+
+    /// Offsets that advanced since the last commit: (partition, offset to commit).
+    pub fn to_commit(&self) -> Vec<(Tp, i64)> {
+        self.parts
+            .iter()
+            .filter_map(|(tp, p)| {
+                let safe = p.safe()?;
+                (p.committed != Some(safe)).then(|| (tp.clone(), safe))
+            })
+            .collect()
+    }
+
+    pub fn committed(&mut self, tp: &Tp, offset: i64) {
+        if let Some(p) = self.parts.get_mut(tp) {
+            p.committed = Some(offset);
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.parts.values().map(|p| p.in_flight.len()).sum()
+    }
+
+    /// Drop a partition that this process no longer owns.
+    pub fn forget(&mut self, tp: &Tp) {
+        self.parts.remove(tp);
+    }
+
+    pub fn partitions(&self) -> Vec<Tp> {
+        self.parts.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn tp(p: i32) -> Tp {
+        (Arc::from("t"), p)
+    }
+
+    #[test]
+    fn commits_only_up_to_the_oldest_unacknowledged_record() {
+        let mut pr = Progress::default();
+        for o in 10..15 {
+            pr.sent(&tp(0), o);
+        }
+        assert_eq!(pr.to_commit(), vec![(tp(0), 10)]);
+        pr.acked(&tp(0), 11);
+        pr.acked(&tp(0), 12);
+        assert_eq!(pr.to_commit(), vec![(tp(0), 10)], "10 is still in flight");
+        pr.acked(&tp(0), 10);
+        assert_eq!(pr.to_commit(), vec![(tp(0), 13)]);
+        pr.committed(&tp(0), 13);
+        assert!(pr.to_commit().is_empty());
+        pr.acked(&tp(0), 13);
+        pr.acked(&tp(0), 14);
+        assert_eq!(pr.to_commit(), vec![(tp(0), 15)]);
+        assert_eq!(pr.in_flight(), 0);
+    }
+
+    proptest! {
+        /// Whatever order acknowledgements arrive in, the committable offset never passes a
+        /// record that is not acknowledged, and reaches the end once all are.
+        #[test]
+        fn never_commits_past_an_unacked_record(n in 1usize..200, order in proptest::collection::vec(any::<u64>(), 200)) {
+            let mut pr = Progress::default();
+            for o in 0..n as i64 { pr.sent(&tp(1), o); }
+            let mut idx: Vec<usize> = (0..n).collect();
+            idx.sort_by_key(|i| order[*i]);
+            let mut acked = vec![false; n];
+            for i in idx {
+                pr.acked(&tp(1), i as i64);
+                acked[i] = true;
+                if let Some((_, c)) = pr.to_commit().first() {
+                    prop_assert!(acked[..*c as usize].iter().all(|a| *a));
+                }
+            }
+            prop_assert_eq!(pr.to_commit(), vec![(tp(1), n as i64)]);
+        }
+    }
+}
