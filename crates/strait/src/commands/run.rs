@@ -18,9 +18,6 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
-    for w in &config.warnings {
-        warn!("{}", w.message);
-    }
     let file = args.config.display().to_string();
     for c in &args.clusters {
         if config.cluster(c).is_none() {
@@ -47,6 +44,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             )
         })
         .into());
+    }
+    for w in &config.warnings {
+        warn!("{}", w.message);
     }
     if args.http.is_some() {
         warn!("--http is not served yet (metrics and the dashboard come with the monitoring work)");
