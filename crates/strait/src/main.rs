@@ -21,7 +21,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::dispatch(cli.command)) {
+    let outcome = runtime.block_on(commands::dispatch(cli.command));
+    // Commands bound their own shutdown; do not let a blocking client call that is still waiting
+    // on an unreachable cluster keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("strait: {}", commands::one_sentence(&e));

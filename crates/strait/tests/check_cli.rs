@@ -259,10 +259,10 @@ fn json_has_the_documented_fields() {
     );
     assert_eq!(f["offset_lag_max"], 100);
     let iv = &f["intervals_seconds"];
-    assert_eq!(iv["refresh_topics"], 600);
+    assert_eq!(iv["refresh_topics"], 10, "the examples refresh every 10 s");
     assert_eq!(iv["sync_topic_configs"], 600);
     assert_eq!(iv["sync_topic_acls"], 600);
-    assert_eq!(iv["refresh_groups"], 600);
+    assert_eq!(iv["refresh_groups"], 10);
     assert_eq!(iv["emit_checkpoints"], 10);
     assert_eq!(iv["sync_group_offsets"], 10);
     assert_eq!(iv["emit_heartbeats"], 1);

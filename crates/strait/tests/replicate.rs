@@ -282,6 +282,22 @@ async fn two_processes_split_partitions_and_the_survivor_takes_over() {
     create_topic(east, "orders", 4).await;
     let a = replicate::start(flow_spec(east, west, &["orders"]));
     let b = replicate::start(flow_spec(east, west, &["orders"]));
+    // Produce only once the group has settled with both members holding partitions.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let assigned = |f: &replicate::RunningFlow| {
+        f.stats
+            .assigned_partitions
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    while assigned(&a) + assigned(&b) != 4 || assigned(&a) == 0 || assigned(&b) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "group did not split: {} and {}",
+            assigned(&a),
+            assigned(&b)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     produce_seq(east, "orders", 4, N / 2).await;
     wait_for_count(
         west,
@@ -308,4 +324,34 @@ async fn two_processes_split_partitions_and_the_survivor_takes_over() {
     b.join().await.unwrap();
     let copies = read_all(west, "us-east.orders", 4, N).await;
     assert!(copies.len() >= N, "nothing lost: {} of {N}", copies.len());
+}
+
+/// A flow dropped without `stop()` (a panicking caller, a runtime shutting down) must still end
+/// its copy thread; otherwise the runtime's shutdown, and the process, waits forever.
+#[test]
+fn a_flow_dropped_without_stop_lets_the_runtime_shut_down() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+            let (east, west) = (
+                sb.cluster("us-east").unwrap(),
+                sb.cluster("us-west").unwrap(),
+            );
+            create_topic(east, "orders", 1).await;
+            produce_seq(east, "orders", 1, 100).await;
+            let flow = replicate::start(flow_spec(east, west, &["orders"]));
+            wait_for_count(west, "us-east.orders", 1, 100, Duration::from_secs(60)).await;
+            drop(flow);
+        });
+        drop(rt);
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("the runtime did not shut down: the dropped flow's copy thread is still running");
 }

@@ -110,6 +110,8 @@ pub struct FlowStats {
     pub records: AtomicU64,
     pub bytes: AtomicU64,
     pub offset_syncs: AtomicU64,
+    /// Source partitions this process currently replicates (its share of the group).
+    pub assigned_partitions: AtomicU64,
 }
 
 /// State shared by the copy loop, the producer's delivery callbacks and the rebalance callbacks.
@@ -215,12 +217,20 @@ impl ConsumerContext for RebalanceContext {
                 progress.forget(&(Arc::from(e.topic()), e.partition()));
                 syncs.forget(e.topic(), e.partition());
             }
+            self.shared
+                .stats
+                .assigned_partitions
+                .store(0, Ordering::Relaxed);
             info!(flow = %self.shared.flow, partitions = tpl.count(), "partitions revoked");
         }
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            self.shared
+                .stats
+                .assigned_partitions
+                .store(tpl.count() as u64, Ordering::Relaxed);
             info!(flow = %self.shared.flow, partitions = tpl.count(), "partitions assigned");
         }
     }
@@ -267,7 +277,27 @@ pub struct RunningFlow {
     pub name: String,
     pub stats: Arc<FlowStats>,
     stop: watch::Sender<bool>,
+    /// Read by the copy loop's thread; set on stop and on drop.
+    stop_flag: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<Result<(), FlowError>>,
+}
+
+/// A flow that is dropped without being stopped (a panicking caller, a runtime shutting down)
+/// still ends its copy thread, which would otherwise keep the process from exiting.
+impl Drop for RunningFlow {
+    fn drop(&mut self) {
+        self.stop_flag.store(true, Ordering::SeqCst);
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Sets the copy loop's stop flag when the flow's task ends or is dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 impl RunningFlow {
@@ -275,11 +305,12 @@ impl RunningFlow {
         let _ = self.stop.send(true);
     }
 
-    pub async fn join(self) -> Result<(), FlowError> {
-        match self.task.await {
+    pub async fn join(mut self) -> Result<(), FlowError> {
+        let name = self.name.clone();
+        match (&mut self.task).await {
             Ok(r) => r,
             Err(e) => Err(FlowError::Fatal {
-                flow: self.name,
+                flow: name,
                 reason: format!("flow task ended abnormally: {e}"),
             }),
         }
@@ -295,11 +326,13 @@ pub fn start(spec: FlowSpec) -> RunningFlow {
     let (tx, rx) = watch::channel(false);
     let stats = Arc::new(FlowStats::default());
     let name = spec.name();
-    let task = tokio::spawn(run(spec, rx, stats.clone()));
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let task = tokio::spawn(run(spec, rx, stop_flag.clone(), stats.clone()));
     RunningFlow {
         name,
         stats,
         stop: tx,
+        stop_flag,
         task,
     }
 }
@@ -337,8 +370,10 @@ where
 async fn run(
     spec: FlowSpec,
     mut stop: watch::Receiver<bool>,
+    stop_flag: Arc<AtomicBool>,
     stats: Arc<FlowStats>,
 ) -> Result<(), FlowError> {
+    let _stop_copy_on_exit = StopOnDrop(stop_flag.clone());
     let flow = spec.name();
     let source_admin = Admin::new(&spec.source_admin, spec.admin_timeout)?;
     let target_admin = Admin::new(&spec.target_admin, spec.admin_timeout)?;
@@ -387,7 +422,6 @@ async fn run(
 
     let (topics_tx, topics_rx) = std::sync::mpsc::channel::<Vec<TopicInfo>>();
     topics_tx.send(topics.clone()).ok();
-    let stop_flag = Arc::new(AtomicBool::new(false));
     let copy = {
         let spec = spec.clone();
         let stop_flag = stop_flag.clone();
@@ -582,7 +616,22 @@ fn copy_loop(
     if let Err(e) = producer.flush(Duration::from_secs(8)) {
         warn!(flow = %flow, error = %e, in_flight = shared.progress.lock().unwrap().in_flight(), "not every record was acknowledged before stopping; they will be copied again on restart");
     }
-    commit(&consumer, &shared, CommitMode::Sync);
+    // The final commit and the group leave are bounded: a cluster that is down must not keep
+    // strait from stopping (what is not committed is copied again on the next start).
+    commit(&consumer, &shared, CommitMode::Async);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && !shared.progress.lock().unwrap().to_commit().is_empty() {
+        // Serves the commit callback; records polled now are not copied and not committed.
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        drop(consumer); // leaves the group so another process takes over at once
+        let _ = closed_tx.send(());
+    });
+    if closed_rx.recv_timeout(Duration::from_secs(3)).is_err() {
+        warn!(flow = %flow, "the source did not answer the group leave in time; other processes take over after the session timeout");
+    }
     shared.syncs.lock().unwrap().promote_delayed();
     shared.send_syncs();
     if let Some((p, _)) = &shared.sync_producer {
