@@ -11,34 +11,6 @@ use strait::kafka::TopicSpec;
 use strait::replicate;
 use strait_sandbox::Sandbox;
 
-/// Wait until `topic` on `c` holds `expected` records (by watermarks), or panic after `within`.
-async fn wait_for_count(
-    c: &strait_sandbox::Cluster,
-    topic: &str,
-    partitions: i32,
-    expected: i64,
-    within: Duration,
-) {
-    let a = admin(c);
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let mut total = 0;
-        for p in 0..partitions {
-            if let Ok((lo, hi)) = a.watermarks(topic, p).await {
-                total += hi - lo;
-            }
-        }
-        if total >= expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{topic}: {total} of {expected} records after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Every source record is in the remote topic once or more, in source order per partition, with
 /// equal key, value, headers and timestamp. Returns the number of duplicates.
 async fn assert_replicated(

@@ -77,38 +77,6 @@ fn signal(child: &Child, sig: &str) {
         .success());
 }
 
-async fn total(c: &strait_sandbox::Cluster, topic: &str, partitions: i32) -> i64 {
-    let a = admin(c);
-    let mut n = 0;
-    for p in 0..partitions {
-        if let Ok((lo, hi)) = a.watermarks(topic, p).await {
-            n += hi - lo;
-        }
-    }
-    n
-}
-
-async fn wait_total(
-    c: &strait_sandbox::Cluster,
-    topic: &str,
-    partitions: i32,
-    at_least: i64,
-    within: Duration,
-) -> i64 {
-    let deadline = Instant::now() + within;
-    loop {
-        let n = total(c, topic, partitions).await;
-        if n >= at_least {
-            return n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: {n} of {at_least} after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_stream_then_restart_loses_nothing() {
     const N: usize = 40_000;
@@ -161,10 +129,10 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
     });
 
     let mut first = spawn_run(&cfg);
-    wait_total(west, "us-east.orders", 3, 6_000, Duration::from_secs(60)).await;
+    wait_for_count(west, "us-east.orders", 3, 6_000, Duration::from_secs(60)).await;
     signal(&first, "-KILL");
     first.wait().unwrap();
-    let at_kill = total(west, "us-east.orders", 3).await;
+    let at_kill = record_count(west, "us-east.orders", 3).await;
     assert!(
         at_kill < N as i64,
         "killed mid-stream ({at_kill} of {N} copied)"
@@ -173,7 +141,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
 
     let mut second = spawn_run(&cfg);
     producer.await.unwrap();
-    wait_total(
+    wait_for_count(
         west,
         "us-east.orders",
         3,
@@ -221,7 +189,7 @@ async fn sigterm_stops_within_ten_seconds_with_exit_0() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(&dir, &east.bootstrap_servers(), &west.bootstrap_servers());
     let mut child = spawn_run(&cfg);
-    wait_total(west, "us-east.orders", 1, 100, Duration::from_secs(60)).await;
+    wait_for_count(west, "us-east.orders", 1, 100, Duration::from_secs(60)).await;
     let t = Instant::now();
     signal(&child, "-TERM");
     let status = child.wait().unwrap();

@@ -16,43 +16,6 @@ use strait_sandbox::{Cluster, Sandbox};
 /// The refresh interval `flow_spec` configures.
 const REFRESH: Duration = Duration::from_secs(2);
 
-/// Wait until `topic` on `c` holds `expected` records (by watermarks), or panic after `within`.
-///
-/// A client that asked about a topic before it existed keeps answering "unknown partition" from
-/// its metadata cache, so after an error the next attempt uses a new client.
-async fn wait_for_count(
-    c: &Cluster,
-    topic: &str,
-    partitions: i32,
-    expected: i64,
-    within: Duration,
-) {
-    let mut a = admin(c);
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let mut total = 0;
-        let mut error = None;
-        for p in 0..partitions {
-            match a.watermarks(topic, p).await {
-                Ok((lo, hi)) => total += hi - lo,
-                Err(e) => error = Some(e),
-            }
-        }
-        if error.is_some() {
-            a = admin(c);
-        }
-        if total >= expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{}: {topic}: {total} of {expected} records after {within:?} (last error: {error:?})",
-            c.name()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Running flows, stopped when dropped: a failed assertion must not leave copy loops behind,
 /// or the runtime's shutdown waits for them forever and the test hangs instead of failing.
 struct Flows(Vec<replicate::RunningFlow>);

@@ -120,6 +120,57 @@ pub fn by_partition(records: &[Read]) -> BTreeMap<i32, Vec<&Read>> {
     m
 }
 
+/// Wait until `topic` on `c` holds `expected` records (by watermarks), or panic after `within`.
+///
+/// A client that asked about a topic before it existed keeps answering "unknown partition" from
+/// its metadata cache, so after an error the next attempt uses a new client.
+pub async fn wait_for_count(
+    c: &Cluster,
+    topic: &str,
+    partitions: i32,
+    expected: i64,
+    within: Duration,
+) -> i64 {
+    let mut a = admin(c);
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mut total = 0;
+        let mut error = None;
+        for p in 0..partitions {
+            match a.watermarks(topic, p).await {
+                Ok((lo, hi)) => total += hi - lo,
+                Err(e) => error = Some(e),
+            }
+        }
+        if error.is_some() {
+            a = admin(c);
+        }
+        if total >= expected {
+            return total;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}: {topic}: {total} of {expected} records after {within:?} (last error: {error:?})",
+            c.name()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Records in `topic` on `c` now (sum over partitions of high - low watermark).
+pub async fn record_count(c: &Cluster, topic: &str, partitions: i32) -> i64 {
+    let a = admin(c);
+    let mut n = 0;
+    for p in 0..partitions {
+        n += a
+            .watermarks(topic, p)
+            .await
+            .map(|(lo, hi)| hi - lo)
+            .unwrap_or(0);
+    }
+    n
+}
+
 /// Time a blocking metadata request on an already-connected client.
 pub async fn time_metadata(admin: &Admin) -> Duration {
     let t = Instant::now();
