@@ -213,6 +213,26 @@ impl Admin {
         Ok(out)
     }
 
+    /// Raise `topic`'s partition count to `total` (never lowers it: Kafka refuses).
+    pub async fn create_partitions(&self, topic: &str, total: usize) -> Result<(), ClientError> {
+        let opts = self.options();
+        let op = format!("add partitions to topic {topic}");
+        let req = [rdkafka::admin::NewPartitions::new(topic, total)];
+        let results = self
+            .bounded(&op, self.client.create_partitions(&req, &opts))
+            .await?;
+        for r in results {
+            if let Err((_, code)) = r {
+                return Err(ClientError::from_kafka(
+                    &self.endpoint,
+                    &op,
+                    KafkaError::AdminOp(code),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The topic configs the cluster reports for `topic` (name → value).
     pub async fn topic_configs(
         &self,

@@ -153,16 +153,22 @@ impl TopicSync<'_> {
                     specs.push(spec);
                 }
                 RemoteAction::GrowPartitions { remote, from, to } => {
-                    // Records keep their partition number, so the remote must have at least as
-                    // many partitions; CreatePartitions is not wired yet (and the sandbox broker
-                    // does not support it): say so loudly.
-                    warn!(
-                        target = self.target_alias,
-                        topic = %remote,
-                        from,
-                        to,
-                        "remote topic has fewer partitions than its source; records for the missing partitions cannot be replicated until it is grown"
-                    );
+                    // Records keep their partition number, so the remote needs at least as many
+                    // partitions as its source. Until it has them, records of the new partitions
+                    // cannot be written (the flow stops on them rather than lose them).
+                    match target.create_partitions(remote, *to as usize).await {
+                        Ok(()) => {
+                            info!(target = self.target_alias, topic = %remote, from, to, "added partitions to remote topic")
+                        }
+                        Err(e) => warn!(
+                            target = self.target_alias,
+                            topic = %remote,
+                            from,
+                            to,
+                            error = %e,
+                            "remote topic has fewer partitions than its source and could not be grown; retried at the next refresh"
+                        ),
+                    }
                 }
             }
         }
