@@ -444,12 +444,14 @@ async fn run(
             _ = tokio::time::sleep_until(next_refresh) => {
                 next_refresh = tokio::time::Instant::now() + refresh;
                 match sync.ensure_remote_topics(&source_admin, &target_admin).await {
-                    Ok(now) if names(&now) != names(&topics) || now != topics => {
+                    // Resubscribe (a group rebalance) only when the set of topics changed: new
+                    // partitions of subscribed topics are picked up by the consumer itself.
+                    Ok(now) if names(&now) != names(&topics) => {
                         info!(flow = %flow, topics = ?names(&now), "topic set changed");
                         topics = now;
                         topics_tx.send(topics.clone()).ok();
                     }
-                    Ok(_) => {}
+                    Ok(now) => topics = now,
                     Err(e) => warn!(flow = %flow, error = %e, "topic refresh failed; retried at the next interval"),
                 }
             }
@@ -512,7 +514,8 @@ fn copy_loop(
         })
         .map_err(|e| ClientError::from_kafka(&spec.source, "create the replication consumer", e))?;
 
-    let mut remote_names: HashMap<String, (Tp, String)> = HashMap::new();
+    // Source topic -> (shared name for bookkeeping, remote topic name), computed once per topic.
+    let mut remote_names: HashMap<String, (Arc<str>, String)> = HashMap::new();
     let mut last_commit = Instant::now();
     let mut last_promote = Instant::now();
     let mut last_poll_error: Option<Instant> = None;
@@ -536,15 +539,12 @@ fn copy_loop(
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 let topic = m.topic();
-                let (tp_topic, remote) = match remote_names.get(topic) {
-                    Some((tp, r)) => (tp.0.clone(), r.as_str()),
-                    None => {
-                        let r = spec.policy.format_remote_topic(&spec.source.alias, topic);
-                        remote_names.insert(topic.to_string(), ((Arc::from(topic), 0), r));
-                        let (tp, r) = &remote_names[topic];
-                        (tp.0.clone(), r.as_str())
-                    }
-                };
+                if !remote_names.contains_key(topic) {
+                    let r = spec.policy.format_remote_topic(&spec.source.alias, topic);
+                    remote_names.insert(topic.to_string(), (Arc::from(topic), r));
+                }
+                let (tp_topic, remote) = &remote_names[topic];
+                let (tp_topic, remote) = (tp_topic.clone(), remote.as_str());
                 let tp: Tp = (tp_topic, m.partition());
                 let bytes = (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64;
                 let mut rec = BaseRecord::with_opaque_to(
