@@ -6,10 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, ConfigSource as RdConfigSource, NewTopic, ResourceSpecifier,
+    TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+use super::acls::{self, AclBinding, AclError, AclFailureKind};
+use super::alter_configs::{self, AdminFailure, AlterOp};
 use super::{ClientError, Endpoint};
 
 /// Topic as seen in cluster metadata.
@@ -49,6 +54,61 @@ impl TopicSpec {
 pub enum Created {
     Created,
     AlreadyExists,
+}
+
+/// Where a topic config value comes from (Kafka's `ConfigEntry.ConfigSource`). MM2's config filter
+/// (MM2-SPEC §5) decides on it, so it is kept rather than flattened into name → value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConfigSource {
+    /// The broker did not say (brokers before 1.1).
+    Unknown,
+    /// Set on the topic (`DYNAMIC_TOPIC_CONFIG`).
+    DynamicTopic,
+    /// A per-broker dynamic value (`DYNAMIC_BROKER_CONFIG`).
+    DynamicBroker,
+    /// The cluster-wide dynamic default (`DYNAMIC_DEFAULT_BROKER_CONFIG`).
+    DynamicDefaultBroker,
+    /// From the broker's properties file (`STATIC_BROKER_CONFIG`).
+    StaticBroker,
+    /// Kafka's built-in default (`DEFAULT_CONFIG`).
+    Default,
+}
+
+impl From<RdConfigSource> for ConfigSource {
+    fn from(s: RdConfigSource) -> Self {
+        match s {
+            RdConfigSource::Unknown => Self::Unknown,
+            RdConfigSource::DynamicTopic => Self::DynamicTopic,
+            RdConfigSource::DynamicBroker => Self::DynamicBroker,
+            RdConfigSource::DynamicDefaultBroker => Self::DynamicDefaultBroker,
+            RdConfigSource::StaticBroker => Self::StaticBroker,
+            RdConfigSource::Default => Self::Default,
+        }
+    }
+}
+
+/// One entry of a topic's described configs, with what MM2's filter needs to know about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigEntryInfo {
+    pub name: String,
+    /// `None` when the broker withholds it (sensitive) or has none.
+    pub value: Option<String>,
+    pub source: ConfigSource,
+    pub read_only: bool,
+    pub sensitive: bool,
+}
+
+impl ConfigEntryInfo {
+    /// An entry set on the topic (`DYNAMIC_TOPIC_CONFIG`), writable and not sensitive.
+    pub fn topic(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: Some(value.into()),
+            source: ConfigSource::DynamicTopic,
+            read_only: false,
+            sensitive: false,
+        }
+    }
 }
 
 /// An admin client for one cluster.
@@ -233,11 +293,26 @@ impl Admin {
         Ok(())
     }
 
-    /// The topic configs the cluster reports for `topic` (name → value).
+    /// The topic configs the cluster reports for `topic` (name → value), every entry with a
+    /// value whatever its source.
     pub async fn topic_configs(
         &self,
         topic: &str,
     ) -> Result<BTreeMap<String, String>, ClientError> {
+        Ok(self
+            .topic_config_entries(topic)
+            .await?
+            .into_iter()
+            .filter_map(|e| e.value.map(|v| (e.name, v)))
+            .collect())
+    }
+
+    /// Every config entry the cluster reports for `topic`, with its source and flags, as the
+    /// broker said them (see `replicate::configs` for what MM2 copies).
+    pub async fn topic_config_entries(
+        &self,
+        topic: &str,
+    ) -> Result<Vec<ConfigEntryInfo>, ClientError> {
         let opts = self.options();
         let spec = [ResourceSpecifier::Topic(topic)];
         let op = format!("describe configs of topic {topic}");
@@ -252,7 +327,98 @@ impl Admin {
         Ok(resource
             .entries
             .into_iter()
-            .filter_map(|e| e.value.map(|v| (e.name, v)))
+            .map(|e| ConfigEntryInfo {
+                name: e.name,
+                value: e.value,
+                source: e.source.into(),
+                read_only: e.is_read_only,
+                sensitive: e.is_sensitive,
+            })
             .collect())
+    }
+
+    /// Apply `ops` to `topic`'s configs in one IncrementalAlterConfigs request (SET and DELETE
+    /// leave every other config alone, unlike the legacy AlterConfigs, which replaces them all).
+    /// Nothing is sent when `ops` is empty. The broker's own message, if any, is in the error.
+    pub async fn alter_topic_configs(
+        &self,
+        topic: &str,
+        ops: &[AlterOp],
+    ) -> Result<(), ClientError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let op = format!("alter configs of topic {topic}");
+        let (t, o) = (topic.to_string(), ops.to_vec());
+        let outcome = self
+            .blocking(&op, move |c, timeout| {
+                Ok(alter_configs::incremental_alter_topic_configs(
+                    c, &t, &o, timeout,
+                ))
+            })
+            .await?;
+        outcome.map_err(|f| self.native_error(&op, f))
+    }
+
+    /// Every TOPIC ACL binding of the cluster (literal and prefixed, any principal).
+    pub async fn describe_topic_acls(&self) -> Result<Vec<AclBinding>, AclError> {
+        let op = "describe topic ACLs";
+        let outcome = self
+            .blocking(op, |c, timeout| Ok(acls::describe_topic_acls(c, timeout)))
+            .await?;
+        outcome.map_err(|f| self.acl_error(op, f))
+    }
+
+    /// Create `bindings` (additive; bindings that already exist are not an error). Nothing is
+    /// sent when `bindings` is empty.
+    ///
+    /// Never call this against a Tansu broker (the sandbox): Tansu answers CreateAcls with no
+    /// per-binding results, and librdkafka 2.12.1's response parser then aborts the process.
+    pub async fn create_acls(&self, bindings: &[AclBinding]) -> Result<(), AclError> {
+        if bindings.is_empty() {
+            return Ok(());
+        }
+        let op = format!("create {} ACL bindings", bindings.len());
+        let b = bindings.to_vec();
+        let outcome = self
+            .blocking(&op, move |c, timeout| Ok(acls::create_acls(c, &b, timeout)))
+            .await?;
+        outcome.map_err(|f| self.acl_error(&op, f))
+    }
+
+    /// An error from a native (FFI) admin request, naming the cluster and, if the broker said
+    /// more than the code, its message.
+    fn native_error(&self, op: &str, f: AdminFailure) -> ClientError {
+        if f.is_timeout() {
+            return ClientError::timeout(&self.endpoint, op, self.timeout);
+        }
+        let op = match &f.message {
+            Some(m) => format!("{op} ({m})"),
+            None => op.to_string(),
+        };
+        ClientError::from_kafka(&self.endpoint, &op, KafkaError::AdminOp(f.code))
+    }
+
+    /// Tell "no authorizer" and "no ACL API" apart from other failures (MM2 skips ACL sync on
+    /// those, logging once).
+    fn acl_error(&self, op: &str, f: AdminFailure) -> AclError {
+        let (alias, bootstrap) = (
+            self.endpoint.alias.clone(),
+            self.endpoint.bootstrap_servers().to_string(),
+        );
+        match acls::classify(&f) {
+            AclFailureKind::SecurityDisabled => AclError::SecurityDisabled {
+                alias,
+                bootstrap,
+                op: op.to_string(),
+            },
+            AclFailureKind::Unsupported => AclError::Unsupported {
+                alias,
+                bootstrap,
+                op: op.to_string(),
+                reason: f.message.clone().unwrap_or_else(|| f.code.to_string()),
+            },
+            AclFailureKind::Other => AclError::Client(self.native_error(op, f)),
+        }
     }
 }

@@ -1,11 +1,15 @@
 //! The only place that touches rdkafka: client configurations and admin calls.
 
+pub mod acls;
 pub mod admin;
+pub mod alter_configs;
 pub mod config;
 
 use std::time::Duration;
 
-pub use admin::{Admin, Created, TopicInfo, TopicSpec};
+pub use acls::{AclBinding, AclError};
+pub use admin::{Admin, ConfigEntryInfo, ConfigSource, Created, TopicInfo, TopicSpec};
+pub use alter_configs::AlterOp;
 pub use config::{Endpoint, Props};
 use rdkafka::error::KafkaError;
 

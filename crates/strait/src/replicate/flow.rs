@@ -410,6 +410,7 @@ async fn run(
         heartbeats_replication: spec.heartbeats_replication,
         replication_factor: spec.replication_factor,
         config_exclude: spec.config_exclude.as_ref(),
+        use_defaults_from: crate::config::Side::Target,
     };
     let Some(mut topics) = retrying(&flow, "topic discovery", &mut stop, || {
         sync.ensure_remote_topics(&source_admin, &target_admin)

@@ -1,5 +1,7 @@
 //! The data path of one flow: topic discovery and creation, record copy, offset syncs.
 
+pub mod acls;
+pub mod configs;
 pub mod flow;
 pub mod offset_syncs;
 pub mod progress;

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{info, warn};
 
+use super::configs::{configs_for_new_topic, source_config_entries};
+use crate::config::Side;
 use crate::kafka::{Admin, ClientError, Created, TopicInfo, TopicSpec};
 use crate::policy::ReplicationPolicy;
 
@@ -73,19 +75,6 @@ pub fn effective_replication_factor(configured: i32, target_brokers: usize) -> i
     configured.min(target_brokers.max(1) as i32)
 }
 
-/// The source topic configs to copy to a remote topic: everything the source reports, less
-/// what `exclude` matches (`config.properties.exclude`).
-pub fn configs_to_copy(
-    source: &BTreeMap<String, String>,
-    exclude: &dyn Fn(&str) -> bool,
-) -> BTreeMap<String, String> {
-    source
-        .iter()
-        .filter(|(k, _)| !exclude(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
 /// Everything a flow needs to know to keep remote topics in shape.
 pub struct TopicSync<'a> {
     pub source_alias: &'a str,
@@ -95,6 +84,9 @@ pub struct TopicSync<'a> {
     pub heartbeats_replication: bool,
     pub replication_factor: i32,
     pub config_exclude: &'a (dyn Fn(&str) -> bool + Send + Sync),
+    /// `use.defaults.from`: whether remote topics are created with the source's Kafka defaults
+    /// too (`Source`) or leave those to the target (`Target`, MM2's default).
+    pub use_defaults_from: Side,
 }
 
 impl TopicSync<'_> {
@@ -141,8 +133,12 @@ impl TopicSync<'_> {
                     remote,
                     partitions,
                 } => {
-                    let configs = match source.topic_configs(src_topic).await {
-                        Ok(c) => configs_to_copy(&c, self.config_exclude),
+                    let configs = match source_config_entries(source, src_topic).await {
+                        Ok(entries) => configs_for_new_topic(
+                            &entries,
+                            self.config_exclude,
+                            self.use_defaults_from,
+                        ),
                         Err(e) => {
                             warn!(error = %e, topic = %src_topic, "cannot read source topic configs; creating the remote topic without them");
                             BTreeMap::new()
@@ -265,20 +261,5 @@ mod tests {
             -1,
             "-1: the broker default"
         );
-    }
-
-    #[test]
-    fn excluded_configs_are_not_copied() {
-        let src: BTreeMap<String, String> = [
-            ("cleanup.policy", "compact"),
-            ("min.insync.replicas", "2"),
-            ("retention.ms", "1000"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let out = configs_to_copy(&src, &|k: &str| k == "min.insync.replicas");
-        assert_eq!(out.len(), 2);
-        assert!(!out.contains_key("min.insync.replicas"));
     }
 }
