@@ -2,8 +2,11 @@
 //!
 //! The library behind the `strait` binary. See the README for what each command does.
 
+pub mod checkpoint;
 pub mod config;
+pub mod heartbeat;
 pub mod kafka;
 pub mod policy;
 pub mod replicate;
+pub mod translate;
 pub mod wire;

@@ -135,6 +135,65 @@ impl Heartbeat {
     }
 }
 
+/// A run of the exact offset index (strait's own format, topic
+/// `strait-offset-index.<source>.internal` on the target, partition 0, compacted): `len` records
+/// whose upstream offsets `upstream_start..` were written at downstream offsets
+/// `downstream_start..`, one for one. The key names the run by its first downstream offset, so a
+/// run that grows is rewritten under the same key and compaction keeps its latest length.
+///
+/// - key: `STRING topic` (upstream, not renamed), `INT32 partition`, `INT64 downstreamStart`
+/// - value: `INT16 version (=0)`, `INT64 upstreamStart`, `INT64 length`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexRun {
+    pub topic: String,
+    pub partition: i32,
+    pub downstream_start: i64,
+    pub upstream_start: i64,
+    pub len: i64,
+}
+
+impl IndexRun {
+    pub fn key(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(2 + self.topic.len() + 12);
+        put_str(&mut b, &self.topic);
+        b.extend_from_slice(&self.partition.to_be_bytes());
+        b.extend_from_slice(&self.downstream_start.to_be_bytes());
+        b
+    }
+
+    pub fn value(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(18);
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b.extend_from_slice(&self.upstream_start.to_be_bytes());
+        b.extend_from_slice(&self.len.to_be_bytes());
+        b
+    }
+
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, DecodeError> {
+        let mut k = Reader::new("offset index", key);
+        let mut v = Reader::new("offset index", value);
+        let topic = k.string()?;
+        let partition = k.i32()?;
+        let downstream_start = k.i64()?;
+        let _version = v.i16()?;
+        let upstream_start = v.i64()?;
+        let len = v.i64()?;
+        if len < 1 || upstream_start < 0 || downstream_start < 0 {
+            return Err(DecodeError {
+                kind: "offset index",
+                reason: format!("impossible run: upstream {upstream_start}, downstream {downstream_start}, length {len}"),
+            });
+        }
+        Ok(Self {
+            topic,
+            partition,
+            downstream_start,
+            upstream_start,
+            len,
+        })
+    }
+}
+
 /// Kafka STRING: i16 length then UTF-8. Names longer than 32767 bytes cannot occur in Kafka
 /// (topic names are at most 249 bytes); longer metadata is cut at a character boundary.
 fn put_str(b: &mut Vec<u8>, s: &str) {

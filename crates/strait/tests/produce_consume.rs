@@ -6,6 +6,7 @@ use common::*;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
+use std::time::Duration;
 use strait_sandbox::Cluster;
 
 const N: usize = 10_000;
@@ -98,4 +99,36 @@ async fn end_offsets_count_every_record_of_multi_record_batches() {
         produce_seq(&cluster, "t", 1, 1).await;
     }
     assert_eq!(admin(&cluster).watermarks("t", 0).await.unwrap(), (0, 1003));
+}
+
+/// The sandbox's storage is patched (third_party/tansu-storage): a fetch that starts inside a
+/// record batch returns the rest of that batch. Consumers resume mid-batch after every commit
+/// and at every translated offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fetch_from_the_middle_of_a_batch_returns_the_rest_of_it() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let cluster = Cluster::start("east").await.unwrap();
+    create_topic(&cluster, "t", 1).await;
+    produce_seq(&cluster, "t", 1, 1000).await; // batched by the producer
+    let ep = endpoint(&cluster);
+    let offsets = tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = ep.consumer_config("mid-batch").create().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("t", 0, Offset::Offset(250))
+            .unwrap();
+        c.assign(&tpl).unwrap();
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while got.len() < 750 && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                got.push(m.offset());
+            }
+        }
+        got
+    })
+    .await
+    .unwrap();
+    assert_eq!(offsets, (250..1000).collect::<Vec<i64>>());
 }

@@ -4,15 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use strait_sandbox::Sandbox;
-
-fn strait() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_strait"))
-}
 
 fn write_config(dir: &tempfile::TempDir, east: &str, west: &str) -> std::path::PathBuf {
     let path = dir.path().join("mm2.properties");
@@ -31,50 +26,6 @@ fn write_config(dir: &tempfile::TempDir, east: &str, west: &str) -> std::path::P
     )
     .unwrap();
     path
-}
-
-/// A `strait run` child that is killed when dropped, so a failing test leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for Running {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Running {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-fn spawn_run(config: &std::path::Path) -> Running {
-    Running(
-        strait()
-            .arg("run")
-            .arg(config)
-            .env("STRAIT_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn signal(child: &Child, sig: &str) {
-    assert!(Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

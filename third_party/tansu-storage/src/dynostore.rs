@@ -1036,7 +1036,16 @@ impl Storage for DynoStore {
 
         let mut bytes = max_bytes as u64;
 
-        for offset in offsets.split_off(&offset) {
+        // strait patch: start at the batch that *contains* `offset` (the newest batch whose base
+        // offset is at or below it), not the first batch based at or after it. Upstream skipped
+        // the containing batch, so a consumer resuming in the middle of a batch never got its
+        // remaining records (or, with one batch, nothing at all).
+        let first = offsets
+            .range(..=offset)
+            .next_back()
+            .copied()
+            .unwrap_or(offset);
+        for offset in offsets.split_off(&first) {
             debug!(?offset);
 
             let location = Path::from(format!(
@@ -1790,16 +1799,32 @@ impl Storage for DynoStore {
 
         let mut listed_groups = vec![];
 
+        // strait patch: a group is listed when it has committed offsets (a "directory" of
+        // them) *or* a coordinator state file (`<group>.json`), as Kafka lists every group
+        // the coordinator knows. Upstream listed only the former, so a group whose members
+        // never committed was invisible to ListGroups (and to librdkafka's DescribeGroups,
+        // which looks groups up through ListGroups).
+        let mut names = BTreeSet::new();
         for prefix in list_result.common_prefixes {
             if let Some(group_id) = prefix.parts().next_back() {
-                listed_groups.push(
-                    ListedGroup::default()
-                        .group_id(group_id.as_ref().into())
-                        .protocol_type("consumer".into())
-                        .group_state(Some("Unknown".into()))
-                        .group_type(Some("classic".into())),
-                );
+                _ = names.insert(group_id.as_ref().to_string());
             }
+        }
+        for object in list_result.objects {
+            if let Some(file) = object.location.parts().next_back() {
+                if let Some(group_id) = file.as_ref().strip_suffix(".json") {
+                    _ = names.insert(group_id.to_string());
+                }
+            }
+        }
+        for group_id in names {
+            listed_groups.push(
+                ListedGroup::default()
+                    .group_id(group_id)
+                    .protocol_type("consumer".into())
+                    .group_state(Some("Unknown".into()))
+                    .group_type(Some("classic".into())),
+            );
         }
 
         Ok(listed_groups)

@@ -9,7 +9,11 @@ use tracing::{error, info, warn};
 
 use crate::cli::RunArgs;
 use crate::commands::UsageError;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use strait::checkpoint::{self, CheckpointSpec};
 use strait::config::Config;
+use strait::heartbeat::{self, HeartbeatSpec};
 use strait::replicate::{self, FlowSpec};
 
 /// How long a graceful stop may take before strait exits anyway (in-flight records are then
@@ -52,6 +56,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         warn!("--http is not served yet (metrics and the dashboard come with the monitoring work)");
     }
 
+    let targets =
+        |f: &&strait::config::Flow| args.clusters.is_empty() || args.clusters.contains(&f.target);
+    // Heartbeats run for every pair MM2 would run a herder for, enabled or not (MM2-SPEC §6).
+    let (hb_stop_tx, hb_stop) = tokio::sync::watch::channel(false);
+    let heartbeats: Vec<_> = config
+        .flows
+        .iter()
+        .filter(targets)
+        .filter_map(HeartbeatSpec::from_config)
+        .map(|spec| {
+            let sent = Arc::new(AtomicU64::new(0));
+            tokio::spawn(heartbeat::run(spec, hb_stop.clone(), sent))
+        })
+        .collect();
+    let checkpoints: Vec<_> = config
+        .enabled_flows()
+        .filter(targets)
+        .filter_map(CheckpointSpec::from_config)
+        .map(checkpoint::start)
+        .collect();
     let running: Vec<_> = flows.into_iter().map(replicate::start).collect();
     info!(
         flows = running.len(),
@@ -75,6 +99,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for f in &running {
         f.stop();
     }
+    let _ = hb_stop_tx.send(true);
+    for c in &checkpoints {
+        c.stop();
+    }
     let mut first_error = None;
     let joined = tokio::time::timeout(STOP_GRACE, async {
         for f in running {
@@ -86,6 +114,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     })
     .await;
+    let others = tokio::time::timeout(Duration::from_secs(3), async {
+        for h in heartbeats {
+            let _ = h.await;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for c in checkpoints {
+                c.join();
+            }
+        })
+        .await;
+    })
+    .await;
+    if others.is_err() {
+        warn!("heartbeats and checkpoints did not stop within 3s");
+    }
     if joined.is_err() {
         warn!(
             "flows did not stop within {}s; exiting anyway (unacknowledged records are copied again on the next start)",

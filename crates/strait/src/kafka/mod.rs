@@ -4,6 +4,8 @@ pub mod acls;
 pub mod admin;
 pub mod alter_configs;
 pub mod config;
+pub mod groups;
+pub mod tail;
 
 use std::time::Duration;
 

@@ -27,6 +27,8 @@ use super::topics::{names, TopicSync};
 use super::FlowError;
 use crate::kafka::{Admin, ClientError, Endpoint, TopicInfo, TopicSpec};
 use crate::policy::ReplicationPolicy;
+use crate::translate::{self, RunTracker};
+use crate::wire::IndexRun;
 
 pub type NameMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
@@ -63,6 +65,16 @@ pub struct FlowSpec {
     /// How often replicated source offsets are committed.
     pub commit_interval: Duration,
     pub admin_timeout: Duration,
+    /// strait's exact offset index, on the target (see `translate::index`).
+    pub index_topic: String,
+    /// Replication factor for the index topic (that of the offset-syncs topic).
+    pub index_replication_factor: i32,
+    /// `use.defaults.from`: whose defaults a default-valued source config means.
+    pub use_defaults_from: crate::config::Side,
+    /// `sync.topic.configs.*`: how often remote topic configs are made equal to the source's.
+    pub sync_topic_configs: Option<Duration>,
+    /// `sync.topic.acls.*`: how often topic ACLs are copied.
+    pub sync_topic_acls: Option<Duration>,
 }
 
 impl FlowSpec {
@@ -91,6 +103,11 @@ impl FlowSpec {
             offset_flush_interval: flow.offset_flush_interval,
             commit_interval: Duration::from_secs(1),
             admin_timeout: flow.admin_timeout,
+            index_topic: translate::index_topic(&flow.source),
+            index_replication_factor: i32::from(flow.offset_syncs_topic_replication_factor),
+            use_defaults_from: flow.use_defaults_from,
+            sync_topic_configs: flow.intervals.sync_topic_configs,
+            sync_topic_acls: flow.intervals.sync_topic_acls,
         }
     }
 
@@ -124,9 +141,54 @@ struct Shared {
     producer: OnceLock<ThreadedProducer<DeliveryContext>>,
     /// Where offset syncs go (producer and topic), when they are on.
     sync_producer: Option<(ThreadedProducer<DefaultProducerContext>, String)>,
+    /// Runs of (upstream, downstream) pairs not yet in the offset index, and how far the index
+    /// holds each partition (which bounds what may be committed).
+    runs: Mutex<RunTracker>,
+    index_producer: OnceLock<ThreadedProducer<IndexContext>>,
+    index_topic: String,
 }
 
 impl Shared {
+    /// Hand the offset index every run that changed. Their acknowledgements raise the commit
+    /// limit of their partitions.
+    fn write_index(&self) {
+        let Some(p) = self.index_producer.get() else {
+            return;
+        };
+        let pending = self.runs.lock().unwrap().take_pending();
+        for run in pending {
+            let (k, v) = (run.key(), run.value());
+            let mut rec = BaseRecord::with_opaque_to(&self.index_topic, Box::new(run))
+                .partition(0)
+                .key(&k)
+                .payload(&v);
+            loop {
+                match p.send(rec) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        rec = r;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err((e, _)) => {
+                        let msg =
+                            format!("cannot hand an offset index record to the producer: {e}");
+                        self.failure.lock().unwrap().get_or_insert(msg);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Everything acknowledged so far is in the index, within `timeout`.
+    fn flush_index(&self, timeout: Duration) -> KafkaResult<()> {
+        self.write_index();
+        match self.index_producer.get() {
+            Some(p) => p.flush(timeout),
+            None => Ok(()),
+        }
+    }
+
     /// Hand every pending offset sync to the sync producer. Called after each acknowledged record,
     /// as MM2 does after each `commitRecord`, so a due sync is never superseded before it is sent.
     fn send_syncs(&self) {
@@ -167,6 +229,11 @@ impl ProducerContext for DeliveryContext {
             Ok(m) => {
                 self.shared.progress.lock().unwrap().acked(&d.tp, d.offset);
                 self.shared
+                    .runs
+                    .lock()
+                    .unwrap()
+                    .observe(&d.tp, d.offset, m.offset());
+                self.shared
                     .syncs
                     .lock()
                     .unwrap()
@@ -193,6 +260,36 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// Acknowledgements of offset index records.
+struct IndexContext {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for IndexContext {}
+
+impl ProducerContext for IndexContext {
+    type DeliveryOpaque = Box<IndexRun>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, run: Box<IndexRun>) {
+        match result {
+            Ok(_) => {
+                let tp: Tp = (Arc::from(run.topic.as_str()), run.partition);
+                self.shared.runs.lock().unwrap().persisted(&tp, &run);
+            }
+            Err((e, _)) => {
+                // Retried without a deadline, so this is permanent: stop rather than commit
+                // source offsets the index cannot translate.
+                let msg = format!(
+                    "offset index record for {}-{} could not be written to the target: {e}",
+                    run.topic, run.partition
+                );
+                error!(flow = %self.shared.flow, "{msg}");
+                self.shared.failure.lock().unwrap().get_or_insert(msg);
+            }
+        }
+    }
+}
+
 struct RebalanceContext {
     shared: Arc<Shared>,
 }
@@ -210,11 +307,17 @@ impl ConsumerContext for RebalanceContext {
                     warn!(flow = %self.shared.flow, error = %e, "in-flight records not all acknowledged before giving up partitions; the next owner will copy them again");
                 }
             }
+            if let Err(e) = self.shared.flush_index(Duration::from_secs(10)) {
+                warn!(flow = %self.shared.flow, error = %e, "offset index not fully written before giving up partitions; the next owner will copy the rest again");
+            }
             commit(consumer, &self.shared, CommitMode::Sync);
             let mut progress = self.shared.progress.lock().unwrap();
             let mut syncs = self.shared.syncs.lock().unwrap();
+            let mut runs = self.shared.runs.lock().unwrap();
             for e in tpl.elements() {
-                progress.forget(&(Arc::from(e.topic()), e.partition()));
+                let tp: Tp = (Arc::from(e.topic()), e.partition());
+                progress.forget(&tp);
+                runs.forget(&tp);
                 syncs.forget(e.topic(), e.partition());
             }
             self.shared
@@ -252,9 +355,17 @@ impl ConsumerContext for RebalanceContext {
     }
 }
 
-/// Commit what is safe to commit.
+/// Commit what is safe to commit: acknowledged by the target, and held by the offset index.
 fn commit(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, mode: CommitMode) {
-    let to_commit = shared.progress.lock().unwrap().to_commit();
+    shared.write_index();
+    let to_commit = {
+        let runs = shared.runs.lock().unwrap();
+        shared
+            .progress
+            .lock()
+            .unwrap()
+            .to_commit_within(|tp| runs.commit_limit(tp))
+    };
     if to_commit.is_empty() {
         return;
     }
@@ -379,6 +490,25 @@ async fn run(
     let target_admin = Admin::new(&spec.target_admin, spec.admin_timeout)?;
     info!(flow = %flow, source = spec.source.bootstrap_servers(), target = spec.target.bootstrap_servers(), "flow starting");
 
+    let created = retrying(
+        &flow,
+        "creating the offset index topic",
+        &mut stop,
+        || async {
+            let brokers = target_admin.broker_count().await?;
+            let rf =
+                super::topics::effective_replication_factor(spec.index_replication_factor, brokers);
+            target_admin
+                .create_topics(&[
+                    TopicSpec::new(&spec.index_topic, 1, rf).config("cleanup.policy", "compact")
+                ])
+                .await
+        },
+    )
+    .await;
+    if created.is_none() {
+        return Ok(());
+    }
     if let Some(os) = &spec.offset_syncs {
         let admin = Admin::new(&os.cluster, spec.admin_timeout)?;
         let created = retrying(
@@ -410,7 +540,7 @@ async fn run(
         heartbeats_replication: spec.heartbeats_replication,
         replication_factor: spec.replication_factor,
         config_exclude: spec.config_exclude.as_ref(),
-        use_defaults_from: crate::config::Side::Target,
+        use_defaults_from: spec.use_defaults_from,
     };
     let Some(mut topics) = retrying(&flow, "topic discovery", &mut stop, || {
         sync.ensure_remote_topics(&source_admin, &target_admin)
@@ -434,12 +564,48 @@ async fn run(
     let refresh = spec.refresh_topics.unwrap_or(Duration::MAX);
     let mut next_refresh =
         tokio::time::Instant::now() + refresh.min(Duration::from_secs(86400 * 365));
+    // Config and ACL sync run at once and then every interval (MM2-SPEC §5).
+    let far = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
+    let mut next_configs = spec
+        .sync_topic_configs
+        .map_or(far, |_| tokio::time::Instant::now());
+    let mut next_acls = spec
+        .sync_topic_acls
+        .map_or(far, |_| tokio::time::Instant::now());
+    let mut acls_unsupported_logged = false;
     let result = loop {
         tokio::select! {
             r = &mut copy => break r.unwrap_or_else(|e| Err(FlowError::Fatal { flow: flow.clone(), reason: format!("copy loop panicked: {e}") })),
             _ = stop.changed() => {
                 if *stop.borrow() {
                     stop_flag.store(true, Ordering::SeqCst);
+                }
+            }
+            _ = tokio::time::sleep_until(next_configs) => {
+                next_configs = spec.sync_topic_configs.map_or(far, |d| tokio::time::Instant::now() + d);
+                match super::configs::sync_topic_configs(&source_admin, &target_admin, &spec.policy, &spec.source.alias, &topics, spec.config_exclude.as_ref(), spec.use_defaults_from).await {
+                    Ok(r) => debug!(flow = %flow, topics = r.synced.len(), ops = r.ops, failed = r.failed.len(), "topic configs synced"),
+                    Err(e) if super::configs::is_unsupported(&e) => {
+                        warn!(flow = %flow, error = %e, "the target does not support IncrementalAlterConfigs; topic config sync is off for this run");
+                        next_configs = far;
+                    }
+                    Err(e) => warn!(flow = %flow, error = %e, "topic config sync failed; retried at the next interval"),
+                }
+            }
+            _ = tokio::time::sleep_until(next_acls) => {
+                next_acls = spec.sync_topic_acls.map_or(far, |d| tokio::time::Instant::now() + d);
+                let replicate = |t: &str| super::topics::should_replicate(&spec.policy, spec.topic_filter.as_ref(), spec.heartbeats_replication, &spec.target.alias, t);
+                let remote = |t: &str| spec.policy.format_remote_topic(&spec.source.alias, t);
+                match super::acls::sync_topic_acls(&source_admin, &target_admin, &replicate, &remote).await {
+                    Ok(n) if n > 0 => info!(flow = %flow, bindings = n, "topic ACLs copied"),
+                    Ok(_) => {}
+                    Err(e) if e.means_no_acls() => {
+                        if !acls_unsupported_logged {
+                            info!(flow = %flow, error = %e, "no ACLs to sync (no authorizer on a cluster); ACL sync skipped");
+                            acls_unsupported_logged = true;
+                        }
+                    }
+                    Err(e) => warn!(flow = %flow, error = %e, "topic ACL sync failed; retried at the next interval"),
                 }
             }
             _ = tokio::time::sleep_until(next_refresh) => {
@@ -494,6 +660,9 @@ fn copy_loop(
         stats,
         producer: OnceLock::new(),
         sync_producer,
+        runs: Mutex::new(RunTracker::default()),
+        index_producer: OnceLock::new(),
+        index_topic: spec.index_topic.clone(),
     });
 
     let mut pcfg = spec.target.producer_config();
@@ -506,6 +675,16 @@ fn copy_loop(
         .map_err(|e| ClientError::from_kafka(&spec.target, "create the replication producer", e))?;
     let _ = shared.producer.set(producer);
     let producer = shared.producer.get().expect("just set");
+    let mut icfg = spec.target.producer_config();
+    icfg.set("message.timeout.ms", "2147483647");
+    let index_producer: ThreadedProducer<IndexContext> = icfg
+        .create_with_context(IndexContext {
+            shared: shared.clone(),
+        })
+        .map_err(|e| {
+            ClientError::from_kafka(&spec.target, "create the offset index producer", e)
+        })?;
+    let _ = shared.index_producer.set(index_producer);
 
     let consumer: BaseConsumer<RebalanceContext> = spec
         .source
@@ -614,14 +793,26 @@ fn copy_loop(
     }
 
     // Graceful stop: everything handed to the producer is delivered, committed and synced.
-    if let Err(e) = producer.flush(Duration::from_secs(8)) {
+    if let Err(e) = producer.flush(Duration::from_secs(7)) {
         warn!(flow = %flow, error = %e, in_flight = shared.progress.lock().unwrap().in_flight(), "not every record was acknowledged before stopping; they will be copied again on restart");
+    }
+    if let Err(e) = shared.flush_index(Duration::from_secs(2)) {
+        warn!(flow = %flow, error = %e, "the offset index was not fully written before stopping; the records it misses will be copied again on restart");
     }
     // The final commit and the group leave are bounded: a cluster that is down must not keep
     // strait from stopping (what is not committed is copied again on the next start).
     commit(&consumer, &shared, CommitMode::Async);
     let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline && !shared.progress.lock().unwrap().to_commit().is_empty() {
+    let uncommitted = || {
+        let runs = shared.runs.lock().unwrap();
+        !shared
+            .progress
+            .lock()
+            .unwrap()
+            .to_commit_within(|tp| runs.commit_limit(tp))
+            .is_empty()
+    };
+    while Instant::now() < deadline && uncommitted() {
         // Serves the commit callback; records polled now are not copied and not committed.
         let _ = consumer.poll(Duration::from_millis(50));
     }

@@ -44,11 +44,18 @@ impl Progress {
 
     /// Offsets that advanced since the last commit: (partition, offset to commit).
     pub fn to_commit(&self) -> Vec<(Tp, i64)> {
+        self.to_commit_within(|_| Some(i64::MAX))
+    }
+
+    /// As [`Progress::to_commit`], but never past `limit(tp)` (nothing for a partition whose
+    /// limit is `None`): the offset index must hold a record's position before its source offset
+    /// is committed.
+    pub fn to_commit_within(&self, limit: impl Fn(&Tp) -> Option<i64>) -> Vec<(Tp, i64)> {
         self.parts
             .iter()
             .filter_map(|(tp, p)| {
-                let safe = p.safe()?;
-                (p.committed != Some(safe)).then(|| (tp.clone(), safe))
+                let safe = p.safe()?.min(limit(tp)?);
+                (p.committed.is_none_or(|c| c < safe)).then(|| (tp.clone(), safe))
             })
             .collect()
     }

@@ -224,6 +224,11 @@ pub fn flow_spec(
         offset_flush_interval: Duration::from_secs(2),
         commit_interval: Duration::from_millis(500),
         admin_timeout: Duration::from_secs(5),
+        index_topic: strait::translate::index_topic(source.name()),
+        index_replication_factor: 3,
+        use_defaults_from: strait::config::Side::Target,
+        sync_topic_configs: Some(Duration::from_secs(2)),
+        sync_topic_acls: Some(Duration::from_secs(2)),
     }
 }
 
@@ -260,4 +265,63 @@ pub async fn produce_seq(c: &Cluster, topic: &str, partitions: i32, n: usize) {
     while let Some(r) = pending.next().await {
         r.unwrap().expect("delivered");
     }
+}
+
+// ---- `strait` as a child process ----
+
+use std::process::{Child, Command, Stdio};
+
+pub fn strait() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_strait"))
+}
+
+/// A `strait run` child that is killed when dropped, so a failing test leaves no process behind.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+/// Start `strait run CONFIG`. Its log goes nowhere unless `STRAIT_TEST_CHILD_LOG` is set (to a
+/// log filter such as `info`), then to the test's stderr.
+pub fn spawn_run(config: &std::path::Path) -> Running {
+    let log = std::env::var("STRAIT_TEST_CHILD_LOG").ok();
+    Running(
+        strait()
+            .arg("run")
+            .arg(config)
+            .env("STRAIT_LOG", log.clone().unwrap_or_else(|| "warn".into()))
+            .stdout(Stdio::null())
+            .stderr(if log.is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .unwrap(),
+    )
+}
+
+pub fn signal(child: &Child, sig: &str) {
+    assert!(Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
 }

@@ -1,0 +1,185 @@
+//! Consumer groups seen from outside: list them, read and write their committed offsets, and
+//! whether anyone is consuming. Blocking calls (librdkafka's group APIs are synchronous): run
+//! them on a dedicated thread or through `spawn_blocking`.
+//!
+//! Reading and writing a group's offsets uses a consumer configured with that group id that never
+//! subscribes, so it never joins the group: a commit from it is the "simple consumer" commit the
+//! broker accepts only while the group has no active members.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{ClientError, Endpoint};
+
+/// A group as the cluster lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupListing {
+    pub name: String,
+    /// The broker's state name: `Empty`, `Stable`, `PreparingRebalance`, `Dead`, ...
+    pub state: String,
+    pub members: usize,
+}
+
+impl GroupListing {
+    /// Whether consumers are in the group now (a commit from outside would be rejected or
+    /// overwritten).
+    pub fn is_active(&self) -> bool {
+        self.members > 0
+            || matches!(
+                self.state.as_str(),
+                "Stable" | "PreparingRebalance" | "CompletingRebalance" | "AwaitingSync"
+            )
+    }
+}
+
+/// A committed offset with its metadata string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    pub offset: i64,
+    pub metadata: String,
+}
+
+/// (topic, partition)
+pub type TopicPartition = (String, i32);
+
+/// Group operations on one cluster.
+pub struct Groups {
+    endpoint: Endpoint,
+    timeout: Duration,
+    /// One non-joining consumer per group, kept for the next call.
+    clients: HashMap<String, BaseConsumer>,
+    lister: Option<BaseConsumer>,
+}
+
+impl Groups {
+    pub fn new(endpoint: &Endpoint, timeout: Duration) -> Self {
+        Self {
+            endpoint: endpoint.clone(),
+            timeout,
+            clients: HashMap::new(),
+            lister: None,
+        }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    fn client(&mut self, group: &str) -> Result<&BaseConsumer, ClientError> {
+        if !self.clients.contains_key(group) {
+            let mut cfg = self.endpoint.consumer_config(group);
+            cfg.set(
+                "client.id",
+                format!("strait-{}-groups", self.endpoint.alias),
+            );
+            let c: BaseConsumer = cfg.create().map_err(|e| {
+                ClientError::from_kafka(
+                    &self.endpoint,
+                    &format!("create a client for group {group}"),
+                    e,
+                )
+            })?;
+            self.clients.insert(group.to_string(), c);
+        }
+        Ok(&self.clients[group])
+    }
+
+    /// Every group on the cluster, or just `group`.
+    pub fn list(&mut self, group: Option<&str>) -> Result<Vec<GroupListing>, ClientError> {
+        if self.lister.is_none() {
+            let mut cfg = self.endpoint.admin_config();
+            cfg.set(
+                "client.id",
+                format!("strait-{}-groups", self.endpoint.alias),
+            );
+            self.lister = Some(cfg.create().map_err(|e| {
+                ClientError::from_kafka(&self.endpoint, "create a group listing client", e)
+            })?);
+        }
+        let lister = self.lister.as_ref().expect("just created");
+        let op = match group {
+            Some(g) => format!("describe group {g}"),
+            None => "list consumer groups".to_string(),
+        };
+        let list = lister
+            .fetch_group_list(group, self.timeout)
+            .map_err(|e| self.error(&op, e))?;
+        Ok(list
+            .groups()
+            .iter()
+            .map(|g| GroupListing {
+                name: g.name().to_string(),
+                state: g.state().to_string(),
+                members: g.members().len(),
+            })
+            .collect())
+    }
+
+    /// The group's committed offsets for `partitions` (those it has no offset for are left out).
+    pub fn committed(
+        &mut self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, Committed>, ClientError> {
+        if partitions.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in partitions {
+            tpl.add_partition(t, *p);
+        }
+        let timeout = self.timeout;
+        let op = format!("read the committed offsets of group {group}");
+        let got = self
+            .client(group)?
+            .committed_offsets(tpl, timeout)
+            .map_err(|e| self.error(&op, e))?;
+        Ok(got
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) if o >= 0 => Some((
+                    (e.topic().to_string(), e.partition()),
+                    Committed {
+                        offset: o,
+                        metadata: e.metadata().to_string(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Commit `offsets` for `group` without joining it.
+    pub fn commit(
+        &mut self,
+        group: &str,
+        offsets: &BTreeMap<TopicPartition, Committed>,
+    ) -> Result<(), ClientError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), c) in offsets {
+            let _ = tpl.add_partition_offset(t, *p, Offset::Offset(c.offset));
+            if let Some(mut e) = tpl.find_partition(t, *p) {
+                e.set_metadata(c.metadata.clone());
+            }
+        }
+        let op = format!("commit offsets for group {group}");
+        self.client(group)?
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| self.error(&op, e))
+    }
+
+    fn error(&self, op: &str, e: rdkafka::error::KafkaError) -> ClientError {
+        if super::is_timeout(&e) || super::is_unreachable(&e) {
+            ClientError::timeout(&self.endpoint, op, self.timeout)
+        } else {
+            ClientError::from_kafka(&self.endpoint, op, e)
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Read a single-partition internal topic (offset syncs, checkpoints, the offset index,
+//! heartbeats) from the beginning, and keep up with it, without a consumer group. Blocking.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{ClientError, Endpoint};
+
+/// One record of the topic.
+pub struct TailRecord<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+}
+
+/// A reader of partition `partition` of `topic`.
+pub struct TopicTail {
+    endpoint: Endpoint,
+    topic: String,
+    partition: i32,
+    consumer: Option<BaseConsumer>,
+    /// The next offset to read.
+    next: i64,
+}
+
+impl TopicTail {
+    pub fn new(endpoint: &Endpoint, topic: &str) -> Self {
+        Self::partition(endpoint, topic, 0)
+    }
+
+    pub fn partition(endpoint: &Endpoint, topic: &str, partition: i32) -> Self {
+        Self {
+            endpoint: endpoint.clone(),
+            topic: topic.to_string(),
+            partition,
+            consumer: None,
+            next: 0,
+        }
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The next offset to read (the number of records read, for a topic that was never cleaned).
+    pub fn position(&self) -> i64 {
+        self.next
+    }
+
+    fn consumer(&mut self) -> Result<&BaseConsumer, ClientError> {
+        if self.consumer.is_none() {
+            // A group id is required by librdkafka's consumer; it is never joined or committed.
+            let mut cfg = self.endpoint.consumer_config("strait-internal-reader");
+            cfg.set(
+                "client.id",
+                format!("strait-{}-reader", self.endpoint.alias),
+            );
+            let c: BaseConsumer = cfg.create().map_err(|e| {
+                ClientError::from_kafka(
+                    &self.endpoint,
+                    &format!("create a reader of {}", self.topic),
+                    e,
+                )
+            })?;
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&self.topic, self.partition, Offset::Beginning)
+                .map_err(|e| ClientError::from_kafka(&self.endpoint, "assign", e))?;
+            c.assign(&tpl)
+                .map_err(|e| ClientError::from_kafka(&self.endpoint, "assign", e))?;
+            self.consumer = Some(c);
+        }
+        Ok(self.consumer.as_ref().expect("just created"))
+    }
+
+    /// Read every record up to the end offset as of now, calling `f` for each. A topic that does
+    /// not exist yet reads as empty. Fails when the end is not reached within `timeout`.
+    pub fn read_to_end(
+        &mut self,
+        timeout: Duration,
+        mut f: impl FnMut(TailRecord<'_>),
+    ) -> Result<usize, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let (topic, partition) = (self.topic.clone(), self.partition);
+        let endpoint = self.endpoint.clone();
+        let op = format!("read {topic}");
+        let consumer = self.consumer()?;
+        let end = match consumer.fetch_watermarks(&topic, partition, timeout) {
+            Ok((_, hi)) => hi,
+            Err(e) if unknown_topic(&e) => return Ok(0),
+            Err(e) if super::is_timeout(&e) || super::is_unreachable(&e) => {
+                return Err(ClientError::timeout(&endpoint, &op, timeout))
+            }
+            Err(e) => return Err(ClientError::from_kafka(&endpoint, &op, e)),
+        };
+        let mut n = 0;
+        while self.next < end {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::timeout(&endpoint, &op, timeout));
+            }
+            let consumer = self.consumer.as_ref().expect("created above");
+            match consumer.poll(left.min(Duration::from_millis(200))) {
+                Some(Ok(m)) => {
+                    self.next = m.offset() + 1;
+                    n += 1;
+                    f(TailRecord {
+                        key: m.key().unwrap_or_default(),
+                        value: m.payload().unwrap_or_default(),
+                        offset: m.offset(),
+                        timestamp: m.timestamp().to_millis(),
+                    });
+                }
+                Some(Err(e)) if unknown_topic(&e) => return Ok(n),
+                // Partition EOF and transient errors: keep polling until the deadline.
+                Some(Err(_)) | None => {
+                    if let Ok(pos) = consumer.position() {
+                        if let Some(e) = pos.find_partition(&topic, partition) {
+                            if let Offset::Offset(o) = e.offset() {
+                                self.next = self.next.max(o);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn unknown_topic(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownPartition
+        )
+    )
+}

@@ -1,0 +1,17 @@
+//! Offset translation: where a consumer group that stopped at upstream offset `g` resumes on the
+//! other cluster. strait's exact index first, MM2's offset syncs as the fallback.
+
+pub mod checkpoints;
+pub mod group_sync;
+pub mod index;
+pub mod sync_store;
+pub mod translator;
+
+pub use index::{Lookup, OffsetIndex, RunTracker};
+pub use translator::{Method, Translated, Translator};
+
+/// strait's exact offset index for flow `source -> target` lives on the target under this name
+/// (compacted, one partition). `.internal` keeps it out of every replication, MM2's included.
+pub fn index_topic(source_alias: &str) -> String {
+    format!("strait-offset-index.{source_alias}.internal")
+}

@@ -1,0 +1,144 @@
+//! Translation from the clusters: strait's exact index where it covers the group's position,
+//! MM2's offset syncs (the 64-slot store) where it does not (partitions replicated before strait,
+//! or by MM2). Blocking: reads topics through [`TopicTail`].
+
+use std::time::Duration;
+
+use tracing::debug;
+
+use super::index::{Lookup, OffsetIndex};
+use super::sync_store::{OffsetSyncStore, Translation};
+use crate::kafka::tail::TopicTail;
+use crate::kafka::{ClientError, Endpoint};
+use crate::wire::{IndexRun, OffsetSync};
+
+/// How a translated offset was obtained.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// strait's exact index.
+    Exact(Lookup),
+    /// MM2's offset syncs: the sync used, and the MM2 rule (`down`, or `down + 1` past it).
+    Mm2Sync { upstream: i64, downstream: i64 },
+    /// No translation: why.
+    None(String),
+}
+
+impl Method {
+    /// A short name for tables and JSON: `exact`, `exact-gap`, `exact-ahead`, `mm2-sync`, `none`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Exact(Lookup::InRun { .. }) => "exact",
+            Method::Exact(Lookup::Gap { .. }) => "exact-gap",
+            Method::Exact(Lookup::Ahead { .. }) => "exact-end",
+            Method::Exact(_) => "exact",
+            Method::Mm2Sync { .. } => "mm2-sync",
+            Method::None(_) => "none",
+        }
+    }
+}
+
+/// A translated position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translated {
+    pub downstream: Option<i64>,
+    pub method: Method,
+}
+
+/// The index and the MM2 sync store of one flow, kept up to date from their topics.
+pub struct Translator {
+    index: OffsetIndex,
+    index_tail: TopicTail,
+    mm2: OffsetSyncStore,
+    syncs_tail: Option<TopicTail>,
+    loaded: bool,
+}
+
+impl Translator {
+    /// `target`: consumer properties of the flow's target (where the index lives).
+    /// `offset_syncs`: where MM2-format offset syncs live (cluster, topic), if they are on.
+    pub fn new(
+        target: &Endpoint,
+        index_topic: &str,
+        offset_syncs: Option<(&Endpoint, &str)>,
+    ) -> Self {
+        Self {
+            index: OffsetIndex::default(),
+            index_tail: TopicTail::new(target, index_topic),
+            mm2: OffsetSyncStore::new(false),
+            syncs_tail: offset_syncs.map(|(ep, t)| TopicTail::new(ep, t)),
+            loaded: false,
+        }
+    }
+
+    /// Read what was written since the last call. Until the first call succeeds, nothing is
+    /// translated (as MM2's store, which waits for its initial read to the end).
+    pub fn refresh(&mut self, timeout: Duration) -> Result<(), ClientError> {
+        let index = &mut self.index;
+        self.index_tail.read_to_end(timeout, |r| match IndexRun::decode(r.key, r.value) {
+            Ok(run) => index.apply(&run),
+            Err(e) => debug!(offset = r.offset, error = %e, "skipping an undecodable offset index record"),
+        })?;
+        if let Some(tail) = &mut self.syncs_tail {
+            let mm2 = &mut self.mm2;
+            tail.read_to_end(timeout, |r| match OffsetSync::decode(r.key, r.value) {
+                Ok(s) => mm2.apply_record(&s),
+                Err(e) => {
+                    debug!(offset = r.offset, error = %e, "skipping an undecodable offset sync")
+                }
+            })?;
+        }
+        if !self.loaded {
+            self.mm2.finish_initial_load();
+            self.loaded = true;
+        }
+        Ok(())
+    }
+
+    /// Translate upstream offset `g` of `topic`-`partition` (upstream name).
+    pub fn translate(&mut self, topic: &str, partition: i32, g: i64) -> Translated {
+        if !self.loaded {
+            return Translated {
+                downstream: None,
+                method: Method::None("the offset index has not been read yet".into()),
+            };
+        }
+        let lookup = self.index.lookup(topic, partition, g);
+        if let Some(d) = lookup.downstream() {
+            return Translated {
+                downstream: Some(d),
+                method: Method::Exact(lookup),
+            };
+        }
+        match self.mm2.translate(topic, partition, g) {
+            Translation::Offset { offset, sync } => Translated {
+                downstream: Some(offset),
+                method: Method::Mm2Sync {
+                    upstream: sync.upstream,
+                    downstream: sync.downstream,
+                },
+            },
+            other => Translated {
+                downstream: None,
+                method: Method::None(match (lookup, other) {
+                    (Lookup::BeforeIndex { first_upstream }, _) => format!(
+                        "offset {g} is before strait's first replicated record ({first_upstream}) and no MM2 offset sync covers it"
+                    ),
+                    (_, Translation::TooOld { .. }) => {
+                        format!("offset {g} is older than every MM2 offset sync kept")
+                    }
+                    _ => "nothing of this partition has been replicated yet".to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Records at or after downstream offset `d` that are copies of upstream records before `g`
+    /// (what a consumer resuming at `d` reads again), as far as the exact index knows.
+    pub fn rereads(&self, topic: &str, partition: i32, g: i64, d: i64) -> i64 {
+        self.index.rereads(topic, partition, g, d)
+    }
+
+    pub fn index(&self) -> &OffsetIndex {
+        &self.index
+    }
+}
