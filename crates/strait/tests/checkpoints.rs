@@ -371,6 +371,63 @@ async fn checkpoints_resume_a_group_exactly() {
         .await
         .iter()
         .all(|cp| cp.group == "billing"));
+
+    // `strait translate` agrees, exactly, and says nothing is read twice.
+    let t = translate_json(&cfg, "billing", &[]).await;
+    assert_eq!(t["source_reachable"], true);
+    for p in t["partitions"].as_array().unwrap() {
+        let n = p["partition"].as_i64().unwrap() as i32;
+        assert_eq!(p["upstream_offset"].as_i64(), Some(group_at[&n]), "{p}");
+        assert_eq!(
+            p["downstream_offset"].as_i64(),
+            Some(cps[&n].downstream),
+            "{p}"
+        );
+        assert_eq!(p["method"], "exact", "{p}");
+        assert_eq!(p["reread"], 0, "{p}");
+        assert_eq!(p["remote_topic"], REMOTE);
+    }
+    // --apply commits them to the (idle) group on us-west.
+    let t = translate_json(&cfg, "billing", &["--apply"]).await;
+    assert_eq!(t["applied"], true);
+    let expected: BTreeMap<i32, i64> = cps.iter().map(|(p, cp)| (*p, cp.downstream)).collect();
+    assert_eq!(committed(west, "billing", REMOTE, 3).await, expected);
+
+    // With us-east cut off, the last checkpoints stand in.
+    east.cut();
+    let t = translate_json(&cfg, "billing", &[]).await;
+    east.heal();
+    assert_eq!(t["source_reachable"], false);
+    for p in t["partitions"].as_array().unwrap() {
+        let n = p["partition"].as_i64().unwrap() as i32;
+        assert_eq!(p["method"], "checkpoint", "{p}");
+        assert_eq!(
+            p["downstream_offset"].as_i64(),
+            Some(cps[&n].downstream),
+            "{p}"
+        );
+    }
+}
+
+/// `strait translate CONFIG --group G --source us-east --target us-west --json [extra]`.
+async fn translate_json(cfg: &std::path::Path, group: &str, extra: &[&str]) -> serde_json::Value {
+    let mut cmd = strait();
+    cmd.arg("translate")
+        .arg(cfg)
+        .args([
+            "--group", group, "--source", "us-east", "--target", "us-west", "--json",
+        ])
+        .args(extra);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "strait translate: {:?}: {stderr}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -536,6 +593,18 @@ async fn group_offsets_are_synced_to_idle_groups_only_and_never_backwards() {
         committed(west, "busy", REMOTE, 3).await.is_empty(),
         "an active group on the target is left alone"
     );
+    // ... and `strait translate --apply` refuses to move it.
+    let mut cmd = strait();
+    cmd.arg("translate").arg(&cfg).args([
+        "--group", "busy", "--source", "us-east", "--target", "us-west", "--apply",
+    ]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("active on us-west"), "{err}");
+    assert!(committed(west, "busy", REMOTE, 3).await.is_empty());
     drop(busy_stop);
     busy.await.unwrap();
 }

@@ -2,6 +2,7 @@
 //! other cluster. strait's exact index first, MM2's offset syncs as the fallback.
 
 pub mod checkpoints;
+pub mod group;
 pub mod group_sync;
 pub mod index;
 pub mod sync_store;

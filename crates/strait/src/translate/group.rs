@@ -1,0 +1,221 @@
+//! Translate one consumer group's position from a flow's source to its target, from the clusters
+//! themselves (MM2's `RemoteClusterUtils.translateOffsets`, made exact): what `strait translate`
+//! shows and `--apply` commits, and what failover uses. Blocking.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::checkpoints::CheckpointStore;
+use super::translator::{Method, Translator};
+use crate::config::Flow;
+use crate::kafka::groups::{Committed, GroupListing, Groups, TopicPartition};
+use crate::kafka::tail::TopicTail;
+use crate::kafka::{Admin, ClientError};
+use crate::wire::Checkpoint;
+
+/// One partition of the group, on both sides.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PartitionTranslation {
+    /// Upstream topic and partition.
+    pub topic: String,
+    pub partition: i32,
+    /// The topic on the target (`us-east.orders`).
+    pub remote_topic: String,
+    /// The group's committed offset on the source (`None` when the source was not reachable).
+    pub upstream_offset: Option<i64>,
+    /// Where the group resumes on the target (`None`: cannot translate, see `detail`).
+    pub downstream_offset: Option<i64>,
+    /// `exact`, `exact-gap`, `exact-end`, `mm2-sync`, `checkpoint` or `none`.
+    pub method: String,
+    pub detail: Option<String>,
+    /// Records a consumer resuming at `downstream_offset` reads a second time (copies of
+    /// records the group had processed). `None` when unknown (source unreachable).
+    pub reread: Option<i64>,
+    /// Records the group had not processed that it would never see on the target. Always 0 for
+    /// a translation; `None` when unknown.
+    pub skipped: Option<i64>,
+    /// The group's committed offset on the target now, if any.
+    pub target_committed: Option<i64>,
+}
+
+/// The whole group.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupTranslation {
+    pub group: String,
+    pub source: String,
+    pub target: String,
+    pub source_reachable: bool,
+    /// Why the source could not be read, when it could not.
+    pub source_error: Option<String>,
+    /// The group on the target: state and member count.
+    pub target_state: Option<String>,
+    pub target_members: usize,
+    pub partitions: Vec<PartitionTranslation>,
+}
+
+impl GroupTranslation {
+    /// Whether consumers are in the group on the target now.
+    pub fn active_on_target(&self) -> bool {
+        GroupListing {
+            name: self.group.clone(),
+            state: self.target_state.clone().unwrap_or_default(),
+            members: self.target_members,
+        }
+        .is_active()
+    }
+
+    /// The offsets `--apply` commits on the target.
+    pub fn offsets_to_apply(&self) -> BTreeMap<TopicPartition, Committed> {
+        self.partitions
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    (p.remote_topic.clone(), p.partition),
+                    Committed {
+                        offset: p.downstream_offset?,
+                        metadata: String::new(),
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Translate `group` for `flow`. The target must be reachable; the source is tried within
+/// `source_timeout`, and without it the last checkpoints stand in.
+pub fn translate_group(
+    flow: &Flow,
+    group: &str,
+    timeout: Duration,
+    source_timeout: Duration,
+    rt: &tokio::runtime::Handle,
+) -> Result<GroupTranslation, ClientError> {
+    let syncs = &flow.internal_topics.offset_syncs;
+    let syncs_ep = if syncs.cluster == flow.source {
+        &flow.clients.source_consumer
+    } else {
+        &flow.clients.target_consumer
+    };
+    let rename = |t: &str| flow.policy.format_remote_topic(&flow.source, t);
+
+    // The target first: it must answer.
+    let mut target_groups = Groups::new(&flow.clients.target_consumer, timeout);
+    let listing = target_groups.list(Some(group))?;
+    let (target_state, target_members) = listing
+        .first()
+        .map_or((None, 0), |g| (Some(g.state.clone()), g.members));
+
+    // The source: which partitions are replicated and where the group is.
+    let source = (|| -> Result<BTreeMap<TopicPartition, Committed>, ClientError> {
+        let admin = Admin::new(&flow.clients.source_admin, source_timeout)?;
+        let topics = rt.block_on(admin.topics(None))?;
+        let partitions: Vec<TopicPartition> = topics
+            .iter()
+            .filter(|t| flow.should_replicate_topic(&t.name))
+            .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p)))
+            .collect();
+        Groups::new(&flow.clients.source_consumer, source_timeout).committed(group, &partitions)
+    })();
+
+    let mut out = Vec::new();
+    let (source_reachable, source_error) = match source {
+        Ok(committed) => {
+            let mut translator = Translator::new(
+                &flow.clients.target_consumer,
+                &super::index_topic(&flow.source),
+                flow.emit_offset_syncs
+                    .then_some((syncs_ep, syncs.name.as_str())),
+            );
+            translator.refresh(timeout)?;
+            for ((topic, partition), c) in committed {
+                let t = translator.translate(&topic, partition, c.offset);
+                let (reread, detail) = match (&t.method, t.downstream) {
+                    (Method::Exact(_), Some(d)) => {
+                        (Some(translator.rereads(&topic, partition, c.offset, d)), None)
+                    }
+                    (Method::Mm2Sync { upstream, downstream }, Some(_)) => (
+                        Some((c.offset - upstream - 1).max(0)),
+                        Some(format!(
+                            "from MM2 offset sync {upstream} -> {downstream}; re-read is an upper bound"
+                        )),
+                    ),
+                    (Method::None(why), _) => (None, Some(why.clone())),
+                    _ => (None, None),
+                };
+                out.push(PartitionTranslation {
+                    remote_topic: rename(&topic),
+                    topic,
+                    partition,
+                    upstream_offset: Some(c.offset),
+                    downstream_offset: t.downstream,
+                    method: t.method.name().to_string(),
+                    detail,
+                    reread,
+                    skipped: t.downstream.map(|_| 0),
+                    target_committed: None,
+                });
+            }
+            (true, None)
+        }
+        Err(e) => {
+            // Without the source, the last checkpoints are the best there is.
+            let mut store = CheckpointStore::new();
+            let mut tail = TopicTail::new(
+                &flow.clients.target_consumer,
+                &flow.internal_topics.checkpoints.name,
+            );
+            tail.read_to_end(timeout, |r| {
+                if let Ok(cp) = Checkpoint::decode(r.key, r.value) {
+                    if cp.group == group {
+                        store.record(cp);
+                    }
+                }
+            })?;
+            for cp in store.group_checkpoints(group) {
+                out.push(PartitionTranslation {
+                    topic: flow
+                        .policy
+                        .upstream_topic(&cp.topic)
+                        .unwrap_or_else(|| cp.topic.clone()),
+                    partition: cp.partition,
+                    remote_topic: cp.topic.clone(),
+                    upstream_offset: None,
+                    downstream_offset: Some(cp.downstream_offset),
+                    method: "checkpoint".into(),
+                    detail: Some(format!(
+                        "last checkpoint: upstream offset {} at the time it was taken",
+                        cp.upstream_offset
+                    )),
+                    reread: None,
+                    skipped: None,
+                    target_committed: None,
+                });
+            }
+            (false, Some(e.to_string()))
+        }
+    };
+
+    let tps: Vec<TopicPartition> = out
+        .iter()
+        .map(|p| (p.remote_topic.clone(), p.partition))
+        .collect();
+    let on_target = target_groups.committed(group, &tps)?;
+    for p in &mut out {
+        p.target_committed = on_target
+            .get(&(p.remote_topic.clone(), p.partition))
+            .map(|c| c.offset);
+    }
+    out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    Ok(GroupTranslation {
+        group: group.to_string(),
+        source: flow.source.clone(),
+        target: flow.target.clone(),
+        source_reachable,
+        source_error,
+        target_state,
+        target_members,
+        partitions: out,
+    })
+}
