@@ -131,7 +131,7 @@ fn to_text(t: &GroupTranslation, applied: bool) -> String {
         t.target_state.as_deref().unwrap_or("no such group"),
         t.target_members
     );
-    let rows: Vec<[String; 8]> = t
+    let rows: Vec<[String; 9]> = t
         .partitions
         .iter()
         .map(|p| {
@@ -144,6 +144,7 @@ fn to_text(t: &GroupTranslation, applied: bool) -> String {
                 p.method.clone(),
                 opt(p.reread),
                 opt(p.target_committed),
+                opt(p.mm2_offset),
             ]
         })
         .collect();
@@ -156,6 +157,7 @@ fn to_text(t: &GroupTranslation, applied: bool) -> String {
         "METHOD",
         "RE-READ",
         "COMMITTED ON TARGET",
+        "MM2 WOULD SAY",
     ];
     let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for r in &rows {

@@ -38,6 +38,9 @@ pub struct PartitionTranslation {
     pub skipped: Option<i64>,
     /// The group's committed offset on the target now, if any.
     pub target_committed: Option<i64>,
+    /// What MirrorMaker 2's translation (from the same offset syncs) would give: `-1` when it
+    /// cannot translate, `None` when it has no syncs for the partition.
+    pub mm2_offset: Option<i64>,
 }
 
 /// The whole group.
@@ -144,6 +147,7 @@ pub fn translate_group(
                     (Method::None(why), _) => (None, Some(why.clone())),
                     _ => (None, None),
                 };
+                let mm2_offset = translator.mm2_translate(&topic, partition, c.offset);
                 out.push(PartitionTranslation {
                     remote_topic: rename(&topic),
                     topic,
@@ -155,6 +159,7 @@ pub fn translate_group(
                     reread,
                     skipped: t.downstream.map(|_| 0),
                     target_committed: None,
+                    mm2_offset,
                 });
             }
             (true, None)
@@ -191,6 +196,7 @@ pub fn translate_group(
                     reread: None,
                     skipped: None,
                     target_committed: None,
+                    mm2_offset: None,
                 });
             }
             (false, Some(e.to_string()))

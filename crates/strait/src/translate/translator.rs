@@ -132,6 +132,12 @@ impl Translator {
         }
     }
 
+    /// What MirrorMaker 2 would answer for the same position (its 64-slot store and "+1" rule;
+    /// `-1` when it cannot translate), to show beside strait's own translation.
+    pub fn mm2_translate(&self, topic: &str, partition: i32, g: i64) -> Option<i64> {
+        self.mm2.translate(topic, partition, g).mm2_value()
+    }
+
     /// Records at or after downstream offset `d` that are copies of upstream records before `g`
     /// (what a consumer resuming at `d` reads again), as far as the exact index knows.
     pub fn rereads(&self, topic: &str, partition: i32, g: i64, d: i64) -> i64 {
