@@ -72,6 +72,15 @@ pub struct StatusArgs {
     /// Refresh in place until interrupted.
     #[arg(long)]
     pub watch: bool,
+    /// A flow whose lag is over this many seconds is LAGGING.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub lag_threshold: f64,
+    /// How long each cluster may take to answer before it counts as unreachable.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub timeout: f64,
+    /// Leave out the consumer groups (faster on clusters with many groups).
+    #[arg(long)]
+    pub no_groups: bool,
 }
 
 #[derive(Args, Debug)]

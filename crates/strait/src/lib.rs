@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod heartbeat;
 pub mod kafka;
+pub mod monitor;
 pub mod policy;
 pub mod replicate;
 pub mod translate;

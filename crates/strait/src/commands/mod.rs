@@ -3,6 +3,7 @@
 mod check;
 mod run;
 mod sandbox;
+mod status;
 mod translate;
 
 use std::process::ExitCode;
@@ -19,7 +20,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Check(args) => check::run(args),
-        Command::Status(_) => not_yet("status"),
+        Command::Status(args) => status::run(args).await,
         Command::Translate(args) => translate::run(args).await,
         Command::Failover(_) => not_yet("failover"),
         Command::Failback(_) => not_yet("failback"),

@@ -133,7 +133,8 @@ impl TopicTail {
     }
 }
 
-fn unknown_topic(e: &KafkaError) -> bool {
+/// Whether the error says the topic or partition does not exist (yet).
+pub(crate) fn unknown_topic(e: &KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),
         Some(

@@ -1,0 +1,392 @@
+//! Compute the lag model from the clusters themselves, so it works whether or not a
+//! `strait run` is alive. Blocking (librdkafka's metadata and group calls): call it from a
+//! dedicated thread or `spawn_blocking`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::model::*;
+use crate::config::{Config, Flow};
+use crate::heartbeat::now_ms;
+use crate::kafka::groups::{Groups, TopicPartition};
+use crate::kafka::{Admin, ClientError, Endpoint};
+use crate::translate::Translator;
+use crate::wire::Heartbeat;
+
+/// What to collect and how long to wait for each cluster.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// LAGGING above this.
+    pub lag_threshold: Duration,
+    /// How long a cluster may take to answer before it counts as unreachable.
+    pub timeout: Duration,
+    /// Also collect consumer groups (slower: one request per group).
+    pub groups: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            lag_threshold: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            groups: true,
+        }
+    }
+}
+
+/// The status of every enabled flow of `config` (and its groups).
+pub fn collect(config: &Config, opts: &Options, rt: &tokio::runtime::Handle) -> Status {
+    let mut flows = Vec::new();
+    let mut groups = Vec::new();
+    for flow in config.enabled_flows() {
+        let (f, g) = collect_flow(config, flow, opts, rt);
+        flows.push(f);
+        groups.extend(g);
+    }
+    Status {
+        generated_at_ms: now_ms(),
+        verdict: Status::worst(&flows),
+        lag_threshold_seconds: opts.lag_threshold.as_secs_f64(),
+        flows,
+        groups,
+    }
+}
+
+/// Where heartbeats that crossed flow `S->T` are found on T, and how often they are emitted:
+/// `S.heartbeats` when the reverse pair emits heartbeats on S and this flow replicates them
+/// (end-to-end proof), else `heartbeats` on T from this pair's own emitter.
+fn heartbeat_source(config: &Config, flow: &Flow) -> Option<(String, Duration, Option<String>)> {
+    let reverse = config.flow(&flow.target, &flow.source)?;
+    match (
+        reverse.intervals.emit_heartbeats,
+        flow.heartbeats_replication,
+    ) {
+        (Some(interval), true) => Some((
+            flow.policy
+                .format_remote_topic(&flow.source, &reverse.internal_topics.heartbeats.name),
+            interval,
+            None,
+        )),
+        _ => flow.intervals.emit_heartbeats.map(|interval| {
+            (
+                flow.internal_topics.heartbeats.name.clone(),
+                interval,
+                Some(flow.source.clone()),
+            )
+        }),
+    }
+}
+
+fn collect_flow(
+    config: &Config,
+    flow: &Flow,
+    opts: &Options,
+    rt: &tokio::runtime::Handle,
+) -> (FlowStatus, Vec<GroupStatus>) {
+    let mut evidence = Evidence::default();
+    let source_admin = Admin::new(&flow.clients.source_admin, opts.timeout);
+    let strait_group = format!("strait.{}", flow.name());
+
+    // Source side: partitions, ends and how far the flow got.
+    let mut lags = Vec::new();
+    let mut topics = 0;
+    let mut source_ends: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut partitions: Vec<TopicPartition> = Vec::new();
+    let source = (|| -> Result<(), ClientError> {
+        let admin = source_admin?;
+        let all = rt.block_on(admin.topics(None))?;
+        let replicated: Vec<_> = all
+            .into_iter()
+            .filter(|t| flow.should_replicate_topic(&t.name))
+            .collect();
+        topics = replicated.len();
+        let mut starts = BTreeMap::new();
+        for t in &replicated {
+            for p in 0..t.partitions {
+                let (lo, hi) = rt.block_on(admin.watermarks(&t.name, p))?;
+                starts.insert((t.name.clone(), p), lo);
+                source_ends.insert((t.name.clone(), p), hi);
+                partitions.push((t.name.clone(), p));
+            }
+        }
+        let done = Groups::new(&flow.clients.source_consumer, opts.timeout)
+            .committed(&strait_group, &partitions)?;
+        for tp in &partitions {
+            let end = source_ends[tp];
+            let replicated = done.get(tp).map_or(starts[tp], |c| c.offset).min(end);
+            lags.push(PartitionLag {
+                topic: tp.0.clone(),
+                partition: tp.1,
+                remote_topic: flow.policy.format_remote_topic(&flow.source, &tp.0),
+                source_end: end,
+                replicated,
+                lag_records: end - replicated,
+                lag_seconds: 0.0,
+            });
+        }
+        let behind: Vec<(TopicPartition, i64)> = lags
+            .iter()
+            .filter(|l| l.lag_records > 0)
+            .map(|l| ((l.topic.clone(), l.partition), l.replicated))
+            .collect();
+        let stamps = first_timestamps(&flow.clients.source_consumer, &behind, opts.timeout)?;
+        let now = now_ms();
+        for l in &mut lags {
+            if let Some(ts) = stamps.get(&(l.topic.clone(), l.partition)) {
+                l.lag_seconds = ((now - ts) as f64 / 1000.0).max(0.0);
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = source {
+        evidence.unreachable.push(e.to_string());
+    }
+
+    // Target side: heartbeats and checkpoints.
+    let hb = heartbeat_source(config, flow);
+    let mut heartbeat_age = None;
+    let mut checkpoint_age = None;
+    let target = (|| -> Result<(), ClientError> {
+        if let Some((topic, _, only_from)) = &hb {
+            let recs = last_records(&flow.clients.target_consumer, topic, 20, opts.timeout)?;
+            let newest = recs
+                .iter()
+                .filter_map(|(k, v, _)| Heartbeat::decode(k, v).ok())
+                .filter(|h| only_from.as_ref().is_none_or(|s| &h.source == s))
+                .map(|h| h.timestamp)
+                .max();
+            heartbeat_age = newest.map(|t| Duration::from_millis((now_ms() - t).max(0) as u64));
+        }
+        if flow.intervals.emit_checkpoints.is_some() {
+            let recs = last_records(
+                &flow.clients.target_consumer,
+                &flow.internal_topics.checkpoints.name,
+                20,
+                opts.timeout,
+            )?;
+            checkpoint_age = recs
+                .iter()
+                .filter_map(|(_, _, ts)| *ts)
+                .max()
+                .map(|t| Duration::from_millis((now_ms() - t).max(0) as u64));
+        }
+        Ok(())
+    })();
+    if let Err(e) = target {
+        evidence.unreachable.push(e.to_string());
+    }
+    evidence.heartbeat_age = heartbeat_age;
+    evidence.heartbeat_interval = hb.as_ref().map(|(_, i, _)| *i);
+    evidence.lag_seconds = lags.iter().map(|l| l.lag_seconds).fold(0.0, f64::max);
+    let (verdict, reasons) = judge(&evidence, opts.lag_threshold);
+
+    let groups = if opts.groups && evidence.unreachable.is_empty() {
+        collect_groups(flow, &partitions, &source_ends, opts, rt).unwrap_or_else(|e| {
+            tracing::debug!(flow = %flow.name(), error = %e, "groups not collected");
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
+
+    let status = FlowStatus {
+        source: flow.source.clone(),
+        target: flow.target.clone(),
+        verdict,
+        reasons,
+        topics,
+        partitions: lags.len(),
+        lag_records: lags.iter().map(|l| l.lag_records).sum(),
+        lag_seconds: evidence.lag_seconds,
+        heartbeat_age_seconds: heartbeat_age.map(|d| d.as_secs_f64()),
+        heartbeat_topic: hb.map(|(t, _, _)| t),
+        checkpoint_age_seconds: checkpoint_age.map(|d| d.as_secs_f64()),
+        partition_lags: lags,
+    };
+    (status, groups)
+}
+
+fn collect_groups(
+    flow: &Flow,
+    partitions: &[TopicPartition],
+    source_ends: &BTreeMap<TopicPartition, i64>,
+    opts: &Options,
+    rt: &tokio::runtime::Handle,
+) -> Result<Vec<GroupStatus>, ClientError> {
+    let strait_group = format!("strait.{}", flow.name());
+    let mut source_groups = Groups::new(&flow.clients.source_consumer, opts.timeout);
+    let mut target_groups = Groups::new(&flow.clients.target_consumer, opts.timeout);
+    let target_admin = Admin::new(&flow.clients.target_admin, opts.timeout)?;
+    let syncs = &flow.internal_topics.offset_syncs;
+    let syncs_ep = if syncs.cluster == flow.source {
+        &flow.clients.source_consumer
+    } else {
+        &flow.clients.target_consumer
+    };
+    let mut translator = Translator::new(
+        &flow.clients.target_consumer,
+        &crate::translate::index_topic(&flow.source),
+        flow.emit_offset_syncs
+            .then_some((syncs_ep, syncs.name.as_str())),
+    );
+    translator.refresh(opts.timeout)?;
+    let mut out = Vec::new();
+    let mut target_ends: BTreeMap<TopicPartition, Option<i64>> = BTreeMap::new();
+    for g in source_groups.list(None)? {
+        if !flow.should_replicate_group(&g.name)
+            || g.name == strait_group
+            || g.name.starts_with("strait.")
+        {
+            continue;
+        }
+        let committed = source_groups.committed(&g.name, partitions)?;
+        if committed.is_empty() {
+            continue;
+        }
+        let remote: Vec<TopicPartition> = committed
+            .keys()
+            .map(|(t, p)| (flow.policy.format_remote_topic(&flow.source, t), *p))
+            .collect();
+        let on_target = target_groups.committed(&g.name, &remote)?;
+        let mut parts = Vec::new();
+        for ((topic, p), c) in &committed {
+            let remote_topic = flow.policy.format_remote_topic(&flow.source, topic);
+            let key = (remote_topic.clone(), *p);
+            if !target_ends.contains_key(&key) {
+                let end = rt
+                    .block_on(target_admin.watermarks(&remote_topic, *p))
+                    .ok()
+                    .map(|(_, hi)| hi);
+                target_ends.insert(key.clone(), end);
+            }
+            let target_end = target_ends[&key];
+            let target_committed = on_target.get(&key).map(|c| c.offset);
+            let end = source_ends
+                .get(&(topic.clone(), *p))
+                .copied()
+                .unwrap_or(c.offset);
+            parts.push(GroupPartition {
+                topic: topic.clone(),
+                partition: *p,
+                remote_topic,
+                source_committed: c.offset,
+                source_end: end,
+                source_lag: (end - c.offset).max(0),
+                translated: translator.translate(topic, *p, c.offset).downstream,
+                target_committed,
+                target_end,
+                target_lag: match (target_end, target_committed) {
+                    (Some(e), Some(c)) => Some((e - c).max(0)),
+                    _ => None,
+                },
+            });
+        }
+        out.push(GroupStatus {
+            group: g.name.clone(),
+            source: flow.source.clone(),
+            target: flow.target.clone(),
+            source_lag: parts.iter().map(|p| p.source_lag).sum(),
+            target_lag: parts.iter().map(|p| p.target_lag).sum(),
+            partitions: parts,
+        });
+    }
+    out.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok(out)
+}
+
+fn reader(ep: &Endpoint) -> Result<BaseConsumer, ClientError> {
+    let mut cfg = ep.consumer_config("strait-status-reader");
+    cfg.set("client.id", format!("strait-{}-status", ep.alias));
+    cfg.create()
+        .map_err(|e| ClientError::from_kafka(ep, "create a status reader", e))
+}
+
+fn fetch_error(
+    ep: &Endpoint,
+    op: &str,
+    e: rdkafka::error::KafkaError,
+    timeout: Duration,
+) -> ClientError {
+    if crate::kafka::is_timeout(&e) || crate::kafka::is_unreachable(&e) {
+        ClientError::timeout(ep, op, timeout)
+    } else {
+        ClientError::from_kafka(ep, op, e)
+    }
+}
+
+/// The timestamp of the first record at or after each (partition, offset).
+fn first_timestamps(
+    ep: &Endpoint,
+    at: &[(TopicPartition, i64)],
+    timeout: Duration,
+) -> Result<BTreeMap<TopicPartition, i64>, ClientError> {
+    let mut out = BTreeMap::new();
+    if at.is_empty() {
+        return Ok(out);
+    }
+    let c = reader(ep)?;
+    let mut tpl = TopicPartitionList::new();
+    for ((t, p), o) in at {
+        tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+            .map_err(|e| ClientError::from_kafka(ep, "assign", e))?;
+    }
+    c.assign(&tpl)
+        .map_err(|e| ClientError::from_kafka(ep, "assign", e))?;
+    let deadline = Instant::now() + timeout;
+    while out.len() < at.len() && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            let key = (m.topic().to_string(), m.partition());
+            if let Some(ts) = m.timestamp().to_millis() {
+                out.entry(key).or_insert(ts);
+            }
+            // One record per partition is enough.
+            let mut done = TopicPartitionList::new();
+            let _ = done.add_partition(m.topic(), m.partition());
+            let _ = c.pause(&done);
+        }
+    }
+    Ok(out)
+}
+
+/// The last `n` records of partition 0 of `topic` as (key, value, timestamp). A topic that does
+/// not exist reads as empty; a cluster that does not answer within `timeout` is an error.
+pub fn last_records(
+    ep: &Endpoint,
+    topic: &str,
+    n: i64,
+    timeout: Duration,
+) -> Result<Vec<(Vec<u8>, Vec<u8>, Option<i64>)>, ClientError> {
+    let c = reader(ep)?;
+    let op = format!("read {topic}");
+    let (lo, hi) = match c.fetch_watermarks(topic, 0, timeout) {
+        Ok(w) => w,
+        Err(e) if crate::kafka::tail::unknown_topic(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(fetch_error(ep, &op, e, timeout)),
+    };
+    if hi <= lo {
+        return Ok(Vec::new());
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset((hi - n).max(lo)))
+        .map_err(|e| ClientError::from_kafka(ep, "assign", e))?;
+    c.assign(&tpl)
+        .map_err(|e| ClientError::from_kafka(ep, "assign", e))?;
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    let mut next = (hi - n).max(lo);
+    while next < hi && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            next = m.offset() + 1;
+            out.push((
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().unwrap_or_default().to_vec(),
+                m.timestamp().to_millis(),
+            ));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,7 @@
+//! Monitoring: the lag model (`model`) and how it is read off the clusters (`collect`).
+
+pub mod collect;
+pub mod model;
+
+pub use collect::{collect, Options};
+pub use model::{FlowStatus, GroupStatus, PartitionLag, Status, Verdict};

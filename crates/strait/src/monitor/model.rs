@@ -1,0 +1,259 @@
+//! The lag model: what `strait status`, `/api/status`, `/metrics` and the dashboard show, and
+//! the verdicts, as plain data. Computing it from the clusters is `collect`'s job; deciding
+//! what it means is here, without I/O.
+//!
+//! The field names are the documented `strait status --json` schema (README).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// How a flow is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Ok,
+    Lagging,
+    Broken,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "OK",
+            Verdict::Lagging => "LAGGING",
+            Verdict::Broken => "BROKEN",
+        }
+    }
+
+    /// `strait status`'s exit code: 0 all OK, 1 some LAGGING, 2 some BROKEN.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Ok => 0,
+            Verdict::Lagging => 1,
+            Verdict::Broken => 2,
+        }
+    }
+}
+
+/// One replicated partition.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub remote_topic: String,
+    /// The source partition's end offset (the next offset to be written).
+    pub source_end: i64,
+    /// The next source offset to replicate: the flow's committed offset on the source (or the
+    /// start of the partition when the flow never committed).
+    pub replicated: i64,
+    pub lag_records: i64,
+    /// Now minus the source timestamp of the oldest record not replicated yet; 0 when caught up.
+    pub lag_seconds: f64,
+}
+
+/// One flow `S->T`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowStatus {
+    pub source: String,
+    pub target: String,
+    pub verdict: Verdict,
+    /// Why the verdict is not OK (empty when OK).
+    pub reasons: Vec<String>,
+    pub topics: usize,
+    pub partitions: usize,
+    pub lag_records: i64,
+    /// The largest lag in seconds of any partition.
+    pub lag_seconds: f64,
+    /// Age of the newest heartbeat that crossed this flow (see `heartbeat_topic`), if any.
+    pub heartbeat_age_seconds: Option<f64>,
+    /// Where that heartbeat was read: `us-east.heartbeats` on the target (heartbeats the
+    /// reverse pair emitted on S, replicated by this flow), or `heartbeats` on the target.
+    pub heartbeat_topic: Option<String>,
+    /// Age of the newest checkpoint record of this flow, if any.
+    pub checkpoint_age_seconds: Option<f64>,
+    pub partition_lags: Vec<PartitionLag>,
+}
+
+/// One partition of a consumer group, on both sides.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupPartition {
+    pub topic: String,
+    pub partition: i32,
+    pub remote_topic: String,
+    pub source_committed: i64,
+    pub source_end: i64,
+    pub source_lag: i64,
+    /// Where the group would resume on the target (exact translation), if known.
+    pub translated: Option<i64>,
+    pub target_committed: Option<i64>,
+    pub target_end: Option<i64>,
+    /// Records the group has not read on the target, from its committed offset there.
+    pub target_lag: Option<i64>,
+}
+
+/// One consumer group of one flow.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupStatus {
+    pub group: String,
+    pub source: String,
+    pub target: String,
+    pub source_lag: i64,
+    pub target_lag: Option<i64>,
+    pub partitions: Vec<GroupPartition>,
+}
+
+/// Everything, at one moment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Status {
+    /// Epoch milliseconds when collected.
+    pub generated_at_ms: i64,
+    /// The worst flow verdict.
+    pub verdict: Verdict,
+    pub lag_threshold_seconds: f64,
+    pub flows: Vec<FlowStatus>,
+    pub groups: Vec<GroupStatus>,
+}
+
+impl Status {
+    pub fn worst(flows: &[FlowStatus]) -> Verdict {
+        flows.iter().map(|f| f.verdict).max().unwrap_or(Verdict::Ok)
+    }
+}
+
+/// The bound after which heartbeats count as stale: three intervals and 10 s of slack.
+pub fn heartbeat_stale_after(interval: Duration) -> Duration {
+    interval * 3 + Duration::from_secs(10)
+}
+
+/// What is known about a flow when judging it.
+#[derive(Clone, Debug, Default)]
+pub struct Evidence {
+    /// A cluster that could not be read, with the reason (names cluster and address).
+    pub unreachable: Vec<String>,
+    pub lag_seconds: f64,
+    /// `None`: no heartbeat seen.
+    pub heartbeat_age: Option<Duration>,
+    /// The heartbeat interval, when heartbeats are expected for this flow.
+    pub heartbeat_interval: Option<Duration>,
+}
+
+/// The verdict and its reasons: BROKEN when a cluster is unreachable or heartbeats are stale
+/// (or missing where expected), LAGGING when the lag in seconds is over the threshold.
+pub fn judge(e: &Evidence, lag_threshold: Duration) -> (Verdict, Vec<String>) {
+    let mut reasons = Vec::new();
+    let mut verdict = Verdict::Ok;
+    for u in &e.unreachable {
+        reasons.push(u.clone());
+        verdict = Verdict::Broken;
+    }
+    if let Some(interval) = e.heartbeat_interval {
+        let bound = heartbeat_stale_after(interval);
+        match e.heartbeat_age {
+            None if e.unreachable.is_empty() => {
+                reasons.push("no heartbeat has crossed this flow".to_string());
+                verdict = Verdict::Broken;
+            }
+            Some(age) if age > bound => {
+                reasons.push(format!(
+                    "heartbeats stale: newest is {:.0}s old (limit {:.0}s)",
+                    age.as_secs_f64(),
+                    bound.as_secs_f64()
+                ));
+                verdict = Verdict::Broken;
+            }
+            _ => {}
+        }
+    }
+    if e.lag_seconds > lag_threshold.as_secs_f64() {
+        reasons.push(format!(
+            "lag {:.0}s over the {:.0}s threshold",
+            e.lag_seconds,
+            lag_threshold.as_secs_f64()
+        ));
+        verdict = verdict.max(Verdict::Lagging);
+    }
+    (verdict, reasons)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const T: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn healthy_flow_is_ok() {
+        let e = Evidence {
+            heartbeat_age: Some(Duration::from_secs(1)),
+            heartbeat_interval: Some(Duration::from_secs(1)),
+            lag_seconds: 2.0,
+            ..Default::default()
+        };
+        assert_eq!(judge(&e, T), (Verdict::Ok, vec![]));
+    }
+
+    #[test]
+    fn unreachable_cluster_is_broken_with_its_reason() {
+        let e = Evidence {
+            unreachable: vec!["cluster us-west (127.0.0.1:1): timed out".into()],
+            heartbeat_interval: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
+        let (v, r) = judge(&e, T);
+        assert_eq!(v, Verdict::Broken);
+        assert_eq!(
+            r,
+            vec!["cluster us-west (127.0.0.1:1): timed out".to_string()]
+        );
+    }
+
+    #[test]
+    fn stale_heartbeats_are_broken_after_three_intervals_and_ten_seconds() {
+        let mut e = Evidence {
+            heartbeat_interval: Some(Duration::from_secs(5)),
+            heartbeat_age: Some(Duration::from_secs(25)),
+            ..Default::default()
+        };
+        assert_eq!(judge(&e, T).0, Verdict::Ok);
+        e.heartbeat_age = Some(Duration::from_secs(26));
+        assert_eq!(judge(&e, T).0, Verdict::Broken);
+        e.heartbeat_age = None;
+        assert_eq!(judge(&e, T).0, Verdict::Broken);
+        e.heartbeat_interval = None; // heartbeats not expected
+        assert_eq!(judge(&e, T).0, Verdict::Ok);
+    }
+
+    #[test]
+    fn lag_over_threshold_is_lagging() {
+        let e = Evidence {
+            lag_seconds: 31.0,
+            ..Default::default()
+        };
+        assert_eq!(judge(&e, T).0, Verdict::Lagging);
+        assert_eq!(Verdict::Lagging.exit_code(), 1);
+        assert_eq!(Verdict::Broken.exit_code(), 2);
+    }
+
+    proptest! {
+        #[test]
+        fn broken_always_wins_and_ok_has_no_reason(
+            unreachable in proptest::bool::ANY,
+            lag in 0.0f64..100.0,
+            age in proptest::option::of(0u64..100),
+            interval in proptest::option::of(1u64..20),
+        ) {
+            let e = Evidence {
+                unreachable: if unreachable { vec!["x".into()] } else { vec![] },
+                lag_seconds: lag,
+                heartbeat_age: age.map(Duration::from_secs),
+                heartbeat_interval: interval.map(Duration::from_secs),
+            };
+            let (v, r) = judge(&e, T);
+            if unreachable { prop_assert_eq!(v, Verdict::Broken); }
+            prop_assert_eq!(v == Verdict::Ok, r.is_empty());
+            if lag > 30.0 { prop_assert!(v >= Verdict::Lagging); }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! `strait status` against sandbox clusters: exact unreplicated counts and lag in seconds while
+//! strait is stopped, OK once it caught up, BROKEN with exit code 2 when the target is cut.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use strait_sandbox::{Cluster, Sandbox};
+
+fn write_config(dir: &tempfile::TempDir, east: &str, west: &str) -> std::path::PathBuf {
+    let path = dir.path().join("mm2.properties");
+    std::fs::write(
+        &path,
+        format!(
+            "clusters = us-east, us-west\n\
+             us-east.bootstrap.servers = {east}\n\
+             us-west.bootstrap.servers = {west}\n\
+             us-east->us-west.enabled = true\n\
+             us-east->us-west.topics = orders\n\
+             replication.factor = 1\n\
+             offset-syncs.topic.replication.factor = 1\n\
+             checkpoints.topic.replication.factor = 1\n\
+             heartbeats.topic.replication.factor = 1\n\
+             refresh.topics.interval.seconds = 2\n\
+             emit.checkpoints.interval.seconds = 1\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Produce `n` records to `orders` (3 partitions) with record timestamp `ts`.
+async fn produce_at(c: &Cluster, n: usize, ts: i64) {
+    let ep = endpoint(c);
+    tokio::task::spawn_blocking(move || {
+        let p: ThreadedProducer<DefaultProducerContext> = ep.producer_config().create().unwrap();
+        for i in 0..n {
+            let v = format!("v{i}");
+            let mut rec = BaseRecord::to("orders")
+                .key("k")
+                .payload(&v)
+                .partition((i % 3) as i32)
+                .timestamp(ts);
+            while let Err((_, r)) = p.send(rec) {
+                rec = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// `strait status CONFIG --json [extra]`: (exit code, document).
+async fn status(cfg: &std::path::Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut cmd = strait();
+    cmd.arg("status").arg(cfg).arg("--json").args(extra);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let doc = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status --json: {e}; stderr: {err}"));
+    (out.status.code().unwrap_or(-1), doc)
+}
+
+fn orders_lag(doc: &serde_json::Value) -> (i64, f64) {
+    let parts = doc["flows"][0]["partition_lags"].as_array().unwrap();
+    let orders: Vec<_> = parts.iter().filter(|p| p["topic"] == "orders").collect();
+    assert_eq!(orders.len(), 3, "{doc}");
+    (
+        orders
+            .iter()
+            .map(|p| p["lag_records"].as_i64().unwrap())
+            .sum(),
+        orders
+            .iter()
+            .map(|p| p["lag_seconds"].as_f64().unwrap())
+            .fold(0.0, f64::max),
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_reports_exact_lag_then_ok_then_broken() {
+    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(&dir, &east.bootstrap_servers(), &west.bootstrap_servers());
+
+    // strait replicates the first 300 records, then stops cleanly.
+    produce_at(east, 300, now_ms()).await;
+    let mut first = spawn_run(&cfg);
+    wait_for_count(west, "us-east.orders", 3, 300, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // commits land
+    signal(&first, "-TERM");
+    assert!(first.wait().unwrap().success());
+
+    // 600 records written 45 s ago (by their timestamps) and not replicated.
+    let written_at = now_ms() - 45_000;
+    produce_at(east, 600, written_at).await;
+    let before = (now_ms() - written_at) as f64 / 1000.0;
+    let (code, doc) = status(&cfg, &[]).await;
+    let after = (now_ms() - written_at) as f64 / 1000.0;
+    let (records, seconds) = orders_lag(&doc);
+    assert_eq!(records, 600, "{doc}");
+    // The age at the moment status looked, within a second.
+    assert!(
+        seconds >= before - 1.0 && seconds <= after + 1.0,
+        "lag {seconds}s; the records were {before:.1}s to {after:.1}s old while status ran: {doc}"
+    );
+    assert_eq!(doc["flows"][0]["verdict"], "LAGGING", "{doc}");
+    assert_eq!(code, 1, "LAGGING exits 1: {doc}");
+
+    // strait catches up: no lag, OK, exit 0.
+    let _second = spawn_run(&cfg);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let doc = loop {
+        let (code, doc) = status(&cfg, &[]).await;
+        if code == 0 && orders_lag(&doc).0 == 0 {
+            break doc;
+        }
+        assert!(Instant::now() < deadline, "not caught up: {doc}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(orders_lag(&doc), (0, 0.0));
+    assert_eq!(doc["verdict"], "OK");
+    assert!(
+        doc["flows"][0]["heartbeat_age_seconds"].as_f64().unwrap() < 5.0,
+        "{doc}"
+    );
+
+    // The target cut off: BROKEN, naming it, exit 2, within the timeout given.
+    west.cut();
+    let t = Instant::now();
+    let (code, doc) = status(&cfg, &["--timeout", "2"]).await;
+    west.heal();
+    assert_eq!(code, 2, "{doc}");
+    assert_eq!(doc["flows"][0]["verdict"], "BROKEN");
+    let reasons = doc["flows"][0]["reasons"].to_string();
+    assert!(reasons.contains("us-west"), "{reasons}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+}
