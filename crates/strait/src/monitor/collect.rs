@@ -352,6 +352,9 @@ fn first_timestamps(
     Ok(out)
 }
 
+/// A record as (key, value, timestamp in ms).
+pub type RawRecord = (Vec<u8>, Vec<u8>, Option<i64>);
+
 /// The last `n` records of partition 0 of `topic` as (key, value, timestamp). A topic that does
 /// not exist reads as empty; a cluster that does not answer within `timeout` is an error.
 pub fn last_records(
@@ -359,7 +362,7 @@ pub fn last_records(
     topic: &str,
     n: i64,
     timeout: Duration,
-) -> Result<Vec<(Vec<u8>, Vec<u8>, Option<i64>)>, ClientError> {
+) -> Result<Vec<RawRecord>, ClientError> {
     let c = reader(ep)?;
     let op = format!("read {topic}");
     let (lo, hi) = match c.fetch_watermarks(topic, 0, timeout) {
