@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod heartbeat;
+pub mod http;
 pub mod kafka;
 pub mod monitor;
 pub mod policy;

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use strait::checkpoint::{self, CheckpointSpec};
 use strait::config::Config;
 use strait::heartbeat::{self, HeartbeatSpec};
+use strait::http::Observed;
 use strait::replicate::{self, FlowSpec};
 
 /// How long a graceful stop may take before strait exits anyway (in-flight records are then
@@ -52,14 +53,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for w in &config.warnings {
         warn!("{}", w.message);
     }
-    if args.http.is_some() {
-        warn!("--http is not served yet (metrics and the dashboard come with the monitoring work)");
-    }
+    let listener = match &args.http {
+        Some(addr) => Some(strait::http::bind(addr).await.map_err(UsageError)?),
+        None => None,
+    };
 
     let targets =
         |f: &&strait::config::Flow| args.clusters.is_empty() || args.clusters.contains(&f.target);
     // Heartbeats run for every pair MM2 would run a herder for, enabled or not (MM2-SPEC §6).
     let (hb_stop_tx, hb_stop) = tokio::sync::watch::channel(false);
+    let mut observed = Observed::default();
     let heartbeats: Vec<_> = config
         .flows
         .iter()
@@ -67,6 +70,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .filter_map(HeartbeatSpec::from_config)
         .map(|spec| {
             let sent = Arc::new(AtomicU64::new(0));
+            observed.heartbeats.push((
+                spec.source_alias.clone(),
+                spec.target.alias.clone(),
+                sent.clone(),
+            ));
             tokio::spawn(heartbeat::run(spec, hb_stop.clone(), sent))
         })
         .collect();
@@ -74,9 +82,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enabled_flows()
         .filter(targets)
         .filter_map(CheckpointSpec::from_config)
-        .map(checkpoint::start)
+        .map(|spec| {
+            let (s, t) = (spec.source_alias.clone(), spec.target_alias.clone());
+            let c = checkpoint::start(spec);
+            observed.checkpoints.push((s, t, c.stats.clone()));
+            c
+        })
         .collect();
-    let running: Vec<_> = flows.into_iter().map(replicate::start).collect();
+    let running: Vec<_> = flows
+        .into_iter()
+        .map(|spec| {
+            let (s, t) = (spec.source.alias.clone(), spec.target.alias.clone());
+            let f = replicate::start(spec);
+            observed.flows.push((s, t, f.stats.clone()));
+            f
+        })
+        .collect();
+    let http = listener.map(|l| {
+        let opts = strait::monitor::Options {
+            timeout: Duration::from_secs(5),
+            ..Default::default()
+        };
+        strait::http::serve(l, config.clone(), observed, opts, hb_stop.clone())
+    });
     info!(
         flows = running.len(),
         "strait running; Ctrl-C or SIGTERM stops it"
@@ -124,6 +152,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         })
         .await;
+        if let Some(h) = http {
+            let _ = h.await;
+        }
     })
     .await;
     if others.is_err() {

@@ -129,6 +129,9 @@ pub struct FlowStats {
     pub offset_syncs: AtomicU64,
     /// Source partitions this process currently replicates (its share of the group).
     pub assigned_partitions: AtomicU64,
+    /// For the last acknowledged record: acknowledgement time minus its source timestamp, in
+    /// ms (MM2's `replication-latency-ms`).
+    pub last_latency_ms: AtomicU64,
 }
 
 /// State shared by the copy loop, the producer's delivery callbacks and the rebalance callbacks.
@@ -213,6 +216,8 @@ struct Delivery {
     tp: Tp,
     offset: i64,
     bytes: u64,
+    /// Source timestamp (ms), or -1.
+    timestamp: i64,
 }
 
 struct DeliveryContext {
@@ -244,6 +249,15 @@ impl ProducerContext for DeliveryContext {
                     .stats
                     .bytes
                     .fetch_add(d.bytes, Ordering::Relaxed);
+                if d.timestamp >= 0 {
+                    let latency = crate::heartbeat::now_ms()
+                        .saturating_sub(d.timestamp)
+                        .max(0);
+                    self.shared
+                        .stats
+                        .last_latency_ms
+                        .store(latency as u64, Ordering::Relaxed);
+                }
             }
             Err((e, _)) => {
                 // Delivery is retried for as long as librdkafka allows (no message timeout), so an
@@ -733,6 +747,7 @@ fn copy_loop(
                         tp: tp.clone(),
                         offset: m.offset(),
                         bytes,
+                        timestamp: m.timestamp().to_millis().unwrap_or(-1),
                     }),
                 )
                 .partition(m.partition());

@@ -1,0 +1,181 @@
+//! `strait run --http ADDR`: `/metrics` (Prometheus), `/api/status` (the `strait status --json`
+//! document), `/api/history` (15 minutes of lag per flow), `/healthz`, `/readyz`, and the
+//! dashboard at `/`. The lag model is collected from the clusters every few seconds in the
+//! background; requests only read the latest copy.
+
+pub mod history;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::checkpoint::CheckpointStats;
+use crate::config::Config;
+use crate::monitor::{self, Status, Verdict};
+use crate::replicate::FlowStats;
+use history::History;
+use metrics::Metrics;
+
+/// The running jobs' counters, by (source, target).
+#[derive(Default)]
+pub struct Observed {
+    pub flows: Vec<(String, String, Arc<FlowStats>)>,
+    pub checkpoints: Vec<(String, String, Arc<CheckpointStats>)>,
+    pub heartbeats: Vec<(String, String, Arc<AtomicU64>)>,
+}
+
+pub struct AppState {
+    status: RwLock<Option<Status>>,
+    history: Mutex<History>,
+    metrics: Metrics,
+    observed: Observed,
+}
+
+/// How often the lag model is collected.
+pub const COLLECT_EVERY: Duration = Duration::from_secs(5);
+
+/// The dashboard: one self-contained page (no CDN), embedded in the binary.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// Bind `addr`. Done before anything starts, so a bad or busy address fails at once.
+pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, String> {
+    let sock: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("--http {addr:?} is not an address such as 127.0.0.1:8080"))?;
+    tokio::net::TcpListener::bind(sock)
+        .await
+        .map_err(|e| format!("--http {addr}: cannot listen there: {e}"))
+}
+
+/// Serve on `listener` until `stop` turns true.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    observed: Observed,
+    opts: monitor::Options,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let sock = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let state = Arc::new(AppState {
+        status: RwLock::new(None),
+        history: Mutex::new(History::default()),
+        metrics: Metrics::new(),
+        observed,
+    });
+    let app = Router::new()
+        .route("/", get(dashboard))
+        .route("/metrics", get(metrics_text))
+        .route("/api/status", get(api_status))
+        .route("/api/history", get(api_history))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(state.clone());
+    info!(address = %sock, "serving /metrics, /api/status and the dashboard");
+    let collector = {
+        let state = state.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let (c, o) = (config.clone(), opts.clone());
+                let rt = tokio::runtime::Handle::current();
+                let t = Instant::now();
+                match tokio::task::spawn_blocking(move || monitor::collect(&c, &o, &rt)).await {
+                    Ok(s) => {
+                        state.metrics.update_status(&s, t.elapsed().as_secs_f64());
+                        state.history.lock().expect("history lock").record(&s);
+                        *state.status.write().expect("status lock") = Some(s);
+                    }
+                    Err(e) => warn!(error = %e, "lag collection failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(COLLECT_EVERY) => {}
+                    _ = stop.changed() => {}
+                }
+                if *stop.borrow() {
+                    break;
+                }
+            }
+        })
+    };
+    tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+        if let Err(e) = server.await {
+            warn!(error = %e, "the HTTP server stopped");
+        }
+        collector.abort();
+    })
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(DASHBOARD)
+}
+
+async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(&s.observed),
+    )
+        .into_response()
+}
+
+async fn api_status(State(s): State<Arc<AppState>>) -> Response {
+    match s.status.read().expect("status lock").clone() {
+        Some(st) => Json(st).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": "the first lag collection has not finished yet" })),
+        )
+            .into_response(),
+    }
+}
+
+async fn api_history(State(s): State<Arc<AppState>>) -> Response {
+    let flows = s.history.lock().expect("history lock").flows();
+    Json(serde_json::json!({ "window_ms": history::WINDOW_MS, "flows": flows })).into_response()
+}
+
+/// Ready when the lag model has been collected and no flow is BROKEN.
+async fn readyz(State(s): State<Arc<AppState>>) -> Response {
+    let st = s.status.read().expect("status lock").clone();
+    match st {
+        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready: collecting\n").into_response(),
+        Some(st) => {
+            let broken: Vec<String> = st
+                .flows
+                .iter()
+                .filter(|f| f.verdict == Verdict::Broken)
+                .map(|f| format!("{}->{}: {}", f.source, f.target, f.reasons.join("; ")))
+                .collect();
+            if broken.is_empty() {
+                (StatusCode::OK, "ready\n".to_string()).into_response()
+            } else {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready:\n{}\n", broken.join("\n")),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
