@@ -10,6 +10,19 @@ use std::process::ExitCode;
 
 use crate::cli::Command;
 
+/// A spinner on stderr while something waits, only when stderr is a terminal (logs and pipes
+/// stay clean). Finish it with `finish_and_clear`.
+pub fn spinner(message: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_message(message.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(100));
+    Some(pb)
+}
+
 /// A mistake in how strait was called (exit code 2), as opposed to a failure while working (1).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

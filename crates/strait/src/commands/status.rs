@@ -60,7 +60,12 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
 async fn collect(config: &Config, opts: &Options) -> anyhow::Result<Status> {
     let (config, opts) = (config.clone(), opts.clone());
     let rt = tokio::runtime::Handle::current();
-    Ok(tokio::task::spawn_blocking(move || monitor::collect(&config, &opts, &rt)).await?)
+    let pb = super::spinner("reading lag, heartbeats and groups from the clusters");
+    let status = tokio::task::spawn_blocking(move || monitor::collect(&config, &opts, &rt)).await?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    Ok(status)
 }
 
 fn age(s: Option<f64>) -> String {

@@ -43,11 +43,18 @@ pub async fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
     let group = args.group.clone();
     let timeout = flow.admin_timeout.min(Duration::from_secs(30));
     let rt = tokio::runtime::Handle::current();
+    let pb = super::spinner(&format!(
+        "translating group {} from {} to {}",
+        args.group, args.source, args.target
+    ));
     let (flow, t) = tokio::task::spawn_blocking(move || {
         let t = translate_group(&flow, &group, timeout, SOURCE_TIMEOUT, &rt);
         (flow, t)
     })
     .await?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
     let t = t?;
     if t.partitions.is_empty() {
         anyhow::bail!(
