@@ -393,3 +393,39 @@ pub fn last_records(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        Config::parse(
+            &format!(
+                "clusters = a, b\na.bootstrap.servers = x:1\nb.bootstrap.servers = y:1\na->b.enabled = true\n{extra}"
+            ),
+            "t.properties",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn heartbeats_of_a_flow_are_the_reverse_pairs_replicated_ones() {
+        let c = config("");
+        let f = c.flow("a", "b").unwrap();
+        let (topic, interval, only) = heartbeat_source(&c, f).unwrap();
+        assert_eq!(topic, "a.heartbeats");
+        assert_eq!(interval, Duration::from_secs(1));
+        assert_eq!(only, None);
+    }
+
+    #[test]
+    fn without_reverse_heartbeats_the_pairs_own_are_used() {
+        let c = config("b->a.emit.heartbeats.enabled = false\n");
+        let f = c.flow("a", "b").unwrap();
+        let (topic, _, only) = heartbeat_source(&c, f).unwrap();
+        assert_eq!(topic, "heartbeats");
+        assert_eq!(only.as_deref(), Some("a"));
+        let c = config("emit.heartbeats.enabled = false\n");
+        assert!(heartbeat_source(&c, c.flow("a", "b").unwrap()).is_none());
+    }
+}
