@@ -109,8 +109,16 @@ pub fn to_text(s: &Status) -> String {
                 f.verdict.as_str().to_string(),
                 f.topics.to_string(),
                 f.partitions.to_string(),
-                f.lag_records.to_string(),
-                format!("{:.1}", f.lag_seconds),
+                if f.lag_known {
+                    f.lag_records.to_string()
+                } else {
+                    "?".to_string()
+                },
+                if f.lag_known {
+                    format!("{:.1}", f.lag_seconds)
+                } else {
+                    "?".to_string()
+                },
                 age(f.heartbeat_age_seconds),
                 age(f.checkpoint_age_seconds),
             ]

@@ -78,6 +78,7 @@ mod tests {
                 reasons: vec![],
                 topics: 1,
                 partitions: 1,
+                lag_known: true,
                 lag_records: lag,
                 lag_seconds: 0.5,
                 heartbeat_age_seconds: Some(1.0),

@@ -136,12 +136,18 @@ impl Metrics {
             .set(took_seconds);
         for f in &s.flows {
             let l = [f.source.as_str(), f.target.as_str()];
-            self.int_gauges["strait_flow_lag_records"]
-                .with_label_values(&l)
-                .set(f.lag_records);
-            self.gauges["strait_flow_lag_seconds"]
-                .with_label_values(&l)
-                .set(f.lag_seconds);
+            // Unknown lag (source unreachable) is left out, never reported as 0.
+            if f.lag_known {
+                self.int_gauges["strait_flow_lag_records"]
+                    .with_label_values(&l)
+                    .set(f.lag_records);
+                self.gauges["strait_flow_lag_seconds"]
+                    .with_label_values(&l)
+                    .set(f.lag_seconds);
+            } else {
+                let _ = self.int_gauges["strait_flow_lag_records"].remove_label_values(&l);
+                let _ = self.gauges["strait_flow_lag_seconds"].remove_label_values(&l);
+            }
             self.int_gauges["strait_flow_up"]
                 .with_label_values(&l)
                 .set(i64::from(f.verdict != Verdict::Broken));

@@ -49,9 +49,18 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// Bind `addr`. Done before anything starts, so a bad or busy address fails at once.
 pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, String> {
-    let sock: SocketAddr = addr
-        .parse()
+    // `:8080` means every interface; names such as `localhost:8080` are resolved.
+    let full = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    };
+    let mut candidates = tokio::net::lookup_host(full.as_str())
+        .await
         .map_err(|_| format!("--http {addr:?} is not an address such as 127.0.0.1:8080"))?;
+    let sock: SocketAddr = candidates
+        .next()
+        .ok_or_else(|| format!("--http {addr:?} resolves to no address"))?;
     tokio::net::TcpListener::bind(sock)
         .await
         .map_err(|e| format!("--http {addr}: cannot listen there: {e}"))

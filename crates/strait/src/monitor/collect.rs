@@ -142,6 +142,7 @@ fn collect_flow(
         }
         Ok(())
     })();
+    let lag_known = source.is_ok();
     if let Err(e) = source {
         evidence.unreachable.push(e.to_string());
     }
@@ -200,6 +201,7 @@ fn collect_flow(
         reasons,
         topics,
         partitions: lags.len(),
+        lag_known,
         lag_records: lags.iter().map(|l| l.lag_records).sum(),
         lag_seconds: evidence.lag_seconds,
         heartbeat_age_seconds: heartbeat_age.map(|d| d.as_secs_f64()),

@@ -62,6 +62,8 @@ pub struct FlowStatus {
     pub reasons: Vec<String>,
     pub topics: usize,
     pub partitions: usize,
+    /// Whether the source could be read: when false, the lag figures below are unknown (0).
+    pub lag_known: bool,
     pub lag_records: i64,
     /// The largest lag in seconds of any partition.
     pub lag_seconds: f64,
