@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -19,33 +19,23 @@ const TOPIC: &str = "orders";
 const REMOTE: &str = "us-east.orders";
 const CHECKPOINTS: &str = "us-east.checkpoints.internal";
 
-fn write_config(
+/// Everything on short intervals: topics every 2 s, groups and checkpoints every second.
+fn checkpoint_config(
     dir: &tempfile::TempDir,
     east: &str,
     west: &str,
     extra: &str,
 ) -> std::path::PathBuf {
-    let path = dir.path().join("mm2.properties");
-    std::fs::write(
-        &path,
-        format!(
-            "clusters = us-east, us-west\n\
-             us-east.bootstrap.servers = {east}\n\
-             us-west.bootstrap.servers = {west}\n\
-             us-east->us-west.enabled = true\n\
-             us-east->us-west.topics = orders\n\
-             replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
-             refresh.topics.interval.seconds = 2\n\
+    mm2_config(
+        dir,
+        east,
+        west,
+        &format!(
+            "refresh.topics.interval.seconds = 2\n\
              refresh.groups.interval.seconds = 1\n\
-             emit.checkpoints.interval.seconds = 1\n\
-             {extra}\n"
+             emit.checkpoints.interval.seconds = 1\n{extra}"
         ),
     )
-    .unwrap();
-    path
 }
 
 /// Produce `orders:<i>` for i in `range`, round-robin over 3 partitions, on a blocking thread.
@@ -101,52 +91,6 @@ async fn read_from(c: &Cluster, topic: &str, partition: i32, from: i64) -> Vec<(
         }
         assert!(next >= end, "{topic}-{partition}: read to {next} of {end}");
         out
-    })
-    .await
-    .unwrap()
-}
-
-/// Commit `offsets` for `group` as a consumer that is not in the group (the broker stores them
-/// as for any client).
-async fn commit_group(c: &Cluster, group: &str, offsets: &[(&str, i32, i64)]) {
-    let ep = endpoint(c);
-    let group = group.to_string();
-    let offsets: Vec<(String, i32, i64)> = offsets
-        .iter()
-        .map(|(t, p, o)| (t.to_string(), *p, *o))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ep.consumer_config(&group).create().unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for (t, p, o) in &offsets {
-            tpl.add_partition_offset(t, *p, Offset::Offset(*o)).unwrap();
-        }
-        consumer.commit(&tpl, CommitMode::Sync).expect("commit");
-    })
-    .await
-    .unwrap();
-}
-
-/// The committed offsets of `group` for partitions 0..n of `topic` (absent: no commit).
-async fn committed(c: &Cluster, group: &str, topic: &str, n: i32) -> BTreeMap<i32, i64> {
-    let ep = endpoint(c);
-    let (group, topic) = (group.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ep.consumer_config(&group).create().unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..n {
-            tpl.add_partition(&topic, p);
-        }
-        let got = consumer
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .unwrap();
-        got.elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some((e.partition(), o)),
-                _ => None,
-            })
-            .collect()
     })
     .await
     .unwrap()
@@ -338,7 +282,7 @@ async fn checkpoints_resume_a_group_exactly() {
     create_topic(east, TOPIC, 3).await;
     produce_range(east, TOPIC, 0..3_000, "orders").await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
+    let cfg = checkpoint_config(
         &dir,
         &east.bootstrap_servers(),
         &west.bootstrap_servers(),
@@ -440,7 +384,7 @@ async fn checkpoints_stay_exact_across_restarts_and_foreign_writes() {
     );
     create_topic(east, TOPIC, 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
+    let cfg = checkpoint_config(
         &dir,
         &east.bootstrap_servers(),
         &west.bootstrap_servers(),
@@ -523,7 +467,7 @@ async fn group_offsets_are_synced_to_idle_groups_only_and_never_backwards() {
     create_topic(east, TOPIC, 3).await;
     produce_range(east, TOPIC, 0..3_000, "orders").await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
+    let cfg = checkpoint_config(
         &dir,
         &east.bootstrap_servers(),
         &west.bootstrap_servers(),
@@ -617,7 +561,7 @@ async fn heartbeats_flow_both_ways_in_active_active() {
         sb.cluster("us-west").unwrap(),
     );
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
+    let cfg = checkpoint_config(
         &dir,
         &east.bootstrap_servers(),
         &west.bootstrap_servers(),
@@ -658,13 +602,6 @@ impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.store(true, std::sync::atomic::Ordering::SeqCst);
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 async fn raw_records(c: &Cluster, topic: &str) -> Vec<(Vec<u8>, Vec<u8>, Option<i64>)> {

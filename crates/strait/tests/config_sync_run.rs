@@ -21,32 +21,22 @@ const REMOTE: &str = "us-east.orders";
 /// How long strait gets for anything that one sync cycle (1 s here) should do.
 const WITHIN: Duration = Duration::from_secs(20);
 
+/// The sandbox config with topics and configs re-synced every second, then `extra`.
 fn write_config(
     dir: &tempfile::TempDir,
     east: &str,
     west: &str,
     extra: &str,
 ) -> std::path::PathBuf {
-    let path = dir.path().join("mm2.properties");
-    std::fs::write(
-        &path,
-        format!(
-            "clusters = us-east, us-west\n\
-             us-east.bootstrap.servers = {east}\n\
-             us-west.bootstrap.servers = {west}\n\
-             us-east->us-west.enabled = true\n\
-             us-east->us-west.topics = orders\n\
-             replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
-             refresh.topics.interval.seconds = 1\n\
-             sync.topic.configs.interval.seconds = 1\n\
-             {extra}\n"
+    mm2_config(
+        dir,
+        east,
+        west,
+        &format!(
+            "refresh.topics.interval.seconds = 1\n\
+             sync.topic.configs.interval.seconds = 1\n{extra}"
         ),
     )
-    .unwrap();
-    path
 }
 
 fn get<'a>(cfg: &'a BTreeMap<String, String>, k: &str) -> Option<&'a str> {

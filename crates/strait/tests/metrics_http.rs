@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use prometheus_parse::{Sample, Scrape, Value};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 use strait::http::metrics::NAMES;
 use strait_sandbox::{Cluster, Sandbox};
 
@@ -28,36 +26,18 @@ const RECORDS: usize = 600;
 /// Where group `billing` commits on each partition of `orders` on us-east.
 const BILLING_AT: i64 = 50;
 
+/// Every interval short: topics every 2 s, groups, checkpoints and group offset sync every second.
 fn write_config(dir: &tempfile::TempDir, east: &str, west: &str) -> PathBuf {
-    let path = dir.path().join("mm2.properties");
-    std::fs::write(
-        &path,
-        format!(
-            "clusters = us-east, us-west\n\
-             us-east.bootstrap.servers = {east}\n\
-             us-west.bootstrap.servers = {west}\n\
-             us-east->us-west.enabled = true\n\
-             us-east->us-west.topics = {TOPIC}\n\
-             replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
-             refresh.topics.interval.seconds = 2\n\
-             refresh.groups.interval.seconds = 1\n\
-             emit.checkpoints.interval.seconds = 1\n\
-             sync.group.offsets.enabled = true\n\
-             sync.group.offsets.interval.seconds = 1\n"
-        ),
+    mm2_config(
+        dir,
+        east,
+        west,
+        "refresh.topics.interval.seconds = 2\n\
+         refresh.groups.interval.seconds = 1\n\
+         emit.checkpoints.interval.seconds = 1\n\
+         sync.group.offsets.enabled = true\n\
+         sync.group.offsets.interval.seconds = 1",
     )
-    .unwrap();
-    path
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// Produce `n` records to `orders`, round-robin over its partitions, stamped now.
@@ -78,26 +58,6 @@ async fn produce_now(c: &Cluster, n: usize) {
             }
         }
         p.flush(Duration::from_secs(30)).unwrap();
-    })
-    .await
-    .unwrap();
-}
-
-/// Commit `group`'s offsets on `c` without consuming.
-async fn commit_group(c: &Cluster, group: &str, offsets: &[(&str, i32, i64)]) {
-    let ep = endpoint(c);
-    let group = group.to_string();
-    let offsets: Vec<(String, i32, i64)> = offsets
-        .iter()
-        .map(|(t, p, o)| (t.to_string(), *p, *o))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ep.consumer_config(&group).create().unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for (t, p, o) in &offsets {
-            tpl.add_partition_offset(t, *p, Offset::Offset(*o)).unwrap();
-        }
-        consumer.commit(&tpl, CommitMode::Sync).expect("commit");
     })
     .await
     .unwrap();

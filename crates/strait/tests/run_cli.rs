@@ -9,25 +9,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use strait_sandbox::Sandbox;
 
-fn write_config(dir: &tempfile::TempDir, east: &str, west: &str) -> std::path::PathBuf {
-    let path = dir.path().join("mm2.properties");
-    std::fs::write(
-        &path,
-        format!(
-            "clusters = us-east, us-west\n\
-             us-east.bootstrap.servers = {east}\n\
-             us-west.bootstrap.servers = {west}\n\
-             us-east->us-west.enabled = true\n\
-             us-east->us-west.topics = orders\n\
-             replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             refresh.topics.interval.seconds = 2\n"
-        ),
-    )
-    .unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_stream_then_restart_loses_nothing() {
     const N: usize = 40_000;
@@ -38,7 +19,12 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
     );
     create_topic(east, "orders", 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(&dir, &east.bootstrap_servers(), &west.bootstrap_servers());
+    let cfg = mm2_config(
+        &dir,
+        &east.bootstrap_servers(),
+        &west.bootstrap_servers(),
+        "refresh.topics.interval.seconds = 2",
+    );
 
     // Producers keep writing throughout: 20 chunks with pauses, so the kill lands mid-stream.
     let bootstrap = east.bootstrap_servers();
@@ -138,7 +124,12 @@ async fn sigterm_stops_within_ten_seconds_with_exit_0() {
     create_topic(east, "orders", 1).await;
     produce_seq(east, "orders", 1, 100).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(&dir, &east.bootstrap_servers(), &west.bootstrap_servers());
+    let cfg = mm2_config(
+        &dir,
+        &east.bootstrap_servers(),
+        &west.bootstrap_servers(),
+        "refresh.topics.interval.seconds = 2",
+    );
     let mut child = spawn_run(&cfg);
     wait_for_count(west, "us-east.orders", 1, 100, Duration::from_secs(60)).await;
     let t = Instant::now();

@@ -9,28 +9,6 @@ use common::*;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use strait_sandbox::{Cluster, Sandbox};
 
-fn write_config(dir: &tempfile::TempDir, east: &str, west: &str) -> std::path::PathBuf {
-    let path = dir.path().join("mm2.properties");
-    std::fs::write(
-        &path,
-        format!(
-            "clusters = us-east, us-west\n\
-             us-east.bootstrap.servers = {east}\n\
-             us-west.bootstrap.servers = {west}\n\
-             us-east->us-west.enabled = true\n\
-             us-east->us-west.topics = orders\n\
-             replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
-             refresh.topics.interval.seconds = 2\n\
-             emit.checkpoints.interval.seconds = 1\n"
-        ),
-    )
-    .unwrap();
-    path
-}
-
 /// Produce `n` records to `orders` (3 partitions) with record timestamp `ts`.
 async fn produce_at(c: &Cluster, n: usize, ts: i64) {
     let ep = endpoint(c);
@@ -83,13 +61,6 @@ fn orders_lag(doc: &serde_json::Value) -> (i64, f64) {
     )
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_reports_exact_lag_then_ok_then_broken() {
     let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
@@ -99,7 +70,13 @@ async fn status_reports_exact_lag_then_ok_then_broken() {
     );
     create_topic(east, "orders", 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(&dir, &east.bootstrap_servers(), &west.bootstrap_servers());
+    let cfg = mm2_config(
+        &dir,
+        &east.bootstrap_servers(),
+        &west.bootstrap_servers(),
+        "refresh.topics.interval.seconds = 2
+emit.checkpoints.interval.seconds = 1",
+    );
 
     // strait replicates the first 300 records, then stops cleanly.
     produce_at(east, 300, now_ms()).await;

@@ -72,31 +72,6 @@ fn age(s: Option<f64>) -> String {
     s.map_or_else(|| "-".to_string(), |s| format!("{s:.1}s"))
 }
 
-fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.len());
-        }
-    }
-    let line = |cells: &[&str]| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-            + "\n"
-    };
-    let mut o = line(head);
-    for r in rows {
-        o += &line(&r.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-    o
-}
-
 /// The human-readable report: a table of flows, their reasons, and a table of groups.
 pub fn to_text(s: &Status) -> String {
     let mut o = String::new();
@@ -124,7 +99,7 @@ pub fn to_text(s: &Status) -> String {
             ]
         })
         .collect();
-    o += &table(
+    o += &super::table(
         &[
             "FLOW",
             "VERDICT",
@@ -164,7 +139,7 @@ pub fn to_text(s: &Status) -> String {
                 ]
             })
             .collect();
-        o += &table(
+        o += &super::table(
             &[
                 "GROUP",
                 "FLOW",

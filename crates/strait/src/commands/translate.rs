@@ -138,11 +138,11 @@ fn to_text(t: &GroupTranslation, applied: bool) -> String {
         t.target_state.as_deref().unwrap_or("no such group"),
         t.target_members
     );
-    let rows: Vec<[String; 9]> = t
+    let rows: Vec<Vec<String>> = t
         .partitions
         .iter()
         .map(|p| {
-            [
+            vec![
                 p.topic.clone(),
                 p.partition.to_string(),
                 opt(p.upstream_offset),
@@ -155,37 +155,20 @@ fn to_text(t: &GroupTranslation, applied: bool) -> String {
             ]
         })
         .collect();
-    let head = [
-        "TOPIC",
-        "PARTITION",
-        "SOURCE OFFSET",
-        "TARGET TOPIC",
-        "TARGET OFFSET",
-        "METHOD",
-        "RE-READ",
-        "COMMITTED ON TARGET",
-        "MM2 WOULD SAY",
-    ];
-    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let _ = writeln!(o, "{}", line(head.to_vec()));
-    for r in &rows {
-        let _ = writeln!(o, "{}", line(r.iter().map(String::as_str).collect()));
-    }
+    o += &super::table(
+        &[
+            "TOPIC",
+            "PARTITION",
+            "SOURCE OFFSET",
+            "TARGET TOPIC",
+            "TARGET OFFSET",
+            "METHOD",
+            "RE-READ",
+            "COMMITTED ON TARGET",
+            "MM2 WOULD SAY",
+        ],
+        &rows,
+    );
     for p in t.partitions.iter().filter(|p| p.detail.is_some()) {
         let _ = writeln!(
             o,

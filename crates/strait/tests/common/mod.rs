@@ -325,3 +325,87 @@ pub fn signal(child: &Child, sig: &str) {
         .unwrap()
         .success());
 }
+
+// ---- MM2 configs, groups and time, shared by the process tests ----
+
+/// An MM2 file for the sandbox: us-east -> us-west enabled for `orders`, every replication factor
+/// 1 (one broker per region), then `extra` (intervals and the like, one `key = value` a line).
+pub fn mm2_config(
+    dir: &tempfile::TempDir,
+    east: &str,
+    west: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    let path = dir.path().join("mm2.properties");
+    std::fs::write(
+        &path,
+        format!(
+            "clusters = us-east, us-west\n\
+             us-east.bootstrap.servers = {east}\n\
+             us-west.bootstrap.servers = {west}\n\
+             us-east->us-west.enabled = true\n\
+             us-east->us-west.topics = orders\n\
+             replication.factor = 1\n\
+             offset-syncs.topic.replication.factor = 1\n\
+             checkpoints.topic.replication.factor = 1\n\
+             heartbeats.topic.replication.factor = 1\n\
+             {extra}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Commit `offsets` (topic, partition, offset) for `group` on `c`, as a client that is not a
+/// member of the group (the broker stores them as for any client).
+pub async fn commit_group(c: &Cluster, group: &str, offsets: &[(&str, i32, i64)]) {
+    use rdkafka::consumer::CommitMode;
+    let ep = endpoint(c);
+    let group = group.to_string();
+    let offsets: Vec<(String, i32, i64)> = offsets
+        .iter()
+        .map(|(t, p, o)| (t.to_string(), *p, *o))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ep.consumer_config(&group).create().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for (t, p, o) in &offsets {
+            tpl.add_partition_offset(t, *p, Offset::Offset(*o)).unwrap();
+        }
+        consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+    })
+    .await
+    .unwrap();
+}
+
+/// The committed offsets of `group` for partitions 0..n of `topic` (absent: no commit).
+pub async fn committed(c: &Cluster, group: &str, topic: &str, n: i32) -> BTreeMap<i32, i64> {
+    let ep = endpoint(c);
+    let (group, topic) = (group.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ep.consumer_config(&group).create().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..n {
+            tpl.add_partition(&topic, p);
+        }
+        let got = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        got.elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
