@@ -88,6 +88,7 @@ fn flow_json(f: &Flow) -> Value {
             "offset_syncs": { "name": it.offset_syncs.name, "cluster": it.offset_syncs.cluster },
             "checkpoints": { "name": it.checkpoints.name, "cluster": it.checkpoints.cluster },
             "heartbeats": { "name": it.heartbeats.name, "cluster": it.heartbeats.cluster },
+            "offset_index": { "name": strait::translate::index_topic(&f.source), "cluster": f.target },
         },
         "clients": clients,
     })
@@ -205,6 +206,13 @@ pub fn to_text(c: &Config) -> String {
             o,
             "    heartbeats     {} on {} (RF {})",
             it.heartbeats.name, it.heartbeats.cluster, f.heartbeats_topic_replication_factor
+        );
+        let _ = writeln!(
+            o,
+            "    offset index   {} on {} (RF {}; strait's exact translation)",
+            strait::translate::index_topic(&f.source),
+            f.target,
+            f.offset_syncs_topic_replication_factor
         );
         let _ = writeln!(o, "  clients");
         for (role, ep) in f.clients.roles() {
