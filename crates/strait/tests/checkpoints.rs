@@ -637,3 +637,69 @@ async fn raw_records(c: &Cluster, topic: &str) -> Vec<(Vec<u8>, Vec<u8>, Option<
     .await
     .unwrap()
 }
+
+/// A partition replicated before strait (by MM2: only MM2 offset syncs exist, no strait index)
+/// is translated with MM2's own rules, and `strait translate` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partitions_replicated_by_mm2_fall_back_to_mm2_offset_syncs() {
+    use rdkafka::producer::FutureRecord;
+    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    // What MM2 left behind: `legacy` copied to `us-east.legacy` one for one, and two offset syncs
+    // (MM2-SPEC §3.3 bytes, written here by hand) in the syncs topic on the source.
+    create_topic(east, "legacy", 1).await;
+    create_topic(west, "us-east.legacy", 1).await;
+    produce_range(east, "legacy", 0..300, "legacy").await; // partition i % 3 == 0 only: 100
+    produce_range(west, "us-east.legacy", 0..300, "legacy").await;
+    let sync = |up: i64, down: i64| {
+        let mut k = vec![0, 6];
+        k.extend_from_slice(b"legacy");
+        k.extend_from_slice(&0i32.to_be_bytes());
+        let mut v = up.to_be_bytes().to_vec();
+        v.extend_from_slice(&down.to_be_bytes());
+        (k, v)
+    };
+    create_topic(east, "mm2-offset-syncs.us-west.internal", 1).await;
+    let p = producer(east);
+    for (up, down) in [(0, 0), (50, 50)] {
+        let (k, v) = sync(up, down);
+        p.send(
+            FutureRecord::to("mm2-offset-syncs.us-west.internal")
+                .partition(0)
+                .key(&k)
+                .payload(&v),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    }
+    commit_group(east, "old", &[("legacy", 0, 70)]).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mm2.properties");
+    std::fs::write(
+        &path,
+        format!(
+            "clusters = us-east, us-west\n\
+             us-east.bootstrap.servers = {}\n\
+             us-west.bootstrap.servers = {}\n\
+             us-east->us-west.enabled = true\n\
+             us-east->us-west.topics = legacy\n",
+            east.bootstrap_servers(),
+            west.bootstrap_servers()
+        ),
+    )
+    .unwrap();
+    let t = translate_json(&path, "old", &[]).await;
+    let p = &t["partitions"][0];
+    assert_eq!(p["topic"], "legacy", "{t}");
+    assert_eq!(p["upstream_offset"], 70, "{t}");
+    // MM2's rule: the newest sync at or before 70 is 50 -> 50, so 50 + 1.
+    assert_eq!(p["method"], "mm2-sync", "{t}");
+    assert_eq!(p["downstream_offset"], 51, "{t}");
+    assert_eq!(p["mm2_offset"], 51, "{t}");
+    assert_eq!(p["reread"], 19, "{t}");
+}
