@@ -143,6 +143,47 @@ async fn sigterm_stops_within_ten_seconds_with_exit_0() {
     );
 }
 
+/// With both clusters gone (every flush, commit and group leave times out), SIGTERM still ends
+/// strait within 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_with_both_clusters_gone_still_stops_within_ten_seconds() {
+    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 1).await;
+    produce_seq(east, "orders", 1, 100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = mm2_config(
+        &dir,
+        &east.bootstrap_servers(),
+        &west.bootstrap_servers(),
+        "refresh.topics.interval.seconds = 2\nemit.checkpoints.interval.seconds = 1",
+    );
+    let mut child = spawn_run(&cfg);
+    wait_for_count(west, "us-east.orders", 1, 100, Duration::from_secs(60)).await;
+    east.blackhole();
+    west.blackhole();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t = Instant::now();
+    signal(&child, "-TERM");
+    let status = tokio::task::spawn_blocking(move || {
+        let s = child.wait().unwrap();
+        drop(child);
+        s
+    })
+    .await
+    .unwrap();
+    east.heal();
+    west.heal();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?} ({status:?})",
+        t.elapsed()
+    );
+}
+
 #[test]
 fn run_errors_are_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,7 +19,7 @@ use strait::replicate::{self, FlowSpec};
 
 /// How long a graceful stop may take before strait exits anyway (in-flight records are then
 /// copied again on the next start: nothing is lost, a few are duplicated).
-const STOP_GRACE: Duration = Duration::from_secs(10);
+const STOP_GRACE: Duration = Duration::from_secs(8);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
@@ -131,8 +131,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for c in &checkpoints {
         c.stop();
     }
+    // Everything stops at once and shares one deadline, so SIGTERM ends the process within
+    // STOP_GRACE even when a cluster is gone and every flush times out.
     let mut first_error = None;
-    let joined = tokio::time::timeout(STOP_GRACE, async {
+    let flows_done = async {
         for f in running {
             let name = f.name.clone();
             if let Err(e) = f.join().await {
@@ -140,9 +142,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 first_error.get_or_insert(e);
             }
         }
-    })
-    .await;
-    let others = tokio::time::timeout(Duration::from_secs(3), async {
+    };
+    let others_done = async {
         for h in heartbeats {
             let _ = h.await;
         }
@@ -155,14 +156,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(h) = http {
             let _ = h.await;
         }
+    };
+    let joined = tokio::time::timeout(STOP_GRACE, async {
+        tokio::join!(flows_done, others_done);
     })
     .await;
-    if others.is_err() {
-        warn!("heartbeats and checkpoints did not stop within 3s");
-    }
     if joined.is_err() {
         warn!(
-            "flows did not stop within {}s; exiting anyway (unacknowledged records are copied again on the next start)",
+            "not everything stopped within {}s; exiting anyway (unacknowledged records are copied again on the next start)",
             STOP_GRACE.as_secs()
         );
     }

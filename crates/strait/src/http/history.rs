@@ -29,7 +29,8 @@ pub struct History {
 impl History {
     /// Add a status sample and forget what is older than the window.
     pub fn record(&mut self, s: &Status) {
-        for f in &s.flows {
+        // A flow whose lag is unknown (source unreachable) gets no point: a gap, not a false 0.
+        for f in s.flows.iter().filter(|f| f.lag_known) {
             let q = self
                 .flows
                 .entry((f.source.clone(), f.target.clone()))
@@ -84,6 +85,7 @@ mod tests {
                 heartbeat_age_seconds: Some(1.0),
                 heartbeat_topic: None,
                 checkpoint_age_seconds: None,
+                groups_known: true,
                 partition_lags: vec![],
             }],
             groups: vec![],

@@ -40,10 +40,21 @@ impl Default for Options {
 
 /// The status of every enabled flow of `config` (and its groups).
 pub fn collect(config: &Config, opts: &Options, rt: &tokio::runtime::Handle) -> Status {
+    // Flows are read in parallel: each waits on its own clusters (up to `timeout` when one is
+    // down), and a slow or dead cluster must not delay the others.
+    let per_flow: Vec<(FlowStatus, Vec<GroupStatus>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = config
+            .enabled_flows()
+            .map(|flow| scope.spawn(move || collect_flow(config, flow, opts, rt)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a status collection thread panicked"))
+            .collect()
+    });
     let mut flows = Vec::new();
     let mut groups = Vec::new();
-    for flow in config.enabled_flows() {
-        let (f, g) = collect_flow(config, flow, opts, rt);
+    for (f, g) in per_flow {
         flows.push(f);
         groups.extend(g);
     }
@@ -186,13 +197,14 @@ fn collect_flow(
     let (verdict, reasons) = judge(&evidence, opts.lag_threshold);
 
     let groups = if opts.groups && evidence.unreachable.is_empty() {
-        collect_groups(flow, &partitions, &source_ends, opts, rt).unwrap_or_else(|e| {
+        collect_groups(flow, &partitions, &source_ends, opts, rt).map_err(|e| {
             tracing::debug!(flow = %flow.name(), error = %e, "groups not collected");
-            Vec::new()
         })
     } else {
-        Vec::new()
+        Err(())
     };
+    let groups_known = groups.is_ok();
+    let groups = groups.unwrap_or_default();
 
     let status = FlowStatus {
         source: flow.source.clone(),
@@ -207,6 +219,7 @@ fn collect_flow(
         heartbeat_age_seconds: heartbeat_age.map(|d| d.as_secs_f64()),
         heartbeat_topic: hb.map(|(t, _, _)| t),
         checkpoint_age_seconds: checkpoint_age.map(|d| d.as_secs_f64()),
+        groups_known,
         partition_lags: lags,
     };
     (status, groups)

@@ -74,6 +74,9 @@ pub struct FlowStatus {
     pub heartbeat_topic: Option<String>,
     /// Age of the newest checkpoint record of this flow, if any.
     pub checkpoint_age_seconds: Option<f64>,
+    /// Whether this flow's consumer groups were collected (not when a cluster was unreachable,
+    /// or with `--no-groups`): when false, `groups` says nothing about this flow.
+    pub groups_known: bool,
     pub partition_lags: Vec<PartitionLag>,
 }
 
