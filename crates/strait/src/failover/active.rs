@@ -1,0 +1,114 @@
+//! Which region is active for a pair of clusters, recorded durably so that every strait process,
+//! `strait status` and the client-switch endpoint agree after a failover or failback.
+//!
+//! The record lives in `strait-active-region.internal` (one partition, compacted) on *both*
+//! clusters, keyed by the pair, so it can be read from whichever side is up. `.internal` keeps it
+//! out of every replication. The value is JSON, for people reading the topic with any tool.
+
+use serde::{Deserialize, Serialize};
+
+/// The topic, on every cluster of the pair.
+pub const TOPIC: &str = "strait-active-region.internal";
+
+/// The compaction key of a pair: the two aliases sorted, so `a,b` and `b,a` are one record.
+pub fn pair_key(a: &str, b: &str) -> String {
+    if a <= b {
+        format!("{a}<->{b}")
+    } else {
+        format!("{b}<->{a}")
+    }
+}
+
+/// One decision: `active` serves the pair from `changed_at_ms` on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveRegion {
+    /// The two aliases, sorted.
+    pub pair: [String; 2],
+    pub active: String,
+    /// Grows by one with every switch; clients re-read their settings when it changes.
+    pub version: u64,
+    pub changed_at_ms: i64,
+    /// `failover from us-east`, `failback to us-east`, ...
+    pub reason: String,
+}
+
+impl ActiveRegion {
+    /// The record that makes `active` the active region of the pair, after `previous`.
+    pub fn switch(
+        previous: Option<&ActiveRegion>,
+        a: &str,
+        b: &str,
+        active: &str,
+        at_ms: i64,
+        reason: impl Into<String>,
+    ) -> Self {
+        let mut pair = [a.to_string(), b.to_string()];
+        pair.sort();
+        Self {
+            pair,
+            active: active.to_string(),
+            version: previous.map_or(1, |p| p.version + 1),
+            changed_at_ms: at_ms,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn key(&self) -> String {
+        pair_key(&self.pair[0], &self.pair[1])
+    }
+
+    pub fn value(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("plain data serializes")
+    }
+
+    pub fn decode(value: &[u8]) -> Option<Self> {
+        serde_json::from_slice(value).ok()
+    }
+}
+
+/// The current decision among records read from one or both clusters: the highest version (the
+/// newest time breaks a tie between the two sides).
+pub fn current<'a>(
+    records: impl IntoIterator<Item = &'a ActiveRegion>,
+) -> Option<&'a ActiveRegion> {
+    records
+        .into_iter()
+        .max_by_key(|r| (r.version, r.changed_at_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_the_same_both_ways() {
+        assert_eq!(pair_key("us-west", "us-east"), "us-east<->us-west");
+        assert_eq!(pair_key("us-east", "us-west"), "us-east<->us-west");
+    }
+
+    #[test]
+    fn versions_grow_and_the_newest_wins() {
+        let first = ActiveRegion::switch(
+            None,
+            "us-east",
+            "us-west",
+            "us-west",
+            10,
+            "failover from us-east",
+        );
+        assert_eq!(first.version, 1);
+        let back = ActiveRegion::switch(
+            Some(&first),
+            "us-west",
+            "us-east",
+            "us-east",
+            20,
+            "failback to us-east",
+        );
+        assert_eq!(back.version, 2);
+        assert_eq!(back.key(), first.key());
+        assert_eq!(current([&first, &back]), Some(&back));
+        assert_eq!(ActiveRegion::decode(&back.value()), Some(back.clone()));
+        assert_eq!(ActiveRegion::decode(b"not json"), None);
+    }
+}
