@@ -218,11 +218,39 @@ fn busy_port_is_one_line_naming_the_port_and_a_nonzero_exit() {
 
 #[test]
 fn commands_of_later_issues_exit_2_not_implemented() {
-    for args in [vec!["status", "x.properties"], vec!["demo"]] {
+    for args in [
+        vec!["failover", "x.properties", "--from", "a", "--to", "b"],
+        vec!["failback", "x.properties", "--from", "b", "--to", "a"],
+        vec!["demo"],
+    ] {
         let out = strait().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8(out.stderr).unwrap();
         assert!(err.contains("not implemented yet"), "{err}");
+    }
+}
+
+#[test]
+fn status_and_translate_with_a_missing_file_are_one_line_and_exit_2() {
+    for args in [
+        vec!["status", "missing.properties"],
+        vec![
+            "translate",
+            "missing.properties",
+            "--group",
+            "g",
+            "--source",
+            "a",
+            "--target",
+            "b",
+        ],
+    ] {
+        let out = strait().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("missing.properties"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
     }
 }
 
