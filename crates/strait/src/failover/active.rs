@@ -76,6 +76,59 @@ pub fn current<'a>(
         .max_by_key(|r| (r.version, r.changed_at_ms))
 }
 
+/// Every active-region record on the cluster of `consumer` (a missing topic reads as none).
+pub fn read(
+    consumer: &crate::kafka::Endpoint,
+    timeout: std::time::Duration,
+) -> Result<Vec<ActiveRegion>, crate::kafka::ClientError> {
+    let mut out = Vec::new();
+    crate::kafka::tail::TopicTail::new(consumer, TOPIC).read_to_end(timeout, |r| {
+        if let Some(a) = ActiveRegion::decode(r.value) {
+            out.push(a);
+        }
+    })?;
+    Ok(out)
+}
+
+/// The current decision for pair (`a`, `b`) among `records`.
+pub fn for_pair<'a>(records: &'a [ActiveRegion], a: &str, b: &str) -> Option<&'a ActiveRegion> {
+    let key = pair_key(a, b);
+    current(records.iter().filter(|r| r.key() == key))
+}
+
+/// Write `record` to the cluster of `admin` / `producer` (creating the topic if needed) and wait
+/// for the acknowledgement.
+pub async fn write(
+    admin: &crate::kafka::Admin,
+    producer: &crate::kafka::Endpoint,
+    record: &ActiveRegion,
+    replication_factor: i32,
+    timeout: std::time::Duration,
+) -> Result<(), crate::kafka::ClientError> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let brokers = admin.broker_count().await?;
+    let rf = crate::replicate::topics::effective_replication_factor(replication_factor, brokers);
+    admin
+        .create_topics(&[
+            crate::kafka::TopicSpec::new(TOPIC, 1, rf).config("cleanup.policy", "compact")
+        ])
+        .await?;
+    let p: FutureProducer = producer
+        .producer_config()
+        .create()
+        .map_err(|e| crate::kafka::ClientError::from_kafka(producer, "create a producer", e))?;
+    let (k, v) = (record.key(), record.value());
+    p.send(
+        FutureRecord::to(TOPIC).partition(0).key(&k).payload(&v),
+        timeout,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|(e, _)| {
+        crate::kafka::ClientError::from_kafka(producer, "record the active region", e)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
