@@ -14,11 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
-use strait_sandbox::{Cluster, Sandbox};
+use strait_sandbox::Sandbox;
 
 const FLOW: &str = "us-east->us-west";
 
@@ -70,47 +67,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Produce `n` records to `orders` (3 partitions), timestamped now.
-async fn produce(c: &Cluster, n: usize) {
-    let ep = endpoint(c);
-    tokio::task::spawn_blocking(move || {
-        let p: ThreadedProducer<DefaultProducerContext> = ep.producer_config().create().unwrap();
-        for i in 0..n {
-            let v = format!("v{i}");
-            let mut rec = BaseRecord::to("orders")
-                .key("k")
-                .payload(&v)
-                .partition((i % 3) as i32);
-            while let Err((_, r)) = p.send(rec) {
-                rec = r;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-        p.flush(Duration::from_secs(30)).unwrap();
-    })
-    .await
-    .unwrap();
-}
-
-async fn commit_group(c: &Cluster, group: &str, offsets: &[(&str, i32, i64)]) {
-    let ep = endpoint(c);
-    let group = group.to_string();
-    let offsets: Vec<(String, i32, i64)> = offsets
-        .iter()
-        .map(|(t, p, o)| (t.to_string(), *p, *o))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ep.consumer_config(&group).create().unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for (t, p, o) in &offsets {
-            tpl.add_partition_offset(t, *p, Offset::Offset(*o)).unwrap();
-        }
-        consumer.commit(&tpl, CommitMode::Sync).expect("commit");
-    })
-    .await
-    .unwrap();
 }
 
 // ---- a minimal HTTP client (GET, blocking: call through spawn_blocking) ----
@@ -558,7 +514,7 @@ async fn dashboard_shows_what_api_status_says() {
         &east.bootstrap_servers(),
         &west.bootstrap_servers(),
     );
-    produce(east, 300).await;
+    produce_range(east, "orders", 3, 0..300, "v", None).await;
     commit_group(
         east,
         "billing",
@@ -645,7 +601,7 @@ async fn dashboard_shows_what_api_status_says() {
     // The target region cut off while records keep coming: BROKEN, with the reason, and the lag
     // that piles up on the source, exactly.
     west.cut();
-    produce(east, 120).await;
+    produce_range(east, "orders", 3, 0..120, "v", None).await;
     let doc = wait_status(
         &addr,
         Duration::from_secs(90),

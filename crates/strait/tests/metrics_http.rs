@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use prometheus_parse::{Sample, Scrape, Value};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use strait::http::metrics::NAMES;
 use strait_sandbox::{Cluster, Sandbox};
 
@@ -38,29 +37,6 @@ fn write_config(dir: &tempfile::TempDir, east: &str, west: &str) -> PathBuf {
          sync.group.offsets.enabled = true\n\
          sync.group.offsets.interval.seconds = 1",
     )
-}
-
-/// Produce `n` records to `orders`, round-robin over its partitions, stamped now.
-async fn produce_now(c: &Cluster, n: usize) {
-    let ep = endpoint(c);
-    tokio::task::spawn_blocking(move || {
-        let p: ThreadedProducer<DefaultProducerContext> = ep.producer_config().create().unwrap();
-        for i in 0..n {
-            let v = format!("{TOPIC}:{i}");
-            let mut rec = BaseRecord::to(TOPIC)
-                .key("k")
-                .payload(&v)
-                .partition(i as i32 % PARTITIONS)
-                .timestamp(now_ms());
-            while let Err((_, r)) = p.send(rec) {
-                rec = r;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-        p.flush(Duration::from_secs(30)).unwrap();
-    })
-    .await
-    .unwrap();
 }
 
 /// A port nobody listens on right now.
@@ -240,7 +216,7 @@ async fn metrics_status_and_health_over_http() {
         sb.cluster("us-west").unwrap(),
     );
     create_topic(east, TOPIC, PARTITIONS).await;
-    produce_now(east, RECORDS).await;
+    produce_range(east, TOPIC, PARTITIONS, 0..RECORDS, TOPIC, None).await;
     let billing: Vec<(&str, i32, i64)> = (0..PARTITIONS).map(|p| (TOPIC, p, BILLING_AT)).collect();
     commit_group(east, "billing", &billing).await;
 
@@ -790,7 +766,7 @@ async fn bad_or_busy_http_address_fails_before_any_flow_starts() {
         sb.cluster("us-west").unwrap(),
     );
     create_topic(east, TOPIC, PARTITIONS).await;
-    produce_now(east, 30).await;
+    produce_range(east, TOPIC, PARTITIONS, 0..30, TOPIC, None).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(&dir, &east.bootstrap_servers(), &west.bootstrap_servers());
     let before = (topic_names(east).await, topic_names(west).await);

@@ -6,31 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use strait_sandbox::{Cluster, Sandbox};
-
-/// Produce `n` records to `orders` (3 partitions) with record timestamp `ts`.
-async fn produce_at(c: &Cluster, n: usize, ts: i64) {
-    let ep = endpoint(c);
-    tokio::task::spawn_blocking(move || {
-        let p: ThreadedProducer<DefaultProducerContext> = ep.producer_config().create().unwrap();
-        for i in 0..n {
-            let v = format!("v{i}");
-            let mut rec = BaseRecord::to("orders")
-                .key("k")
-                .payload(&v)
-                .partition((i % 3) as i32)
-                .timestamp(ts);
-            while let Err((_, r)) = p.send(rec) {
-                rec = r;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-        p.flush(Duration::from_secs(30)).unwrap();
-    })
-    .await
-    .unwrap();
-}
+use strait_sandbox::Sandbox;
 
 /// `strait status CONFIG --json [extra]`: (exit code, document).
 async fn status(cfg: &std::path::Path, extra: &[&str]) -> (i32, serde_json::Value) {
@@ -79,7 +55,7 @@ emit.checkpoints.interval.seconds = 1",
     );
 
     // strait replicates the first 300 records, then stops cleanly.
-    produce_at(east, 300, now_ms()).await;
+    produce_range(east, "orders", 3, 0..300, "v", Some(now_ms())).await;
     let mut first = spawn_run(&cfg);
     wait_for_count(west, "us-east.orders", 3, 300, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(3)).await; // commits land
@@ -88,7 +64,7 @@ emit.checkpoints.interval.seconds = 1",
 
     // 600 records written 45 s ago (by their timestamps) and not replicated.
     let written_at = now_ms() - 45_000;
-    produce_at(east, 600, written_at).await;
+    produce_range(east, "orders", 3, 0..600, "v", Some(written_at)).await;
     let before = (now_ms() - written_at) as f64 / 1000.0;
     let (code, doc) = status(&cfg, &[]).await;
     let after = (now_ms() - written_at) as f64 / 1000.0;

@@ -409,3 +409,37 @@ pub fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// Produce `<prefix>:<i>` for each i in `range` to `topic` (key `k`), to partition
+/// `i % partitions`, stamped `timestamp` (or now), on a blocking thread; waits for every
+/// acknowledgement.
+pub async fn produce_range(
+    c: &Cluster,
+    topic: &str,
+    partitions: i32,
+    range: std::ops::Range<usize>,
+    prefix: &str,
+    timestamp: Option<i64>,
+) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let ep = endpoint(c);
+    let (topic, prefix) = (topic.to_string(), prefix.to_string());
+    tokio::task::spawn_blocking(move || {
+        let p: ThreadedProducer<DefaultProducerContext> = ep.producer_config().create().unwrap();
+        for i in range {
+            let v = format!("{prefix}:{i}");
+            let mut rec = BaseRecord::to(&topic)
+                .key("k")
+                .payload(&v)
+                .partition(i as i32 % partitions)
+                .timestamp(timestamp.unwrap_or_else(now_ms));
+            while let Err((_, r)) = p.send(rec) {
+                rec = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        p.flush(Duration::from_secs(60)).expect("flush");
+    })
+    .await
+    .unwrap();
+}
