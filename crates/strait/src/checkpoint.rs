@@ -59,20 +59,14 @@ impl CheckpointSpec {
         let emit_interval = flow.intervals.emit_checkpoints?;
         let f = Arc::new(flow.clone());
         let (f1, f2) = (f.clone(), f.clone());
-        let strait_group = format!("strait.{}", flow.name());
         let syncs = &flow.internal_topics.offset_syncs;
-        let syncs_endpoint = if syncs.cluster == flow.source {
-            flow.clients.source_consumer.clone()
-        } else {
-            flow.clients.target_consumer.clone()
-        };
         Some(Self {
             source_alias: flow.source.clone(),
             target_alias: flow.target.clone(),
             policy: flow.policy.clone(),
             topic_filter: Arc::new(move |t: &str| f1.should_replicate_topic(t)),
             group_filter: Arc::new(move |g: &str| {
-                f2.should_replicate_group(g) && g != strait_group && !g.starts_with("strait.")
+                f2.should_replicate_group(g) && !crate::replicate::is_strait_group(g)
             }),
             source_consumer: flow.clients.source_consumer.clone(),
             source_admin: flow.clients.source_admin.clone(),
@@ -84,7 +78,7 @@ impl CheckpointSpec {
             index_topic: crate::translate::index_topic(&flow.source),
             offset_syncs: flow
                 .emit_offset_syncs
-                .then(|| (syncs_endpoint, syncs.name.clone())),
+                .then(|| (flow.offset_syncs_reader().clone(), syncs.name.clone())),
             emit_interval,
             refresh_groups: flow
                 .intervals

@@ -229,6 +229,16 @@ impl Flow {
         self.groups.matches(group) && !self.groups_exclude.matches(group)
     }
 
+    /// Consumer properties for reading the offset-syncs topic, on whichever cluster it lives
+    /// (`offset-syncs.topic.location`).
+    pub fn offset_syncs_reader(&self) -> &crate::kafka::Endpoint {
+        if self.internal_topics.offset_syncs.cluster == self.source {
+            &self.clients.source_consumer
+        } else {
+            &self.clients.target_consumer
+        }
+    }
+
     /// Whether topic config property `name` may be copied to remote topics.
     pub fn should_replicate_config_property(&self, name: &str) -> bool {
         !self.config_properties_exclude.matches(name)

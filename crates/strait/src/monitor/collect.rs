@@ -100,7 +100,7 @@ fn collect_flow(
 ) -> (FlowStatus, Vec<GroupStatus>) {
     let mut evidence = Evidence::default();
     let source_admin = Admin::new(&flow.clients.source_admin, opts.timeout);
-    let strait_group = format!("strait.{}", flow.name());
+    let strait_group = crate::replicate::replication_group(&flow.source, &flow.target);
 
     // Source side: partitions, ends and how far the flow got.
     let mut lags = Vec::new();
@@ -232,30 +232,15 @@ fn collect_groups(
     opts: &Options,
     rt: &tokio::runtime::Handle,
 ) -> Result<Vec<GroupStatus>, ClientError> {
-    let strait_group = format!("strait.{}", flow.name());
     let mut source_groups = Groups::new(&flow.clients.source_consumer, opts.timeout);
     let mut target_groups = Groups::new(&flow.clients.target_consumer, opts.timeout);
     let target_admin = Admin::new(&flow.clients.target_admin, opts.timeout)?;
-    let syncs = &flow.internal_topics.offset_syncs;
-    let syncs_ep = if syncs.cluster == flow.source {
-        &flow.clients.source_consumer
-    } else {
-        &flow.clients.target_consumer
-    };
-    let mut translator = Translator::new(
-        &flow.clients.target_consumer,
-        &crate::translate::index_topic(&flow.source),
-        flow.emit_offset_syncs
-            .then_some((syncs_ep, syncs.name.as_str())),
-    );
+    let mut translator = Translator::for_flow(flow);
     translator.refresh(opts.timeout)?;
     let mut out = Vec::new();
     let mut target_ends: BTreeMap<TopicPartition, Option<i64>> = BTreeMap::new();
     for g in source_groups.list(None)? {
-        if !flow.should_replicate_group(&g.name)
-            || g.name == strait_group
-            || g.name.starts_with("strait.")
-        {
+        if !flow.should_replicate_group(&g.name) || crate::replicate::is_strait_group(&g.name) {
             continue;
         }
         let committed = source_groups.committed(&g.name, partitions)?;

@@ -117,7 +117,7 @@ impl FlowSpec {
 
     /// The replicator's consumer group on the source. Never checkpointed or synced.
     pub fn group_id(&self) -> String {
-        format!("strait.{}", self.name())
+        super::replication_group(&self.source.alias, &self.target.alias)
     }
 }
 

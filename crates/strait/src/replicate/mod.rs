@@ -19,3 +19,14 @@ pub enum FlowError {
     #[error("flow {flow}: {reason}")]
     Fatal { flow: String, reason: String },
 }
+
+/// The consumer group through which every process running flow `S->T` shares its partitions
+/// on the source, and whose committed offsets are the flow's replicated position.
+pub fn replication_group(source: &str, target: &str) -> String {
+    format!("strait.{source}->{target}")
+}
+
+/// strait's own groups (`strait.*`): never checkpointed, synced or shown as consumer groups.
+pub fn is_strait_group(group: &str) -> bool {
+    group.starts_with("strait.")
+}

@@ -95,12 +95,6 @@ pub fn translate_group(
     source_timeout: Duration,
     rt: &tokio::runtime::Handle,
 ) -> Result<GroupTranslation, ClientError> {
-    let syncs = &flow.internal_topics.offset_syncs;
-    let syncs_ep = if syncs.cluster == flow.source {
-        &flow.clients.source_consumer
-    } else {
-        &flow.clients.target_consumer
-    };
     let rename = |t: &str| flow.policy.format_remote_topic(&flow.source, t);
 
     // The target first: it must answer.
@@ -125,12 +119,7 @@ pub fn translate_group(
     let mut out = Vec::new();
     let (source_reachable, source_error) = match source {
         Ok(committed) => {
-            let mut translator = Translator::new(
-                &flow.clients.target_consumer,
-                &super::index_topic(&flow.source),
-                flow.emit_offset_syncs
-                    .then_some((syncs_ep, syncs.name.as_str())),
-            );
+            let mut translator = Translator::for_flow(flow);
             translator.refresh(timeout)?;
             for ((topic, partition), c) in committed {
                 let t = translator.translate(&topic, partition, c.offset);

@@ -70,6 +70,18 @@ impl Translator {
         }
     }
 
+    /// The translator of a configured flow: its index on the target, and MM2's offset syncs
+    /// where the flow writes them (when it does).
+    pub fn for_flow(flow: &crate::config::Flow) -> Self {
+        let syncs = &flow.internal_topics.offset_syncs;
+        Self::new(
+            &flow.clients.target_consumer,
+            &super::index_topic(&flow.source),
+            flow.emit_offset_syncs
+                .then(|| (flow.offset_syncs_reader(), syncs.name.as_str())),
+        )
+    }
+
     /// Read what was written since the last call. Until the first call succeeds, nothing is
     /// translated (as MM2's store, which waits for its initial read to the end).
     pub fn refresh(&mut self, timeout: Duration) -> Result<(), ClientError> {
