@@ -1,4 +1,5 @@
-//! The only place that touches rdkafka: client configurations and admin calls.
+//! rdkafka plumbing shared by every job: client configurations, admin calls with deadlines,
+//! consumer-group operations and readers of internal topics.
 
 pub mod acls;
 pub mod admin;
