@@ -7,8 +7,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,101 +17,7 @@ use strait_sandbox::Sandbox;
 
 const FLOW: &str = "us-east->us-west";
 
-fn write_config(dir: &Path, east: &str, west: &str) -> PathBuf {
-    let path = dir.join("mm2.properties");
-    std::fs::write(
-        &path,
-        format!(
-            "clusters = us-east, us-west\n\
-             us-east.bootstrap.servers = {east}\n\
-             us-west.bootstrap.servers = {west}\n\
-             us-east->us-west.enabled = true\n\
-             us-east->us-west.topics = orders\n\
-             replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
-             refresh.topics.interval.seconds = 2\n\
-             refresh.groups.interval.seconds = 2\n\
-             emit.checkpoints.interval.seconds = 1\n\
-             sync.group.offsets.enabled = true\n\
-             sync.group.offsets.interval.seconds = 1\n"
-        ),
-    )
-    .unwrap();
-    path
-}
-
-/// `strait run CONFIG --http ADDR`, killed when dropped. Its log goes to `log`.
-fn spawn_run_http(config: &Path, addr: &str, log: &Path) -> Running {
-    let filter = std::env::var("STRAIT_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into());
-    Running(
-        Command::new(env!("CARGO_BIN_EXE_strait"))
-            .arg("run")
-            .arg(config)
-            .arg("--http")
-            .arg(addr)
-            .env("STRAIT_LOG", filter)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 // ---- a minimal HTTP client (GET, blocking: call through spawn_blocking) ----
-
-fn http_get_blocking(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(15)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(bad)?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    Ok((code, if chunked { dechunk(body) } else { body.into() }))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let (addr, path) = (addr.to_string(), path.to_string());
-    tokio::task::spawn_blocking(move || http_get_blocking(&addr, &path))
-        .await
-        .unwrap()
-}
 
 /// `/api/status` once it answers 200.
 async fn api_status(addr: &str) -> Option<Value> {
@@ -509,10 +413,15 @@ async fn dashboard_shows_what_api_status_says() {
     );
     create_topic(east, "orders", 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        dir.path(),
+    let cfg = mm2_config(
+        &dir,
         &east.bootstrap_servers(),
         &west.bootstrap_servers(),
+        "refresh.topics.interval.seconds = 2\n\
+         refresh.groups.interval.seconds = 2\n\
+         emit.checkpoints.interval.seconds = 1\n\
+         sync.group.offsets.enabled = true\n\
+         sync.group.offsets.interval.seconds = 1",
     );
     produce_range(east, "orders", 3, 0..300, "v", None).await;
     commit_group(

@@ -7,8 +7,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -39,97 +38,11 @@ fn write_config(dir: &tempfile::TempDir, east: &str, west: &str) -> PathBuf {
     )
 }
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `strait run CONFIG --http ADDR`, killed when dropped. Its log (filter `STRAIT_TEST_CHILD_LOG`,
-/// default `info`) goes to `log`, shown when an assertion fails.
-fn spawn_run_http(config: &Path, addr: &str, log: &Path) -> Running {
-    let filter = std::env::var("STRAIT_TEST_CHILD_LOG").unwrap_or_else(|_| "info".into());
-    Running(
-        strait()
-            .arg("run")
-            .arg(config)
-            .args(["--http", addr])
-            .env("STRAIT_LOG", filter)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap(),
-    )
-}
-
 /// The last lines of the child's log, for failure messages.
 fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// One HTTP/1.1 GET with a hand-written request: (status code, body). Blocking.
-fn get_blocking(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let sock: SocketAddr = addr.parse().expect("socket address");
-    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(15)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut body = raw[split + 4..].to_vec();
-    let mut lines = head.lines();
-    let code: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| bad("no status line"))?;
-    let chunked = lines.any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    if chunked {
-        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
-    }
-    Ok((
-        code,
-        String::from_utf8(body).map_err(|_| bad("body not UTF-8"))?,
-    ))
-}
-
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = b.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&b[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        b = &b[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(b.get(..size)?);
-        b = b.get(size + 2..)?;
-    }
-}
-
-/// GET on a blocking thread (never on a tokio worker).
-async fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let (addr, path) = (addr.to_string(), path.to_string());
-    tokio::task::spawn_blocking(move || get_blocking(&addr, &path))
-        .await
-        .unwrap()
 }
 
 fn parse_metrics(text: &str) -> Scrape {
@@ -232,8 +145,8 @@ async fn metrics_status_and_health_over_http() {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("strait run exited: {status}\n{}", log_tail(&log));
         }
-        let ready = get(&addr, "/readyz").await;
-        let metrics = get(&addr, "/metrics").await;
+        let ready = http_get(&addr, "/readyz").await;
+        let metrics = http_get(&addr, "/metrics").await;
         let why = match (&ready, &metrics) {
             (Ok((200, _)), Ok((200, text))) => {
                 let scrape = parse_metrics(text);
@@ -366,7 +279,7 @@ async fn metrics_status_and_health_over_http() {
     }
 
     // /api/status is the `strait status --json` document.
-    let (code, body) = get(&addr, "/api/status").await.unwrap();
+    let (code, body) = http_get(&addr, "/api/status").await.unwrap();
     assert_eq!(code, 200, "{body}");
     let api: serde_json::Value = serde_json::from_str(&body).unwrap();
     let mut cmd = strait();
@@ -413,10 +326,10 @@ async fn metrics_status_and_health_over_http() {
 
     // /healthz and /readyz.
     assert_eq!(
-        get(&addr, "/healthz").await.unwrap(),
+        http_get(&addr, "/healthz").await.unwrap(),
         (200, "ok\n".to_string())
     );
-    let (code, body) = get(&addr, "/readyz").await.unwrap();
+    let (code, body) = http_get(&addr, "/readyz").await.unwrap();
     assert_eq!((code, body.trim()), (200, "ready"));
 
     assert!(

@@ -443,3 +443,95 @@ pub async fn produce_range(
     .await
     .unwrap();
 }
+
+// ---- `strait run --http` and plain HTTP ----
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+
+/// `strait run CONFIG --http ADDR`, killed when dropped. Its log (filter `STRAIT_TEST_CHILD_LOG`,
+/// default `info`) goes to `log`, shown when an assertion fails.
+pub fn spawn_run_http(config: &Path, addr: &str, log: &Path) -> Running {
+    let filter = std::env::var("STRAIT_TEST_CHILD_LOG").unwrap_or_else(|_| "info".into());
+    Running(
+        strait()
+            .arg("run")
+            .arg(config)
+            .args(["--http", addr])
+            .env("STRAIT_LOG", filter)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 GET with a hand-written request: (status code, body). Blocking.
+pub fn http_get_blocking(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let sock: SocketAddr = addr.parse().expect("socket address");
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let code: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad("no status line"))?;
+    let chunked = lines.any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    if chunked {
+        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
+    }
+    Ok((
+        code,
+        String::from_utf8(body).map_err(|_| bad("body not UTF-8"))?,
+    ))
+}
+
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&b[..eol]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        b = &b[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(b.get(..size)?);
+        b = b.get(size + 2..)?;
+    }
+}
+
+/// GET on a blocking thread (never on a tokio worker).
+pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let (addr, path) = (addr.to_string(), path.to_string());
+    tokio::task::spawn_blocking(move || http_get_blocking(&addr, &path))
+        .await
+        .unwrap()
+}
