@@ -14,13 +14,13 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use tracing::{debug, info, warn};
 
 use crate::heartbeat::now_ms;
-use crate::kafka::groups::{Committed, Groups, TopicPartition};
+use crate::kafka::groups::{Groups, TopicPartition};
 use crate::kafka::tail::TopicTail;
 use crate::kafka::{Admin, ClientError, Endpoint, TopicSpec};
 use crate::policy::ReplicationPolicy;
 use crate::replicate::topics::effective_replication_factor;
 use crate::replicate::NameMatcher;
-use crate::translate::checkpoints::{CheckpointStore, OffsetAndMetadata};
+use crate::translate::checkpoints::CheckpointStore;
 use crate::translate::group_sync::{plan_group_sync, GroupSyncDecision, TargetGroupState};
 use crate::translate::Translator;
 use crate::wire::Checkpoint;
@@ -344,11 +344,7 @@ impl State {
         let mut emitted = 0;
         for group in groups {
             let listed_at = now_ms();
-            let committed = self.source_groups.committed(group, &self.partitions)?;
-            let upstream: BTreeMap<TopicPartition, OffsetAndMetadata> = committed
-                .into_iter()
-                .map(|(tp, c)| (tp, OffsetAndMetadata::new(c.offset, c.metadata)))
-                .collect();
+            let upstream = self.source_groups.committed(group, &self.partitions)?;
             let translator = std::cell::RefCell::new(&mut self.translator);
             let cps = self.store.checkpoints_for_group(
                 group,
@@ -409,21 +405,8 @@ impl State {
                         Ok(0)
                     }
                     GroupSyncDecision::Write(w) => {
-                        let offsets: BTreeMap<TopicPartition, Committed> = w
-                            .offsets
-                            .into_iter()
-                            .map(|(tp, o)| {
-                                (
-                                    tp,
-                                    Committed {
-                                        offset: o.offset,
-                                        metadata: o.metadata,
-                                    },
-                                )
-                            })
-                            .collect();
-                        let n = offsets.len();
-                        self.target_groups.commit(&group, &offsets)?;
+                        let n = w.offsets.len();
+                        self.target_groups.commit(&group, &w.offsets)?;
                         if n > 0 {
                             debug!(flow = %spec.name(), group = %group, partitions = n, state = ?state, "group offsets synced to the target");
                         }

@@ -35,14 +35,25 @@ impl GroupListing {
     }
 }
 
-/// A committed offset with its metadata string.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Committed {
+/// A committed group offset with its metadata, as Kafka's `OffsetAndMetadata`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OffsetAndMetadata {
+    /// The committed offset: the next record the group will read.
     pub offset: i64,
+    /// The commit's metadata; a missing value is the empty string, as MM2 stores it.
     pub metadata: String,
 }
 
-/// (topic, partition)
+impl OffsetAndMetadata {
+    pub fn new(offset: i64, metadata: impl Into<String>) -> Self {
+        Self {
+            offset,
+            metadata: metadata.into(),
+        }
+    }
+}
+
+/// A topic and partition: upstream in group offsets, downstream (renamed) in checkpoints.
 pub type TopicPartition = (String, i32);
 
 /// Group operations on one cluster.
@@ -123,7 +134,7 @@ impl Groups {
         &mut self,
         group: &str,
         partitions: &[TopicPartition],
-    ) -> Result<BTreeMap<TopicPartition, Committed>, ClientError> {
+    ) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>, ClientError> {
         if partitions.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -143,7 +154,7 @@ impl Groups {
             .filter_map(|e| match e.offset() {
                 Offset::Offset(o) if o >= 0 => Some((
                     (e.topic().to_string(), e.partition()),
-                    Committed {
+                    OffsetAndMetadata {
                         offset: o,
                         metadata: e.metadata().to_string(),
                     },
@@ -157,7 +168,7 @@ impl Groups {
     pub fn commit(
         &mut self,
         group: &str,
-        offsets: &BTreeMap<TopicPartition, Committed>,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
     ) -> Result<(), ClientError> {
         if offsets.is_empty() {
             return Ok(());

@@ -11,27 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::wire::Checkpoint;
 
-/// A topic and partition: upstream in group offsets, downstream (renamed) in checkpoints.
-pub type TopicPartition = (String, i32);
-
-/// A committed group offset with its metadata, as Kafka's `OffsetAndMetadata`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct OffsetAndMetadata {
-    /// The committed offset: the next record the group will read.
-    pub offset: i64,
-    /// The commit's metadata; a missing value is the empty string, as MM2 stores it.
-    pub metadata: String,
-}
-
-impl OffsetAndMetadata {
-    /// Offset and metadata.
-    pub fn new(offset: i64, metadata: impl Into<String>) -> Self {
-        Self {
-            offset,
-            metadata: metadata.into(),
-        }
-    }
-}
+pub use crate::kafka::groups::{OffsetAndMetadata, TopicPartition};
 
 /// Latest checkpoint per group and downstream partition (MM2's `CheckpointStore`).
 ///

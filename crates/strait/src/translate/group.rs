@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::checkpoints::CheckpointStore;
 use super::translator::{Method, Translator};
 use crate::config::Flow;
-use crate::kafka::groups::{Committed, GroupListing, Groups, TopicPartition};
+use crate::kafka::groups::{GroupListing, Groups, OffsetAndMetadata, TopicPartition};
 use crate::kafka::tail::TopicTail;
 use crate::kafka::{Admin, ClientError};
 use crate::wire::Checkpoint;
@@ -70,13 +70,13 @@ impl GroupTranslation {
     }
 
     /// The offsets `--apply` commits on the target.
-    pub fn offsets_to_apply(&self) -> BTreeMap<TopicPartition, Committed> {
+    pub fn offsets_to_apply(&self) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
         self.partitions
             .iter()
             .filter_map(|p| {
                 Some((
                     (p.remote_topic.clone(), p.partition),
-                    Committed {
+                    OffsetAndMetadata {
                         offset: p.downstream_offset?,
                         metadata: String::new(),
                     },
@@ -105,7 +105,7 @@ pub fn translate_group(
         .map_or((None, 0), |g| (Some(g.state.clone()), g.members));
 
     // The source: which partitions are replicated and where the group is.
-    let source = (|| -> Result<BTreeMap<TopicPartition, Committed>, ClientError> {
+    let source = (|| -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>, ClientError> {
         let admin = Admin::new(&flow.clients.source_admin, source_timeout)?;
         let topics = rt.block_on(admin.topics(None))?;
         let partitions: Vec<TopicPartition> = topics
