@@ -99,64 +99,25 @@ fn collect_flow(
     rt: &tokio::runtime::Handle,
 ) -> (FlowStatus, Vec<GroupStatus>) {
     let mut evidence = Evidence::default();
-    let source_admin = Admin::new(&flow.clients.source_admin, opts.timeout);
-    let strait_group = crate::replicate::replication_group(&flow.source, &flow.target);
 
     // Source side: partitions, ends and how far the flow got.
-    let mut lags = Vec::new();
-    let mut topics = 0;
-    let mut source_ends: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-    let mut partitions: Vec<TopicPartition> = Vec::new();
-    let source = (|| -> Result<(), ClientError> {
-        let admin = source_admin?;
-        let all = rt.block_on(admin.topics(None))?;
-        let replicated: Vec<_> = all
-            .into_iter()
-            .filter(|t| flow.should_replicate_topic(&t.name))
-            .collect();
-        topics = replicated.len();
-        let mut starts = BTreeMap::new();
-        for t in &replicated {
-            for p in 0..t.partitions {
-                let (lo, hi) = rt.block_on(admin.watermarks(&t.name, p))?;
-                starts.insert((t.name.clone(), p), lo);
-                source_ends.insert((t.name.clone(), p), hi);
-                partitions.push((t.name.clone(), p));
-            }
-        }
-        let done = Groups::new(&flow.clients.source_consumer, opts.timeout)
-            .committed(&strait_group, &partitions)?;
-        for tp in &partitions {
-            let end = source_ends[tp];
-            let replicated = done.get(tp).map_or(starts[tp], |c| c.offset).min(end);
-            lags.push(PartitionLag {
-                topic: tp.0.clone(),
-                partition: tp.1,
-                remote_topic: flow.policy.format_remote_topic(&flow.source, &tp.0),
-                source_end: end,
-                replicated,
-                lag_records: end - replicated,
-                lag_seconds: 0.0,
-            });
-        }
-        let behind: Vec<(TopicPartition, i64)> = lags
-            .iter()
-            .filter(|l| l.lag_records > 0)
-            .map(|l| ((l.topic.clone(), l.partition), l.replicated))
-            .collect();
-        let stamps = first_timestamps(&flow.clients.source_consumer, &behind, opts.timeout)?;
-        let now = now_ms();
-        for l in &mut lags {
-            if let Some(ts) = stamps.get(&(l.topic.clone(), l.partition)) {
-                l.lag_seconds = ((now - ts) as f64 / 1000.0).max(0.0);
-            }
-        }
-        Ok(())
-    })();
+    let source = source_lag(flow, opts.timeout, rt);
     let lag_known = source.is_ok();
-    if let Err(e) = source {
-        evidence.unreachable.push(e.to_string());
-    }
+    let SourceLag {
+        topics,
+        partitions: lags,
+    } = match source {
+        Ok(s) => s,
+        Err(e) => {
+            evidence.unreachable.push(e.to_string());
+            SourceLag::default()
+        }
+    };
+    let source_ends: BTreeMap<TopicPartition, i64> = lags
+        .iter()
+        .map(|l| ((l.topic.clone(), l.partition), l.source_end))
+        .collect();
+    let partitions: Vec<TopicPartition> = source_ends.keys().cloned().collect();
 
     // Target side: heartbeats and checkpoints.
     let hb = heartbeat_source(config, flow);
@@ -223,6 +184,73 @@ fn collect_flow(
         partition_lags: lags,
     };
     (status, groups)
+}
+
+/// How far flow `S->T` got on the source, per replicated partition: the lag model's source half,
+/// which needs only S (the lag snapshots strait records for unplanned failovers use it alone).
+#[derive(Clone, Debug, Default)]
+pub struct SourceLag {
+    /// Replicated topics on the source.
+    pub topics: usize,
+    pub partitions: Vec<PartitionLag>,
+}
+
+/// Read [`SourceLag`] off the source cluster of `flow`.
+pub fn source_lag(
+    flow: &Flow,
+    timeout: Duration,
+    rt: &tokio::runtime::Handle,
+) -> Result<SourceLag, ClientError> {
+    let admin = Admin::new(&flow.clients.source_admin, timeout)?;
+    let strait_group = crate::replicate::replication_group(&flow.source, &flow.target);
+    let all = rt.block_on(admin.topics(None))?;
+    let replicated: Vec<_> = all
+        .into_iter()
+        .filter(|t| flow.should_replicate_topic(&t.name))
+        .collect();
+    let mut starts = BTreeMap::new();
+    let mut ends = BTreeMap::new();
+    let mut partitions = Vec::new();
+    for t in &replicated {
+        for p in 0..t.partitions {
+            let (lo, hi) = rt.block_on(admin.watermarks(&t.name, p))?;
+            starts.insert((t.name.clone(), p), lo);
+            ends.insert((t.name.clone(), p), hi);
+            partitions.push((t.name.clone(), p));
+        }
+    }
+    let done = Groups::new(&flow.clients.source_consumer, timeout)
+        .committed(&strait_group, &partitions)?;
+    let mut lags = Vec::new();
+    for tp in &partitions {
+        let end = ends[tp];
+        let replicated = done.get(tp).map_or(starts[tp], |c| c.offset).min(end);
+        lags.push(PartitionLag {
+            topic: tp.0.clone(),
+            partition: tp.1,
+            remote_topic: flow.policy.format_remote_topic(&flow.source, &tp.0),
+            source_end: end,
+            replicated,
+            lag_records: end - replicated,
+            lag_seconds: 0.0,
+        });
+    }
+    let behind: Vec<(TopicPartition, i64)> = lags
+        .iter()
+        .filter(|l| l.lag_records > 0)
+        .map(|l| ((l.topic.clone(), l.partition), l.replicated))
+        .collect();
+    let stamps = first_timestamps(&flow.clients.source_consumer, &behind, timeout)?;
+    let now = now_ms();
+    for l in &mut lags {
+        if let Some(ts) = stamps.get(&(l.topic.clone(), l.partition)) {
+            l.lag_seconds = ((now - ts) as f64 / 1000.0).max(0.0);
+        }
+    }
+    Ok(SourceLag {
+        topics: replicated.len(),
+        partitions: lags,
+    })
 }
 
 fn collect_groups(

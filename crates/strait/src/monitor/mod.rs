@@ -2,6 +2,7 @@
 
 pub mod collect;
 pub mod model;
+pub mod snapshot;
 
 pub use collect::{collect, Options};
 pub use model::{FlowStatus, GroupStatus, PartitionLag, Status, Verdict};

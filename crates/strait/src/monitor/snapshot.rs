@@ -1,0 +1,176 @@
+//! Lag snapshots: what each flow `S->T` last knew of its source, kept on the *target*, so that
+//! an unplanned failover, run when S no longer answers, can still say what S had that T lacks.
+//!
+//! `strait run` records one per flow every [`INTERVAL`] while S answers, into
+//! `strait-lag.internal` on T (compacted, key `S->T`, JSON value: the lag model's per-partition
+//! figures and when they were read). Nothing is written while S is unreachable, so the newest
+//! snapshot is the last view of S before it went away.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
+
+use super::collect::source_lag;
+use super::PartitionLag;
+use crate::config::Flow;
+use crate::heartbeat::now_ms;
+use crate::kafka::tail::TopicTail;
+use crate::kafka::{Admin, ClientError, TopicSpec};
+
+/// The topic, on every target cluster.
+pub const TOPIC: &str = "strait-lag.internal";
+
+/// How often a snapshot is taken. Writes to S in the last interval before it fails are the
+/// part of an unplanned failover's RPO that no snapshot can see.
+pub const INTERVAL: Duration = Duration::from_secs(2);
+
+/// One look at the source of a flow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LagSnapshot {
+    pub source: String,
+    pub target: String,
+    /// When the source was read (ms since the epoch).
+    pub at_ms: i64,
+    pub partitions: Vec<PartitionLag>,
+}
+
+impl LagSnapshot {
+    pub fn key(source: &str, target: &str) -> String {
+        format!("{source}->{target}")
+    }
+
+    pub fn lag_records(&self) -> i64 {
+        self.partitions.iter().map(|p| p.lag_records).sum()
+    }
+}
+
+/// The newest snapshot of `flow` on its target (`None` when strait never recorded one).
+pub fn read_latest(flow: &Flow, timeout: Duration) -> Result<Option<LagSnapshot>, ClientError> {
+    let key = LagSnapshot::key(&flow.source, &flow.target);
+    let mut newest: Option<LagSnapshot> = None;
+    TopicTail::new(&flow.clients.target_consumer, TOPIC).read_to_end(timeout, |r| {
+        if r.key != key.as_bytes() {
+            return;
+        }
+        if let Ok(s) = serde_json::from_slice::<LagSnapshot>(r.value) {
+            if newest.as_ref().is_none_or(|n| s.at_ms >= n.at_ms) {
+                newest = Some(s);
+            }
+        }
+    })?;
+    Ok(newest)
+}
+
+/// A running recorder; stop it with [`Recorder::stop`] and wait with [`Recorder::join`].
+pub struct Recorder {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recorder {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Stop and wait (blocking).
+    pub fn join(mut self) {
+        self.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Record snapshots of `flow` every [`INTERVAL`] on a thread of its own (librdkafka's metadata
+/// calls block). Must be called from within a tokio runtime.
+pub fn start(flow: Flow) -> Recorder {
+    let stop = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Handle::current();
+    let thread = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name(format!("lag {}->{}", flow.source, flow.target))
+            .spawn(move || record(flow, rt, &stop))
+            .expect("spawn the lag snapshot thread")
+    };
+    Recorder {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+fn record(flow: Flow, rt: tokio::runtime::Handle, stop: &AtomicBool) {
+    let timeout = Duration::from_secs(5);
+    let mut producer: Option<ThreadedProducer<DefaultProducerContext>> = None;
+    let mut warned = false;
+    while !stop.load(Ordering::SeqCst) {
+        let started = Instant::now();
+        match source_lag(&flow, timeout, &rt) {
+            Ok(lag) => {
+                let snap = LagSnapshot {
+                    source: flow.source.clone(),
+                    target: flow.target.clone(),
+                    at_ms: now_ms(),
+                    partitions: lag.partitions,
+                };
+                if producer.is_none() {
+                    producer = open(&flow, timeout, &rt)
+                        .map_err(|e| {
+                            if !warned {
+                                warn!(flow = %flow.name(), error = %e, "cannot record lag snapshots yet");
+                                warned = true;
+                            }
+                        })
+                        .ok();
+                }
+                if let Some(p) = &producer {
+                    let key = LagSnapshot::key(&snap.source, &snap.target);
+                    let value = serde_json::to_vec(&snap).expect("plain data serializes");
+                    if let Err((e, _)) =
+                        p.send(BaseRecord::to(TOPIC).partition(0).key(&key).payload(&value))
+                    {
+                        debug!(flow = %flow.name(), error = %e, "lag snapshot not queued");
+                    }
+                }
+            }
+            Err(e) => debug!(flow = %flow.name(), error = %e, "source not read; no lag snapshot"),
+        }
+        while started.elapsed() < INTERVAL && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    if let Some(p) = producer {
+        let _ = p.flush(Duration::from_secs(2));
+    }
+}
+
+/// Create the topic on the target (compacted, one partition) and a producer for it.
+fn open(
+    flow: &Flow,
+    timeout: Duration,
+    rt: &tokio::runtime::Handle,
+) -> Result<ThreadedProducer<DefaultProducerContext>, ClientError> {
+    let admin = Admin::new(&flow.clients.target_admin, timeout)?;
+    let brokers = rt.block_on(admin.broker_count())?;
+    let rf = crate::replicate::topics::effective_replication_factor(
+        i32::from(flow.checkpoints_topic_replication_factor),
+        brokers,
+    );
+    rt.block_on(
+        admin.create_topics(&[TopicSpec::new(TOPIC, 1, rf).config("cleanup.policy", "compact")]),
+    )?;
+    let ep = &flow.clients.target_producer;
+    ep.producer_config()
+        .create()
+        .map_err(|e| ClientError::from_kafka(ep, "create the lag snapshot producer", e))
+}
