@@ -36,6 +36,8 @@ pub enum Command {
     Failover(FailoverArgs),
     /// Return to the original region once it is back, salvaging what it never replicated.
     Failback(FailbackArgs),
+    /// Where a consumer group should connect now: the active region's bootstrap servers and topics.
+    Clients(ClientsArgs),
     /// Run a complete DR drill and write a report with the measured RTO and RPO.
     Drill(DrillArgs),
     /// Local Kafka-compatible clusters, in this process, with fault controls, for trying strait.
@@ -129,6 +131,19 @@ pub struct FailbackArgs {
     /// Replicate records that reached the old region but never left it.
     #[arg(long)]
     pub salvage: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ClientsArgs {
+    pub config: PathBuf,
+    /// The consumer group.
+    #[arg(long)]
+    pub group: String,
+    /// The pair of clusters, when CONFIG has more than two (e.g. us-east,us-west).
+    #[arg(long, value_delimiter = ',')]
+    pub pair: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }

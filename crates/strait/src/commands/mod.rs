@@ -1,6 +1,7 @@
 //! Each command's implementation, called by `main` with parsed arguments.
 
 mod check;
+mod clients;
 mod run;
 mod sandbox;
 mod status;
@@ -63,6 +64,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Translate(args) => translate::run(args).await,
         Command::Failover(_) => not_yet("failover"),
         Command::Failback(_) => not_yet("failback"),
+        Command::Clients(args) => clients::run(args).await,
         Command::Drill(_) => not_yet("drill"),
         Command::Demo(_) => not_yet("demo"),
     }
