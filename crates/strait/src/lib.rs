@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod drill;
 pub mod failover;
 pub mod heartbeat;
 pub mod http;

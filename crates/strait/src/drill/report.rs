@@ -1,0 +1,1412 @@
+//! The drill report: what was measured, whether it met the budgets, and the evidence, as JSON
+//! (for machines and later comparison), Markdown (to paste into a DR-test or incident ticket) and
+//! one self-contained HTML file with a timeline chart (no scripts, no network: it has to open on
+//! the machine the drill ran on and as a ticket attachment).
+//!
+//! The orchestrator fills in [`DrillSettings`], [`DrillTimes`] and the [`Verification`], calls
+//! [`DrillReport::new`], then adds the timeline samples, strait's own RPO estimate and notes, and
+//! calls [`DrillReport::write`]. Everything derived (durations, marks, budgets, verdict) is
+//! computed here so that every report judges the same way.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::verify::{SeqRange, Verification};
+
+/// What the drill was asked to do; budgets are the pass/fail criteria.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DrillSettings {
+    /// The region that was failed.
+    pub primary: String,
+    /// The region that took over.
+    pub secondary: String,
+    /// The drill topic on the primary (its replica on the secondary is `<primary>.<topic>`).
+    pub topic: String,
+    /// Records per second the drill producer was asked to write.
+    pub rate: u64,
+    pub duration_ms: u64,
+    /// Time from the start to failing the primary.
+    pub fail_after_ms: u64,
+    /// The most records the drill may lose and still pass.
+    pub rpo_budget_records: Option<u64>,
+    /// The longest outage (failure to first record consumed on the secondary) that passes.
+    pub rto_budget_ms: Option<u64>,
+}
+
+/// When things happened, in ms since the epoch. `None` for a step the drill never reached: the
+/// report is still written, and says what is missing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillTimes {
+    pub started_at_ms: i64,
+    /// When the primary was cut off.
+    pub failure_at_ms: Option<i64>,
+    /// When strait saw the primary was gone (heartbeats stale).
+    pub detected_at_ms: Option<i64>,
+    pub failover_started_at_ms: Option<i64>,
+    pub failover_done_at_ms: Option<i64>,
+    /// The first record the consumer received on the secondary after the failure.
+    /// [`DrillReport::new`] takes it from the verification when left `None`.
+    pub first_consumed_on_secondary_at_ms: Option<i64>,
+    pub finished_at_ms: i64,
+}
+
+/// Durations derived from [`DrillTimes`] (ms). `None` when a step is missing; negative values
+/// are kept as measured, since they can only come from a clock or orchestration bug worth seeing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillDurations {
+    /// Failure to detection.
+    pub detection_ms: Option<i64>,
+    /// Failover start to failover done.
+    pub failover_ms: Option<i64>,
+    /// Failure to the first record consumed on the secondary: the outage applications saw.
+    pub rto_ms: Option<i64>,
+}
+
+/// What strait itself predicted it would lose, from its failover report, so the drill shows
+/// whether strait's figure can be trusted in a real incident.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpoEstimate {
+    /// `None` when strait could not estimate.
+    pub records: Option<u64>,
+    /// Where the figure came from, e.g. "lag snapshot of us-east->us-west taken 1.4 s before the
+    /// failure".
+    pub source: String,
+}
+
+/// Record counts of the drill topic. Consumed counts are deliveries, duplicates included.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillCounts {
+    /// Records the producer tried to write (acknowledged or not).
+    pub produced: u64,
+    pub acked: u64,
+    pub consumed_on_primary: u64,
+    pub consumed_on_secondary: u64,
+}
+
+/// One point of the timeline chart, taken every ~500 ms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Since the drill started.
+    pub t_ms: i64,
+    pub acked_total: u64,
+    pub consumed_total: u64,
+    /// Records the secondary lacks; `None` while it cannot be measured (the primary is down).
+    pub replication_lag_records: Option<i64>,
+    /// Acknowledged records per second over the last interval.
+    pub produce_rate: f64,
+}
+
+/// What a mark on the timeline stands for; lets the chart colour marks and tools find them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkKind {
+    Failure,
+    Detected,
+    FailoverStarted,
+    FailoverDone,
+    FirstConsumedOnSecondary,
+    Other,
+}
+
+/// A moment on the timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    /// Since the drill started.
+    pub t_ms: i64,
+    pub kind: MarkKind,
+    pub label: String,
+}
+
+/// What a budget limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetUnit {
+    Milliseconds,
+    Records,
+}
+
+/// One budget checked against what was measured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetResult {
+    /// "rto" or "rpo".
+    pub name: String,
+    pub unit: BudgetUnit,
+    pub limit: u64,
+    /// `None` when nothing could be measured, which fails the budget.
+    pub measured: Option<u64>,
+    pub passed: bool,
+    /// Why it failed, in a sentence; `None` when it passed.
+    pub reason: Option<String>,
+}
+
+/// Checks the budgets that were set (an unset budget is not checked). A budget passes when the
+/// measurement is at most the limit; a missing or impossible measurement fails it, since a drill
+/// that could not show recovery has not shown it within any budget.
+pub fn budgets(
+    settings: &DrillSettings,
+    times: &DrillTimes,
+    rpo_records: u64,
+) -> Vec<BudgetResult> {
+    let mut out = Vec::new();
+    if let Some(limit) = settings.rto_budget_ms {
+        let (measured, missing) =
+            match (times.failure_at_ms, times.first_consumed_on_secondary_at_ms) {
+                (None, _) => (
+                    None,
+                    Some(format!(
+                        "not measured: {} was never failed",
+                        settings.primary
+                    )),
+                ),
+                (Some(_), None) => (
+                    None,
+                    Some(format!(
+                        "not measured: no record was consumed on {} after the failure",
+                        settings.secondary
+                    )),
+                ),
+                (Some(f), Some(c)) => match u64::try_from(c - f) {
+                    Ok(rto) => (Some(rto), None),
+                    Err(_) => (
+                        None,
+                        Some(format!(
+                            "not measured: the first record on {} is stamped {} before the failure",
+                            settings.secondary,
+                            fmt_ms(f - c)
+                        )),
+                    ),
+                },
+            };
+        out.push(judge(
+            "rto",
+            BudgetUnit::Milliseconds,
+            limit,
+            measured,
+            missing,
+        ));
+    }
+    if let Some(limit) = settings.rpo_budget_records {
+        out.push(judge(
+            "rpo",
+            BudgetUnit::Records,
+            limit,
+            Some(rpo_records),
+            None,
+        ));
+    }
+    out
+}
+
+fn judge(
+    name: &str,
+    unit: BudgetUnit,
+    limit: u64,
+    measured: Option<u64>,
+    missing: Option<String>,
+) -> BudgetResult {
+    let (passed, reason) = match measured {
+        None => (false, missing.or_else(|| Some("not measured".to_string()))),
+        Some(m) if m <= limit => (true, None),
+        Some(m) => (
+            false,
+            Some(format!(
+                "{} is over the budget of {}",
+                fmt_amount(unit, m),
+                fmt_amount(unit, limit)
+            )),
+        ),
+    };
+    BudgetResult {
+        name: name.to_string(),
+        unit,
+        limit,
+        measured,
+        passed,
+        reason,
+    }
+}
+
+impl DrillTimes {
+    /// Durations between the steps that were reached.
+    pub fn durations(&self) -> DrillDurations {
+        let between = |a: Option<i64>, b: Option<i64>| Some(b? - a?);
+        DrillDurations {
+            detection_ms: between(self.failure_at_ms, self.detected_at_ms),
+            failover_ms: between(self.failover_started_at_ms, self.failover_done_at_ms),
+            rto_ms: between(self.failure_at_ms, self.first_consumed_on_secondary_at_ms),
+        }
+    }
+
+    /// The standard marks (failure, detection, failover done, first record on the secondary),
+    /// relative to the start, for the steps that were reached.
+    pub fn marks(&self, primary: &str, secondary: &str) -> Vec<Mark> {
+        let steps = [
+            (
+                self.failure_at_ms,
+                MarkKind::Failure,
+                format!("{primary} failed"),
+            ),
+            (
+                self.detected_at_ms,
+                MarkKind::Detected,
+                "failure detected".to_string(),
+            ),
+            (
+                self.failover_done_at_ms,
+                MarkKind::FailoverDone,
+                "failover done".to_string(),
+            ),
+            (
+                self.first_consumed_on_secondary_at_ms,
+                MarkKind::FirstConsumedOnSecondary,
+                format!("first record consumed on {secondary}"),
+            ),
+        ];
+        steps
+            .into_iter()
+            .filter_map(|(at, kind, label)| {
+                at.map(|at| Mark {
+                    t_ms: at - self.started_at_ms,
+                    kind,
+                    label,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The whole drill, judged. Fields are public so the orchestrator can add what it has; after
+/// changing settings, times or the verification, call [`DrillReport::evaluate`] again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DrillReport {
+    pub settings: DrillSettings,
+    pub times: DrillTimes,
+    pub durations: DrillDurations,
+    /// Records lost (from the sequence check).
+    pub rpo_records: u64,
+    /// How far back before the failure data was lost, in seconds (see [`Verification::rpo_ms`]).
+    pub rpo_seconds: f64,
+    /// strait's own prediction, to compare with `rpo_records`.
+    pub strait_estimate: Option<RpoEstimate>,
+    /// The sequence check in full.
+    pub sequence: Verification,
+    pub counts: DrillCounts,
+    pub timeline: Vec<Sample>,
+    pub marks: Vec<Mark>,
+    pub budgets: Vec<BudgetResult>,
+    /// Every budget passed, the primary was failed, consumption resumed on the secondary and
+    /// nothing written after the failover was lost.
+    pub passed: bool,
+    /// Why the drill failed, one sentence each; empty when it passed.
+    pub failures: Vec<String>,
+    /// How the drill was run, in words (e.g. "us-east was failed through the sandbox fault proxy").
+    pub notes: Vec<String>,
+}
+
+impl DrillReport {
+    /// A judged report with no timeline, estimate or notes yet. `produced` is the number of
+    /// records the producer tried to write, which only the orchestrator knows.
+    pub fn new(
+        settings: DrillSettings,
+        mut times: DrillTimes,
+        produced: u64,
+        sequence: Verification,
+    ) -> Self {
+        if times.first_consumed_on_secondary_at_ms.is_none() {
+            times.first_consumed_on_secondary_at_ms =
+                sequence.first_on_secondary.map(|f| f.received_at_ms);
+        }
+        let marks = times.marks(&settings.primary, &settings.secondary);
+        let mut report = DrillReport {
+            settings,
+            times,
+            durations: DrillDurations::default(),
+            rpo_records: 0,
+            rpo_seconds: 0.0,
+            strait_estimate: None,
+            sequence,
+            counts: DrillCounts {
+                produced,
+                ..DrillCounts::default()
+            },
+            timeline: Vec::new(),
+            marks,
+            budgets: Vec::new(),
+            passed: false,
+            failures: Vec::new(),
+            notes: Vec::new(),
+        };
+        report.evaluate();
+        report
+    }
+
+    /// Recomputes everything derived from settings, times and the verification: durations, RPO,
+    /// counts (except `produced`), budgets, `passed` and `failures`. Leaves marks alone, so that
+    /// marks the orchestrator added survive.
+    pub fn evaluate(&mut self) {
+        let s = &self.sequence;
+        self.durations = self.times.durations();
+        self.rpo_records = s.rpo_records;
+        self.rpo_seconds = s.rpo_ms as f64 / 1000.0;
+        self.counts.acked = s.acked;
+        self.counts.consumed_on_primary = s.consumed_on_primary;
+        self.counts.consumed_on_secondary = s.consumed_on_secondary;
+        self.budgets = budgets(&self.settings, &self.times, self.rpo_records);
+
+        let mut failures = Vec::new();
+        if self.times.failure_at_ms.is_none() {
+            failures.push(format!("{} was never failed", self.settings.primary));
+        } else if self.times.first_consumed_on_secondary_at_ms.is_none() {
+            failures.push(format!(
+                "consumption never resumed on {} after the failure",
+                self.settings.secondary
+            ));
+        }
+        if s.lost_acked_on_secondary > 0 {
+            failures.push(format!(
+                "{} records acknowledged by {} after the failover were never consumed",
+                s.lost_acked_on_secondary, self.settings.secondary
+            ));
+        }
+        for b in self.budgets.iter().filter(|b| !b.passed) {
+            let reason = b.reason.as_deref().unwrap_or("failed");
+            failures.push(format!("{} budget: {reason}", b.name.to_uppercase()));
+        }
+        self.passed = failures.is_empty();
+        self.failures = failures;
+    }
+
+    /// strait's estimate minus the measured loss: 0 when strait was right, negative when it
+    /// promised less loss than happened (the dangerous direction).
+    pub fn estimate_error(&self) -> Option<i64> {
+        let e = self.strait_estimate.as_ref()?.records?;
+        Some(e as i64 - self.rpo_records as i64)
+    }
+
+    /// "PASSED" or "FAILED".
+    pub fn verdict(&self) -> &'static str {
+        if self.passed {
+            "PASSED"
+        } else {
+            "FAILED"
+        }
+    }
+
+    /// A summary to paste into a ticket: verdict, RTO and RPO against budgets, timeline of marks,
+    /// sequence check, notes.
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "# DR drill {}: {}\n", self.verdict(), self.route());
+        for f in &self.failures {
+            let _ = writeln!(md, "- {}", one_line(f));
+        }
+        if !self.failures.is_empty() {
+            md.push('\n');
+        }
+        let _ = writeln!(md, "{}\n", self.headline());
+
+        md_table(
+            &mut md,
+            &["measure", "measured", "budget", "result"],
+            &self.measure_rows(),
+        );
+        md.push_str("\n## Timeline\n\n");
+        md_table(
+            &mut md,
+            &["t", "time (UTC)", "event"],
+            &self.timeline_rows(),
+        );
+        md.push_str("\n## Sequence check\n\n");
+        md_table(&mut md, &["check", "result"], &self.sequence_rows());
+        if !self.notes.is_empty() {
+            md.push_str("\n## Notes\n\n");
+            for n in &self.notes {
+                let _ = writeln!(md, "- {}", one_line(n));
+            }
+        }
+        md
+    }
+
+    /// The report as one self-contained HTML page: a timeline chart (inline SVG) and the same
+    /// tables as the Markdown.
+    pub fn to_html(&self) -> String {
+        let mut body = String::new();
+        if !self.failures.is_empty() {
+            body.push_str("<ul class=\"failures\">\n");
+            for f in &self.failures {
+                let _ = writeln!(body, "<li>{}</li>", esc(f));
+            }
+            body.push_str("</ul>\n");
+        }
+        let _ = writeln!(body, "<p>{}</p>", esc(&self.headline()));
+        html_table(
+            &mut body,
+            &["measure", "measured", "budget", "result"],
+            &self.measure_rows(),
+        );
+        body.push_str("<h2>Timeline</h2>\n");
+        body.push_str(&self.svg_chart());
+        html_table(
+            &mut body,
+            &["t", "time (UTC)", "event"],
+            &self.timeline_rows(),
+        );
+        body.push_str("<h2>Sequence check</h2>\n");
+        html_table(&mut body, &["check", "result"], &self.sequence_rows());
+        if !self.notes.is_empty() {
+            body.push_str("<h2>Notes</h2>\n<ul>\n");
+            for n in &self.notes {
+                let _ = writeln!(body, "<li>{}</li>", esc(n));
+            }
+            body.push_str("</ul>\n");
+        }
+        fill(
+            include_str!("report.html"),
+            &[
+                (
+                    "title",
+                    esc(&format!("DR drill {}: {}", self.verdict(), self.route())),
+                ),
+                ("verdict", self.verdict().to_string()),
+                (
+                    "verdict_class",
+                    if self.passed { "pass" } else { "fail" }.to_string(),
+                ),
+                ("route", esc(&self.route())),
+                ("body", body),
+            ],
+        )
+    }
+
+    /// Writes `report.json`, `report.md` and `report.html` into `dir`, creating it.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("report.json"), json + "\n")?;
+        std::fs::write(dir.join("report.md"), self.to_markdown())?;
+        std::fs::write(dir.join("report.html"), self.to_html())?;
+        Ok(())
+    }
+
+    fn route(&self) -> String {
+        format!("{} -> {}", self.settings.primary, self.settings.secondary)
+    }
+
+    fn headline(&self) -> String {
+        let s = &self.settings;
+        format!(
+            "Topic {} at {} records/s for {}; {} was failed after {}. Started {}.",
+            s.topic,
+            s.rate,
+            fmt_ms(s.duration_ms as i64),
+            s.primary,
+            fmt_ms(s.fail_after_ms as i64),
+            fmt_utc(self.times.started_at_ms),
+        )
+    }
+
+    fn budget(&self, name: &str) -> Option<&BudgetResult> {
+        self.budgets.iter().find(|b| b.name == name)
+    }
+
+    fn measure_rows(&self) -> Vec<Vec<String>> {
+        let opt_ms = |v: Option<i64>| v.map_or_else(|| "not measured".to_string(), fmt_ms);
+        let budget_cells = |b: Option<&BudgetResult>| match b {
+            None => ("none".to_string(), "-".to_string()),
+            Some(b) => (
+                fmt_amount(b.unit, b.limit),
+                if b.passed { "pass" } else { "FAIL" }.to_string(),
+            ),
+        };
+        let (rto_budget, rto_result) = budget_cells(self.budget("rto"));
+        let (rpo_budget, rpo_result) = budget_cells(self.budget("rpo"));
+        let mut rows = vec![
+            vec![
+                format!(
+                    "RTO (failure to first record consumed on {})",
+                    self.settings.secondary
+                ),
+                opt_ms(self.durations.rto_ms),
+                rto_budget,
+                rto_result,
+            ],
+            vec![
+                "RPO (records lost)".to_string(),
+                self.rpo_records.to_string(),
+                rpo_budget,
+                rpo_result,
+            ],
+            vec![
+                "RPO (time: failure minus oldest lost record)".to_string(),
+                fmt_ms((self.rpo_seconds * 1000.0).round() as i64),
+                "-".to_string(),
+                "-".to_string(),
+            ],
+        ];
+        if let Some(e) = &self.strait_estimate {
+            let (figure, verdict) = match (e.records, self.estimate_error()) {
+                (Some(r), Some(d)) => (
+                    format!("{r} records ({})", e.source),
+                    match d {
+                        0 => "matched".to_string(),
+                        d if d > 0 => format!("over by {d}"),
+                        d => format!("under by {}", -d),
+                    },
+                ),
+                _ => (format!("no estimate ({})", e.source), "-".to_string()),
+            };
+            rows.push(vec![
+                "strait's RPO estimate".to_string(),
+                figure,
+                "-".to_string(),
+                verdict,
+            ]);
+        }
+        rows.push(vec![
+            "detection (failure to detected)".to_string(),
+            opt_ms(self.durations.detection_ms),
+            "-".to_string(),
+            "-".to_string(),
+        ]);
+        rows.push(vec![
+            "failover (started to done)".to_string(),
+            opt_ms(self.durations.failover_ms),
+            "-".to_string(),
+            "-".to_string(),
+        ]);
+        rows
+    }
+
+    fn timeline_rows(&self) -> Vec<Vec<String>> {
+        let start = self.times.started_at_ms;
+        let row = |t: i64, label: &str| {
+            vec![
+                format!("+{}", fmt_ms(t)),
+                fmt_utc(start + t),
+                label.to_string(),
+            ]
+        };
+        let mut marks: Vec<&Mark> = self.marks.iter().collect();
+        marks.sort_by_key(|m| m.t_ms);
+        let mut rows = vec![row(0, "drill started")];
+        rows.extend(marks.iter().map(|m| row(m.t_ms, &m.label)));
+        rows.push(row(self.times.finished_at_ms - start, "drill finished"));
+        rows
+    }
+
+    fn sequence_rows(&self) -> Vec<Vec<String>> {
+        let s = &self.sequence;
+        let (p, q) = (&self.settings.primary, &self.settings.secondary);
+        let with_ranges = |n: u64, ranges: &[SeqRange]| {
+            if n == 0 {
+                "0".to_string()
+            } else {
+                format!("{n}: {}", fmt_ranges(ranges))
+            }
+        };
+        vec![
+            vec!["produced".into(), self.counts.produced.to_string()],
+            vec!["acknowledged".into(), self.counts.acked.to_string()],
+            vec![
+                format!("consumed on {p}"),
+                format!("{} deliveries", self.counts.consumed_on_primary),
+            ],
+            vec![
+                format!("consumed on {q}"),
+                format!("{} deliveries", self.counts.consumed_on_secondary),
+            ],
+            vec![
+                "lost (acknowledged, never consumed)".into(),
+                with_ranges(s.lost_count, &s.lost),
+            ],
+            vec![
+                "lost at the tail (after the last consumed)".into(),
+                s.lost_at_tail.to_string(),
+            ],
+            vec![
+                format!("lost although acknowledged by {q}"),
+                s.lost_acked_on_secondary.to_string(),
+            ],
+            vec![
+                "gaps between consumed records".into(),
+                with_ranges(super::verify::count(&s.gaps), &s.gaps),
+            ],
+            vec![
+                "redelivered".into(),
+                format!(
+                    "{} records, {} extra deliveries ({} after the failure){}",
+                    s.redelivered_records,
+                    s.redeliveries,
+                    s.redeliveries_after_failover,
+                    if s.redelivered.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", fmt_ranges(&s.redelivered))
+                    }
+                ),
+            ],
+            vec![
+                "consumed but never acknowledged (acks lost at the cut; legal)".into(),
+                with_ranges(s.unacked_consumed_count, &s.unacked_consumed),
+            ],
+        ]
+    }
+
+    /// The timeline chart: records acknowledged and consumed on the left axis, replication lag
+    /// on the right one, vertical lines at the marks.
+    fn svg_chart(&self) -> String {
+        const W: f64 = 960.0;
+        const H: f64 = 380.0;
+        const LEFT: f64 = 80.0;
+        const RIGHT: f64 = 80.0;
+        const TOP: f64 = 70.0;
+        const BOTTOM: f64 = 50.0;
+        let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+
+        let t_max = self
+            .timeline
+            .iter()
+            .map(|s| s.t_ms)
+            .chain(self.marks.iter().map(|m| m.t_ms))
+            .chain([self.times.finished_at_ms - self.times.started_at_ms, 1])
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
+        let count_max = nice_ceil(
+            self.timeline
+                .iter()
+                .map(|s| s.acked_total.max(s.consumed_total))
+                .max()
+                .unwrap_or(0) as f64,
+        );
+        let lag_max = nice_ceil(
+            self.timeline
+                .iter()
+                .filter_map(|s| s.replication_lag_records)
+                .max()
+                .unwrap_or(0)
+                .max(0) as f64,
+        );
+        let x = |t: i64| LEFT + (t.max(0) as f64 / t_max).min(1.0) * pw;
+        let y_count = |v: f64| TOP + ph - (v / count_max).min(1.0) * ph;
+        let y_lag = |v: f64| TOP + ph - (v.max(0.0) / lag_max).min(1.0) * ph;
+
+        let mut svg = String::new();
+        let _ = writeln!(
+            svg,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"drill timeline\">"
+        );
+        let _ = writeln!(
+            svg,
+            "<rect class=\"plot\" x=\"{LEFT}\" y=\"{TOP}\" width=\"{pw}\" height=\"{ph}\"/>"
+        );
+        for i in 0..=4 {
+            let f = i as f64 / 4.0;
+            let yy = TOP + ph - f * ph;
+            let _ = writeln!(
+                svg,
+                "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\"/>",
+                LEFT + pw
+            );
+            let _ = writeln!(
+                svg,
+                "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+                LEFT - 6.0,
+                yy + 4.0,
+                fmt_count(f * count_max)
+            );
+            let _ = writeln!(
+                svg,
+                "<text class=\"axis lag\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                LEFT + pw + 6.0,
+                yy + 4.0,
+                fmt_count(f * lag_max)
+            );
+            let t = (f * t_max).round() as i64;
+            let _ = writeln!(
+                svg,
+                "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                x(t),
+                TOP + ph + 18.0,
+                esc(&fmt_ms(t))
+            );
+        }
+        let _ = writeln!(
+            svg,
+            "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">time since start</text>",
+            LEFT + pw / 2.0,
+            H - 8.0
+        );
+        let _ = writeln!(
+            svg,
+            "<text class=\"axis\" x=\"{LEFT}\" y=\"{:.1}\" text-anchor=\"middle\">records</text>",
+            TOP - 8.0
+        );
+        let _ = writeln!(
+            svg,
+            "<text class=\"axis lag\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">lag (records)</text>",
+            LEFT + pw,
+            TOP - 8.0
+        );
+
+        let polyline = |svg: &mut String, class: &str, points: &[(f64, f64)]| {
+            if points.is_empty() {
+                return;
+            }
+            let pts: Vec<String> = points
+                .iter()
+                .map(|(a, b)| format!("{a:.1},{b:.1}"))
+                .collect();
+            let _ = writeln!(
+                svg,
+                "<polyline class=\"{class}\" points=\"{}\"/>",
+                pts.join(" ")
+            );
+        };
+        let acked: Vec<(f64, f64)> = self
+            .timeline
+            .iter()
+            .map(|s| (x(s.t_ms), y_count(s.acked_total as f64)))
+            .collect();
+        let consumed: Vec<(f64, f64)> = self
+            .timeline
+            .iter()
+            .map(|s| (x(s.t_ms), y_count(s.consumed_total as f64)))
+            .collect();
+        polyline(&mut svg, "acked", &acked);
+        polyline(&mut svg, "consumed", &consumed);
+        // The lag is unknown while the primary is down: one line per stretch where it was known.
+        for run in self.timeline.split(|s| s.replication_lag_records.is_none()) {
+            let pts: Vec<(f64, f64)> = run
+                .iter()
+                .filter_map(|s| {
+                    s.replication_lag_records
+                        .map(|l| (x(s.t_ms), y_lag(l as f64)))
+                })
+                .collect();
+            polyline(&mut svg, "lag", &pts);
+        }
+        if self.timeline.is_empty() {
+            let _ = writeln!(
+                svg,
+                "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">no samples were taken</text>",
+                LEFT + pw / 2.0,
+                TOP + ph / 2.0
+            );
+        }
+
+        let mut marks: Vec<&Mark> = self.marks.iter().collect();
+        marks.sort_by_key(|m| m.t_ms);
+        for (i, m) in marks.iter().enumerate() {
+            let mx = x(m.t_ms);
+            let label_y = 14.0 + (i % 3) as f64 * 16.0;
+            let anchor = if mx > LEFT + pw * 0.75 {
+                "end"
+            } else {
+                "start"
+            };
+            let kind = serde_json::to_value(m.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let _ = writeln!(
+                svg,
+                "<line class=\"mark {kind}\" x1=\"{mx:.1}\" y1=\"{:.1}\" x2=\"{mx:.1}\" y2=\"{:.1}\"/>",
+                label_y + 4.0,
+                TOP + ph
+            );
+            let _ = writeln!(
+                svg,
+                "<text class=\"mark-label {kind}\" x=\"{:.1}\" y=\"{label_y:.1}\" text-anchor=\"{anchor}\">{} (+{})</text>",
+                if anchor == "end" { mx - 3.0 } else { mx + 3.0 },
+                esc(&m.label),
+                esc(&fmt_ms(m.t_ms))
+            );
+        }
+
+        let legend = [
+            ("acked", "acknowledged (produced)"),
+            ("consumed", "consumed"),
+            ("lag", "replication lag (right axis)"),
+        ];
+        for (i, (class, label)) in legend.iter().enumerate() {
+            let lx = LEFT + i as f64 * 220.0;
+            let ly = H - 24.0;
+            let _ = writeln!(
+                svg,
+                "<line class=\"legend {class}\" x1=\"{lx:.1}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\"/><text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\">{label}</text>",
+                lx + 24.0,
+                lx + 30.0,
+                ly + 4.0
+            );
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Substitutes `{{name}}` placeholders in one pass over the template, so substituted text is
+/// never scanned again (a topic named `{{body}}` stays a topic name).
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find("}}").and_then(|j| {
+            let name = &after[..j];
+            values.iter().find(|(k, _)| *k == name).map(|(_, v)| (v, j))
+        }) {
+            Some((v, j)) => {
+                out.push_str(v);
+                rest = &after[j + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n'], " ")
+}
+
+fn md_cell(s: &str) -> String {
+    one_line(s).replace('|', "\\|")
+}
+
+fn md_table(md: &mut String, head: &[&str], rows: &[Vec<String>]) {
+    let _ = writeln!(md, "| {} |", head.join(" | "));
+    let _ = writeln!(md, "|{}", "---|".repeat(head.len()));
+    for r in rows {
+        let cells: Vec<String> = r.iter().map(|c| md_cell(c)).collect();
+        let _ = writeln!(md, "| {} |", cells.join(" | "));
+    }
+}
+
+fn html_table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
+    out.push_str("<table>\n<thead><tr>");
+    for h in head {
+        let _ = write!(out, "<th>{}</th>", esc(h));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for r in rows {
+        out.push_str("<tr>");
+        for c in r {
+            let class = match c.as_str() {
+                "pass" => " class=\"pass\"",
+                "FAIL" => " class=\"fail\"",
+                _ => "",
+            };
+            let _ = write!(out, "<td{class}>{}</td>", esc(c));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
+/// At most this many ranges are listed in the Markdown and HTML (JSON has them all).
+const MAX_RANGES_SHOWN: usize = 10;
+
+fn fmt_ranges(ranges: &[SeqRange]) -> String {
+    let mut s: Vec<String> = ranges
+        .iter()
+        .take(MAX_RANGES_SHOWN)
+        .map(ToString::to_string)
+        .collect();
+    if ranges.len() > MAX_RANGES_SHOWN {
+        s.push(format!(
+            "and {} more ranges",
+            ranges.len() - MAX_RANGES_SHOWN
+        ));
+    }
+    s.join(", ")
+}
+
+fn fmt_amount(unit: BudgetUnit, v: u64) -> String {
+    match unit {
+        BudgetUnit::Milliseconds => fmt_ms(v as i64),
+        BudgetUnit::Records => format!("{v} records"),
+    }
+}
+
+/// A duration for people: "850 ms", "12.35 s".
+fn fmt_ms(ms: i64) -> String {
+    if ms.abs() < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.2} s", ms as f64 / 1000.0)
+    }
+}
+
+/// An axis label: 1500 -> "1.5k".
+fn fmt_count(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{}M", trim(v / 1e6))
+    } else if v >= 1e3 {
+        format!("{}k", trim(v / 1e3))
+    } else {
+        trim(v)
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The smallest 1, 2 or 5 times a power of ten at or above `v` (at least 1): a round axis top.
+fn nice_ceil(v: f64) -> f64 {
+    if v <= 1.0 {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|&c| c >= v)
+        .unwrap_or(10.0 * p)
+}
+
+/// `2024-05-01 12:00:00.000 UTC` from ms since the epoch.
+fn fmt_utc(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::verify::{verify, Ack, Delivery, Side};
+
+    const T0: i64 = 1_714_564_800_000; // 2024-05-01 12:00:00 UTC
+
+    fn settings() -> DrillSettings {
+        DrillSettings {
+            primary: "us-east".into(),
+            secondary: "us-west".into(),
+            topic: "drill".into(),
+            rate: 100,
+            duration_ms: 60_000,
+            fail_after_ms: 20_000,
+            rpo_budget_records: Some(500),
+            rto_budget_ms: Some(30_000),
+        }
+    }
+
+    fn times() -> DrillTimes {
+        DrillTimes {
+            started_at_ms: T0,
+            failure_at_ms: Some(T0 + 20_000),
+            detected_at_ms: Some(T0 + 26_000),
+            failover_started_at_ms: Some(T0 + 26_100),
+            failover_done_at_ms: Some(T0 + 28_000),
+            first_consumed_on_secondary_at_ms: None,
+            finished_at_ms: T0 + 60_000,
+        }
+    }
+
+    /// 0..2000 written to the primary at 100/s; 1900..2000 never replicated; the consumer moves
+    /// to the secondary at +30 s and re-reads 1800..1900; 2000..6000 written to the secondary.
+    fn verification() -> Verification {
+        let mut acked: Vec<Ack> = (0..2000)
+            .map(|s| Ack {
+                seq: s,
+                side: Side::Primary,
+                acked_at_ms: T0 + s as i64 * 10 + 3,
+                record_ts_ms: T0 + s as i64 * 10,
+            })
+            .collect();
+        acked.extend((2000..6000).map(|s| Ack {
+            seq: s,
+            side: Side::Secondary,
+            acked_at_ms: T0 + 20_000 + s as i64 * 10,
+            record_ts_ms: T0 + 20_000 + s as i64 * 10,
+        }));
+        let mut consumed: Vec<Delivery> = (0..1900)
+            .map(|s| Delivery {
+                seq: s,
+                side: Side::Primary,
+                received_at_ms: T0 + s as i64 * 10 + 5,
+            })
+            .collect();
+        consumed.extend((1800..1900).chain(2000..6000).map(|s| Delivery {
+            seq: s,
+            side: Side::Secondary,
+            received_at_ms: T0 + 30_000 + s as i64,
+        }));
+        verify(&acked, &consumed, T0 + 20_000)
+    }
+
+    fn report() -> DrillReport {
+        let mut r = DrillReport::new(settings(), times(), 6010, verification());
+        r.timeline = (0..=120)
+            .map(|i| Sample {
+                t_ms: i * 500,
+                acked_total: (i as u64) * 50,
+                consumed_total: (i as u64) * 45,
+                replication_lag_records: Some(i * 2),
+                produce_rate: 100.0,
+            })
+            .collect();
+        r.strait_estimate = Some(RpoEstimate {
+            records: Some(80),
+            source: "lag snapshot 1.2 s before the failure".into(),
+        });
+        r.notes
+            .push("us-east was failed through the sandbox fault proxy".into());
+        r
+    }
+
+    #[test]
+    fn new_derives_everything() {
+        let r = report();
+        assert_eq!(
+            r.times.first_consumed_on_secondary_at_ms,
+            Some(T0 + 30_000 + 1800)
+        );
+        assert_eq!(
+            r.durations,
+            DrillDurations {
+                detection_ms: Some(6000),
+                failover_ms: Some(1900),
+                rto_ms: Some(11_800),
+            }
+        );
+        assert_eq!(r.rpo_records, 100);
+        // The oldest lost record, 1900, was written at +19 s: one second before the failure.
+        assert_eq!(r.rpo_seconds, 1.0);
+        assert_eq!(
+            r.counts,
+            DrillCounts {
+                produced: 6010,
+                acked: 6000,
+                consumed_on_primary: 1900,
+                consumed_on_secondary: 4100,
+            }
+        );
+        assert_eq!(r.marks.len(), 4);
+        assert_eq!(r.marks[0].t_ms, 20_000);
+        assert_eq!(r.marks[0].label, "us-east failed");
+        assert_eq!(r.marks[3].kind, MarkKind::FirstConsumedOnSecondary);
+        assert!(r.passed, "{:?}", r.failures);
+        assert!(r.failures.is_empty());
+        assert_eq!(r.estimate_error(), Some(-20));
+    }
+
+    #[test]
+    fn markdown_has_the_verdict_and_figures() {
+        let md = report().to_markdown();
+        assert!(
+            md.starts_with("# DR drill PASSED: us-east -> us-west"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| RTO (failure to first record consumed on us-west) | 11.80 s | 30.00 s | pass |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| RPO (records lost) | 100 | 500 records | pass |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| RPO (time: failure minus oldest lost record) | 1.00 s |"),
+            "{md}"
+        );
+        assert!(md.contains("under by 20"), "{md}");
+        assert!(
+            md.contains("| +20.00 s | 2024-05-01 12:00:20.000 UTC | us-east failed |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| lost (acknowledged, never consumed) | 100: 1900-1999 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("100 records, 100 extra deliveries (100 after the failure): 1800-1899"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- us-east was failed through the sandbox fault proxy"),
+            "{md}"
+        );
+        let verdict = md.find("PASSED").unwrap();
+        let rto = md.find("RTO").unwrap();
+        let timeline = md.find("## Timeline").unwrap();
+        let seq = md.find("## Sequence check").unwrap();
+        assert!(verdict < rto && rto < timeline && timeline < seq);
+    }
+
+    #[test]
+    fn a_failed_drill_says_why_first() {
+        let mut s = settings();
+        s.rto_budget_ms = Some(10_000);
+        s.rpo_budget_records = Some(0);
+        let r = DrillReport::new(s, times(), 6010, verification());
+        assert!(!r.passed);
+        let md = r.to_markdown();
+        assert!(md.starts_with("# DR drill FAILED"), "{md}");
+        assert!(
+            md.contains("- RTO budget: 11.80 s is over the budget of 10.00 s"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- RPO budget: 100 records is over the budget of 0 records"),
+            "{md}"
+        );
+        assert!(md.find("RTO budget").unwrap() < md.find("## Timeline").unwrap());
+    }
+
+    #[test]
+    fn budget_evaluation() {
+        let mut s = settings();
+        let mut t = times();
+        t.first_consumed_on_secondary_at_ms = Some(T0 + 20_001);
+
+        s.rto_budget_ms = Some(0);
+        let b = budgets(&s, &t, 0);
+        assert_eq!(b.len(), 2);
+        assert_eq!(
+            (b[0].name.as_str(), b[0].measured, b[0].passed),
+            ("rto", Some(1), false)
+        );
+        assert!(b[0].reason.as_deref().unwrap().contains("over the budget"));
+        assert!(b[1].passed && b[1].reason.is_none());
+
+        t.first_consumed_on_secondary_at_ms = Some(T0 + 20_000);
+        assert!(budgets(&s, &t, 0)[0].passed, "equal to the limit passes");
+
+        t.first_consumed_on_secondary_at_ms = None;
+        let b = budgets(&s, &t, 0);
+        assert!(!b[0].passed);
+        assert_eq!(b[0].measured, None);
+        assert_eq!(
+            b[0].reason.as_deref(),
+            Some("not measured: no record was consumed on us-west after the failure")
+        );
+
+        t.failure_at_ms = None;
+        assert_eq!(
+            budgets(&s, &t, 0)[0].reason.as_deref(),
+            Some("not measured: us-east was never failed")
+        );
+
+        t.failure_at_ms = Some(T0 + 20_000);
+        t.first_consumed_on_secondary_at_ms = Some(T0 + 19_000);
+        let b = budgets(&s, &t, 0);
+        assert!(
+            !b[0].passed
+                && b[0]
+                    .reason
+                    .as_deref()
+                    .unwrap()
+                    .contains("before the failure")
+        );
+
+        s.rpo_budget_records = Some(3);
+        assert!(budgets(&s, &t, 3)[1].passed);
+        assert!(!budgets(&s, &t, 4)[1].passed);
+
+        s.rto_budget_ms = None;
+        s.rpo_budget_records = None;
+        assert!(
+            budgets(&s, &t, 1_000_000).is_empty(),
+            "unset budgets are not checked"
+        );
+    }
+
+    #[test]
+    fn no_recovery_fails_without_budgets() {
+        let mut s = settings();
+        s.rto_budget_ms = None;
+        s.rpo_budget_records = None;
+        let v = verify(&[], &[], T0 + 20_000);
+        let r = DrillReport::new(s, times(), 0, v);
+        assert!(!r.passed);
+        assert_eq!(
+            r.failures,
+            vec!["consumption never resumed on us-west after the failure"]
+        );
+        assert_eq!(r.durations.rto_ms, None);
+        assert!(r.to_markdown().contains("| not measured | none | - |"));
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let r = report();
+        let json = serde_json::to_string_pretty(&r).unwrap();
+        let back: DrillReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["settings"]["rto_budget_ms"], 30_000);
+        assert_eq!(v["marks"][0]["kind"], "failure");
+        assert_eq!(v["budgets"][0]["unit"], "milliseconds");
+        assert_eq!(v["sequence"]["lost"][0]["first"], 1900);
+    }
+
+    fn count(hay: &str, needle: &str) -> usize {
+        hay.matches(needle).count()
+    }
+
+    #[test]
+    fn html_is_self_contained_and_balanced() {
+        let html = report().to_html();
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        for tag in ["html", "head", "body", "svg", "table", "style", "ul"] {
+            assert_eq!(
+                count(&html, &format!("<{tag}")),
+                count(&html, &format!("</{tag}>")),
+                "<{tag}> unbalanced"
+            );
+        }
+        assert_eq!(count(&html, "<svg"), 1);
+        assert_eq!(count(&html, "<table"), 3);
+        assert_eq!(count(&html, "<tr>"), count(&html, "</tr>"));
+        assert_eq!(count(&html, "<polyline class=\"acked\""), 1);
+        assert_eq!(count(&html, "<polyline class=\"consumed\""), 1);
+        assert_eq!(count(&html, "<polyline class=\"lag\""), 1);
+        assert_eq!(count(&html, "<line class=\"mark "), 4);
+        assert!(html.contains("<line class=\"mark failure\""));
+        assert!(html.contains("us-east failed (+20.00 s)"));
+        assert!(html.contains("first record consumed on us-west"));
+        assert!(html.contains("<td class=\"pass\">pass</td>"));
+        assert!(!html.contains("<script"), "no scripts");
+        let without_ns = html.replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !without_ns.contains("http://") && !html.contains("https://"),
+            "nothing fetched from the network"
+        );
+        assert!(!html.contains("{{"), "every placeholder filled");
+    }
+
+    #[test]
+    fn lag_breaks_while_unknown() {
+        let mut r = report();
+        for s in &mut r.timeline[40..60] {
+            s.replication_lag_records = None;
+        }
+        let html = r.to_html();
+        assert_eq!(count(&html, "<polyline class=\"lag\""), 2);
+        r.timeline.clear();
+        let html = r.to_html();
+        assert_eq!(count(&html, "<polyline"), 0);
+        assert!(html.contains("no samples were taken"));
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let mut s = settings();
+        s.topic = "<script>alert(\"x\")</script>&{{body}}".into();
+        s.secondary = "west|'b'".into();
+        let mut r = DrillReport::new(s, times(), 6010, verification());
+        r.notes.push("a <b>bold</b> note\nwith | a pipe".into());
+        r.marks.push(Mark {
+            t_ms: 45_000,
+            kind: MarkKind::Other,
+            label: "<i>".into(),
+        });
+
+        let html = r.to_html();
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;{{body}}"));
+        assert!(html.contains("west|&#39;b&#39;"));
+        assert!(html.contains("a &lt;b&gt;bold&lt;/b&gt; note"));
+        assert!(html.contains("&lt;i&gt; (+45.00 s)"));
+        assert!(!html.contains("<i>") && !html.contains("<b>"));
+        assert_eq!(count(&html, "<line class=\"mark "), 5);
+
+        let md = r.to_markdown();
+        assert!(md.contains("| consumed on west\\|'b' |"), "{md}");
+        assert!(md.contains("- a <b>bold</b> note with | a pipe"), "{md}");
+    }
+
+    #[test]
+    fn write_puts_three_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("drill").join("report");
+        let r = report();
+        r.write(&out).unwrap();
+        let json = std::fs::read_to_string(out.join("report.json")).unwrap();
+        assert_eq!(serde_json::from_str::<DrillReport>(&json).unwrap(), r);
+        assert_eq!(
+            std::fs::read_to_string(out.join("report.md")).unwrap(),
+            r.to_markdown()
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("report.html")).unwrap(),
+            r.to_html()
+        );
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(fmt_utc(T0), "2024-05-01 12:00:00.000 UTC");
+        assert_eq!(fmt_utc(0), "1970-01-01 00:00:00.000 UTC");
+        assert_eq!(fmt_utc(951_782_400_123), "2000-02-29 00:00:00.123 UTC");
+        assert_eq!(fmt_utc(-1), "1969-12-31 23:59:59.999 UTC");
+        assert_eq!(fmt_ms(850), "850 ms");
+        assert_eq!(fmt_ms(12_345), "12.35 s");
+        assert_eq!(nice_ceil(0.0), 1.0);
+        assert_eq!(nice_ceil(7.0), 10.0);
+        assert_eq!(nice_ceil(101.0), 200.0);
+        assert_eq!(nice_ceil(5000.0), 5000.0);
+        assert_eq!(fmt_count(1500.0), "1.5k");
+        assert_eq!(fmt_count(2_000_000.0), "2M");
+        assert_eq!(fmt_count(0.5), "0.5");
+        assert_eq!(
+            fill(
+                "a {{x}} b {{y}} {{z}} {{",
+                &[("x", "{{y}}".into()), ("y", "2".into())]
+            ),
+            "a {{y}} b 2 {{z}} {{"
+        );
+        let many: Vec<SeqRange> = (0..12)
+            .map(|i| SeqRange {
+                first: i * 3,
+                last: i * 3,
+            })
+            .collect();
+        assert!(fmt_ranges(&many).ends_with("27, and 2 more ranges"));
+    }
+}
