@@ -2,6 +2,7 @@
 
 mod check;
 mod clients;
+mod failover;
 mod run;
 mod sandbox;
 mod status;
@@ -62,7 +63,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args),
         Command::Status(args) => status::run(args).await,
         Command::Translate(args) => translate::run(args).await,
-        Command::Failover(_) => not_yet("failover"),
+        Command::Failover(args) => failover::run(args).await,
         Command::Failback(_) => not_yet("failback"),
         Command::Clients(args) => clients::run(args).await,
         Command::Drill(_) => not_yet("drill"),

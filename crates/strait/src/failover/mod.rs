@@ -1,4 +1,9 @@
-//! Failover and failback (issue 6, in progress): for now, the durable record of which region is
-//! active for a pair.
+//! Failover and failback: moving consumers between regions along a replication flow, the
+//! durable record of which region is active, and the report of what it cost.
 
 pub mod active;
+pub mod execute;
+pub mod report;
+
+pub use execute::{failover, FailoverError, Options};
+pub use report::FailoverReport;

@@ -357,6 +357,17 @@ impl OffsetIndex {
             .sum()
     }
 
+    /// One past the highest upstream offset with a copy on the target: how far replication of
+    /// the partition got, read from the target alone (what an unplanned failover can know).
+    pub fn replicated_end(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.parts
+            .get(&(topic.to_string(), partition))?
+            .runs
+            .values()
+            .map(|&(up, len)| up + len)
+            .max()
+    }
+
     /// How many runs the index holds for a partition (for `strait translate` and tests).
     pub fn run_count(&self, topic: &str, partition: i32) -> usize {
         self.parts

@@ -1,0 +1,921 @@
+//! `strait failover`: move consumers from one region to the other along a replication flow and
+//! measure what it cost. Blocking (librdkafka's admin and group calls): run it on a thread of
+//! its own or `spawn_blocking`.
+//!
+//! Planned (the old region answers): wait for writes to stop and for replication to catch up,
+//! translate each group's final offsets exactly, commit them on the new region, record the new
+//! active region. Unplanned (the old region does not answer): let in-flight copies land, take
+//! the loss from strait's last lag snapshot, translate from the last checkpoints, commit,
+//! record. Nothing is changed before the last precondition holds, and a dry run changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+
+use super::active::{self, ActiveRegion};
+use super::report::*;
+use crate::config::{Config, Flow};
+use crate::heartbeat::now_ms;
+use crate::kafka::groups::{Groups, TopicPartition};
+use crate::kafka::tail::TopicTail;
+use crate::kafka::{Admin, ClientError};
+use crate::monitor::collect::source_lag;
+use crate::monitor::snapshot;
+use crate::monitor::PartitionLag;
+use crate::translate::group::translate_group;
+use crate::translate::Translator;
+use crate::wire::Checkpoint;
+
+/// How the failover is to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub from: String,
+    pub to: String,
+    /// Only groups whose whole name matches.
+    pub groups: Option<fancy_regex::Regex>,
+    /// How long to wait for producers to stop and replication to catch up.
+    pub max_wait: Duration,
+    pub dry_run: bool,
+    /// How long the old region may take to answer before the failover is unplanned.
+    pub probe_timeout: Duration,
+    /// How long the new region may take to answer each request.
+    pub timeout: Duration,
+}
+
+impl Options {
+    pub fn new(from: &str, to: &str) -> Self {
+        Self {
+            from: from.into(),
+            to: to.into(),
+            groups: None,
+            max_wait: Duration::from_secs(60),
+            dry_run: false,
+            probe_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FailoverError {
+    /// The command was asked for something the configuration cannot do.
+    #[error("{0}")]
+    Usage(String),
+    /// A precondition did not hold; nothing was changed.
+    #[error("{0}")]
+    Aborted(String),
+}
+
+/// Writes quiet for this long count as stopped.
+const QUIET: Duration = Duration::from_secs(2);
+/// How often the clusters are sampled while waiting.
+const SAMPLE: Duration = Duration::from_secs(1);
+
+/// Run a failover from `opts.from` to `opts.to` (see the module doc). `progress` receives one
+/// line whenever there is something a person waiting should know (what is being waited for).
+pub fn failover(
+    config: &Config,
+    opts: &Options,
+    rt: &Handle,
+    progress: &dyn Fn(&str),
+) -> Result<FailoverReport, FailoverError> {
+    let flow = flow_for(config, &opts.from, &opts.to)?;
+    let mut run = Run::new("failover", flow, opts, rt, progress);
+    run.probe()?;
+    if run.planned {
+        if opts.dry_run {
+            run.preview_planned()?;
+        } else {
+            run.quiesce()?;
+            run.catch_up()?;
+        }
+    } else {
+        if !opts.dry_run {
+            run.drain();
+        }
+        run.rpo_from_snapshot()?;
+    }
+    run.move_groups()?;
+    if run.planned && !opts.dry_run {
+        run.final_rpo();
+    }
+    run.switch(format!("failover from {}", opts.from))?;
+    Ok(run.finish())
+}
+
+/// The flow `from->to` of `config`, which must be enabled.
+pub fn flow_for<'a>(config: &'a Config, from: &str, to: &str) -> Result<&'a Flow, FailoverError> {
+    for alias in [from, to] {
+        if config.cluster(alias).is_none() {
+            let known: Vec<&str> = config.clusters.iter().map(|c| c.alias.as_str()).collect();
+            return Err(FailoverError::Usage(format!(
+                "{alias:?} is not a cluster in the configuration (clusters are {})",
+                known.join(", ")
+            )));
+        }
+    }
+    if from == to {
+        return Err(FailoverError::Usage(format!(
+            "--from and --to are both {from}; name two different clusters"
+        )));
+    }
+    match config.flow(from, to) {
+        Some(f) if f.enabled => Ok(f),
+        _ => Err(FailoverError::Usage(format!(
+            "the configuration replicates nothing from {from} to {to} (no `{from}->{to}.enabled = true`); \
+             consumers can only move along a replication flow"
+        ))),
+    }
+}
+
+/// The state of one procedure as it goes.
+pub(crate) struct Run<'a> {
+    pub flow: &'a Flow,
+    pub opts: &'a Options,
+    pub rt: &'a Handle,
+    pub progress: &'a dyn Fn(&str),
+    pub kind: &'static str,
+    pub planned: bool,
+    pub started_at_ms: i64,
+    pub started: Instant,
+    pub steps: Vec<Step>,
+    pub rpo: Option<Rpo>,
+    pub groups: Vec<GroupMove>,
+    pub warnings: Vec<String>,
+    /// Upstream names of the replicated topics (heartbeats left out).
+    pub topics: BTreeSet<String>,
+    pub active_region: Option<ActiveRegion>,
+    pub switched_at: Option<Instant>,
+    pub source_error: Option<String>,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(
+        kind: &'static str,
+        flow: &'a Flow,
+        opts: &'a Options,
+        rt: &'a Handle,
+        progress: &'a dyn Fn(&str),
+    ) -> Self {
+        Self {
+            flow,
+            opts,
+            rt,
+            progress,
+            kind,
+            planned: false,
+            started_at_ms: now_ms(),
+            started: Instant::now(),
+            steps: Vec::new(),
+            rpo: None,
+            groups: Vec::new(),
+            warnings: Vec::new(),
+            topics: BTreeSet::new(),
+            active_region: None,
+            switched_at: None,
+            source_error: None,
+        }
+    }
+
+    fn step(&mut self, name: &str, since: Instant, outcome: &str, detail: String) {
+        let duration = since.elapsed();
+        self.steps.push(Step {
+            name: name.into(),
+            started_at_ms: now_ms() - duration.as_millis() as i64,
+            duration_ms: duration.as_millis() as i64,
+            outcome: outcome.into(),
+            detail,
+        });
+    }
+
+    fn deadline(&self) -> Instant {
+        self.started + self.opts.max_wait
+    }
+
+    /// The new region must answer; the old one decides planned or unplanned.
+    pub fn probe(&mut self) -> Result<(), FailoverError> {
+        let t = Instant::now();
+        let (from, to) = (&self.opts.from, &self.opts.to);
+        let target = Admin::new(&self.flow.clients.target_admin, self.opts.timeout)
+            .and_then(|a| self.rt.block_on(a.topics(None)));
+        if let Err(e) = target {
+            return Err(FailoverError::Aborted(format!(
+                "{to} does not answer, so there is nowhere to move consumers to ({e}); nothing was changed"
+            )));
+        }
+        let source = Admin::new(&self.flow.clients.source_admin, self.opts.probe_timeout)
+            .and_then(|a| self.rt.block_on(a.topics(None)));
+        self.planned = source.is_ok();
+        let detail = match &source {
+            Ok(_) => format!("{from} and {to} answer: planned {}", self.kind),
+            Err(e) => {
+                self.source_error = Some(e.to_string());
+                format!(
+                    "{from} does not answer within {} s: unplanned {} ({e})",
+                    self.opts.probe_timeout.as_secs(),
+                    self.kind
+                )
+            }
+        };
+        (self.progress)(&detail);
+        self.step("probe", t, "ok", detail);
+        Ok(())
+    }
+
+    /// The source's replicated partitions without heartbeats, read once.
+    fn sample(&self) -> Result<Vec<PartitionLag>, ClientError> {
+        let lag = source_lag(self.flow, self.opts.timeout, self.rt)?;
+        Ok(lag
+            .partitions
+            .into_iter()
+            .filter(|p| !self.flow.policy.is_heartbeats_topic(&p.topic))
+            .collect())
+    }
+
+    fn note_topics(&mut self, parts: &[PartitionLag]) {
+        self.topics.extend(parts.iter().map(|p| p.topic.clone()));
+    }
+
+    /// Wait until no partition of a replicated topic has grown for [`QUIET`], and for the
+    /// selected groups to stop or catch up (the latter with a warning at the deadline).
+    pub fn quiesce(&mut self) -> Result<(), FailoverError> {
+        let t = Instant::now();
+        let from = self.opts.from.clone();
+        let mut last: Option<BTreeMap<TopicPartition, i64>> = None;
+        let mut quiet_since = Instant::now();
+        let mut said = String::new();
+        let mut growing: Vec<String>;
+        loop {
+            let parts = self.sample().map_err(|e| self.lost_source(e))?;
+            self.note_topics(&parts);
+            let ends: BTreeMap<TopicPartition, i64> = parts
+                .iter()
+                .map(|p| ((p.topic.clone(), p.partition), p.source_end))
+                .collect();
+            growing = match &last {
+                Some(prev) => grown_topics(prev, &ends),
+                None => Vec::new(),
+            };
+            if !growing.is_empty() || last.is_none() {
+                quiet_since = Instant::now();
+            }
+            if !growing.is_empty() {
+                let msg = format!(
+                    "writes still arriving on {from}: {}; stop the producers (strait does not stop them)",
+                    growing.join(", ")
+                );
+                if msg != said {
+                    (self.progress)(&msg);
+                    said = msg;
+                }
+            }
+            last = Some(ends);
+            if quiet_since.elapsed() >= QUIET {
+                break;
+            }
+            if Instant::now() >= self.deadline() {
+                return Err(FailoverError::Aborted(format!(
+                    "writes were still arriving on {from} after {} s ({}): stop the producers and run the {} again; nothing was changed",
+                    self.opts.max_wait.as_secs(),
+                    growing.join(", "),
+                    self.kind
+                )));
+            }
+            std::thread::sleep(SAMPLE);
+        }
+        // Consumers: stopped, or caught up so their offsets no longer move.
+        let mut busy = self.busy_groups(last.as_ref().expect("sampled"));
+        let mut said = String::new();
+        while !busy.is_empty() && Instant::now() < self.deadline() {
+            let msg = format!(
+                "consumer groups still reading on {from}: {}; stop them (or let them finish) for an exact hand-over",
+                busy.join(", ")
+            );
+            if msg != said {
+                (self.progress)(&msg);
+                said = msg;
+            }
+            std::thread::sleep(SAMPLE);
+            busy = self.busy_groups(last.as_ref().expect("sampled"));
+        }
+        let mut detail = format!(
+            "no writes on {from} for {} s ({} topics)",
+            QUIET.as_secs(),
+            self.topics.len()
+        );
+        let outcome = if busy.is_empty() {
+            "ok"
+        } else {
+            for g in &busy {
+                self.warnings.push(format!(
+                    "group {g} was still consuming on {from} at the deadline; offsets it commits there from now on are not carried over"
+                ));
+            }
+            detail += &format!("; still consuming: {}", busy.join(", "));
+            "warning"
+        };
+        self.step("quiesce", t, outcome, detail);
+        Ok(())
+    }
+
+    /// Selected groups with members on the source that have not read up to `ends`.
+    fn busy_groups(&self, ends: &BTreeMap<TopicPartition, i64>) -> Vec<String> {
+        let mut groups = Groups::new(&self.flow.clients.source_consumer, self.opts.timeout);
+        let Ok(listed) = groups.list(None) else {
+            return Vec::new();
+        };
+        let parts: Vec<TopicPartition> = ends.keys().cloned().collect();
+        listed
+            .into_iter()
+            .filter(|g| g.is_active() && self.selected(&g.name))
+            .filter(|g| match groups.committed(&g.name, &parts) {
+                Ok(c) => c.iter().any(|(tp, o)| o.offset < ends[tp]),
+                Err(_) => true,
+            })
+            .map(|g| g.name)
+            .collect()
+    }
+
+    fn selected(&self, group: &str) -> bool {
+        self.flow.should_replicate_group(group)
+            && !crate::replicate::is_strait_group(group)
+            && self
+                .opts
+                .groups
+                .as_ref()
+                .is_none_or(|re| whole_match(re, group))
+    }
+
+    /// Wait until replication has every record of the source (lag 0 on every partition).
+    pub fn catch_up(&mut self) -> Result<(), FailoverError> {
+        let t = Instant::now();
+        let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
+        let mut said = String::new();
+        loop {
+            let parts = self.sample().map_err(|e| self.lost_source(e))?;
+            self.note_topics(&parts);
+            let behind: i64 = parts.iter().map(|p| p.lag_records).sum();
+            if behind == 0 {
+                break;
+            }
+            let msg = format!("waiting for replication {from}->{to}: {behind} records behind");
+            if msg != said {
+                (self.progress)(&msg);
+                said = msg;
+            }
+            if Instant::now() >= self.deadline() {
+                let worst: Vec<String> = parts
+                    .iter()
+                    .filter(|p| p.lag_records > 0)
+                    .take(5)
+                    .map(|p| format!("{}[{}] {} behind", p.topic, p.partition, p.lag_records))
+                    .collect();
+                return Err(FailoverError::Aborted(format!(
+                    "replication {from}->{to} did not catch up within {} s ({behind} records behind: {}); \
+                     is `strait run` replicating {from}->{to}? nothing was changed",
+                    self.opts.max_wait.as_secs(),
+                    worst.join(", ")
+                )));
+            }
+            std::thread::sleep(SAMPLE);
+        }
+        self.step(
+            "catch-up",
+            t,
+            "ok",
+            format!("every record on {from} is on {to} (replication lag 0)"),
+        );
+        Ok(())
+    }
+
+    /// Dry run of a planned failover: what is being written now and what a switch now would
+    /// lose (the current lag), without waiting.
+    pub fn preview_planned(&mut self) -> Result<(), FailoverError> {
+        let t = Instant::now();
+        let from = self.opts.from.clone();
+        let first = self.sample().map_err(|e| self.lost_source(e))?;
+        std::thread::sleep(SAMPLE);
+        let second = self.sample().map_err(|e| self.lost_source(e))?;
+        self.note_topics(&second);
+        let ends = |v: &[PartitionLag]| -> BTreeMap<TopicPartition, i64> {
+            v.iter()
+                .map(|p| ((p.topic.clone(), p.partition), p.source_end))
+                .collect()
+        };
+        let growing = grown_topics(&ends(&first), &ends(&second));
+        let detail = if growing.is_empty() {
+            format!("no writes on {from} in the last {} s", SAMPLE.as_secs())
+        } else {
+            format!(
+                "writes arriving on {from}: {} (a failover waits for them to stop)",
+                growing.join(", ")
+            )
+        };
+        self.step("quiesce", t, "ok", detail);
+        self.rpo = Some(Rpo::from_losses(
+            losses(&second, |p| p.replicated),
+            true,
+            format!(
+                "{}'s current replication lag: what a switch this moment would leave behind",
+                self.flow.name()
+            ),
+        ));
+        Ok(())
+    }
+
+    /// After the switch, what is on the source and not (yet) on the target.
+    pub fn final_rpo(&mut self) {
+        let (from, to) = (&self.opts.from, &self.opts.to);
+        match self.sample() {
+            Ok(parts) => {
+                self.rpo = Some(Rpo::from_losses(
+                    losses(&parts, |p| p.replicated),
+                    true,
+                    format!("both clusters read at the switch: records on {from} not yet replicated to {to}"),
+                ))
+            }
+            Err(e) => {
+                self.rpo = Some(Rpo::from_losses(
+                    Vec::new(),
+                    true,
+                    format!("replication had caught up; {from} stopped answering after that ({e})"),
+                ))
+            }
+        }
+    }
+
+    /// Unplanned: wait (briefly) until the target's copies stop growing, so records strait had
+    /// already fetched from the source land before the loss is counted.
+    pub fn drain(&mut self) {
+        let t = Instant::now();
+        let limit = Instant::now() + self.opts.max_wait.min(Duration::from_secs(30));
+        let mut last = self.target_ends();
+        let mut quiet_since = Instant::now();
+        while quiet_since.elapsed() < QUIET && Instant::now() < limit {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = self.target_ends();
+            if now != last {
+                quiet_since = Instant::now();
+                last = now;
+            }
+        }
+        let records: i64 = last.values().sum();
+        self.step(
+            "drain",
+            t,
+            "ok",
+            format!(
+                "copies already fetched from {} landed on {} ({} partitions, {records} records in all)",
+                self.opts.from,
+                self.opts.to,
+                last.len()
+            ),
+        );
+    }
+
+    /// End offsets on the target of the topics replicated from the source.
+    fn target_ends(&self) -> BTreeMap<TopicPartition, i64> {
+        let mut out = BTreeMap::new();
+        let Ok(admin) = Admin::new(&self.flow.clients.target_admin, self.opts.timeout) else {
+            return out;
+        };
+        let Ok(topics) = self.rt.block_on(admin.topics(None)) else {
+            return out;
+        };
+        for t in topics {
+            if self.flow.policy.topic_source(&t.name) != Some(self.opts.from.as_str())
+                || self.flow.policy.is_heartbeats_topic(&t.name)
+            {
+                continue;
+            }
+            for p in 0..t.partitions {
+                if let Ok((_, hi)) = self.rt.block_on(admin.watermarks(&t.name, p)) {
+                    out.insert((t.name.clone(), p), hi);
+                }
+            }
+        }
+        out
+    }
+
+    /// Unplanned: the loss from strait's last lag snapshot of the source and what the target
+    /// holds now (the offset index).
+    pub fn rpo_from_snapshot(&mut self) -> Result<(), FailoverError> {
+        let t = Instant::now();
+        let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
+        let snap =
+            snapshot::read_latest(self.flow, self.opts.timeout).map_err(|e| self.lost_target(e))?;
+        let Some(snap) = snap else {
+            self.rpo = Some(Rpo::unknown(format!(
+                "no lag snapshot of {} on {to}: `strait run` records one every {} s while {from} answers, and none was found",
+                self.flow.name(),
+                snapshot::INTERVAL.as_secs()
+            )));
+            self.step("rpo", t, "warning", "no lag snapshot: RPO unknown".into());
+            return Ok(());
+        };
+        // Only the index (on the target): MM2's offset syncs may live on the lost source.
+        let mut translator = Translator::new(
+            &self.flow.clients.target_consumer,
+            &crate::translate::index_topic(&self.flow.source),
+            None,
+        );
+        translator
+            .refresh(self.opts.timeout)
+            .map_err(|e| self.lost_target(e))?;
+        let parts: Vec<PartitionLag> = snap
+            .partitions
+            .iter()
+            .filter(|p| !self.flow.policy.is_heartbeats_topic(&p.topic))
+            .cloned()
+            .collect();
+        self.note_topics(&parts);
+        let index = translator.index();
+        let age = (now_ms() - snap.at_ms) as f64 / 1000.0;
+        let rpo = Rpo::from_losses(
+            losses(&parts, |p| {
+                index
+                    .replicated_end(&p.topic, p.partition)
+                    .unwrap_or(p.replicated)
+                    .max(p.replicated)
+            }),
+            false,
+            format!(
+                "strait's last view of {from} (lag snapshot on {to}, taken {age:.1} s before this step): \
+                 records {from} had then that {to} does not have now; writes to {from} after it are not counted"
+            ),
+        );
+        let detail = format!(
+            "{} records on {from} never reached {to} (as of {from}'s last lag snapshot, {age:.1} s old)",
+            rpo.records.unwrap_or(0)
+        );
+        self.rpo = Some(rpo);
+        self.step("rpo", t, "ok", detail);
+        Ok(())
+    }
+
+    /// Groups to move: those with offsets on the source (planned), or with checkpoints on the
+    /// target (unplanned), that the filters select.
+    fn group_names(&self) -> Result<Vec<String>, ClientError> {
+        let mut names = BTreeSet::new();
+        if self.planned {
+            for g in
+                Groups::new(&self.flow.clients.source_consumer, self.opts.timeout).list(None)?
+            {
+                names.insert(g.name);
+            }
+        } else {
+            let mut tail = TopicTail::new(
+                &self.flow.clients.target_consumer,
+                &self.flow.internal_topics.checkpoints.name,
+            );
+            tail.read_to_end(self.opts.timeout, |r| {
+                if let Ok(cp) = Checkpoint::decode(r.key, r.value) {
+                    names.insert(cp.group);
+                }
+            })?;
+        }
+        Ok(names.into_iter().filter(|g| self.selected(g)).collect())
+    }
+
+    /// Translate every selected group and commit it on the target (not in a dry run), group by
+    /// group; a group with consumers on the target is refused.
+    pub fn move_groups(&mut self) -> Result<(), FailoverError> {
+        let t = Instant::now();
+        let to = self.opts.to.clone();
+        let names = self.group_names().map_err(|e| {
+            if self.planned {
+                self.lost_source(e)
+            } else {
+                self.lost_target(e)
+            }
+        })?;
+        let source_timeout = if self.planned {
+            self.opts.timeout
+        } else {
+            Duration::from_millis(500)
+        };
+        for g in names {
+            let tr =
+                match translate_group(self.flow, &g, self.opts.timeout, source_timeout, self.rt) {
+                    Ok(tr) => tr,
+                    Err(e) => {
+                        self.groups.push(GroupMove {
+                            group: g,
+                            action: "failed".into(),
+                            reason: Some(e.to_string()),
+                            reread: None,
+                            partitions: Vec::new(),
+                        });
+                        continue;
+                    }
+                };
+            if tr.partitions.is_empty() {
+                continue;
+            }
+            let partitions: Vec<GroupPartitionMove> = tr
+                .partitions
+                .iter()
+                .map(|p| GroupPartitionMove {
+                    remote_topic: p.remote_topic.clone(),
+                    partition: p.partition,
+                    upstream_offset: p.upstream_offset,
+                    offset: p.downstream_offset,
+                    method: p.method.clone(),
+                    reread: p.reread,
+                })
+                .collect();
+            let reread = partitions.iter().map(|p| p.reread).sum::<Option<i64>>();
+            let untranslatable: Vec<String> = tr
+                .partitions
+                .iter()
+                .filter(|p| p.downstream_offset.is_none())
+                .map(|p| format!("{}[{}]", p.topic, p.partition))
+                .collect();
+            let (action, reason) = if tr.active_on_target() {
+                (
+                    "refused",
+                    Some(format!(
+                        "{} consumers are in the group on {to}; stop them so its offsets can be set",
+                        tr.target_members
+                    )),
+                )
+            } else if self.opts.dry_run {
+                ("would-commit", None)
+            } else {
+                match Groups::new(&self.flow.clients.target_consumer, self.opts.timeout)
+                    .commit(&g, &tr.offsets_to_apply())
+                {
+                    Ok(()) => ("committed", None),
+                    Err(e) => ("failed", Some(e.to_string())),
+                }
+            };
+            let reason = match (reason, untranslatable.is_empty()) {
+                (r, true) => r,
+                (None, false) => Some(format!(
+                    "no translation for {} (left as it is on {to})",
+                    untranslatable.join(", ")
+                )),
+                (Some(r), false) => Some(r),
+            };
+            self.groups.push(GroupMove {
+                group: g,
+                action: action.into(),
+                reason,
+                reread,
+                partitions,
+            });
+        }
+        let moved = self.groups.iter().filter(|g| g.moved()).count();
+        let not = self.groups.len() - moved;
+        let verb = if self.opts.dry_run {
+            "would be committed"
+        } else {
+            "committed"
+        };
+        let how = if self.planned {
+            "translated exactly from their final offsets"
+        } else {
+            "from the last checkpoints"
+        };
+        self.step(
+            "translate",
+            t,
+            if not == 0 { "ok" } else { "failed" },
+            format!("{moved} groups {verb} on {to} ({how}), {not} not"),
+        );
+        Ok(())
+    }
+
+    /// Record the new active region on the target (required) and the source (when it answers).
+    pub fn switch(&mut self, reason: String) -> Result<(), FailoverError> {
+        let t = Instant::now();
+        let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
+        let mut records = Vec::new();
+        match active::read(&self.flow.clients.target_consumer, self.opts.timeout) {
+            Ok(r) => records.extend(r),
+            Err(e) => return Err(self.lost_target(e)),
+        }
+        if self.planned {
+            if let Ok(r) = active::read(&self.flow.clients.source_consumer, self.opts.timeout) {
+                records.extend(r);
+            }
+        }
+        let previous = active::for_pair(&records, &from, &to).cloned();
+        let record = ActiveRegion::switch(previous.as_ref(), &from, &to, &to, now_ms(), reason);
+        if self.opts.dry_run {
+            self.step(
+                "switch",
+                t,
+                "skipped",
+                format!(
+                    "dry run: {to} would become the active region (version {})",
+                    record.version
+                ),
+            );
+            self.active_region = Some(record);
+            return Ok(());
+        }
+        let rf = i32::from(self.flow.checkpoints_topic_replication_factor);
+        let write = |admin_ep, producer_ep, timeout| -> Result<(), ClientError> {
+            let admin = Admin::new(admin_ep, timeout)?;
+            self.rt
+                .block_on(active::write(&admin, producer_ep, &record, rf, timeout))
+        };
+        if let Err(e) = write(
+            &self.flow.clients.target_admin,
+            &self.flow.clients.target_producer,
+            self.opts.timeout,
+        ) {
+            return Err(FailoverError::Aborted(format!(
+                "the group offsets are committed on {to}, but recording {to} as the active region failed ({e}); run the {} again",
+                self.kind
+            )));
+        }
+        self.switched_at = Some(Instant::now());
+        let on_source = if self.planned {
+            write(
+                &self.flow.clients.source_admin,
+                // The source's admin properties carry its connection and security settings.
+                &self.flow.clients.source_admin,
+                self.opts.timeout,
+            )
+            .map_err(|e| e.to_string())
+        } else {
+            Err(format!("{from} does not answer"))
+        };
+        let detail = match &on_source {
+            Ok(()) => format!(
+                "{to} is the active region (version {}), recorded on both clusters",
+                record.version
+            ),
+            Err(e) => {
+                self.warnings.push(format!(
+                    "the switch is recorded on {to} only ({e}); strait reads both and the newest wins, and failback records it on {from}"
+                ));
+                format!(
+                    "{to} is the active region (version {}), recorded on {to}",
+                    record.version
+                )
+            }
+        };
+        self.step("switch", t, "ok", detail);
+        self.active_region = Some(record);
+        Ok(())
+    }
+
+    fn lost_source(&self, e: ClientError) -> FailoverError {
+        FailoverError::Aborted(format!(
+            "{} stopped answering during the {} ({e}); nothing was changed: run it again (it will be unplanned if {} stays down)",
+            self.opts.from, self.kind, self.opts.from
+        ))
+    }
+
+    fn lost_target(&self, e: ClientError) -> FailoverError {
+        FailoverError::Aborted(format!(
+            "{} stopped answering during the {} ({e}); run it again when it answers",
+            self.opts.to, self.kind
+        ))
+    }
+
+    /// The report.
+    pub fn finish(self) -> FailoverReport {
+        let finished_at_ms = now_ms();
+        let rto_ms = self
+            .switched_at
+            .map_or(finished_at_ms - self.started_at_ms, |s| {
+                (s - self.started).as_millis() as i64
+            });
+        let mut topics_to_consume: Vec<String> = self
+            .topics
+            .iter()
+            .map(|t| self.flow.policy.format_remote_topic(&self.opts.from, t))
+            .collect();
+        for t in &self.topics {
+            if !topics_to_consume.contains(t) {
+                topics_to_consume.push(t.clone());
+            }
+        }
+        FailoverReport {
+            kind: self.kind.into(),
+            from: self.opts.from.clone(),
+            to: self.opts.to.clone(),
+            mode: if self.planned { "planned" } else { "unplanned" }.into(),
+            dry_run: self.opts.dry_run,
+            started_at_ms: self.started_at_ms,
+            finished_at_ms,
+            rto_ms,
+            steps: self.steps,
+            rpo: self
+                .rpo
+                .unwrap_or_else(|| Rpo::unknown("not measured".into())),
+            groups: self.groups,
+            topics_to_consume,
+            active_region: self.active_region,
+            warnings: self.warnings,
+            salvage: None,
+        }
+    }
+}
+
+/// `topic[partition] +n` for every partition that grew from `before` to `after`.
+fn grown_topics(
+    before: &BTreeMap<TopicPartition, i64>,
+    after: &BTreeMap<TopicPartition, i64>,
+) -> Vec<String> {
+    after
+        .iter()
+        .filter_map(|(tp, end)| {
+            let was = before.get(tp).copied().unwrap_or(0);
+            (*end > was).then(|| format!("{}[{}] +{}", tp.0, tp.1, end - was))
+        })
+        .collect()
+}
+
+/// What each partition lacks on the target, given how far the target got.
+fn losses(
+    parts: &[PartitionLag],
+    replicated_end: impl Fn(&PartitionLag) -> i64,
+) -> Vec<PartitionLoss> {
+    parts
+        .iter()
+        .map(|p| {
+            let r = replicated_end(p);
+            let records = (p.source_end - r).max(0);
+            PartitionLoss {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                source_end: p.source_end,
+                replicated_end: r,
+                records,
+                seconds: if records > 0 { p.lag_seconds } else { 0.0 },
+            }
+        })
+        .collect()
+}
+
+/// `--groups` matches whole names, as MM2's group filters do.
+fn whole_match(re: &fancy_regex::Regex, s: &str) -> bool {
+    re.find(s)
+        .ok()
+        .flatten()
+        .is_some_and(|m| m.start() == 0 && m.end() == s.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lag(topic: &str, p: i32, end: i64, replicated: i64, secs: f64) -> PartitionLag {
+        PartitionLag {
+            topic: topic.into(),
+            partition: p,
+            remote_topic: format!("a.{topic}"),
+            source_end: end,
+            replicated,
+            lag_records: end - replicated,
+            lag_seconds: secs,
+        }
+    }
+
+    #[test]
+    fn losses_use_what_the_target_holds() {
+        let parts = [lag("o", 0, 100, 80, 4.0), lag("o", 1, 50, 50, 0.0)];
+        // The target got further than the snapshot's committed position.
+        let l = losses(&parts, |p| if p.partition == 0 { 90 } else { p.replicated });
+        assert_eq!(l[0].records, 10);
+        assert_eq!(l[0].seconds, 4.0);
+        assert_eq!(l[1].records, 0);
+        assert_eq!(l[1].seconds, 0.0);
+    }
+
+    #[test]
+    fn growth_is_named_per_partition() {
+        let a: BTreeMap<TopicPartition, i64> = [(("o".into(), 0), 5), (("o".into(), 1), 7)].into();
+        let b: BTreeMap<TopicPartition, i64> = [(("o".into(), 0), 9), (("o".into(), 1), 7)].into();
+        assert_eq!(grown_topics(&a, &b), vec!["o[0] +4".to_string()]);
+        assert!(grown_topics(&b, &b).is_empty());
+    }
+
+    #[test]
+    fn group_filter_matches_whole_names() {
+        let re = fancy_regex::Regex::new("app.*").unwrap();
+        assert!(whole_match(&re, "app-1"));
+        assert!(!whole_match(&re, "myapp"));
+    }
+
+    #[test]
+    fn flows_are_checked_before_anything_runs() {
+        let c = Config::parse(
+            "clusters = a, b\na.bootstrap.servers = x:1\nb.bootstrap.servers = y:1\na->b.enabled = true\n",
+            "t.properties",
+        )
+        .unwrap();
+        assert!(flow_for(&c, "a", "b").is_ok());
+        let e = flow_for(&c, "b", "a").unwrap_err().to_string();
+        assert!(e.contains("replicates nothing from b to a"), "{e}");
+        let e = flow_for(&c, "a", "c").unwrap_err().to_string();
+        assert!(e.contains("\"c\" is not a cluster"), "{e}");
+        assert!(flow_for(&c, "a", "a").is_err());
+    }
+}

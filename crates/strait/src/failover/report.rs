@@ -1,0 +1,426 @@
+//! What a failover (or failback) did and what it cost, as plain data: the `--json` schema
+//! (README) and the table a person reads. No I/O.
+
+use serde::{Deserialize, Serialize};
+
+use super::active::ActiveRegion;
+
+/// One step of the procedure, timed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// `probe`, `quiesce`, `catch-up`, `drain`, `rpo`, `translate`, `switch`, ...
+    pub name: String,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+    /// `ok`, `skipped`, `warning` or `failed`.
+    pub outcome: String,
+    /// One sentence: what happened.
+    pub detail: String,
+}
+
+/// Records on the old region that the new one does not have, for one partition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionLoss {
+    pub topic: String,
+    pub partition: i32,
+    /// End offset of the partition on the old region (as last seen, for an unplanned failover).
+    pub source_end: i64,
+    /// One past the last upstream offset with a copy on the new region.
+    pub replicated_end: i64,
+    pub records: i64,
+    /// Age of the oldest of those records when the figure was taken.
+    pub seconds: f64,
+}
+
+/// The recovery point: what was written on the old region and is not on the new one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rpo {
+    /// `None` when nothing says (an unplanned failover with no lag snapshot).
+    pub records: Option<i64>,
+    pub seconds: Option<f64>,
+    /// `true` when both clusters were read at the switch (planned failover); `false` when the
+    /// figure is reconstructed from strait's last view of a region that no longer answers.
+    pub exact: bool,
+    /// Where the figure came from, in one sentence.
+    pub source: String,
+    /// Only the partitions with something missing.
+    pub partitions: Vec<PartitionLoss>,
+}
+
+impl Rpo {
+    /// Sum `losses` (partitions with nothing missing are dropped).
+    pub fn from_losses(losses: Vec<PartitionLoss>, exact: bool, source: String) -> Self {
+        let partitions: Vec<PartitionLoss> = losses.into_iter().filter(|l| l.records > 0).collect();
+        Self {
+            records: Some(partitions.iter().map(|l| l.records).sum()),
+            seconds: Some(partitions.iter().map(|l| l.seconds).fold(0.0, f64::max)),
+            exact,
+            source,
+            partitions,
+        }
+    }
+
+    pub fn unknown(source: String) -> Self {
+        Self {
+            records: None,
+            seconds: None,
+            exact: false,
+            source,
+            partitions: Vec::new(),
+        }
+    }
+}
+
+/// One partition of a group, as moved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupPartitionMove {
+    pub remote_topic: String,
+    pub partition: i32,
+    /// The group's offset on the old region (`None` when it did not answer).
+    pub upstream_offset: Option<i64>,
+    /// Where the group resumes on the new region (`None`: not translatable, see `method`).
+    pub offset: Option<i64>,
+    pub method: String,
+    /// Records the group reads a second time there (`None`: unknown).
+    pub reread: Option<i64>,
+}
+
+/// One consumer group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupMove {
+    pub group: String,
+    /// `committed`, `would-commit` (dry run), `refused` or `failed`.
+    pub action: String,
+    /// Why, for anything but `committed`.
+    pub reason: Option<String>,
+    /// Records the group reads twice on the new region, summed (`None`: unknown).
+    pub reread: Option<i64>,
+    pub partitions: Vec<GroupPartitionMove>,
+}
+
+impl GroupMove {
+    pub fn moved(&self) -> bool {
+        self.action == "committed" || self.action == "would-commit"
+    }
+}
+
+/// The whole procedure.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailoverReport {
+    /// `failover` or `failback`.
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+    /// `planned` (the old region answered) or `unplanned`.
+    pub mode: String,
+    pub dry_run: bool,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+    /// Start to consumers ready on the new region (offsets committed, active region recorded).
+    pub rto_ms: i64,
+    pub steps: Vec<Step>,
+    pub rpo: Rpo,
+    pub groups: Vec<GroupMove>,
+    /// What consumers subscribe to on the new region: the replicated history and, for writes
+    /// made after the switch, the local topics.
+    pub topics_to_consume: Vec<String>,
+    /// The active-region record written (or, for a dry run, the one that would be).
+    pub active_region: Option<ActiveRegion>,
+    pub warnings: Vec<String>,
+    /// Set by failback: records that reached the old region and were never replicated.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub salvage: Option<Salvage>,
+}
+
+/// Records on the region being returned to that never reached the other one (failback).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Salvage {
+    pub ranges: Vec<SalvageRange>,
+    pub records: i64,
+    /// Whether they were copied (`--salvage`).
+    pub copied: bool,
+    pub copied_records: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SalvageRange {
+    pub topic: String,
+    pub partition: i32,
+    /// Upstream offsets `[from, to)`.
+    pub from: i64,
+    pub to: i64,
+    pub records: i64,
+}
+
+impl FailoverReport {
+    /// Everything went as asked: every group moved, no step failed.
+    pub fn succeeded(&self) -> bool {
+        self.groups.iter().all(GroupMove::moved) && self.steps.iter().all(|s| s.outcome != "failed")
+    }
+
+    /// The report as a person reads it.
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        let title = if self.dry_run {
+            format!(
+                "strait {} {} -> {}: PREVIEW (dry run, nothing changed; a {} {} now would do this)",
+                self.kind, self.from, self.to, self.mode, self.kind
+            )
+        } else {
+            format!(
+                "strait {} {} -> {} ({}): {}",
+                self.kind,
+                self.from,
+                self.to,
+                self.mode,
+                if self.succeeded() {
+                    "done"
+                } else {
+                    "done with problems"
+                }
+            )
+        };
+        o.push_str(&title);
+        o.push_str("\n\n");
+        let rows: Vec<Vec<String>> = self
+            .steps
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    secs(s.duration_ms),
+                    s.outcome.clone(),
+                    s.detail.clone(),
+                ]
+            })
+            .collect();
+        o.push_str(&table(&["STEP", "TOOK", "RESULT", "WHAT HAPPENED"], &rows));
+        o.push('\n');
+        if !self.dry_run {
+            o.push_str(&format!(
+                "RTO  {} (start to consumers ready on {})\n",
+                secs(self.rto_ms),
+                self.to
+            ));
+        }
+        let rpo_label = if self.dry_run { "RPO if now" } else { "RPO" };
+        match (self.rpo.records, self.rpo.seconds) {
+            (Some(r), Some(s)) => o.push_str(&format!(
+                "{rpo_label}  {r} records, {s:.1} s{} ({})\n",
+                if self.rpo.exact { "" } else { " (estimate)" },
+                self.rpo.source
+            )),
+            _ => o.push_str(&format!("{rpo_label}  unknown ({})\n", self.rpo.source)),
+        }
+        for l in &self.rpo.partitions {
+            o.push_str(&format!(
+                "     {}[{}]: offsets {}..{} ({} records, oldest {:.1} s old)\n",
+                l.topic, l.partition, l.replicated_end, l.source_end, l.records, l.seconds
+            ));
+        }
+        if !self.groups.is_empty() {
+            o.push('\n');
+            let rows: Vec<Vec<String>> = self
+                .groups
+                .iter()
+                .map(|g| {
+                    let offsets = g
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            format!(
+                                "{}[{}]={}",
+                                p.remote_topic,
+                                p.partition,
+                                p.offset.map_or("-".into(), |o| o.to_string())
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    vec![
+                        g.group.clone(),
+                        g.action.clone(),
+                        g.reread.map_or("?".into(), |r| r.to_string()),
+                        if offsets.is_empty() {
+                            "-".into()
+                        } else {
+                            offsets
+                        },
+                        g.reason.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            o.push_str(&table(
+                &[
+                    "GROUP",
+                    "ACTION",
+                    "RE-READ",
+                    &format!("OFFSETS ON {}", self.to),
+                    "NOTE",
+                ],
+                &rows,
+            ));
+        }
+        if let Some(s) = &self.salvage {
+            o.push('\n');
+            o.push_str(&format!(
+                "Salvage: {} records on {} never reached {}{}\n",
+                s.records,
+                self.to,
+                self.from,
+                if s.copied {
+                    format!(" ({} copied now)", s.copied_records)
+                } else if s.records > 0 {
+                    " (run again with --salvage to copy them)".to_string()
+                } else {
+                    String::new()
+                }
+            ));
+            for r in &s.ranges {
+                o.push_str(&format!(
+                    "  {}[{}]: offsets {}..{} ({} records)\n",
+                    r.topic, r.partition, r.from, r.to, r.records
+                ));
+            }
+        }
+        if !self.topics_to_consume.is_empty() {
+            o.push_str(&format!(
+                "\nConsumers on {} subscribe to: {}\n",
+                self.to,
+                self.topics_to_consume.join(", ")
+            ));
+        }
+        if let Some(a) = &self.active_region {
+            o.push_str(&format!(
+                "Active region of {}<->{}: {} (version {}){}\n",
+                a.pair[0],
+                a.pair[1],
+                a.active,
+                a.version,
+                if self.dry_run { ", not recorded" } else { "" }
+            ));
+        }
+        for w in &self.warnings {
+            o.push_str(&format!("warning: {w}\n"));
+        }
+        o
+    }
+}
+
+fn secs(ms: i64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+fn table(head: &[&str], rows: &[Vec<String>]) -> String {
+    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let line = |cells: &[&str]| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+            + "\n"
+    };
+    let mut o = line(head);
+    for r in rows {
+        o += &line(&r.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> FailoverReport {
+        FailoverReport {
+            kind: "failover".into(),
+            from: "us-east".into(),
+            to: "us-west".into(),
+            mode: "planned".into(),
+            dry_run: false,
+            started_at_ms: 0,
+            finished_at_ms: 4200,
+            rto_ms: 4200,
+            steps: vec![Step {
+                name: "catch-up".into(),
+                started_at_ms: 0,
+                duration_ms: 1100,
+                outcome: "ok".into(),
+                detail: "replication lag 0 records".into(),
+            }],
+            rpo: Rpo::from_losses(Vec::new(), true, "both clusters read".into()),
+            groups: vec![GroupMove {
+                group: "app".into(),
+                action: "committed".into(),
+                reason: None,
+                reread: Some(0),
+                partitions: vec![GroupPartitionMove {
+                    remote_topic: "us-east.orders".into(),
+                    partition: 0,
+                    upstream_offset: Some(10),
+                    offset: Some(10),
+                    method: "exact".into(),
+                    reread: Some(0),
+                }],
+            }],
+            topics_to_consume: vec!["us-east.orders".into(), "orders".into()],
+            active_region: None,
+            warnings: vec![],
+            salvage: None,
+        }
+    }
+
+    #[test]
+    fn losses_sum_and_drop_empty_partitions() {
+        let l = |p, r, s| PartitionLoss {
+            topic: "t".into(),
+            partition: p,
+            source_end: 100,
+            replicated_end: 100 - r,
+            records: r,
+            seconds: s,
+        };
+        let rpo = Rpo::from_losses(
+            vec![l(0, 5, 2.0), l(1, 0, 0.0), l(2, 7, 9.5)],
+            false,
+            "x".into(),
+        );
+        assert_eq!(rpo.records, Some(12));
+        assert_eq!(rpo.seconds, Some(9.5));
+        assert_eq!(rpo.partitions.len(), 2);
+    }
+
+    #[test]
+    fn text_has_rto_rpo_groups_and_topics() {
+        let r = report();
+        assert!(r.succeeded());
+        let t = r.to_text();
+        assert!(t.contains("RTO  4.2 s"), "{t}");
+        assert!(t.contains("RPO  0 records, 0.0 s"), "{t}");
+        assert!(t.contains("us-east.orders[0]=10"), "{t}");
+        assert!(t.contains("subscribe to: us-east.orders, orders"), "{t}");
+        let json = serde_json::to_string(&r).unwrap();
+        let back: FailoverReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn a_refused_group_is_not_success() {
+        let mut r = report();
+        r.groups[0].action = "refused".into();
+        assert!(!r.succeeded());
+        r.dry_run = true;
+        r.groups[0].action = "would-commit".into();
+        assert!(r.succeeded());
+        assert!(r.to_text().contains("PREVIEW"));
+    }
+}

@@ -1,0 +1,540 @@
+//! `strait failover` against sandbox clusters with `strait run` replicating:
+//! - planned, under live traffic that the test stops when the command asks: nothing lost, the
+//!   group resumes on us-west with nothing read twice, and the report says so;
+//! - unplanned (us-east cut): the report's RPO is exactly what never reached us-west, and the
+//!   group resumes there from its last checkpoint;
+//! - `--dry-run` changes nothing on either cluster.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use strait::kafka::Endpoint;
+use strait_sandbox::{Cluster, Sandbox};
+
+/// Writes `0, 1, 2, ...` (the payload is the sequence number) to `orders` until stopped; returns
+/// how many were acknowledged (all of them: it flushes before returning).
+fn seq_producer(ep: Endpoint, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let p: BaseProducer = ep.producer_config().create().unwrap();
+        let mut i = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            let v = i.to_string();
+            if p.send(
+                BaseRecord::to("orders")
+                    .key("k")
+                    .payload(&v)
+                    .partition((i % 3) as i32),
+            )
+            .is_ok()
+            {
+                i += 1;
+            }
+            p.poll(Duration::from_millis(5));
+        }
+        p.flush(Duration::from_secs(30)).expect("flush");
+        i
+    })
+}
+
+/// A member of `group` reading `topics` on `ep`, committing what it processed every 200 ms and
+/// once more when stopped; returns the sequence numbers it processed.
+fn seq_consumer(
+    ep: Endpoint,
+    group: &str,
+    topics: &[&str],
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<u64>> {
+    let group = group.to_string();
+    let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+    std::thread::spawn(move || {
+        let mut cfg = ep.consumer_config(&group);
+        cfg.set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest");
+        let c: BaseConsumer = cfg.create().unwrap();
+        let t: Vec<&str> = topics.iter().map(String::as_str).collect();
+        c.subscribe(&t).unwrap();
+        let mut seen = Vec::new();
+        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut last_commit = Instant::now();
+        let commit = |next: &BTreeMap<(String, i32), i64>, mode| {
+            let mut tpl = TopicPartitionList::new();
+            for ((t, p), o) in next {
+                tpl.add_partition_offset(t, *p, Offset::Offset(*o)).unwrap();
+            }
+            if tpl.count() > 0 {
+                let _ = c.commit(&tpl, mode);
+            }
+        };
+        while !stop.load(Ordering::SeqCst) {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                let v: u64 = std::str::from_utf8(m.payload().unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                seen.push(v);
+                next.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+            }
+            if last_commit.elapsed() > Duration::from_millis(200) {
+                commit(&next, CommitMode::Async);
+                last_commit = Instant::now();
+            }
+        }
+        commit(&next, CommitMode::Sync);
+        c.unsubscribe();
+        seen
+    })
+}
+
+/// Everything `group` reads on `c` from `topics`, from its committed offsets, until nothing new
+/// arrives for 5 s.
+async fn resume(c: &Cluster, group: &str, topics: &[&str]) -> Vec<u64> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = seq_consumer(endpoint(c), group, topics, stop.clone());
+    let mut last = (0usize, Instant::now());
+    // The thread owns the records; watch progress through the group's committed offsets.
+    let remote: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut n = 0;
+        for t in &remote {
+            n += committed(c, group, t, 3).await.values().sum::<i64>() as usize;
+        }
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    tokio::task::spawn_blocking(move || h.join().unwrap())
+        .await
+        .unwrap()
+}
+
+/// `strait failover ARGS --json`: exit code and report, with stderr lines passed to `on_line`
+/// as they come.
+fn failover_child(
+    cfg: &std::path::Path,
+    args: &[&str],
+) -> (
+    Running,
+    std::sync::mpsc::Receiver<String>,
+    std::thread::JoinHandle<String>,
+) {
+    let mut child = strait()
+        .arg("failover")
+        .arg(cfg)
+        .args(args)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            eprintln!("[failover] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let mut out = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+        s
+    });
+    (Running(child), rx, stdout)
+}
+
+async fn finish(
+    mut child: Running,
+    stdout: std::thread::JoinHandle<String>,
+) -> (i32, serde_json::Value) {
+    let code = tokio::task::spawn_blocking(move || {
+        let st = child.wait().unwrap();
+        st.code().unwrap_or(-1)
+    })
+    .await
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || stdout.join().unwrap())
+        .await
+        .unwrap();
+    let doc = serde_json::from_str(&out).unwrap_or_else(|e| panic!("report: {e}: {out:?}"));
+    (code, doc)
+}
+
+fn group<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == name)
+        .unwrap_or_else(|| panic!("no group {name} in {doc}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn planned_failover_under_live_traffic_loses_and_repeats_nothing() {
+    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = mm2_config(
+        &dir,
+        &east.bootstrap_servers(),
+        &west.bootstrap_servers(),
+        "refresh.topics.interval.seconds = 2\nemit.checkpoints.interval.seconds = 1",
+    );
+    let _run = spawn_run(&cfg);
+
+    // Live traffic on us-east: a producer and the group `app`.
+    let (stop_p, stop_c) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let producer = seq_producer(endpoint(east), stop_p.clone());
+    let consumer = seq_consumer(endpoint(east), "app", &["orders"], stop_c.clone());
+    wait_for_count(west, "us-east.orders", 3, 300, Duration::from_secs(60)).await;
+
+    let started = Instant::now();
+    let (child, lines, stdout) = failover_child(
+        &cfg,
+        &["--from", "us-east", "--to", "us-west", "--max-wait", "90s"],
+    );
+    // The command asks for the producers to stop; the test obliges, after stopping the
+    // consumer part-way so that the group has something left to read on us-west.
+    let asked = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(l) = lines.recv_timeout(Duration::from_millis(200)) {
+                if l.contains("stop the producers") {
+                    return Some(l);
+                }
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert!(
+        asked.is_some(),
+        "failover never asked for producers to stop"
+    );
+    assert!(asked.unwrap().contains("orders["));
+    stop_c.store(true, Ordering::SeqCst);
+    let consumed_east = tokio::task::spawn_blocking(move || consumer.join().unwrap())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_p.store(true, Ordering::SeqCst);
+    let produced = tokio::task::spawn_blocking(move || producer.join().unwrap())
+        .await
+        .unwrap();
+
+    let (code, doc) = finish(child, stdout).await;
+    let took = started.elapsed();
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["mode"], "planned", "{doc}");
+    assert_eq!(doc["rpo"]["records"], 0, "{doc}");
+    assert_eq!(doc["rpo"]["exact"], true, "{doc}");
+    let app = group(&doc, "app");
+    assert_eq!(app["action"], "committed", "{doc}");
+    assert_eq!(app["reread"], 0, "{doc}");
+    assert_eq!(doc["active_region"]["active"], "us-west", "{doc}");
+    assert_eq!(doc["active_region"]["version"], 1, "{doc}");
+    let topics: Vec<&str> = doc["topics_to_consume"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(topics, ["us-east.orders", "orders"], "{doc}");
+    let rto = doc["rto_ms"].as_i64().unwrap();
+    assert!(rto > 0 && rto as u128 <= took.as_millis(), "{doc}");
+    let names: Vec<&str> = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["probe", "quiesce", "catch-up", "translate", "switch"],
+        "{doc}"
+    );
+
+    // The offsets committed on us-west are the ones the report shows.
+    let on_west = committed(west, "app", "us-east.orders", 3).await;
+    for p in app["partitions"].as_array().unwrap() {
+        let part = p["partition"].as_i64().unwrap() as i32;
+        assert_eq!(Some(&p["offset"].as_i64().unwrap()), on_west.get(&part));
+    }
+
+    // The group resumes on us-west: every record exactly once across both regions.
+    let consumed_west = resume(west, "app", &["us-east.orders"]).await;
+    let east_set: BTreeSet<u64> = consumed_east.iter().copied().collect();
+    let west_set: BTreeSet<u64> = consumed_west.iter().copied().collect();
+    assert_eq!(east_set.len(), consumed_east.len(), "read twice on us-east");
+    assert_eq!(west_set.len(), consumed_west.len(), "read twice on us-west");
+    let again: Vec<_> = east_set.intersection(&west_set).collect();
+    assert!(again.is_empty(), "re-delivered on us-west: {again:?}");
+    let all: BTreeSet<u64> = east_set.union(&west_set).copied().collect();
+    let expected: BTreeSet<u64> = (0..produced).collect();
+    let lost: Vec<_> = expected.difference(&all).take(10).collect();
+    assert!(lost.is_empty(), "lost: {lost:?} (of {produced})");
+    assert!(
+        !consumed_west.is_empty(),
+        "the group had something left to read on us-west"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unplanned_failover_reports_exactly_what_never_left() {
+    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    // `late` is created after strait has looked for topics, and it looks again only hourly:
+    // whatever is written to it stays on us-east, as records of a lagging flow do.
+    let cfg = mm2_config(
+        &dir,
+        &east.bootstrap_servers(),
+        &west.bootstrap_servers(),
+        "us-east->us-west.topics = orders, late\n\
+         refresh.topics.interval.seconds = 3600\n\
+         refresh.groups.interval.seconds = 1\n\
+         emit.checkpoints.interval.seconds = 1",
+    );
+    let _run = spawn_run(&cfg);
+    produce_range(east, "orders", 3, 0..900, "v", None).await;
+    wait_for_count(west, "us-east.orders", 3, 900, Duration::from_secs(60)).await;
+    commit_group(
+        east,
+        "app",
+        &[("orders", 0, 200), ("orders", 1, 250), ("orders", 2, 100)],
+    )
+    .await;
+    create_topic(east, "late", 2).await;
+    produce_range(east, "late", 2, 0..250, "late", None).await;
+
+    // Wait for strait's checkpoint of `app` and for a lag snapshot that has seen `late`.
+    let config = strait::config::Config::load(&cfg).unwrap();
+    let flow = config.flow("us-east", "us-west").unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let f = flow.clone();
+        let snap = tokio::task::spawn_blocking(move || {
+            strait::monitor::snapshot::read_latest(&f, Duration::from_secs(5)).unwrap()
+        })
+        .await
+        .unwrap();
+        let late: i64 = snap
+            .as_ref()
+            .map(|s| {
+                s.partitions
+                    .iter()
+                    .filter(|p| p.topic == "late")
+                    .map(|p| p.lag_records)
+                    .sum()
+            })
+            .unwrap_or(0);
+        let checkpoints = record_count(west, "us-east.checkpoints.internal", 1).await;
+        if late == 250 && checkpoints >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot with `late` ({snap:?}) or no checkpoints ({checkpoints})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    east.cut();
+    let started = Instant::now();
+    let (child, _lines, stdout) = failover_child(
+        &cfg,
+        &["--from", "us-east", "--to", "us-west", "--max-wait", "20s"],
+    );
+    let (code, doc) = finish(child, stdout).await;
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["mode"], "unplanned", "{doc}");
+    assert_eq!(doc["rpo"]["exact"], false, "{doc}");
+    assert!(
+        doc["rpo"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("lag snapshot"),
+        "{doc}"
+    );
+    // What never reached us-west, as the test knows it: all of `late`, none of `orders`.
+    let on_west = record_count(west, "us-east.orders", 3).await;
+    assert_eq!(on_west, 900);
+    let lost = 900 + 250 - on_west;
+    assert_eq!(doc["rpo"]["records"], lost, "{doc}");
+    let parts: Vec<&str> = doc["rpo"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["topic"].as_str().unwrap())
+        .collect();
+    assert_eq!(parts, ["late", "late"], "{doc}");
+    assert!(started.elapsed() < Duration::from_secs(40));
+
+    // The group resumes where its checkpoint says, with no gap.
+    let app = group(&doc, "app");
+    assert_eq!(app["action"], "committed", "{doc}");
+    let resumed = committed(west, "app", "us-east.orders", 3).await;
+    assert_eq!(resumed, BTreeMap::from([(0, 200), (1, 250), (2, 100)]));
+    assert_eq!(doc["active_region"]["active"], "us-west");
+    assert!(doc["warnings"]
+        .to_string()
+        .contains("recorded on us-west only"));
+}
+
+/// Topics and end offsets of every topic, and `app`'s offsets, on one cluster.
+async fn state(
+    c: &Cluster,
+) -> (
+    BTreeMap<(String, i32), i64>,
+    BTreeMap<i32, i64>,
+    BTreeMap<i32, i64>,
+) {
+    let admin = admin(c);
+    let mut ends = BTreeMap::new();
+    for t in admin.topics(None).await.unwrap() {
+        for p in 0..t.partitions {
+            ends.insert(
+                (t.name.clone(), p),
+                admin.watermarks(&t.name, p).await.unwrap().1,
+            );
+        }
+    }
+    (
+        ends,
+        committed(c, "app", "orders", 3).await,
+        committed(c, "app", "us-east.orders", 3).await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dry_run_changes_nothing() {
+    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = mm2_config(
+        &dir,
+        &east.bootstrap_servers(),
+        &west.bootstrap_servers(),
+        "refresh.topics.interval.seconds = 2\nemit.checkpoints.interval.seconds = 1",
+    );
+    produce_range(east, "orders", 3, 0..600, "v", None).await;
+    commit_group(
+        east,
+        "app",
+        &[("orders", 0, 50), ("orders", 1, 60), ("orders", 2, 70)],
+    )
+    .await;
+    let mut run = spawn_run(&cfg);
+    wait_for_count(west, "us-east.orders", 3, 600, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Stop strait so that nothing else writes, then leave 90 records unreplicated.
+    signal(&run, "-TERM");
+    assert!(run.wait().unwrap().success());
+    produce_range(east, "orders", 3, 0..90, "x", None).await;
+
+    let before = (state(east).await, state(west).await);
+    let (child, _lines, stdout) =
+        failover_child(&cfg, &["--from", "us-east", "--to", "us-west", "--dry-run"]);
+    let (code, doc) = finish(child, stdout).await;
+    let after = (state(east).await, state(west).await);
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(before, after, "the dry run changed something");
+    assert!(!before
+        .1
+         .0
+        .keys()
+        .any(|(t, _)| t == "strait-active-region.internal"));
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["mode"], "planned");
+    // The preview: a switch now leaves the 90 unreplicated records behind, and `app` would
+    // resume exactly where it is.
+    assert_eq!(doc["rpo"]["records"], 90, "{doc}");
+    let app = group(&doc, "app");
+    assert_eq!(app["action"], "would-commit", "{doc}");
+    assert_eq!(app["reread"], 0, "{doc}");
+    let offsets: Vec<i64> = app["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(offsets, [50, 60, 70], "{doc}");
+    assert_eq!(doc["active_region"]["version"], 1, "{doc}");
+
+    // The table form says PREVIEW.
+    let out = strait()
+        .arg("failover")
+        .arg(&cfg)
+        .args(["--from", "us-east", "--to", "us-west", "--dry-run"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PREVIEW"), "{text}");
+    assert!(text.contains("RPO if now  90 records"), "{text}");
+}
+
+#[test]
+fn usage_mistakes_are_one_sentence_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = mm2_config(&dir, "127.0.0.1:1", "127.0.0.1:2", "");
+    for (args, says) in [
+        (
+            vec!["--from", "us-west", "--to", "us-east"],
+            "replicates nothing from us-west to us-east",
+        ),
+        (
+            vec!["--from", "us-east", "--to", "eu"],
+            "\"eu\" is not a cluster",
+        ),
+        (
+            vec!["--from", "us-east", "--to", "us-west", "--max-wait", "soon"],
+            "--max-wait \"soon\" is not a duration",
+        ),
+        (
+            vec!["--from", "us-east", "--to", "us-west", "--groups", "("],
+            "--groups \"(\" is not a valid regular expression",
+        ),
+    ] {
+        let out = strait()
+            .arg("failover")
+            .arg(&cfg)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
