@@ -1,9 +1,112 @@
-//! `strait clients CONFIG --group G`: where a consumer group should connect now.
+//! `strait clients CONFIG --group G [--pair A,B] [--json]`: where a consumer group should connect
+//! now (the active region's bootstrap servers and the topics to subscribe to there), the same
+//! document as `GET /api/clients/{group}` on `strait run --http`. Exit code: 0, 1 when no cluster
+//! of the pair answered, 2 for a mistake in the call.
 
 use std::process::ExitCode;
 
 use crate::cli::ClientsArgs;
+use crate::commands::UsageError;
+use strait::config::Config;
+use strait::failover::clients::{self, ClientSettings, ClientsError, Decision};
 
-pub async fn run(_args: ClientsArgs) -> anyhow::Result<ExitCode> {
-    super::not_yet("clients")
+pub async fn run(args: ClientsArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
+    let usage = |e: ClientsError| -> anyhow::Error {
+        if e.is_bad_request() {
+            UsageError(e.to_string()).into()
+        } else {
+            e.into()
+        }
+    };
+    // Mistakes first, before waiting on any cluster.
+    clients::check_group(&args.group).map_err(usage)?;
+    clients::resolve_pair(&config, &args.pair).map_err(usage)?;
+
+    let rt = tokio::runtime::Handle::current();
+    let pb = super::spinner(&format!(
+        "reading the active region for group {}",
+        args.group
+    ));
+    let (group, pair) = (args.group.clone(), args.pair.clone());
+    let answer = tokio::task::spawn_blocking(move || {
+        clients::settings(&config, &group, &pair, clients::DEFAULT_TIMEOUT, &rt)
+    })
+    .await?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let s = answer.map_err(usage)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", to_text(&s));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn to_text(s: &ClientSettings) -> String {
+    let rows = vec![vec![
+        s.group.clone(),
+        s.active_region.clone(),
+        s.bootstrap_servers.clone(),
+        if s.topics.is_empty() {
+            "-".to_string()
+        } else {
+            s.topics.join(",")
+        },
+        s.version.to_string(),
+    ]];
+    let mut o = super::table(
+        &[
+            "GROUP",
+            "ACTIVE REGION",
+            "BOOTSTRAP SERVERS",
+            "TOPICS",
+            "VERSION",
+        ],
+        &rows,
+    );
+    o += &match (s.decision, s.changed_at_ms) {
+        (Decision::Record, Some(ms)) => {
+            format!("\n{} (recorded {})\n", s.reason, utc(ms))
+        }
+        _ => format!("\n{}\n", s.reason),
+    };
+    o += &format!("pair: {}, {}\n", s.pair[0], s.pair[1]);
+    for w in &s.warnings {
+        o += &format!("note: {w}\n");
+    }
+    o
+}
+
+/// `2025-05-01 12:00:00 UTC` from epoch milliseconds.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(1_709_210_096_000), "2024-02-29 12:34:56 UTC");
+    }
 }

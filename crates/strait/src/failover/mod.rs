@@ -2,6 +2,7 @@
 //! durable record of which region is active, and the report of what it cost.
 
 pub mod active;
+pub mod clients;
 pub mod execute;
 pub mod report;
 

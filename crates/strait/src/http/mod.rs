@@ -1,5 +1,6 @@
 //! `strait run --http ADDR`: `/metrics` (Prometheus), `/api/status` (the `strait status --json`
-//! document), `/api/history` (15 minutes of lag per flow), `/healthz`, `/readyz`, and the
+//! document), `/api/history` (15 minutes of lag per flow), `/api/clients/{group}` (where a group
+//! should connect now, read from the clusters on each request), `/healthz`, `/readyz`, and the
 //! dashboard at `/`. The lag model is collected from the clusters every few seconds in the
 //! background; requests only read the latest copy.
 
@@ -90,7 +91,12 @@ pub fn serve(
         .route("/api/history", get(api_history))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .merge(
+            Router::new()
+                .route("/api/clients/{group}", get(api_clients))
+                .with_state(Arc::new(config.clone())),
+        );
     info!(address = %sock, "serving /metrics, /api/status and the dashboard");
     let collector = {
         let state = state.clone();
@@ -156,6 +162,50 @@ async fn api_status(State(s): State<Arc<AppState>>) -> Response {
             Json(serde_json::json!({ "error": "the first lag collection has not finished yet" })),
         )
             .into_response(),
+    }
+}
+
+/// `GET /api/clients/{group}[?pair=A,B]`: the `strait clients --json` document, with an `ETag`
+/// (304 for a matching `If-None-Match`); 400 for a bad group or pair, 503 when no cluster answers.
+async fn api_clients(
+    State(config): State<Arc<Config>>,
+    axum::extract::Path(group): axum::extract::Path<String>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    use crate::failover::clients;
+    let pair: Vec<String> = query
+        .get("pair")
+        .map(|p| p.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let rt = tokio::runtime::Handle::current();
+    let answer = tokio::task::spawn_blocking(move || {
+        clients::settings(&config, &group, &pair, clients::DEFAULT_TIMEOUT, &rt)
+    })
+    .await;
+    let error = |code: StatusCode, e: String| {
+        (code, Json(serde_json::json!({ "error": e }))).into_response()
+    };
+    match answer {
+        Ok(Ok(s)) => {
+            let etag = s.etag();
+            let matches = headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+            let hs = [
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, "no-cache".into()),
+            ];
+            if matches {
+                (StatusCode::NOT_MODIFIED, hs).into_response()
+            } else {
+                (hs, Json(s)).into_response()
+            }
+        }
+        Ok(Err(e)) if e.is_bad_request() => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
