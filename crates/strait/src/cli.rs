@@ -193,4 +193,10 @@ pub struct DemoArgs {
     /// Serve the dashboard here.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: String,
+    /// Bootstrap port of us-east; us-west is the next one.
+    #[arg(long, default_value_t = 19092)]
+    pub base_port: u16,
+    /// Port of the HTTP fault-control endpoint (default: base port + 100).
+    #[arg(long)]
+    pub control_port: Option<u16>,
 }

@@ -12,5 +12,6 @@ pub mod kafka;
 pub mod monitor;
 pub mod policy;
 pub mod replicate;
+pub mod service;
 pub mod translate;
 pub mod wire;

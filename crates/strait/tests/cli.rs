@@ -221,7 +221,6 @@ fn commands_of_later_issues_exit_2_not_implemented() {
     for args in [
         vec!["failover", "x.properties", "--from", "a", "--to", "b"],
         vec!["failback", "x.properties", "--from", "b", "--to", "a"],
-        vec!["demo"],
     ] {
         let out = strait().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");

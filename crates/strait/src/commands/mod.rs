@@ -2,6 +2,7 @@
 
 mod check;
 mod clients;
+mod demo;
 mod failover;
 mod run;
 mod sandbox;
@@ -67,7 +68,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Failback(_) => not_yet("failback"),
         Command::Clients(args) => clients::run(args).await,
         Command::Drill(_) => not_yet("drill"),
-        Command::Demo(_) => not_yet("demo"),
+        Command::Demo(args) => demo::run(args).await,
     }
 }
 

@@ -1,0 +1,212 @@
+//! The replication service: everything `strait run` keeps running for a config, as one value
+//! that starts together and stops together. `strait run`, `strait demo` and `strait drill` all
+//! run replication through it.
+//!
+//! For the selected flows (those whose target is one of `targets`, or all when it is empty) it
+//! runs:
+//! - a heartbeat emitter for every pair MM2 would run a herder for, enabled or not (MM2-SPEC §6);
+//! - for every enabled flow: its copy flow ([`replicate::start`]), its checkpoint job
+//!   ([`checkpoint::start`], when checkpoints or group offset sync are on) and its lag snapshot
+//!   recorder ([`snapshot::start`]);
+//! - optionally the HTTP server (`/metrics`, `/api/status`, the dashboard) on a listener the
+//!   caller bound beforehand, so that a busy address fails before anything starts.
+//!
+//! ```no_run
+//! # async fn demo(config: strait::config::Config) -> Result<(), strait::replicate::FlowError> {
+//! use strait::service::{Service, STOP_GRACE};
+//! let service = Service::start(&config, &[], None);
+//! // ... until the caller decides to stop, or `service.failed_flow()` names a flow ...
+//! service.shutdown(STOP_GRACE).await
+//! # }
+//! ```
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{error, warn};
+
+use crate::checkpoint::{self, CheckpointSpec, RunningCheckpoints};
+use crate::config::{Config, Flow};
+use crate::heartbeat::{self, HeartbeatSpec};
+use crate::http::Observed;
+use crate::kafka::ClientError;
+use crate::monitor::snapshot::{self, Recorder};
+use crate::replicate::{self, FlowError, FlowSpec, FlowStats, RunningFlow};
+
+/// How long a graceful stop may take by default before the caller moves on anyway (in-flight
+/// records are then copied again on the next start: nothing is lost, a few are duplicated).
+pub const STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// How long the HTTP server's lag collection waits for each cluster.
+const HTTP_COLLECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Replication for a config's selected flows, running on the current tokio runtime.
+pub struct Service {
+    flows: Vec<RunningFlow>,
+    heartbeats: Vec<tokio::task::JoinHandle<Result<(), ClientError>>>,
+    checkpoints: Vec<RunningCheckpoints>,
+    recorders: Vec<Recorder>,
+    http: Option<tokio::task::JoinHandle<()>>,
+    /// Stops the heartbeats and the HTTP server.
+    stop: watch::Sender<bool>,
+}
+
+impl Service {
+    /// Start every task for the flows whose target is in `targets` (every flow when `targets` is
+    /// empty), and serve HTTP on `http` when given. Must be called within a tokio runtime.
+    ///
+    /// Nothing here fails: unreachable clusters are retried by each task. A caller that needs
+    /// at least one flow checks `config` first (a service with no enabled flow selected only
+    /// sends heartbeats, if any).
+    pub fn start(
+        config: &Config,
+        targets: &[String],
+        http: Option<tokio::net::TcpListener>,
+    ) -> Service {
+        let selected = |f: &&Flow| targets.is_empty() || targets.contains(&f.target);
+        let (stop, stopped) = watch::channel(false);
+        let mut observed = Observed::default();
+        let heartbeats = config
+            .flows
+            .iter()
+            .filter(selected)
+            .filter_map(HeartbeatSpec::from_config)
+            .map(|spec| {
+                let sent = Arc::new(AtomicU64::new(0));
+                observed.heartbeats.push((
+                    spec.source_alias.clone(),
+                    spec.target.alias.clone(),
+                    sent.clone(),
+                ));
+                tokio::spawn(heartbeat::run(spec, stopped.clone(), sent))
+            })
+            .collect();
+        let checkpoints = config
+            .enabled_flows()
+            .filter(selected)
+            .filter_map(CheckpointSpec::from_config)
+            .map(|spec| {
+                let (s, t) = (spec.source_alias.clone(), spec.target_alias.clone());
+                let c = checkpoint::start(spec);
+                observed.checkpoints.push((s, t, c.stats.clone()));
+                c
+            })
+            .collect();
+        let flows = config
+            .enabled_flows()
+            .filter(selected)
+            .map(|f| {
+                let spec = FlowSpec::from_config(f);
+                let (s, t) = (spec.source.alias.clone(), spec.target.alias.clone());
+                let running = replicate::start(spec);
+                observed.flows.push((s, t, running.stats.clone()));
+                running
+            })
+            .collect();
+        let recorders = config
+            .enabled_flows()
+            .filter(selected)
+            .map(|f| snapshot::start(f.clone()))
+            .collect();
+        let http = http.map(|listener| {
+            let opts = crate::monitor::Options {
+                timeout: HTTP_COLLECT_TIMEOUT,
+                ..Default::default()
+            };
+            crate::http::serve(listener, config.clone(), observed, opts, stopped)
+        });
+        Service {
+            flows,
+            heartbeats,
+            checkpoints,
+            recorders,
+            http,
+            stop,
+        }
+    }
+
+    /// The copy flows running, by name (`S->T`), with their counters.
+    pub fn flows(&self) -> impl Iterator<Item = (&str, &Arc<FlowStats>)> {
+        self.flows.iter().map(|f| (f.name.as_str(), &f.stats))
+    }
+
+    /// The name of the first copy flow that ended without being asked to (a fatal error: its
+    /// cause is returned by [`Service::shutdown`]), if any. Cheap: poll it.
+    pub fn failed_flow(&self) -> Option<&str> {
+        self.flows
+            .iter()
+            .find(|f| f.is_finished())
+            .map(|f| f.name.as_str())
+    }
+
+    /// Stop everything at once and wait for it, all sharing one deadline `grace`, so that the
+    /// caller regains control within `grace` even when a cluster is gone and every flush times
+    /// out (what did not stop in time is told to stop and left behind; records not acknowledged
+    /// are copied again on the next start).
+    ///
+    /// Returns the first flow's error, if a flow failed; every failure is logged.
+    pub async fn shutdown(self, grace: Duration) -> Result<(), FlowError> {
+        let Service {
+            flows,
+            heartbeats,
+            checkpoints,
+            recorders,
+            http,
+            stop,
+        } = self;
+        for f in &flows {
+            f.stop();
+        }
+        let _ = stop.send(true);
+        for c in &checkpoints {
+            c.stop();
+        }
+        for r in &recorders {
+            r.stop();
+        }
+        let mut first_error = None;
+        let flows_done = async {
+            for f in flows {
+                let name = f.name.clone();
+                if let Err(e) = f.join().await {
+                    error!(flow = %name, error = %e, "flow failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+        };
+        let others_done = async {
+            for h in heartbeats {
+                let _ = h.await;
+            }
+            // Both join blocking threads.
+            let _ = tokio::task::spawn_blocking(move || {
+                for c in checkpoints {
+                    c.join();
+                }
+                for r in recorders {
+                    r.join();
+                }
+            })
+            .await;
+            if let Some(h) = http {
+                let _ = h.await;
+            }
+        };
+        let joined = tokio::time::timeout(grace, async {
+            tokio::join!(flows_done, others_done);
+        })
+        .await;
+        if joined.is_err() {
+            warn!(
+                "not everything stopped within {}s; moving on anyway (unacknowledged records are copied again on the next start)",
+                grace.as_secs()
+            );
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
