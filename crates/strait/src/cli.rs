@@ -124,10 +124,18 @@ pub struct FailoverArgs {
 #[derive(Args, Debug)]
 pub struct FailbackArgs {
     pub config: PathBuf,
+    /// The region active now (where consumers run since the failover).
     #[arg(long)]
     pub from: String,
+    /// The region to return to.
     #[arg(long)]
     pub to: String,
+    /// Only the consumer groups matching this regex.
+    #[arg(long)]
+    pub groups: Option<String>,
+    /// How long to wait for producers to stop and replication to catch up (e.g. 60s, 5m).
+    #[arg(long)]
+    pub max_wait: Option<String>,
     /// Replicate records that reached the old region but never left it.
     #[arg(long)]
     pub salvage: bool,

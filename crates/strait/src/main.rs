@@ -10,7 +10,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_logging(cli.verbose);
+    // librdkafka logs every failed connection at ERROR level. A long-running replicator's
+    // operator wants them; a one-shot command (status, failover, ...) reports an unreachable
+    // cluster in its own words, and the same lines would only bury that sentence.
+    let long_running = matches!(cli.command, cli::Command::Run(_) | cli::Command::Demo(_));
+    init_logging(cli.verbose, long_running);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -36,11 +40,12 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr. `STRAIT_LOG` (or `RUST_LOG`) takes an env-filter expression; `-v` raises
 /// strait's own level. The embedded broker is quiet unless asked for by name.
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, long_running: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn,strait=info,tansu_broker=off,tansu_storage=off",
-        1 => "warn,strait=debug,strait_sandbox=debug,tansu_broker=off,tansu_storage=off",
+    let default = match (verbose, long_running) {
+        (0, true) => "warn,strait=info,tansu_broker=off,tansu_storage=off",
+        (0, false) => "warn,strait=info,librdkafka=off,tansu_broker=off,tansu_storage=off",
+        (1, _) => "warn,strait=debug,strait_sandbox=debug,tansu_broker=off,tansu_storage=off",
         _ => "debug",
     };
     let filter = std::env::var("STRAIT_LOG")

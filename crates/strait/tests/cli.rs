@@ -217,7 +217,7 @@ fn busy_port_is_one_line_naming_the_port_and_a_nonzero_exit() {
 }
 
 #[test]
-fn commands_of_later_issues_exit_2_not_implemented() {
+fn failover_and_failback_with_a_missing_file_are_one_line_and_exit_2() {
     for args in [
         vec!["failover", "x.properties", "--from", "a", "--to", "b"],
         vec!["failback", "x.properties", "--from", "b", "--to", "a"],
@@ -225,7 +225,8 @@ fn commands_of_later_issues_exit_2_not_implemented() {
         let out = strait().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8(out.stderr).unwrap();
-        assert!(err.contains("not implemented yet"), "{err}");
+        assert!(err.contains("x.properties"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
 

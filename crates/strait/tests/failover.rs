@@ -300,6 +300,17 @@ async fn planned_failover_under_live_traffic_loses_and_repeats_nothing() {
         !consumed_west.is_empty(),
         "the group had something left to read on us-west"
     );
+
+    // `strait status` reads the switch from the clusters.
+    let out = strait()
+        .arg("status")
+        .arg(&cfg)
+        .args(["--json", "--no-groups"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["active_regions"][0]["active"], "us-west", "{status}");
+    assert_eq!(status["active_regions"][0]["version"], 1, "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -537,4 +548,142 @@ fn usage_mistakes_are_one_sentence_and_exit_2() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
+}
+
+/// Run `strait failback ARGS --json` to the end: exit code and report.
+async fn failback(cfg: &std::path::Path, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut cmd = strait();
+    cmd.arg("failback").arg(cfg).args(args).arg("--json");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("[failback] {err}");
+    let doc = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("failback --json: {e}; stderr: {err}"));
+    (out.status.code().unwrap_or(-1), doc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failback_returns_outage_writes_and_salvages_what_never_left() {
+    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = mm2_config(
+        &dir,
+        &east.bootstrap_servers(),
+        &west.bootstrap_servers(),
+        "refresh.topics.interval.seconds = 2\n\
+         refresh.groups.interval.seconds = 1\n\
+         emit.checkpoints.interval.seconds = 1",
+    );
+    // Active-passive us-east -> us-west; `app` reads on us-east.
+    let mut run = spawn_run(&cfg);
+    produce_range(east, "orders", 3, 0..600, "v", None).await;
+    wait_for_count(west, "us-east.orders", 3, 600, Duration::from_secs(60)).await;
+    commit_group(
+        east,
+        "app",
+        &[("orders", 0, 100), ("orders", 1, 100), ("orders", 2, 100)],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while record_count(west, "us-east.checkpoints.internal", 1).await < 3 {
+        assert!(Instant::now() < deadline, "no checkpoints for app");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Replication stops; 120 more records reach us-east and never leave it; us-east fails.
+    signal(&run, "-TERM");
+    assert!(run.wait().unwrap().success());
+    produce_range(east, "orders", 3, 600..720, "never-left", None).await;
+    east.cut();
+    let (child, _lines, stdout) = failover_child(&cfg, &["--from", "us-east", "--to", "us-west"]);
+    let (code, doc) = finish(child, stdout).await;
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["mode"], "unplanned");
+
+    // The outage on us-west: new writes to `orders` there, and `app` moves on.
+    create_topic(west, "orders", 3).await;
+    produce_range(west, "orders", 3, 0..200, "west", None).await;
+    commit_group(
+        west,
+        "app",
+        &[
+            ("us-east.orders", 0, 150),
+            ("us-east.orders", 1, 150),
+            ("us-east.orders", 2, 150),
+            ("orders", 0, 20),
+            ("orders", 1, 20),
+            ("orders", 2, 20),
+        ],
+    )
+    .await;
+
+    // us-east is back. Failback without --salvage: lists what never left.
+    east.heal();
+    let (code, doc) = failback(&cfg, &["--from", "us-west", "--to", "us-east"]).await;
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["kind"], "failback");
+    assert_eq!(doc["active_region"]["active"], "us-east", "{doc}");
+    assert_eq!(doc["active_region"]["version"], 2, "{doc}");
+    let salvage = &doc["salvage"];
+    assert_eq!(salvage["records"], 120, "{doc}");
+    assert_eq!(salvage["copied"], false, "{doc}");
+    let ranges: Vec<(String, i64, i64, i64)> = salvage["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["topic"].as_str().unwrap().to_string(),
+                r["partition"].as_i64().unwrap(),
+                r["from"].as_i64().unwrap(),
+                r["to"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ranges,
+        [0, 1, 2].map(|p| ("orders".to_string(), p, 200, 240)),
+        "{doc}"
+    );
+    // What was written on us-west during the outage is on us-east.
+    assert_eq!(record_count(east, "us-west.orders", 3).await, 200);
+    assert_eq!(record_count(west, "us-east.orders", 3).await, 600);
+    // `app` resumes on us-east where it was on us-west, on both topics.
+    assert_eq!(
+        committed(east, "app", "orders", 3).await,
+        BTreeMap::from([(0, 150), (1, 150), (2, 150)])
+    );
+    assert_eq!(
+        committed(east, "app", "us-west.orders", 3).await,
+        BTreeMap::from([(0, 20), (1, 20), (2, 20)])
+    );
+    let topics = doc["topics_to_consume"].to_string();
+    assert!(
+        topics.contains("\"us-west.orders\"") && topics.contains("\"orders\""),
+        "{doc}"
+    );
+
+    // Again with --salvage: the 120 records reach us-west.
+    let (code, doc) = failback(&cfg, &["--from", "us-west", "--to", "us-east", "--salvage"]).await;
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["salvage"]["copied"], true, "{doc}");
+    assert_eq!(doc["salvage"]["copied_records"], 120, "{doc}");
+    assert_eq!(record_count(west, "us-east.orders", 3).await, 720);
+    let on_west = read_all(west, "us-east.orders", 3, 720).await;
+    let salvaged = on_west
+        .iter()
+        .filter(|r| {
+            r.value
+                .as_deref()
+                .is_some_and(|v| v.starts_with(b"never-left"))
+        })
+        .count();
+    assert_eq!(salvaged, 120);
 }

@@ -2,6 +2,7 @@
 
 mod check;
 mod clients;
+mod failback;
 mod demo;
 mod failover;
 mod run;
@@ -65,7 +66,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args).await,
         Command::Translate(args) => translate::run(args).await,
         Command::Failover(args) => failover::run(args).await,
-        Command::Failback(_) => not_yet("failback"),
+        Command::Failback(args) => failback::run(args).await,
         Command::Clients(args) => clients::run(args).await,
         Command::Drill(_) => not_yet("drill"),
         Command::Demo(args) => demo::run(args).await,

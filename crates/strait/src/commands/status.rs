@@ -151,6 +151,20 @@ pub fn to_text(s: &Status) -> String {
             &rows,
         );
     }
+    for a in &s.active_regions {
+        o += &format!(
+            "\nactive region of {} <-> {}: {} (version {}, {}, {:.0} s ago)",
+            a.pair[0],
+            a.pair[1],
+            a.active,
+            a.version,
+            a.reason,
+            (s.generated_at_ms - a.changed_at_ms).max(0) as f64 / 1000.0
+        );
+    }
+    if !s.active_regions.is_empty() {
+        o += "\n";
+    }
     o += &format!(
         "\noverall: {} (LAGGING above {:.0}s of lag)\n",
         s.verdict.as_str(),

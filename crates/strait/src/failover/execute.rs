@@ -130,7 +130,7 @@ pub fn flow_for<'a>(config: &'a Config, from: &str, to: &str) -> Result<&'a Flow
 }
 
 /// The state of one procedure as it goes.
-pub(crate) struct Run<'a> {
+pub struct Run<'a> {
     pub flow: &'a Flow,
     pub opts: &'a Options,
     pub rt: &'a Handle,

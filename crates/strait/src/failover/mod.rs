@@ -4,7 +4,9 @@
 pub mod active;
 pub mod clients;
 pub mod execute;
+pub mod failback;
 pub mod report;
 
 pub use execute::{failover, FailoverError, Options};
+pub use failback::{failback, FailbackOptions};
 pub use report::FailoverReport;

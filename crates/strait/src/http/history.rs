@@ -72,6 +72,7 @@ mod tests {
             generated_at_ms: at,
             verdict: Verdict::Ok,
             lag_threshold_seconds: 30.0,
+            active_regions: vec![],
             flows: vec![FlowStatus {
                 source: "a".into(),
                 target: "b".into(),

@@ -11,6 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::model::*;
 use crate::config::{Config, Flow};
+use crate::failover::active::{self, ActiveRegion};
 use crate::heartbeat::now_ms;
 use crate::kafka::groups::{Groups, TopicPartition};
 use crate::kafka::{Admin, ClientError, Endpoint};
@@ -64,13 +65,48 @@ pub fn collect(config: &Config, opts: &Options, rt: &tokio::runtime::Handle) -> 
         lag_threshold_seconds: opts.lag_threshold.as_secs_f64(),
         flows,
         groups,
+        active_regions: active_regions(config, opts.timeout),
     }
+}
+
+/// The current active-region record of every pair of the enabled flows' clusters, read from
+/// every cluster that answers (in parallel: a dead cluster costs one timeout, not one each).
+pub fn active_regions(config: &Config, timeout: Duration) -> Vec<ActiveRegion> {
+    let mut endpoints: BTreeMap<&str, &Endpoint> = BTreeMap::new();
+    for f in config.enabled_flows() {
+        endpoints.insert(&f.source, &f.clients.source_consumer);
+        endpoints.insert(&f.target, &f.clients.target_consumer);
+    }
+    let records: Vec<ActiveRegion> = std::thread::scope(|scope| {
+        let handles: Vec<_> = endpoints
+            .values()
+            .map(|ep| scope.spawn(move || active::read(ep, timeout).unwrap_or_default()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut out: Vec<ActiveRegion> = Vec::new();
+    for r in &records {
+        if out.iter().any(|o| o.key() == r.key()) {
+            continue;
+        }
+        if let Some(current) = active::for_pair(&records, &r.pair[0], &r.pair[1]) {
+            out.push(current.clone());
+        }
+    }
+    out.sort_by_key(|r| r.key());
+    out
 }
 
 /// Where heartbeats that crossed flow `S->T` are found on T, and how often they are emitted:
 /// `S.heartbeats` when the reverse pair emits heartbeats on S and this flow replicates them
 /// (end-to-end proof), else `heartbeats` on T from this pair's own emitter.
-fn heartbeat_source(config: &Config, flow: &Flow) -> Option<(String, Duration, Option<String>)> {
+pub fn heartbeat_source(
+    config: &Config,
+    flow: &Flow,
+) -> Option<(String, Duration, Option<String>)> {
     let reverse = config.flow(&flow.target, &flow.source)?;
     match (
         reverse.intervals.emit_heartbeats,

@@ -118,6 +118,9 @@ pub struct Status {
     pub lag_threshold_seconds: f64,
     pub flows: Vec<FlowStatus>,
     pub groups: Vec<GroupStatus>,
+    /// Per pair with a recorded failover or failback, the region active now (the newest
+    /// record read from either cluster).
+    pub active_regions: Vec<crate::failover::active::ActiveRegion>,
 }
 
 impl Status {

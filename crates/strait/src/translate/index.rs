@@ -368,6 +368,24 @@ impl OffsetIndex {
             .max()
     }
 
+    /// The reverse translation, for failback: where on the source a consumer resumes that is at
+    /// downstream offset `d` of the remote topic. Inside a run it is the record's own upstream
+    /// offset; in a hole between runs, the next run's start; past every run, the offset after
+    /// the last copy (records the target never got are then read on the source). `None` when
+    /// the partition has no runs.
+    pub fn upstream_of(&self, topic: &str, partition: i32, d: i64) -> Option<i64> {
+        let p = self.parts.get(&(topic.to_string(), partition))?;
+        if let Some((&down, &(up, len))) = p.runs.range(..=d).next_back() {
+            if d < down + len {
+                return Some(up + (d - down));
+            }
+        }
+        if let Some((_, &(up, _))) = p.runs.range(d + 1..).next() {
+            return Some(up);
+        }
+        p.runs.values().next_back().map(|&(up, len)| up + len)
+    }
+
     /// How many runs the index holds for a partition (for `strait translate` and tests).
     pub fn run_count(&self, topic: &str, partition: i32) -> usize {
         self.parts
@@ -379,6 +397,31 @@ impl OffsetIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reverse_translation_for_failback() {
+        let mut ix = OffsetIndex::default();
+        let run = |d, u, n| IndexRun {
+            topic: "o".into(),
+            partition: 0,
+            downstream_start: d,
+            upstream_start: u,
+            len: n,
+        };
+        // 0..10 copied to 0..10; a restart re-copied 8..20 to 10..22; a hole, then 30..35 at 25.
+        ix.apply(&run(0, 0, 10));
+        ix.apply(&run(10, 8, 12));
+        ix.apply(&run(25, 30, 5));
+        assert_eq!(ix.upstream_of("o", 0, 0), Some(0));
+        assert_eq!(ix.upstream_of("o", 0, 9), Some(9));
+        assert_eq!(ix.upstream_of("o", 0, 10), Some(8));
+        assert_eq!(ix.upstream_of("o", 0, 21), Some(19));
+        assert_eq!(ix.upstream_of("o", 0, 23), Some(30));
+        assert_eq!(ix.upstream_of("o", 0, 30), Some(35));
+        assert_eq!(ix.upstream_of("o", 0, 99), Some(35));
+        assert_eq!(ix.upstream_of("x", 0, 5), None);
+        assert_eq!(ix.replicated_end("o", 0), Some(35));
+    }
     use proptest::prelude::*;
 
     fn tp() -> Tp {
