@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -75,6 +75,9 @@ pub struct FlowSpec {
     pub sync_topic_configs: Option<Duration>,
     /// `sync.topic.acls.*`: how often topic ACLs are copied.
     pub sync_topic_acls: Option<Duration>,
+    /// The replication group on the source; `None`: `strait.S->T`, the group every process
+    /// running this flow shares. A drill names its own so that it never joins a running flow's.
+    pub group: Option<String>,
 }
 
 impl FlowSpec {
@@ -108,6 +111,7 @@ impl FlowSpec {
             use_defaults_from: flow.use_defaults_from,
             sync_topic_configs: flow.intervals.sync_topic_configs,
             sync_topic_acls: flow.intervals.sync_topic_acls,
+            group: None,
         }
     }
 
@@ -117,7 +121,9 @@ impl FlowSpec {
 
     /// The replicator's consumer group on the source. Never checkpointed or synced.
     pub fn group_id(&self) -> String {
-        super::replication_group(&self.source.alias, &self.target.alias)
+        self.group
+            .clone()
+            .unwrap_or_else(|| super::replication_group(&self.source.alias, &self.target.alias))
     }
 }
 
@@ -220,8 +226,10 @@ struct Delivery {
     timestamp: i64,
 }
 
+/// Holds `Shared` weakly: `Shared` owns the producer, so a strong reference would keep both
+/// alive (and the producer's threads running) after the flow ends.
 struct DeliveryContext {
-    shared: Arc<Shared>,
+    shared: Weak<Shared>,
 }
 
 impl ClientContext for DeliveryContext {}
@@ -230,30 +238,31 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<Delivery>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, d: Box<Delivery>) {
+        // The flow is gone: nothing left to account for.
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
         match result {
             Ok(m) => {
-                self.shared.progress.lock().unwrap().acked(&d.tp, d.offset);
-                self.shared
+                shared.progress.lock().unwrap().acked(&d.tp, d.offset);
+                shared
                     .runs
                     .lock()
                     .unwrap()
                     .observe(&d.tp, d.offset, m.offset());
-                self.shared
+                shared
                     .syncs
                     .lock()
                     .unwrap()
                     .record(&d.tp.0, d.tp.1, d.offset, m.offset());
-                self.shared.send_syncs();
-                self.shared.stats.records.fetch_add(1, Ordering::Relaxed);
-                self.shared
-                    .stats
-                    .bytes
-                    .fetch_add(d.bytes, Ordering::Relaxed);
+                shared.send_syncs();
+                shared.stats.records.fetch_add(1, Ordering::Relaxed);
+                shared.stats.bytes.fetch_add(d.bytes, Ordering::Relaxed);
                 if d.timestamp >= 0 {
                     let latency = crate::heartbeat::now_ms()
                         .saturating_sub(d.timestamp)
                         .max(0);
-                    self.shared
+                    shared
                         .stats
                         .last_latency_ms
                         .store(latency as u64, Ordering::Relaxed);
@@ -267,8 +276,8 @@ impl ProducerContext for DeliveryContext {
                     "record {}-{} offset {} could not be written to the target: {e}",
                     d.tp.0, d.tp.1, d.offset
                 );
-                error!(flow = %self.shared.flow, "{msg}");
-                self.shared.failure.lock().unwrap().get_or_insert(msg);
+                error!(flow = %shared.flow, "{msg}");
+                shared.failure.lock().unwrap().get_or_insert(msg);
             }
         }
     }
@@ -276,7 +285,7 @@ impl ProducerContext for DeliveryContext {
 
 /// Acknowledgements of offset index records.
 struct IndexContext {
-    shared: Arc<Shared>,
+    shared: Weak<Shared>,
 }
 
 impl ClientContext for IndexContext {}
@@ -285,10 +294,14 @@ impl ProducerContext for IndexContext {
     type DeliveryOpaque = Box<IndexRun>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, run: Box<IndexRun>) {
+        // The flow is gone: nothing left to account for.
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
         match result {
             Ok(_) => {
                 let tp: Tp = (Arc::from(run.topic.as_str()), run.partition);
-                self.shared.runs.lock().unwrap().persisted(&tp, &run);
+                shared.runs.lock().unwrap().persisted(&tp, &run);
             }
             Err((e, _)) => {
                 // Retried without a deadline, so this is permanent: stop rather than commit
@@ -297,8 +310,8 @@ impl ProducerContext for IndexContext {
                     "offset index record for {}-{} could not be written to the target: {e}",
                     run.topic, run.partition
                 );
-                error!(flow = %self.shared.flow, "{msg}");
-                self.shared.failure.lock().unwrap().get_or_insert(msg);
+                error!(flow = %shared.flow, "{msg}");
+                shared.failure.lock().unwrap().get_or_insert(msg);
             }
         }
     }
@@ -684,7 +697,7 @@ fn copy_loop(
     pcfg.set("message.timeout.ms", "2147483647");
     let producer: ThreadedProducer<DeliveryContext> = pcfg
         .create_with_context(DeliveryContext {
-            shared: shared.clone(),
+            shared: Arc::downgrade(&shared),
         })
         .map_err(|e| ClientError::from_kafka(&spec.target, "create the replication producer", e))?;
     let _ = shared.producer.set(producer);
@@ -693,7 +706,7 @@ fn copy_loop(
     icfg.set("message.timeout.ms", "2147483647");
     let index_producer: ThreadedProducer<IndexContext> = icfg
         .create_with_context(IndexContext {
-            shared: shared.clone(),
+            shared: Arc::downgrade(&shared),
         })
         .map_err(|e| {
             ClientError::from_kafka(&spec.target, "create the offset index producer", e)

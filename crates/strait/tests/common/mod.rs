@@ -229,6 +229,7 @@ pub fn flow_spec(
         use_defaults_from: strait::config::Side::Target,
         sync_topic_configs: Some(Duration::from_secs(2)),
         sync_topic_acls: Some(Duration::from_secs(2)),
+        group: None,
     }
 }
 
