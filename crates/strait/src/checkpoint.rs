@@ -24,6 +24,7 @@ use crate::translate::checkpoints::CheckpointStore;
 use crate::translate::group_sync::{plan_group_sync, GroupSyncDecision, TargetGroupState};
 use crate::translate::Translator;
 use crate::wire::Checkpoint;
+use crate::worker::{pause, Worker};
 
 /// Everything the checkpoint job of one flow needs.
 #[derive(Clone)]
@@ -107,59 +108,31 @@ pub struct CheckpointStats {
 /// A running checkpoint job; stops when dropped.
 pub struct RunningCheckpoints {
     pub stats: Arc<CheckpointStats>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    worker: Worker,
 }
 
 impl RunningCheckpoints {
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.worker.stop();
     }
 
     /// Stop and wait (the job flushes what it produced).
-    pub fn join(mut self) {
-        self.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for RunningCheckpoints {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+    pub fn join(self) {
+        self.worker.join();
     }
 }
 
 /// Start the job on its own thread. Must be called inside a tokio runtime (admin calls use it).
 pub fn start(spec: CheckpointSpec) -> RunningCheckpoints {
     let stats = Arc::new(CheckpointStats::default());
-    let stop = Arc::new(AtomicBool::new(false));
     let handle = tokio::runtime::Handle::current();
-    let thread = {
-        let (stats, stop) = (stats.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name(format!("checkpoints {}", spec.name()))
-            .spawn(move || job(spec, handle, &stop, &stats))
-            .expect("spawn the checkpoint thread")
+    let worker = {
+        let stats = stats.clone();
+        Worker::spawn(format!("checkpoints {}", spec.name()), move |stop| {
+            job(spec, handle, stop, &stats)
+        })
     };
-    RunningCheckpoints {
-        stats,
-        stop,
-        thread: Some(thread),
-    }
-}
-
-/// Sleep up to `d`, waking early when stopped. Returns false when stopped.
-fn pause(stop: &AtomicBool, d: Duration) -> bool {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        if stop.load(Ordering::SeqCst) {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
-    }
-    !stop.load(Ordering::SeqCst)
+    RunningCheckpoints { stats, worker }
 }
 
 fn job(

@@ -13,5 +13,7 @@ pub mod monitor;
 pub mod policy;
 pub mod replicate;
 pub mod service;
+pub mod text;
 pub mod translate;
 pub mod wire;
+pub mod worker;

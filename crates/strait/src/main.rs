@@ -10,9 +10,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    // librdkafka logs every failed connection at ERROR level. A long-running replicator's
-    // operator wants them; a one-shot command (status, failover, ...) reports an unreachable
-    // cluster in its own words, and the same lines would only bury that sentence.
+    // librdkafka logs every failed connection at ERROR level, and the replication tasks log
+    // their progress. A long-running replicator's operator wants both; a one-shot command
+    // (status, failover, drill, ...) reports an unreachable cluster and its progress in its own
+    // words, and those lines would only bury them (-v brings them back).
     let long_running = matches!(cli.command, cli::Command::Run(_) | cli::Command::Demo(_));
     init_logging(cli.verbose, long_running);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -44,7 +45,7 @@ fn init_logging(verbose: u8, long_running: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match (verbose, long_running) {
         (0, true) => "warn,strait=info,tansu_broker=off,tansu_storage=off",
-        (0, false) => "warn,strait=info,librdkafka=off,tansu_broker=off,tansu_storage=off",
+        (0, false) => "warn,librdkafka=off,rdkafka=off,tansu_broker=off,tansu_storage=off",
         (1, _) => "warn,strait=debug,strait_sandbox=debug,tansu_broker=off,tansu_storage=off",
         _ => "debug",
     };

@@ -20,7 +20,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use strait::kafka::Endpoint;
-use strait_sandbox::{Cluster, Sandbox};
+use strait_sandbox::Cluster;
 
 /// Writes `0, 1, 2, ...` (the payload is the sequence number) to `orders` until stopped; returns
 /// how many were acknowledged (all of them: it flushes before returning).
@@ -186,19 +186,11 @@ fn group<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn planned_failover_under_live_traffic_loses_and_repeats_nothing() {
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
-    let (east, west) = (
-        sb.cluster("us-east").unwrap(),
-        sb.cluster("us-west").unwrap(),
-    );
-    create_topic(east, "orders", 3).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = mm2_config(
-        &dir,
-        &east.bootstrap_servers(),
-        &west.bootstrap_servers(),
+    let regions = Regions::start(
         "refresh.topics.interval.seconds = 2\nemit.checkpoints.interval.seconds = 1",
-    );
+    )
+    .await;
+    let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
     let _run = spawn_run(&cfg);
 
     // Live traffic on us-east: a producer and the group `app`.
@@ -315,24 +307,16 @@ async fn planned_failover_under_live_traffic_loses_and_repeats_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unplanned_failover_reports_exactly_what_never_left() {
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
-    let (east, west) = (
-        sb.cluster("us-east").unwrap(),
-        sb.cluster("us-west").unwrap(),
-    );
-    create_topic(east, "orders", 3).await;
-    let dir = tempfile::tempdir().unwrap();
     // `late` is created after strait has looked for topics, and it looks again only hourly:
     // whatever is written to it stays on us-east, as records of a lagging flow do.
-    let cfg = mm2_config(
-        &dir,
-        &east.bootstrap_servers(),
-        &west.bootstrap_servers(),
+    let regions = Regions::start(
         "us-east->us-west.topics = orders, late\n\
          refresh.topics.interval.seconds = 3600\n\
          refresh.groups.interval.seconds = 1\n\
          emit.checkpoints.interval.seconds = 1",
-    );
+    )
+    .await;
+    let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
     let _run = spawn_run(&cfg);
     produce_range(east, "orders", 3, 0..900, "v", None).await;
     wait_for_count(west, "us-east.orders", 3, 900, Duration::from_secs(60)).await;
@@ -446,19 +430,11 @@ async fn state(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dry_run_changes_nothing() {
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
-    let (east, west) = (
-        sb.cluster("us-east").unwrap(),
-        sb.cluster("us-west").unwrap(),
-    );
-    create_topic(east, "orders", 3).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = mm2_config(
-        &dir,
-        &east.bootstrap_servers(),
-        &west.bootstrap_servers(),
+    let regions = Regions::start(
         "refresh.topics.interval.seconds = 2\nemit.checkpoints.interval.seconds = 1",
-    );
+    )
+    .await;
+    let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
     produce_range(east, "orders", 3, 0..600, "v", None).await;
     commit_group(
         east,
@@ -566,21 +542,13 @@ async fn failback(cfg: &std::path::Path, args: &[&str]) -> (i32, serde_json::Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failback_returns_outage_writes_and_salvages_what_never_left() {
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
-    let (east, west) = (
-        sb.cluster("us-east").unwrap(),
-        sb.cluster("us-west").unwrap(),
-    );
-    create_topic(east, "orders", 3).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = mm2_config(
-        &dir,
-        &east.bootstrap_servers(),
-        &west.bootstrap_servers(),
+    let regions = Regions::start(
         "refresh.topics.interval.seconds = 2\n\
          refresh.groups.interval.seconds = 1\n\
          emit.checkpoints.interval.seconds = 1",
-    );
+    )
+    .await;
+    let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
     // Active-passive us-east -> us-west; `app` reads on us-east.
     let mut run = spawn_run(&cfg);
     produce_range(east, "orders", 3, 0..600, "v", None).await;

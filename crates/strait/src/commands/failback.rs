@@ -4,24 +4,19 @@
 use std::process::ExitCode;
 
 use crate::cli::FailbackArgs;
-use crate::commands::failover::parse_duration;
+use crate::commands::failover::{finish, options};
 use crate::commands::UsageError;
 use strait::config::Config;
-use strait::failover::{self, FailbackOptions, FailoverError, Options};
+use strait::failover::{self, FailbackOptions};
 
 pub async fn run(args: FailbackArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
-    let mut base = Options::new(&args.from, &args.to);
-    if let Some(w) = &args.max_wait {
-        base.max_wait = parse_duration("--max-wait", w)?;
-    }
-    if let Some(g) = &args.groups {
-        base.groups = Some(fancy_regex::Regex::new(g).map_err(|e| {
-            UsageError(format!(
-                "--groups {g:?} is not a valid regular expression: {e}"
-            ))
-        })?);
-    }
+    let base = options(
+        &args.from,
+        &args.to,
+        args.groups.as_deref(),
+        args.max_wait.as_deref(),
+    )?;
     for alias in [&args.from, &args.to] {
         if config.cluster(alias).is_none() {
             let known: Vec<&str> = config.clusters.iter().map(|c| c.alias.as_str()).collect();
@@ -42,19 +37,5 @@ pub async fn run(args: FailbackArgs) -> anyhow::Result<ExitCode> {
         failover::failback(&config, &opts, &rt, &|line| eprintln!("strait: {line}"))
     })
     .await?;
-    let report = match report {
-        Ok(r) => r,
-        Err(FailoverError::Usage(m)) => return Err(UsageError(m).into()),
-        Err(e) => return Err(e.into()),
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.to_text());
-    }
-    Ok(if report.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    finish(report, args.json)
 }

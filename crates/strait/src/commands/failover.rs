@@ -9,22 +9,17 @@ use std::time::Duration;
 use crate::cli::FailoverArgs;
 use crate::commands::UsageError;
 use strait::config::Config;
-use strait::failover::{self, FailoverError, Options};
+use strait::failover::{self, FailoverError, FailoverReport, Options};
 
 pub async fn run(args: FailoverArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
-    let mut opts = Options::new(&args.from, &args.to);
+    let mut opts = options(
+        &args.from,
+        &args.to,
+        args.groups.as_deref(),
+        args.max_wait.as_deref(),
+    )?;
     opts.dry_run = args.dry_run;
-    if let Some(w) = &args.max_wait {
-        opts.max_wait = parse_duration("--max-wait", w)?;
-    }
-    if let Some(g) = &args.groups {
-        opts.groups = Some(fancy_regex::Regex::new(g).map_err(|e| {
-            UsageError(format!(
-                "--groups {g:?} is not a valid regular expression: {e}"
-            ))
-        })?);
-    }
     failover::execute::flow_for(&config, &opts.from, &opts.to)
         .map_err(|e| UsageError(format!("{}: {e}", args.config.display())))?;
     let rt = tokio::runtime::Handle::current();
@@ -32,12 +27,41 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<ExitCode> {
         failover::failover(&config, &opts, &rt, &|line| eprintln!("strait: {line}"))
     })
     .await?;
+    finish(report, args.json)
+}
+
+/// The options `failover` and `failback` share, checked.
+pub fn options(
+    from: &str,
+    to: &str,
+    groups: Option<&str>,
+    max_wait: Option<&str>,
+) -> Result<Options, UsageError> {
+    let mut opts = Options::new(from, to);
+    if let Some(w) = max_wait {
+        opts.max_wait = parse_duration("--max-wait", w)?;
+    }
+    if let Some(g) = groups {
+        opts.groups = Some(fancy_regex::Regex::new(g).map_err(|e| {
+            UsageError(format!(
+                "--groups {g:?} is not a valid regular expression: {e}"
+            ))
+        })?);
+    }
+    Ok(opts)
+}
+
+/// Print the report (table or JSON) and choose the exit code: 0 when everything moved.
+pub fn finish(
+    report: Result<FailoverReport, FailoverError>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let report = match report {
         Ok(r) => r,
         Err(FailoverError::Usage(m)) => return Err(UsageError(m).into()),
         Err(e) => return Err(e.into()),
     };
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_text());

@@ -27,31 +27,7 @@ pub fn spinner(message: &str) -> Option<indicatif::ProgressBar> {
     Some(pb)
 }
 
-/// A plain-text table: columns padded to their widest cell, two spaces apart.
-pub fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.len());
-        }
-    }
-    let line = |cells: &[&str]| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-            + "\n"
-    };
-    let mut o = line(head);
-    for r in rows {
-        o += &line(&r.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-    o
-}
+pub use strait::text::table;
 
 /// A mistake in how strait was called (exit code 2), as opposed to a failure while working (1).
 #[derive(Debug, thiserror::Error)]

@@ -261,13 +261,18 @@ impl<'a> Run<'a> {
                 quiet_since = Instant::now();
             }
             if !growing.is_empty() {
-                let msg = format!(
-                    "writes still arriving on {from}: {}; stop the producers (strait does not stop them)",
-                    growing.join(", ")
-                );
-                if msg != said {
-                    (self.progress)(&msg);
-                    said = msg;
+                // Said again only when the set of partitions changes, not their counts.
+                let names: String = growing
+                    .iter()
+                    .map(|g| g.split(' ').next().unwrap_or(g))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                if names != said {
+                    (self.progress)(&format!(
+                        "writes still arriving on {from}: {}; stop the producers (strait does not stop them)",
+                        growing.join(", ")
+                    ));
+                    said = names;
                 }
             }
             last = Some(ends);
@@ -276,7 +281,7 @@ impl<'a> Run<'a> {
             }
             if Instant::now() >= self.deadline() {
                 return Err(FailoverError::Aborted(format!(
-                    "writes were still arriving on {from} after {} s ({}): stop the producers and run the {} again; nothing was changed",
+                    "writes were still arriving on {from} after {} s ({}): stop the producers and run the {} again; no group offsets or active region were changed",
                     self.opts.max_wait.as_secs(),
                     growing.join(", "),
                     self.kind
@@ -373,7 +378,7 @@ impl<'a> Run<'a> {
                     .collect();
                 return Err(FailoverError::Aborted(format!(
                     "replication {from}->{to} did not catch up within {} s ({behind} records behind: {}); \
-                     is `strait run` replicating {from}->{to}? nothing was changed",
+                     is `strait run` replicating {from}->{to}? no group offsets or active region were changed",
                     self.opts.max_wait.as_secs(),
                     worst.join(", ")
                 )));
@@ -414,7 +419,7 @@ impl<'a> Run<'a> {
         };
         self.step("quiesce", t, "ok", detail);
         self.rpo = Some(Rpo::from_losses(
-            losses(&second, |p| p.replicated),
+            self.losses_now(&second),
             true,
             format!(
                 "{}'s current replication lag: what a switch this moment would leave behind",
@@ -424,13 +429,38 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// The flow's offset index, read from the target alone (MM2's offset syncs may live on a
+    /// source that is gone).
+    fn index(&self) -> Result<Translator, ClientError> {
+        let mut translator = Translator::new(
+            &self.flow.clients.target_consumer,
+            &crate::translate::index_topic(&self.flow.source),
+            None,
+        );
+        translator.refresh(self.opts.timeout)?;
+        Ok(translator)
+    }
+
+    /// What the target holds of each source partition: the end of the index's runs (ahead of
+    /// the flow's committed position by up to a commit interval), at least the committed one.
+    fn losses_now(&self, parts: &[PartitionLag]) -> Vec<PartitionLoss> {
+        let index = self.index().ok();
+        losses(parts, |p| {
+            index
+                .as_ref()
+                .and_then(|t| t.index().replicated_end(&p.topic, p.partition))
+                .unwrap_or(p.replicated)
+                .max(p.replicated)
+        })
+    }
+
     /// After the switch, what is on the source and not (yet) on the target.
     pub fn final_rpo(&mut self) {
         let (from, to) = (&self.opts.from, &self.opts.to);
         match self.sample() {
             Ok(parts) => {
                 self.rpo = Some(Rpo::from_losses(
-                    losses(&parts, |p| p.replicated),
+                    self.losses_now(&parts),
                     true,
                     format!("both clusters read at the switch: records on {from} not yet replicated to {to}"),
                 ))
@@ -514,15 +544,7 @@ impl<'a> Run<'a> {
             self.step("rpo", t, "warning", "no lag snapshot: RPO unknown".into());
             return Ok(());
         };
-        // Only the index (on the target): MM2's offset syncs may live on the lost source.
-        let mut translator = Translator::new(
-            &self.flow.clients.target_consumer,
-            &crate::translate::index_topic(&self.flow.source),
-            None,
-        );
-        translator
-            .refresh(self.opts.timeout)
-            .map_err(|e| self.lost_target(e))?;
+        let translator = self.index().map_err(|e| self.lost_target(e))?;
         let parts: Vec<PartitionLag> = snap
             .partitions
             .iter()

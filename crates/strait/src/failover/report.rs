@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::active::ActiveRegion;
+use crate::text::table;
 
 /// One step of the procedure, timed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -309,31 +310,6 @@ impl FailoverReport {
 
 fn secs(ms: i64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
-}
-
-fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.len());
-        }
-    }
-    let line = |cells: &[&str]| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-            + "\n"
-    };
-    let mut o = line(head);
-    for r in rows {
-        o += &line(&r.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-    o
 }
 
 #[cfg(test)]

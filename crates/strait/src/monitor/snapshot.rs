@@ -7,7 +7,6 @@
 //! snapshot is the last view of S before it went away.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -20,6 +19,7 @@ use crate::config::Flow;
 use crate::heartbeat::now_ms;
 use crate::kafka::tail::TopicTail;
 use crate::kafka::{Admin, ClientError, TopicSpec};
+use crate::worker::{pause, Worker};
 
 /// The topic, on every target cluster.
 pub const TOPIC: &str = "strait-lag.internal";
@@ -65,48 +65,16 @@ pub fn read_latest(flow: &Flow, timeout: Duration) -> Result<Option<LagSnapshot>
     Ok(newest)
 }
 
-/// A running recorder; stop it with [`Recorder::stop`] and wait with [`Recorder::join`].
-pub struct Recorder {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Recorder {
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-
-    /// Stop and wait (blocking).
-    pub fn join(mut self) {
-        self.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+/// A running recorder; it stops when dropped, [`Worker::join`] waits for it.
+pub type Recorder = Worker;
 
 /// Record snapshots of `flow` every [`INTERVAL`] on a thread of its own (librdkafka's metadata
 /// calls block). Must be called from within a tokio runtime.
 pub fn start(flow: Flow) -> Recorder {
-    let stop = Arc::new(AtomicBool::new(false));
     let rt = tokio::runtime::Handle::current();
-    let thread = {
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name(format!("lag {}->{}", flow.source, flow.target))
-            .spawn(move || record(flow, rt, &stop))
-            .expect("spawn the lag snapshot thread")
-    };
-    Recorder {
-        stop,
-        thread: Some(thread),
-    }
+    Worker::spawn(format!("lag {}->{}", flow.source, flow.target), move |stop| {
+        record(flow, rt, stop)
+    })
 }
 
 fn record(flow: Flow, rt: tokio::runtime::Handle, stop: &AtomicBool) {
@@ -145,9 +113,7 @@ fn record(flow: Flow, rt: tokio::runtime::Handle, stop: &AtomicBool) {
             }
             Err(e) => debug!(flow = %flow.name(), error = %e, "source not read; no lag snapshot"),
         }
-        while started.elapsed() < INTERVAL && !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        pause(stop, INTERVAL.saturating_sub(started.elapsed()));
     }
     if let Some(p) = producer {
         let _ = p.flush(Duration::from_secs(2));

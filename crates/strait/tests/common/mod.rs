@@ -536,3 +536,46 @@ pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> 
         .await
         .unwrap()
 }
+
+// ---- the usual setup: two regions, `orders` on us-east, an MM2 file ----
+
+/// Two sandbox regions, us-east and us-west, with `orders` (3 partitions) on us-east and an MM2
+/// file for us-east -> us-west (see [`mm2_config`]) followed by `extra`.
+pub struct Regions {
+    pub sandbox: strait_sandbox::Sandbox,
+    pub dir: tempfile::TempDir,
+    pub config: std::path::PathBuf,
+}
+
+impl Regions {
+    pub async fn start(extra: &str) -> Self {
+        let sandbox = strait_sandbox::Sandbox::start(&["us-east", "us-west"])
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (east, west) = (
+            sandbox.cluster("us-east").unwrap(),
+            sandbox.cluster("us-west").unwrap(),
+        );
+        create_topic(east, "orders", 3).await;
+        let config = mm2_config(
+            &dir,
+            &east.bootstrap_servers(),
+            &west.bootstrap_servers(),
+            extra,
+        );
+        Self {
+            sandbox,
+            dir,
+            config,
+        }
+    }
+
+    pub fn east(&self) -> &Cluster {
+        self.sandbox.cluster("us-east").unwrap()
+    }
+
+    pub fn west(&self) -> &Cluster {
+        self.sandbox.cluster("us-west").unwrap()
+    }
+}
