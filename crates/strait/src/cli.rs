@@ -158,29 +158,44 @@ pub struct ClientsArgs {
 
 #[derive(Args, Debug)]
 pub struct DrillArgs {
-    /// MM2 properties file (not needed with --sandbox).
+    /// MM2 properties file whose clusters and flow settings the drill uses (the failure is
+    /// simulated); not with --sandbox.
     pub config: Option<PathBuf>,
-    /// Run the drill on two sandbox regions started for it.
+    /// Run the drill on two sandbox regions started for it, with an active-passive config of
+    /// its own and a real failure (the fault proxy cuts the primary).
     #[arg(long)]
     pub sandbox: bool,
+    /// The region to fail (with --sandbox: default us-east).
     #[arg(long)]
     pub primary: Option<String>,
+    /// The region that takes over (with --sandbox: default us-west).
     #[arg(long)]
     pub secondary: Option<String>,
-    #[arg(long)]
+    /// From the first record written to stopping the producer (e.g. 60s, 5m; a bare number is
+    /// seconds). Default 60s.
+    #[arg(long, value_name = "DUR")]
     pub duration: Option<String>,
-    /// Records per second the drill producer writes.
-    #[arg(long)]
+    /// Records per second the drill producer writes. Default 200.
+    #[arg(long, value_name = "N")]
     pub rate: Option<u64>,
-    #[arg(long)]
+    /// When to fail the primary, from the first record written. Default: a third of --duration.
+    #[arg(long, value_name = "DUR")]
     pub fail_after: Option<String>,
-    #[arg(long)]
+    /// Fail the drill when more records than this are lost.
+    #[arg(long, value_name = "N")]
     pub rpo_budget: Option<u64>,
-    #[arg(long)]
+    /// Fail the drill when the outage (failure to first record consumed on the secondary) is
+    /// longer than this (e.g. 30s, 500ms).
+    #[arg(long, value_name = "DUR")]
     pub rto_budget: Option<String>,
-    /// Directory for the drill report.
-    #[arg(long)]
+    /// Directory for report.json, report.md and report.html. Default:
+    /// ./strait-drill-<UTC timestamp>.
+    #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
+    /// Drill with this topic on the primary instead of a new strait-drill-<id> (created when
+    /// missing, deleted afterwards only if the drill created it).
+    #[arg(long, alias = "topics", value_name = "TOPIC")]
+    pub topic: Option<String>,
 }
 
 #[derive(Args, Debug)]

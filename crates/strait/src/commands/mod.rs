@@ -4,6 +4,7 @@ mod check;
 mod clients;
 mod failback;
 mod demo;
+mod drill;
 mod failover;
 mod run;
 mod sandbox;
@@ -44,16 +45,9 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Failover(args) => failover::run(args).await,
         Command::Failback(args) => failback::run(args).await,
         Command::Clients(args) => clients::run(args).await,
-        Command::Drill(_) => not_yet("drill"),
+        Command::Drill(args) => drill::run(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
-}
-
-fn not_yet(name: &str) -> anyhow::Result<ExitCode> {
-    Err(UsageError(format!(
-        "`strait {name}` is not implemented yet (see the status table in the README)"
-    ))
-    .into())
 }
 
 /// The error and its causes on one line, each cause said once.

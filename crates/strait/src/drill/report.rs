@@ -655,15 +655,20 @@ impl DrillReport {
     }
 
     /// The timeline chart: records acknowledged and consumed on the left axis, replication lag
-    /// on the right one, vertical lines at the marks.
+    /// on the right one, vertical lines at the marks; below it, on the same time axis, the
+    /// produce rate (records acknowledged per second).
     fn svg_chart(&self) -> String {
         const W: f64 = 960.0;
-        const H: f64 = 380.0;
+        const H: f64 = 500.0;
         const LEFT: f64 = 80.0;
         const RIGHT: f64 = 80.0;
         const TOP: f64 = 70.0;
-        const BOTTOM: f64 = 50.0;
-        let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+        /// The main plot's height.
+        const MAIN_H: f64 = 260.0;
+        /// The rate panel: its top and height.
+        const RATE_TOP: f64 = TOP + MAIN_H + 16.0;
+        const RATE_H: f64 = 70.0;
+        let (pw, ph) = (W - LEFT - RIGHT, MAIN_H);
 
         let t_max = self
             .timeline
@@ -689,7 +694,14 @@ impl DrillReport {
                 .unwrap_or(0)
                 .max(0) as f64,
         );
+        let rate_max = nice_ceil(
+            self.timeline
+                .iter()
+                .map(|s| s.produce_rate)
+                .fold(0.0, f64::max),
+        );
         let x = |t: i64| LEFT + (t.max(0) as f64 / t_max).min(1.0) * pw;
+        let y_rate = |v: f64| RATE_TOP + RATE_H - (v.max(0.0) / rate_max).min(1.0) * RATE_H;
         let y_count = |v: f64| TOP + ph - (v / count_max).min(1.0) * ph;
         let y_lag = |v: f64| TOP + ph - (v.max(0.0) / lag_max).min(1.0) * ph;
 
@@ -729,15 +741,35 @@ impl DrillReport {
                 svg,
                 "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
                 x(t),
-                TOP + ph + 18.0,
+                RATE_TOP + RATE_H + 18.0,
                 esc(&fmt_ms(t))
+            );
+        }
+        let _ = writeln!(
+            svg,
+            "<rect class=\"plot\" x=\"{LEFT}\" y=\"{RATE_TOP}\" width=\"{pw}\" height=\"{RATE_H}\"/>"
+        );
+        for i in 0..=2 {
+            let f = i as f64 / 2.0;
+            let yy = RATE_TOP + RATE_H - f * RATE_H;
+            let _ = writeln!(
+                svg,
+                "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\"/>",
+                LEFT + pw
+            );
+            let _ = writeln!(
+                svg,
+                "<text class=\"axis rate\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}/s</text>",
+                LEFT - 6.0,
+                yy + 4.0,
+                fmt_count(f * rate_max)
             );
         }
         let _ = writeln!(
             svg,
             "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">time since start</text>",
             LEFT + pw / 2.0,
-            H - 8.0
+            RATE_TOP + RATE_H + 34.0
         );
         let _ = writeln!(
             svg,
@@ -777,6 +809,12 @@ impl DrillReport {
             .collect();
         polyline(&mut svg, "acked", &acked);
         polyline(&mut svg, "consumed", &consumed);
+        let rate: Vec<(f64, f64)> = self
+            .timeline
+            .iter()
+            .map(|s| (x(s.t_ms), y_rate(s.produce_rate)))
+            .collect();
+        polyline(&mut svg, "rate", &rate);
         // The lag is unknown while the primary is down: one line per stretch where it was known.
         for run in self.timeline.split(|s| s.replication_lag_records.is_none()) {
             let pts: Vec<(f64, f64)> = run
@@ -799,14 +837,33 @@ impl DrillReport {
 
         let mut marks: Vec<&Mark> = self.marks.iter().collect();
         marks.sort_by_key(|m| m.t_ms);
-        for (i, m) in marks.iter().enumerate() {
+        // Labels go in the first of four rows above the plot where they overlap no other
+        // label (marks close in time, such as failover done and the first record consumed,
+        // would otherwise print over each other); 11 px text is about 6.2 px a character.
+        let mut taken: Vec<Vec<(f64, f64)>> = vec![Vec::new(); 4];
+        for m in &marks {
             let mx = x(m.t_ms);
-            let label_y = 14.0 + (i % 3) as f64 * 16.0;
-            let anchor = if mx > LEFT + pw * 0.75 {
+            let text_w =
+                (m.label.chars().count() + fmt_ms(m.t_ms).chars().count() + 4) as f64 * 6.2;
+            let anchor = if mx + 3.0 + text_w > W {
                 "end"
             } else {
                 "start"
             };
+            let extent = if anchor == "end" {
+                (mx - 3.0 - text_w, mx)
+            } else {
+                (mx, mx + 3.0 + text_w)
+            };
+            let row = (0..taken.len())
+                .find(|&r| {
+                    taken[r]
+                        .iter()
+                        .all(|&(a, b)| extent.1 + 6.0 < a || b + 6.0 < extent.0)
+                })
+                .unwrap_or(taken.len() - 1);
+            taken[row].push(extent);
+            let label_y = 14.0 + row as f64 * 14.0;
             let kind = serde_json::to_value(m.kind)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
@@ -816,6 +873,11 @@ impl DrillReport {
                 "<line class=\"mark {kind}\" x1=\"{mx:.1}\" y1=\"{:.1}\" x2=\"{mx:.1}\" y2=\"{:.1}\"/>",
                 label_y + 4.0,
                 TOP + ph
+            );
+            let _ = writeln!(
+                svg,
+                "<line class=\"mark-through {kind}\" x1=\"{mx:.1}\" y1=\"{RATE_TOP:.1}\" x2=\"{mx:.1}\" y2=\"{:.1}\"/>",
+                RATE_TOP + RATE_H
             );
             let _ = writeln!(
                 svg,
@@ -830,9 +892,10 @@ impl DrillReport {
             ("acked", "acknowledged (produced)"),
             ("consumed", "consumed"),
             ("lag", "replication lag (right axis)"),
+            ("rate", "produce rate (lower panel)"),
         ];
         for (i, (class, label)) in legend.iter().enumerate() {
-            let lx = LEFT + i as f64 * 220.0;
+            let lx = LEFT + i as f64 * 200.0;
             let ly = H - 24.0;
             let _ = writeln!(
                 svg,
@@ -953,7 +1016,7 @@ fn fmt_amount(unit: BudgetUnit, v: u64) -> String {
 }
 
 /// A duration for people: "850 ms", "12.35 s".
-fn fmt_ms(ms: i64) -> String {
+pub fn fmt_ms(ms: i64) -> String {
     if ms.abs() < 1000 {
         format!("{ms} ms")
     } else {
@@ -991,7 +1054,7 @@ fn nice_ceil(v: f64) -> f64 {
 }
 
 /// `2024-05-01 12:00:00.000 UTC` from ms since the epoch.
-fn fmt_utc(ms: i64) -> String {
+pub fn fmt_utc(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let in_day = ms.rem_euclid(86_400_000);
     // Howard Hinnant's civil_from_days.
@@ -1306,6 +1369,11 @@ mod tests {
         assert_eq!(count(&html, "<polyline class=\"acked\""), 1);
         assert_eq!(count(&html, "<polyline class=\"consumed\""), 1);
         assert_eq!(count(&html, "<polyline class=\"lag\""), 1);
+        assert_eq!(
+            count(&html, "<polyline class=\"rate\""),
+            1,
+            "the produce rate"
+        );
         assert_eq!(count(&html, "<line class=\"mark "), 4);
         assert!(html.contains("<line class=\"mark failure\""));
         assert!(html.contains("us-east failed (+20.00 s)"));
