@@ -2,9 +2,9 @@
 
 mod check;
 mod clients;
-mod failback;
 mod demo;
 mod drill;
+mod failback;
 mod failover;
 mod run;
 mod sandbox;

@@ -72,9 +72,10 @@ pub type Recorder = Worker;
 /// calls block). Must be called from within a tokio runtime.
 pub fn start(flow: Flow) -> Recorder {
     let rt = tokio::runtime::Handle::current();
-    Worker::spawn(format!("lag {}->{}", flow.source, flow.target), move |stop| {
-        record(flow, rt, stop)
-    })
+    Worker::spawn(
+        format!("lag {}->{}", flow.source, flow.target),
+        move |stop| record(flow, rt, stop),
+    )
 }
 
 fn record(flow: Flow, rt: tokio::runtime::Handle, stop: &AtomicBool) {
