@@ -155,8 +155,13 @@ fn summary(r: &DrillReport, dir: &std::path::Path) -> String {
         opt(r.durations.detection_ms),
         opt(r.durations.failover_ms)
     ));
-    let estimate = match r.strait_estimate.as_ref().and_then(|e| e.records) {
-        Some(e) => format!("; strait estimated {e}"),
+    let estimate = match r.strait_estimate.as_ref() {
+        Some(e) if e.source.contains("upper bound") => e
+            .records
+            .map_or_else(String::new, |n| format!("; strait estimated at most {n}")),
+        Some(e) => e
+            .records
+            .map_or_else(String::new, |n| format!("; strait estimated {n}")),
         None => String::new(),
     };
     out.push_str(&format!(

@@ -1160,7 +1160,13 @@ impl Drill {
         if self.is_sandbox() {
             self.estimate = Some(RpoEstimate {
                 records: report.rpo.records.map(|r| r.max(0) as u64),
-                source: format!("strait failover: {}", report.rpo.source),
+                source: match (report.rpo.records_at_least, report.rpo.records) {
+                    (Some(lo), Some(hi)) if lo < hi => format!(
+                        "strait failover, an upper bound (at least {lo}): {}",
+                        report.rpo.source
+                    ),
+                    _ => format!("strait failover: {}", report.rpo.source),
+                },
             });
             self.notes.push(format!(
                 "strait failover ran {} (steps: {}) and reported an RTO of {:.2} s (its own start to consumers ready).",

@@ -21,7 +21,7 @@ use crate::kafka::groups::{Groups, TopicPartition};
 use crate::kafka::tail::TopicTail;
 use crate::kafka::{Admin, ClientError};
 use crate::monitor::collect::source_lag;
-use crate::monitor::snapshot;
+use crate::monitor::snapshot::{self, LagSnapshot};
 use crate::monitor::PartitionLag;
 use crate::translate::group::translate_group;
 use crate::translate::Translator;
@@ -82,6 +82,8 @@ pub fn failover(
 ) -> Result<FailoverReport, FailoverError> {
     let flow = flow_for(config, &opts.from, &opts.to)?;
     let mut run = Run::new("failover", flow, opts, rt, progress);
+    run.heartbeats = crate::monitor::collect::heartbeat_source(config, flow)
+        .map(|(topic, _, from)| (topic, from));
     run.probe()?;
     if run.planned {
         if opts.dry_run {
@@ -148,6 +150,9 @@ pub struct Run<'a> {
     pub active_region: Option<ActiveRegion>,
     pub switched_at: Option<Instant>,
     pub source_error: Option<String>,
+    /// Where heartbeats that crossed the flow are on the target, and whose (see
+    /// `monitor::collect::heartbeat_source`): the last sign of life of a lost source.
+    pub heartbeats: Option<(String, Option<String>)>,
 }
 
 impl<'a> Run<'a> {
@@ -175,6 +180,7 @@ impl<'a> Run<'a> {
             active_region: None,
             switched_at: None,
             source_error: None,
+            heartbeats: None,
         }
     }
 
@@ -554,26 +560,81 @@ impl<'a> Run<'a> {
         self.note_topics(&parts);
         let index = translator.index();
         let age = (now_ms() - snap.at_ms) as f64 / 1000.0;
-        let rpo = Rpo::from_losses(
-            losses(&parts, |p| {
-                index
-                    .replicated_end(&p.topic, p.partition)
-                    .unwrap_or(p.replicated)
-                    .max(p.replicated)
-            }),
+        // Writes after the snapshot, at the rate it measured: until strait found the source
+        // gone (an upper bound: it failed before that), else until its newest heartbeat here.
+        let (until, why) = match snap.unreachable_from_ms {
+            Some(t) => (Some(t), format!("until strait found {from} not answering")),
+            None => (
+                self.last_heartbeat_ms(),
+                format!("until {from}'s last heartbeat seen on {to}"),
+            ),
+        };
+        let extra = until.map_or(0.0, |t| ((t - snap.at_ms) as f64 / 1000.0).max(0.0));
+        let estimated = extrapolated_losses(&parts, &snap, extra, |p| {
+            index
+                .replicated_end(&p.topic, p.partition)
+                .unwrap_or(p.replicated)
+                .max(p.replicated)
+        });
+        let after = match (until, snap.unreachable_from_ms) {
+            (Some(_), Some(_)) => format!(
+                "plus writes after it at the rate it measured, for the {extra:.1} s {why} (an upper bound)"
+            ),
+            (Some(_), None) if extra > 0.0 => format!(
+                "plus writes after it at the rate it measured, for the {extra:.1} s {why}; later writes are not counted"
+            ),
+            _ => format!("writes to {from} after it are not counted"),
+        };
+        let certain: i64 = losses(&parts, |p| {
+            index
+                .replicated_end(&p.topic, p.partition)
+                .unwrap_or(p.replicated)
+                .max(p.replicated)
+        })
+        .iter()
+        .map(|l| l.records)
+        .sum();
+        let mut rpo = Rpo::from_losses(
+            estimated,
             false,
             format!(
                 "strait's last view of {from} (lag snapshot on {to}, taken {age:.1} s before this step): \
-                 records {from} had then that {to} does not have now; writes to {from} after it are not counted"
+                 records {from} had then that {to} does not have now, {after}"
             ),
         );
-        let detail = format!(
-            "{} records on {from} never reached {to} (as of {from}'s last lag snapshot, {age:.1} s old)",
-            rpo.records.unwrap_or(0)
-        );
+        if extra > 0.0 {
+            rpo.records_at_least = Some(certain);
+        }
+        let detail = match rpo.records_at_least {
+            Some(lo) => format!(
+                "{lo} to {} records on {from} never reached {to} (from {from}'s last lag snapshot, {age:.1} s old)",
+                rpo.records.unwrap_or(0)
+            ),
+            None => format!(
+                "{} records on {from} never reached {to} (from {from}'s last lag snapshot, {age:.1} s old)",
+                rpo.records.unwrap_or(0)
+            ),
+        };
         self.rpo = Some(rpo);
         self.step("rpo", t, "ok", detail);
         Ok(())
+    }
+
+    /// Timestamp of the newest heartbeat from the source on the target.
+    fn last_heartbeat_ms(&self) -> Option<i64> {
+        let (topic, only_from) = self.heartbeats.as_ref()?;
+        let recs = crate::monitor::collect::last_records(
+            &self.flow.clients.target_consumer,
+            topic,
+            20,
+            self.opts.timeout,
+        )
+        .ok()?;
+        recs.iter()
+            .filter_map(|(k, v, _)| crate::wire::Heartbeat::decode(k, v).ok())
+            .filter(|h| only_from.as_ref().is_none_or(|s| &h.source == s))
+            .map(|h| h.timestamp)
+            .max()
     }
 
     /// Groups to move: those with offsets on the source (planned), or with checkpoints on the
@@ -876,6 +937,44 @@ fn losses(
         .collect()
 }
 
+/// What each partition lacks on the target when its source was last seen in `snap` and went
+/// on being written at the snapshot's rate for `extra_secs` more. The age of the loss: for
+/// records the snapshot already saw unreplicated, their age then plus `extra_secs`; for
+/// extrapolated ones, how long the rate takes to write them.
+fn extrapolated_losses(
+    parts: &[PartitionLag],
+    snap: &LagSnapshot,
+    extra_secs: f64,
+    replicated_end: impl Fn(&PartitionLag) -> i64,
+) -> Vec<PartitionLoss> {
+    parts
+        .iter()
+        .map(|p| {
+            let rate = snap.write_rate(&p.topic, p.partition);
+            let end = p.source_end + (rate * extra_secs).round() as i64;
+            let r = replicated_end(p);
+            let records = (end - r).max(0);
+            let seconds = if records == 0 {
+                0.0
+            } else if p.source_end > r {
+                p.lag_seconds + extra_secs
+            } else if rate > 0.0 {
+                records as f64 / rate
+            } else {
+                0.0
+            };
+            PartitionLoss {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                source_end: end,
+                replicated_end: r,
+                records,
+                seconds,
+            }
+        })
+        .collect()
+}
+
 /// `--groups` matches whole names, as MM2's group filters do.
 fn whole_match(re: &fancy_regex::Regex, s: &str) -> bool {
     re.find(s)
@@ -909,6 +1008,38 @@ mod tests {
         assert_eq!(l[0].seconds, 4.0);
         assert_eq!(l[1].records, 0);
         assert_eq!(l[1].seconds, 0.0);
+    }
+
+    #[test]
+    fn losses_after_the_snapshot_are_extrapolated_at_its_rate() {
+        let parts = [lag("o", 0, 1000, 1000, 0.0), lag("late", 0, 250, 0, 59.0)];
+        let mut snap = LagSnapshot {
+            source: "a".into(),
+            target: "b".into(),
+            at_ms: 0,
+            partitions: parts.to_vec(),
+            write_rates: BTreeMap::new(),
+            unreachable_from_ms: None,
+        };
+        snap.write_rates
+            .insert(LagSnapshot::rate_key("o", 0), 200.0);
+        snap.write_rates
+            .insert(LagSnapshot::rate_key("late", 0), 0.0);
+        // 2.8 s of writes at 200/s after the snapshot; the target got all but the last 80.
+        let l = extrapolated_losses(
+            &parts,
+            &snap,
+            2.8,
+            |p| if p.topic == "o" { 1480 } else { 0 },
+        );
+        assert_eq!((l[0].source_end, l[0].records), (1560, 80));
+        assert!((l[0].seconds - 0.4).abs() < 1e-9);
+        // A partition nobody writes to loses what the snapshot saw, aged by the extra time.
+        assert_eq!(l[1].records, 250);
+        assert!((l[1].seconds - 61.8).abs() < 1e-9);
+        // Without a sign of life after the snapshot nothing is extrapolated.
+        let l = extrapolated_losses(&parts, &snap, 0.0, |p| p.source_end - 5);
+        assert_eq!(l[0].records, 5);
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct Rpo {
     pub exact: bool,
     /// Where the figure came from, in one sentence.
     pub source: String,
+    /// For an estimate: the records certainly lost (seen unreplicated in the last view of the
+    /// source and not on the target), when `records` is an upper bound above it.
+    #[serde(default)]
+    pub records_at_least: Option<i64>,
     /// Only the partitions with something missing.
     pub partitions: Vec<PartitionLoss>,
 }
@@ -57,6 +61,7 @@ impl Rpo {
             seconds: Some(partitions.iter().map(|l| l.seconds).fold(0.0, f64::max)),
             exact,
             source,
+            records_at_least: None,
             partitions,
         }
     }
@@ -67,6 +72,7 @@ impl Rpo {
             seconds: None,
             exact: false,
             source,
+            records_at_least: None,
             partitions: Vec::new(),
         }
     }
@@ -206,6 +212,13 @@ impl FailoverReport {
         }
         let rpo_label = if self.dry_run { "RPO if now" } else { "RPO" };
         match (self.rpo.records, self.rpo.seconds) {
+            (Some(r), Some(s)) if self.rpo.records_at_least.is_some_and(|lo| lo < r) => {
+                o.push_str(&format!(
+                    "{rpo_label}  between {} and {r} records, at most {s:.1} s ({})\n",
+                    self.rpo.records_at_least.unwrap_or(0),
+                    self.rpo.source
+                ))
+            }
             (Some(r), Some(s)) => o.push_str(&format!(
                 "{rpo_label}  {r} records, {s:.1} s{} ({})\n",
                 if self.rpo.exact { "" } else { " (estimate)" },

@@ -6,6 +6,7 @@
 //! figures and when they were read). Nothing is written while S is unreachable, so the newest
 //! snapshot is the last view of S before it went away.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ pub const TOPIC: &str = "strait-lag.internal";
 
 /// How often a snapshot is taken. Writes to S in the last interval before it fails are the
 /// part of an unplanned failover's RPO that no snapshot can see.
-pub const INTERVAL: Duration = Duration::from_secs(2);
+pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// One look at the source of a flow.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,11 +37,31 @@ pub struct LagSnapshot {
     /// When the source was read (ms since the epoch).
     pub at_ms: i64,
     pub partitions: Vec<PartitionLag>,
+    /// Records written per second to each partition (`topic[partition]`) since the previous
+    /// snapshot: what lets a failover estimate the writes made after this one.
+    #[serde(default)]
+    pub write_rates: BTreeMap<String, f64>,
+    /// Set on a copy of the last snapshot when the source stopped answering: when the first
+    /// attempt that failed gave up. The source failed between `at_ms` and this.
+    #[serde(default)]
+    pub unreachable_from_ms: Option<i64>,
 }
 
 impl LagSnapshot {
     pub fn key(source: &str, target: &str) -> String {
         format!("{source}->{target}")
+    }
+
+    /// Key of a partition in [`LagSnapshot::write_rates`].
+    pub fn rate_key(topic: &str, partition: i32) -> String {
+        format!("{topic}[{partition}]")
+    }
+
+    pub fn write_rate(&self, topic: &str, partition: i32) -> f64 {
+        self.write_rates
+            .get(&Self::rate_key(topic, partition))
+            .copied()
+            .unwrap_or(0.0)
     }
 
     pub fn lag_records(&self) -> i64 {
@@ -82,18 +103,48 @@ fn record(flow: Flow, rt: tokio::runtime::Handle, stop: &AtomicBool) {
     let timeout = Duration::from_secs(5);
     let mut producer: Option<ThreadedProducer<DefaultProducerContext>> = None;
     let mut warned = false;
+    let mut previous: Option<LagSnapshot> = None;
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
-        match source_lag(&flow, timeout, &rt) {
+        // The reads begin now: a snapshot is dated by its oldest figure.
+        let attempt_ms = now_ms();
+        let snap = match source_lag(&flow, timeout, &rt) {
             Ok(lag) => {
-                let snap = LagSnapshot {
+                let mut snap = LagSnapshot {
                     source: flow.source.clone(),
                     target: flow.target.clone(),
-                    at_ms: now_ms(),
+                    at_ms: attempt_ms,
                     partitions: lag.partitions,
+                    write_rates: BTreeMap::new(),
+                    unreachable_from_ms: None,
                 };
-                if producer.is_none() {
-                    producer = open(&flow, timeout, &rt)
+                if let Some(prev) = &previous {
+                    snap.write_rates = write_rates(prev, &snap);
+                }
+                previous = Some(snap.clone());
+                Some(snap)
+            }
+            Err(e) => {
+                debug!(flow = %flow.name(), error = %e, "source not read; no lag snapshot");
+                // Once per outage: the last view, marked with when the source went quiet.
+                match previous.take() {
+                    Some(mut last) if last.unreachable_from_ms.is_none() => {
+                        // When the failed attempt gave up, not when it began: an attempt
+                        // under way when the source failed began before the failure.
+                        last.unreachable_from_ms = Some(now_ms());
+                        previous = Some(last.clone());
+                        Some(last)
+                    }
+                    other => {
+                        previous = other;
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(snap) = snap {
+            if producer.is_none() {
+                producer = open(&flow, timeout, &rt)
                         .map_err(|e| {
                             if !warned {
                                 warn!(flow = %flow.name(), error = %e, "cannot record lag snapshots yet");
@@ -101,18 +152,16 @@ fn record(flow: Flow, rt: tokio::runtime::Handle, stop: &AtomicBool) {
                             }
                         })
                         .ok();
-                }
-                if let Some(p) = &producer {
-                    let key = LagSnapshot::key(&snap.source, &snap.target);
-                    let value = serde_json::to_vec(&snap).expect("plain data serializes");
-                    if let Err((e, _)) =
-                        p.send(BaseRecord::to(TOPIC).partition(0).key(&key).payload(&value))
-                    {
-                        debug!(flow = %flow.name(), error = %e, "lag snapshot not queued");
-                    }
+            }
+            if let Some(p) = &producer {
+                let key = LagSnapshot::key(&snap.source, &snap.target);
+                let value = serde_json::to_vec(&snap).expect("plain data serializes");
+                if let Err((e, _)) =
+                    p.send(BaseRecord::to(TOPIC).partition(0).key(&key).payload(&value))
+                {
+                    debug!(flow = %flow.name(), error = %e, "lag snapshot not queued");
                 }
             }
-            Err(e) => debug!(flow = %flow.name(), error = %e, "source not read; no lag snapshot"),
         }
         pause(stop, INTERVAL.saturating_sub(started.elapsed()));
     }
@@ -140,4 +189,67 @@ fn open(
     ep.producer_config()
         .create()
         .map_err(|e| ClientError::from_kafka(ep, "create the lag snapshot producer", e))
+}
+
+/// Records per second per partition between two snapshots (partitions new in `now` are left out).
+pub fn write_rates(before: &LagSnapshot, now: &LagSnapshot) -> BTreeMap<String, f64> {
+    let secs = (now.at_ms - before.at_ms) as f64 / 1000.0;
+    if secs <= 0.0 {
+        return BTreeMap::new();
+    }
+    now.partitions
+        .iter()
+        .filter_map(|p| {
+            let b = before
+                .partitions
+                .iter()
+                .find(|q| q.topic == p.topic && q.partition == p.partition)?;
+            let rate = (p.source_end - b.source_end).max(0) as f64 / secs;
+            Some((LagSnapshot::rate_key(&p.topic, p.partition), rate))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(at_ms: i64, ends: &[(&str, i32, i64)]) -> LagSnapshot {
+        LagSnapshot {
+            source: "a".into(),
+            target: "b".into(),
+            at_ms,
+            partitions: ends
+                .iter()
+                .map(|(t, p, e)| PartitionLag {
+                    topic: t.to_string(),
+                    partition: *p,
+                    remote_topic: format!("a.{t}"),
+                    source_end: *e,
+                    replicated: *e,
+                    lag_records: 0,
+                    lag_seconds: 0.0,
+                })
+                .collect(),
+            write_rates: BTreeMap::new(),
+            unreachable_from_ms: None,
+        }
+    }
+
+    #[test]
+    fn rates_are_per_partition_per_second() {
+        let a = snap(1_000, &[("o", 0, 100), ("o", 1, 50)]);
+        let b = snap(3_000, &[("o", 0, 500), ("o", 1, 50), ("new", 0, 10)]);
+        let r = write_rates(&a, &b);
+        assert_eq!(r.get("o[0]"), Some(&200.0));
+        assert_eq!(r.get("o[1]"), Some(&0.0));
+        assert_eq!(r.get("new[0]"), None);
+        let mut b = b;
+        b.write_rates = r;
+        assert_eq!(b.write_rate("o", 0), 200.0);
+        assert_eq!(b.write_rate("new", 0), 0.0);
+        // Older snapshots (no rates) still decode.
+        let old = r#"{"source":"a","target":"b","at_ms":1,"partitions":[]}"#;
+        assert!(serde_json::from_str::<LagSnapshot>(old).is_ok());
+    }
 }
