@@ -365,6 +365,14 @@ fn collect_groups(
 fn reader(ep: &Endpoint) -> Result<BaseConsumer, ClientError> {
     let mut cfg = ep.consumer_config("strait-status-reader");
     cfg.set("client.id", format!("strait-{}-status", ep.alias));
+    // It reads a record or a few per partition, every second while `strait run` records lag
+    // snapshots: small fetches and a small queue, or a lagging flow's reader would pull (and
+    // decompress) megabytes each round to look at one timestamp. A broker still returns a whole
+    // first batch when it is larger than these limits.
+    cfg.set("fetch.max.bytes", "65536")
+        .set("message.max.bytes", "65536")
+        .set("max.partition.fetch.bytes", "16384")
+        .set("queued.max.messages.kbytes", "256");
     cfg.create()
         .map_err(|e| ClientError::from_kafka(ep, "create a status reader", e))
 }
