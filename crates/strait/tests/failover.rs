@@ -526,6 +526,27 @@ fn usage_mistakes_are_one_sentence_and_exit_2() {
     }
 }
 
+/// `strait clients CONFIG --group G --json`: the active region and version it answers.
+async fn clients_answer(cfg: &std::path::Path, group: &str) -> (String, u64) {
+    let mut cmd = strait();
+    cmd.arg("clients")
+        .arg(cfg)
+        .args(["--group", group, "--json"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "clients --json: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        doc["active_region"].as_str().unwrap().to_string(),
+        doc["version"].as_u64().unwrap(),
+    )
+}
+
 /// Run `strait failback ARGS --json` to the end: exit code and report.
 async fn failback(cfg: &std::path::Path, args: &[&str]) -> (i32, serde_json::Value) {
     let mut cmd = strait();
@@ -574,6 +595,10 @@ async fn failback_returns_outage_writes_and_salvages_what_never_left() {
     let (code, doc) = finish(child, stdout).await;
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["mode"], "unplanned");
+
+    // Clients asking where `app` should connect are sent to us-west.
+    let (region, version) = clients_answer(&cfg, "app").await;
+    assert_eq!((region.as_str(), version), ("us-west", 1));
 
     // The outage on us-west: new writes to `orders` there, and `app` moves on.
     create_topic(west, "orders", 3).await;
@@ -632,6 +657,8 @@ async fn failback_returns_outage_writes_and_salvages_what_never_left() {
         committed(east, "app", "us-west.orders", 3).await,
         BTreeMap::from([(0, 20), (1, 20), (2, 20)])
     );
+    let (region, version) = clients_answer(&cfg, "app").await;
+    assert_eq!((region.as_str(), version), ("us-east", 2));
     let topics = doc["topics_to_consume"].to_string();
     assert!(
         topics.contains("\"us-west.orders\"") && topics.contains("\"orders\""),
