@@ -23,7 +23,7 @@ use crate::kafka::{Admin, ClientError};
 use crate::monitor::collect::source_lag;
 use crate::monitor::snapshot::{self, LagSnapshot};
 use crate::monitor::PartitionLag;
-use crate::translate::group::translate_group;
+use crate::translate::group::GroupTranslator;
 use crate::translate::Translator;
 use crate::wire::Checkpoint;
 
@@ -678,21 +678,22 @@ impl<'a> Run<'a> {
         } else {
             Duration::from_millis(500)
         };
+        // One translator for every group: the index and checkpoints are read once.
+        let mut translator = GroupTranslator::new(self.flow, self.opts.timeout, source_timeout);
         for g in names {
-            let tr =
-                match translate_group(self.flow, &g, self.opts.timeout, source_timeout, self.rt) {
-                    Ok(tr) => tr,
-                    Err(e) => {
-                        self.groups.push(GroupMove {
-                            group: g,
-                            action: "failed".into(),
-                            reason: Some(e.to_string()),
-                            reread: None,
-                            partitions: Vec::new(),
-                        });
-                        continue;
-                    }
-                };
+            let tr = match translator.translate(&g, self.rt) {
+                Ok(tr) => tr,
+                Err(e) => {
+                    self.groups.push(GroupMove {
+                        group: g,
+                        action: "failed".into(),
+                        reason: Some(e.to_string()),
+                        reread: None,
+                        partitions: Vec::new(),
+                    });
+                    continue;
+                }
+            };
             if tr.partitions.is_empty() {
                 continue;
             }

@@ -19,7 +19,7 @@ use crate::kafka::groups::{Groups, OffsetAndMetadata, TopicPartition};
 use crate::kafka::ClientError;
 use crate::monitor::collect::source_lag;
 use crate::service::Service;
-use crate::translate::group::translate_group;
+use crate::translate::group::GroupTranslator;
 use crate::translate::{index_topic, Translator};
 
 /// How the failback is to run: `from` is the region active now (B), `to` the one returning (A).
@@ -241,6 +241,7 @@ fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), FailoverErr
     );
     index.refresh(timeout).map_err(|e| lost(&from, e))?;
     let mut on_a = Groups::new(&back.clients.target_consumer, timeout);
+    let mut forwards = GroupTranslator::new(back, timeout, timeout);
     for g in listed {
         let name = g.name.clone();
         if !(back.should_replicate_group(&name) || forward.should_replicate_group(&name))
@@ -282,8 +283,9 @@ fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), FailoverErr
             }
         }
         // B-local topics: forwards through B->A.
-        let tr =
-            translate_group(back, &name, timeout, timeout, run.rt).map_err(|e| lost(&to, e))?;
+        let tr = forwards
+            .translate(&name, run.rt)
+            .map_err(|e| lost(&to, e))?;
         for p in &tr.partitions {
             parts.push(GroupPartitionMove {
                 remote_topic: p.remote_topic.clone(),

@@ -17,7 +17,7 @@ pub use config::{Endpoint, Props};
 use rdkafka::error::KafkaError;
 
 /// A failed call to a cluster, naming the cluster (alias and address) and what was being done.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cluster {alias} ({bootstrap}): {op} failed: {source}")]
     Kafka {

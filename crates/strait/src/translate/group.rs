@@ -95,122 +95,182 @@ pub fn translate_group(
     source_timeout: Duration,
     rt: &tokio::runtime::Handle,
 ) -> Result<GroupTranslation, ClientError> {
-    let rename = |t: &str| flow.policy.format_remote_topic(&flow.source, t);
+    GroupTranslator::new(flow, timeout, source_timeout).translate(group, rt)
+}
 
-    // The target first: it must answer.
-    let mut target_groups = Groups::new(&flow.clients.target_consumer, timeout);
-    let listing = target_groups.list(Some(group))?;
-    let (target_state, target_members) = listing
-        .first()
-        .map_or((None, 0), |g| (Some(g.state.clone()), g.members));
+/// Translates any number of groups of one flow, reading the source's partitions, the offset
+/// index and (without the source) the checkpoints once for all of them, as a failover does.
+pub struct GroupTranslator<'a> {
+    flow: &'a Flow,
+    timeout: Duration,
+    source_timeout: Duration,
+    partitions: Option<Result<Vec<TopicPartition>, ClientError>>,
+    translator: Option<Translator>,
+    checkpoints: Option<CheckpointStore>,
+}
 
-    // The source: which partitions are replicated and where the group is.
-    let source = (|| -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>, ClientError> {
-        let admin = Admin::new(&flow.clients.source_admin, source_timeout)?;
-        let topics = rt.block_on(admin.topics(None))?;
-        let partitions: Vec<TopicPartition> = topics
-            .iter()
-            .filter(|t| flow.should_replicate_topic(&t.name))
-            .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p)))
-            .collect();
-        Groups::new(&flow.clients.source_consumer, source_timeout).committed(group, &partitions)
-    })();
-
-    let mut out = Vec::new();
-    let (source_reachable, source_error) = match source {
-        Ok(committed) => {
-            let mut translator = Translator::for_flow(flow);
-            translator.refresh(timeout)?;
-            for ((topic, partition), c) in committed {
-                let t = translator.translate(&topic, partition, c.offset);
-                let (reread, detail) = match (&t.method, t.downstream) {
-                    (Method::Exact(_), Some(d)) => {
-                        (Some(translator.rereads(&topic, partition, c.offset, d)), None)
-                    }
-                    (Method::Mm2Sync { upstream, downstream }, Some(_)) => (
-                        Some((c.offset - upstream - 1).max(0)),
-                        Some(format!(
-                            "from MM2 offset sync {upstream} -> {downstream}; re-read is an upper bound"
-                        )),
-                    ),
-                    (Method::None(why), _) => (None, Some(why.clone())),
-                    _ => (None, None),
-                };
-                let mm2_offset = translator.mm2_translate(&topic, partition, c.offset);
-                out.push(PartitionTranslation {
-                    remote_topic: rename(&topic),
-                    topic,
-                    partition,
-                    upstream_offset: Some(c.offset),
-                    downstream_offset: t.downstream,
-                    method: t.method.name().to_string(),
-                    detail,
-                    reread,
-                    skipped: t.downstream.map(|_| 0),
-                    target_committed: None,
-                    mm2_offset,
-                });
-            }
-            (true, None)
+impl<'a> GroupTranslator<'a> {
+    pub fn new(flow: &'a Flow, timeout: Duration, source_timeout: Duration) -> Self {
+        Self {
+            flow,
+            timeout,
+            source_timeout,
+            partitions: None,
+            translator: None,
+            checkpoints: None,
         }
-        Err(e) => {
-            // Without the source, the last checkpoints are the best there is.
+    }
+
+    /// The replicated partitions on the source, read once (an unreachable source stays so).
+    fn source_partitions(
+        &mut self,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Vec<TopicPartition>, ClientError> {
+        let (flow, t) = (self.flow, self.source_timeout);
+        self.partitions
+            .get_or_insert_with(|| {
+                let admin = Admin::new(&flow.clients.source_admin, t)?;
+                let topics = rt.block_on(admin.topics(None))?;
+                Ok(topics
+                    .iter()
+                    .filter(|t| flow.should_replicate_topic(&t.name))
+                    .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p)))
+                    .collect())
+            })
+            .clone()
+    }
+
+    fn translator(&mut self) -> Result<&mut Translator, ClientError> {
+        if self.translator.is_none() {
+            let mut t = Translator::for_flow(self.flow);
+            t.refresh(self.timeout)?;
+            self.translator = Some(t);
+        }
+        Ok(self.translator.as_mut().expect("just set"))
+    }
+
+    fn checkpoints(&mut self) -> Result<&CheckpointStore, ClientError> {
+        if self.checkpoints.is_none() {
             let mut store = CheckpointStore::new();
             let mut tail = TopicTail::new(
-                &flow.clients.target_consumer,
-                &flow.internal_topics.checkpoints.name,
+                &self.flow.clients.target_consumer,
+                &self.flow.internal_topics.checkpoints.name,
             );
-            tail.read_to_end(timeout, |r| {
+            tail.read_to_end(self.timeout, |r| {
                 if let Ok(cp) = Checkpoint::decode(r.key, r.value) {
-                    if cp.group == group {
-                        store.record(cp);
-                    }
+                    store.record(cp);
                 }
             })?;
-            for cp in store.group_checkpoints(group) {
-                out.push(PartitionTranslation {
-                    topic: flow
-                        .policy
-                        .upstream_topic(&cp.topic)
-                        .unwrap_or_else(|| cp.topic.clone()),
-                    partition: cp.partition,
-                    remote_topic: cp.topic.clone(),
-                    upstream_offset: None,
-                    downstream_offset: Some(cp.downstream_offset),
-                    method: "checkpoint".into(),
-                    detail: Some(format!(
-                        "last checkpoint: upstream offset {} at the time it was taken",
-                        cp.upstream_offset
-                    )),
-                    reread: None,
-                    skipped: None,
-                    target_committed: None,
-                    mm2_offset: None,
-                });
-            }
-            (false, Some(e.to_string()))
+            self.checkpoints = Some(store);
         }
-    };
-
-    let tps: Vec<TopicPartition> = out
-        .iter()
-        .map(|p| (p.remote_topic.clone(), p.partition))
-        .collect();
-    let on_target = target_groups.committed(group, &tps)?;
-    for p in &mut out {
-        p.target_committed = on_target
-            .get(&(p.remote_topic.clone(), p.partition))
-            .map(|c| c.offset);
+        Ok(self.checkpoints.as_ref().expect("just set"))
     }
-    out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    Ok(GroupTranslation {
-        group: group.to_string(),
-        source: flow.source.clone(),
-        target: flow.target.clone(),
-        source_reachable,
-        source_error,
-        target_state,
-        target_members,
-        partitions: out,
-    })
+
+    /// Translate one group (see [`translate_group`]).
+    pub fn translate(
+        &mut self,
+        group: &str,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<GroupTranslation, ClientError> {
+        let flow = self.flow;
+        let (timeout, source_timeout) = (self.timeout, self.source_timeout);
+        let rename = |t: &str| flow.policy.format_remote_topic(&flow.source, t);
+
+        // The target first: it must answer.
+        let mut target_groups = Groups::new(&flow.clients.target_consumer, timeout);
+        let listing = target_groups.list(Some(group))?;
+        let (target_state, target_members) = listing
+            .first()
+            .map_or((None, 0), |g| (Some(g.state.clone()), g.members));
+
+        // The source: which partitions are replicated and where the group is.
+        let source = self.source_partitions(rt).and_then(|partitions| {
+            Groups::new(&flow.clients.source_consumer, source_timeout).committed(group, &partitions)
+        });
+        let mut out = Vec::new();
+        let (source_reachable, source_error) = match source {
+            Ok(committed) => {
+                let translator = self.translator()?;
+                for ((topic, partition), c) in committed {
+                    let t = translator.translate(&topic, partition, c.offset);
+                    let (reread, detail) = match (&t.method, t.downstream) {
+                        (Method::Exact(_), Some(d)) => {
+                            (Some(translator.rereads(&topic, partition, c.offset, d)), None)
+                        }
+                        (Method::Mm2Sync { upstream, downstream }, Some(_)) => (
+                            Some((c.offset - upstream - 1).max(0)),
+                            Some(format!(
+                                "from MM2 offset sync {upstream} -> {downstream}; re-read is an upper bound"
+                            )),
+                        ),
+                        (Method::None(why), _) => (None, Some(why.clone())),
+                        _ => (None, None),
+                    };
+                    let mm2_offset = translator.mm2_translate(&topic, partition, c.offset);
+                    out.push(PartitionTranslation {
+                        remote_topic: rename(&topic),
+                        topic,
+                        partition,
+                        upstream_offset: Some(c.offset),
+                        downstream_offset: t.downstream,
+                        method: t.method.name().to_string(),
+                        detail,
+                        reread,
+                        skipped: t.downstream.map(|_| 0),
+                        target_committed: None,
+                        mm2_offset,
+                    });
+                }
+                (true, None)
+            }
+            Err(e) => {
+                // Without the source, the last checkpoints are the best there is.
+                let store = self.checkpoints()?;
+                for cp in store.group_checkpoints(group) {
+                    out.push(PartitionTranslation {
+                        topic: flow
+                            .policy
+                            .upstream_topic(&cp.topic)
+                            .unwrap_or_else(|| cp.topic.clone()),
+                        partition: cp.partition,
+                        remote_topic: cp.topic.clone(),
+                        upstream_offset: None,
+                        downstream_offset: Some(cp.downstream_offset),
+                        method: "checkpoint".into(),
+                        detail: Some(format!(
+                            "last checkpoint: upstream offset {} at the time it was taken",
+                            cp.upstream_offset
+                        )),
+                        reread: None,
+                        skipped: None,
+                        target_committed: None,
+                        mm2_offset: None,
+                    });
+                }
+                (false, Some(e.to_string()))
+            }
+        };
+
+        let tps: Vec<TopicPartition> = out
+            .iter()
+            .map(|p| (p.remote_topic.clone(), p.partition))
+            .collect();
+        let on_target = target_groups.committed(group, &tps)?;
+        for p in &mut out {
+            p.target_committed = on_target
+                .get(&(p.remote_topic.clone(), p.partition))
+                .map(|c| c.offset);
+        }
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        Ok(GroupTranslation {
+            group: group.to_string(),
+            source: flow.source.clone(),
+            target: flow.target.clone(),
+            source_reachable,
+            source_error,
+            target_state,
+            target_members,
+            partitions: out,
+        })
+    }
 }
