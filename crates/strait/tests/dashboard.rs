@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
-use strait_sandbox::Sandbox;
 
 const FLOW: &str = "us-east->us-west";
 
@@ -406,23 +405,15 @@ fn assert_flows_match(page: &Shown, doc: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dashboard_shows_what_api_status_says() {
     ensure_chromium().await;
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
-    let (east, west) = (
-        sb.cluster("us-east").unwrap(),
-        sb.cluster("us-west").unwrap(),
-    );
-    create_topic(east, "orders", 3).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = mm2_config(
-        &dir,
-        &east.bootstrap_servers(),
-        &west.bootstrap_servers(),
+    let regions = Regions::start(
         "refresh.topics.interval.seconds = 2\n\
          refresh.groups.interval.seconds = 2\n\
          emit.checkpoints.interval.seconds = 1\n\
          sync.group.offsets.enabled = true\n\
          sync.group.offsets.interval.seconds = 1",
-    );
+    )
+    .await;
+    let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
     produce_range(east, "orders", 3, 0..300, "v", None).await;
     commit_group(
         east,
@@ -433,7 +424,7 @@ async fn dashboard_shows_what_api_status_says() {
 
     let addr = format!("127.0.0.1:{}", free_port());
     let url = format!("http://{addr}/");
-    let log = dir.path().join("strait.log");
+    let log = regions.dir.path().join("strait.log");
     let _run = spawn_run_http(&cfg, &addr, &log);
     let child_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
@@ -480,7 +471,7 @@ async fn dashboard_shows_what_api_status_says() {
     .await;
     assert_eq!(doc["flows"][0]["source"], "us-east");
 
-    let scratch = dir.path().join("chromium");
+    let scratch = regions.dir.path().join("chromium");
     std::fs::create_dir_all(&scratch).unwrap();
     let (page, doc) = snapshot(&url, &addr, &scratch).await;
     assert_eq!(page.state, "live", "{page:?}");

@@ -12,19 +12,8 @@ use strait_sandbox::Sandbox;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_stream_then_restart_loses_nothing() {
     const N: usize = 40_000;
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
-    let (east, west) = (
-        sb.cluster("us-east").unwrap(),
-        sb.cluster("us-west").unwrap(),
-    );
-    create_topic(east, "orders", 3).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = mm2_config(
-        &dir,
-        &east.bootstrap_servers(),
-        &west.bootstrap_servers(),
-        "refresh.topics.interval.seconds = 2",
-    );
+    let regions = Regions::start("refresh.topics.interval.seconds = 2").await;
+    let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
 
     // Producers keep writing throughout: 20 chunks with pauses, so the kill lands mid-stream.
     let bootstrap = east.bootstrap_servers();

@@ -6,7 +6,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use strait_sandbox::Sandbox;
 
 /// `strait status CONFIG --json [extra]`: (exit code, document).
 async fn status(cfg: &std::path::Path, extra: &[&str]) -> (i32, serde_json::Value) {
@@ -39,20 +38,12 @@ fn orders_lag(doc: &serde_json::Value) -> (i64, f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_reports_exact_lag_then_ok_then_broken() {
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
-    let (east, west) = (
-        sb.cluster("us-east").unwrap(),
-        sb.cluster("us-west").unwrap(),
-    );
-    create_topic(east, "orders", 3).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = mm2_config(
-        &dir,
-        &east.bootstrap_servers(),
-        &west.bootstrap_servers(),
+    let regions = Regions::start(
         "refresh.topics.interval.seconds = 2
 emit.checkpoints.interval.seconds = 1",
-    );
+    )
+    .await;
+    let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
 
     // strait replicates the first 300 records, then stops cleanly.
     produce_range(east, "orders", 3, 0..300, "v", Some(now_ms())).await;
