@@ -438,25 +438,16 @@ impl<'a> Run<'a> {
     /// The flow's offset index, read from the target alone (MM2's offset syncs may live on a
     /// source that is gone).
     fn index(&self) -> Result<Translator, ClientError> {
-        let mut translator = Translator::new(
-            &self.flow.clients.target_consumer,
-            &crate::translate::index_topic(&self.flow.source),
-            None,
-        );
-        translator.refresh(self.opts.timeout)?;
-        Ok(translator)
+        target_index(self.flow, self.opts.timeout)
     }
 
     /// What the target holds of each source partition: the end of the index's runs (ahead of
     /// the flow's committed position by up to a commit interval), at least the committed one.
     fn losses_now(&self, parts: &[PartitionLag]) -> Vec<PartitionLoss> {
         let index = self.index().ok();
-        losses(parts, |p| {
-            index
-                .as_ref()
-                .and_then(|t| t.index().replicated_end(&p.topic, p.partition))
-                .unwrap_or(p.replicated)
-                .max(p.replicated)
+        losses(parts, |p| match &index {
+            Some(t) => held_on_target(t.index(), p),
+            None => p.replicated,
         })
     }
 
@@ -570,12 +561,8 @@ impl<'a> Run<'a> {
             ),
         };
         let extra = until.map_or(0.0, |t| ((t - snap.at_ms) as f64 / 1000.0).max(0.0));
-        let estimated = extrapolated_losses(&parts, &snap, extra, |p| {
-            index
-                .replicated_end(&p.topic, p.partition)
-                .unwrap_or(p.replicated)
-                .max(p.replicated)
-        });
+        let held = |p: &PartitionLag| held_on_target(index, p);
+        let estimated = extrapolated_losses(&parts, &snap, extra, held);
         let after = match (until, snap.unreachable_from_ms) {
             (Some(_), Some(_)) => format!(
                 "plus writes after it at the rate it measured, for the {extra:.1} s {why} (an upper bound)"
@@ -585,15 +572,7 @@ impl<'a> Run<'a> {
             ),
             _ => format!("writes to {from} after it are not counted"),
         };
-        let certain: i64 = losses(&parts, |p| {
-            index
-                .replicated_end(&p.topic, p.partition)
-                .unwrap_or(p.replicated)
-                .max(p.replicated)
-        })
-        .iter()
-        .map(|l| l.records)
-        .sum();
+        let certain: i64 = losses(&parts, held).iter().map(|l| l.records).sum();
         let mut rpo = Rpo::from_losses(
             estimated,
             false,
@@ -902,6 +881,30 @@ impl<'a> Run<'a> {
     }
 }
 
+/// A flow's offset index read from its target alone (MM2's offset syncs may live on a source
+/// that is gone, and failover needs only strait's own index).
+pub(crate) fn target_index(flow: &Flow, timeout: Duration) -> Result<Translator, ClientError> {
+    let mut translator = Translator::new(
+        &flow.clients.target_consumer,
+        &crate::translate::index_topic(&flow.source),
+        None,
+    );
+    translator.refresh(timeout)?;
+    Ok(translator)
+}
+
+/// One past the last source offset of `p` with a copy on the target: the index's runs (ahead of
+/// the flow's committed position by up to a commit interval), at least the committed one.
+pub(crate) fn held_on_target(
+    index: &crate::translate::index::OffsetIndex,
+    p: &PartitionLag,
+) -> i64 {
+    index
+        .replicated_end(&p.topic, p.partition)
+        .unwrap_or(p.replicated)
+        .max(p.replicated)
+}
+
 /// `topic[partition] +n` for every partition that grew from `before` to `after`.
 fn grown_topics(
     before: &BTreeMap<TopicPartition, i64>,
@@ -977,7 +980,7 @@ fn extrapolated_losses(
 }
 
 /// `--groups` matches whole names, as MM2's group filters do.
-fn whole_match(re: &fancy_regex::Regex, s: &str) -> bool {
+pub(crate) fn whole_match(re: &fancy_regex::Regex, s: &str) -> bool {
     re.find(s)
         .ok()
         .flatten()

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
-use super::execute::{flow_for, FailoverError, Options, Run};
+use super::execute::{
+    flow_for, held_on_target, target_index, whole_match, FailoverError, Options, Run,
+};
 use super::report::*;
 use crate::config::{Config, Flow};
 use crate::kafka::groups::{Groups, OffsetAndMetadata, TopicPartition};
@@ -20,7 +22,6 @@ use crate::kafka::ClientError;
 use crate::monitor::collect::source_lag;
 use crate::service::Service;
 use crate::translate::group::GroupTranslator;
-use crate::translate::{index_topic, Translator};
 
 /// How the failback is to run: `from` is the region active now (B), `to` the one returning (A).
 #[derive(Clone, Debug)]
@@ -142,23 +143,14 @@ fn unreplicated(
     rt: &Handle,
 ) -> Result<(Vec<SalvageRange>, BTreeMap<TopicPartition, i64>), ClientError> {
     let lag = source_lag(forward, timeout, rt)?;
-    let mut translator = Translator::new(
-        &forward.clients.target_consumer,
-        &index_topic(&forward.source),
-        None,
-    );
-    translator.refresh(timeout)?;
+    let translator = target_index(forward, timeout)?;
     let mut ranges = Vec::new();
     let mut pending = BTreeMap::new();
     for p in lag.partitions {
         if forward.policy.is_heartbeats_topic(&p.topic) {
             continue;
         }
-        let done = translator
-            .index()
-            .replicated_end(&p.topic, p.partition)
-            .unwrap_or(p.replicated)
-            .max(p.replicated);
+        let done = held_on_target(translator.index(), &p);
         if p.source_end > done {
             pending.insert((p.topic.clone(), p.partition), p.source_end);
             ranges.push(SalvageRange {
@@ -234,24 +226,18 @@ fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), FailoverErr
         })
         .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p)))
         .collect();
-    let mut index = Translator::new(
-        &forward.clients.target_consumer,
-        &index_topic(&forward.source),
-        None,
-    );
-    index.refresh(timeout).map_err(|e| lost(&from, e))?;
+    let index = target_index(forward, timeout).map_err(|e| lost(&from, e))?;
     let mut on_a = Groups::new(&back.clients.target_consumer, timeout);
     let mut forwards = GroupTranslator::new(back, timeout, timeout);
     for g in listed {
         let name = g.name.clone();
         if !(back.should_replicate_group(&name) || forward.should_replicate_group(&name))
             || crate::replicate::is_strait_group(&name)
-            || !run.opts.groups.as_ref().is_none_or(|re| {
-                re.find(&name)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|m| m.start() == 0 && m.end() == name.len())
-            })
+            || !run
+                .opts
+                .groups
+                .as_ref()
+                .is_none_or(|re| whole_match(re, &name))
         {
             continue;
         }
