@@ -323,7 +323,7 @@ impl State {
                 group,
                 &upstream,
                 |t, p, g| translator.borrow_mut().translate(t, p, g).downstream,
-                |t| spec.policy.format_remote_topic(&spec.source_alias, t),
+                |t| spec.policy.remote_topic(t),
                 |t| (spec.topic_filter)(t),
             );
             for cp in cps {

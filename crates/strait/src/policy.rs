@@ -41,6 +41,9 @@ pub struct ReplicationPolicy {
     separator: String,
     internal_separator: String,
     source_alias: Option<String>,
+    /// The connector's `target.cluster.alias`, when bound to a flow: what cycle detection
+    /// compares topic sources with.
+    target_alias: Option<String>,
 }
 
 impl ReplicationPolicy {
@@ -64,6 +67,7 @@ impl ReplicationPolicy {
             separator: sep,
             internal_separator,
             source_alias: source_alias.map(str::to_string),
+            target_alias: None,
         }
     }
 
@@ -77,6 +81,24 @@ impl ReplicationPolicy {
 
     pub fn separator(&self) -> &str {
         &self.separator
+    }
+
+    /// The same policy bound to a flow's target alias (the connector's `target.cluster.alias`).
+    pub fn with_target(self, alias: &str) -> Self {
+        Self {
+            target_alias: Some(alias.to_string()),
+            ..self
+        }
+    }
+
+    /// The source alias remote topics are named with ("" when the file sets it empty).
+    pub fn source_alias(&self) -> &str {
+        self.source_alias.as_deref().unwrap_or("")
+    }
+
+    /// The target alias cycles are detected against, when bound.
+    pub fn target_alias(&self) -> Option<&str> {
+        self.target_alias.as_deref()
     }
 
     /// The same policy with Identity's source alias set to `alias` (one policy object per flow).
@@ -93,6 +115,12 @@ impl ReplicationPolicy {
 
     fn identity_applies(&self, topic: &str) -> bool {
         self.kind == PolicyKind::Identity && !Self::looks_like_heartbeat(topic)
+    }
+
+    /// The name of `topic` on the flow's target: `format_remote_topic` with the connector's
+    /// `source.cluster.alias` (the flow's source unless the file sets it, possibly to "").
+    pub fn remote_topic(&self, topic: &str) -> String {
+        self.format_remote_topic(self.source_alias.as_deref().unwrap_or(""), topic)
     }
 
     /// The name of `topic` from cluster `source` on the target.
@@ -199,10 +227,18 @@ impl ReplicationPolicy {
 }
 
 /// Java's `String.split` with a literal separator: trailing empty pieces dropped, a leading empty
-/// piece kept; no match gives the whole string.
+/// piece kept; no match gives the whole string. An empty separator (`Pattern.quote("")`) matches
+/// between every two characters, so Java splits into single characters: MM2 then takes a topic's
+/// first character for its source cluster, and strait does the same.
 fn java_split<'a>(s: &'a str, sep: &str) -> Vec<&'a str> {
     if sep.is_empty() {
-        return vec![s];
+        if s.is_empty() {
+            return vec![s];
+        }
+        return s
+            .char_indices()
+            .map(|(i, c)| &s[i..i + c.len_utf8()])
+            .collect();
     }
     let mut parts: Vec<&str> = s.split(sep).collect();
     while parts.len() > 1 && parts.last() == Some(&"") {

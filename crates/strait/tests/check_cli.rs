@@ -66,13 +66,39 @@ fn missing_clusters() {
     );
 }
 
+/// Run `check` (text and JSON) on a valid file: both exit 0; returns (text, json, stderrs).
+fn check_ok(path: &str) -> (String, Value, String) {
+    let text = strait(&["check", path]);
+    let json = strait(&["check", path, "--json"]);
+    let errs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&text.stderr),
+        String::from_utf8_lossy(&json.stderr)
+    );
+    assert_eq!(text.status.code(), Some(0), "{errs}");
+    assert_eq!(json.status.code(), Some(0), "{errs}");
+    let doc = serde_json::from_slice(&json.stdout).expect("JSON");
+    (String::from_utf8(text.stdout).unwrap(), doc, errs)
+}
+
 #[test]
-fn flow_naming_an_unknown_alias() {
-    assert_config_error(
-        &format!("{BASE}us-east->eu.enabled = true\n"),
-        Some(5),
-        "us-east->eu.enabled",
-        "`eu`",
+fn flow_keys_naming_other_clusters_are_ignored_with_a_warning() {
+    // MirrorMaker 2 ignores keys of pairs it does not run; so does strait, and says so.
+    let file = temp_config(&format!(
+        "{BASE}us-east->us-west.enabled = true\nus-east->eu.enabled = true\nus-east->us-east.topics = x\n"
+    ));
+    let (text, doc, _) = check_ok(file.path().to_str().unwrap());
+    assert!(text.contains("us-east->eu.enabled"), "{text}");
+    let keys: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["keys"].as_array().unwrap())
+        .map(|k| k["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        keys.contains(&"us-east->eu.enabled") && keys.contains(&"us-east->us-east.topics"),
+        "{keys:?}"
     );
 }
 
@@ -123,12 +149,18 @@ fn non_numeric_interval_and_factor() {
 }
 
 #[test]
-fn flow_from_a_cluster_to_itself() {
+fn bootstrap_without_port_and_no_running_pair_are_refused_as_mm2_refuses_them() {
     assert_config_error(
-        &format!("{BASE}us-east->us-east.enabled = true\n"),
-        Some(5),
-        "us-east->us-east.enabled",
-        "itself",
+        "clusters = a, b\na.bootstrap.servers = h1\nb.bootstrap.servers = h2:9092\n",
+        Some(2),
+        "a.bootstrap.servers",
+        "no port",
+    );
+    assert_config_error(
+        &format!("{BASE}us-east->us-west.enabled = true \nemit.heartbeats.enabled = true \n"),
+        Some(6),
+        "emit.heartbeats.enabled",
+        "No source->target replication flows",
     );
 }
 
@@ -152,20 +184,118 @@ fn offset_syncs_location_not_source_or_target() {
     );
 }
 
-#[test]
-fn jks_keystore_asks_for_pem_and_hides_passwords() {
-    let text = format!(
-        "{BASE}us-east.ssl.keystore.location = /etc/kafka/client.jks\nus-east.ssl.keystore.password = hunter2\n"
+fn keytool(dir: &Path, args: &str) {
+    let out = Command::new("keytool")
+        .args(args.split_whitespace())
+        .current_dir(dir)
+        .output()
+        .expect("keytool (a JDK) is needed for the store tests");
+    assert!(
+        out.status.success(),
+        "keytool {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert_config_error(
-        &text,
-        Some(5),
-        "us-east.ssl.keystore.location",
-        "ssl.key.location",
+}
+
+/// Java key and trust stores and config providers, as an MM2 user has them: `check` reads the
+/// stores, says where every TLS and SASL setting came from, and no output of it, text, JSON or
+/// error, holds a secret of the fixture.
+#[test]
+fn stores_and_providers_are_read_and_no_secret_is_ever_shown() {
+    const STORE_PW: &str = "St0rePassw0rd";
+    const KEY_PW: &str = "K3yPassw0rd";
+    const SASL_PW: &str = "SaslS3cret";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keytool(d, &format!("-genkeypair -alias client -keyalg EC -groupname secp256r1 -validity 20 -keystore client.jks -storetype JKS -storepass {STORE_PW} -keypass {KEY_PW} -dname CN=strait-client,O=Test"));
+    keytool(d, &format!("-exportcert -rfc -alias client -keystore client.jks -storepass {STORE_PW} -file client.pem"));
+    keytool(d, &format!("-importcert -noprompt -alias ca -file client.pem -keystore trust.p12 -storetype PKCS12 -storepass {STORE_PW}"));
+    std::fs::write(
+        d.join("secrets.properties"),
+        format!("store = {STORE_PW}\nkey = {KEY_PW}\n"),
+    )
+    .unwrap();
+    std::fs::create_dir(d.join("sasl")).unwrap();
+    std::fs::write(d.join("sasl/password"), SASL_PW).unwrap();
+    let text = format!(
+        "{BASE}us-east->us-west.enabled = true\n\
+         config.providers = file,dir\n\
+         config.providers.file.class = org.apache.kafka.common.config.provider.FileConfigProvider\n\
+         config.providers.dir.class = org.apache.kafka.common.config.provider.DirectoryConfigProvider\n\
+         us-east.security.protocol = SASL_SSL\nus-east.sasl.mechanism = SCRAM-SHA-512\n\
+         us-east.sasl.jaas.config = org.apache.kafka.common.security.scram.ScramLoginModule required username=\"mm2\" password=\"${{dir:{d}/sasl:password}}\";\n\
+         us-east.ssl.truststore.location = {d}/trust.p12\nus-east.ssl.truststore.password = ${{file:{d}/secrets.properties:store}}\n\
+         us-east.ssl.keystore.location = {d}/client.jks\nus-east.ssl.keystore.password = ${{file:{d}/secrets.properties:store}}\n\
+         us-east.ssl.key.password = ${{file:{d}/secrets.properties:key}}\n",
+        d = d.display()
     );
     let file = temp_config(&text);
-    let out = strait(&["check", file.path().to_str().unwrap()]);
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
+    let path = file.path().to_str().unwrap();
+    let (out, doc, errs) = check_ok(path);
+    let all = format!("{out}{doc}{errs}");
+    for secret in [STORE_PW, KEY_PW, SASL_PW, "BEGIN PRIVATE KEY"] {
+        assert!(!all.contains(secret), "{secret} shown");
+    }
+    let f = doc["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "us-east->us-west")
+        .unwrap();
+    let sc = &f["clients"]["source_consumer"];
+    assert_eq!(sc["properties"]["ssl.key.pem"], "[redacted]");
+    assert_eq!(sc["properties"]["sasl.password"], "[redacted]");
+    assert_eq!(sc["properties"]["ssl.ca.pem"], "[PEM: 1 certificate]");
+    assert_eq!(sc["origins"]["ssl.key.pem"]["from"], "store");
+    assert_eq!(
+        sc["origins"]["ssl.key.pem"]["key"],
+        "us-east.ssl.keystore.location"
+    );
+    assert_eq!(
+        sc["origins"]["ssl.ca.pem"]["store"],
+        format!("{}/trust.p12", d.display())
+    );
+    assert_eq!(sc["origins"]["sasl.password"]["from"], "provider");
+    assert_eq!(sc["origins"]["sasl.password"]["providers"][0], "dir");
+    assert_eq!(sc["origins"]["security.protocol"]["from"], "file");
+    assert_eq!(sc["origins"]["security.protocol"]["line"], 9);
+    let stores = doc["stores"].as_array().unwrap();
+    assert_eq!(stores.len(), 2, "{stores:?}");
+    assert!(stores.iter().all(|s| s["read"] == true));
+    assert!(stores.iter().any(|s| s["certificates"][0]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("CN=strait-client")));
+    // The certificate expires within 30 days: a warning.
+    assert!(out.contains("expires on"), "{out}");
+    assert!(out.contains("stores:"), "{out}");
+
+    // A wrong key password: one line naming the key and the store, exit 2, no password.
+    std::fs::write(
+        d.join("secrets.properties"),
+        format!("store = {STORE_PW}\nkey = Wr0ngK3y\n"),
+    )
+    .unwrap();
+    assert_config_error(
+        &text,
+        Some(14),
+        "us-east.ssl.keystore.location",
+        "client.jks",
+    );
+    let bad = strait(&["check", path]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    for secret in [STORE_PW, "Wr0ngK3y", SASL_PW] {
+        assert!(!err.contains(secret), "{err}");
+    }
+    // Stores that are not on this machine: `check` warns, as it runs away from the deployment.
+    let away = temp_config(&format!(
+        "{BASE}us-east->us-west.enabled = true\nus-east.ssl.truststore.location = /nonexistent/ts.jks\nus-east.ssl.truststore.password = {STORE_PW}\n"
+    ));
+    let (out, _, _) = check_ok(away.path().to_str().unwrap());
+    assert!(
+        out.contains("not on this machine") && !out.contains(STORE_PW),
+        "{out}"
+    );
 }
 
 #[test]

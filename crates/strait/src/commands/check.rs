@@ -10,11 +10,13 @@ use serde_json::{json, Value};
 
 use crate::cli::CheckArgs;
 use crate::commands::UsageError;
-use strait::config::{Config, Flow, NameFilter};
+use strait::config::{Config, Flow, LocalFiles, NameFilter, Origin, StoreSummary};
 use strait::kafka::Endpoint;
 
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
+    // A store or secret file that is only on the machines where strait runs is a warning here.
+    let config = Config::load_with(&args.config, LocalFiles::MayBeMissing)
+        .map_err(|e| UsageError(e.to_string()))?;
     if args.json {
         let text = serde_json::to_string_pretty(&to_json(&config))?;
         println!("{text}");
@@ -32,8 +34,63 @@ fn patterns(f: &NameFilter) -> Value {
     json!(f.patterns())
 }
 
-fn client_json(ep: &Endpoint) -> Value {
-    json!({ "cluster": ep.alias, "properties": ep.redacted() })
+/// Properties as shown: secrets redacted, and PEM read out of a store summarised (the
+/// certificates are listed under `stores`).
+fn shown(ep: &Endpoint) -> std::collections::BTreeMap<String, String> {
+    let mut props = ep.redacted();
+    for (k, v) in props.iter_mut() {
+        if k.ends_with(".pem") && v != "[redacted]" {
+            let n = v.matches("-----BEGIN CERTIFICATE-----").count();
+            *v = format!("[PEM: {n} certificate{}]", if n == 1 { "" } else { "s" });
+        }
+    }
+    props
+}
+
+fn origin_json(o: &Origin) -> Value {
+    let from = if o.store.is_some() {
+        "store"
+    } else if !o.providers.is_empty() {
+        "provider"
+    } else {
+        "file"
+    };
+    json!({
+        "from": from,
+        "key": o.at.key,
+        "line": o.at.line,
+        "providers": o.providers,
+        "store": o.store,
+    })
+}
+
+fn client_json(f: &Flow, role: &str, ep: &Endpoint) -> Value {
+    let origins: serde_json::Map<String, Value> = f
+        .clients
+        .origins
+        .get(role)
+        .into_iter()
+        .flatten()
+        .map(|(k, o)| (k.clone(), origin_json(o)))
+        .collect();
+    json!({ "cluster": ep.alias, "properties": shown(ep), "origins": origins })
+}
+
+fn store_json(s: &StoreSummary) -> Value {
+    json!({
+        "path": s.path,
+        "role": s.role,
+        "type": s.store_type,
+        "key": s.at.key,
+        "line": s.at.line,
+        "read": s.read,
+        "certificates": s.certificates.iter().map(|c| json!({
+            "subject": c.subject,
+            "issuer": c.issuer,
+            "not_after": c.not_after,
+            "alias": c.alias,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn flow_json(f: &Flow) -> Value {
@@ -43,7 +100,7 @@ fn flow_json(f: &Flow) -> Value {
         .clients
         .roles()
         .iter()
-        .map(|(role, ep)| (role.to_string(), client_json(ep)))
+        .map(|(role, ep)| (role.to_string(), client_json(f, role, ep)))
         .collect();
     json!({
         "name": f.name(),
@@ -57,7 +114,7 @@ fn flow_json(f: &Flow) -> Value {
             "class": f.policy_settings.kind.java_class(),
             "separator": f.policy_settings.separator,
             "internal_topic_separator_enabled": f.policy_settings.internal_topic_separator_enabled,
-            "example_remote_topic": f.policy.format_remote_topic(&f.source, "orders"),
+            "example_remote_topic": f.policy.remote_topic("orders"),
         },
         "replication_factor": f.replication_factor,
         "offset_syncs_topic_location": f.offset_syncs_topic_location.as_str(),
@@ -104,6 +161,7 @@ pub fn to_json(c: &Config) -> Value {
             "bootstrap_servers": cl.bootstrap_servers,
         })).collect::<Vec<_>>(),
         "flows": c.flows.iter().map(flow_json).collect::<Vec<_>>(),
+        "stores": c.stores.iter().map(store_json).collect::<Vec<_>>(),
         "warnings": c.warnings.iter().map(|w| json!({
             "message": w.message,
             "keys": w.keys.iter().map(|k| json!({ "key": k.key, "line": k.line })).collect::<Vec<_>>(),
@@ -162,7 +220,7 @@ pub fn to_text(c: &Config) -> String {
                 .next()
                 .unwrap_or(""),
             f.policy_settings.separator,
-            f.policy.format_remote_topic(&f.source, "orders"),
+            f.policy.remote_topic("orders"),
             f.target
         );
         let _ = writeln!(
@@ -216,12 +274,26 @@ pub fn to_text(c: &Config) -> String {
         );
         let _ = writeln!(o, "  clients");
         for (role, ep) in f.clients.roles() {
-            let props: Vec<String> = ep
-                .redacted()
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
+            let props: Vec<String> = shown(ep).iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(o, "    {role:<22} {}: {}", ep.alias, props.join(" "));
+        }
+    }
+    if !c.stores.is_empty() {
+        let _ = writeln!(o, "\nstores:");
+        for s in &c.stores {
+            let state = if s.read { "" } else { " (not on this machine)" };
+            let _ = writeln!(
+                o,
+                "  {} {} ({}, from {}){state}",
+                s.role, s.path, s.store_type, s.at
+            );
+            for cert in &s.certificates {
+                let _ = writeln!(
+                    o,
+                    "    {}  issued by {}  expires {}",
+                    cert.subject, cert.issuer, cert.not_after
+                );
+            }
         }
     }
     if c.warnings.is_empty() {

@@ -13,8 +13,12 @@ use std::collections::BTreeMap;
 
 use crate::kafka::config::{check_property, is_secret, PropertyCheck, Props};
 
+pub use super::jaas::{parse_jaas, JaasLogin};
+
 use super::error::{KeyRef, Problem};
-use super::model::Sourced;
+use super::model::{Origin, Sourced};
+use super::stores::StoreType;
+use super::stores_io::StoreSource;
 
 /// Java name -> librdkafka name, for properties whose meaning is the same.
 pub const RENAMED: &[(&str, &str)] = &[
@@ -39,6 +43,7 @@ const CONSUMED: &[&str] = &[
     "ssl.keystore.location",
     "ssl.keystore.type",
     "ssl.keystore.password",
+    "ssl.truststore.password",
     "sasl.jaas.config",
 ];
 
@@ -50,6 +55,8 @@ pub struct Mapped {
     pub dropped: Vec<KeyRef>,
     /// Java settings ignored because a librdkafka setting for the same thing is also given.
     pub superseded: Vec<(KeyRef, String)>,
+    /// Where each of `props` came from.
+    pub origins: BTreeMap<String, Origin>,
 }
 
 /// A mapping failure: the key it is about and what is wrong.
@@ -66,8 +73,12 @@ fn client_err(at: &KeyRef, msg: String) -> MapError {
     }
 }
 
-/// Map one client's Java properties (role layers already merged) to librdkafka properties.
-pub fn to_librdkafka(java: &BTreeMap<String, Sourced>) -> Result<Mapped, MapError> {
+/// Map one client's Java properties (role layers already merged) to librdkafka properties;
+/// `stores` opens the key and trust stores they name.
+pub fn to_librdkafka(
+    java: &BTreeMap<String, Sourced>,
+    stores: &mut dyn StoreSource,
+) -> Result<Mapped, MapError> {
     let mut out = Mapped::default();
     let native = |k: &str| java.contains_key(k);
     let renamed: BTreeMap<&str, &str> = RENAMED.iter().copied().collect();
@@ -78,7 +89,7 @@ pub fn to_librdkafka(java: &BTreeMap<String, Sourced>) -> Result<Mapped, MapErro
         if CONSUMED.contains(&key.as_str()) {
             continue;
         }
-        if SAME_NAME_OTHER_MEANING.contains(&key.as_str()) || key == "ssl.truststore.password" {
+        if SAME_NAME_OTHER_MEANING.contains(&key.as_str()) {
             out.dropped.push(src.at.clone());
             continue;
         }
@@ -112,9 +123,15 @@ pub fn to_librdkafka(java: &BTreeMap<String, Sourced>) -> Result<Mapped, MapErro
         }
     }
 
-    truststore(java, &native, &mut out)?;
-    keystore(java, &native, &mut out)?;
+    truststore(java, &native, &mut out, stores)?;
+    keystore(java, &native, &mut out, stores)?;
     jaas(java, &native, &mut out)?;
+    for pw in ["ssl.truststore.password", "ssl.keystore.password"] {
+        let location = pw.replace(".password", ".location");
+        if let (Some(src), false) = (java.get(pw), java.contains_key(&location)) {
+            out.dropped.push(src.at.clone());
+        }
+    }
     Ok(out)
 }
 
@@ -123,6 +140,14 @@ fn put(out: &mut Mapped, key: &str, value: String, src: &Sourced) -> Result<(), 
     match check_property(key, &value) {
         PropertyCheck::Ok => {
             out.props.insert(key.to_string(), value);
+            out.origins.insert(
+                key.to_string(),
+                Origin {
+                    at: src.at.clone(),
+                    providers: src.providers.clone(),
+                    store: None,
+                },
+            );
             Ok(())
         }
         PropertyCheck::Unknown => {
@@ -159,16 +184,33 @@ fn assignors(value: &str) -> Option<String> {
     (!names.is_empty()).then(|| names.join(","))
 }
 
-fn store_type(java: &BTreeMap<String, Sourced>, key: &str) -> String {
-    java.get(key)
-        .map(|s| s.value.trim().to_ascii_uppercase())
-        .unwrap_or_else(|| "JKS".to_string())
+/// `ssl.<kind>store.type`: JKS unless set, as in Java.
+fn store_type(java: &BTreeMap<String, Sourced>, key: &str) -> Result<StoreType, MapError> {
+    match java.get(key) {
+        None => Ok(StoreType::Jks),
+        Some(src) => StoreType::parse(&src.value).map_err(|e| client_err(&src.at, e.to_string())),
+    }
 }
 
+/// Put PEM read out of a store, with the store as its origin.
+fn put_from_store(out: &mut Mapped, key: &str, pem: String, loc: &Sourced) {
+    out.props.insert(key.to_string(), pem);
+    out.origins.insert(
+        key.to_string(),
+        Origin {
+            at: loc.at.clone(),
+            providers: loc.providers.clone(),
+            store: Some(loc.value.trim().to_string()),
+        },
+    );
+}
+
+/// `ssl.truststore.*` -> `ssl.ca.pem`, read out of the store (JKS, PKCS#12 or PEM).
 fn truststore(
     java: &BTreeMap<String, Sourced>,
     native: &dyn Fn(&str) -> bool,
     out: &mut Mapped,
+    stores: &mut dyn StoreSource,
 ) -> Result<(), MapError> {
     let Some(loc) = java.get("ssl.truststore.location") else {
         return Ok(());
@@ -178,28 +220,31 @@ fn truststore(
             .push((loc.at.clone(), "ssl.ca.location".to_string()));
         return Ok(());
     }
-    match store_type(java, "ssl.truststore.type").as_str() {
-        "PEM" => put(out, "ssl.ca.location", loc.value.clone(), loc),
-        other => Err(client_err(
-            &loc.at,
-            format!(
-                "librdkafka cannot read a {other} truststore; export the CA certificates to a PEM \
-                 file and set `ssl.ca.location` to it (or set `ssl.truststore.type = PEM` if the \
-                 file already is PEM)"
-            ),
-        )),
+    let ty = store_type(java, "ssl.truststore.type")?;
+    let password = java
+        .get("ssl.truststore.password")
+        .map(|s| s.value.as_str());
+    match stores.truststore(loc, ty, password) {
+        Ok(Some(ts)) => put_from_store(out, "ssl.ca.pem", ts.certs_pem, loc),
+        Ok(None) => {}
+        Err(cause) => {
+            return Err(client_err(
+                &loc.at,
+                format!("cannot use the truststore {cause}"),
+            ))
+        }
     }
+    Ok(())
 }
 
+/// `ssl.keystore.*` -> `ssl.certificate.pem` and `ssl.key.pem` (decrypted, in memory only).
 fn keystore(
     java: &BTreeMap<String, Sourced>,
     native: &dyn Fn(&str) -> bool,
     out: &mut Mapped,
+    stores: &mut dyn StoreSource,
 ) -> Result<(), MapError> {
     let Some(loc) = java.get("ssl.keystore.location") else {
-        if let Some(pw) = java.get("ssl.keystore.password") {
-            out.dropped.push(pw.at.clone());
-        }
         return Ok(());
     };
     if native("ssl.certificate.location") || native("ssl.certificate.pem") {
@@ -207,24 +252,26 @@ fn keystore(
             .push((loc.at.clone(), "ssl.certificate.location".to_string()));
         return Ok(());
     }
-    match store_type(java, "ssl.keystore.type").as_str() {
-        // librdkafka reads PKCS#12 keystores under the same names.
-        "PKCS12" => {
-            put(out, "ssl.keystore.location", loc.value.clone(), loc)?;
-            if let Some(pw) = java.get("ssl.keystore.password") {
-                put(out, "ssl.keystore.password", pw.value.clone(), pw)?;
-            }
-            Ok(())
+    let ty = store_type(java, "ssl.keystore.type")?;
+    let store_pw = java.get("ssl.keystore.password").map(|s| s.value.as_str());
+    let key_pw = java.get("ssl.key.password").map(|s| s.value.as_str());
+    match stores.keystore(loc, ty, store_pw, key_pw) {
+        Ok(Some(ks)) => {
+            put_from_store(out, "ssl.certificate.pem", ks.chain_pem, loc);
+            put_from_store(out, "ssl.key.pem", ks.key_pem, loc);
+            // The key is handed over decrypted: its password is not librdkafka's business.
+            out.props.remove("ssl.key.password");
+            out.origins.remove("ssl.key.password");
         }
-        other => Err(client_err(
-            &loc.at,
-            format!(
-                "librdkafka cannot read a {other} keystore; use PEM files instead: set \
-                 `ssl.certificate.location` and `ssl.key.location` (and `ssl.key.password` if \
-                 the key is encrypted, `ssl.ca.location` for the CA certificates)"
-            ),
-        )),
+        Ok(None) => {}
+        Err(cause) => {
+            return Err(client_err(
+                &loc.at,
+                format!("cannot use the keystore {cause}"),
+            ))
+        }
     }
+    Ok(())
 }
 
 fn jaas(
@@ -235,7 +282,7 @@ fn jaas(
     let Some(src) = java.get("sasl.jaas.config") else {
         return Ok(());
     };
-    if native("sasl.username") || native("sasl.password") {
+    if native("sasl.username") || native("sasl.password") || native("sasl.oauthbearer.method") {
         out.superseded
             .push((src.at.clone(), "sasl.username".to_string()));
         return Ok(());
@@ -246,105 +293,112 @@ fn jaas(
             format!("cannot read the JAAS login (value not shown): {reason}"),
         )
     })?;
-    let short = login.module.rsplit('.').next().unwrap_or(&login.module);
-    if short != "PlainLoginModule" && short != "ScramLoginModule" {
-        return Err(client_err(
+    match login.short_module() {
+        "PlainLoginModule" | "ScramLoginModule" => {
+            for (opt, key) in [("username", "sasl.username"), ("password", "sasl.password")] {
+                let Some(v) = login.options.get(opt) else {
+                    return Err(client_err(
+                        &src.at,
+                        format!("the {} login has no `{opt}` option", login.short_module()),
+                    ));
+                };
+                put(out, key, v.clone(), src)?;
+            }
+            Ok(())
+        }
+        "OAuthBearerLoginModule" => oauthbearer(java, &login, src, out),
+        "IAMLoginModule" => Err(client_err(
+            &src.at,
+            "AWS MSK IAM logins (IAMLoginModule, `AWS_MSK_IAM`) need AWS's Java signing library, \
+             which librdkafka cannot run; on MSK use SASL/SCRAM-SHA-512 (port 9096, a user in \
+             Secrets Manager) or mutual TLS (port 9094) for strait"
+                .to_string(),
+        )),
+        "Krb5LoginModule" => Err(client_err(
+            &src.at,
+            "Kerberos (GSSAPI, Krb5LoginModule) is not built into strait's librdkafka; use \
+             SASL/SCRAM, OAUTHBEARER or mutual TLS for strait"
+                .to_string(),
+        )),
+        other => Err(client_err(
             &src.at,
             format!(
-                "strait reads credentials only from PlainLoginModule and ScramLoginModule \
-                 logins, not `{short}`; set the librdkafka `sasl.*` properties for it instead"
+                "strait reads PlainLoginModule, ScramLoginModule and OAuthBearerLoginModule \
+                 logins, not `{other}`; set the librdkafka `sasl.*` properties for it instead"
             ),
-        ));
+        )),
     }
-    for (opt, key) in [("username", "sasl.username"), ("password", "sasl.password")] {
-        let Some(v) = login.options.get(opt) else {
-            return Err(client_err(
-                &src.at,
-                format!("the {short} login has no `{opt}` option"),
-            ));
-        };
-        put(out, key, v.clone(), src)?;
-    }
-    Ok(())
 }
 
-/// One JAAS login entry: `<LoginModuleClass> <flag> key="value" ... ;`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JaasLogin {
-    pub module: String,
-    pub options: BTreeMap<String, String>,
-}
-
-/// Parse the single login entry of a `sasl.jaas.config` value. Errors never contain the value.
-pub fn parse_jaas(text: &str) -> Result<JaasLogin, String> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while *i < chars.len() && chars[*i].is_whitespace() {
-            *i += 1;
-        }
-    };
-    let word = |i: &mut usize| -> String {
-        let start = *i;
-        while *i < chars.len() && !chars[*i].is_whitespace() && chars[*i] != '=' && chars[*i] != ';'
-        {
-            *i += 1;
-        }
-        chars[start..*i].iter().collect()
-    };
-    skip_ws(&mut i);
-    let module = word(&mut i);
-    if module.is_empty() {
-        return Err("no login module class".into());
+/// `OAuthBearerLoginModule` -> librdkafka's OIDC client-credentials settings (KIP-768's
+/// `sasl.oauthbearer.token.endpoint.url` with `clientId`/`clientSecret`/`scope` options), or its
+/// unsecured-JWT builder for `unsecuredLoginStringClaim_sub` logins (test clusters).
+fn oauthbearer(
+    java: &BTreeMap<String, Sourced>,
+    login: &JaasLogin,
+    src: &Sourced,
+    out: &mut Mapped,
+) -> Result<(), MapError> {
+    let extensions: Vec<String> = login
+        .options
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("extension_").map(|n| format!("{n}={v}")))
+        .collect();
+    if !extensions.is_empty() {
+        put(
+            out,
+            "sasl.oauthbearer.extensions",
+            extensions.join(","),
+            src,
+        )?;
     }
-    skip_ws(&mut i);
-    let flag = word(&mut i);
-    if !["required", "requisite", "sufficient", "optional"].contains(&flag.as_str()) {
-        return Err("expected a control flag (`required`) after the login module class".into());
+    if let Some(url) = java.get("sasl.oauthbearer.token.endpoint.url") {
+        put(out, "sasl.oauthbearer.method", "oidc".into(), src)?;
+        put(
+            out,
+            "sasl.oauthbearer.token.endpoint.url",
+            url.value.clone(),
+            url,
+        )?;
+        for (opt, key) in [
+            ("clientId", "sasl.oauthbearer.client.id"),
+            ("clientSecret", "sasl.oauthbearer.client.secret"),
+        ] {
+            let Some(v) = login.options.get(opt) else {
+                return Err(client_err(
+                    &src.at,
+                    format!("the OAuthBearerLoginModule login has no `{opt}` option, which the client-credentials flow of `sasl.oauthbearer.token.endpoint.url` needs"),
+                ));
+            };
+            put(out, key, v.clone(), src)?;
+        }
+        if let Some(scope) = login.options.get("scope") {
+            put(out, "sasl.oauthbearer.scope", scope.clone(), src)?;
+        }
+        return Ok(());
     }
-    let mut options = BTreeMap::new();
-    loop {
-        skip_ws(&mut i);
-        if i >= chars.len() {
-            return Err("the login entry does not end with `;`".into());
-        }
-        if chars[i] == ';' {
-            break;
-        }
-        let name = word(&mut i);
-        skip_ws(&mut i);
-        if name.is_empty() || chars.get(i) != Some(&'=') {
-            return Err("expected `option=\"value\"`".into());
-        }
-        i += 1;
-        skip_ws(&mut i);
-        let value = if chars.get(i) == Some(&'"') {
-            i += 1;
-            let mut v = String::new();
-            loop {
-                match chars.get(i) {
-                    None => return Err(format!("unterminated quoted value of option `{name}`")),
-                    Some('"') => {
-                        i += 1;
-                        break;
-                    }
-                    Some('\\') if i + 1 < chars.len() => {
-                        v.push(chars[i + 1]);
-                        i += 2;
-                    }
-                    Some(&c) => {
-                        v.push(c);
-                        i += 1;
-                    }
-                }
-            }
-            v
-        } else {
-            word(&mut i)
-        };
-        options.insert(name, value);
+    if let Some(sub) = login.options.get("unsecuredLoginStringClaim_sub") {
+        put(
+            out,
+            "enable.sasl.oauthbearer.unsecure.jwt",
+            "true".into(),
+            src,
+        )?;
+        put(
+            out,
+            "sasl.oauthbearer.config",
+            format!("principal={sub}"),
+            src,
+        )?;
+        return Ok(());
     }
-    Ok(JaasLogin { module, options })
+    Err(client_err(
+        &src.at,
+        "an OAuthBearerLoginModule login needs `sasl.oauthbearer.token.endpoint.url` (OIDC \
+         client credentials) for strait; a custom `sasl.login.callback.handler.class` cannot run \
+         in librdkafka"
+            .to_string(),
+    ))
 }
 
 #[cfg(test)]
@@ -365,18 +419,65 @@ mod tests {
                             key: format!("us-east.{k}"),
                             line: i + 1,
                         },
+                        providers: Vec::new(),
                     },
                 )
             })
             .collect()
     }
 
+    /// Stores as the mapping sees them: what it asked for, and a canned answer.
+    #[derive(Default)]
+    struct FakeStores {
+        asked: Vec<String>,
+        fail: bool,
+    }
+
+    impl StoreSource for FakeStores {
+        fn truststore(
+            &mut self,
+            location: &Sourced,
+            ty: StoreType,
+            password: Option<&str>,
+        ) -> Result<Option<super::super::stores::TrustStore>, String> {
+            self.asked
+                .push(format!("trust {} {ty:?} {password:?}", location.value));
+            if self.fail {
+                return Err(format!("{}: wrong password", location.value));
+            }
+            Ok(Some(super::super::stores::TrustStore {
+                certs_pem: "CA PEM".into(),
+                certs: Vec::new(),
+            }))
+        }
+
+        fn keystore(
+            &mut self,
+            location: &Sourced,
+            ty: StoreType,
+            store_password: Option<&str>,
+            key_password: Option<&str>,
+        ) -> Result<Option<super::super::stores::KeyStore>, String> {
+            self.asked.push(format!(
+                "key {} {ty:?} {store_password:?} {key_password:?}",
+                location.value
+            ));
+            Ok(Some(super::super::stores::KeyStore {
+                key_pem: "KEY PEM".into(),
+                chain_pem: "CHAIN PEM".into(),
+                chain: Vec::new(),
+                alias: None,
+                skipped_key_aliases: Vec::new(),
+            }))
+        }
+    }
+
     fn map(pairs: &[(&str, &str)]) -> Mapped {
-        to_librdkafka(&java(pairs)).unwrap()
+        to_librdkafka(&java(pairs), &mut FakeStores::default()).unwrap()
     }
 
     fn problem(pairs: &[(&str, &str)]) -> MapError {
-        to_librdkafka(&java(pairs)).unwrap_err()
+        to_librdkafka(&java(pairs), &mut FakeStores::default()).unwrap_err()
     }
 
     #[test]
@@ -445,46 +546,71 @@ mod tests {
     }
 
     #[test]
-    fn pem_truststore_maps_jks_is_an_error() {
-        let m = map(&[
-            ("ssl.truststore.location", "/etc/ca.pem"),
-            ("ssl.truststore.type", "PEM"),
-        ]);
-        assert_eq!(m.props["ssl.ca.location"], "/etc/ca.pem");
-        let e = problem(&[("ssl.truststore.location", "/etc/ts.jks")]);
-        assert_eq!(e.at.key, "us-east.ssl.truststore.location");
-        assert!(
-            e.problem.to_string().contains("ssl.ca.location"),
-            "{}",
-            e.problem
+    fn stores_become_pem_in_memory_with_their_origin() {
+        let mut stores = FakeStores::default();
+        let m = to_librdkafka(
+            &java(&[
+                ("ssl.truststore.location", "/etc/ts.jks"),
+                ("ssl.truststore.password", "tpw"),
+                ("ssl.keystore.location", "/etc/ks.p12"),
+                ("ssl.keystore.type", "pkcs12"),
+                ("ssl.keystore.password", "kpw"),
+                ("ssl.key.password", "keypw"),
+            ]),
+            &mut stores,
+        )
+        .unwrap();
+        assert_eq!(
+            stores.asked,
+            vec![
+                "trust /etc/ts.jks Jks Some(\"tpw\")",
+                "key /etc/ks.p12 Pkcs12 Some(\"kpw\") Some(\"keypw\")"
+            ]
         );
-        // A file written for both MM2 and strait: the PEM setting wins, the JKS is ignored.
+        assert_eq!(m.props["ssl.ca.pem"], "CA PEM");
+        assert_eq!(m.props["ssl.certificate.pem"], "CHAIN PEM");
+        assert_eq!(m.props["ssl.key.pem"], "KEY PEM");
+        assert!(
+            !m.props.contains_key("ssl.key.password"),
+            "the key is already decrypted"
+        );
+        assert!(!m.props.keys().any(|k| k.contains("location")));
+        assert_eq!(
+            m.origins["ssl.ca.pem"].store.as_deref(),
+            Some("/etc/ts.jks")
+        );
+        assert_eq!(
+            m.origins["ssl.key.pem"].at.key,
+            "us-east.ssl.keystore.location"
+        );
+        assert!(m.dropped.is_empty(), "{:?}", m.dropped);
+        // A file written for both MM2 and strait: the librdkafka setting wins.
         let m = map(&[
             ("ssl.truststore.location", "/etc/ts.jks"),
             ("ssl.ca.location", "/etc/ca.pem"),
         ]);
         assert_eq!(m.props["ssl.ca.location"], "/etc/ca.pem");
         assert_eq!(m.superseded.len(), 1);
-    }
-
-    #[test]
-    fn jks_keystore_is_an_error_naming_pem_settings() {
+        // A store that cannot be used is an error naming the key; the cause comes from the store.
+        let e = to_librdkafka(
+            &java(&[("ssl.truststore.location", "/etc/ts.jks")]),
+            &mut FakeStores {
+                fail: true,
+                ..FakeStores::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.at.key, "us-east.ssl.truststore.location");
+        assert!(e
+            .problem
+            .to_string()
+            .contains("/etc/ts.jks: wrong password"));
         let e = problem(&[
-            ("ssl.keystore.location", "/etc/ks.jks"),
-            ("ssl.keystore.password", "hunter2"),
+            ("ssl.keystore.location", "/etc/ks"),
+            ("ssl.keystore.type", "JCEKS"),
         ]);
-        let msg = e.problem.to_string();
-        for k in ["ssl.certificate.location", "ssl.key.location", "PEM", "JKS"] {
-            assert!(msg.contains(k), "{msg}");
-        }
-        assert!(!msg.contains("hunter2"));
-        let m = map(&[
-            ("ssl.keystore.location", "/etc/ks.p12"),
-            ("ssl.keystore.type", "PKCS12"),
-            ("ssl.keystore.password", "hunter2"),
-        ]);
-        assert_eq!(m.props["ssl.keystore.location"], "/etc/ks.p12");
-        assert_eq!(m.props["ssl.keystore.password"], "hunter2");
+        assert_eq!(e.at.key, "us-east.ssl.keystore.type");
+        assert!(e.problem.to_string().contains("JCEKS"), "{}", e.problem);
     }
 
     #[test]

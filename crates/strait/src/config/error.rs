@@ -76,8 +76,16 @@ pub enum Problem {
     UnknownPolicy(String),
     #[error("`{0}` must be `source` or `target`")]
     NotSourceOrTarget(String),
-    #[error("the replication policy separator must not be empty")]
-    EmptySeparator,
+    #[error("no pair of clusters runs: {0}; MirrorMaker 2 exits at start with \"No source->target replication flows.\"")]
+    NoFlows(String),
+    #[error("`{0}` has no port; MirrorMaker 2 refuses it (\"Invalid url in bootstrap.servers\"): write `host:port`")]
+    BadBootstrap(String),
+    /// A `${provider:path:key}` reference that cannot be resolved (the cause; never the value).
+    #[error("{0}")]
+    Provider(String),
+    /// A key or trust store that cannot be used (the file and the cause; never a password).
+    #[error("{0}")]
+    Store(String),
     /// A client (security) setting that cannot be turned into a librdkafka setting.
     #[error("{0}")]
     Client(String),

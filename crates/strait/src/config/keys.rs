@@ -39,6 +39,10 @@ pub const CONNECTOR_PROPERTIES: &[&str] = &[
     "sync.group.offsets.interval.seconds",
     "emit.heartbeats.enabled",
     "emit.heartbeats.interval.seconds",
+    // Filled in with the flow's aliases unless set; an empty `source.cluster.alias` gives remote
+    // topics without a prefix (with an empty separator), a trick older MM2 files use.
+    "source.cluster.alias",
+    "target.cluster.alias",
     // Kafka 3.x names of the `*.exclude` keys (removed in 4.0); read when `*.exclude` is absent.
     "topics.blacklist",
     "groups.blacklist",
@@ -64,8 +68,6 @@ const CONNECTOR_IGNORED: &[&str] = &[
     "transaction.boundary",
     "transaction.boundary.interval.ms",
     "offsets.storage.topic",
-    "source.cluster.alias",
-    "target.cluster.alias",
     "use.incremental.alter.configs",
     "add.source.alias.to.metrics",
     "checkpoints.topic.retention.ms",
@@ -86,7 +88,7 @@ const CONNECTOR_IGNORED_PREFIXES: &[&str] = &[
 ];
 
 /// Top-level keys of the MM2 process and its Connect workers that strait has no use for: it runs
-/// no Connect runtime, keeps no Connect state and resolves no config providers.
+/// no Connect runtime and keeps no Connect state.
 const GLOBAL_IGNORED: &[&str] = &[
     "listeners",
     "admin.listeners",
@@ -100,7 +102,6 @@ const GLOBAL_IGNORED: &[&str] = &[
 
 const GLOBAL_IGNORED_PREFIXES: &[&str] = &[
     "dedicated.mode.",
-    "config.providers",
     "rest.",
     "admin.listeners.",
     "offset.storage.",
@@ -210,7 +211,12 @@ pub enum Mm2Ignores {
 
 /// A top-level key (no alias or flow prefix).
 pub fn classify_global(key: &str) -> KeyClass {
-    if is_connector_property(key) || is_client_key(key) || key == "clusters" {
+    if is_connector_property(key)
+        || is_client_key(key)
+        || key == "clusters"
+        || key == "config.providers"
+        || key.starts_with("config.providers.")
+    {
         return KeyClass::Honoured;
     }
     if key == "use.defaults.from" {

@@ -18,10 +18,12 @@ use super::error::{ConfigError, KeyRef, Problem, Warning};
 use super::filter::{parse_list, NameFilter};
 use super::keys::{self, KeyClass, Mm2Ignores};
 use super::model::{
-    Clients, Cluster, Config, Flow, InternalTopic, InternalTopics, Intervals, PolicySettings, Side,
-    Sourced,
+    Clients, Cluster, Config, Flow, InternalTopic, InternalTopics, Intervals, Origin,
+    PolicySettings, Side, Sourced,
 };
-use super::properties::Properties;
+use super::properties::{decode_latin1, Properties};
+use super::providers::{Providers, Resolver as ProviderResolver};
+use super::stores_io::StoreCache;
 
 /// Keys (prefix stripped) to values with their origin.
 type Map = BTreeMap<String, Sourced>;
@@ -30,37 +32,61 @@ const DEFAULT_TOPICS_EXCLUDE: &str = r".*[\-\.]internal, .*\.replica, __.*";
 const DEFAULT_GROUPS_EXCLUDE: &str = "console-consumer-.*, connect-.*, __.*";
 const DEFAULT_CONFIG_PROPERTIES_EXCLUDE: &str = r"follower\.replication\.throttled\.replicas, leader\.replication\.throttled\.replicas, message\.timestamp\.difference\.max\.ms, message\.timestamp\.type, unclean\.leader\.election\.enable, min\.insync\.replicas";
 
+/// What to do about files a config names that are not on this machine: key and trust stores,
+/// config-provider files and directories, provider environment variables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LocalFiles {
+    /// Every one must be there: strait is about to connect.
+    #[default]
+    Required,
+    /// `strait check` away from the deployment (a laptop, CI): a missing one is a warning and
+    /// the value is shown as written. A store that is there but wrong is an error all the same.
+    MayBeMissing,
+}
+
 impl Config {
-    /// Read and validate an MM2 properties file.
+    /// Read and validate an MM2 properties file; every file it names must be readable.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        Self::load_with(path, LocalFiles::Required)
+    }
+
+    /// Read and validate an MM2 properties file, bytes as ISO-8859-1 like `Properties.load`.
+    pub fn load_with(path: impl AsRef<Path>, local: LocalFiles) -> Result<Config, ConfigError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let unreadable = |reason: String| ConfigError::Unreadable {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError::Unreadable {
             path: shown.clone(),
-            reason,
-        };
-        let bytes = std::fs::read(path).map_err(|e| {
-            unreadable(match e.kind() {
+            reason: match e.kind() {
                 std::io::ErrorKind::NotFound => "no such file".to_string(),
                 std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
                 std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
                 _ => e.to_string(),
-            })
+            },
         })?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            unreadable(format!(
-                "it is not UTF-8 text (byte {})",
-                e.utf8_error().valid_up_to()
-            ))
-        })?;
-        Self::parse(&text, &shown)
+        let mut config = Self::parse_with(&decode_latin1(&bytes), &shown, local)?;
+        let lines = non_ascii_lines(&bytes);
+        if !lines.is_empty() {
+            let lines: Vec<String> = lines.iter().map(ToString::to_string).collect();
+            config.warnings.push(Warning::general(format!(
+                "line(s) {} hold bytes beyond ASCII; MirrorMaker 2 reads a properties file as ISO-8859-1 \
+                 (a UTF-8 `é` is two characters to it), and so does strait; write `\\uXXXX` escapes instead",
+                lines.join(", ")
+            )));
+        }
+        Ok(config)
     }
 
     /// Parse and validate the text of an MM2 properties file; `file` names it in messages.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        Self::parse_with(text, file, LocalFiles::Required)
+    }
+
+    pub fn parse_with(text: &str, file: &str, local: LocalFiles) -> Result<Config, ConfigError> {
         Loader {
             file,
+            local,
             warnings: Vec::new(),
+            stores: StoreCache::new(local),
         }
         .run(text)
     }
@@ -68,7 +94,9 @@ impl Config {
 
 struct Loader<'a> {
     file: &'a str,
+    local: LocalFiles,
     warnings: Vec<Warning>,
+    stores: StoreCache,
 }
 
 /// Keys sorted into MM2's three namespaces.
@@ -96,16 +124,7 @@ impl Loader<'_> {
             key: key_on_line(text, e.line),
             reason: e.message,
         })?;
-        let mut entries: Vec<Sourced> = props
-            .iter()
-            .map(|(k, e)| Sourced {
-                value: e.value.clone(),
-                at: KeyRef {
-                    key: k.to_string(),
-                    line: e.line,
-                },
-            })
-            .collect();
+        let mut entries = self.resolve_providers(&props)?;
         entries.sort_by(|a, b| (a.at.line, &a.at.key).cmp(&(b.at.line, &b.at.key)));
         if let Some(s) = entries.iter().find(|s| s.at.key.is_empty()) {
             return Err(ConfigError::Malformed {
@@ -125,6 +144,7 @@ impl Loader<'_> {
             })?;
         let aliases = self.aliases(&clusters_at)?;
         let split = self.split(&entries, &aliases)?;
+        let herders = self.herders(&entries, &aliases, &clusters_at)?;
 
         let mut all_props = BTreeMap::new();
         let mut clusters = Vec::new();
@@ -142,6 +162,7 @@ impl Loader<'_> {
                         .unwrap_or_else(|| clusters_at.at.clone());
                     self.invalid(&at, Problem::NoBootstrap(alias.clone()))
                 })?;
+            self.check_bootstrap(bootstrap)?;
             clusters.push(Cluster {
                 alias: alias.clone(),
                 bootstrap_servers: bootstrap.value.trim().to_string(),
@@ -159,7 +180,8 @@ impl Loader<'_> {
                 let empty = Map::new();
                 let flow_keys = split.flows.get(&(s.clone(), t.clone())).unwrap_or(&empty);
                 let map = connector_map(&split.global, &all_props[s], &all_props[t], flow_keys);
-                let flow = self.flow(s, t, &map, &all_props[t], &mut java_only)?;
+                let herder = herders.contains(&(s.clone(), t.clone()));
+                let flow = self.flow(s, t, herder, &map, &all_props[t], &mut java_only)?;
                 flows.push(flow);
             }
         }
@@ -171,12 +193,138 @@ impl Loader<'_> {
                 java_only,
             ));
         }
+        let stores = self.stores.summaries();
+        self.warnings.extend(self.stores.warnings());
         Ok(Config {
             file: self.file.to_string(),
             clusters,
             flows,
+            stores,
             warnings: dedup(self.warnings),
         })
+    }
+
+    /// Every value with its `${provider:path:key}` references resolved, as MM2 resolves them
+    /// before reading anything (`config.providers*` keys themselves stay as written).
+    fn resolve_providers(&mut self, props: &Properties) -> Result<Vec<Sourced>, ConfigError> {
+        let providers = Providers::declare(|k| props.get(k));
+        if !providers.without_class.is_empty() {
+            self.warnings.push(Warning::general(format!(
+                "config providers listed in `config.providers` without a `config.providers.<name>.class` are skipped, as Kafka skips them: {}",
+                providers.without_class.join(", ")
+            )));
+        }
+        let mut resolver = ProviderResolver::new(&providers);
+        let mut out = Vec::with_capacity(props.len());
+        for (k, e) in props.iter() {
+            let at = KeyRef {
+                key: k.to_string(),
+                line: e.line,
+            };
+            let mut src = Sourced {
+                value: e.value.clone(),
+                at,
+                providers: Vec::new(),
+            };
+            if !k.starts_with("config.providers") && e.value.contains("${") {
+                match resolver.resolve(&e.value) {
+                    Ok(r) => {
+                        src.value = r.value;
+                        src.providers = r.providers;
+                    }
+                    Err(err) if err.is_missing() && self.local == LocalFiles::MayBeMissing => {
+                        self.warnings.push(Warning::about_key(
+                            format!(
+                                "{}: {err}; shown as written here, and strait needs it where it runs",
+                                src.at
+                            ),
+                            src.at.clone(),
+                        ));
+                    }
+                    Err(err) => {
+                        return Err(self.invalid(&src.at, Problem::Provider(err.to_string())))
+                    }
+                }
+            }
+            out.push(src);
+        }
+        Ok(out)
+    }
+
+    /// The pairs MM2 makes a herder for (MirrorMakerConfig.clusterPairs): `S->T.enabled` or
+    /// heartbeats on, both read with `Boolean.parseBoolean`, untrimmed, so `true ` is false here
+    /// while the same value enables the flow's connectors (ConfigDef trims). No pair at all is
+    /// MM2's "No source->target replication flows." at start, so it is an error here too.
+    fn herders(
+        &mut self,
+        entries: &[Sourced],
+        aliases: &[String],
+        clusters: &Sourced,
+    ) -> Result<BTreeSet<(String, String)>, ConfigError> {
+        let raw: BTreeMap<&str, &Sourced> =
+            entries.iter().map(|s| (s.at.key.as_str(), s)).collect();
+        let parse_boolean = |s: &Sourced| s.value.eq_ignore_ascii_case("true");
+        let is_padded =
+            |s: &Sourced| s.value.trim() != s.value && s.value.trim().eq_ignore_ascii_case("true");
+        let mut padded: Vec<&Sourced> = Vec::new();
+        let global_hb = raw.get("emit.heartbeats.enabled").copied();
+        padded.extend(global_hb.filter(|s| is_padded(s)));
+        let global_hb = global_hb.is_none_or(parse_boolean);
+        let mut pairs = BTreeSet::new();
+        for s in aliases {
+            for t in aliases.iter().filter(|t| *t != s) {
+                let enabled = raw.get(format!("{s}->{t}.enabled").as_str()).copied();
+                let hb = raw
+                    .get(format!("{s}->{t}.emit.heartbeats.enabled").as_str())
+                    .copied();
+                padded.extend(enabled.into_iter().chain(hb).filter(|s| is_padded(s)));
+                if enabled.is_some_and(parse_boolean) || hb.map_or(global_hb, parse_boolean) {
+                    pairs.insert((s.clone(), t.clone()));
+                }
+            }
+        }
+        for src in &padded {
+            self.warnings.push(Warning::about_key(
+                format!(
+                    "{} = `{}` ends in whitespace: MirrorMaker 2 reads it as false when it decides which \
+                     cluster pairs run (Boolean.parseBoolean) and as true inside a running pair (ConfigDef \
+                     trims); strait reads it the same way; remove the whitespace",
+                    src.at, src.value
+                ),
+                src.at.clone(),
+            ));
+        }
+        if pairs.is_empty() {
+            let at = padded.first().map_or(&clusters.at, |s| &s.at);
+            return Err(self.invalid(
+                at,
+                Problem::NoFlows(if aliases.len() < 2 {
+                    "`clusters` lists only one cluster".to_string()
+                } else if padded.is_empty() {
+                    "no `<source>-><target>.enabled` is true and heartbeats are off".to_string()
+                } else {
+                    "no `<source>-><target>.enabled` is true and heartbeats are off once values ending in \
+                     whitespace are read as MM2 reads them (false)"
+                        .to_string()
+                }),
+            ));
+        }
+        Ok(pairs)
+    }
+
+    /// Kafka's `ClientUtils.parseAndValidateAddresses`: every entry needs a host and a port.
+    fn check_bootstrap(&self, src: &Sourced) -> Result<(), ConfigError> {
+        for url in src
+            .value
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            if !valid_bootstrap_url(url) {
+                return Err(self.invalid(&src.at, Problem::BadBootstrap(url.to_string())));
+            }
+        }
+        Ok(())
     }
 
     /// The aliases of `clusters`, in order, without repeats.
@@ -203,6 +351,7 @@ impl Loader<'_> {
     /// Sort every key into global, cluster and flow keys, and note the ones strait ignores.
     fn split(&mut self, entries: &[Sourced], aliases: &[String]) -> Result<Split, ConfigError> {
         let mut split = Split::default();
+        let mut ignored_flow_keys = Vec::new();
         let mut not_honoured = Vec::new();
         let mut unknown = Vec::new();
         let mut mm2_ignores: BTreeMap<&'static str, Vec<KeyRef>> = BTreeMap::new();
@@ -221,7 +370,23 @@ impl Loader<'_> {
                 continue;
             }
             if key.contains("->") {
-                let (s, t, rest) = self.split_flow(&src.at, aliases)?;
+                let (s, t, rest) = match self.split_flow(&src.at, aliases) {
+                    Ok(parts) => parts,
+                    Err(e) => {
+                        let reason = match e {
+                            ConfigError::Invalid { problem, .. } => problem.to_string(),
+                            other => other.to_string(),
+                        };
+                        ignored_flow_keys.push(Warning::about_key(
+                            format!(
+                                "{} is ignored, as MirrorMaker 2 ignores it: {reason}",
+                                src.at
+                            ),
+                            src.at.clone(),
+                        ));
+                        continue;
+                    }
+                };
                 note(keys::classify_flow(&rest), &src.at);
                 split
                     .flows
@@ -240,6 +405,7 @@ impl Loader<'_> {
                 split.global.insert(key.to_string(), src.clone());
             }
         }
+        self.warnings.extend(ignored_flow_keys);
         if !not_honoured.is_empty() {
             self.warnings.push(Warning::about_keys(
                 "strait does not implement these MirrorMaker 2 / Kafka Connect settings and ignores them \
@@ -322,16 +488,20 @@ impl Loader<'_> {
     }
 
     /// Build one flow's typed settings from its connector map.
+    #[allow(clippy::too_many_arguments)]
     fn flow(
         &mut self,
         s: &str,
         t: &str,
+        herder: bool,
         map: &Map,
         target_props: &Map,
         java_only: &mut Vec<KeyRef>,
     ) -> Result<Flow, ConfigError> {
         let r = Resolver { loader: self, map };
-        let enabled = r.bool("enabled", false)?;
+        // MM2 runs a pair's connectors only in a herder (see `herders`); inside it, `enabled` is
+        // a ConfigDef boolean, trimmed.
+        let enabled = r.bool("enabled", false)? && herder;
         let topics = r.filter("topics", None, ".*")?;
         let topics_exclude = r.filter(
             "topics.exclude",
@@ -355,17 +525,28 @@ impl Loader<'_> {
             Some(src) => PolicyKind::from_class_name(src.value.trim())
                 .ok_or_else(|| r.err(src, Problem::UnknownPolicy(src.value.trim().to_string())))?,
         };
+        // The separator is read as written, untrimmed and possibly empty (DefaultReplicationPolicy
+        // takes the raw string): `replication.policy.separator =` with `source.cluster.alias =`
+        // names remote topics exactly as their source topics.
         let separator = map.get("replication.policy.separator");
-        if let Some(src) = separator.filter(|s| s.value.is_empty()) {
-            return Err(r.err(src, Problem::EmptySeparator));
-        }
         let internal_sep = r.bool("replication.policy.internal.topic.separator.enabled", true)?;
+        // The connector's aliases: the flow's clusters unless the file sets them (MM2 fills them
+        // in only where absent), and they name remote and internal topics.
+        let source_alias = map
+            .get("source.cluster.alias")
+            .map_or(s, |v| v.value.as_str())
+            .to_string();
+        let target_alias = map
+            .get("target.cluster.alias")
+            .map_or(t, |v| v.value.as_str())
+            .to_string();
         let policy = ReplicationPolicy::new(
             kind,
             separator.map(|s| s.value.as_str()),
             internal_sep,
-            Some(s),
-        );
+            Some(&source_alias),
+        )
+        .with_target(&target_alias);
         let policy_settings = PolicySettings {
             kind,
             separator: policy.separator().to_string(),
@@ -382,7 +563,7 @@ impl Loader<'_> {
             refresh_groups: r.interval("refresh.groups", true, 600)?,
             emit_checkpoints: r.interval("emit.checkpoints", true, 60)?,
             sync_group_offsets: r.interval("sync.group.offsets", false, 60)?,
-            emit_heartbeats: r.interval("emit.heartbeats", true, 1)?,
+            emit_heartbeats: r.interval("emit.heartbeats", true, 1)?.filter(|_| herder),
         };
         let tasks_max = r.number("tasks.max", 1, 1, "a positive whole number")?;
         let tasks_max = u32::try_from(tasks_max).unwrap_or(u32::MAX);
@@ -400,16 +581,16 @@ impl Loader<'_> {
         let internal_topics = InternalTopics {
             offset_syncs: match location {
                 Side::Source => InternalTopic {
-                    name: policy.offset_syncs_topic(t),
+                    name: policy.offset_syncs_topic(&target_alias),
                     cluster: s.to_string(),
                 },
                 Side::Target => InternalTopic {
-                    name: policy.offset_syncs_topic(s),
+                    name: policy.offset_syncs_topic(&source_alias),
                     cluster: t.to_string(),
                 },
             },
             checkpoints: InternalTopic {
-                name: policy.checkpoints_topic(s),
+                name: policy.checkpoints_topic(&source_alias),
                 cluster: t.to_string(),
             },
             heartbeats: InternalTopic {
@@ -445,6 +626,7 @@ impl Loader<'_> {
         let flow = Flow {
             source: s.to_string(),
             target: t.to_string(),
+            herder,
             enabled,
             topics,
             topics_exclude,
@@ -514,7 +696,13 @@ impl Loader<'_> {
             Side::Target => ("target", t),
         };
 
-        let mut source_consumer = self.endpoint(s, &consumer("source"), java_only)?;
+        let mut origins = BTreeMap::new();
+        let mut ep = |this: &mut Self, role: &'static str, alias: &str, java: &Map| {
+            let (ep, o) = this.endpoint(alias, java, java_only)?;
+            origins.insert(role, o);
+            Ok::<_, ConfigError>(ep)
+        };
+        let mut source_consumer = ep(self, "source_consumer", s, &consumer("source"))?;
         // MM2 forces manual commits on the replication consumer and starts from the beginning.
         source_consumer
             .props
@@ -523,13 +711,24 @@ impl Loader<'_> {
             .props
             .entry("auto.offset.reset".into())
             .or_insert_with(|| "earliest".into());
+        let source_admin = ep(self, "source_admin", s, &admin("source"))?;
+        let offset_syncs_producer = ep(
+            self,
+            "offset_syncs_producer",
+            sync_alias,
+            &producer(sync_side),
+        )?;
+        let target_producer = ep(self, "target_producer", t, &target_producer)?;
+        let target_admin = ep(self, "target_admin", t, &admin("target"))?;
+        let target_consumer = ep(self, "target_consumer", t, &consumer("target"))?;
         Ok(Clients {
             source_consumer,
-            source_admin: self.endpoint(s, &admin("source"), java_only)?,
-            offset_syncs_producer: self.endpoint(sync_alias, &producer(sync_side), java_only)?,
-            target_producer: self.endpoint(t, &target_producer, java_only)?,
-            target_admin: self.endpoint(t, &admin("target"), java_only)?,
-            target_consumer: self.endpoint(t, &consumer("target"), java_only)?,
+            source_admin,
+            offset_syncs_producer,
+            target_producer,
+            target_admin,
+            target_consumer,
+            origins,
         })
     }
 
@@ -538,9 +737,9 @@ impl Loader<'_> {
         alias: &str,
         java: &Map,
         java_only: &mut Vec<KeyRef>,
-    ) -> Result<Endpoint, ConfigError> {
-        let mapped =
-            to_librdkafka(java).map_err(|MapError { at, problem }| self.invalid(&at, problem))?;
+    ) -> Result<(Endpoint, BTreeMap<String, Origin>), ConfigError> {
+        let mapped = to_librdkafka(java, &mut self.stores)
+            .map_err(|MapError { at, problem }| self.invalid(&at, problem))?;
         java_only.extend(mapped.dropped);
         for (at, instead) in mapped.superseded {
             self.warnings.push(Warning::about_key(
@@ -548,10 +747,13 @@ impl Loader<'_> {
                 at,
             ));
         }
-        Ok(Endpoint {
-            alias: alias.to_string(),
-            props: mapped.props,
-        })
+        Ok((
+            Endpoint {
+                alias: alias.to_string(),
+                props: mapped.props,
+            },
+            mapped.origins,
+        ))
     }
 
     /// Warnings about the flows as a whole: quirks reproduced and settings MM2 would refuse.
@@ -575,11 +777,7 @@ impl Loader<'_> {
                 ));
             }
         }
-        if aliases.len() == 1 {
-            self.warnings.push(Warning::general(
-                "`clusters` lists only one cluster, so there are no flows".to_string(),
-            ));
-        } else if !flows.iter().any(|f| f.enabled) {
+        if !flows.iter().any(|f| f.enabled) {
             self.warnings.push(Warning::general(format!(
                 "no flow is enabled, so nothing is replicated; enable one with e.g. `{}->{}.enabled = true`",
                 aliases[0], aliases[1]
@@ -606,12 +804,13 @@ impl Loader<'_> {
         }
         let interpolated: Vec<KeyRef> = entries
             .iter()
-            .filter(|s| s.value.contains("${"))
+            .filter(|s| s.value.contains("${") && !s.at.key.starts_with("config.providers"))
             .map(|s| s.at.clone())
             .collect();
         if !interpolated.is_empty() {
             self.warnings.push(Warning::about_keys(
-                "strait does not resolve config providers (`${provider:path:key}`); these values are used as written",
+                "these values hold `${...}` that no declared config provider (`config.providers`) resolves; \
+                 MirrorMaker 2 uses them as written, and so does strait (an envsubst template not yet filled in?)",
                 interpolated,
             ));
         }
@@ -739,6 +938,31 @@ impl Resolver<'_, '_> {
             None => Ok(NameFilter::from_list(default).expect("built-in default filters compile")),
         }
     }
+}
+
+/// Lines (1-based) other than comments with bytes beyond ASCII.
+fn non_ascii_lines(bytes: &[u8]) -> Vec<usize> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| {
+            let body = line.trim_ascii_start();
+            !body.starts_with(b"#") && !body.starts_with(b"!") && !line.is_ascii()
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// Java's `HOST_PORT_PATTERN`, `.*?\[?([0-9a-zA-Z\-%._:]*)\]?:([0-9]+)`, as a whole match: its
+/// lazy prefix and possibly empty host accept anything that ends in `:<digits>`; then the port
+/// must be one (`InetSocketAddress` refuses more than 65535).
+fn valid_bootstrap_url(url: &str) -> bool {
+    let Some((_, port)) = url.rsplit_once(':') else {
+        return false;
+    };
+    !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u32>().is_ok_and(|p| p <= 65535)
 }
 
 /// `clusterProps(X)`: X's own keys, its client keys copied to `producer.`/`consumer.`/`admin.`,

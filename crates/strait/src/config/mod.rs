@@ -8,22 +8,31 @@
 //! - [`keys`]: which keys strait honours, which MM2 keys it ignores, which are unknown.
 //! - [`load`]: MM2's construction of cluster props and per-flow connector configs.
 //! - [`filter`]: LIST values and whole-name regex filters.
-//! - [`client_props`]: Java client properties -> librdkafka properties.
+//! - [`providers`]: `config.providers` and `${provider:path:key}` references, resolved first.
+//! - [`client_props`]: Java client properties -> librdkafka properties; [`jaas`] reads logins.
+//! - [`stores`]: JKS, PKCS#12 and PEM key and trust stores -> PEM in memory (`stores_io` reads
+//!   the files, once each).
 //! - [`model`]: the typed result; [`error`]: errors and warnings.
 
 pub mod client_props;
 pub mod error;
 pub mod filter;
+pub mod jaas;
 pub mod keys;
 mod load;
 pub mod model;
 pub mod properties;
+pub mod providers;
+pub mod stores;
+mod stores_io;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::{ConfigError, KeyRef, Problem, Warning};
 pub use filter::{parse_list, NameFilter};
+pub use load::LocalFiles;
 pub use model::{
-    Clients, Cluster, Config, Flow, InternalTopic, InternalTopics, Intervals, PolicySettings, Side,
+    CertSummary, Clients, Cluster, Config, Flow, InternalTopic, InternalTopics, Intervals, Origin,
+    PolicySettings, Side, StoreSummary,
 };

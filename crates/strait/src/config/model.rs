@@ -2,6 +2,7 @@
 //! applied. Everything the replication engine needs for one flow is on [`Flow`], already
 //! resolved, so no other module re-reads properties.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::kafka::Endpoint;
@@ -15,6 +16,43 @@ use super::filter::NameFilter;
 pub struct Sourced {
     pub value: String,
     pub at: KeyRef,
+    /// The config providers that supplied (part of) the value, if any.
+    pub providers: Vec<String>,
+}
+
+/// Where a client setting came from, for `strait check`: the key and line of the file, the
+/// config providers that supplied its value, or the store it was read out of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub at: KeyRef,
+    pub providers: Vec<String>,
+    /// The key or trust store file the value was read from.
+    pub store: Option<String>,
+}
+
+/// A key or trust store a client uses, as strait read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSummary {
+    pub path: String,
+    /// `truststore` or `keystore`.
+    pub role: &'static str,
+    /// `JKS`, `PKCS12` or `PEM` (as declared; Java reads JKS and PKCS#12 files under either).
+    pub store_type: String,
+    /// The location key that named it first.
+    pub at: KeyRef,
+    /// False when the file is not on this machine (`strait check` only).
+    pub read: bool,
+    pub certificates: Vec<CertSummary>,
+}
+
+/// One certificate of a store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertSummary {
+    pub subject: String,
+    pub issuer: String,
+    pub not_after: String,
+    pub not_after_unix: i64,
+    pub alias: Option<String>,
 }
 
 /// A whole MM2 dedicated-mode configuration.
@@ -26,6 +64,8 @@ pub struct Config {
     pub clusters: Vec<Cluster>,
     /// Every ordered pair S->T (S != T) of `clusters`, enabled or not, in `clusters` order.
     pub flows: Vec<Flow>,
+    /// Every key and trust store the clients use, once each, with what it held.
+    pub stores: Vec<StoreSummary>,
     /// Everything strait accepted but the user should know (ignored keys, reproduced quirks).
     pub warnings: Vec<Warning>,
 }
@@ -136,6 +176,8 @@ pub struct Clients {
     pub target_producer: Endpoint,
     pub target_admin: Endpoint,
     pub target_consumer: Endpoint,
+    /// For each role of [`Clients::roles`], where each librdkafka setting came from.
+    pub origins: BTreeMap<&'static str, BTreeMap<String, Origin>>,
 }
 
 impl Clients {
@@ -157,6 +199,9 @@ impl Clients {
 pub struct Flow {
     pub source: String,
     pub target: String,
+    /// Whether MM2 runs a herder for the pair: `S->T.enabled` or heartbeats on, read untrimmed
+    /// with `Boolean.parseBoolean` (MirrorMakerConfig.clusterPairs). Nothing runs without one.
+    pub herder: bool,
     /// `S->T.enabled` (MM2 forces false unless set; a global `enabled = true` enables every flow,
     /// a quirk strait reproduces and warns about).
     pub enabled: bool,
@@ -204,9 +249,9 @@ impl Flow {
         format!("{}->{}", self.source, self.target)
     }
 
-    /// MM2 runs a herder for a pair when the flow is enabled or heartbeats are emitted for it.
+    /// Whether anything runs for the pair: replication or heartbeats (needs a herder).
     pub fn runs(&self) -> bool {
-        self.enabled || self.intervals.emit_heartbeats.is_some()
+        self.herder && (self.enabled || self.intervals.emit_heartbeats.is_some())
     }
 
     /// Whether `topic` on the source passes this flow's topic filter (include and not exclude).
@@ -221,7 +266,9 @@ impl Flow {
             || (self.heartbeats_replication && self.policy.is_heartbeats_topic(topic));
         wanted
             && !self.policy.is_internal_topic(topic)
-            && !self.policy.is_cycle(topic, &self.target)
+            && !self
+                .policy
+                .is_cycle(topic, self.policy.target_alias().unwrap_or(&self.target))
     }
 
     /// Whether `group` on the source passes this flow's group filter.

@@ -5,10 +5,16 @@
 //! comment lines; a line ending in an odd number of backslashes continues on the next line (leading
 //! whitespace of the continuation is dropped); escapes `\t \n \r \f \uXXXX`, and `\c` is `c` for
 //! any other character; leading whitespace of a value is dropped, trailing whitespace kept; the
-//! last occurrence of a key wins. One difference: the file is read as UTF-8, not ISO-8859-1, since
-//! that is what people write today (`\uXXXX` escapes work either way).
+//! last occurrence of a key wins. The bytes are ISO-8859-1 ([`decode_latin1`]), as
+//! `Properties.load(InputStream)` reads them: a UTF-8 `é` in a file is two characters to MM2, and
+//! so to strait (the loader warns when that happens); `\uXXXX` escapes are the portable spelling.
 
 use std::collections::BTreeMap;
+
+/// The text of a properties file as Java reads it: each byte one character (ISO-8859-1).
+pub fn decode_latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
 
 /// A key's value and the (1-based) line where its logical line starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,7 +168,8 @@ fn unescape(chars: &[char], line: usize) -> Result<String, ParseError> {
             'f' => out.push('\x0c'),
             'u' => {
                 let hex: String = chars.iter().skip(i).take(4).collect();
-                let code = (hex.len() == 4)
+                // Four hex digits exactly (`from_str_radix` would also take a sign: `\u+041`).
+                let code = (hex.len() == 4 && hex.chars().all(|c| c.is_ascii_hexdigit()))
                     .then(|| u32::from_str_radix(&hex, 16).ok())
                     .flatten()
                     .ok_or_else(|| ParseError {
@@ -252,6 +259,10 @@ mod tests {
         assert_eq!(props.get("k=ey"), Some("v\u{e9}\tx"));
         assert_eq!(props.get("sp ace"), Some("1"));
         assert_eq!(props.get("emoji"), Some("\u{1F600}"));
+        assert!(
+            Properties::parse("a=\\u+041\n").is_err(),
+            "Java refuses a sign"
+        );
         let err = Properties::parse("a=1\nb=\\u12G4\n").unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.message.contains("\\u"), "{}", err.message);

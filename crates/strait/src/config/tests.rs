@@ -103,7 +103,7 @@ fn feature_switches_and_negative_intervals_disable() {
     let c = parse(
         "sync.topic.acls.enabled = false\nrefresh.groups.interval.seconds = -1\n\
          sync.group.offsets.enabled = true\nA->B.emit.checkpoints.interval.seconds = 5\n\
-         emit.heartbeats.enabled = false\n",
+         emit.heartbeats.enabled = false\nB->A.enabled = true\n",
     );
     let f = ab(&c);
     assert_eq!(f.intervals.sync_topic_acls, None);
@@ -242,7 +242,7 @@ fn unhonoured_keys_are_one_warning_listing_them_all() {
     let c = parse(
         "key.converter = x\ntransforms = t\nA->B.exactly.once.support = required\n\
          dedicated.mode.enable.internal.rest = true\nA.offset.storage.replication.factor = 1\n\
-         listeners = http://:8083\nconfig.providers = file\n",
+         listeners = http://:8083\n",
     );
     let w: Vec<&Warning> = c
         .warnings
@@ -257,7 +257,6 @@ fn unhonoured_keys_are_one_warning_listing_them_all() {
         "dedicated.mode.enable.internal.rest",
         "A.offset.storage.replication.factor",
         "listeners",
-        "config.providers",
     ] {
         assert!(
             w[0].keys.iter().any(|r| r.key == k),
@@ -328,16 +327,22 @@ fn secrets_are_mapped_but_never_shown() {
 fn errors_name_file_line_and_key() {
     let cases: Vec<(String, usize, &str, &str)> = vec![
         (
-            format!("{BASE}A->eu.enabled = true\n"),
-            4,
-            "A->eu.enabled",
-            "`eu`",
+            "clusters = A, B\nA.bootstrap.servers = a:1, h2\nB.bootstrap.servers = b:1\n".into(),
+            2,
+            "A.bootstrap.servers",
+            "`h2` has no port",
         ),
         (
-            format!("{BASE}A->A.enabled = true\n"),
-            4,
-            "A->A.enabled",
-            "itself",
+            format!("{BASE}emit.heartbeats.enabled = false\n"),
+            1,
+            "clusters",
+            "No source->target replication flows",
+        ),
+        (
+            format!("{BASE}config.providers = f\nconfig.providers.f.class = FileConfigProvider\nA.sasl.password = ${{f:/nonexistent/s.properties:pw}}\n"),
+            6,
+            "A.sasl.password",
+            "provider `f`",
         ),
         (
             "clusters = A, B\nA.bootstrap.servers = a:1\n".into(),
@@ -371,10 +376,10 @@ fn errors_name_file_line_and_key() {
             "middle",
         ),
         (
-            format!("{BASE}A.ssl.keystore.location = /k.jks\n"),
+            format!("{BASE}A.ssl.keystore.location = /nonexistent/k.jks\n"),
             4,
             "A.ssl.keystore.location",
-            "ssl.certificate.location",
+            "/nonexistent/k.jks: no such file",
         ),
         (format!("{BASE}x = \\u12\n"), 4, "x", "\\u"),
         (format!("{BASE}enabled = yes\n"), 4, "enabled", "yes"),
@@ -480,4 +485,308 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn flow_keys_naming_unknown_clusters_warn_as_mm2_ignores_them() {
+    let c = parse(
+        "A->B.enabled = true\nkaynak->hedef.enabled = true\nA->A.topics = x\nA->eu.topics = y\n",
+    );
+    assert!(ab(&c).enabled);
+    for key in ["kaynak->hedef.enabled", "A->A.topics", "A->eu.topics"] {
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.message.contains("ignored") && w.keys.iter().any(|k| k.key == key)),
+            "{key}: {:?}",
+            c.warnings
+        );
+    }
+}
+
+#[test]
+fn pairs_run_by_parse_boolean_and_flows_by_trimmed_booleans() {
+    // File 09's shape: `enabled = true ` is false to clusterPairs, but heartbeats (default on)
+    // make the herder, and inside it ConfigDef trims: the flow replicates.
+    let c = parse("A->B.enabled = true \nB->A.enabled = true \n");
+    assert!(ab(&c).enabled && ab(&c).runs());
+    assert!(c.flow("B", "A").unwrap().enabled);
+    assert!(warned(&c, "ends in whitespace"), "{:?}", c.warnings);
+    // File 25's shape: heartbeats `true ` read as false too: no herder at all, MM2 exits.
+    let e = error(&format!(
+        "{BASE}A->B.enabled = true \nemit.heartbeats.enabled=true \n"
+    ));
+    let msg = e.to_string();
+    assert!(msg.contains("No source->target replication flows"), "{msg}");
+    assert_eq!(e.key(), Some("emit.heartbeats.enabled"), "{msg}");
+    // Without padding nothing is said.
+    let c = parse("A->B.enabled = true\n");
+    assert!(!warned(&c, "whitespace"));
+    // Per-pair heartbeats decide for that pair only.
+    let c = parse("emit.heartbeats.enabled = false\nA->B.emit.heartbeats.enabled = true\n");
+    assert!(ab(&c).runs() && !c.flow("B", "A").unwrap().runs());
+    assert!(!ab(&c).enabled);
+}
+
+#[test]
+fn empty_separator_and_aliases_name_topics_as_mm2_does() {
+    // Files 05, 14, 24: prefixless remote topics the pre-Identity way.
+    let c = parse(
+        "A->B.enabled = true\nreplication.policy.separator =\nsource.cluster.alias =\ntarget.cluster.alias =\n",
+    );
+    let f = ab(&c);
+    assert_eq!(f.policy.remote_topic("orders"), "orders");
+    assert_eq!(f.policy_settings.separator, "");
+    // DefaultReplicationPolicy with "" everywhere: the internal separator is "" too.
+    assert_eq!(f.internal_topics.checkpoints.name, "checkpointsinternal");
+    assert_eq!(
+        f.internal_topics.offset_syncs.name,
+        "mm2-offset-syncsinternal"
+    );
+    // Java splits on "" between characters: a topic's "source" is its first character, which is
+    // never the (empty) target alias, so nothing is a cycle.
+    assert_eq!(f.policy.topic_source("Borders"), Some("B"));
+    assert!(f.should_replicate_topic("Borders"));
+    // File 22: an empty separator with the aliases kept.
+    let c = parse("A->B.enabled = true\nreplication.policy.separator =\n");
+    assert_eq!(ab(&c).policy.remote_topic("orders"), "Aorders");
+    assert_eq!(
+        ab(&c).internal_topics.checkpoints.name,
+        "Acheckpointsinternal"
+    );
+}
+
+#[test]
+fn bootstrap_servers_need_ports_as_in_kafka() {
+    for ok in [
+        "a:1",
+        "SASL_SSL://a.b:9093",
+        "[::1]:9092",
+        "a:1, b:2,",
+        "${X}:9092",
+    ] {
+        let text = format!("clusters = A, B\nA.bootstrap.servers = {ok}\nB.bootstrap.servers = b:1\nA->B.enabled = true\n");
+        assert!(Config::parse(&text, "f").is_ok(), "{ok}");
+    }
+    for bad in ["a", "a:", "a:port", "a:99999", "${SOURCE}"] {
+        let text = format!("clusters = A, B\nA.bootstrap.servers = {bad}\nB.bootstrap.servers = b:1\nA->B.enabled = true\n");
+        let e = Config::parse(&text, "f").unwrap_err();
+        assert_eq!(e.key(), Some("A.bootstrap.servers"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn the_file_is_iso_8859_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mm2.properties");
+    // Byte 0xE9 ("é" in Latin-1, invalid UTF-8) in a comment, and UTF-8 "é" in a value.
+    let mut bytes = b"# caf\xe9\n".to_vec();
+    bytes.extend_from_slice(
+        format!("{BASE}A->B.enabled = true\nA->B.topics = caf\u{e9}\n").as_bytes(),
+    );
+    std::fs::write(&path, bytes).unwrap();
+    let c = Config::load(&path).unwrap();
+    // MM2 sees the two UTF-8 bytes as two characters, and so does strait; it says so.
+    assert_eq!(
+        ab(&c).topics.patterns(),
+        vec!["caf\u{c3}\u{a9}".to_string()]
+    );
+    assert!(warned(&c, "ISO-8859-1"), "{:?}", c.warnings);
+    let c = parse("A->B.enabled = true\nA->B.topics = caf\\u00e9\n");
+    assert_eq!(ab(&c).topics.patterns(), vec!["caf\u{e9}".to_string()]);
+    assert!(!warned(&c, "ISO-8859-1"));
+}
+
+#[test]
+fn jaas_logins_as_kafka_reads_them() {
+    // Azure Event Hubs' tutorial: single quotes, `$ConnectionString`, `=` and `/` in the value.
+    let c = parse(
+        "A->B.enabled = true\nB.security.protocol = SASL_SSL\nB.sasl.mechanism = PLAIN\n\
+         B.sasl.jaas.config = org.apache.kafka.common.security.plain.PlainLoginModule required username='$ConnectionString' password='Endpoint=sb://x.servicebus.windows.net/;SharedAccessKey=k3y=';\n",
+    );
+    let tp = &ab(&c).clients.target_producer.props;
+    assert_eq!(tp["sasl.username"], "$ConnectionString");
+    assert_eq!(
+        tp["sasl.password"],
+        "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKey=k3y="
+    );
+    // OAUTHBEARER with an OIDC token endpoint needs librdkafka's libcurl, which this build lacks:
+    // one sentence naming the key, said by librdkafka itself.
+    let e = error(&format!(
+        "{BASE}A->B.enabled = true\nA.security.protocol = SASL_SSL\nA.sasl.mechanism = OAUTHBEARER\n\
+         A.sasl.oauthbearer.token.endpoint.url = https://idp.example/token\n\
+         A.sasl.jaas.config = org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"strait\" clientSecret=\"s3cret\";\n"
+    ));
+    let msg = e.to_string();
+    assert!(msg.contains("OIDC") && !msg.contains("s3cret"), "{msg}");
+    // Unsecured JWTs (test clusters) map to librdkafka's own token builder.
+    let c = parse(
+        "A->B.enabled = true\nA.security.protocol = SASL_PLAINTEXT\nA.sasl.mechanism = OAUTHBEARER\n\
+         A.sasl.jaas.config = org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"admin\";\n",
+    );
+    let sc = &ab(&c).clients.source_consumer;
+    assert_eq!(sc.props["sasl.oauthbearer.config"], "principal=admin");
+    assert_eq!(sc.props["enable.sasl.oauthbearer.unsecure.jwt"], "true");
+    // AWS MSK IAM: one clear error naming what to use instead.
+    let e = error(&format!(
+        "{BASE}A->B.enabled = true\nA.sasl.mechanism = AWS_MSK_IAM\nA.sasl.jaas.config = software.amazon.msk.auth.iam.IAMLoginModule required;\n"
+    ));
+    let msg = e.to_string();
+    assert_eq!(e.key(), Some("A.sasl.jaas.config"));
+    assert!(
+        msg.contains("AWS MSK IAM") && msg.contains("SCRAM"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn config_providers_resolve_file_env_and_dir_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("kafka.properties");
+    std::fs::write(&secrets, "password = pr0vided\n").unwrap();
+    let mounted = dir.path().join("mounted");
+    std::fs::create_dir(&mounted).unwrap();
+    std::fs::write(mounted.join("username"), "mm2user").unwrap();
+    std::env::set_var("STRAIT_CONFIG_TEST_BOOTSTRAP", "b.example:9093");
+    let text = format!(
+        "{BASE}A->B.enabled = true\nconfig.providers = file, env, dir\n\
+         config.providers.file.class = org.apache.kafka.common.config.provider.FileConfigProvider\n\
+         config.providers.env.class = org.apache.kafka.common.config.provider.EnvVarConfigProvider\n\
+         config.providers.dir.class = org.apache.kafka.common.config.provider.DirectoryConfigProvider\n\
+         config.providers.dir.param.allowed.paths = {dir}\n\
+         B.bootstrap.servers = ${{env:STRAIT_CONFIG_TEST_BOOTSTRAP}}\n\
+         A.sasl.mechanism = SCRAM-SHA-512\n\
+         A.sasl.jaas.config = org.apache.kafka.common.security.scram.ScramLoginModule required username=\"${{dir:{mounted}:username}}\" password=\"${{file:{secrets}:password}}\";\n\
+         A.consumer.client.rack = ${{UNDECLARED}}\n",
+        dir = dir.path().display(),
+        mounted = mounted.display(),
+        secrets = secrets.display(),
+    );
+    let c = Config::parse(&text, "mm2.properties").unwrap();
+    assert_eq!(c.cluster("B").unwrap().bootstrap_servers, "b.example:9093");
+    let f = ab(&c);
+    let sc = &f.clients.source_consumer;
+    assert_eq!(sc.props["sasl.username"], "mm2user");
+    assert_eq!(sc.props["sasl.password"], "pr0vided");
+    let origin = &f.clients.origins["source_consumer"]["sasl.password"];
+    assert_eq!(origin.at.key, "A.sasl.jaas.config");
+    assert_eq!(
+        origin.providers,
+        vec!["dir".to_string(), "file".to_string()]
+    );
+    // `${UNDECLARED}` names no provider: used as written, with a warning, as in MM2.
+    assert!(
+        warned(&c, "no declared config provider"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(!format!("{c:?}").contains("pr0vided"));
+    assert!(!c.warnings.iter().any(|w| w.message.contains("pr0vided")));
+    // A missing key is one sentence naming the key and the provider, never a value.
+    let e = error(&text.replace(":password}", ":nosuchkey}"));
+    let msg = e.to_string();
+    assert_eq!(e.key(), Some("A.sasl.jaas.config"));
+    assert!(
+        msg.contains("provider `file`") && msg.contains("nosuchkey"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("pr0vided") && !msg.contains("mm2user"),
+        "{msg}"
+    );
+    // A file that is not on this machine: an error for run, a warning for check.
+    let away = text.replace(
+        &secrets.display().to_string(),
+        "/nonexistent/kafka.properties",
+    );
+    assert!(Config::parse(&away, "f").is_err());
+    let c = Config::parse_with(&away, "f", LocalFiles::MayBeMissing).unwrap();
+    assert!(
+        warned(&c, "/nonexistent/kafka.properties does not exist"),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn java_stores_become_pem_in_memory() {
+    use super::stores::tests::{write_fixture, KP, SP};
+    let dir = tempfile::tempdir().unwrap();
+    let trust = write_fixture(dir.path(), "trust.jks");
+    let keys = write_fixture(dir.path(), "client.jks");
+    let p12 = write_fixture(dir.path(), "trust.p12");
+    let text = format!(
+        "{BASE}A->B.enabled = true\nA.security.protocol = SSL\n\
+         A.ssl.truststore.location = {trust}\nA.ssl.truststore.password = {SP}\n\
+         A.ssl.keystore.location = {keys}\nA.ssl.keystore.password = {SP}\nA.ssl.key.password = {KP}\n\
+         B.security.protocol = SSL\nB.ssl.truststore.type = PKCS12\n\
+         B.ssl.truststore.location = {p12}\nB.ssl.truststore.password = {SP}\n",
+        trust = trust.display(),
+        keys = keys.display(),
+        p12 = p12.display(),
+    );
+    let c = Config::parse(&text, "mm2.properties").unwrap();
+    let f = ab(&c);
+    let sc = &f.clients.source_consumer.props;
+    assert!(sc["ssl.ca.pem"].starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(sc["ssl.certificate.pem"].contains("-----BEGIN CERTIFICATE-----"));
+    assert!(sc["ssl.key.pem"].starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(!sc.contains_key("ssl.key.password") && !sc.contains_key("ssl.keystore.location"));
+    assert!(f.clients.target_producer.props["ssl.ca.pem"].contains("BEGIN CERTIFICATE"));
+    assert_eq!(
+        f.clients.origins["source_consumer"]["ssl.key.pem"]
+            .store
+            .as_deref(),
+        Some(keys.to_str().unwrap())
+    );
+    // Each store read once, and described.
+    assert_eq!(c.stores.len(), 3, "{:?}", c.stores);
+    let ks = c.stores.iter().find(|s| s.role == "keystore").unwrap();
+    assert!(
+        ks.read && ks.certificates[0].subject.contains("CN=client"),
+        "{ks:?}"
+    );
+    assert!(!c
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("truststore.password")));
+    // No secret anywhere a user could see it.
+    let shown = format!("{c:?}");
+    for secret in [SP, KP, "PRIVATE KEY-----\nMI"] {
+        assert!(!shown.contains(secret), "{secret}");
+    }
+    // A wrong password: one sentence naming the key and the file, not the password.
+    let e = error(&text.replace(
+        &format!("A.ssl.key.password = {KP}"),
+        "A.ssl.key.password = Wr0ng-Pass",
+    ));
+    let msg = e.to_string();
+    assert_eq!(e.key(), Some("A.ssl.keystore.location"), "{msg}");
+    assert!(
+        msg.contains(keys.to_str().unwrap()) && msg.contains("password"),
+        "{msg}"
+    );
+    assert!(!msg.contains("Wr0ng-Pass") && !msg.contains(SP), "{msg}");
+    // A corrupt store.
+    std::fs::write(&trust, b"not a keystore at all").unwrap();
+    let e = error(&text);
+    assert_eq!(e.key(), Some("A.ssl.truststore.location"), "{e}");
+    // Not on this machine: an error for run, a warning for check.
+    let away = text.replace(&keys.display().to_string(), "/nonexistent/client.jks");
+    let away = away.replace(&trust.display().to_string(), &p12.display().to_string());
+    let away = away.replace(
+        "A.ssl.truststore.location",
+        "A.ssl.truststore.type = PKCS12\nA.ssl.truststore.location",
+    );
+    assert!(Config::parse(&away, "f")
+        .unwrap_err()
+        .to_string()
+        .contains("no such file"));
+    let c = Config::parse_with(&away, "f", LocalFiles::MayBeMissing).unwrap();
+    assert!(warned(&c, "not on this machine"), "{:?}", c.warnings);
+    assert!(!ab(&c)
+        .clients
+        .source_consumer
+        .props
+        .contains_key("ssl.key.pem"));
 }

@@ -435,7 +435,7 @@ impl Drill {
             .topic
             .clone()
             .unwrap_or_else(|| format!("strait-drill-{id}"));
-        let remote_topic = flow.policy.format_remote_topic(&flow.source, &topic);
+        let remote_topic = flow.policy.remote_topic(&topic);
         let c = &flow.clients;
         Self {
             group: format!("strait-drill-{id}"),

@@ -852,7 +852,7 @@ impl<'a> Run<'a> {
         let mut topics_to_consume: Vec<String> = self
             .topics
             .iter()
-            .map(|t| self.flow.policy.format_remote_topic(&self.opts.from, t))
+            .map(|t| self.flow.policy.remote_topic(t))
             .collect();
         for t in &self.topics {
             if !topics_to_consume.contains(t) {

@@ -264,7 +264,7 @@ pub fn source_lag(
         lags.push(PartitionLag {
             topic: tp.0.clone(),
             partition: tp.1,
-            remote_topic: flow.policy.format_remote_topic(&flow.source, &tp.0),
+            remote_topic: flow.policy.remote_topic(&tp.0),
             source_end: end,
             replicated,
             lag_records: end - replicated,
@@ -313,12 +313,12 @@ fn collect_groups(
         }
         let remote: Vec<TopicPartition> = committed
             .keys()
-            .map(|(t, p)| (flow.policy.format_remote_topic(&flow.source, t), *p))
+            .map(|(t, p)| (flow.policy.remote_topic(t), *p))
             .collect();
         let on_target = target_groups.committed(&g.name, &remote)?;
         let mut parts = Vec::new();
         for ((topic, p), c) in &committed {
-            let remote_topic = flow.policy.format_remote_topic(&flow.source, topic);
+            let remote_topic = flow.policy.remote_topic(topic);
             let key = (remote_topic.clone(), *p);
             if !target_ends.contains_key(&key) {
                 let end = rt

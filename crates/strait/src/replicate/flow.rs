@@ -560,7 +560,7 @@ async fn run(
     }
 
     let sync = TopicSync {
-        source_alias: &spec.source.alias,
+        source_alias: spec.policy.source_alias(),
         target_alias: &spec.target.alias,
         policy: &spec.policy,
         filter: spec.topic_filter.as_ref(),
@@ -610,7 +610,7 @@ async fn run(
             }
             _ = tokio::time::sleep_until(next_configs) => {
                 next_configs = spec.sync_topic_configs.map_or(far, |d| tokio::time::Instant::now() + d);
-                match super::configs::sync_topic_configs(&source_admin, &target_admin, &spec.policy, &spec.source.alias, &topics, spec.config_exclude.as_ref(), spec.use_defaults_from).await {
+                match super::configs::sync_topic_configs(&source_admin, &target_admin, &spec.policy, spec.policy.source_alias(), &topics, spec.config_exclude.as_ref(), spec.use_defaults_from).await {
                     Ok(r) => debug!(flow = %flow, topics = r.synced.len(), ops = r.ops, failed = r.failed.len(), "topic configs synced"),
                     Err(e) if super::configs::is_unsupported(&e) => {
                         warn!(flow = %flow, error = %e, "the target does not support IncrementalAlterConfigs; topic config sync is off for this run");
@@ -621,8 +621,8 @@ async fn run(
             }
             _ = tokio::time::sleep_until(next_acls) => {
                 next_acls = spec.sync_topic_acls.map_or(far, |d| tokio::time::Instant::now() + d);
-                let replicate = |t: &str| super::topics::should_replicate(&spec.policy, spec.topic_filter.as_ref(), spec.heartbeats_replication, &spec.target.alias, t);
-                let remote = |t: &str| spec.policy.format_remote_topic(&spec.source.alias, t);
+                let replicate = |t: &str| super::topics::should_replicate(&spec.policy, spec.topic_filter.as_ref(), spec.heartbeats_replication, spec.policy.target_alias().unwrap_or(&spec.target.alias), t);
+                let remote = |t: &str| spec.policy.remote_topic(t);
                 match super::acls::sync_topic_acls(&source_admin, &target_admin, &replicate, &remote).await {
                     Ok(n) if n > 0 => info!(flow = %flow, bindings = n, "topic ACLs copied"),
                     Ok(_) => {}
@@ -747,7 +747,7 @@ fn copy_loop(
             Some(Ok(m)) => {
                 let topic = m.topic();
                 if !remote_names.contains_key(topic) {
-                    let r = spec.policy.format_remote_topic(&spec.source.alias, topic);
+                    let r = spec.policy.remote_topic(topic);
                     remote_names.insert(topic.to_string(), (Arc::from(topic), r));
                 }
                 let (tp_topic, remote) = &remote_names[topic];

@@ -174,7 +174,7 @@ impl<'a> GroupTranslator<'a> {
     ) -> Result<GroupTranslation, ClientError> {
         let flow = self.flow;
         let (timeout, source_timeout) = (self.timeout, self.source_timeout);
-        let rename = |t: &str| flow.policy.format_remote_topic(&flow.source, t);
+        let rename = |t: &str| flow.policy.remote_topic(t);
 
         // The target first: it must answer.
         let mut target_groups = Groups::new(&flow.clients.target_consumer, timeout);
