@@ -370,22 +370,9 @@ impl Loader<'_> {
                 continue;
             }
             if key.contains("->") {
-                let (s, t, rest) = match self.split_flow(&src.at, aliases) {
-                    Ok(parts) => parts,
-                    Err(e) => {
-                        let reason = match e {
-                            ConfigError::Invalid { problem, .. } => problem.to_string(),
-                            other => other.to_string(),
-                        };
-                        ignored_flow_keys.push(Warning::about_key(
-                            format!(
-                                "{} is ignored, as MirrorMaker 2 ignores it: {reason}",
-                                src.at
-                            ),
-                            src.at.clone(),
-                        ));
-                        continue;
-                    }
+                let Ok((s, t, rest)) = self.split_flow(&src.at, aliases) else {
+                    ignored_flow_keys.push(src.at.clone());
+                    continue;
                 };
                 note(keys::classify_flow(&rest), &src.at);
                 split
@@ -405,7 +392,16 @@ impl Loader<'_> {
                 split.global.insert(key.to_string(), src.clone());
             }
         }
-        self.warnings.extend(ignored_flow_keys);
+        if !ignored_flow_keys.is_empty() {
+            self.warnings.push(Warning::about_keys(
+                &format!(
+                    "these keys name no pair of `clusters` ({}): a cluster not listed, a cluster to \
+                     itself, or no setting after the pair; MirrorMaker 2 ignores them, and so does strait",
+                    aliases.join(", ")
+                ),
+                ignored_flow_keys,
+            ));
+        }
         if !not_honoured.is_empty() {
             self.warnings.push(Warning::about_keys(
                 "strait does not implement these MirrorMaker 2 / Kafka Connect settings and ignores them \

@@ -497,7 +497,7 @@ fn flow_keys_naming_unknown_clusters_warn_as_mm2_ignores_them() {
         assert!(
             c.warnings
                 .iter()
-                .any(|w| w.message.contains("ignored") && w.keys.iter().any(|k| k.key == key)),
+                .any(|w| w.message.contains("ignores them") && w.keys.iter().any(|k| k.key == key)),
             "{key}: {:?}",
             c.warnings
         );
