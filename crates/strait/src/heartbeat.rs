@@ -18,6 +18,9 @@ use crate::wire::Heartbeat;
 #[derive(Clone, Debug)]
 pub struct HeartbeatSpec {
     pub source_alias: String,
+    /// The aliases the records carry: the connector's `source.cluster.alias` and
+    /// `target.cluster.alias`, which are the pair's unless the file sets them (MM2 writes those).
+    pub record_aliases: (String, String),
     /// The target, producer properties.
     pub target: Endpoint,
     pub target_admin: Endpoint,
@@ -33,6 +36,13 @@ impl HeartbeatSpec {
     pub fn from_config(flow: &crate::config::Flow) -> Option<Self> {
         Some(Self {
             source_alias: flow.source.clone(),
+            record_aliases: (
+                flow.policy.source_alias().to_string(),
+                flow.policy
+                    .target_alias()
+                    .unwrap_or(&flow.target)
+                    .to_string(),
+            ),
             target: flow.clients.target_producer.clone(),
             target_admin: flow.clients.target_admin.clone(),
             topic: flow.internal_topics.heartbeats.name.clone(),
@@ -109,8 +119,8 @@ pub async fn run(
             break;
         }
         let hb = Heartbeat {
-            source: spec.source_alias.clone(),
-            target: spec.target.alias.clone(),
+            source: spec.record_aliases.0.clone(),
+            target: spec.record_aliases.1.clone(),
             timestamp: now_ms(),
         };
         let (k, v) = (hb.key(), hb.value());

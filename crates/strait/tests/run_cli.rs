@@ -184,7 +184,8 @@ fn run_errors_are_one_line_and_exit_2() {
     )
     .unwrap();
     let bad_key = dir.path().join("bad.properties");
-    std::fs::write(&bad_key, "clusters = a, b\na.bootstrap.servers = 127.0.0.1:1\nb.bootstrap.servers = 127.0.0.1:2\na->c.enabled = true\n").unwrap();
+    // A bootstrap address without a port, which Kafka's clients refuse.
+    std::fs::write(&bad_key, "clusters = a, b\na.bootstrap.servers = 127.0.0.1\nb.bootstrap.servers = 127.0.0.1:2\na->b.enabled = true\n").unwrap();
     for (args, needle) in [
         (
             vec!["run".to_string(), missing.display().to_string()],
@@ -196,7 +197,7 @@ fn run_errors_are_one_line_and_exit_2() {
         ),
         (
             vec!["run".to_string(), bad_key.display().to_string()],
-            "a->c.enabled",
+            "`a.bootstrap.servers`",
         ),
         (
             vec![

@@ -547,6 +547,12 @@ fn empty_separator_and_aliases_name_topics_as_mm2_does() {
     // never the (empty) target alias, so nothing is a cycle.
     assert_eq!(f.policy.topic_source("Borders"), Some("B"));
     assert!(f.should_replicate_topic("Borders"));
+    // Heartbeats carry the connector's aliases, as MM2 writes them.
+    let hb = crate::heartbeat::HeartbeatSpec::from_config(f).unwrap();
+    assert_eq!(hb.record_aliases, (String::new(), String::new()));
+    let plain = parse("A->B.enabled = true\n");
+    let hb = crate::heartbeat::HeartbeatSpec::from_config(ab(&plain)).unwrap();
+    assert_eq!(hb.record_aliases, ("A".to_string(), "B".to_string()));
     // File 22: an empty separator with the aliases kept.
     let c = parse("A->B.enabled = true\nreplication.policy.separator =\n");
     assert_eq!(ab(&c).policy.remote_topic("orders"), "Aorders");
