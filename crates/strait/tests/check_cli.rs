@@ -24,6 +24,16 @@ fn temp_config(text: &str) -> tempfile::NamedTempFile {
     f
 }
 
+/// The flow called `name` in a `check --json` document.
+fn flow<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no flow {name}"))
+}
+
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
@@ -236,12 +246,7 @@ fn stores_and_providers_are_read_and_no_secret_is_ever_shown() {
     for secret in [STORE_PW, KEY_PW, SASL_PW, "BEGIN PRIVATE KEY"] {
         assert!(!all.contains(secret), "{secret} shown");
     }
-    let f = doc["flows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "us-east->us-west")
-        .unwrap();
+    let f = flow(&doc, "us-east->us-west");
     let sc = &f["clients"]["source_consumer"];
     assert_eq!(sc["properties"]["ssl.key.pem"], "[redacted]");
     assert_eq!(sc["properties"]["sasl.password"], "[redacted]");
@@ -352,10 +357,7 @@ fn json_has_the_documented_fields() {
     assert_eq!(doc["warnings"].as_array().unwrap().len(), 0);
     let flows = doc["flows"].as_array().unwrap();
     assert_eq!(flows.len(), 2);
-    let f = flows
-        .iter()
-        .find(|f| f["name"] == "us-east->us-west")
-        .unwrap();
+    let f = flow(&doc, "us-east->us-west");
     assert_eq!(f["source"], "us-east");
     assert_eq!(f["target"], "us-west");
     assert_eq!(f["enabled"], true);
@@ -420,10 +422,7 @@ fn json_has_the_documented_fields() {
         f["clients"]["target_producer"]["properties"]["compression.type"],
         "zstd"
     );
-    let disabled = flows
-        .iter()
-        .find(|f| f["name"] == "us-west->us-east")
-        .unwrap();
+    let disabled = flow(&doc, "us-west->us-east");
     assert_eq!(disabled["enabled"], false);
     assert_eq!(
         disabled["intervals_seconds"]["sync_group_offsets"],
@@ -463,12 +462,7 @@ fn json_redacts_secrets_and_lists_warnings() {
                 keys.contains(&"us-east.consumer.max.poll.records"),
                 "{keys:?}"
             );
-            let f = doc["flows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|f| f["name"] == "us-east->us-west")
-                .unwrap();
+            let f = flow(&doc, "us-east->us-west");
             assert_eq!(
                 f["clients"]["source_consumer"]["properties"]["sasl.username"],
                 "mm2"

@@ -55,12 +55,6 @@ pub enum Problem {
     EmptyAlias,
     #[error("cluster alias `{0}` may not contain `->`")]
     ArrowInAlias(String),
-    #[error("cluster `{alias}` is not listed in `clusters` ({known})")]
-    UnknownAlias { alias: String, known: String },
-    #[error("a flow from cluster `{0}` to itself is not allowed")]
-    SelfFlow(String),
-    #[error("flow key `{0}` names no property after the flow (expected e.g. `{0}.enabled`)")]
-    FlowWithoutProperty(String),
     #[error("cluster `{0}` has no bootstrap servers; add `{0}.bootstrap.servers = host:port`")]
     NoBootstrap(String),
     #[error("invalid regex `{pattern}`: {reason}")]
@@ -83,9 +77,6 @@ pub enum Problem {
     /// A `${provider:path:key}` reference that cannot be resolved (the cause; never the value).
     #[error("{0}")]
     Provider(String),
-    /// A key or trust store that cannot be used (the file and the cause; never a password).
-    #[error("{0}")]
-    Store(String),
     /// A client (security) setting that cannot be turned into a librdkafka setting.
     #[error("{0}")]
     Client(String),

@@ -23,7 +23,7 @@ use super::model::{
 };
 use super::properties::{decode_latin1, Properties};
 use super::providers::{Providers, Resolver as ProviderResolver};
-use super::stores_io::StoreCache;
+use super::stores_io::{io_reason, StoreCache};
 
 /// Keys (prefix stripped) to values with their origin.
 type Map = BTreeMap<String, Sourced>;
@@ -56,12 +56,7 @@ impl Config {
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| ConfigError::Unreadable {
             path: shown.clone(),
-            reason: match e.kind() {
-                std::io::ErrorKind::NotFound => "no such file".to_string(),
-                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-                std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
-                _ => e.to_string(),
-            },
+            reason: io_reason(&e),
         })?;
         let mut config = Self::parse_with(&decode_latin1(&bytes), &shown, local)?;
         let lines = non_ascii_lines(&bytes);
@@ -370,7 +365,7 @@ impl Loader<'_> {
                 continue;
             }
             if key.contains("->") {
-                let Ok((s, t, rest)) = self.split_flow(&src.at, aliases) else {
+                let Some((s, t, rest)) = Self::split_flow(key, aliases) else {
                     ignored_flow_keys.push(src.at.clone());
                     continue;
                 };
@@ -432,13 +427,9 @@ impl Loader<'_> {
         Ok(split)
     }
 
-    /// `<S>-><T>.<rest>` for aliases of `clusters`; errors name an unknown alias or a self flow.
-    fn split_flow(
-        &self,
-        at: &KeyRef,
-        aliases: &[String],
-    ) -> Result<(String, String, String), ConfigError> {
-        let key = at.key.as_str();
+    /// `<S>-><T>.<rest>` for two different aliases of `clusters` (the longest that match) and a
+    /// non-empty setting; None for any other key with `->`, which MM2 ignores.
+    fn split_flow(key: &str, aliases: &[String]) -> Option<(String, String, String)> {
         let mut best: Option<(&String, &String)> = None;
         for s in aliases {
             for t in aliases {
@@ -449,38 +440,9 @@ impl Loader<'_> {
                 }
             }
         }
-        if let Some((s, t)) = best {
-            if s == t {
-                return Err(self.invalid(at, Problem::SelfFlow(s.clone())));
-            }
-            let rest = &key[s.len() + 2 + t.len() + 1..];
-            if rest.is_empty() {
-                return Err(self.invalid(at, Problem::FlowWithoutProperty(format!("{s}->{t}"))));
-            }
-            return Ok((s.clone(), t.clone(), rest.to_string()));
-        }
-        let known = aliases.join(", ");
-        let (lhs, rhs) = key.split_once("->").unwrap_or((key, ""));
-        if !aliases.iter().any(|a| a == lhs) {
-            return Err(self.invalid(
-                at,
-                Problem::UnknownAlias {
-                    alias: lhs.to_string(),
-                    known,
-                },
-            ));
-        }
-        if let Some(t) = aliases.iter().find(|a| rhs == a.as_str()) {
-            return Err(self.invalid(at, Problem::FlowWithoutProperty(format!("{lhs}->{t}"))));
-        }
-        let target = rhs.split('.').next().unwrap_or(rhs).to_string();
-        Err(self.invalid(
-            at,
-            Problem::UnknownAlias {
-                alias: target,
-                known,
-            },
-        ))
+        let (s, t) = best.filter(|(s, t)| s != t)?;
+        let rest = &key[s.len() + 2 + t.len() + 1..];
+        (!rest.is_empty()).then(|| (s.clone(), t.clone(), rest.to_string()))
     }
 
     /// Build one flow's typed settings from its connector map.

@@ -42,17 +42,7 @@ pub struct StoreSummary {
     pub at: KeyRef,
     /// False when the file is not on this machine (`strait check` only).
     pub read: bool,
-    pub certificates: Vec<CertSummary>,
-}
-
-/// One certificate of a store.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CertSummary {
-    pub subject: String,
-    pub issuer: String,
-    pub not_after: String,
-    pub not_after_unix: i64,
-    pub alias: Option<String>,
+    pub certificates: Vec<super::stores::CertInfo>,
 }
 
 /// A whole MM2 dedicated-mode configuration.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::error::{KeyRef, Warning};
 use super::load::LocalFiles;
-use super::model::{CertSummary, Sourced, StoreSummary};
+use super::model::{Sourced, StoreSummary};
 use super::stores::{self, CertInfo, KeyStore, StoreType, TrustStore};
 
 /// What a client mapping asks of the stores; [`StoreCache`] reads files, tests may not.
@@ -32,6 +32,16 @@ pub trait StoreSource {
 /// Stores and secret files are small; a larger file (or `/dev/zero`) is a mistake, not a store.
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Why a file could not be read, said for an operator.
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
+        _ => e.to_string(),
+    }
+}
+
 /// Read a whole file of at most [`MAX_FILE_BYTES`].
 pub(crate) fn read_capped(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
@@ -51,13 +61,15 @@ pub(crate) fn read_capped(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
 /// Certificates expiring within this many days are a warning.
 const EXPIRY_WARNING_DAYS: i64 = 30;
 
-type CacheKey = (String, &'static str, String, Option<String>, Option<String>);
+/// Path, type and the passwords: a store is read once per way it is opened.
+type CacheKey = (String, &'static str, Option<String>, Option<String>);
+type Cache<T> = BTreeMap<CacheKey, Result<Option<T>, String>>;
 
 #[derive(Default)]
 pub(crate) struct StoreCache {
     pub(crate) local: LocalFiles,
-    trust: BTreeMap<CacheKey, Result<Option<TrustStore>, String>>,
-    keys: BTreeMap<CacheKey, Result<Option<KeyStore>, String>>,
+    trust: Cache<TrustStore>,
+    keys: Cache<KeyStore>,
     summaries: BTreeMap<(String, &'static str), StoreSummary>,
 }
 
@@ -66,16 +78,6 @@ fn type_name(ty: StoreType) -> &'static str {
         StoreType::Jks => "JKS",
         StoreType::Pkcs12 => "PKCS12",
         StoreType::Pem => "PEM",
-    }
-}
-
-fn summary(c: &CertInfo) -> CertSummary {
-    CertSummary {
-        subject: c.subject.clone(),
-        issuer: c.issuer.clone(),
-        not_after: c.not_after.clone(),
-        not_after_unix: c.not_after_unix,
-        alias: c.alias.clone(),
     }
 }
 
@@ -98,12 +100,7 @@ impl StoreCache {
             {
                 Ok(None)
             }
-            Err(e) => Err(match e.kind() {
-                std::io::ErrorKind::NotFound => format!("{path}: no such file"),
-                std::io::ErrorKind::PermissionDenied => format!("{path}: permission denied"),
-                std::io::ErrorKind::IsADirectory => format!("{path}: it is a directory"),
-                _ => format!("{path}: {e}"),
-            }),
+            Err(e) => Err(format!("{path}: {}", io_reason(&e))),
         }
     }
 
@@ -123,7 +120,7 @@ impl StoreCache {
                 store_type: type_name(ty).to_string(),
                 at: location.at.clone(),
                 read: certs.is_some(),
-                certificates: certs.unwrap_or_default().iter().map(summary).collect(),
+                certificates: certs.unwrap_or_default().to_vec(),
             });
     }
 
@@ -173,6 +170,42 @@ impl StoreCache {
     }
 }
 
+impl StoreCache {
+    /// Read, parse and remember one store, or answer from `cache` if it was opened the same way.
+    #[allow(clippy::too_many_arguments)]
+    fn load<T: Clone>(
+        &mut self,
+        cache: fn(&mut Self) -> &mut Cache<T>,
+        role: &'static str,
+        location: &Sourced,
+        ty: StoreType,
+        passwords: (Option<&str>, Option<&str>),
+        parse: impl FnOnce(&[u8]) -> Result<T, stores::StoreError>,
+        certs: fn(&T) -> &[CertInfo],
+    ) -> Result<Option<T>, String> {
+        let key = (
+            location.value.trim().to_string(),
+            type_name(ty),
+            passwords.0.map(str::to_string),
+            passwords.1.map(str::to_string),
+        );
+        if let Some(hit) = cache(self).get(&key) {
+            return hit.clone();
+        }
+        let result = self.read(location).and_then(|bytes| match bytes {
+            None => Ok(None),
+            Some(b) => parse(&b)
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", location.value.trim())),
+        });
+        if let Ok(store) = &result {
+            self.remember(location, role, ty, store.as_ref().map(certs));
+        }
+        cache(self).insert(key, result.clone());
+        result
+    }
+}
+
 impl StoreSource for StoreCache {
     fn truststore(
         &mut self,
@@ -180,32 +213,15 @@ impl StoreSource for StoreCache {
         ty: StoreType,
         password: Option<&str>,
     ) -> Result<Option<TrustStore>, String> {
-        let key = (
-            location.value.trim().to_string(),
-            type_name(ty),
-            String::new(),
-            password.map(str::to_string),
-            None,
-        );
-        if let Some(hit) = self.trust.get(&key) {
-            return hit.clone();
-        }
-        let result = self.read(location).and_then(|bytes| match bytes {
-            None => Ok(None),
-            Some(b) => stores::read_truststore(&b, ty, password)
-                .map(Some)
-                .map_err(|e| format!("{}: {e}", location.value.trim())),
-        });
-        if let Ok(ts) = &result {
-            self.remember(
-                location,
-                "truststore",
-                ty,
-                ts.as_ref().map(|t| t.certs.as_slice()),
-            );
-        }
-        self.trust.insert(key, result.clone());
-        result
+        self.load(
+            |c| &mut c.trust,
+            "truststore",
+            location,
+            ty,
+            (password, None),
+            |b| stores::read_truststore(b, ty, password),
+            |t| &t.certs,
+        )
     }
 
     fn keystore(
@@ -215,31 +231,14 @@ impl StoreSource for StoreCache {
         store_password: Option<&str>,
         key_password: Option<&str>,
     ) -> Result<Option<KeyStore>, String> {
-        let key = (
-            location.value.trim().to_string(),
-            type_name(ty),
-            String::from("k"),
-            store_password.map(str::to_string),
-            key_password.map(str::to_string),
-        );
-        if let Some(hit) = self.keys.get(&key) {
-            return hit.clone();
-        }
-        let result = self.read(location).and_then(|bytes| match bytes {
-            None => Ok(None),
-            Some(b) => stores::read_keystore(&b, ty, store_password, key_password)
-                .map(Some)
-                .map_err(|e| format!("{}: {e}", location.value.trim())),
-        });
-        if let Ok(ks) = &result {
-            self.remember(
-                location,
-                "keystore",
-                ty,
-                ks.as_ref().map(|k| k.chain.as_slice()),
-            );
-        }
-        self.keys.insert(key, result.clone());
-        result
+        self.load(
+            |c| &mut c.keys,
+            "keystore",
+            location,
+            ty,
+            (store_password, key_password),
+            |b| stores::read_keystore(b, ty, store_password, key_password),
+            |k| &k.chain,
+        )
     }
 }
