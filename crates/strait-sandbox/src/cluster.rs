@@ -1,6 +1,7 @@
-//! One sandbox cluster: an embedded Tansu broker with in-memory storage, behind a fault proxy.
+//! One sandbox cluster: an embedded Tansu broker with in-memory storage, or Apache Kafka nodes in
+//! JVMs ([`crate::kafka`]), behind a fault proxy per node.
 //!
-//! Memory storage lives only as long as the cluster: when a [`Cluster`] is shut down or dropped,
+//! A cluster's data lives only as long as the cluster: when a [`Cluster`] is shut down or dropped,
 //! every topic, record and committed offset in it is gone.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -14,6 +15,7 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 use url::Url;
 
+use crate::kafka::{self, Access, KafkaSpec};
 use crate::proxy::{FaultProxy, Faults};
 use crate::SandboxError;
 
@@ -28,9 +30,17 @@ const BROKER_READY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Cluster {
     name: String,
-    proxy: FaultProxy,
+    /// One per node, all under the same [`Faults`]: a region fails as a whole.
+    proxies: Vec<FaultProxy>,
     broker_addr: SocketAddr,
-    broker_task: JoinHandle<()>,
+    engine: Engine,
+}
+
+/// What serves the cluster behind its proxies.
+#[derive(Debug)]
+enum Engine {
+    Tansu(JoinHandle<()>),
+    Kafka(kafka::Nodes),
 }
 
 impl Cluster {
@@ -87,9 +97,9 @@ impl Cluster {
                     debug!(cluster = %name, %public, %broker_addr, attempt, "sandbox cluster up");
                     return Ok(Self {
                         name,
-                        proxy,
+                        proxies: vec![proxy],
                         broker_addr,
-                        broker_task,
+                        engine: Engine::Tansu(broker_task),
                     });
                 }
                 Err(e) => {
@@ -104,17 +114,101 @@ impl Cluster {
         })
     }
 
+    /// Start Apache Kafka nodes for a cluster named `name`, each behind a proxy on a free loopback
+    /// port; slow (a JVM per node, seconds), so it runs its blocking part on a blocking thread.
+    pub async fn start_kafka(
+        name: impl Into<String>,
+        spec: &KafkaSpec,
+    ) -> Result<Self, SandboxError> {
+        let name = name.into();
+        validate_name(&name)?;
+        let n = usize::from(spec.nodes.max(1));
+        let mut listeners = Vec::with_capacity(n);
+        for _ in 0..n {
+            let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            let l = TcpListener::bind(any)
+                .await
+                .map_err(|e| SandboxError::Bind {
+                    addr: any,
+                    cluster: name.clone(),
+                    source: e,
+                })?;
+            listeners.push(l);
+        }
+        let advertised: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let (n2, spec2) = (name.clone(), spec.clone());
+        let nodes =
+            tokio::task::spawn_blocking(move || kafka::start_nodes(&n2, &spec2, &advertised))
+                .await
+                .map_err(|e| SandboxError::Broker {
+                    cluster: name.clone(),
+                    reason: e.to_string(),
+                })?
+                .map_err(|source| SandboxError::Kafka {
+                    cluster: name.clone(),
+                    source,
+                })?;
+        let faults = Faults::new();
+        let mut proxies = Vec::with_capacity(n);
+        for (l, upstream) in listeners.into_iter().zip(&nodes.external) {
+            let addr = l.local_addr().ok();
+            proxies.push(
+                FaultProxy::start_with(l, *upstream, faults.clone()).map_err(|e| {
+                    SandboxError::Bind {
+                        addr: addr.unwrap_or(*upstream),
+                        cluster: name.clone(),
+                        source: e,
+                    }
+                })?,
+            );
+        }
+        debug!(cluster = %name, nodes = n, "Apache Kafka sandbox cluster up");
+        Ok(Self {
+            name,
+            broker_addr: nodes.external[0],
+            proxies,
+            engine: Engine::Kafka(nodes),
+        })
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The address clients use (the fault proxy's), as `host:port`.
+    /// The addresses clients use (the fault proxies'), as `host:port[,host:port...]`.
     pub fn bootstrap_servers(&self) -> String {
-        self.proxy.addr().to_string()
+        let addrs: Vec<String> = self.proxies.iter().map(|p| p.addr().to_string()).collect();
+        addrs.join(",")
     }
 
+    /// The first node's proxy address.
     pub fn addr(&self) -> SocketAddr {
-        self.proxy.addr()
+        self.proxies[0].addr()
+    }
+
+    /// Whether this is an Apache Kafka cluster (else the embedded Tansu broker).
+    pub fn is_kafka(&self) -> bool {
+        matches!(self.engine, Engine::Kafka(_))
+    }
+
+    /// Who may connect and how: the security profile, users and passwords, certificates.
+    pub fn access(&self) -> &Access {
+        static PLAINTEXT: std::sync::OnceLock<Access> = std::sync::OnceLock::new();
+        match &self.engine {
+            Engine::Kafka(nodes) => &nodes.access,
+            Engine::Tansu(_) => PLAINTEXT.get_or_init(Access::plaintext),
+        }
+    }
+
+    /// Kill node `i` (0-based) of an Apache Kafka cluster with SIGKILL, as in a broker crash.
+    /// No effect on a Tansu cluster or a node already gone.
+    pub fn kill_node(&mut self, i: usize) {
+        if let Engine::Kafka(nodes) = &mut self.engine {
+            nodes.kill_node(i);
+        }
     }
 
     /// The broker's own address, behind the proxy. Clients must not use it: the broker advertises
@@ -125,7 +219,7 @@ impl Cluster {
 
     /// The fault controls for this cluster's proxy (cloneable; usable from other tasks).
     pub fn faults(&self) -> &Faults {
-        self.proxy.faults()
+        self.proxies[0].faults()
     }
 
     /// Drop every connection to this cluster and refuse new ones, as if the region went down.
@@ -148,17 +242,29 @@ impl Cluster {
         self.faults().heal()
     }
 
-    /// Stop the broker and the proxy. All data in the cluster is lost (memory storage).
+    /// Stop the brokers and the proxies. All data in the cluster is lost.
     pub async fn shutdown(mut self) {
-        self.broker_task.abort();
-        // Wait for the task to be gone so that its port is free when this returns.
-        let _ = (&mut self.broker_task).await;
+        match &mut self.engine {
+            Engine::Tansu(task) => {
+                task.abort();
+                // Wait for the task to be gone so that its port is free when this returns.
+                let _ = task.await;
+            }
+            Engine::Kafka(nodes) => {
+                for i in 0..nodes.external.len() {
+                    nodes.kill_node(i);
+                }
+            }
+        }
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        self.broker_task.abort();
+        // Kafka nodes stop when `Nodes` drops.
+        if let Engine::Tansu(task) = &self.engine {
+            task.abort();
+        }
     }
 }
 

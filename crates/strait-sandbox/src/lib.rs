@@ -20,6 +20,7 @@
 
 pub mod cluster;
 pub mod control;
+pub mod kafka;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use std::net::SocketAddr;
 
 pub use cluster::Cluster;
 pub use control::ControlServer;
+pub use kafka::{Access, KafkaSpec, Security};
 pub use proxy::{FaultState, Faults, Mode};
 
 /// Why a sandbox could not start. Each message is one sentence naming the cluster and the address.
@@ -46,6 +48,11 @@ pub enum SandboxError {
     InvalidName(String),
     #[error("sandbox cluster name {0:?} is given twice")]
     DuplicateName(String),
+    #[error("Apache Kafka cluster {cluster} did not start: {source}")]
+    Kafka {
+        cluster: String,
+        source: kafka::KafkaError,
+    },
     #[error("a sandbox needs at least one region")]
     NoRegions,
     #[error("port {port} is already in use (wanted for the sandbox fault-control endpoint); choose another with --control-port")]
@@ -55,6 +62,18 @@ pub enum SandboxError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+fn check_names(names: &[&str]) -> Result<(), SandboxError> {
+    if names.is_empty() {
+        return Err(SandboxError::NoRegions);
+    }
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Err(SandboxError::DuplicateName(n.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// Several named clusters, typically one per region.
@@ -69,20 +88,22 @@ impl Sandbox {
         Self::start_with(names, None).await
     }
 
+    /// Start one Apache Kafka cluster per name (see [`kafka`]), all at once.
+    pub async fn start_kafka(names: &[&str], spec: &KafkaSpec) -> Result<Self, SandboxError> {
+        check_names(names)?;
+        let clusters =
+            futures::future::try_join_all(names.iter().map(|n| Cluster::start_kafka(*n, spec)))
+                .await?;
+        Ok(Self { clusters })
+    }
+
     /// Start one cluster per name, the i-th on `base_port + i`.
     pub async fn start_on(names: &[&str], base_port: u16) -> Result<Self, SandboxError> {
         Self::start_with(names, Some(base_port)).await
     }
 
     async fn start_with(names: &[&str], base_port: Option<u16>) -> Result<Self, SandboxError> {
-        if names.is_empty() {
-            return Err(SandboxError::NoRegions);
-        }
-        for (i, n) in names.iter().enumerate() {
-            if names[..i].contains(n) {
-                return Err(SandboxError::DuplicateName(n.to_string()));
-            }
-        }
+        check_names(names)?;
         // Started one after another: each takes a few milliseconds, and an error (a busy port)
         // then stops the rest; clusters already started are dropped, which stops them.
         let mut clusters = Vec::with_capacity(names.len());
@@ -110,7 +131,8 @@ impl Sandbox {
         self.clusters.iter().find(|c| c.name() == name)
     }
 
-    /// A MirrorMaker 2 properties snippet naming these clusters, ready to extend with flows.
+    /// A MirrorMaker 2 properties snippet naming these clusters, ready to extend with flows. A
+    /// secure cluster's clients log in as [`kafka::ADMIN`] and trust the run's CA (PEM).
     pub fn mm2_properties(&self) -> String {
         let names: Vec<&str> = self.clusters.iter().map(Cluster::name).collect();
         let mut out = format!("clusters = {}\n", names.join(", "));
@@ -120,6 +142,12 @@ impl Sandbox {
                 c.name(),
                 c.bootstrap_servers()
             ));
+            for (k, v) in c
+                .access()
+                .mm2(kafka::ADMIN, kafka::pki::StoreForm::Pem, false)
+            {
+                out.push_str(&format!("{}.{k} = {v}\n", c.name()));
+            }
         }
         out
     }

@@ -59,6 +59,14 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// Controls for a new proxy (or several): open, no delay.
+    pub fn new() -> Self {
+        let (tx, _) = watch::channel(FaultState::default());
+        Self {
+            state: Arc::new(tx),
+        }
+    }
+
     /// Drop all connections and refuse (reset) new ones until [`Faults::heal`].
     pub fn cut(&self) {
         self.state.send_modify(|s| s.mode = Mode::Cut);
@@ -85,6 +93,12 @@ impl Faults {
     }
 }
 
+impl Default for Faults {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A running fault proxy. Dropping it stops the proxy and closes every connection through it.
 #[derive(Debug)]
 pub struct FaultProxy {
@@ -96,11 +110,17 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Start forwarding connections made to `listener` to `upstream`.
     pub fn start(listener: TcpListener, upstream: SocketAddr) -> std::io::Result<Self> {
+        Self::start_with(listener, upstream, Faults::new())
+    }
+
+    /// Like [`FaultProxy::start`], under fault controls shared with other proxies (the nodes of
+    /// one cluster fail together).
+    pub fn start_with(
+        listener: TcpListener,
+        upstream: SocketAddr,
+        faults: Faults,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let (tx, _) = watch::channel(FaultState::default());
-        let faults = Faults {
-            state: Arc::new(tx),
-        };
         let accept_task = tokio::spawn(accept_loop(listener, upstream, faults.clone()));
         Ok(Self {
             addr,

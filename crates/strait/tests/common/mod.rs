@@ -12,8 +12,17 @@ use rdkafka::{Offset, TopicPartitionList};
 use strait::kafka::{Admin, Endpoint, TopicSpec};
 use strait_sandbox::Cluster;
 
+/// A client of `c` (as its super user on a secure Apache Kafka cluster).
 pub fn endpoint(c: &Cluster) -> Endpoint {
-    Endpoint::new(c.name(), c.bootstrap_servers())
+    endpoint_as(c, strait_sandbox::kafka::ADMIN)
+}
+
+/// A client of `c` logged in as `user` (no login on a plaintext cluster).
+pub fn endpoint_as(c: &Cluster, user: &str) -> Endpoint {
+    c.access().librdkafka(user).into_iter().fold(
+        Endpoint::new(c.name(), c.bootstrap_servers()),
+        |e, (k, v)| e.with(k, v),
+    )
 }
 
 pub fn admin(c: &Cluster) -> Admin {
@@ -578,4 +587,22 @@ impl Regions {
     pub fn west(&self) -> &Cluster {
         self.sandbox.cluster("us-west").unwrap()
     }
+}
+
+// ---- Apache Kafka ----
+
+/// How to start Apache Kafka clusters in tests: classpath cache and kept logs under `target/tmp`.
+/// `None` only when the developer opted out with `STRAIT_TEST_KAFKA=0`, which is said on stderr
+/// (a missing Java or Maven is a test failure that says what to install, never a skip).
+pub fn kafka_spec(security: strait_sandbox::Security) -> Option<strait_sandbox::KafkaSpec> {
+    init_logs();
+    if std::env::var("STRAIT_TEST_KAFKA").as_deref() == Ok("0") {
+        eprintln!("SKIPPED: Apache Kafka tests are turned off (STRAIT_TEST_KAFKA=0)");
+        return None;
+    }
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let mut spec = strait_sandbox::KafkaSpec::new(security);
+    spec.cache_dir = tmp.join("kafka-cache");
+    spec.log_dir = Some(tmp.join("kafka-logs"));
+    Some(spec)
 }
