@@ -189,6 +189,11 @@ impl Cluster {
         self.proxies[0].addr()
     }
 
+    /// How many brokers serve the cluster (Tansu: one).
+    pub fn nodes(&self) -> usize {
+        self.proxies.len()
+    }
+
     /// Whether this is an Apache Kafka cluster (else the embedded Tansu broker).
     pub fn is_kafka(&self) -> bool {
         matches!(self.engine, Engine::Kafka(_))

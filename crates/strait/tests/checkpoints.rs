@@ -12,7 +12,7 @@ use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use strait_sandbox::{Cluster, Sandbox};
+use strait_sandbox::Cluster;
 
 const TOPIC: &str = "orders";
 const REMOTE: &str = "us-east.orders";
@@ -248,9 +248,9 @@ async fn check_resume(
     reread
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn checkpoints_resume_a_group_exactly() {
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+on_both_engines! {
+async fn checkpoints_resume_a_group_exactly(engine) {
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -328,6 +328,7 @@ async fn checkpoints_resume_a_group_exactly() {
         );
     }
 }
+}
 
 /// `strait translate CONFIG --group G --source us-east --target us-west --json [extra]`.
 async fn translate_json(cfg: &std::path::Path, group: &str, extra: &[&str]) -> serde_json::Value {
@@ -350,10 +351,10 @@ async fn translate_json(cfg: &std::path::Path, group: &str, extra: &[&str]) -> s
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn checkpoints_stay_exact_across_restarts_and_foreign_writes() {
+on_both_engines! {
+async fn checkpoints_stay_exact_across_restarts_and_foreign_writes(engine) {
     const N: usize = 24_000;
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -432,10 +433,11 @@ async fn checkpoints_stay_exact_across_restarts_and_foreign_writes() {
         );
     }
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn group_offsets_are_synced_to_idle_groups_only_and_never_backwards() {
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+on_both_engines! {
+async fn group_offsets_are_synced_to_idle_groups_only_and_never_backwards(engine) {
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -528,10 +530,11 @@ async fn group_offsets_are_synced_to_idle_groups_only_and_never_backwards() {
     drop(busy_stop);
     busy.await.unwrap();
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn heartbeats_flow_both_ways_in_active_active() {
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+on_both_engines! {
+async fn heartbeats_flow_both_ways_in_active_active(engine) {
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -568,6 +571,7 @@ async fn heartbeats_flow_both_ways_in_active_active() {
         .unwrap()
         .iter()
         .all(|t| !t.name.starts_with("us-east.")));
+}
 }
 
 /// Sets its flag when dropped, so a helper thread ends even when the test fails.
@@ -614,12 +618,12 @@ async fn raw_records(c: &Cluster, topic: &str) -> Vec<(Vec<u8>, Vec<u8>, Option<
     .unwrap()
 }
 
+on_both_engines! {
 /// A partition replicated before strait (by MM2: only MM2 offset syncs exist, no strait index)
 /// is translated with MM2's own rules, and `strait translate` says so.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn partitions_replicated_by_mm2_fall_back_to_mm2_offset_syncs() {
+async fn partitions_replicated_by_mm2_fall_back_to_mm2_offset_syncs(engine) {
     use rdkafka::producer::FutureRecord;
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -678,4 +682,5 @@ async fn partitions_replicated_by_mm2_fall_back_to_mm2_offset_syncs() {
     assert_eq!(p["downstream_offset"], 51, "{t}");
     assert_eq!(p["mm2_offset"], 51, "{t}");
     assert_eq!(p["reread"], 19, "{t}");
+}
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 use strait::failover::active::{self, ActiveRegion};
-use strait_sandbox::{Cluster, Sandbox};
+use strait_sandbox::Cluster;
 
 /// `strait clients CONFIG ARGS`: (exit code, stdout, stderr).
 async fn clients(cfg: &Path, args: &[&str]) -> (i32, String, String) {
@@ -93,9 +93,9 @@ async fn record(c: &Cluster, r: &ActiveRegion) {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn clients_follow_failover_and_failback() {
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+on_both_engines! {
+async fn clients_follow_failover_and_failback(engine) {
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -284,6 +284,7 @@ async fn clients_follow_failover_and_failback() {
     let (code, _, body) = get(&addr, "/api/clients/billing?pair=us-west,us-east", "").await;
     assert_eq!(code, 200, "the pair in either order: {body}");
     assert!(run.try_wait().unwrap().is_none(), "strait run still runs");
+}
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::*;
 use strait::kafka::{AlterOp, TopicSpec};
-use strait_sandbox::{Cluster, Sandbox};
+use strait_sandbox::Cluster;
 
 const TOPIC: &str = "orders";
 const REMOTE: &str = "us-east.orders";
@@ -43,12 +43,17 @@ fn get<'a>(cfg: &'a BTreeMap<String, String>, k: &str) -> Option<&'a str> {
     cfg.get(k).map(String::as_str)
 }
 
-/// The configs `c` describes for `topic` now (an error when the topic does not exist).
+/// The configs set on `topic` on `c` now (an error when the topic does not exist).
 async fn configs(c: &Cluster, topic: &str) -> Result<BTreeMap<String, String>, String> {
-    admin(c)
-        .topic_configs(topic)
+    let entries = admin(c)
+        .topic_config_entries(topic)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(entries
+        .into_iter()
+        .filter(|e| !c.is_kafka() || e.source == strait::kafka::ConfigSource::DynamicTopic)
+        .filter_map(|e| e.value.map(|v| (e.name, v)))
+        .collect())
 }
 
 /// Poll `topic`'s configs on `c` until `ok` holds, and return them; panic with `what` and the
@@ -107,10 +112,10 @@ async fn edit_while_frozen(
     signal(strait, "-CONT");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn config_sync_follows_the_source_and_reverts_manual_edits() {
+on_both_engines! {
+async fn config_sync_follows_the_source_and_reverts_manual_edits(engine) {
     init_logs();
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -225,14 +230,15 @@ async fn config_sync_follows_the_source_and_reverts_manual_edits() {
     assert_eq!(get(&source, "retention.ms"), Some("7200000"), "{source:?}");
     assert_eq!(get(&source, "min.insync.replicas"), Some("1"), "{source:?}");
 }
+}
 
+on_both_engines! {
 /// Without `config.properties.exclude`, MM2's default list applies (`min.insync.replicas`,
 /// `unclean.leader.election.enable`, ...); a flow that sets its own list replaces the defaults,
 /// so what they excluded is copied and what the list names is not.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn exclude_list_defaults_and_replacement() {
+async fn exclude_list_defaults_and_replacement(engine) {
     init_logs();
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -345,4 +351,5 @@ async fn exclude_list_defaults_and_replacement() {
             "{topic}: the excluded {excluded} set by hand must be left alone: {remote:?}"
         );
     }
+}
 }

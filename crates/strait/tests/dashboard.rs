@@ -402,10 +402,10 @@ fn assert_flows_match(page: &Shown, doc: &Value) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn dashboard_shows_what_api_status_says() {
+on_both_engines! {
+async fn dashboard_shows_what_api_status_says(engine) {
     ensure_chromium().await;
-    let regions = Regions::start(
+    let regions = Regions::start_on(engine,
         "refresh.topics.interval.seconds = 2\n\
          refresh.groups.interval.seconds = 2\n\
          emit.checkpoints.interval.seconds = 1\n\
@@ -532,4 +532,5 @@ async fn dashboard_shows_what_api_status_says() {
     let png = screenshot(&url, "dashboard-broken.png", &scratch).await;
     eprintln!("dashboard screenshot (BROKEN): {}", png.display());
     west.heal();
+}
 }

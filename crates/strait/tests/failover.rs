@@ -184,9 +184,9 @@ fn group<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no group {name} in {doc}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn planned_failover_under_live_traffic_loses_and_repeats_nothing() {
-    let regions = Regions::start(
+on_both_engines! {
+async fn planned_failover_under_live_traffic_loses_and_repeats_nothing(engine) {
+    let regions = Regions::start_on(engine,
         "refresh.topics.interval.seconds = 2\nemit.checkpoints.interval.seconds = 1",
     )
     .await;
@@ -304,12 +304,13 @@ async fn planned_failover_under_live_traffic_loses_and_repeats_nothing() {
     assert_eq!(status["active_regions"][0]["active"], "us-west", "{status}");
     assert_eq!(status["active_regions"][0]["version"], 1, "{status}");
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn unplanned_failover_reports_exactly_what_never_left() {
+on_both_engines! {
+async fn unplanned_failover_reports_exactly_what_never_left(engine) {
     // `late` is created after strait has looked for topics, and it looks again only hourly:
     // whatever is written to it stays on us-east, as records of a lagging flow do.
-    let regions = Regions::start(
+    let regions = Regions::start_on(engine,
         "us-east->us-west.topics = orders, late\n\
          refresh.topics.interval.seconds = 3600\n\
          refresh.groups.interval.seconds = 1\n\
@@ -402,6 +403,7 @@ async fn unplanned_failover_reports_exactly_what_never_left() {
         .to_string()
         .contains("recorded on us-west only"));
 }
+}
 
 /// Topics and end offsets of every topic, and `app`'s offsets, on one cluster.
 async fn state(
@@ -428,9 +430,9 @@ async fn state(
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn dry_run_changes_nothing() {
-    let regions = Regions::start(
+on_both_engines! {
+async fn dry_run_changes_nothing(engine) {
+    let regions = Regions::start_on(engine,
         "refresh.topics.interval.seconds = 2\nemit.checkpoints.interval.seconds = 1",
     )
     .await;
@@ -489,6 +491,7 @@ async fn dry_run_changes_nothing() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("PREVIEW"), "{text}");
     assert!(text.contains("RPO if now  90 records"), "{text}");
+}
 }
 
 #[test]
@@ -561,9 +564,9 @@ async fn failback(cfg: &std::path::Path, args: &[&str]) -> (i32, serde_json::Val
     (out.status.code().unwrap_or(-1), doc)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn failback_returns_outage_writes_and_salvages_what_never_left() {
-    let regions = Regions::start(
+on_both_engines! {
+async fn failback_returns_outage_writes_and_salvages_what_never_left(engine) {
+    let regions = Regions::start_on(engine,
         "refresh.topics.interval.seconds = 2\n\
          refresh.groups.interval.seconds = 1\n\
          emit.checkpoints.interval.seconds = 1",
@@ -681,4 +684,5 @@ async fn failback_returns_outage_writes_and_salvages_what_never_left() {
         })
         .count();
     assert_eq!(salvaged, 120);
+}
 }

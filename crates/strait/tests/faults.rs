@@ -14,11 +14,11 @@ use rdkafka::producer::FutureRecord;
 use strait::kafka::{Admin, TopicSpec};
 use strait_sandbox::{Cluster, Sandbox};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cut_mid_stream_then_heal_delivers_every_record_once_in_order() {
+on_both_engines! {
+async fn cut_mid_stream_then_heal_delivers_every_record_once_in_order(engine) {
     const N: usize = 6_000;
     const PARTITIONS: i32 = 3;
-    let cluster = Cluster::start("east").await.unwrap();
+    let cluster = engine.cluster("east").await;
     create_topic(&cluster, "events", PARTITIONS).await;
     let producer = producer(&cluster);
     let acked = Arc::new(AtomicUsize::new(0));
@@ -109,6 +109,7 @@ async fn cut_mid_stream_then_heal_delivers_every_record_once_in_order() {
             "partition {p} out of order"
         );
     }
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

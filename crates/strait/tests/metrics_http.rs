@@ -121,9 +121,9 @@ fn expected_labels(name: &str) -> &'static [&'static str] {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn metrics_status_and_health_over_http() {
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+on_both_engines! {
+async fn metrics_status_and_health_over_http(engine) {
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -342,6 +342,7 @@ async fn metrics_status_and_health_over_http() {
         .await
         .unwrap();
     assert!(status.success(), "{status}\n{}", log_tail(&log));
+}
 }
 
 /// Same keys at every level (objects), same lengths of `flows` and `groups`, same JSON types

@@ -61,10 +61,10 @@ async fn assert_replicated(
     dups
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn active_passive_copies_every_record_with_every_field_in_order() {
+on_both_engines! {
+async fn active_passive_copies_every_record_with_every_field_in_order(engine) {
     const N: usize = 30_000;
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -100,7 +100,7 @@ async fn active_passive_copies_every_record_with_every_field_in_order() {
         assert_eq!(dups, 0, "no faults, no duplicates");
         let info = admin(west).topics(Some(&remote)).await.unwrap();
         assert_eq!(info[0].partitions, 3, "same partition count");
-        let cfg = admin(west).topic_configs(&remote).await.unwrap();
+        let cfg = topic_overrides(west, &remote).await;
         assert_eq!(
             cfg.get("retention.ms").map(String::as_str),
             Some("86400000"),
@@ -112,11 +112,12 @@ async fn active_passive_copies_every_record_with_every_field_in_order() {
         );
     }
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn target_cut_for_ten_seconds_mid_stream_loses_nothing() {
+on_both_engines! {
+async fn target_cut_for_ten_seconds_mid_stream_loses_nothing(engine) {
     const N: usize = 20_000;
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -159,6 +160,7 @@ async fn target_cut_for_ten_seconds_mid_stream_loses_nothing() {
         assert!(got.get(k).copied().unwrap_or(0) >= *n, "lost {k:?}");
     }
 }
+}
 
 /// A record's identity across clusters: partition, value, timestamp.
 type RecordId = (i32, Option<Vec<u8>>, Option<i64>);
@@ -189,10 +191,10 @@ fn decode_sync(key: &[u8], value: &[u8]) -> (String, i32, i64, i64) {
     (topic, partition, up, down)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn offset_syncs_follow_mm2_format_and_rules() {
+on_both_engines! {
+async fn offset_syncs_follow_mm2_format_and_rules(engine) {
     const N: usize = 1_000;
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -242,11 +244,12 @@ async fn offset_syncs_follow_mm2_format_and_rules() {
         }
     }
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_processes_split_partitions_and_the_survivor_takes_over() {
+on_both_engines! {
+async fn two_processes_split_partitions_and_the_survivor_takes_over(engine) {
     const N: usize = 12_000;
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -296,6 +299,7 @@ async fn two_processes_split_partitions_and_the_survivor_takes_over() {
     b.join().await.unwrap();
     let copies = read_all(west, "us-east.orders", 4, N).await;
     assert!(copies.len() >= N, "nothing lost: {} of {N}", copies.len());
+}
 }
 
 /// A flow dropped without `stop()` (a panicking caller, a runtime shutting down) must still end

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use strait_sandbox::Sandbox;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill_9_mid_stream_then_restart_loses_nothing() {
+on_both_engines! {
+async fn kill_9_mid_stream_then_restart_loses_nothing(engine) {
     const N: usize = 40_000;
-    let regions = Regions::start("refresh.topics.interval.seconds = 2").await;
+    let regions = Regions::start_on(engine, "refresh.topics.interval.seconds = 2").await;
     let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
 
     // Producers keep writing throughout: 20 chunks with pauses, so the kill lands mid-stream.
@@ -101,6 +101,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
         duplicates < N / 2,
         "{duplicates} duplicates: the restart must resume near where the first run stopped"
     );
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -36,9 +36,9 @@ fn orders_lag(doc: &serde_json::Value) -> (i64, f64) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn status_reports_exact_lag_then_ok_then_broken() {
-    let regions = Regions::start(
+on_both_engines! {
+async fn status_reports_exact_lag_then_ok_then_broken(engine) {
+    let regions = Regions::start_on(engine,
         "refresh.topics.interval.seconds = 2
 emit.checkpoints.interval.seconds = 1",
     )
@@ -101,4 +101,5 @@ emit.checkpoints.interval.seconds = 1",
         "took {:?}",
         t.elapsed()
     );
+}
 }

@@ -149,12 +149,12 @@ async fn assert_copied(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn active_active_copies_both_ways_without_cycles_or_internal_topics() {
+on_both_engines! {
+async fn active_active_copies_both_ways_without_cycles_or_internal_topics(engine) {
     // Different counts on each side, so a mix-up between the two directions shows.
     const N_EAST: usize = 2_000;
     const N_WEST: usize = 1_500;
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -215,6 +215,7 @@ async fn active_active_copies_both_ways_without_cycles_or_internal_topics() {
     // Each flow's offset syncs live on its source, and only there.
     assert!(east_topics.contains("mm2-offset-syncs.us-west.internal"));
     assert!(west_topics.contains("mm2-offset-syncs.us-east.internal"));
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -341,10 +342,10 @@ async fn identity_policy_keeps_topic_names() {
     assert_eq!(read_all(east, "orders", 3, N).await.len(), N);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn topic_created_while_running_is_replicated_within_a_refresh() {
+on_both_engines! {
+async fn topic_created_while_running_is_replicated_within_a_refresh(engine) {
     const N: usize = 1_500;
-    let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+    let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
         sb.cluster("us-west").unwrap(),
@@ -389,4 +390,5 @@ async fn topic_created_while_running_is_replicated_within_a_refresh() {
         set(&["us-east.orders".into(), "us-east.invoices".into()])
     );
     assert_no_internal_copies(west, &["us-east", "us-west"]).await;
+}
 }

@@ -387,7 +387,7 @@ pub(crate) fn start_nodes(
         .zip(&configs)
         .map(|(node, file)| {
             let mut c = java("kafka.tools.StorageTool", "-Xmx256m");
-            c.args(["format", "--cluster-id", &cluster_id, "--config"])
+            c.args(["format", &format!("--cluster-id={cluster_id}"), "--config"])
                 .arg(file);
             if secure {
                 for (u, p) in &access.users {

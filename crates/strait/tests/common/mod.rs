@@ -166,6 +166,19 @@ pub async fn wait_for_count(
     }
 }
 
+/// The configs set on `topic` itself (`DYNAMIC_TOPIC_CONFIG`): what a test compares. Apache Kafka
+/// also lists every default; Tansu lists only what was set, without a source.
+pub async fn topic_overrides(c: &Cluster, topic: &str) -> BTreeMap<String, String> {
+    admin(c)
+        .topic_config_entries(topic)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| !c.is_kafka() || e.source == strait::kafka::ConfigSource::DynamicTopic)
+        .filter_map(|e| e.value.map(|v| (e.name, v)))
+        .collect()
+}
+
 /// Records in `topic` on `c` now (sum over partitions of high - low watermark).
 pub async fn record_count(c: &Cluster, topic: &str, partitions: i32) -> i64 {
     let a = admin(c);
@@ -197,6 +210,12 @@ pub fn init_logs() {
         .try_init();
 }
 
+/// MM2's default replication factor `want`, within what the cluster has (a one-node Apache Kafka
+/// refuses more; Tansu ignores it).
+pub fn rf(c: &Cluster, want: i32) -> i32 {
+    want.min(c.nodes() as i32)
+}
+
 pub fn flow_spec(
     source: &Cluster,
     target: &Cluster,
@@ -219,7 +238,7 @@ pub fn flow_spec(
         offset_syncs: Some(OffsetSyncTarget {
             cluster: endpoint(source),
             topic: policy.offset_syncs_topic(target.name()),
-            replication_factor: 3,
+            replication_factor: rf(source, 3),
         }),
         source_admin: endpoint(source),
         target_admin: endpoint(target),
@@ -227,14 +246,14 @@ pub fn flow_spec(
         topic_filter: Arc::new(move |t: &str| topics.is_empty() || topics.contains(&t)),
         config_exclude: Arc::new(|k: &str| k == "min.insync.replicas"),
         heartbeats_replication: true,
-        replication_factor: 2,
+        replication_factor: rf(target, 2),
         refresh_topics: Some(Duration::from_secs(2)),
         offset_lag_max: 100,
         offset_flush_interval: Duration::from_secs(2),
         commit_interval: Duration::from_millis(500),
         admin_timeout: Duration::from_secs(5),
         index_topic: strait::translate::index_topic(source.name()),
-        index_replication_factor: 3,
+        index_replication_factor: rf(source, 3),
         use_defaults_from: strait::config::Side::Target,
         sync_topic_configs: Some(Duration::from_secs(2)),
         sync_topic_acls: Some(Duration::from_secs(2)),
@@ -558,9 +577,12 @@ pub struct Regions {
 
 impl Regions {
     pub async fn start(extra: &str) -> Self {
-        let sandbox = strait_sandbox::Sandbox::start(&["us-east", "us-west"])
-            .await
-            .unwrap();
+        Self::start_on(Engine::Tansu, extra).await
+    }
+
+    /// The same on `engine`.
+    pub async fn start_on(engine: Engine, extra: &str) -> Self {
+        let sandbox = engine.start(&["us-east", "us-west"]).await;
         let dir = tempfile::tempdir().unwrap();
         let (east, west) = (
             sandbox.cluster("us-east").unwrap(),
@@ -606,3 +628,75 @@ pub fn kafka_spec(security: strait_sandbox::Security) -> Option<strait_sandbox::
     spec.log_dir = Some(tmp.join("kafka-logs"));
     Some(spec)
 }
+
+/// Which broker a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The embedded Tansu sandbox.
+    Tansu,
+    /// Apache Kafka (one node per cluster, PLAINTEXT) from the test bed.
+    Kafka,
+}
+
+impl Engine {
+    /// One cluster named `name` on this engine.
+    pub async fn cluster(self, name: &str) -> Cluster {
+        match self {
+            Engine::Tansu => Cluster::start(name).await.unwrap(),
+            Engine::Kafka => {
+                let spec = kafka_spec(strait_sandbox::Security::Plaintext)
+                    .expect("Apache Kafka tests are turned off");
+                Cluster::start_kafka(name, &spec)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"))
+            }
+        }
+    }
+
+    /// One cluster per name on this engine.
+    pub async fn start(self, names: &[&str]) -> strait_sandbox::Sandbox {
+        match self {
+            Engine::Tansu => strait_sandbox::Sandbox::start(names).await.unwrap(),
+            Engine::Kafka => {
+                let spec = kafka_spec(strait_sandbox::Security::Plaintext)
+                    .expect("Apache Kafka tests are turned off");
+                strait_sandbox::Sandbox::start_kafka(names, &spec)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"))
+            }
+        }
+    }
+}
+
+/// Whether Apache Kafka tests run (says so on stderr when they do not).
+pub fn kafka_enabled() -> bool {
+    kafka_spec(strait_sandbox::Security::Plaintext).is_some()
+}
+
+/// One test body, run as two tests: `<name>::tansu` and `<name>::kafka`.
+#[allow(unused_macros)]
+macro_rules! on_both_engines {
+    ($(#[$attr:meta])* async fn $name:ident($engine:ident) $body:block) => {
+        $(#[$attr])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($engine: Engine) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn tansu() {
+                body(Engine::Tansu).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn kafka() {
+                if kafka_enabled() {
+                    body(Engine::Kafka).await
+                }
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_engines;
