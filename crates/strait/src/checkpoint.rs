@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+
+use crate::kafka::diagnose::Diagnosed;
 use tracing::{debug, info, warn};
 
 use crate::heartbeat::now_ms;
@@ -229,7 +231,7 @@ struct State {
 fn setup(
     spec: &CheckpointSpec,
     rt: &tokio::runtime::Handle,
-) -> Result<(State, ThreadedProducer<DefaultProducerContext>), ClientError> {
+) -> Result<(State, ThreadedProducer<Diagnosed>), ClientError> {
     let target_admin = Admin::new(&spec.target_admin, spec.admin_timeout)?;
     rt.block_on(async {
         let brokers = target_admin.broker_count().await?;
@@ -257,7 +259,7 @@ fn setup(
     let producer = spec
         .target_producer
         .producer_config()
-        .create()
+        .create_with_context(spec.target_producer.context())
         .map_err(|e| {
             ClientError::from_kafka(&spec.target_producer, "create the checkpoint producer", e)
         })?;
@@ -311,7 +313,7 @@ impl State {
         &mut self,
         spec: &CheckpointSpec,
         groups: &BTreeSet<String>,
-        producer: &ThreadedProducer<DefaultProducerContext>,
+        producer: &ThreadedProducer<Diagnosed>,
     ) -> Result<usize, ClientError> {
         self.translator.refresh(spec.admin_timeout)?;
         let mut emitted = 0;

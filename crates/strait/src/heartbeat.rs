@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+
+use crate::kafka::diagnose::Diagnosed;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -104,8 +106,8 @@ pub async fn run(
     // one says the same thing with a newer time.
     let timeout_ms = (spec.interval.as_millis() * 5).clamp(5_000, 300_000);
     cfg.set("message.timeout.ms", timeout_ms.to_string());
-    let producer: ThreadedProducer<DefaultProducerContext> = cfg
-        .create()
+    let producer: ThreadedProducer<Diagnosed> = cfg
+        .create_with_context(spec.target.context())
         .map_err(|e| ClientError::from_kafka(&spec.target, "create the heartbeat producer", e))?;
     info!(pair = %spec.name(), topic = %spec.topic, interval_ms = spec.interval.as_millis() as u64, "emitting heartbeats");
     let mut tick = tokio::time::interval(spec.interval);

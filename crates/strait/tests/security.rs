@@ -68,7 +68,10 @@ async fn run(args: Vec<String>) -> (Option<i32>, String, String) {
     let out = tokio::task::spawn_blocking(move || {
         strait()
             .args(&args)
-            .env("STRAIT_LOG", "info")
+            .env(
+                "STRAIT_LOG",
+                std::env::var("STRAIT_TEST_CHILD_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .output()
             .unwrap()
     })
@@ -196,4 +199,124 @@ async fn secure_regions_replicate_and_answer_every_command_with_jks_pkcs12_and_p
     assert_no_secret(&sb, "/api/status", &api);
     assert_no_secret(&sb, "/metrics", &metrics);
     assert_no_secret(&sb, "strait run's log", &shown());
+}
+
+/// The lines for `c` with `key`'s value replaced.
+fn replace_line(lines: &str, key: &str, value: &str) -> String {
+    lines
+        .lines()
+        .map(|l| match l.split_once(" = ") {
+            Some((k, _)) if k.ends_with(key) => format!("{k} = {value}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wrong_password_an_unknown_ca_or_a_missing_acl_is_one_line_naming_cluster_and_cause() {
+    let Some(sb) = secure_pair().await else {
+        return;
+    };
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    strait_sandbox::kafka::pki::Pki::write_unrelated_ca(&other_ca).unwrap();
+    let good_east = client_lines(east, ADMIN, StoreForm::Pem, false);
+    let good_west = client_lines(west, ADMIN, StoreForm::Pem, false);
+    let pw = west.access().password(ADMIN).unwrap().to_string();
+    let cases = [
+        (
+            "wrong password",
+            good_west.replace(&format!("password=\"{pw}\""), "password=\"not-it\""),
+            &["authentication", "password"][..],
+        ),
+        (
+            "unknown CA",
+            replace_line(
+                &good_west,
+                "ssl.truststore.location",
+                &other_ca.display().to_string(),
+            ),
+            &["certificate"][..],
+        ),
+        (
+            "missing ACL",
+            client_lines(west, "alice", StoreForm::Pem, false),
+            &["authoriz", "acl"][..],
+        ),
+    ];
+    for (i, (case, west_lines, causes)) in cases.iter().enumerate() {
+        let cfg = config(
+            dir.path(),
+            &format!("case{i}.properties"),
+            &sb,
+            &good_east,
+            west_lines,
+            "",
+        );
+        let t = std::time::Instant::now();
+        let (code, out, err) = run(args("status", &cfg, &[])).await;
+        let all = format!("{out}{err}");
+        assert_no_secret(&sb, case, &all);
+        assert_ne!(code, Some(0), "{case}: status succeeded: {all}");
+        let line = all
+            .lines()
+            .find(|l| l.contains("us-west") && l.contains(&west.bootstrap_servers()))
+            .unwrap_or_else(|| panic!("{case}: no line names us-west and its address: {all}"));
+        let lower = line.to_lowercase();
+        assert!(
+            causes.iter().any(|c| lower.contains(c)),
+            "{case}: the line does not say why ({causes:?}): {line}\n{all}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{case}: took {:?}",
+            t.elapsed()
+        );
+        let (code, out, err) = run(args(
+            "translate",
+            &cfg,
+            &["--group", "g", "--source", "us-east", "--target", "us-west"],
+        ))
+        .await;
+        assert_no_secret(&sb, case, &format!("{out}{err}"));
+        assert_ne!(code, Some(0), "{case}: translate succeeded: {out}{err}");
+        assert!(
+            err.lines().any(|l| l.contains("us-west")
+                && causes.iter().any(|c| l.to_lowercase().contains(c))),
+            "{case}: translate does not say why: {err}"
+        );
+    }
+
+    // `strait run` keeps running, and says why the flow is BROKEN, in /api/status and its log.
+    let cfg = config(dir.path(), "run.properties", &sb, &good_east, &cases[0].1, "");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let log = dir.path().join("run.log");
+    let _run = spawn_run_http(&cfg, &addr, &log);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let body = http_get(&addr, "/api/status")
+            .await
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        assert_no_secret(&sb, "/api/status", &body);
+        if body.contains("BROKEN") && body.to_lowercase().contains("authentication failed") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/api/status does not say the flow is BROKEN by authentication: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_no_secret(&sb, "strait run's log", &text);
+    assert!(
+        text.to_lowercase().contains("authentication"),
+        "the log says nothing of the failure: {text}"
+    );
 }

@@ -92,6 +92,14 @@ impl Pki {
         (self.dir.join("client.pem"), self.dir.join("client.key"))
     }
 
+    /// A CA certificate unrelated to this run's (PEM), for tests of a client that trusts the
+    /// wrong authority.
+    pub fn write_unrelated_ca(path: &Path) -> Result<(), String> {
+        let (_, other) = ca().map_err(|e| e.to_string())?;
+        let pem = other.to_pem().map_err(|e| e.to_string())?;
+        std::fs::write(path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
     fn write(&self, keytool: &Path) -> Result<(), Box<dyn std::error::Error>> {
         let (ca_key, ca) = ca()?;
         let (broker_key, broker) = leaf(&ca_key, &ca, "localhost", true)?;

@@ -8,9 +8,9 @@ use std::ffi::CString;
 use std::ptr;
 use std::time::Duration;
 
+use super::diagnose::Diagnosed;
 use rdkafka::admin::AdminClient;
 use rdkafka::bindings as rd;
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::alter_configs::{borrowed_str, c_string, invalid_arg, request, AdminFailure};
@@ -149,7 +149,7 @@ pub(crate) fn classify(f: &AdminFailure) -> AclFailureKind {
 /// Every TOPIC binding of the cluster (any pattern type, principal, host, operation and
 /// permission). Blocks the calling thread.
 pub(crate) fn describe_topic_acls(
-    client: &AdminClient<DefaultClientContext>,
+    client: &AdminClient<Diagnosed>,
     timeout: Duration,
 ) -> Result<Vec<AclBinding>, AdminFailure> {
     let rk = client.inner().native_ptr();
@@ -211,7 +211,7 @@ pub(crate) fn describe_topic_acls(
 /// sends), and then aborts the process on `assert(rko_result)`. Nothing here can catch that, so
 /// callers must not send CreateAcls to such a broker.
 pub(crate) fn create_acls(
-    client: &AdminClient<DefaultClientContext>,
+    client: &AdminClient<Diagnosed>,
     bindings: &[AclBinding],
     timeout: Duration,
 ) -> Result<(), AdminFailure> {

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::diagnose::Diagnosed;
 use rdkafka::admin::{
     AdminClient, AdminOptions, ConfigSource as RdConfigSource, NewTopic, ResourceSpecifier,
     TopicReplication,
 };
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::acls::{self, AclBinding, AclError, AclFailureKind};
@@ -115,7 +115,7 @@ impl ConfigEntryInfo {
 #[derive(Clone)]
 pub struct Admin {
     endpoint: Arc<Endpoint>,
-    client: Arc<AdminClient<DefaultClientContext>>,
+    client: Arc<AdminClient<Diagnosed>>,
     timeout: Duration,
 }
 
@@ -124,7 +124,7 @@ impl Admin {
     pub fn new(endpoint: &Endpoint, timeout: Duration) -> Result<Self, ClientError> {
         let client = endpoint
             .admin_config()
-            .create::<AdminClient<DefaultClientContext>>()
+            .create_with_context::<_, AdminClient<Diagnosed>>(endpoint.context())
             .map_err(|e| ClientError::from_kafka(endpoint, "create an admin client", e))?;
         Ok(Self {
             endpoint: Arc::new(endpoint.clone()),
@@ -152,21 +152,25 @@ impl Admin {
         // A little slack over librdkafka's own timeout, so that its (more precise) error wins.
         match tokio::time::timeout(self.timeout + Duration::from_secs(1), fut).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) if super::is_timeout(&e) => {
-                Err(ClientError::timeout(&self.endpoint, op, self.timeout))
-            }
+            Ok(Err(e)) if super::is_timeout(&e) => Err(self.timed_out(op, self.timeout).await),
             Ok(Err(e)) => Err(ClientError::from_kafka(&self.endpoint, op, e)),
-            Err(_) => Err(ClientError::timeout(&self.endpoint, op, self.timeout)),
+            Err(_) => Err(self.timed_out(op, self.timeout).await),
         }
+    }
+
+    /// The error of a call that ran out of time, with its cause when the cluster tells one.
+    async fn timed_out(&self, op: &str, timeout: Duration) -> ClientError {
+        let (ep, op2) = (self.endpoint.clone(), op.to_string());
+        tokio::task::spawn_blocking(move || ClientError::timeout_diagnosed(&ep, &op2, timeout))
+            .await
+            .unwrap_or_else(|_| ClientError::timeout(&self.endpoint, op, timeout))
     }
 
     /// Run a blocking rdkafka call on the blocking pool, bounded by the timeout.
     async fn blocking<T: Send + 'static>(
         &self,
         op: &str,
-        f: impl FnOnce(&AdminClient<DefaultClientContext>, Duration) -> Result<T, KafkaError>
-            + Send
-            + 'static,
+        f: impl FnOnce(&AdminClient<Diagnosed>, Duration) -> Result<T, KafkaError> + Send + 'static,
     ) -> Result<T, ClientError> {
         let client = self.client.clone();
         let timeout = self.timeout;
@@ -182,7 +186,7 @@ impl Admin {
             Err(ClientError::Kafka { source, .. })
                 if started.elapsed() >= timeout && super::is_unreachable(&source) =>
             {
-                Err(ClientError::timeout(&self.endpoint, op, timeout))
+                Err(self.timed_out(op, timeout).await)
             }
             other => other,
         }

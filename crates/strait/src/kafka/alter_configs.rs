@@ -15,9 +15,9 @@ use std::os::raw::c_char;
 use std::ptr;
 use std::time::Duration;
 
+use super::diagnose::Diagnosed;
 use rdkafka::admin::AdminClient;
 use rdkafka::bindings as rd;
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
 /// One change to a topic config.
@@ -76,7 +76,7 @@ impl AdminFailure {
 /// Apply `ops` to the configs of `topic` in one IncrementalAlterConfigs request and wait up to
 /// `timeout` (plus a little) for the answer. Blocks the calling thread.
 pub(crate) fn incremental_alter_topic_configs(
-    client: &AdminClient<DefaultClientContext>,
+    client: &AdminClient<Diagnosed>,
     topic: &str,
     ops: &[AlterOp],
     timeout: Duration,

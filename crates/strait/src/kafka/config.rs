@@ -75,6 +75,12 @@ impl Endpoint {
     }
 
     /// Configuration for admin and metadata requests.
+    /// The context every client of this cluster is created with: it keeps librdkafka's reasons
+    /// for failing calls (see [`super::diagnose`]).
+    pub fn context(&self) -> super::diagnose::Diagnosed {
+        super::diagnose::Diagnosed::new(self.bootstrap_servers())
+    }
+
     pub fn admin_config(&self) -> ClientConfig {
         let mut cfg = base(&self.alias, "admin");
         apply(&mut cfg, &self.props);

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+
+use super::diagnose::Diagnosed;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{ClientError, Endpoint};
@@ -61,8 +63,8 @@ pub struct Groups {
     endpoint: Endpoint,
     timeout: Duration,
     /// One non-joining consumer per group, kept for the next call.
-    clients: HashMap<String, BaseConsumer>,
-    lister: Option<BaseConsumer>,
+    clients: HashMap<String, BaseConsumer<Diagnosed>>,
+    lister: Option<BaseConsumer<Diagnosed>>,
 }
 
 impl Groups {
@@ -79,20 +81,22 @@ impl Groups {
         &self.endpoint
     }
 
-    fn client(&mut self, group: &str) -> Result<&BaseConsumer, ClientError> {
+    fn client(&mut self, group: &str) -> Result<&BaseConsumer<Diagnosed>, ClientError> {
         if !self.clients.contains_key(group) {
             let mut cfg = self.endpoint.consumer_config(group);
             cfg.set(
                 "client.id",
                 format!("strait-{}-groups", self.endpoint.alias),
             );
-            let c: BaseConsumer = cfg.create().map_err(|e| {
-                ClientError::from_kafka(
-                    &self.endpoint,
-                    &format!("create a client for group {group}"),
-                    e,
-                )
-            })?;
+            let c: BaseConsumer<Diagnosed> = cfg
+                .create_with_context(self.endpoint.context())
+                .map_err(|e| {
+                    ClientError::from_kafka(
+                        &self.endpoint,
+                        &format!("create a client for group {group}"),
+                        e,
+                    )
+                })?;
             self.clients.insert(group.to_string(), c);
         }
         Ok(&self.clients[group])
@@ -106,9 +110,12 @@ impl Groups {
                 "client.id",
                 format!("strait-{}-groups", self.endpoint.alias),
             );
-            self.lister = Some(cfg.create().map_err(|e| {
-                ClientError::from_kafka(&self.endpoint, "create a group listing client", e)
-            })?);
+            self.lister = Some(
+                cfg.create_with_context(self.endpoint.context())
+                    .map_err(|e| {
+                        ClientError::from_kafka(&self.endpoint, "create a group listing client", e)
+                    })?,
+            );
         }
         let lister = self.lister.as_ref().expect("just created");
         let op = match group {
@@ -188,7 +195,7 @@ impl Groups {
 
     fn error(&self, op: &str, e: rdkafka::error::KafkaError) -> ClientError {
         if super::is_timeout(&e) || super::is_unreachable(&e) {
-            ClientError::timeout(&self.endpoint, op, self.timeout)
+            ClientError::timeout_diagnosed(&self.endpoint, op, self.timeout)
         } else {
             ClientError::from_kafka(&self.endpoint, op, e)
         }

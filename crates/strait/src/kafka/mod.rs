@@ -5,6 +5,7 @@ pub mod acls;
 pub mod admin;
 pub mod alter_configs;
 pub mod config;
+pub mod diagnose;
 pub mod groups;
 pub mod tail;
 
@@ -16,6 +17,9 @@ pub use alter_configs::AlterOp;
 pub use config::{Endpoint, Props};
 use rdkafka::error::KafkaError;
 
+/// How long a failed call's diagnosis may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// A failed call to a cluster, naming the cluster (alias and address) and what was being done.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ClientError {
@@ -25,6 +29,14 @@ pub enum ClientError {
         bootstrap: String,
         op: String,
         source: Box<KafkaError>,
+    },
+    /// The call failed or timed out, and librdkafka had said why (see [`diagnose`]).
+    #[error("cluster {alias} ({bootstrap}): {op} failed: {cause}")]
+    Refused {
+        alias: String,
+        bootstrap: String,
+        op: String,
+        cause: String,
     },
     #[error("cluster {alias} ({bootstrap}): {op} timed out after {}s; is the cluster reachable?", timeout.as_secs_f64())]
     Timeout {
@@ -37,6 +49,22 @@ pub enum ClientError {
 
 impl ClientError {
     pub fn from_kafka(ep: &Endpoint, op: &str, source: KafkaError) -> Self {
+        use rdkafka::types::RDKafkaErrorCode as C;
+        let vague = matches!(
+            source.rdkafka_error_code(),
+            Some(
+                C::AllBrokersDown
+                    | C::BrokerTransportFailure
+                    | C::OperationTimedOut
+                    | C::RequestTimedOut
+                    | C::MessageTimedOut
+                    | C::Authentication
+                    | C::SSL
+            )
+        );
+        if let Some(refused) = vague.then(|| Self::refused(ep, op)).flatten() {
+            return refused;
+        }
         Self::Kafka {
             alias: ep.alias.clone(),
             bootstrap: ep.bootstrap_servers().to_string(),
@@ -45,7 +73,29 @@ impl ClientError {
         }
     }
 
+    /// The call's error when librdkafka reported a reason for `ep` recently.
+    fn refused(ep: &Endpoint, op: &str) -> Option<Self> {
+        diagnose::recent(ep.bootstrap_servers()).map(|cause| Self::Refused {
+            alias: ep.alias.clone(),
+            bootstrap: ep.bootstrap_servers().to_string(),
+            op: op.to_string(),
+            cause,
+        })
+    }
+
+    /// [`ClientError::timeout`], after asking the cluster why when nothing has said so yet
+    /// ([`diagnose::probe`], at most a few seconds). Blocking: for calls that failed on a
+    /// blocking thread.
+    pub fn timeout_diagnosed(ep: &Endpoint, op: &str, timeout: Duration) -> Self {
+        let _ = diagnose::probe(ep, PROBE_TIMEOUT);
+        Self::timeout(ep, op, timeout)
+    }
+
+    /// A call that ran out of time: named by its cause when librdkafka gave one.
     pub fn timeout(ep: &Endpoint, op: &str, timeout: Duration) -> Self {
+        if let Some(refused) = Self::refused(ep, op) {
+            return refused;
+        }
         Self::Timeout {
             alias: ep.alias.clone(),
             bootstrap: ep.bootstrap_servers().to_string(),

@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::diagnose::Diagnosed;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
@@ -24,7 +26,7 @@ pub struct TopicTail {
     endpoint: Endpoint,
     topic: String,
     partition: i32,
-    consumer: Option<BaseConsumer>,
+    consumer: Option<BaseConsumer<Diagnosed>>,
     /// The next offset to read.
     next: i64,
 }
@@ -53,7 +55,7 @@ impl TopicTail {
         self.next
     }
 
-    fn consumer(&mut self) -> Result<&BaseConsumer, ClientError> {
+    fn consumer(&mut self) -> Result<&BaseConsumer<Diagnosed>, ClientError> {
         if self.consumer.is_none() {
             // A group id is required by librdkafka's consumer; it is never joined or committed.
             let mut cfg = self.endpoint.consumer_config("strait-internal-reader");
@@ -61,13 +63,15 @@ impl TopicTail {
                 "client.id",
                 format!("strait-{}-reader", self.endpoint.alias),
             );
-            let c: BaseConsumer = cfg.create().map_err(|e| {
-                ClientError::from_kafka(
-                    &self.endpoint,
-                    &format!("create a reader of {}", self.topic),
-                    e,
-                )
-            })?;
+            let c: BaseConsumer<Diagnosed> = cfg
+                .create_with_context(self.endpoint.context())
+                .map_err(|e| {
+                    ClientError::from_kafka(
+                        &self.endpoint,
+                        &format!("create a reader of {}", self.topic),
+                        e,
+                    )
+                })?;
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&self.topic, self.partition, Offset::Beginning)
                 .map_err(|e| ClientError::from_kafka(&self.endpoint, "assign", e))?;
@@ -92,9 +96,12 @@ impl TopicTail {
         let consumer = self.consumer()?;
         let end = match consumer.fetch_watermarks(&topic, partition, timeout) {
             Ok((_, hi)) => hi,
-            Err(e) if unknown_topic(&e) => return Ok(0),
+            Err(e) if unknown_topic(&e) => {
+                absent_or_denied(consumer, &endpoint, &topic, timeout)?;
+                return Ok(0);
+            }
             Err(e) if super::is_timeout(&e) || super::is_unreachable(&e) => {
-                return Err(ClientError::timeout(&endpoint, &op, timeout))
+                return Err(ClientError::timeout_diagnosed(&endpoint, &op, timeout))
             }
             Err(e) => return Err(ClientError::from_kafka(&endpoint, &op, e)),
         };
@@ -102,7 +109,7 @@ impl TopicTail {
         while self.next < end {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ClientError::timeout(&endpoint, &op, timeout));
+                return Err(ClientError::timeout_diagnosed(&endpoint, &op, timeout));
             }
             let consumer = self.consumer.as_ref().expect("created above");
             match consumer.poll(left.min(Duration::from_millis(200))) {
@@ -134,6 +141,32 @@ impl TopicTail {
 }
 
 /// Whether the error says the topic or partition does not exist (yet).
+/// A topic that read as unknown may exist and be hidden by the authorizer: Kafka answers a
+/// Metadata request for it with TOPIC_AUTHORIZATION_FAILED. Ok when it is really absent.
+pub(crate) fn absent_or_denied<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    ep: &Endpoint,
+    topic: &str,
+    timeout: std::time::Duration,
+) -> Result<(), ClientError> {
+    let Ok(md) = consumer.fetch_metadata(Some(topic), timeout) else {
+        return Ok(());
+    };
+    let denied = md.topics().iter().any(|t| {
+        t.name() == topic
+            && t.error().map(RDKafkaErrorCode::from)
+                == Some(RDKafkaErrorCode::TopicAuthorizationFailed)
+    });
+    if denied {
+        return Err(ClientError::from_kafka(
+            ep,
+            &format!("read {topic}"),
+            KafkaError::MetadataFetch(RDKafkaErrorCode::TopicAuthorizationFailed),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn unknown_topic(e: &KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),

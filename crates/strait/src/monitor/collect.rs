@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::kafka::diagnose::Diagnosed;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -362,7 +364,7 @@ fn collect_groups(
     Ok(out)
 }
 
-fn reader(ep: &Endpoint) -> Result<BaseConsumer, ClientError> {
+fn reader(ep: &Endpoint) -> Result<BaseConsumer<Diagnosed>, ClientError> {
     let mut cfg = ep.consumer_config("strait-status-reader");
     cfg.set("client.id", format!("strait-{}-status", ep.alias));
     // It reads a record or a few per partition, every second while `strait run` records lag
@@ -373,7 +375,7 @@ fn reader(ep: &Endpoint) -> Result<BaseConsumer, ClientError> {
         .set("message.max.bytes", "65536")
         .set("max.partition.fetch.bytes", "16384")
         .set("queued.max.messages.kbytes", "256");
-    cfg.create()
+    cfg.create_with_context(ep.context())
         .map_err(|e| ClientError::from_kafka(ep, "create a status reader", e))
 }
 
@@ -384,7 +386,7 @@ fn fetch_error(
     timeout: Duration,
 ) -> ClientError {
     if crate::kafka::is_timeout(&e) || crate::kafka::is_unreachable(&e) {
-        ClientError::timeout(ep, op, timeout)
+        ClientError::timeout_diagnosed(ep, op, timeout)
     } else {
         ClientError::from_kafka(ep, op, e)
     }
@@ -439,7 +441,10 @@ pub fn last_records(
     let op = format!("read {topic}");
     let (lo, hi) = match c.fetch_watermarks(topic, 0, timeout) {
         Ok(w) => w,
-        Err(e) if crate::kafka::tail::unknown_topic(&e) => return Ok(Vec::new()),
+        Err(e) if crate::kafka::tail::unknown_topic(&e) => {
+            crate::kafka::tail::absent_or_denied(&c, ep, topic, timeout)?;
+            return Ok(Vec::new());
+        }
         Err(e) => return Err(fetch_error(ep, &op, e, timeout)),
     };
     if hi <= lo {

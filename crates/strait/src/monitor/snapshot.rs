@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+
+use crate::kafka::diagnose::Diagnosed;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
@@ -101,7 +103,7 @@ pub fn start(flow: Flow) -> Recorder {
 
 fn record(flow: Flow, rt: tokio::runtime::Handle, stop: &AtomicBool) {
     let timeout = Duration::from_secs(5);
-    let mut producer: Option<ThreadedProducer<DefaultProducerContext>> = None;
+    let mut producer: Option<ThreadedProducer<Diagnosed>> = None;
     let mut warned = false;
     let mut previous: Option<LagSnapshot> = None;
     while !stop.load(Ordering::SeqCst) {
@@ -175,7 +177,7 @@ fn open(
     flow: &Flow,
     timeout: Duration,
     rt: &tokio::runtime::Handle,
-) -> Result<ThreadedProducer<DefaultProducerContext>, ClientError> {
+) -> Result<ThreadedProducer<Diagnosed>, ClientError> {
     let admin = Admin::new(&flow.clients.target_admin, timeout)?;
     let brokers = rt.block_on(admin.broker_count())?;
     let rf = crate::replicate::topics::effective_replication_factor(
@@ -187,7 +189,7 @@ fn open(
     )?;
     let ep = &flow.clients.target_producer;
     ep.producer_config()
-        .create()
+        .create_with_context(ep.context())
         .map_err(|e| ClientError::from_kafka(ep, "create the lag snapshot producer", e))
 }
 

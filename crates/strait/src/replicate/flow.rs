@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{
-    BaseRecord, DefaultProducerContext, Producer, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
@@ -25,6 +23,7 @@ use super::offset_syncs::OffsetSyncWriter;
 use super::progress::{Progress, Tp};
 use super::topics::{names, TopicSync};
 use super::FlowError;
+use crate::kafka::diagnose::Diagnosed;
 use crate::kafka::{Admin, ClientError, Endpoint, TopicInfo, TopicSpec};
 use crate::policy::ReplicationPolicy;
 use crate::translate::{self, RunTracker};
@@ -149,7 +148,7 @@ struct Shared {
     stats: Arc<FlowStats>,
     producer: OnceLock<ThreadedProducer<DeliveryContext>>,
     /// Where offset syncs go (producer and topic), when they are on.
-    sync_producer: Option<(ThreadedProducer<DefaultProducerContext>, String)>,
+    sync_producer: Option<(ThreadedProducer<Diagnosed>, String)>,
     /// Runs of (upstream, downstream) pairs not yet in the offset index, and how far the index
     /// holds each partition (which bounds what may be committed).
     runs: Mutex<RunTracker>,
@@ -230,9 +229,14 @@ struct Delivery {
 /// alive (and the producer's threads running) after the flow ends.
 struct DeliveryContext {
     shared: Weak<Shared>,
+    diagnose: Diagnosed,
 }
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.diagnose.error(error, reason)
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<Delivery>;
@@ -286,9 +290,14 @@ impl ProducerContext for DeliveryContext {
 /// Acknowledgements of offset index records.
 struct IndexContext {
     shared: Weak<Shared>,
+    diagnose: Diagnosed,
 }
 
-impl ClientContext for IndexContext {}
+impl ClientContext for IndexContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.diagnose.error(error, reason)
+    }
+}
 
 impl ProducerContext for IndexContext {
     type DeliveryOpaque = Box<IndexRun>;
@@ -319,9 +328,14 @@ impl ProducerContext for IndexContext {
 
 struct RebalanceContext {
     shared: Arc<Shared>,
+    diagnose: Diagnosed,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.diagnose.error(error, reason)
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -671,7 +685,7 @@ fn copy_loop(
         Some(os) => Some((
             os.cluster
                 .producer_config()
-                .create::<ThreadedProducer<DefaultProducerContext>>()
+                .create_with_context::<_, ThreadedProducer<Diagnosed>>(os.cluster.context())
                 .map_err(|e| {
                     ClientError::from_kafka(&os.cluster, "create the offset-syncs producer", e)
                 })?,
@@ -698,6 +712,7 @@ fn copy_loop(
     let producer: ThreadedProducer<DeliveryContext> = pcfg
         .create_with_context(DeliveryContext {
             shared: Arc::downgrade(&shared),
+            diagnose: spec.target.context(),
         })
         .map_err(|e| ClientError::from_kafka(&spec.target, "create the replication producer", e))?;
     let _ = shared.producer.set(producer);
@@ -707,6 +722,7 @@ fn copy_loop(
     let index_producer: ThreadedProducer<IndexContext> = icfg
         .create_with_context(IndexContext {
             shared: Arc::downgrade(&shared),
+            diagnose: spec.target.context(),
         })
         .map_err(|e| {
             ClientError::from_kafka(&spec.target, "create the offset index producer", e)
@@ -718,6 +734,7 @@ fn copy_loop(
         .consumer_config(&spec.group_id())
         .create_with_context(RebalanceContext {
             shared: shared.clone(),
+            diagnose: spec.source.context(),
         })
         .map_err(|e| ClientError::from_kafka(&spec.source, "create the replication consumer", e))?;
 
