@@ -286,14 +286,22 @@ async fn a_wrong_password_an_unknown_ca_or_a_missing_acl_is_one_line_naming_clus
         assert_no_secret(&sb, case, &format!("{out}{err}"));
         assert_ne!(code, Some(0), "{case}: translate succeeded: {out}{err}");
         assert!(
-            err.lines().any(|l| l.contains("us-west")
-                && causes.iter().any(|c| l.to_lowercase().contains(c))),
+            err.lines()
+                .any(|l| l.contains("us-west")
+                    && causes.iter().any(|c| l.to_lowercase().contains(c))),
             "{case}: translate does not say why: {err}"
         );
     }
 
     // `strait run` keeps running, and says why the flow is BROKEN, in /api/status and its log.
-    let cfg = config(dir.path(), "run.properties", &sb, &good_east, &cases[0].1, "");
+    let cfg = config(
+        dir.path(),
+        "run.properties",
+        &sb,
+        &good_east,
+        &cases[0].1,
+        "",
+    );
     let addr = format!("127.0.0.1:{}", free_port());
     let log = dir.path().join("run.log");
     let _run = spawn_run_http(&cfg, &addr, &log);
@@ -319,4 +327,118 @@ async fn a_wrong_password_an_unknown_ca_or_a_missing_acl_is_one_line_naming_clus
         text.to_lowercase().contains("authentication"),
         "the log says nothing of the failure: {text}"
     );
+}
+
+/// An unsigned JWT (`alg: none`) for `sub`, as Kafka's unsecured OAUTHBEARER validator takes.
+fn unsigned_jwt(sub: &str) -> String {
+    let b64 = |s: &str| {
+        openssl::base64::encode_block(s.as_bytes())
+            .trim_end_matches('=')
+            .replace('+', "-")
+            .replace('/', "_")
+    };
+    let now = now_ms() / 1000;
+    format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none"}"#),
+        b64(&format!(
+            r#"{{"sub":"{sub}","iat":{now},"exp":{},"scope":"kafka"}}"#,
+            now + 3600
+        ))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_oidc_token_endpoint_from_an_oauthbearer_login_gets_strait_in() {
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let Some(sb) = secure_pair().await else {
+        return;
+    };
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    // The identity provider: client credentials in, an access token out.
+    let secret = "oidc-client-secret-4711";
+    let want = format!(
+        "Basic {}",
+        openssl::base64::encode_block(format!("strait:{secret}").as_bytes())
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (want, counted) = (want.clone(), counted.clone());
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+                if auth != want || !body.contains("grant_type=client_credentials") {
+                    return (StatusCode::UNAUTHORIZED, json, String::new());
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                (
+                    StatusCode::OK,
+                    json,
+                    format!(
+                        r#"{{"access_token":"{}","token_type":"bearer","expires_in":3600}}"#,
+                        unsigned_jwt(ADMIN)
+                    ),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let idp = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let pki = west.access().pki().unwrap();
+    let west_lines = format!(
+        "us-west.security.protocol = SASL_SSL\n\
+         us-west.sasl.mechanism = OAUTHBEARER\n\
+         us-west.sasl.oauthbearer.token.endpoint.url = http://{idp}/token\n\
+         us-west.sasl.jaas.config = org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"strait\" clientSecret=\"{secret}\" scope=\"kafka\";\n\
+         us-west.ssl.truststore.type = PEM\n\
+         us-west.ssl.truststore.location = {}\n",
+        pki.ca_pem().display()
+    );
+    create_topic(east, "orders", 2).await;
+    produce_range(east, "orders", 2, 0..200, "orders", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "oidc.properties",
+        &sb,
+        &client_lines(east, ADMIN, StoreForm::Pem, false),
+        &west_lines,
+        "",
+    );
+    let (code, out, err) = run(args("check", &cfg, &["--json"])).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        !out.contains(secret),
+        "check --json shows the client secret: {out}"
+    );
+    let log = dir.path().join("run.log");
+    let _run = spawn_run_http(&cfg, &format!("127.0.0.1:{}", free_port()), &log);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while record_count(west, "us-east.orders", 2).await < 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing replicated through the OIDC login in 60 s: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        calls.load(Ordering::SeqCst) > 0,
+        "the token endpoint was never asked"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(secret), "the log shows the client secret");
 }

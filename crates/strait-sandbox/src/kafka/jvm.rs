@@ -119,9 +119,15 @@ impl Drop for Jvm {
     }
 }
 
-/// The last `n` lines of a log file, for error messages.
+/// What went wrong, from a node's log: the first exception line, else the last `n` lines.
 pub(crate) fn tail(log: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
+    if let Some(l) = text
+        .lines()
+        .find(|l| l.contains("Exception: ") || l.starts_with("Error: "))
+    {
+        return l.trim().to_string();
+    }
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

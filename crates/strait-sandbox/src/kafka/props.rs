@@ -104,7 +104,17 @@ pub(crate) fn server_properties(p: &NodePlan<'_>) -> String {
     kv("delete.topic.enable", &true);
     if p.security != Security::Plaintext {
         let (user, password) = p.admin;
+        // OAUTHBEARER with Kafka's unsecured validator (unsigned JWTs, `sub` is the principal):
+        // enough to test a client's OIDC token endpoint flow end to end.
         kv("sasl.enabled.mechanisms", &"SCRAM-SHA-512");
+        kv(
+            "listener.name.external.sasl.enabled.mechanisms",
+            &"SCRAM-SHA-512,OAUTHBEARER",
+        );
+        kv(
+            "listener.name.external.oauthbearer.sasl.jaas.config",
+            &"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+        );
         kv("sasl.mechanism.inter.broker.protocol", &"SCRAM-SHA-512");
         kv(
             "listener.name.external.scram-sha-512.sasl.jaas.config",
