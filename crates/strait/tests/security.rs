@@ -442,3 +442,124 @@ async fn an_oidc_token_endpoint_from_an_oauthbearer_login_gets_strait_in() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains(secret), "the log shows the client secret");
 }
+
+/// Topic ACL sync against the StandardAuthorizer, end to end: `strait run` copies alice's READ on
+/// `orders` to `us-east.orders` on us-west, where the authorizer then lets her read it; her WRITE
+/// is not copied (only strait writes remote topics), so she still may not write there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acl_sync_lets_readers_read_the_remote_topic_under_a_real_authorizer() {
+    use strait::kafka::acls::{Operation, Permission};
+    use strait::kafka::AclBinding;
+    let Some(sb) = secure_pair().await else {
+        return;
+    };
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 1).await;
+    produce_range(east, "orders", 1, 0..10, "orders", None).await;
+    admin(east)
+        .create_acls(&[
+            AclBinding::topic("orders", "User:alice", Operation::Read, Permission::Allow),
+            AclBinding::topic(
+                "orders",
+                "User:alice",
+                Operation::Describe,
+                Permission::Allow,
+            ),
+            AclBinding::topic("orders", "User:alice", Operation::Write, Permission::Allow),
+        ])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "acls.properties",
+        &sb,
+        &client_lines(east, ADMIN, StoreForm::Pem, false),
+        &client_lines(west, ADMIN, StoreForm::Pem, false),
+        "sync.topic.acls.enabled = true\nsync.topic.acls.interval.seconds = 1\n",
+    );
+    let _run = spawn_run(&cfg);
+    let want = [
+        AclBinding::topic(
+            "us-east.orders",
+            "User:alice",
+            Operation::Describe,
+            Permission::Allow,
+        ),
+        AclBinding::topic(
+            "us-east.orders",
+            "User:alice",
+            Operation::Read,
+            Permission::Allow,
+        ),
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let have = admin(west).describe_topic_acls().await.unwrap();
+        if want.iter().all(|w| have.contains(w)) {
+            assert!(
+                !have.iter().any(|b| b.operation == Operation::Write),
+                "WRITE copied: {have:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ACLs on us-west: {have:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    wait_for_count(west, "us-east.orders", 1, 10, Duration::from_secs(60)).await;
+    // alice reads the remote topic on us-west with her own login (her group is hers to use)...
+    admin(west)
+        .create_acls(&[AclBinding {
+            resource_type: strait::kafka::acls::ResourceType::Group,
+            ..AclBinding::topic(
+                "alice-reader",
+                "User:alice",
+                Operation::Read,
+                Permission::Allow,
+            )
+        }])
+        .await
+        .unwrap();
+    let alice = endpoint_as(west, "alice");
+    let seen = tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let c: BaseConsumer = alice.consumer_config("alice-reader").create().unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset("us-east.orders", 0, rdkafka::Offset::Beginning)
+            .unwrap();
+        c.assign(&tpl).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut n = 0;
+        while n < 10 && std::time::Instant::now() < deadline {
+            match c.poll(Duration::from_millis(200)) {
+                Some(Ok(_)) => n += 1,
+                Some(Err(e)) => panic!("alice cannot read us-east.orders: {e}"),
+                None => {}
+            }
+        }
+        n
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, 10, "alice read the remote topic");
+    // ...but may not write it.
+    let p: rdkafka::producer::FutureProducer = endpoint_as(west, "alice")
+        .producer_config()
+        .create()
+        .unwrap();
+    let denied = p
+        .send(
+            rdkafka::producer::FutureRecord::to("us-east.orders")
+                .key("k")
+                .payload("from alice"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(denied.is_err(), "alice wrote to a remote topic");
+}
