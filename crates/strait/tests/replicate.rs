@@ -331,3 +331,217 @@ fn a_flow_dropped_without_stop_lets_the_runtime_shut_down() {
     rx.recv_timeout(Duration::from_secs(20))
         .expect("the runtime did not shut down: the dropped flow's copy thread is still running");
 }
+
+/// Apache Kafka only (the sandbox cannot grow partitions): a source topic that gains partitions
+/// while strait runs gets them on the target at the next refresh, and records written to the new
+/// partitions arrive in them, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partition_growth_reaches_the_target_and_new_partitions_replicate() {
+    if !kafka_enabled() {
+        return;
+    }
+    let sb = Engine::Kafka.start(&["us-east", "us-west"]).await;
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 2).await;
+    let flow = replicate::start(flow_spec(east, west, &["orders"]));
+    // Records stamped now: Apache Kafka deletes older ones by retention as soon as their segment
+    // rolls, which a segment of 2023 records does at the next write.
+    produce_range(east, "orders", 2, 0..1_000, "first", None).await;
+    wait_for_count(west, "us-east.orders", 2, 1_000, Duration::from_secs(60)).await;
+
+    admin(east).create_partitions("orders", 4).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = admin(west).topics(Some("us-east.orders")).await.unwrap();
+        if t[0].partitions == 4 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the remote topic still has {} partitions",
+            t[0].partitions
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    produce_range(east, "orders", 4, 0..2_000, "grown", None).await;
+    assert_eq!(
+        record_count(east, "orders", 4).await,
+        3_000,
+        "the source holds every record"
+    );
+    wait_for_count(west, "us-east.orders", 4, 3_000, Duration::from_secs(60)).await;
+    flow.stop();
+    flow.join().await.unwrap();
+    let copies = read_all(west, "us-east.orders", 4, 3_000).await;
+    let source = read_all(east, "orders", 4, 3_000).await;
+    let (src, dst) = (by_partition(&source), by_partition(&copies));
+    for p in 0..4 {
+        let want: Vec<_> = src[&p].iter().map(|r| &r.value).collect();
+        let got: Vec<_> = dst[&p].iter().map(|r| &r.value).collect();
+        assert_eq!(got, want, "partition {p}");
+    }
+    assert_eq!(dst[&3].len(), 500, "the new partitions carry their records");
+}
+
+/// Apache Kafka only (the sandbox has no transactions): a transactional source with an aborted
+/// transaction, tombstones and null keys on a compacted topic. Neither aborted nor control records
+/// are copied; every committed record is, with its null key or null value; and translation is
+/// exact across the gaps the markers and the aborted records leave in the source offsets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transactions_tombstones_and_null_keys_replicate_exactly() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    if !kafka_enabled() {
+        return;
+    }
+    let sb = Engine::Kafka.start(&["us-east", "us-west"]).await;
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    admin(east)
+        .create_topics(&[
+            TopicSpec::new("events", 1, 1),
+            TopicSpec::new("ledger", 1, 1).config("cleanup.policy", "compact"),
+        ])
+        .await
+        .unwrap();
+    let ep = endpoint(east);
+    tokio::task::spawn_blocking(move || {
+        let mut cfg = ep.producer_config();
+        cfg.set("transactional.id", "strait-test-tx");
+        let p: ThreadedProducer<DefaultProducerContext> = cfg.create().unwrap();
+        let t = Duration::from_secs(30);
+        p.init_transactions(t).unwrap();
+        for (batch, commit) in [("a", true), ("x", false), ("b", true)] {
+            p.begin_transaction().unwrap();
+            for i in 0..50 {
+                let v = format!("{batch}{i}");
+                p.send(BaseRecord::<str, str>::to("events").key("k").payload(&v))
+                    .map_err(|(e, _)| e)
+                    .unwrap();
+            }
+            p.flush(t).unwrap();
+            if commit {
+                p.commit_transaction(t).unwrap();
+            } else {
+                p.abort_transaction(t).unwrap();
+            }
+        }
+        // Null keys, and a tombstone on the compacted topic.
+        p.begin_transaction().unwrap();
+        for i in 0..20 {
+            let v = format!("n{i}");
+            p.send(BaseRecord::<str, str>::to("events").payload(&v))
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+        p.send(
+            BaseRecord::<str, str>::to("ledger")
+                .key("acct-1")
+                .payload("100"),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+        p.send(BaseRecord::<str, str>::to("ledger").key("acct-1"))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        p.commit_transaction(t).unwrap();
+        p.flush(t).unwrap();
+    })
+    .await
+    .unwrap();
+
+    let flow = replicate::start(flow_spec(east, west, &["events", "ledger"]));
+    wait_for_count(west, "us-east.ledger", 1, 2, Duration::from_secs(60)).await;
+    // Committed records only: 50 + 50 + 20 (the source's offsets also hold 50 aborted records
+    // and four markers).
+    let copies = read_all(west, "us-east.events", 1, 120).await;
+    let values: Vec<String> = copies
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    let want: Vec<String> = (0..50)
+        .map(|i| format!("a{i}"))
+        .chain((0..50).map(|i| format!("b{i}")))
+        .chain((0..20).map(|i| format!("n{i}")))
+        .collect();
+    assert_eq!(values, want, "committed records, in order, nothing else");
+    assert!(
+        copies[100..].iter().all(|r| r.key.is_none()),
+        "null keys stay null"
+    );
+    let ledger = read_all(west, "us-east.ledger", 1, 2).await;
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger[1].key.as_deref(), Some(&b"acct-1"[..]));
+    assert_eq!(ledger[1].value, None, "a tombstone stays a tombstone");
+
+    // Exact translation across the gaps: where a group that stopped at each interesting source
+    // position resumes on the target.
+    let source = read_all(east, "events", 1, 120).await;
+    let (_, end) = admin(east).watermarks("events", 0).await.unwrap();
+    assert_eq!(
+        end,
+        120 + 50 + 4,
+        "50 aborted records and four markers in the source"
+    );
+    let src_offset = |v: &str| {
+        source
+            .iter()
+            .find(|r| r.value.as_deref() == Some(v.as_bytes()))
+            .unwrap()
+            .offset
+    };
+    // (source position a group committed, downstream offset it must resume at)
+    let cases = [
+        (src_offset("a49") + 1, 50), // the commit marker of the first transaction
+        (src_offset("a49") + 2, 50), // inside the aborted transaction
+        (src_offset("b0"), 50),      // after the abort marker
+        (src_offset("b10"), 60),
+        (src_offset("b49") + 1, 100), // the second commit marker
+        (src_offset("n0"), 100),      // after the third commit marker
+        (end, 120),                   // the end
+    ];
+    tokio::time::sleep(Duration::from_secs(3)).await; // index records flushed
+    flow.stop();
+    flow.join().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = mm2_config(
+        &dir,
+        &east.bootstrap_servers(),
+        &west.bootstrap_servers(),
+        "",
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("topics = orders", "topics = events, ledger"),
+    )
+    .unwrap();
+    for (i, (at, want)) in cases.iter().enumerate() {
+        let group = format!("g{i}");
+        commit_group(east, &group, &[("events", 0, *at)]).await;
+        let mut cmd = strait();
+        cmd.arg("translate").arg(&cfg).args([
+            "--group", &group, "--source", "us-east", "--target", "us-west", "--json",
+        ]);
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
+        let p = &json["partitions"][0];
+        // "exact-gap" (a marker or an aborted record: the next copy), "exact-end" (the end).
+        assert!(
+            p["method"].as_str().is_some_and(|m| m.starts_with("exact")),
+            "{text}"
+        );
+        assert_eq!(
+            p["downstream_offset"], *want,
+            "a group at source offset {at} resumes at {want} on the target: {text}"
+        );
+    }
+}

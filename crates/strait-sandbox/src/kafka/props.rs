@@ -98,7 +98,6 @@ pub(crate) fn server_properties(p: &NodePlan<'_>) -> String {
     kv("share.coordinator.state.topic.min.isr", &min_isr);
     kv("group.initial.rebalance.delay.ms", &0);
     kv("log.segment.bytes", &(16 * 1024 * 1024));
-    kv("log.retention.check.interval.ms", &1000);
     kv("log.cleaner.backoff.ms", &1000);
     kv("auto.create.topics.enable", &true);
     kv("delete.topic.enable", &true);

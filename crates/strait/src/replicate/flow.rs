@@ -652,10 +652,11 @@ async fn run(
             _ = tokio::time::sleep_until(next_refresh) => {
                 next_refresh = tokio::time::Instant::now() + refresh;
                 match sync.ensure_remote_topics(&source_admin, &target_admin).await {
-                    // Resubscribe (a group rebalance) only when the set of topics changed: new
-                    // partitions of subscribed topics are picked up by the consumer itself.
-                    Ok(now) if names(&now) != names(&topics) => {
-                        info!(flow = %flow, topics = ?names(&now), "topic set changed");
+                    // Resubscribe (a group rebalance) when the set of topics or a partition count
+                    // changed: librdkafka's consumer would notice new partitions only at its own
+                    // metadata refresh (5 minutes by default), leaving them uncopied until then.
+                    Ok(now) if shape(&now) != shape(&topics) => {
+                        info!(flow = %flow, topics = ?shape(&now), "topics or partition counts changed");
                         topics = now;
                         topics_tx.send(topics.clone()).ok();
                     }
@@ -667,6 +668,16 @@ async fn run(
     };
     info!(flow = %flow, records = stats.records.load(Ordering::Relaxed), "flow stopped");
     result
+}
+
+/// The topics with their partition counts, sorted: what the consumer's subscription depends on.
+fn shape(topics: &[TopicInfo]) -> Vec<(&str, usize)> {
+    let mut v: Vec<(&str, usize)> = topics
+        .iter()
+        .map(|t| (t.name.as_str(), t.partitions as usize))
+        .collect();
+    v.sort_unstable();
+    v
 }
 
 /// The copy loop: poll the source, produce to the target, commit what the target acknowledged.
@@ -743,7 +754,8 @@ fn copy_loop(
     let mut last_commit = Instant::now();
     let mut last_promote = Instant::now();
     let mut last_poll_error: Option<Instant> = None;
-    loop {
+    let mut subscribed: Option<Vec<String>> = None;
+    'copy: loop {
         if let Some(reason) = shared.failure.lock().unwrap().clone() {
             return Err(fatal(reason));
         }
@@ -752,13 +764,25 @@ fn copy_loop(
         }
         if let Some(topics) = topics_rx.try_iter().last() {
             let list: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+            let mut same: Vec<String> = list.iter().map(|t| t.to_string()).collect();
+            same.sort_unstable();
             if list.is_empty() {
                 consumer.unsubscribe();
             } else {
+                if Some(&same) == subscribed.as_ref() {
+                    // Same topics, more partitions: the consumer's metadata cache must learn the
+                    // new count first, or the rebalance below hands out the old partitions.
+                    for t in &list {
+                        if let Err(e) = consumer.fetch_metadata(Some(t), spec.admin_timeout) {
+                            warn!(flow = %flow, topic = t, error = %e, "cannot refresh the metadata of a grown topic; its new partitions wait for the consumer's own refresh");
+                        }
+                    }
+                }
                 consumer
                     .subscribe(&list)
                     .map_err(|e| fatal(format!("cannot subscribe to {list:?}: {e}")))?;
             }
+            subscribed = Some(same);
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
@@ -794,9 +818,32 @@ fn copy_loop(
                     rec = rec.headers(rdkafka::message::BorrowedHeaders::detach(h));
                 }
                 shared.progress.lock().unwrap().sent(&tp, m.offset());
+                let mut unknown_since: Option<Instant> = None;
                 loop {
                     match producer.send(rec) {
                         Ok(()) => break,
+                        Err((
+                            KafkaError::MessageProduction(RDKafkaErrorCode::UnknownPartition),
+                            r,
+                        )) => {
+                            // The remote topic grew (partition growth) after the producer last
+                            // read its metadata: read it again and wait, keeping the record. A
+                            // target that never gets the partition is warned about by the topic
+                            // refresh; stopping leaves the record uncommitted, to be read again.
+                            rec = r;
+                            let waited = unknown_since.get_or_insert_with(Instant::now);
+                            if waited.elapsed() > Duration::from_secs(30) {
+                                warn!(flow = %flow, topic = remote, partition = tp.1, "the target does not have this partition of the remote topic yet; waiting");
+                                *waited = Instant::now();
+                            }
+                            let _ = producer
+                                .client()
+                                .fetch_metadata(Some(remote), spec.admin_timeout);
+                            if stop.load(Ordering::SeqCst) {
+                                break 'copy;
+                            }
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
                         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                             // The target is slow or away: wait for room, keep the record.
                             rec = r;
