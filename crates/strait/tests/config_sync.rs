@@ -68,7 +68,15 @@ async fn incremental_alter_sets_and_deletes_topic_configs(engine) {
     )
     .await
     .expect("alter configs");
-    let cfg = configs(&c, "orders").await;
+    // Apache Kafka applies an alter through its metadata log: describe may lag by a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let cfg = loop {
+        let cfg = configs(&c, "orders").await;
+        if get(&cfg, "retention.ms") == Some("2000000") || tokio::time::Instant::now() > deadline {
+            break cfg;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(get(&cfg, "retention.ms"), Some("2000000"), "{cfg:?}");
     assert_eq!(get(&cfg, "cleanup.policy"), Some("compact"), "{cfg:?}");
     assert_eq!(get(&cfg, "segment.bytes"), None, "deleted: {cfg:?}");

@@ -12,6 +12,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 
 use super::diagnose::Diagnosed;
+use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{ClientError, Endpoint};
@@ -151,9 +152,8 @@ impl Groups {
         }
         let timeout = self.timeout;
         let op = format!("read the committed offsets of group {group}");
-        let got = self
-            .client(group)?
-            .committed_offsets(tpl, timeout)
+        let client = self.client(group)?;
+        let got = coordinator_retry(timeout, || client.committed_offsets(tpl.clone(), timeout))
             .map_err(|e| self.error(&op, e))?;
         Ok(got
             .elements()
@@ -188,16 +188,46 @@ impl Groups {
             }
         }
         let op = format!("commit offsets for group {group}");
-        self.client(group)?
-            .commit(&tpl, CommitMode::Sync)
+        let timeout = self.timeout;
+        let client = self.client(group)?;
+        coordinator_retry(timeout, || client.commit(&tpl, CommitMode::Sync))
             .map_err(|e| self.error(&op, e))
     }
 
-    fn error(&self, op: &str, e: rdkafka::error::KafkaError) -> ClientError {
+    fn error(&self, op: &str, e: KafkaError) -> ClientError {
         if super::is_timeout(&e) || super::is_unreachable(&e) {
             ClientError::timeout_diagnosed(&self.endpoint, op, self.timeout)
         } else {
             ClientError::from_kafka(&self.endpoint, op, e)
+        }
+    }
+}
+
+/// Run `call` again while the group coordinator is moving or loading (NOT_COORDINATOR,
+/// COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE), for up to `within`. Apache Kafka
+/// answers so while it creates or loads `__consumer_offsets` (a new cluster, a broker restart),
+/// and Kafka's own clients retry it; any other answer is returned at once.
+fn coordinator_retry<T>(
+    within: Duration,
+    mut call: impl FnMut() -> Result<T, KafkaError>,
+) -> Result<T, KafkaError> {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match call() {
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        C::NotCoordinator
+                            | C::CoordinatorLoadInProgress
+                            | C::CoordinatorNotAvailable
+                    )
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
         }
     }
 }

@@ -401,7 +401,13 @@ pub async fn commit_group(c: &Cluster, group: &str, offsets: &[(&str, i32, i64)]
         for (t, p, o) in &offsets {
             tpl.add_partition_offset(t, *p, Offset::Offset(*o)).unwrap();
         }
-        consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+        // Apache Kafka answers NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS while it creates
+        // or loads __consumer_offsets: retried, as every Kafka client does.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+            assert!(Instant::now() < deadline, "commit: {e}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     })
     .await
     .unwrap();
@@ -417,9 +423,14 @@ pub async fn committed(c: &Cluster, group: &str, topic: &str, n: i32) -> BTreeMa
         for p in 0..n {
             tpl.add_partition(&topic, p);
         }
-        let got = consumer
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let got = loop {
+            match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+                Ok(got) => break got,
+                Err(e) => assert!(Instant::now() < deadline, "committed offsets: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         got.elements()
             .iter()
             .filter_map(|e| match e.offset() {
