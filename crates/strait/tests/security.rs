@@ -196,6 +196,28 @@ async fn secure_regions_replicate_and_answer_every_command_with_jks_pkcs12_and_p
     .await;
     assert_eq!(code, Some(0), "failover --dry-run: {out}{err}");
     assert_no_secret(&sb, "failover --dry-run", &format!("{out}{err}"));
+    // The real thing: billing moves to us-west at the translated offsets.
+    let (code, out, err) = run(args(
+        "failover",
+        &cfg,
+        &[
+            "--from",
+            "us-east",
+            "--to",
+            "us-west",
+            "--max-wait",
+            "30s",
+            "--json",
+        ],
+    ))
+    .await;
+    assert_eq!(code, Some(0), "failover: {out}{err}");
+    assert_no_secret(&sb, "failover", &format!("{out}{err}"));
+    assert_eq!(
+        committed(west, "billing", "us-east.orders", 3).await,
+        std::collections::BTreeMap::from([(0, 50), (1, 60)]),
+        "{out}"
+    );
     assert_no_secret(&sb, "/api/status", &api);
     assert_no_secret(&sb, "/metrics", &metrics);
     assert_no_secret(&sb, "strait run's log", &shown());

@@ -32,11 +32,18 @@ pub(crate) struct Jdk {
 
 impl Jdk {
     pub(crate) fn find() -> Result<Self, KafkaError> {
-        let from_home = std::env::var_os("JAVA_HOME").map(|h| PathBuf::from(h).join("bin"));
+        Self::find_in(std::env::var_os("JAVA_HOME"), std::env::var_os("PATH"))
+    }
+
+    fn find_in(
+        java_home: Option<std::ffi::OsString>,
+        path: Option<std::ffi::OsString>,
+    ) -> Result<Self, KafkaError> {
+        let from_home = java_home.map(|h| PathBuf::from(h).join("bin"));
         let tool = |name: &str| -> Option<PathBuf> {
             match &from_home {
                 Some(bin) => Some(bin.join(name)).filter(|p| p.is_file()),
-                None => which(name),
+                None => which_in(path.as_deref(), name),
             }
         };
         let java = tool("java").ok_or(KafkaError::NoJava)?;
@@ -71,7 +78,11 @@ pub(crate) fn java_major(version_output: &str) -> Option<u32> {
 }
 
 fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
+    which_in(std::env::var_os("PATH").as_deref(), name)
+}
+
+fn which_in(path: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
+    std::env::split_paths(path?)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
@@ -155,6 +166,37 @@ mod tests {
         assert_eq!(java_major("java version \"1.8.0_392\"\n"), Some(8));
         assert_eq!(java_major("openjdk version \"21-ea\" 2023\n"), Some(21));
         assert_eq!(java_major("garbage"), None);
+    }
+
+    #[test]
+    fn no_java_or_an_old_one_is_one_line_saying_what_to_install() {
+        let empty = tempfile::tempdir().unwrap();
+        let e = Jdk::find_in(Some(empty.path().into()), None).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, KafkaError::NoJava), "{msg}");
+        assert!(
+            msg.contains("Java 17")
+                && msg.contains("apt install")
+                && msg.contains("STRAIT_TEST_KAFKA=0"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'));
+        let e = Jdk::find_in(None, Some(empty.path().into())).unwrap_err();
+        assert!(matches!(e, KafkaError::NoJava), "{e}");
+
+        // A `java` that is Java 8.
+        let bin = empty.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let java = bin.join("java");
+        std::fs::write(&java, "#!/bin/sh\necho 'java version \"1.8.0_392\"' >&2\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&java, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = Jdk::find_in(Some(empty.path().into()), None).unwrap_err();
+        assert!(matches!(e, KafkaError::OldJava { major: 8, .. }), "{e}");
+        assert!(e.to_string().contains("JAVA_HOME"), "{e}");
+        assert!(KafkaError::NoMaven
+            .to_string()
+            .contains("apt install maven"));
     }
 
     #[test]
