@@ -63,6 +63,7 @@ async fn assert_replicated(
 
 on_both_engines! {
 async fn active_passive_copies_every_record_with_every_field_in_order(engine) {
+    let _heavy = heavy().await;
     const N: usize = 30_000;
     let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
@@ -116,6 +117,7 @@ async fn active_passive_copies_every_record_with_every_field_in_order(engine) {
 
 on_both_engines! {
 async fn target_cut_for_ten_seconds_mid_stream_loses_nothing(engine) {
+    let _heavy = heavy().await;
     const N: usize = 20_000;
     let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (
@@ -248,6 +250,7 @@ async fn offset_syncs_follow_mm2_format_and_rules(engine) {
 
 on_both_engines! {
 async fn two_processes_split_partitions_and_the_survivor_takes_over(engine) {
+    let _heavy = heavy().await;
     const N: usize = 12_000;
     let sb = engine.start(&["us-east", "us-west"]).await;
     let (east, west) = (

@@ -11,6 +11,7 @@ use strait_sandbox::Sandbox;
 
 on_both_engines! {
 async fn kill_9_mid_stream_then_restart_loses_nothing(engine) {
+    let _heavy = heavy().await;
     const N: usize = 40_000;
     let regions = Regions::start_on(engine, "refresh.topics.interval.seconds = 2").await;
     let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());

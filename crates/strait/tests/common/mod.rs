@@ -640,6 +640,14 @@ pub fn kafka_spec(security: strait_sandbox::Security) -> Option<strait_sandbox::
     Some(spec)
 }
 
+/// Held by the tests that move tens of thousands of records, so that the two engines' variants of
+/// one (and two such tests) never share the two cores of a CI machine: each alone finishes in
+/// seconds, together with a JVM broker they could starve each other past their deadlines.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
+
 /// Which broker a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
