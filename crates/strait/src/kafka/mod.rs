@@ -18,7 +18,7 @@ pub use config::{Endpoint, Props};
 use rdkafka::error::KafkaError;
 
 /// How long a failed call's diagnosis may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A failed call to a cluster, naming the cluster (alias and address) and what was being done.
 #[derive(Clone, Debug, thiserror::Error)]
