@@ -140,17 +140,29 @@ impl Cluster {
             .filter_map(|l| l.local_addr().ok())
             .collect();
         let (n2, spec2) = (name.clone(), spec.clone());
-        let nodes =
-            tokio::task::spawn_blocking(move || kafka::start_nodes(&n2, &spec2, &advertised))
-                .await
-                .map_err(|e| SandboxError::Broker {
-                    cluster: name.clone(),
-                    reason: e.to_string(),
-                })?
-                .map_err(|source| SandboxError::Kafka {
-                    cluster: name.clone(),
-                    source,
-                })?;
+        let nodes = tokio::task::spawn_blocking(move || {
+            // The nodes' own ports are picked free and released for the JVM to bind; an outgoing
+            // connection may take one in between. Then the node exits at once: start again.
+            let mut attempt = 1;
+            loop {
+                match kafka::start_nodes(&n2, &spec2, &advertised) {
+                    Err(e) if e.port_taken() && attempt < BROKER_START_ATTEMPTS => {
+                        debug!(cluster = %n2, attempt, error = %e, "a port was taken; starting again");
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
+        .map_err(|e| SandboxError::Broker {
+            cluster: name.clone(),
+            reason: e.to_string(),
+        })?
+        .map_err(|source| SandboxError::Kafka {
+            cluster: name.clone(),
+            source,
+        })?;
         let faults = Faults::new();
         let mut proxies = Vec::with_capacity(n);
         for (l, upstream) in listeners.into_iter().zip(&nodes.external) {

@@ -31,36 +31,22 @@ fn client_lines(c: &Cluster, user: &str, form: StoreForm, keystore: bool) -> Str
         .collect()
 }
 
-/// An MM2 file for us-east -> us-west (`orders`), each side with its own client lines.
+/// An MM2 file for us-east -> us-west (`orders`), each side with its own client lines, and
+/// one-second heartbeat and checkpoint intervals.
 fn config(dir: &Path, name: &str, sb: &Sandbox, east: &str, west: &str, extra: &str) -> PathBuf {
-    let (e, w) = (
-        sb.cluster("us-east").unwrap(),
-        sb.cluster("us-west").unwrap(),
-    );
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        format!(
-            "clusters = us-east, us-west\n\
-             us-east.bootstrap.servers = {}\n\
-             us-west.bootstrap.servers = {}\n\
-             {east}{west}\
-             us-east->us-west.enabled = true\n\
-             us-east->us-west.topics = orders\n\
-             replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
+    mm2_config_named(
+        dir,
+        name,
+        &sb.cluster("us-east").unwrap().bootstrap_servers(),
+        &sb.cluster("us-west").unwrap().bootstrap_servers(),
+        &format!(
+            "{east}{west}\
              emit.checkpoints.interval.seconds = 1\n\
              emit.heartbeats.interval.seconds = 1\n\
              refresh.topics.interval.seconds = 2\n\
-             {extra}\n",
-            e.bootstrap_servers(),
-            w.bootstrap_servers()
+             {extra}"
         ),
     )
-    .unwrap();
-    path
 }
 
 /// Run a one-shot strait command: (exit code, stdout, stderr).
@@ -181,36 +167,16 @@ async fn secure_regions_replicate_and_answer_every_command_with_jks_pkcs12_and_p
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     assert!(translated.contains("orders"), "{translated}");
-    let (code, out, err) = run(args(
-        "failover",
-        &cfg,
-        &[
-            "--from",
-            "us-east",
-            "--to",
-            "us-west",
-            "--dry-run",
-            "--json",
-        ],
-    ))
-    .await;
+    let failover = |more: &[&str]| {
+        let mut a = vec!["--from", "us-east", "--to", "us-west", "--json"];
+        a.extend_from_slice(more);
+        run(args("failover", &cfg, &a))
+    };
+    let (code, out, err) = failover(&["--dry-run"]).await;
     assert_eq!(code, Some(0), "failover --dry-run: {out}{err}");
     assert_no_secret(&sb, "failover --dry-run", &format!("{out}{err}"));
     // The real thing: billing moves to us-west at the translated offsets.
-    let (code, out, err) = run(args(
-        "failover",
-        &cfg,
-        &[
-            "--from",
-            "us-east",
-            "--to",
-            "us-west",
-            "--max-wait",
-            "30s",
-            "--json",
-        ],
-    ))
-    .await;
+    let (code, out, err) = failover(&["--max-wait", "30s"]).await;
     assert_eq!(code, Some(0), "failover: {out}{err}");
     assert_no_secret(&sb, "failover", &format!("{out}{err}"));
     assert_eq!(

@@ -127,6 +127,13 @@ pub enum KafkaError {
     },
 }
 
+impl KafkaError {
+    /// A node could not bind one of its ports (taken between choosing it and the JVM binding it).
+    pub(crate) fn port_taken(&self) -> bool {
+        matches!(self, Self::Exited { tail, .. } if tail.contains("Address already in use"))
+    }
+}
+
 /// Who may connect to a cluster, and with which secrets.
 #[derive(Clone, Debug)]
 pub struct Access {

@@ -365,7 +365,18 @@ pub fn mm2_config(
     west: &str,
     extra: &str,
 ) -> std::path::PathBuf {
-    let path = dir.path().join("mm2.properties");
+    mm2_config_named(dir.path(), "mm2.properties", east, west, extra)
+}
+
+/// [`mm2_config`] in `dir/name`.
+pub fn mm2_config_named(
+    dir: &std::path::Path,
+    name: &str,
+    east: &str,
+    west: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(name);
     std::fs::write(
         &path,
         format!(
