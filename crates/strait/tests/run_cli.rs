@@ -105,6 +105,36 @@ async fn kill_9_mid_stream_then_restart_loses_nothing(engine) {
 }
 }
 
+on_both_engines! {
+/// Two `strait run` processes on one file share the flow (one consumer group); when one stops
+/// mid-copy, the group rebalances onto the other, which copies the rest: nothing is lost.
+async fn two_run_processes_share_a_flow_and_the_survivor_takes_over_mid_copy(engine) {
+    const N: usize = 12_000;
+    let _heavy = heavy().await;
+    let regions = Regions::start_on(engine, "refresh.topics.interval.seconds = 2").await;
+    let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
+    let mut a = spawn_run(&cfg);
+    let mut b = spawn_run(&cfg);
+    produce_range(east, "orders", 3, 0..N / 2, "orders", None).await;
+    wait_for_count(west, "us-east.orders", 3, (N / 4) as i64, Duration::from_secs(90)).await;
+    // One process goes away while the second half is being written and copied.
+    let writer = produce_range(east, "orders", 3, N / 2..N, "orders", None);
+    signal(&a, "-TERM");
+    writer.await;
+    assert!(a.wait().unwrap().success(), "SIGTERM: exit 0");
+    wait_for_count(west, "us-east.orders", 3, N as i64, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    signal(&b, "-TERM");
+    assert!(b.wait().unwrap().success(), "SIGTERM: exit 0");
+    let copies = read_all(west, "us-east.orders", 3, N).await;
+    let seen: std::collections::HashSet<_> =
+        copies.iter().map(|r| (r.partition, r.value.clone())).collect();
+    for r in read_all(east, "orders", 3, N).await {
+        assert!(seen.contains(&(r.partition, r.value.clone())), "lost {:?}", r.value);
+    }
+}
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_stops_within_ten_seconds_with_exit_0() {
     let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
