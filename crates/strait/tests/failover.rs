@@ -383,7 +383,10 @@ async fn unplanned_failover_reports_exactly_what_never_left(engine) {
     let on_west = record_count(west, "us-east.orders", 3).await;
     assert_eq!(on_west, 900);
     let lost = 900 + 250 - on_west;
-    assert_eq!(doc["rpo"]["records"], lost, "{doc}");
+    // The lower bound is exact; the upper bound adds writes at the last measured rate for the
+    // time strait could not see (issue 17 tightens it), so it is at least the truth.
+    assert_eq!(doc["rpo"]["records_at_least"], lost, "{doc}");
+    assert!(doc["rpo"]["records"].as_i64().unwrap() >= lost, "{doc}");
     let parts: Vec<&str> = doc["rpo"]["partitions"]
         .as_array()
         .unwrap()

@@ -343,6 +343,7 @@ async fn partition_growth_reaches_the_target_and_new_partitions_replicate() {
     if !kafka_enabled() {
         return;
     }
+    let _heavy = heavy().await;
     let sb = Engine::Kafka.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
@@ -399,6 +400,7 @@ async fn transactions_tombstones_and_null_keys_replicate_exactly() {
     if !kafka_enabled() {
         return;
     }
+    let _heavy = heavy().await;
     let sb = Engine::Kafka.start(&["us-east", "us-west"]).await;
     let (east, west) = (
         sb.cluster("us-east").unwrap(),
