@@ -315,13 +315,17 @@ pub(crate) fn start_nodes(
     } else {
         None
     };
-    let mut users = vec![(ADMIN.to_string(), random_token(20))];
-    if secure {
-        users.extend(USERS.iter().map(|u| (u.to_string(), random_token(20))));
-    }
+    let users = if secure {
+        std::iter::once(&ADMIN)
+            .chain(&USERS)
+            .map(|u| (u.to_string(), random_token(20)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let access = Access {
         security: spec.security,
-        users: if secure { users } else { Vec::new() },
+        users,
         pki: pki.clone(),
     };
     let admin_pw = access

@@ -195,11 +195,7 @@ impl Groups {
     }
 
     fn error(&self, op: &str, e: KafkaError) -> ClientError {
-        if super::is_timeout(&e) || super::is_unreachable(&e) {
-            ClientError::timeout_diagnosed(&self.endpoint, op, self.timeout)
-        } else {
-            ClientError::from_kafka(&self.endpoint, op, e)
-        }
+        ClientError::from_blocking(&self.endpoint, op, e, self.timeout)
     }
 }
 

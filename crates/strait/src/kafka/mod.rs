@@ -75,20 +75,37 @@ impl ClientError {
 
     /// The call's error when librdkafka reported a reason for `ep` recently.
     fn refused(ep: &Endpoint, op: &str) -> Option<Self> {
-        diagnose::recent(ep.bootstrap_servers()).map(|cause| Self::Refused {
+        diagnose::recent(ep.bootstrap_servers()).map(|cause| Self::refused_by(ep, op, cause))
+    }
+
+    fn refused_by(ep: &Endpoint, op: &str, cause: String) -> Self {
+        Self::Refused {
             alias: ep.alias.clone(),
             bootstrap: ep.bootstrap_servers().to_string(),
             op: op.to_string(),
             cause,
-        })
+        }
     }
 
     /// [`ClientError::timeout`], after asking the cluster why when nothing has said so yet
     /// ([`diagnose::probe`], at most a few seconds). Blocking: for calls that failed on a
     /// blocking thread.
     pub fn timeout_diagnosed(ep: &Endpoint, op: &str, timeout: Duration) -> Self {
-        let _ = diagnose::probe(ep, PROBE_TIMEOUT);
-        Self::timeout(ep, op, timeout)
+        match diagnose::probe(ep, PROBE_TIMEOUT) {
+            Some(cause) => Self::refused_by(ep, op, cause),
+            None => Self::timeout(ep, op, timeout),
+        }
+    }
+
+    /// The error of a blocking call bounded by `timeout` (watermarks, committed offsets, a
+    /// commit): librdkafka's timeouts and unreachable brokers become [`ClientError::Timeout`]
+    /// (or the cause the cluster gives), anything else is reported as it is.
+    pub fn from_blocking(ep: &Endpoint, op: &str, e: KafkaError, timeout: Duration) -> Self {
+        if is_timeout(&e) || is_unreachable(&e) {
+            Self::timeout_diagnosed(ep, op, timeout)
+        } else {
+            Self::from_kafka(ep, op, e)
+        }
     }
 
     /// A call that ran out of time: named by its cause when librdkafka gave one.

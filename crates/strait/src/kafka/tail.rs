@@ -100,10 +100,7 @@ impl TopicTail {
                 absent_or_denied(consumer, &endpoint, &topic, timeout)?;
                 return Ok(0);
             }
-            Err(e) if super::is_timeout(&e) || super::is_unreachable(&e) => {
-                return Err(ClientError::timeout_diagnosed(&endpoint, &op, timeout))
-            }
-            Err(e) => return Err(ClientError::from_kafka(&endpoint, &op, e)),
+            Err(e) => return Err(ClientError::from_blocking(&endpoint, &op, e, timeout)),
         };
         let mut n = 0;
         while self.next < end {

@@ -379,19 +379,6 @@ fn reader(ep: &Endpoint) -> Result<BaseConsumer<Diagnosed>, ClientError> {
         .map_err(|e| ClientError::from_kafka(ep, "create a status reader", e))
 }
 
-fn fetch_error(
-    ep: &Endpoint,
-    op: &str,
-    e: rdkafka::error::KafkaError,
-    timeout: Duration,
-) -> ClientError {
-    if crate::kafka::is_timeout(&e) || crate::kafka::is_unreachable(&e) {
-        ClientError::timeout_diagnosed(ep, op, timeout)
-    } else {
-        ClientError::from_kafka(ep, op, e)
-    }
-}
-
 /// The timestamp of the first record at or after each (partition, offset).
 fn first_timestamps(
     ep: &Endpoint,
@@ -445,7 +432,7 @@ pub fn last_records(
             crate::kafka::tail::absent_or_denied(&c, ep, topic, timeout)?;
             return Ok(Vec::new());
         }
-        Err(e) => return Err(fetch_error(ep, &op, e, timeout)),
+        Err(e) => return Err(ClientError::from_blocking(ep, &op, e, timeout)),
     };
     if hi <= lo {
         return Ok(Vec::new());
