@@ -13,6 +13,7 @@
 //! ([`pki`]), and optionally the `StandardAuthorizer`.
 
 pub mod maven;
+pub mod mm2;
 pub mod pki;
 
 mod jvm;

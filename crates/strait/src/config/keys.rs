@@ -49,6 +49,15 @@ pub const CONNECTOR_PROPERTIES: &[&str] = &[
     "config.properties.blacklist",
 ];
 
+/// Kafka Connect worker keys strait reads, at top level or under the target cluster's alias
+/// (MM2's `workerConfig`; the top-level value wins): where MM2 keeps its source positions, which
+/// strait reads to take over from MM2 and keeps current so that MM2 can take over from it.
+pub const WORKER_HONOURED: &[&str] = &[
+    "offset.storage.topic",
+    "offset.storage.partitions",
+    "offset.storage.replication.factor",
+];
+
 /// Connector (and Connect) properties MM2 knows and strait does not honour: exact names.
 const CONNECTOR_IGNORED: &[&str] = &[
     "name",
@@ -214,6 +223,7 @@ pub fn classify_global(key: &str) -> KeyClass {
     if is_connector_property(key)
         || is_client_key(key)
         || key == "clusters"
+        || WORKER_HONOURED.contains(&key)
         || key == "config.providers"
         || key.starts_with("config.providers.")
     {
@@ -244,6 +254,7 @@ pub fn classify_cluster(key: &str) -> KeyClass {
         || key.starts_with("producer.")
         || key.starts_with("admin.")
         || key == "offset.flush.interval.ms"
+        || WORKER_HONOURED.contains(&key)
     {
         return KeyClass::Honoured;
     }
@@ -286,6 +297,10 @@ mod tests {
         assert_eq!(classify_global("transforms.x.type"), KeyClass::NotHonoured);
         assert_eq!(
             classify_global("offset.storage.replication.factor"),
+            KeyClass::Honoured
+        );
+        assert_eq!(
+            classify_global("offset.storage.file.filename"),
             KeyClass::NotHonoured
         );
         assert_eq!(
@@ -315,8 +330,9 @@ mod tests {
             classify_cluster("offset.flush.interval.ms"),
             KeyClass::Honoured
         );
+        assert_eq!(classify_cluster("offset.storage.topic"), KeyClass::Honoured);
         assert_eq!(
-            classify_cluster("offset.storage.replication.factor"),
+            classify_cluster("config.storage.replication.factor"),
             KeyClass::NotHonoured
         );
         assert_eq!(

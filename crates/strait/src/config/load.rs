@@ -176,7 +176,8 @@ impl Loader<'_> {
                 let flow_keys = split.flows.get(&(s.clone(), t.clone())).unwrap_or(&empty);
                 let map = connector_map(&split.global, &all_props[s], &all_props[t], flow_keys);
                 let herder = herders.contains(&(s.clone(), t.clone()));
-                let flow = self.flow(s, t, herder, &map, &all_props[t], &mut java_only)?;
+                let worker = worker_map(&all_props[t], &split.global);
+                let flow = self.flow(s, t, herder, &map, &all_props[t], &worker, &mut java_only)?;
                 flows.push(flow);
             }
         }
@@ -454,6 +455,7 @@ impl Loader<'_> {
         herder: bool,
         map: &Map,
         target_props: &Map,
+        worker_props: &Map,
         java_only: &mut Vec<KeyRef>,
     ) -> Result<Flow, ConfigError> {
         let r = Resolver { loader: self, map };
@@ -527,7 +529,7 @@ impl Loader<'_> {
         let tasks_max = u32::try_from(tasks_max).unwrap_or(u32::MAX);
         let worker = Resolver {
             loader: r.loader,
-            map: target_props,
+            map: worker_props,
         };
         let offset_flush_ms = worker.number(
             "offset.flush.interval.ms",
@@ -555,7 +557,25 @@ impl Loader<'_> {
                 name: HEARTBEATS_TOPIC.to_string(),
                 cluster: t.to_string(),
             },
+            source_offsets: InternalTopic {
+                name: worker_props
+                    .get("offset.storage.topic")
+                    .map(|v| v.value.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| crate::replicate::mm2_offsets::default_topic(s)),
+                cluster: t.to_string(),
+            },
         };
+        let source_offsets_topic_partitions = worker.number(
+            "offset.storage.partitions",
+            i64::from(crate::replicate::mm2_offsets::DEFAULT_PARTITIONS),
+            1,
+            "a positive number of partitions",
+        )?;
+        let source_offsets_topic_partitions =
+            i32::try_from(source_offsets_topic_partitions).unwrap_or(i32::MAX);
+        let source_offsets_topic_replication_factor =
+            worker.factor("offset.storage.replication.factor", 3)?;
 
         let replication_factor = r.factor("replication.factor", 2)?;
         let offset_syncs_topic_replication_factor =
@@ -597,6 +617,8 @@ impl Loader<'_> {
             offset_syncs_topic_replication_factor,
             checkpoints_topic_replication_factor,
             heartbeats_topic_replication_factor,
+            source_offsets_topic_partitions,
+            source_offsets_topic_replication_factor,
             offset_lag_max,
             intervals,
             emit_offset_syncs,
@@ -937,6 +959,19 @@ fn cluster_props(own: &Map, global: &Map) -> Map {
             m.entry(format!("{role}.{k}")).or_insert_with(|| v.clone());
         }
         m.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    m
+}
+
+/// The worker config MM2 builds for flows into T (`workerConfig`): T's own keys, then the
+/// top-level `offset.storage.*` keys over them.
+fn worker_map(target: &Map, global: &Map) -> Map {
+    let mut m = target.clone();
+    for (k, v) in global
+        .iter()
+        .filter(|(k, _)| k.starts_with("offset.storage."))
+    {
+        m.insert(k.clone(), v.clone());
     }
     m
 }

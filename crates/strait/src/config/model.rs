@@ -150,6 +150,9 @@ pub struct InternalTopics {
     pub checkpoints: InternalTopic,
     /// `heartbeats` on T.
     pub heartbeats: InternalTopic,
+    /// MM2's source positions: Kafka Connect's offsets topic on T (`mm2-offsets.<S>.internal`
+    /// unless `offset.storage.topic` is set), see `replicate::mm2_offsets`.
+    pub source_offsets: InternalTopic,
 }
 
 /// Ready librdkafka client settings for every client of a flow (MM2-SPEC §1.4).
@@ -208,6 +211,10 @@ pub struct Flow {
     pub offset_syncs_topic_replication_factor: i16,
     pub checkpoints_topic_replication_factor: i16,
     pub heartbeats_topic_replication_factor: i16,
+    /// Connect's `offset.storage.partitions` and `offset.storage.replication.factor` (25, 3):
+    /// used when strait creates MM2's offsets topic.
+    pub source_offsets_topic_partitions: i32,
+    pub source_offsets_topic_replication_factor: i16,
     /// `offset.lag.max`: how far downstream offsets may drift before a new offset sync.
     pub offset_lag_max: i64,
     pub intervals: Intervals,

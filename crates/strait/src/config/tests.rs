@@ -238,10 +238,46 @@ fn offset_flush_interval_is_read_from_the_target_cluster() {
 }
 
 #[test]
+fn mm2_source_positions_are_where_the_target_worker_keeps_them() {
+    let c = parse("");
+    let f = ab(&c);
+    assert_eq!(
+        f.internal_topics.source_offsets.name,
+        "mm2-offsets.A.internal"
+    );
+    assert_eq!(f.internal_topics.source_offsets.cluster, "B");
+    assert_eq!(f.source_offsets_topic_partitions, 25);
+    assert_eq!(f.source_offsets_topic_replication_factor, 3);
+    // MM2's workerConfig: the target's keys, then the top-level `offset.storage.*` over them.
+    let c = parse(
+        "B.offset.storage.topic = b-offsets\nB.offset.storage.partitions = 5\n\
+         offset.storage.replication.factor = 1\n",
+    );
+    let f = ab(&c);
+    assert_eq!(f.internal_topics.source_offsets.name, "b-offsets");
+    assert_eq!(f.source_offsets_topic_partitions, 5);
+    assert_eq!(f.source_offsets_topic_replication_factor, 1);
+    assert_eq!(
+        c.flow("B", "A")
+            .unwrap()
+            .internal_topics
+            .source_offsets
+            .name,
+        "mm2-offsets.B.internal"
+    );
+    let c = parse("B.offset.storage.topic = b-offsets\noffset.storage.topic = all\n");
+    assert_eq!(ab(&c).internal_topics.source_offsets.name, "all");
+    let about_it = |w: &Warning| w.keys.iter().any(|k| k.key.contains("offset.storage"));
+    assert!(!c.warnings.iter().any(about_it), "{:?}", c.warnings);
+    let e = error(&format!("{BASE}offset.storage.partitions = none\n"));
+    assert!(e.to_string().contains("offset.storage.partitions"), "{e}");
+}
+
+#[test]
 fn unhonoured_keys_are_one_warning_listing_them_all() {
     let c = parse(
         "key.converter = x\ntransforms = t\nA->B.exactly.once.support = required\n\
-         dedicated.mode.enable.internal.rest = true\nA.offset.storage.replication.factor = 1\n\
+         dedicated.mode.enable.internal.rest = true\nA.config.storage.replication.factor = 1\n\
          listeners = http://:8083\n",
     );
     let w: Vec<&Warning> = c
@@ -255,7 +291,7 @@ fn unhonoured_keys_are_one_warning_listing_them_all() {
         "transforms",
         "A->B.exactly.once.support",
         "dedicated.mode.enable.internal.rest",
-        "A.offset.storage.replication.factor",
+        "A.config.storage.replication.factor",
         "listeners",
     ] {
         assert!(

@@ -340,6 +340,7 @@ impl DrillReplication {
     fn start(flow: &Flow, group: &str) -> Self {
         let mut spec = FlowSpec::from_config(flow);
         spec.group = Some(group.to_string());
+        spec.mm2_positions = None;
         Self {
             flow: replicate::start(spec),
             checkpoints: CheckpointSpec::from_config(flow).map(checkpoint::start),

@@ -124,6 +124,15 @@ impl ClientError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. })
     }
+
+    /// Whether the cluster's authorizer refused the operation (a missing ACL).
+    pub fn is_denied(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode as C;
+        matches!(self, Self::Kafka { source, .. } if matches!(
+            source.rdkafka_error_code(),
+            Some(C::TopicAuthorizationFailed | C::GroupAuthorizationFailed | C::ClusterAuthorizationFailed)
+        ))
+    }
 }
 
 /// Whether librdkafka gave up waiting (as opposed to the cluster answering with an error).

@@ -137,6 +137,100 @@ impl TopicTail {
     }
 }
 
+/// Read every partition of `topic` from the beginning up to its end as of now, calling `f` for
+/// each record (in order within a partition, in no set order across them), with one consumer.
+/// For multi-partition compacted topics read once, like Kafka Connect's offsets topic. A topic
+/// that does not exist reads as empty.
+pub fn read_topic(
+    endpoint: &Endpoint,
+    topic: &str,
+    timeout: Duration,
+    mut f: impl FnMut(i32, TailRecord<'_>),
+) -> Result<usize, ClientError> {
+    let deadline = Instant::now() + timeout;
+    let op = format!("read {topic}");
+    let mut cfg = endpoint.consumer_config("strait-internal-reader");
+    cfg.set("client.id", format!("strait-{}-reader", endpoint.alias));
+    let consumer: BaseConsumer<Diagnosed> =
+        cfg.create_with_context(endpoint.context()).map_err(|e| {
+            ClientError::from_kafka(endpoint, &format!("create a reader of {topic}"), e)
+        })?;
+    let md = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| ClientError::from_blocking(endpoint, &op, e, timeout))?;
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        return Ok(0);
+    };
+    match t.error().map(RDKafkaErrorCode::from) {
+        None => {}
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition) => return Ok(0),
+        Some(code) => {
+            return Err(ClientError::from_kafka(
+                endpoint,
+                &op,
+                KafkaError::MetadataFetch(code),
+            ))
+        }
+    }
+    // Partition -> end offset, for the partitions with something to read.
+    let mut left = std::collections::HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in t.partitions() {
+        let (lo, hi) = consumer
+            .fetch_watermarks(topic, p.id(), timeout)
+            .map_err(|e| ClientError::from_blocking(endpoint, &op, e, timeout))?;
+        if hi > lo {
+            left.insert(p.id(), hi);
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .map_err(|e| ClientError::from_kafka(endpoint, "assign", e))?;
+        }
+    }
+    if left.is_empty() {
+        return Ok(0);
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| ClientError::from_kafka(endpoint, "assign", e))?;
+    let mut n = 0;
+    while !left.is_empty() {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if wait.is_zero() {
+            return Err(ClientError::timeout_diagnosed(endpoint, &op, timeout));
+        }
+        match consumer.poll(wait.min(Duration::from_millis(200))) {
+            Some(Ok(m)) => {
+                let p = m.partition();
+                n += 1;
+                f(
+                    p,
+                    TailRecord {
+                        key: m.key().unwrap_or_default(),
+                        value: m.payload().unwrap_or_default(),
+                        offset: m.offset(),
+                        timestamp: m.timestamp().to_millis(),
+                    },
+                );
+                if left.get(&p).is_some_and(|end| m.offset() + 1 >= *end) {
+                    left.remove(&p);
+                }
+            }
+            // Compaction leaves the last offsets empty: a position at the end is the end.
+            Some(Err(_)) | None => {
+                if let Ok(pos) = consumer.position() {
+                    for e in pos.elements() {
+                        if let Offset::Offset(o) = e.offset() {
+                            if left.get(&e.partition()).is_some_and(|end| o >= *end) {
+                                left.remove(&e.partition());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
 /// Whether the error says the topic or partition does not exist (yet).
 /// A topic that read as unknown may exist and be hidden by the authorizer: Kafka answers a
 /// Metadata request for it with TOPIC_AUTHORIZATION_FAILED. Ok when it is really absent.

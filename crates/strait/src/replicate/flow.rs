@@ -19,6 +19,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
+use super::mm2_offsets::PositionLog;
 use super::offset_syncs::OffsetSyncWriter;
 use super::progress::{Progress, Tp};
 use super::topics::{names, TopicSync};
@@ -39,6 +40,16 @@ pub struct OffsetSyncTarget {
     pub replication_factor: i32,
 }
 
+/// MirrorMaker 2's record of its source positions (Kafka Connect's offsets topic on the target),
+/// see [`super::mm2_offsets`] and [`super::resume`].
+#[derive(Clone, Debug)]
+pub struct Mm2Positions {
+    pub topic: String,
+    /// Partitions and replication factor if strait creates the topic (Connect's defaults).
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
 /// Everything one flow needs, independent of how it was configured.
 #[derive(Clone)]
 pub struct FlowSpec {
@@ -50,6 +61,12 @@ pub struct FlowSpec {
     pub target: Endpoint,
     /// Target cluster, admin properties (remote topic creation).
     pub target_admin: Endpoint,
+    /// Target cluster, consumer properties (reads MirrorMaker 2's positions).
+    pub target_reader: Endpoint,
+    /// MM2's positions: read at start, so that a switch from MM2 resumes where MM2 stopped, and
+    /// kept equal to strait's commits, so that MM2 can resume where strait stopped. None: neither
+    /// (a drill's flow, which replicates its own topics under its own group).
+    pub mm2_positions: Option<Mm2Positions>,
     /// The policy, already bound to the source alias.
     pub policy: ReplicationPolicy,
     pub topic_filter: NameMatcher,
@@ -90,6 +107,12 @@ impl FlowSpec {
             source_admin: flow.clients.source_admin.clone(),
             target: flow.clients.target_producer.clone(),
             target_admin: flow.clients.target_admin.clone(),
+            target_reader: flow.clients.target_consumer.clone(),
+            mm2_positions: Some(Mm2Positions {
+                topic: flow.internal_topics.source_offsets.name.clone(),
+                partitions: flow.source_offsets_topic_partitions,
+                replication_factor: i32::from(flow.source_offsets_topic_replication_factor),
+            }),
             policy: flow.policy.clone(),
             topic_filter: Arc::new(move |t: &str| f1.topic_filter_matches(t)),
             config_exclude: Arc::new(move |k: &str| !f2.should_replicate_config_property(k)),
@@ -154,6 +177,8 @@ struct Shared {
     runs: Mutex<RunTracker>,
     index_producer: OnceLock<ThreadedProducer<IndexContext>>,
     index_topic: String,
+    /// MM2's offsets topic and what was last written to it.
+    mm2_positions: Option<(String, Mutex<PositionLog>)>,
 }
 
 impl Shared {
@@ -166,10 +191,11 @@ impl Shared {
         let pending = self.runs.lock().unwrap().take_pending();
         for run in pending {
             let (k, v) = (run.key(), run.value());
-            let mut rec = BaseRecord::with_opaque_to(&self.index_topic, Box::new(run))
-                .partition(0)
-                .key(&k)
-                .payload(&v);
+            let mut rec =
+                BaseRecord::with_opaque_to(&self.index_topic, Box::new(IndexWrite::Run(run)))
+                    .partition(0)
+                    .key(&k)
+                    .payload(&v);
             loop {
                 match p.send(rec) {
                     Ok(()) => break,
@@ -184,6 +210,26 @@ impl Shared {
                         return;
                     }
                 }
+            }
+        }
+    }
+
+    /// Write MM2's position for every partition whose commit moved, through the index producer
+    /// (same cluster). A record that cannot be queued is written at the next commit.
+    fn write_positions(&self, committed: &[(Tp, i64)]) {
+        let (Some(p), Some((topic, log))) = (self.index_producer.get(), &self.mm2_positions) else {
+            return;
+        };
+        let mut log = log.lock().unwrap();
+        let records = log.changed(committed.iter().map(|((t, p), o)| (&**t, *p, *o)));
+        for r in records {
+            let rec = BaseRecord::with_opaque_to(topic, Box::new(IndexWrite::Position))
+                .partition(r.partition)
+                .key(&r.key)
+                .payload(&r.value);
+            if let Err((e, _)) = p.send(rec) {
+                debug!(flow = %self.flow, error = %e, "MirrorMaker 2 position not queued; written at the next commit");
+                log.forget(&r.key);
             }
         }
     }
@@ -299,13 +345,32 @@ impl ClientContext for IndexContext {
     }
 }
 
-impl ProducerContext for IndexContext {
-    type DeliveryOpaque = Box<IndexRun>;
+/// What the index producer writes: offset index runs, and MM2's positions beside them.
+enum IndexWrite {
+    Run(IndexRun),
+    Position,
+}
 
-    fn delivery(&self, result: &DeliveryResult<'_>, run: Box<IndexRun>) {
+impl ProducerContext for IndexContext {
+    type DeliveryOpaque = Box<IndexWrite>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, write: Box<IndexWrite>) {
         // The flow is gone: nothing left to account for.
         let Some(shared) = self.shared.upgrade() else {
             return;
+        };
+        let run = match *write {
+            IndexWrite::Run(run) => run,
+            IndexWrite::Position => {
+                if let Err((e, _)) = result {
+                    // Not the data path: MM2 would resume from an older position, copying again.
+                    warn!(flow = %shared.flow, error = %e, "a MirrorMaker 2 position could not be written; written again at the next commit");
+                    if let Some((_, log)) = &shared.mm2_positions {
+                        log.lock().unwrap().forget_all();
+                    }
+                }
+                return;
+            }
         };
         match result {
             Ok(_) => {
@@ -382,12 +447,17 @@ impl ConsumerContext for RebalanceContext {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => {
+                let mut done = Vec::new();
                 let mut progress = self.shared.progress.lock().unwrap();
                 for e in offsets.elements() {
                     if let Offset::Offset(o) = e.offset() {
-                        progress.committed(&(Arc::from(e.topic()), e.partition()), o);
+                        let tp = (Arc::from(e.topic()), e.partition());
+                        progress.committed(&tp, o);
+                        done.push((tp, o));
                     }
                 }
+                drop(progress);
+                self.shared.write_positions(&done);
             }
             Err(e) => {
                 debug!(flow = %self.shared.flow, error = %e, "offset commit failed; retried at the next interval")
@@ -421,6 +491,8 @@ fn commit(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, mode: Comm
         for (tp, o) in &to_commit {
             progress.committed(tp, *o);
         }
+        drop(progress);
+        shared.write_positions(&to_commit);
     }
 }
 
@@ -590,6 +662,17 @@ async fn run(
     else {
         return Ok(());
     };
+    let positions = match &spec.mm2_positions {
+        Some(m) => {
+            let Some(p) =
+                mm2_positions(&spec, m, &source_admin, &target_admin, &topics, &mut stop).await
+            else {
+                return Ok(());
+            };
+            p
+        }
+        None => None,
+    };
     info!(flow = %flow, topics = ?names(&topics), "replicating");
 
     let (topics_tx, topics_rx) = std::sync::mpsc::channel::<Vec<TopicInfo>>();
@@ -598,7 +681,9 @@ async fn run(
         let spec = spec.clone();
         let stop_flag = stop_flag.clone();
         let stats = stats.clone();
-        tokio::task::spawn_blocking(move || copy_loop(&spec, topics_rx, &stop_flag, stats))
+        tokio::task::spawn_blocking(move || {
+            copy_loop(&spec, topics_rx, &stop_flag, stats, positions)
+        })
     };
     tokio::pin!(copy);
 
@@ -670,6 +755,64 @@ async fn run(
     result
 }
 
+/// Take over from MirrorMaker 2 where it stopped ([`super::resume`]), and make ready to keep its
+/// positions current: the writer, or None when the offsets topic cannot be used (a missing ACL:
+/// said once, and replication goes on). The outer None: the flow was stopped meanwhile.
+async fn mm2_positions(
+    spec: &FlowSpec,
+    m: &Mm2Positions,
+    source_admin: &Admin,
+    target_admin: &Admin,
+    topics: &[TopicInfo],
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Option<PositionLog>> {
+    let flow = spec.name();
+    let group = spec.group_id();
+    let seed = super::resume::SeedSpec {
+        flow: &flow,
+        group: &group,
+        source: &spec.source,
+        source_admin,
+        target: &spec.target_reader,
+        offsets_topic: &m.topic,
+        source_alias: spec.policy.source_alias(),
+        timeout: spec.admin_timeout,
+    };
+    let seeded = retrying(&flow, "reading MirrorMaker 2's positions", stop, || async {
+        match super::resume::seed(&seed, topics).await {
+            Err(e) if e.is_denied() => {
+                warn!(flow = %flow, error = %e, "cannot read MirrorMaker 2's positions; partitions resume from strait's group or auto.offset.reset");
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    })
+    .await;
+    seeded?;
+    let ready = retrying(&flow, "preparing MirrorMaker 2's offsets topic", stop, || async {
+        let brokers = target_admin.broker_count().await?;
+        let rf = super::topics::effective_replication_factor(m.replication_factor, brokers);
+        let made = target_admin
+            .create_topics(&[TopicSpec::new(&m.topic, m.partitions, rf).config("cleanup.policy", "compact")])
+            .await;
+        let partitions = match made {
+            Ok(_) => target_admin.topics(Some(&m.topic)).await.map(|t| t.first().map(|t| t.partitions)),
+            Err(e) => Err(e),
+        };
+        match partitions {
+            Ok(Some(n)) if n > 0 => Ok(Some(PositionLog::new(spec.policy.source_alias(), n))),
+            Ok(_) => Ok(None),
+            Err(e) if e.is_denied() => {
+                warn!(flow = %flow, error = %e, topic = %m.topic, "cannot keep MirrorMaker 2's positions current; an MM2 started on this flow later would copy again");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await;
+    ready
+}
+
 /// The topics with their partition counts, sorted: what the consumer's subscription depends on.
 fn shape(topics: &[TopicInfo]) -> Vec<(&str, usize)> {
     let mut v: Vec<(&str, usize)> = topics
@@ -686,6 +829,7 @@ fn copy_loop(
     topics_rx: std::sync::mpsc::Receiver<Vec<TopicInfo>>,
     stop: &AtomicBool,
     stats: Arc<FlowStats>,
+    positions: Option<PositionLog>,
 ) -> Result<(), FlowError> {
     let flow = spec.name();
     let fatal = |reason: String| FlowError::Fatal {
@@ -715,6 +859,11 @@ fn copy_loop(
         runs: Mutex::new(RunTracker::default()),
         index_producer: OnceLock::new(),
         index_topic: spec.index_topic.clone(),
+        mm2_positions: spec
+            .mm2_positions
+            .as_ref()
+            .zip(positions)
+            .map(|(m, log)| (m.topic.clone(), Mutex::new(log))),
     });
 
     let mut pcfg = spec.target.producer_config();

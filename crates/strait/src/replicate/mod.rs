@@ -3,8 +3,10 @@
 pub mod acls;
 pub mod configs;
 pub mod flow;
+pub mod mm2_offsets;
 pub mod offset_syncs;
 pub mod progress;
+pub mod resume;
 pub mod topics;
 
 pub use flow::{start, FlowSpec, FlowStats, NameMatcher, OffsetSyncTarget, RunningFlow};

@@ -166,6 +166,41 @@ impl<'a> GroupTranslator<'a> {
         Ok(self.checkpoints.as_ref().expect("just set"))
     }
 
+    /// Where the offset syncs alone translate approximately, a checkpoint can be better: MM2
+    /// emits a checkpoint from the syncs it holds at the time and never moves one backwards,
+    /// while its sync store forgets older syncs as new ones come (so MM2's own
+    /// `RemoteClusterUtils.translateOffsets` may say more than the syncs say now). A checkpoint
+    /// of an upstream offset at or before the group's is a valid translation of the group's
+    /// position too; the higher of the two wins.
+    fn better_from_checkpoints(
+        &mut self,
+        group: &str,
+        out: &mut [PartitionTranslation],
+        which: &[usize],
+    ) -> Result<(), ClientError> {
+        let store = self.checkpoints()?;
+        for &i in which {
+            let p = &mut out[i];
+            let Some(up) = p.upstream_offset else {
+                continue;
+            };
+            let Some(cp) = store.get(group, &p.remote_topic, p.partition) else {
+                continue;
+            };
+            if cp.upstream_offset <= up && Some(cp.downstream_offset) > p.downstream_offset {
+                p.downstream_offset = Some(cp.downstream_offset);
+                p.method = "checkpoint".into();
+                p.detail = Some(format!(
+                    "from the checkpoint of upstream offset {} -> {} (better than the offset syncs now give); re-read unknown",
+                    cp.upstream_offset, cp.downstream_offset
+                ));
+                p.reread = None;
+                p.skipped = Some(0);
+            }
+        }
+        Ok(())
+    }
+
     /// Translate one group (see [`translate_group`]).
     pub fn translate(
         &mut self,
@@ -190,9 +225,13 @@ impl<'a> GroupTranslator<'a> {
         let mut out = Vec::new();
         let (source_reachable, source_error) = match source {
             Ok(committed) => {
+                let mut from_checkpoints = Vec::new();
                 let translator = self.translator()?;
                 for ((topic, partition), c) in committed {
                     let t = translator.translate(&topic, partition, c.offset);
+                    if !matches!(t.method, Method::Exact(_)) {
+                        from_checkpoints.push(out.len());
+                    }
                     let (reread, detail) = match (&t.method, t.downstream) {
                         (Method::Exact(_), Some(d)) => {
                             (Some(translator.rereads(&topic, partition, c.offset, d)), None)
@@ -220,6 +259,9 @@ impl<'a> GroupTranslator<'a> {
                         target_committed: None,
                         mm2_offset,
                     });
+                }
+                if !from_checkpoints.is_empty() {
+                    self.better_from_checkpoints(group, &mut out, &from_checkpoints)?;
                 }
                 (true, None)
             }

@@ -242,6 +242,12 @@ pub fn flow_spec(
         }),
         source_admin: endpoint(source),
         target_admin: endpoint(target),
+        target_reader: endpoint(target),
+        mm2_positions: Some(strait::replicate::flow::Mm2Positions {
+            topic: format!("mm2-offsets.{}.internal", source.name()),
+            partitions: 5,
+            replication_factor: rf(target, 3),
+        }),
         policy,
         topic_filter: Arc::new(move |t: &str| topics.is_empty() || topics.contains(&t)),
         config_exclude: Arc::new(|k: &str| k == "min.insync.replicas"),

@@ -1,0 +1,294 @@
+//! Where each source partition of a flow starts, so that strait takes over from a running
+//! MirrorMaker 2 without copying its topics again.
+//!
+//! Two replicators may have recorded a position for a partition: strait, in its replication
+//! group's commits, and MM2, in its Connect worker's offsets topic on the target (see
+//! [`super::mm2_offsets`], which strait also keeps current). A partition resumes from the further
+//! of the two: after a switch from MM2 that is MM2's, after a restart strait's own (the two are
+//! equal while strait runs, unless MM2 ran in between). An MM2 position past the partition's end
+//! (a topic deleted and created again since) is not used: it would skip records. Partitions
+//! neither knows start at the consumer's `auto.offset.reset` (earliest unless set).
+//!
+//! The choice is applied before the flow's consumer joins its group, by committing MM2's
+//! positions to the group, and only while the group has no members: a running strait process
+//! already decided.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::mm2_offsets;
+use crate::kafka::groups::Groups;
+use crate::kafka::groups::OffsetAndMetadata;
+use crate::kafka::{tail, Admin, ClientError, Endpoint, TopicInfo};
+
+/// A source partition: topic and partition number.
+pub type Part = (String, i32);
+
+/// Why a partition starts where it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResumeFrom {
+    /// strait's own commit in the replication group.
+    Group(i64),
+    /// MirrorMaker 2's position, further than strait's own (or strait had none).
+    Mm2(i64),
+    /// Neither knows it: the consumer's `auto.offset.reset`.
+    Reset,
+}
+
+impl ResumeFrom {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Self::Group(_) => "strait's replication group",
+            Self::Mm2(_) => "MirrorMaker 2's position",
+            Self::Reset => "auto.offset.reset (earliest unless set)",
+        }
+    }
+}
+
+/// The decision for one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resume {
+    pub part: Part,
+    pub from: ResumeFrom,
+    /// An MM2 position that was not used because it lies past the partition's end.
+    pub mm2_past_end: Option<i64>,
+}
+
+/// Decide every partition of `parts`. `group`: strait's commits; `mm2`: MM2's positions (the next
+/// offset to copy); `ends`: the partitions' end offsets, needed for every MM2 position.
+pub fn plan(
+    parts: &[Part],
+    group: &BTreeMap<Part, i64>,
+    mm2: &HashMap<Part, i64>,
+    ends: &HashMap<Part, i64>,
+) -> Vec<Resume> {
+    parts
+        .iter()
+        .map(|part| {
+            let own = group.get(part).copied();
+            let theirs = mm2.get(part).copied();
+            let usable = theirs.filter(|m| ends.get(part).is_some_and(|end| m <= end));
+            let from = match (own, usable) {
+                (Some(g), Some(m)) if m > g => ResumeFrom::Mm2(m),
+                (None, Some(m)) => ResumeFrom::Mm2(m),
+                (Some(g), _) => ResumeFrom::Group(g),
+                (None, None) => ResumeFrom::Reset,
+            };
+            Resume {
+                part: part.clone(),
+                from,
+                mm2_past_end: theirs.filter(|_| usable.is_none()),
+            }
+        })
+        .collect()
+}
+
+/// MM2's positions for source cluster `cluster` in the offsets topic `topic` on `target`: the
+/// next offset to copy per partition. An absent topic reads as none.
+pub fn read_mm2_positions(
+    target: &Endpoint,
+    topic: &str,
+    cluster: &str,
+    timeout: Duration,
+) -> Result<HashMap<Part, i64>, ClientError> {
+    let mut out = HashMap::new();
+    tail::read_topic(target, topic, timeout, |_, r| {
+        let value = (!r.value.is_empty()).then_some(r.value);
+        if let Some(p) = mm2_offsets::decode(r.key, value) {
+            if p.cluster == cluster {
+                match p.next {
+                    Some(n) => out.insert((p.topic, p.partition), n),
+                    None => out.remove(&(p.topic, p.partition)),
+                };
+            }
+        }
+    })?;
+    Ok(out)
+}
+
+/// What [`seed`] needs of a flow.
+pub struct SeedSpec<'a> {
+    pub flow: &'a str,
+    pub group: &'a str,
+    /// The source cluster, consumer properties (group commits).
+    pub source: &'a Endpoint,
+    pub source_admin: &'a Admin,
+    /// The target cluster, consumer properties (reads MM2's offsets topic).
+    pub target: &'a Endpoint,
+    pub offsets_topic: &'a str,
+    /// The source alias MM2 writes in its keys (`source.cluster.alias`).
+    pub source_alias: &'a str,
+    pub timeout: Duration,
+}
+
+/// Decide where every partition of `topics` starts and commit MM2's positions to the group where
+/// they win (only while the group is empty). Logs each decision once per topic.
+pub async fn seed(spec: &SeedSpec<'_>, topics: &[TopicInfo]) -> Result<Vec<Resume>, ClientError> {
+    let parts: Vec<Part> = topics
+        .iter()
+        .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
+        .collect();
+    let (source, target, topic, alias, group, timeout) = (
+        spec.source.clone(),
+        spec.target.clone(),
+        spec.offsets_topic.to_string(),
+        spec.source_alias.to_string(),
+        spec.group.to_string(),
+        spec.timeout,
+    );
+    let lookup = parts.clone();
+    let (mm2, committed) = tokio::task::spawn_blocking(move || {
+        let mm2 = read_mm2_positions(&target, &topic, &alias, timeout)?;
+        let mut groups = Groups::new(&source, timeout);
+        let committed: BTreeMap<Part, i64> = groups
+            .committed(&group, &lookup)?
+            .into_iter()
+            .map(|(k, v)| (k, v.offset))
+            .collect();
+        Ok::<_, ClientError>((mm2, committed))
+    })
+    .await
+    .expect("the position reader does not panic")?;
+    let mut ends = HashMap::new();
+    for part in parts.iter().filter(|p| mm2.contains_key(*p)) {
+        let (_, hi) = spec.source_admin.watermarks(&part.0, part.1).await?;
+        ends.insert(part.clone(), hi);
+    }
+    let mut decided = plan(&parts, &committed, &mm2, &ends);
+    let from_mm2: BTreeMap<Part, OffsetAndMetadata> = decided
+        .iter()
+        .filter_map(|r| match r.from {
+            ResumeFrom::Mm2(o) => Some((
+                r.part.clone(),
+                OffsetAndMetadata::new(o, "strait: MirrorMaker 2's position"),
+            )),
+            _ => None,
+        })
+        .collect();
+    if !from_mm2.is_empty() {
+        let (source, group, timeout) = (spec.source.clone(), spec.group.to_string(), spec.timeout);
+        let applied = tokio::task::spawn_blocking(move || {
+            let mut groups = Groups::new(&source, timeout);
+            let busy = groups.list(Some(&group))?.iter().any(|g| g.members > 0);
+            if !busy {
+                groups.commit(&group, &from_mm2)?;
+            }
+            Ok::<_, ClientError>(!busy)
+        })
+        .await
+        .expect("the group commit does not panic")?;
+        if !applied {
+            warn!(flow = %spec.flow, group = %spec.group, "the replication group has members (strait is running elsewhere): MirrorMaker 2's positions are left to them");
+            for r in &mut decided {
+                if let ResumeFrom::Mm2(_) = r.from {
+                    r.from = committed
+                        .get(&r.part)
+                        .map_or(ResumeFrom::Reset, |g| ResumeFrom::Group(*g));
+                }
+            }
+        }
+    }
+    log(spec, &decided);
+    Ok(decided)
+}
+
+/// One line per topic: where its partitions resume and why.
+fn log(spec: &SeedSpec<'_>, decided: &[Resume]) {
+    let mut by_topic: BTreeMap<&str, Vec<&Resume>> = BTreeMap::new();
+    for r in decided {
+        by_topic.entry(r.part.0.as_str()).or_default().push(r);
+    }
+    for (topic, rs) in by_topic {
+        let list = |want: fn(&ResumeFrom) -> bool| {
+            rs.iter()
+                .filter(|r| want(&r.from))
+                .map(|r| match r.from {
+                    ResumeFrom::Group(o) | ResumeFrom::Mm2(o) => format!("{}@{o}", r.part.1),
+                    ResumeFrom::Reset => r.part.1.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mm2 = list(|f| matches!(f, ResumeFrom::Mm2(_)));
+        let own = list(|f| matches!(f, ResumeFrom::Group(_)));
+        let reset = list(|f| matches!(f, ResumeFrom::Reset));
+        info!(
+            flow = %spec.flow,
+            topic = %topic,
+            from_mm2 = %mm2,
+            from_group = %own,
+            from_reset = %reset,
+            "partitions resume from MirrorMaker 2's position ({}), strait's group ({}), or auto.offset.reset",
+            spec.offsets_topic,
+            spec.group
+        );
+        for r in rs.iter().filter(|r| r.mm2_past_end.is_some()) {
+            warn!(flow = %spec.flow, topic = %topic, partition = r.part.1, mm2_position = r.mm2_past_end, "MirrorMaker 2's position is past the partition's end (the topic was recreated?); not used");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn part(p: i32) -> Part {
+        ("t".to_string(), p)
+    }
+
+    #[test]
+    fn the_further_position_wins_and_a_stale_one_is_ignored() {
+        let parts: Vec<Part> = (0..5).map(part).collect();
+        let group = BTreeMap::from([(part(0), 10), (part(1), 50), (part(4), 7)]);
+        let mm2 = HashMap::from([(part(0), 40), (part(1), 30), (part(2), 5), (part(4), 900)]);
+        let ends = HashMap::from([(part(0), 60), (part(1), 60), (part(2), 5), (part(4), 100)]);
+        let got: Vec<ResumeFrom> = plan(&parts, &group, &mm2, &ends)
+            .iter()
+            .map(|r| r.from)
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ResumeFrom::Mm2(40),
+                ResumeFrom::Group(50),
+                ResumeFrom::Mm2(5),
+                ResumeFrom::Reset,
+                ResumeFrom::Group(7),
+            ]
+        );
+        let r = plan(&parts, &group, &mm2, &ends);
+        assert_eq!(r[4].mm2_past_end, Some(900));
+        assert_eq!(r[0].mm2_past_end, None);
+        // Without the end offset an MM2 position is not trusted.
+        let r = plan(&[part(2)], &BTreeMap::new(), &mm2, &HashMap::new());
+        assert_eq!(r[0].from, ResumeFrom::Reset);
+    }
+
+    proptest! {
+        /// Never behind strait's own commit, never past the end, never a position nobody gave.
+        #[test]
+        fn never_backwards_never_past_the_end(
+            g in proptest::option::of(0i64..1000),
+            m in proptest::option::of(0i64..1000),
+            end in 0i64..1000,
+        ) {
+            let p = part(0);
+            let group: BTreeMap<Part, i64> = g.map(|g| (p.clone(), g)).into_iter().collect();
+            let mm2: HashMap<Part, i64> = m.map(|m| (p.clone(), m)).into_iter().collect();
+            let ends = HashMap::from([(p.clone(), end)]);
+            let r = &plan(std::slice::from_ref(&p), &group, &mm2, &ends)[0];
+            match r.from {
+                ResumeFrom::Group(o) => prop_assert_eq!(Some(o), g),
+                ResumeFrom::Mm2(o) => {
+                    prop_assert_eq!(Some(o), m);
+                    prop_assert!(o <= end);
+                    prop_assert!(g.is_none_or(|g| o > g));
+                }
+                ResumeFrom::Reset => prop_assert!(g.is_none()),
+            }
+        }
+    }
+}
