@@ -1,17 +1,24 @@
-//! Replication benchmark on sandbox clusters (README: "Benchmark").
+//! Replication benchmark (README: "Benchmark").
 //!
-//! `cargo run --release -p strait --example bench -- [--mb 1024] [--partitions 6]`
+//! `cargo run --release -p strait --example bench -- [--mb 1024] [--partitions 6]
+//!  [--engine tansu|kafka] [--probe-secs 20]`
 //!
-//! Writes about `--mb` MB of ~1 KB JSON-like records with random fields (they compress about 2:1,
-//! like real data; constant bytes would flatter every replicator) to `bench` on region A, then, in
-//! the same run, measures:
-//! - (a) the raw produce rate of the same records straight into region B: the ceiling;
+//! Starts two clusters, A and B (the Tansu sandbox in this process, or Apache Kafka brokers from
+//! the test bed's jars), writes about `--mb` MB of ~1 KB JSON-like records with random fields
+//! (they compress about 2:1, like real data; constant bytes would flatter every replicator) to
+//! `bench` on A, then, in the same run, measures:
+//! - (a) the raw produce rate of the same records straight into B: the ceiling;
 //! - (b) a bare rdkafka consume -> produce loop with no bookkeeping, in a child process;
-//! - (c) `strait run` replicating `bench` A -> B, in a child process.
+//! - (c) `strait run` replicating `bench` A -> B, in a child process;
+//! - with `--engine kafka`: (d) MirrorMaker 2 in dedicated mode on the same file with its
+//!   defaults, and (e) with `tasks.max` = partitions.
 //!
-//! For (b) and (c): wall time from process start to the last record on B, MB/s, records/s,
-//! CPU-seconds per GB and peak RSS of that process (from /proc). Brokers run in this process, so
-//! their CPU is not counted against either. Target producers use zstd in all three.
+//! For (b)-(e): time from launch to the first copy on B, then from the first copy to the last;
+//! MB/s and records/s over that window; the process's CPU-seconds per GB in the window (a JVM's
+//! every thread included) and peak RSS (from /proc). Brokers are not counted against any of them.
+//! Target producers use zstd, linger 20 ms and 1 MB batches in all. Then each replicator, still
+//! running, copies a probe: records written at half of strait's rate for `--probe-secs`, stamped
+//! when written; a reader on B takes arrival minus stamp, reported as p50 and p99.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,12 +33,16 @@ use strait_sandbox::Sandbox;
 struct Args {
     mb: u64,
     partitions: i32,
+    engine: Engine,
+    probe_secs: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         mb: 1024,
         partitions: 6,
+        engine: Engine::Tansu,
+        probe_secs: 20,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -42,6 +53,18 @@ fn parse_args() -> Result<Args, String> {
                 a.partitions = v
                     .parse()
                     .map_err(|_| format!("--partitions {v}: not a number"))?
+            }
+            "--engine" => {
+                a.engine = match v.as_str() {
+                    "tansu" => Engine::Tansu,
+                    "kafka" => Engine::Kafka,
+                    _ => return Err(format!("--engine {v}: tansu or kafka")),
+                }
+            }
+            "--probe-secs" => {
+                a.probe_secs = v
+                    .parse()
+                    .map_err(|_| format!("--probe-secs {v}: not a number"))?
             }
             other => return Err(format!("unknown option {other}")),
         }
@@ -144,9 +167,10 @@ fn produce(bootstrap: &str, topic: &str, partitions: i32, n: u64) -> (u64, f64) 
     (bytes, t.elapsed().as_secs_f64())
 }
 
-/// (b): consume everything from `src`, produce to `dst` with the same partition; exit when `n`
-/// records were copied. Runs as a child process: `bench --loop SRC DST TOPIC PARTITIONS N`.
-fn bare_loop(src: &str, dst: &str, topic: &str, partitions: i32, n: u64) {
+/// (b): consume everything from `topics` on `src`, produce each record to `loop.<topic>` on
+/// `dst` with the same partition; exit when `n` records were copied. Runs as a child process:
+/// `bench --loop SRC DST TOPIC[,TOPIC] PARTITIONS N`.
+fn bare_loop(src: &str, dst: &str, topics: &str, partitions: i32, n: u64) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", src)
         .set("group.id", "bench-loop")
@@ -154,27 +178,124 @@ fn bare_loop(src: &str, dst: &str, topic: &str, partitions: i32, n: u64) {
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
+    for topic in topics.split(',') {
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
     }
     consumer.assign(&tpl).unwrap();
     let p = producer(dst);
-    let out = format!("loop.{topic}");
     let mut copied = 0;
     while copied < n {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            send(
-                &p,
-                &out,
-                m.partition(),
-                m.key().unwrap_or(b""),
-                m.payload().unwrap_or(b""),
-            );
+            let out = format!("loop.{}", m.topic());
+            let mut rec = BaseRecord::to(&out)
+                .partition(m.partition())
+                .key(m.key().unwrap_or(b""))
+                .payload(m.payload().unwrap_or(b""));
+            if let Some(ts) = m.timestamp().to_millis() {
+                rec = rec.timestamp(ts);
+            }
+            loop {
+                match p.send(rec) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        rec = r;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
             copied += 1;
         }
     }
     p.flush(Duration::from_secs(300)).expect("flush");
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The latency probe: write `count` records at `rate` a second to `topic` on `src`, stamped with
+/// the time of writing, and read their copies from `remote` on `dst`; each copy's arrival minus
+/// its stamp, in ms, sorted. Copies that do not arrive within a minute of the last write are
+/// missing from the result.
+fn probe(
+    src: &str,
+    dst: &str,
+    topic: &str,
+    remote: &str,
+    partitions: i32,
+    rate: f64,
+    count: u64,
+) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", dst)
+        .set("group.id", "bench-probe")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(remote, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let (src, topic) = (src.to_string(), topic.to_string());
+    let writer = std::thread::spawn(move || {
+        let mut cfg = Endpoint::new("probe", &src).producer_config();
+        cfg.set("compression.type", "zstd").set("linger.ms", "0");
+        let p: ThreadedProducer<DefaultProducerContext> = cfg.create().expect("producer");
+        let mut rng = Rng(0x9e37);
+        let start = Instant::now();
+        for i in 0..count {
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let v = record(&mut rng, i);
+            let mut rec = BaseRecord::to(&topic)
+                .partition((i % partitions as u64) as i32)
+                .key(b"probe")
+                .payload(&v)
+                .timestamp(now_ms());
+            while let Err((_, r)) = p.send(rec) {
+                rec = r;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        p.flush(Duration::from_secs(60)).expect("flush");
+    });
+    let mut lat = Vec::with_capacity(count as usize);
+    let mut deadline = None;
+    while (lat.len() as u64) < count {
+        if writer.is_finished() && deadline.is_none() {
+            deadline = Some(Instant::now() + Duration::from_secs(60));
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            break;
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            if let Some(ts) = m.timestamp().to_millis() {
+                lat.push(now_ms() - ts);
+            }
+        }
+    }
+    writer.join().unwrap();
+    lat.sort_unstable();
+    lat
+}
+
+fn percentile(sorted: &[i64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    Some(sorted[i] as f64)
 }
 
 /// CPU seconds (user + system) and peak RSS in MB of a live process.
@@ -209,10 +330,21 @@ async fn count(admin: &Admin, topic: &str, partitions: i32) -> u64 {
 }
 
 struct Row {
-    name: &'static str,
+    name: String,
+    /// Launch to the first copied record.
+    start: Option<f64>,
+    /// First copied record to the last (or the whole produce, for (a)).
     secs: f64,
+    /// CPU seconds of the replicator over `secs`.
     cpu: Option<f64>,
     rss_mb: Option<f64>,
+    latency: Option<(Vec<i64>, u64)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Tansu,
+    Kafka,
 }
 
 fn main() {
@@ -220,9 +352,6 @@ fn main() {
     if argv.get(1).map(String::as_str) == Some("--loop") {
         let n = argv[6].parse().unwrap();
         bare_loop(&argv[2], &argv[3], &argv[4], argv[5].parse().unwrap(), n);
-        // Report own usage just before exit: the parent cannot read /proc after we are gone.
-        let (cpu, rss) = proc_usage(std::process::id());
-        println!("{cpu} {rss}");
         return;
     }
     let args = match parse_args() {
@@ -236,8 +365,87 @@ fn main() {
     rt.block_on(run(args));
 }
 
+/// A replicator under test, started: its pid, and how to stop it.
+enum Child {
+    Process(std::process::Child),
+    Mm2(strait_sandbox::kafka::mm2::Mm2),
+}
+
+impl Child {
+    fn pid(&self) -> u32 {
+        match self {
+            Child::Process(c) => c.id(),
+            Child::Mm2(m) => m.pid(),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Child::Process(mut c) => {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &c.id().to_string()])
+                    .status();
+                let _ = c.wait();
+            }
+            Child::Mm2(mut m) => {
+                m.terminate(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// An admin client that knows `topic`: a client asked about a topic before it exists keeps
+/// answering "unknown" from its metadata cache, so new ones ask until the replicator created it.
+async fn fresh_admin(b: &Endpoint, topic: &str, parts: i32) -> Admin {
+    loop {
+        let admin = Admin::new(b, Duration::from_secs(30)).unwrap();
+        if admin.watermarks(topic, parts - 1).await.is_ok() {
+            return admin;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Time a replicator copying `n` records into `remote` on b: launch to the first copy, first copy
+/// to the last, its CPU seconds in that window and its peak RSS.
+async fn copy_window(
+    b: &Endpoint,
+    child: &Child,
+    remote: &str,
+    parts: i32,
+    n: u64,
+    launched: Instant,
+) -> (f64, f64, f64, f64) {
+    let admin_b = &fresh_admin(b, remote, parts).await;
+    while count(admin_b, remote, parts).await == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = Instant::now();
+    let (cpu0, _) = proc_usage(child.pid());
+    while count(admin_b, remote, parts).await < n {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (cpu1, rss) = proc_usage(child.pid());
+    (
+        first.duration_since(launched).as_secs_f64(),
+        first.elapsed().as_secs_f64(),
+        cpu1 - cpu0,
+        rss,
+    )
+}
+
 async fn run(args: Args) {
-    let sb = Sandbox::start(&["a", "b"]).await.expect("sandbox");
+    let kafka_spec = strait_sandbox::KafkaSpec::new(strait_sandbox::Security::Plaintext);
+    let sb = match args.engine {
+        Engine::Tansu => Sandbox::start(&["a", "b"]).await.expect("sandbox"),
+        Engine::Kafka => {
+            let mut spec = kafka_spec.clone();
+            spec.heap_mib = 1024;
+            Sandbox::start_kafka(&["a", "b"], &spec)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
     let (a, b) = (sb.cluster("a").unwrap(), sb.cluster("b").unwrap());
     let (sa, sb_) = (a.bootstrap_servers(), b.bootstrap_servers());
     let mut sample = Rng(0x5eed);
@@ -249,11 +457,19 @@ async fn run(args: Args) {
     let parts = args.partitions;
     let admin_a = Admin::new(&Endpoint::new("a", &sa), Duration::from_secs(30)).unwrap();
     let admin_b = Admin::new(&Endpoint::new("b", &sb_), Duration::from_secs(30)).unwrap();
-    for (ad, t) in [
-        (&admin_a, "bench"),
-        (&admin_b, "raw"),
-        (&admin_b, "loop.bench"),
-    ] {
+    let mut runs: Vec<(&str, &str)> = vec![("(c) strait run", "c")];
+    if args.engine == Engine::Kafka {
+        runs.push(("(d) MirrorMaker 2, defaults", "d"));
+        runs.push(("(e) MirrorMaker 2, tasks.max = partitions", "e"));
+    }
+    let mut topics = vec![
+        (&admin_a, "bench".to_string()),
+        (&admin_b, "raw".to_string()),
+    ];
+    for id in ["b", "c", "d", "e"] {
+        topics.push((&admin_a, format!("probe-{id}")));
+    }
+    for (ad, t) in &topics {
         ad.create_topics(&[TopicSpec::new(t, parts, 1)])
             .await
             .unwrap();
@@ -269,103 +485,170 @@ async fn run(args: Args) {
     let (_, raw_secs) = tokio::task::spawn_blocking(move || produce(&s2, "raw", parts, n))
         .await
         .unwrap();
+    let mut rows = vec![Row {
+        name: "(a) raw produce into target".into(),
+        start: None,
+        secs: raw_secs,
+        cpu: None,
+        rss_mb: None,
+        latency: None,
+    }];
 
-    eprintln!("(b) bare consume->produce loop ...");
+    // The latency probe runs at half of strait's rate; strait's run comes first for that reason,
+    // the bare loop's probe after it.
+    let probe_secs = args.probe_secs;
+    let dir = std::env::temp_dir().join(format!("strait-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let exe = std::env::current_exe().unwrap();
-    let t = Instant::now();
-    let out = Command::new(&exe)
-        .args([
-            "--loop",
-            &sa,
-            &sb_,
-            "bench",
-            &parts.to_string(),
-            &n.to_string(),
-        ])
-        .stderr(Stdio::null())
-        .output()
-        .expect("loop child");
-    let loop_secs = t.elapsed().as_secs_f64();
-    let usage = String::from_utf8_lossy(&out.stdout);
-    let mut it = usage
-        .split_whitespace()
-        .map(|x| x.parse::<f64>().unwrap_or(0.0));
-    let (loop_cpu, loop_rss) = (it.next(), it.next());
-
-    eprintln!("(c) strait run ...");
     let strait = exe
         .parent()
         .and_then(|d| d.parent())
         .unwrap()
         .join("strait");
-    let dir = std::env::temp_dir().join(format!("strait-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("bench.properties");
-    std::fs::write(
-        &cfg,
-        format!(
-            "clusters = a, b\na.bootstrap.servers = {sa}\nb.bootstrap.servers = {sb_}\n\
-             a->b.enabled = true\na->b.topics = bench\nreplication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\nb.producer.compression.type = zstd\n\
-             b.producer.linger.ms = 20\nb.producer.batch.size = 1000000\n"
-        ),
-    )
-    .unwrap();
-    let t = Instant::now();
-    let mut child = Command::new(&strait)
-        .arg("run")
-        .arg(&cfg)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {}: {e} (build it with cargo build --release)",
-                strait.display()
-            )
+    let mut rate = 0.0;
+    for (name, id) in runs
+        .iter()
+        .copied()
+        .chain([("(b) bare consume->produce loop", "b")])
+    {
+        eprintln!("{name} ...");
+        // Each run replicates under its own source alias, so its copies land in a topic of their own.
+        let alias = format!("s{id}");
+        let probe_topic = format!("probe-{id}");
+        let probe_n = (rate * probe_secs as f64) as u64;
+        let launched = Instant::now();
+        let (child, remote, remote_probe) = match id {
+            "b" => {
+                let c = Command::new(&exe)
+                    .args([
+                        "--loop",
+                        &sa,
+                        &sb_,
+                        &format!("bench,{probe_topic}"),
+                        &parts.to_string(),
+                        &(n + probe_n).to_string(),
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("loop child");
+                (
+                    Child::Process(c),
+                    "loop.bench".to_string(),
+                    format!("loop.{probe_topic}"),
+                )
+            }
+            _ => {
+                let cfg = dir.join(format!("{id}.properties"));
+                let mut text = format!(
+                    "clusters = {alias}, t{id}\n{alias}.bootstrap.servers = {sa}\nt{id}.bootstrap.servers = {sb_}\n\
+                     {alias}->t{id}.enabled = true\n{alias}->t{id}.topics = bench|{probe_topic}\nreplication.factor = 1\n\
+                     offset-syncs.topic.replication.factor = 1\ncheckpoints.topic.replication.factor = 1\n\
+                     heartbeats.topic.replication.factor = 1\noffset.storage.replication.factor = 1\n\
+                     status.storage.replication.factor = 1\nconfig.storage.replication.factor = 1\n\
+                     t{id}.producer.compression.type = zstd\nt{id}.producer.linger.ms = 20\n\
+                     t{id}.producer.batch.size = 1000000\n"
+                );
+                if id == "e" {
+                    text.push_str(&format!("tasks.max = {parts}\n"));
+                }
+                std::fs::write(&cfg, text).unwrap();
+                let child = if id == "c" {
+                    Child::Process(
+                        Command::new(&strait)
+                            .arg("run")
+                            .arg(&cfg)
+                            .stderr(Stdio::null())
+                            .spawn()
+                            .unwrap_or_else(|e| {
+                                panic!(
+                                    "cannot start {}: {e} (build it with cargo build --release)",
+                                    strait.display()
+                                )
+                            }),
+                    )
+                } else {
+                    let log = dir.join(format!("{id}.log"));
+                    Child::Mm2(
+                        strait_sandbox::kafka::mm2::Mm2::start(&kafka_spec.cache_dir, &cfg, &log)
+                            .unwrap_or_else(|e| panic!("{e}")),
+                    )
+                };
+                (
+                    child,
+                    format!("{alias}.bench"),
+                    format!("{alias}.{probe_topic}"),
+                )
+            }
+        };
+        let b_ep = Endpoint::new("b", &sb_);
+        let (start, secs, cpu, rss) = copy_window(&b_ep, &child, &remote, parts, n, launched).await;
+        if id == "c" {
+            rate = n as f64 / secs / 2.0;
+        }
+        let probe_n = (rate * probe_secs as f64) as u64;
+        let lat = if probe_n > 0 {
+            fresh_admin(&b_ep, &remote_probe, parts).await;
+            let (s1, s2, t, r) = (
+                sa.clone(),
+                sb_.clone(),
+                probe_topic.clone(),
+                remote_probe.clone(),
+            );
+            let lat =
+                tokio::task::spawn_blocking(move || probe(&s1, &s2, &t, &r, parts, rate, probe_n))
+                    .await
+                    .unwrap();
+            Some((lat, probe_n))
+        } else {
+            None
+        };
+        child.stop();
+        rows.push(Row {
+            name: name.to_string(),
+            start: Some(start),
+            secs,
+            cpu: Some(cpu),
+            rss_mb: Some(rss),
+            latency: lat,
         });
-    while count(&admin_b, "a.bench", parts).await < n {
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let strait_secs = t.elapsed().as_secs_f64();
-    let (strait_cpu, strait_rss) = proc_usage(child.id());
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+    // Print (b) before (c), as in the earlier tables.
+    let b = rows.pop().expect("the loop's row");
+    rows.insert(1, b);
 
-    let rows = [
-        Row {
-            name: "(a) raw produce into target",
-            secs: raw_secs,
-            cpu: None,
-            rss_mb: None,
-        },
-        Row {
-            name: "(b) bare consume->produce loop",
-            secs: loop_secs,
-            cpu: loop_cpu,
-            rss_mb: loop_rss,
-        },
-        Row {
-            name: "(c) strait run",
-            secs: strait_secs,
-            cpu: Some(strait_cpu),
-            rss_mb: Some(strait_rss),
-        },
-    ];
     println!(
-        "{n} records, {mb:.0} MB ({:.0} bytes each), {parts} partitions, zstd\n",
-        bytes as f64 / n as f64
+        "{n} records, {mb:.0} MB ({:.0} bytes each), {parts} partitions, zstd, on {}\n",
+        bytes as f64 / n as f64,
+        match args.engine {
+            Engine::Tansu => "the Tansu sandbox".to_string(),
+            Engine::Kafka => format!(
+                "Apache Kafka {}",
+                strait_sandbox::kafka::maven::kafka_version()
+            ),
+        }
     );
-    println!("| run | seconds | MB/s | records/s | CPU-s per GB | peak RSS MB |");
-    println!("|---|---|---|---|---|---|");
+    println!("latency probe: {probe_secs} s at {rate:.0} records/s (half of strait's rate), arrival on the target minus write time\n");
+    println!("| run | start s | seconds | MB/s | records/s | CPU-s per GB | peak RSS MB | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let opt =
             |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "-".into());
+        let (p50, p99) = match &r.latency {
+            Some((l, want)) if (l.len() as u64) < *want => {
+                (format!("{} of {want} arrived", l.len()), "-".to_string())
+            }
+            Some((l, _)) => (
+                opt(percentile(l, 0.5), &|v| format!("{v:.0}")),
+                opt(percentile(l, 0.99), &|v| format!("{v:.0}")),
+            ),
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "| {} | {:.1} | {:.1} | {:.0} | {} | {} |",
+            "| {} | {} | {:.1} | {:.1} | {:.0} | {} | {} | {p50} | {p99} |",
             r.name,
+            opt(r.start, &|s| format!("{s:.1}")),
             r.secs,
             mb / r.secs,
             n as f64 / r.secs,
@@ -373,9 +656,29 @@ async fn run(args: Args) {
             opt(r.rss_mb, &|m| format!("{m:.0}")),
         );
     }
+    let secs = |name: &str| {
+        rows.iter()
+            .find(|r| r.name.starts_with(name))
+            .map(|r| r.secs)
+    };
+    let cpu = |name: &str| {
+        rows.iter()
+            .find(|r| r.name.starts_with(name))
+            .and_then(|r| r.cpu)
+    };
+    let (c, bl) = (secs("(c)").unwrap(), secs("(b)").unwrap());
     println!(
-        "\nstrait vs (a): {:.0} %   strait vs (b): {:.0} %",
-        100.0 * raw_secs / strait_secs,
-        100.0 * loop_secs / strait_secs
+        "\nstrait vs (a): {:.0} % of the rate   strait vs (b): {:.0} % of the rate",
+        100.0 * raw_secs / c,
+        100.0 * bl / c
     );
+    for m in ["(d)", "(e)"] {
+        if let (Some(ms), Some(mc), Some(sc)) = (secs(m), cpu(m), cpu("(c)")) {
+            println!(
+                "strait vs {m}: {:.2}x the rate, {:.2}x the MB per CPU-second",
+                ms / c,
+                mc / sc
+            );
+        }
+    }
 }

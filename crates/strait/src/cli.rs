@@ -64,6 +64,10 @@ pub struct CheckArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// Also ask the clusters where each partition of each enabled flow would resume on a first
+    /// `strait run`: strait's group, MirrorMaker 2's position, or auto.offset.reset.
+    #[arg(long)]
+    pub positions: bool,
 }
 
 #[derive(Args, Debug)]

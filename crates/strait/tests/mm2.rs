@@ -428,6 +428,38 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
         "{at_switch:?}"
     );
 
+    // `strait check --positions` says what a first run will do.
+    let (code, check) = strait_json(&["check", &c, "--positions"]).await;
+    assert_eq!(code, 0, "{check}");
+    let planned: BTreeMap<i64, (String, i64)> = check["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["topic"] == "orders")
+        .map(|p| {
+            let part = p["partition"].as_i64().unwrap();
+            (
+                part,
+                (
+                    p["from"].as_str().unwrap().to_string(),
+                    p["offset"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    let from_mm2: BTreeMap<i64, (String, i64)> = (0..3)
+        .map(|p| {
+            (
+                p,
+                (
+                    "mm2".to_string(),
+                    at_switch[&("orders".to_string(), p as i32)],
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(planned, from_mm2, "{check}");
+
     // 2. strait runs on the same file and resumes each partition where MM2 stopped.
     let log = log_path("strait-switch.log");
     let mut run = spawn_run_logged(&cfg, &log);

@@ -11,19 +11,113 @@ use serde_json::{json, Value};
 use crate::cli::CheckArgs;
 use crate::commands::UsageError;
 use strait::config::{Config, Flow, LocalFiles, NameFilter, Origin, StoreSummary};
-use strait::kafka::Endpoint;
+use strait::kafka::{Admin, Endpoint};
+use strait::replicate::resume::{Resume, ResumeFrom, SeedSpec};
 
-pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     // A store or secret file that is only on the machines where strait runs is a warning here.
     let config = Config::load_with(&args.config, LocalFiles::MayBeMissing)
         .map_err(|e| UsageError(e.to_string()))?;
+    let positions = match args.positions {
+        true => Some(positions(&config).await?),
+        false => None,
+    };
     if args.json {
-        let text = serde_json::to_string_pretty(&to_json(&config))?;
-        println!("{text}");
+        let mut doc = to_json(&config);
+        if let Some(p) = &positions {
+            doc["positions"] = positions_json(p);
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print!("{}", to_text(&config));
+        if let Some(p) = &positions {
+            print!("{}", positions_text(p));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where a first `strait run` would resume the partitions of one flow.
+struct FlowPositions {
+    flow: String,
+    resume: Vec<Resume>,
+}
+
+/// Ask the clusters, flow by flow, as `strait run` does at start (nothing is changed).
+async fn positions(c: &Config) -> anyhow::Result<Vec<FlowPositions>> {
+    let mut out = Vec::new();
+    for f in c.flows.iter().filter(|f| f.enabled) {
+        let timeout = f.admin_timeout.min(Duration::from_secs(30));
+        let admin = Admin::new(&f.clients.source_admin, timeout)?;
+        let topics: Vec<_> = admin
+            .topics(None)
+            .await?
+            .into_iter()
+            .filter(|t| f.should_replicate_topic(&t.name))
+            .collect();
+        let (flow, group) = (
+            f.name(),
+            strait::replicate::replication_group(&f.source, &f.target),
+        );
+        let spec = SeedSpec {
+            flow: &flow,
+            group: &group,
+            source: &f.clients.source_consumer,
+            source_admin: &admin,
+            target: &f.clients.target_consumer,
+            offsets_topic: &f.internal_topics.source_offsets.name,
+            source_alias: f.policy.source_alias(),
+            timeout,
+        };
+        let (resume, _) = strait::replicate::resume::decide(&spec, &topics).await?;
+        out.push(FlowPositions { flow, resume });
+    }
+    Ok(out)
+}
+
+fn positions_json(p: &[FlowPositions]) -> Value {
+    p.iter()
+        .flat_map(|f| {
+            f.resume.iter().map(move |r| {
+                json!({
+                    "flow": f.flow,
+                    "topic": r.part.0,
+                    "partition": r.part.1,
+                    "from": r.from.name(),
+                    "offset": r.from.offset(),
+                    "mm2_position_past_end": r.mm2_past_end,
+                })
+            })
+        })
+        .collect()
+}
+
+fn positions_text(p: &[FlowPositions]) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    for f in p {
+        let _ = writeln!(o, "\nfirst run of {}: where each partition resumes", f.flow);
+        if f.resume.is_empty() {
+            let _ = writeln!(o, "  (no topic on the source matches the flow's filter)");
+        }
+        let mut topic = "";
+        for r in &f.resume {
+            if r.part.0 != topic {
+                topic = &r.part.0;
+                let _ = writeln!(o, "  {topic}");
+            }
+            let what = match r.from {
+                ResumeFrom::Group(o) => format!("offset {o}, strait's group"),
+                ResumeFrom::Mm2(o) => format!("offset {o}, MirrorMaker 2's position"),
+                ResumeFrom::Reset => "auto.offset.reset (nothing recorded)".to_string(),
+            };
+            let stale = r.mm2_past_end.map_or(String::new(), |m| {
+                format!("; MM2's position {m} is past the partition's end, not used")
+            });
+            let _ = writeln!(o, "    {:>4}  {what}{stale}", r.part.1);
+        }
+    }
+    o
 }
 
 fn secs(d: Option<Duration>) -> Value {
@@ -146,6 +240,17 @@ fn flow_json(f: &Flow) -> Value {
             "checkpoints": { "name": it.checkpoints.name, "cluster": it.checkpoints.cluster },
             "heartbeats": { "name": it.heartbeats.name, "cluster": it.heartbeats.cluster },
             "offset_index": { "name": strait::translate::index_topic(&f.source), "cluster": f.target },
+            "mm2_source_positions": {
+                "name": it.source_offsets.name,
+                "cluster": it.source_offsets.cluster,
+                "partitions": f.source_offsets_topic_partitions,
+                "replication_factor": f.source_offsets_topic_replication_factor,
+            },
+        },
+        "first_run": {
+            "group": strait::replicate::replication_group(&f.source, &f.target),
+            "rule": "the further of the group's commit and MirrorMaker 2's position",
+            "otherwise": reset(f),
         },
         "clients": clients,
     })
@@ -167,6 +272,15 @@ pub fn to_json(c: &Config) -> Value {
             "keys": w.keys.iter().map(|k| json!({ "key": k.key, "line": k.line })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Where a partition nobody recorded starts: the source consumer's `auto.offset.reset`.
+fn reset(f: &Flow) -> &str {
+    f.clients
+        .source_consumer
+        .props
+        .get("auto.offset.reset")
+        .map_or("earliest", String::as_str)
 }
 
 fn interval(d: Option<Duration>) -> String {
@@ -271,6 +385,22 @@ pub fn to_text(c: &Config) -> String {
             strait::translate::index_topic(&f.source),
             f.target,
             f.offset_syncs_topic_replication_factor
+        );
+        let _ = writeln!(
+            o,
+            "    MM2 positions  {} on {} ({} partitions, RF {}; read at start, kept equal to strait's commits)",
+            it.source_offsets.name,
+            it.source_offsets.cluster,
+            f.source_offsets_topic_partitions,
+            f.source_offsets_topic_replication_factor
+        );
+        let _ = writeln!(
+            o,
+            "  first run        each partition resumes from the further of group `{}` on {} and MirrorMaker 2's position; \
+             partitions neither knows start at {} (auto.offset.reset); `--positions` asks the clusters",
+            strait::replicate::replication_group(&f.source, &f.target),
+            f.source,
+            reset(f)
         );
         let _ = writeln!(o, "  clients");
         for (role, ep) in f.clients.roles() {

@@ -39,7 +39,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Run(args) => run::run(args).await,
-        Command::Check(args) => check::run(args),
+        Command::Check(args) => check::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Translate(args) => translate::run(args).await,
         Command::Failover(args) => failover::run(args).await,

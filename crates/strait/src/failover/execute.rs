@@ -581,10 +581,9 @@ impl<'a> Run<'a> {
                  records {from} had then that {to} does not have now, {after}"
             ),
         );
-        if extra > 0.0 {
-            rpo.records_at_least = Some(certain);
-        }
-        let detail = match rpo.records_at_least {
+        // The lower bound is exact whether or not writes after the snapshot were extrapolated.
+        rpo.records_at_least = Some(certain);
+        let detail = match rpo.records_at_least.filter(|lo| Some(*lo) < rpo.records) {
             Some(lo) => format!(
                 "{lo} to {} records on {from} never reached {to} (from {from}'s last lag snapshot, {age:.1} s old)",
                 rpo.records.unwrap_or(0)

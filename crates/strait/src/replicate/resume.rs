@@ -38,11 +38,19 @@ pub enum ResumeFrom {
 }
 
 impl ResumeFrom {
-    pub fn describe(&self) -> &'static str {
+    /// `group`, `mm2` or `reset`: for `check --positions --json`.
+    pub fn name(&self) -> &'static str {
         match self {
-            Self::Group(_) => "strait's replication group",
-            Self::Mm2(_) => "MirrorMaker 2's position",
-            Self::Reset => "auto.offset.reset (earliest unless set)",
+            Self::Group(_) => "group",
+            Self::Mm2(_) => "mm2",
+            Self::Reset => "reset",
+        }
+    }
+
+    pub fn offset(&self) -> Option<i64> {
+        match self {
+            Self::Group(o) | Self::Mm2(o) => Some(*o),
+            Self::Reset => None,
         }
     }
 }
@@ -123,9 +131,12 @@ pub struct SeedSpec<'a> {
     pub timeout: Duration,
 }
 
-/// Decide where every partition of `topics` starts and commit MM2's positions to the group where
-/// they win (only while the group is empty). Logs each decision once per topic.
-pub async fn seed(spec: &SeedSpec<'_>, topics: &[TopicInfo]) -> Result<Vec<Resume>, ClientError> {
+/// Decide where every partition of `topics` would start, without changing anything: what
+/// `strait check --positions` shows. Also returns strait's own commits.
+pub async fn decide(
+    spec: &SeedSpec<'_>,
+    topics: &[TopicInfo],
+) -> Result<(Vec<Resume>, BTreeMap<Part, i64>), ClientError> {
     let parts: Vec<Part> = topics
         .iter()
         .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
@@ -156,7 +167,13 @@ pub async fn seed(spec: &SeedSpec<'_>, topics: &[TopicInfo]) -> Result<Vec<Resum
         let (_, hi) = spec.source_admin.watermarks(&part.0, part.1).await?;
         ends.insert(part.clone(), hi);
     }
-    let mut decided = plan(&parts, &committed, &mm2, &ends);
+    Ok((plan(&parts, &committed, &mm2, &ends), committed))
+}
+
+/// Decide where every partition of `topics` starts ([`decide`]) and commit MM2's positions to
+/// the group where they win (only while the group is empty). Logs each decision once per topic.
+pub async fn seed(spec: &SeedSpec<'_>, topics: &[TopicInfo]) -> Result<Vec<Resume>, ClientError> {
+    let (mut decided, committed) = decide(spec, topics).await?;
     let from_mm2: BTreeMap<Part, OffsetAndMetadata> = decided
         .iter()
         .filter_map(|r| match r.from {
