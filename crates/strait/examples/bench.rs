@@ -223,7 +223,9 @@ fn now_ms() -> i64 {
 /// the time of writing, and read their copies from `remote` on `dst`; each copy's arrival minus
 /// its stamp, in ms, sorted. Copies that do not arrive within a minute of the last write are
 /// missing from the result.
+#[allow(clippy::too_many_arguments)]
 fn probe(
+    key: &'static str,
     src: &str,
     dst: &str,
     topic: &str,
@@ -248,7 +250,9 @@ fn probe(
     let (src, topic) = (src.to_string(), topic.to_string());
     let writer = std::thread::spawn(move || {
         let mut cfg = Endpoint::new("probe", &src).producer_config();
-        cfg.set("compression.type", "zstd").set("linger.ms", "0");
+        // A few ms of batching: at tens of thousands of records a second, one request per record
+        // would measure the source broker's request rate instead of the replicator.
+        cfg.set("compression.type", "zstd").set("linger.ms", "2");
         let p: ThreadedProducer<DefaultProducerContext> = cfg.create().expect("producer");
         let mut rng = Rng(0x9e37);
         let start = Instant::now();
@@ -260,7 +264,7 @@ fn probe(
             let v = record(&mut rng, i);
             let mut rec = BaseRecord::to(&topic)
                 .partition((i % partitions as u64) as i32)
-                .key(b"probe")
+                .key(key.as_bytes())
                 .payload(&v)
                 .timestamp(now_ms());
             while let Err((_, r)) = p.send(rec) {
@@ -280,6 +284,9 @@ fn probe(
             break;
         }
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            if m.key() != Some(key.as_bytes()) {
+                continue;
+            }
             if let Some(ts) = m.timestamp().to_millis() {
                 lat.push(now_ms() - ts);
             }
@@ -338,7 +345,8 @@ struct Row {
     /// CPU seconds of the replicator over `secs`.
     cpu: Option<f64>,
     rss_mb: Option<f64>,
-    latency: Option<(Vec<i64>, u64)>,
+    /// Probe latencies (sorted) and the records written, at half and at a tenth of strait's rate.
+    latency: Vec<(Vec<i64>, u64)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -465,6 +473,8 @@ async fn run(args: Args) {
     let mut topics = vec![
         (&admin_a, "bench".to_string()),
         (&admin_b, "raw".to_string()),
+        (&admin_b, "loop.bench".to_string()),
+        (&admin_b, "loop.probe-b".to_string()),
     ];
     for id in ["b", "c", "d", "e"] {
         topics.push((&admin_a, format!("probe-{id}")));
@@ -491,7 +501,7 @@ async fn run(args: Args) {
         secs: raw_secs,
         cpu: None,
         rss_mb: None,
-        latency: None,
+        latency: Vec::new(),
     }];
 
     // The latency probe runs at half of strait's rate; strait's run comes first for that reason,
@@ -515,7 +525,8 @@ async fn run(args: Args) {
         // Each run replicates under its own source alias, so its copies land in a topic of their own.
         let alias = format!("s{id}");
         let probe_topic = format!("probe-{id}");
-        let probe_n = (rate * probe_secs as f64) as u64;
+        // The loop exits after a set count: the bench, then both probes (half and a tenth of the rate).
+        let probe_n = (rate * probe_secs as f64) as u64 + (rate / 5.0 * probe_secs as f64) as u64;
         let launched = Instant::now();
         let (child, remote, remote_probe) = match id {
             "b" => {
@@ -586,23 +597,26 @@ async fn run(args: Args) {
         if id == "c" {
             rate = n as f64 / secs / 2.0;
         }
-        let probe_n = (rate * probe_secs as f64) as u64;
-        let lat = if probe_n > 0 {
+        let mut lat = Vec::new();
+        for (key, r) in [("half", rate), ("tenth", rate / 5.0)] {
+            let probe_n = (r * probe_secs as f64) as u64;
+            if probe_n == 0 {
+                continue;
+            }
             fresh_admin(&b_ep, &remote_probe, parts).await;
-            let (s1, s2, t, r) = (
+            let (s1, s2, t, rt) = (
                 sa.clone(),
                 sb_.clone(),
                 probe_topic.clone(),
                 remote_probe.clone(),
             );
-            let lat =
-                tokio::task::spawn_blocking(move || probe(&s1, &s2, &t, &r, parts, rate, probe_n))
-                    .await
-                    .unwrap();
-            Some((lat, probe_n))
-        } else {
-            None
-        };
+            let got = tokio::task::spawn_blocking(move || {
+                probe(key, &s1, &s2, &t, &rt, parts, r, probe_n)
+            })
+            .await
+            .unwrap();
+            lat.push((got, probe_n));
+        }
         child.stop();
         rows.push(Row {
             name: name.to_string(),
@@ -629,24 +643,30 @@ async fn run(args: Args) {
             ),
         }
     );
-    println!("latency probe: {probe_secs} s at {rate:.0} records/s (half of strait's rate), arrival on the target minus write time\n");
-    println!("| run | start s | seconds | MB/s | records/s | CPU-s per GB | peak RSS MB | p50 ms | p99 ms |");
+    println!(
+        "latency probes: {probe_secs} s at {rate:.0} records/s (half of strait's rate), then at {:.0} (a tenth); \
+         arrival on the target minus write time, p50 / p99 in ms\n",
+        rate / 5.0
+    );
+    println!("| run | start s | seconds | MB/s | records/s | CPU-s per GB | peak RSS MB | latency at half rate | at a tenth |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let opt =
             |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "-".into());
-        let (p50, p99) = match &r.latency {
+        let lat = |i: usize| match r.latency.get(i) {
             Some((l, want)) if (l.len() as u64) < *want => {
-                (format!("{} of {want} arrived", l.len()), "-".to_string())
+                format!("{} of {want} arrived", l.len())
             }
-            Some((l, _)) => (
+            Some((l, _)) => format!(
+                "{} / {}",
                 opt(percentile(l, 0.5), &|v| format!("{v:.0}")),
-                opt(percentile(l, 0.99), &|v| format!("{v:.0}")),
+                opt(percentile(l, 0.99), &|v| format!("{v:.0}"))
             ),
-            None => ("-".into(), "-".into()),
+            None => "-".into(),
         };
+        let (half, tenth) = (lat(0), lat(1));
         println!(
-            "| {} | {} | {:.1} | {:.1} | {:.0} | {} | {} | {p50} | {p99} |",
+            "| {} | {} | {:.1} | {:.1} | {:.0} | {} | {} | {half} | {tenth} |",
             r.name,
             opt(r.start, &|s| format!("{s:.1}")),
             r.secs,
