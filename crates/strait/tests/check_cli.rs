@@ -385,6 +385,12 @@ fn json_has_the_documented_fields() {
         "mm2-offset-syncs.us-west.internal"
     );
     assert_eq!(f["internal_topics"]["offset_syncs"]["cluster"], "us-east");
+    let positions = &f["internal_topics"]["mm2_source_positions"];
+    assert_eq!(positions["name"], "mm2-offsets.us-east.internal");
+    assert_eq!(positions["cluster"], "us-west");
+    assert_eq!(positions["partitions"], 25);
+    assert_eq!(f["first_run"]["group"], "strait.us-east->us-west");
+    assert_eq!(f["first_run"]["otherwise"], "earliest");
     assert_eq!(
         f["internal_topics"]["checkpoints"]["name"],
         "us-east.checkpoints.internal"
