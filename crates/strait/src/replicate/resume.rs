@@ -173,6 +173,23 @@ pub async fn decide(
 /// Decide where every partition of `topics` starts ([`decide`]) and commit MM2's positions to
 /// the group where they win (only while the group is empty). Logs each decision once per topic.
 pub async fn seed(spec: &SeedSpec<'_>, topics: &[TopicInfo]) -> Result<Vec<Resume>, ClientError> {
+    // Without MM2 positions there is nothing to decide: the consumer resumes from the group's
+    // commits as always, and strait does not ask the group for them a second time.
+    let (target, topic, alias, timeout) = (
+        spec.target.clone(),
+        spec.offsets_topic.to_string(),
+        spec.source_alias.to_string(),
+        spec.timeout,
+    );
+    let any = tokio::task::spawn_blocking(move || {
+        read_mm2_positions(&target, &topic, &alias, timeout).map(|m| !m.is_empty())
+    })
+    .await
+    .expect("the position reader does not panic")?;
+    if !any {
+        info!(flow = %spec.flow, topic = %spec.offsets_topic, "no MirrorMaker 2 positions: partitions resume from strait's group or auto.offset.reset");
+        return Ok(Vec::new());
+    }
     let (mut decided, committed) = decide(spec, topics).await?;
     let from_mm2: BTreeMap<Part, OffsetAndMetadata> = decided
         .iter()
