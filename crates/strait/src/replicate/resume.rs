@@ -131,43 +131,61 @@ pub struct SeedSpec<'a> {
     pub timeout: Duration,
 }
 
+/// MM2's positions for the flow of `spec` ([`read_mm2_positions`]), off the async threads.
+async fn mm2_positions(spec: &SeedSpec<'_>) -> Result<HashMap<Part, i64>, ClientError> {
+    let (target, topic, alias, timeout) = (
+        spec.target.clone(),
+        spec.offsets_topic.to_string(),
+        spec.source_alias.to_string(),
+        spec.timeout,
+    );
+    tokio::task::spawn_blocking(move || read_mm2_positions(&target, &topic, &alias, timeout))
+        .await
+        .expect("the position reader does not panic")
+}
+
 /// Decide where every partition of `topics` would start, without changing anything: what
 /// `strait check --positions` shows. Also returns strait's own commits.
 pub async fn decide(
     spec: &SeedSpec<'_>,
     topics: &[TopicInfo],
 ) -> Result<(Vec<Resume>, BTreeMap<Part, i64>), ClientError> {
+    let mm2 = mm2_positions(spec).await?;
+    decide_from(spec, topics, &mm2).await
+}
+
+/// [`decide`] with MM2's positions already read.
+async fn decide_from(
+    spec: &SeedSpec<'_>,
+    topics: &[TopicInfo],
+    mm2: &HashMap<Part, i64>,
+) -> Result<(Vec<Resume>, BTreeMap<Part, i64>), ClientError> {
     let parts: Vec<Part> = topics
         .iter()
         .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
         .collect();
-    let (source, target, topic, alias, group, timeout) = (
+    let (source, group, timeout, lookup) = (
         spec.source.clone(),
-        spec.target.clone(),
-        spec.offsets_topic.to_string(),
-        spec.source_alias.to_string(),
         spec.group.to_string(),
         spec.timeout,
+        parts.clone(),
     );
-    let lookup = parts.clone();
-    let (mm2, committed) = tokio::task::spawn_blocking(move || {
-        let mm2 = read_mm2_positions(&target, &topic, &alias, timeout)?;
-        let mut groups = Groups::new(&source, timeout);
-        let committed: BTreeMap<Part, i64> = groups
+    let committed = tokio::task::spawn_blocking(move || {
+        let committed: BTreeMap<Part, i64> = Groups::new(&source, timeout)
             .committed(&group, &lookup)?
             .into_iter()
             .map(|(k, v)| (k, v.offset))
             .collect();
-        Ok::<_, ClientError>((mm2, committed))
+        Ok::<_, ClientError>(committed)
     })
     .await
-    .expect("the position reader does not panic")?;
+    .expect("the group reader does not panic")?;
     let mut ends = HashMap::new();
     for part in parts.iter().filter(|p| mm2.contains_key(*p)) {
         let (_, hi) = spec.source_admin.watermarks(&part.0, part.1).await?;
         ends.insert(part.clone(), hi);
     }
-    Ok((plan(&parts, &committed, &mm2, &ends), committed))
+    Ok((plan(&parts, &committed, mm2, &ends), committed))
 }
 
 /// Decide where every partition of `topics` starts ([`decide`]) and commit MM2's positions to
@@ -175,22 +193,12 @@ pub async fn decide(
 pub async fn seed(spec: &SeedSpec<'_>, topics: &[TopicInfo]) -> Result<Vec<Resume>, ClientError> {
     // Without MM2 positions there is nothing to decide: the consumer resumes from the group's
     // commits as always, and strait does not ask the group for them a second time.
-    let (target, topic, alias, timeout) = (
-        spec.target.clone(),
-        spec.offsets_topic.to_string(),
-        spec.source_alias.to_string(),
-        spec.timeout,
-    );
-    let any = tokio::task::spawn_blocking(move || {
-        read_mm2_positions(&target, &topic, &alias, timeout).map(|m| !m.is_empty())
-    })
-    .await
-    .expect("the position reader does not panic")?;
-    if !any {
+    let mm2 = mm2_positions(spec).await?;
+    if mm2.is_empty() {
         info!(flow = %spec.flow, topic = %spec.offsets_topic, "no MirrorMaker 2 positions: partitions resume from strait's group or auto.offset.reset");
         return Ok(Vec::new());
     }
-    let (mut decided, committed) = decide(spec, topics).await?;
+    let (mut decided, committed) = decide_from(spec, topics, &mm2).await?;
     let from_mm2: BTreeMap<Part, OffsetAndMetadata> = decided
         .iter()
         .filter_map(|r| match r.from {
