@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::jvm::Jvm;
-use super::{maven, KafkaError};
+use super::{maven, props, KafkaError};
 
 /// The Java side of the client-library checks: one source file, run by `java` directly.
 const CLIENT_SOURCE: &str = include_str!("../../kafka/Mm2Client.java");
@@ -18,26 +18,15 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> KafkaError {
     move |source| KafkaError::Io { what, source }
 }
 
-/// The brokers' logging, plus MM2's translation decisions (offset sync store and checkpoint task at
-/// DEBUG), which a test failing on a checkpoint needs to show.
-const MM2_LOG4J2_YAML: &str = "Configuration:
-  Appenders:
-    Console:
-      name: STDOUT
-      target: SYSTEM_OUT
-      PatternLayout:
-        pattern: \"[%d] %p %m (%c)%n\"
-  Loggers:
-    Logger:
-      - name: org.apache.kafka.connect.mirror.OffsetSyncStore
-        level: DEBUG
-      - name: org.apache.kafka.connect.mirror.MirrorCheckpointTask
-        level: TRACE
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: STDOUT
-";
+/// MM2's translation decisions (offset sync store and checkpoint task), which a test failing on a
+/// checkpoint needs to show.
+const MM2_LOG_LEVELS: &[(&str, &str)] = &[
+    ("org.apache.kafka.connect.mirror.OffsetSyncStore", "DEBUG"),
+    (
+        "org.apache.kafka.connect.mirror.MirrorCheckpointTask",
+        "TRACE",
+    ),
+];
 
 /// A running MirrorMaker 2 in dedicated mode. Dropping it kills the JVM.
 #[derive(Debug)]
@@ -53,7 +42,7 @@ impl Mm2 {
         let cp = maven::classpath(cache_dir)?;
         let dir = tempfile::tempdir().map_err(io("creating a temp dir for MirrorMaker 2"))?;
         let log4j = dir.path().join("log4j2.yaml");
-        std::fs::write(&log4j, MM2_LOG4J2_YAML)
+        std::fs::write(&log4j, props::log4j2_yaml(MM2_LOG_LEVELS))
             .map_err(io(format!("writing {}", log4j.display())))?;
         let mut c = Command::new(&jdk.java);
         c.args([

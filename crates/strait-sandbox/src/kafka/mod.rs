@@ -349,7 +349,7 @@ pub(crate) fn start_nodes(
         .collect::<std::io::Result<_>>()
         .map_err(io("choosing free loopback ports".into()))?;
     let log4j = data.path().join("log4j2.yaml");
-    std::fs::write(&log4j, props::LOG4J2_YAML)
+    std::fs::write(&log4j, props::log4j2_yaml(props::BROKER_LOG_LEVELS))
         .map_err(io(format!("writing {}", log4j.display())))?;
     let cluster_id = random_cluster_id();
     let heap = format!("-Xmx{}m", spec.heap_mib);

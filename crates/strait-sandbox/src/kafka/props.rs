@@ -147,28 +147,26 @@ pub(crate) fn server_properties(p: &NodePlan<'_>) -> String {
     s
 }
 
-/// log4j2 configuration: everything at INFO to stdout, which the test bed writes to the node's log
-/// file (kept when a test fails). The readiness line comes from `kafka.server.KafkaRaftServer`.
-pub(crate) const LOG4J2_YAML: &str = "Configuration:
-  Appenders:
-    Console:
-      name: STDOUT
-      target: SYSTEM_OUT
-      PatternLayout:
-        pattern: \"[%d] %p %m (%c)%n\"
-  Loggers:
-    Logger:
-      - name: kafka.log.LogCleaner
-        level: WARN
-      - name: state.change.logger
-        level: WARN
-      - name: org.apache.kafka.storage.internals.log
-        level: WARN
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: STDOUT
-";
+/// log4j2 configuration: everything at INFO to stdout except the loggers in `levels` (name,
+/// level), which the test bed writes to the process's log file (kept when a test fails).
+pub(crate) fn log4j2_yaml(levels: &[(&str, &str)]) -> String {
+    let mut s = String::from(
+        "Configuration:\n  Appenders:\n    Console:\n      name: STDOUT\n      target: SYSTEM_OUT\n      \
+         PatternLayout:\n        pattern: \"[%d] %p %m (%c)%n\"\n  Loggers:\n    Logger:\n",
+    );
+    for (name, level) in levels {
+        s.push_str(&format!("      - name: {name}\n        level: {level}\n"));
+    }
+    s.push_str("    Root:\n      level: INFO\n      AppenderRef:\n        - ref: STDOUT\n");
+    s
+}
+
+/// The brokers' quieter loggers. The readiness line comes from `kafka.server.KafkaRaftServer`.
+pub(crate) const BROKER_LOG_LEVELS: &[(&str, &str)] = &[
+    ("kafka.log.LogCleaner", "WARN"),
+    ("state.change.logger", "WARN"),
+    ("org.apache.kafka.storage.internals.log", "WARN"),
+];
 
 /// The line a node logs once it is a registered, unfenced broker that accepts clients.
 pub(crate) const READY_LINE: &str = "Kafka Server started";
