@@ -211,7 +211,14 @@ async fn config_sync_follows_the_source_and_reverts_manual_edits(engine) {
     );
     // ... and stays so over further cycles (each reverting another edit of retention.ms).
     for round in 0..2 {
-        alter(west, REMOTE, &[AlterOp::set("retention.ms", "86400000")]).await;
+        edit_while_frozen(
+            &strait,
+            west,
+            REMOTE,
+            &[AlterOp::set("retention.ms", "86400000")],
+            &[("retention.ms", "86400000")],
+        )
+        .await;
         let remote = wait_for_configs(
             west,
             REMOTE,
