@@ -19,9 +19,9 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> KafkaError {
 }
 
 /// MM2's translation decisions (offset sync store and checkpoint task), which a test failing on a
-/// checkpoint needs to show.
+/// checkpoint needs to show (TRACE: every sync applied, with the store's state after it).
 const MM2_LOG_LEVELS: &[(&str, &str)] = &[
-    ("org.apache.kafka.connect.mirror.OffsetSyncStore", "DEBUG"),
+    ("org.apache.kafka.connect.mirror.OffsetSyncStore", "TRACE"),
     (
         "org.apache.kafka.connect.mirror.MirrorCheckpointTask",
         "TRACE",
