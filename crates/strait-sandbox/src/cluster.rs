@@ -220,6 +220,16 @@ impl Cluster {
         }
     }
 
+    /// The GC logs of an Apache Kafka cluster's nodes started with
+    /// [`JvmProfile::Stock`](crate::JvmProfile::Stock) (`-Xlog:gc*`, UTC times); none otherwise.
+    /// They go with the cluster: read them before dropping it.
+    pub fn gc_logs(&self) -> &[std::path::PathBuf] {
+        match &self.engine {
+            Engine::Kafka(nodes) => &nodes.gc_logs,
+            Engine::Tansu(_) => &[],
+        }
+    }
+
     /// Kill node `i` (0-based) of an Apache Kafka cluster with SIGKILL, as in a broker crash.
     /// No effect on a Tansu cluster or a node already gone.
     pub fn kill_node(&mut self, i: usize) {

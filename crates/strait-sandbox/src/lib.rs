@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 
 pub use cluster::Cluster;
 pub use control::ControlServer;
-pub use kafka::{Access, KafkaSpec, Security};
+pub use kafka::{Access, JvmProfile, KafkaSpec, Security};
 pub use proxy::{FaultState, Faults, Mode};
 
 /// Why a sandbox could not start. Each message is one sentence naming the cluster and the address.

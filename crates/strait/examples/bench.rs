@@ -219,10 +219,38 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// What one latency probe saw.
+struct Probe {
+    /// Arrival on the target minus the stamp, ms, sorted; copies that did not arrive within a
+    /// minute of the last write are missing.
+    arrival: Vec<i64>,
+    /// The writer's own acknowledgement from the source minus the stamp, ms, sorted: what the
+    /// source broker and the client add before any replicator sees the record.
+    ack: Vec<i64>,
+    written: u64,
+    /// Wall-clock window of the writes, for the GC pauses that fell in it.
+    window: (std::time::SystemTime, std::time::SystemTime),
+}
+
+/// Records each delivery's acknowledgement latency (now minus the record's stamp).
+struct AckTimes(std::sync::Mutex<Vec<i64>>);
+
+impl rdkafka::ClientContext for AckTimes {}
+
+impl rdkafka::producer::ProducerContext for AckTimes {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        if let Ok(m) = r {
+            if let Some(ts) = m.timestamp().to_millis() {
+                self.0.lock().unwrap().push(now_ms() - ts);
+            }
+        }
+    }
+}
+
 /// The latency probe: write `count` records at `rate` a second to `topic` on `src`, stamped with
-/// the time of writing, and read their copies from `remote` on `dst`; each copy's arrival minus
-/// its stamp, in ms, sorted. Copies that do not arrive within a minute of the last write are
-/// missing from the result.
+/// the time of writing, and read their copies from `remote` on `dst`. The writer and the reader
+/// are connected before the first stamp, so that neither one's start-up counts as latency.
 #[allow(clippy::too_many_arguments)]
 fn probe(
     key: &'static str,
@@ -233,7 +261,7 @@ fn probe(
     partitions: i32,
     rate: f64,
     count: u64,
-) -> Vec<i64> {
+) -> Probe {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", dst)
         .set("group.id", "bench-probe")
@@ -243,17 +271,32 @@ fn probe(
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(remote, p, Offset::Beginning)
-            .unwrap();
+        tpl.add_partition_offset(remote, p, Offset::End).unwrap();
     }
     consumer.assign(&tpl).unwrap();
-    let (src, topic) = (src.to_string(), topic.to_string());
+    // Connected to every leader, and fetching, before anything is written.
+    for p in 0..partitions {
+        consumer
+            .fetch_watermarks(remote, p, Duration::from_secs(30))
+            .expect("probe reader: watermarks");
+    }
+    let warm = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < warm {
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    let mut cfg = Endpoint::new("probe", src).producer_config();
+    // A few ms of batching: at tens of thousands of records a second, one request per record
+    // would measure the source broker's request rate instead of the replicator.
+    cfg.set("compression.type", "zstd").set("linger.ms", "2");
+    let p: ThreadedProducer<AckTimes> = cfg
+        .create_with_context(AckTimes(Default::default()))
+        .expect("producer");
+    p.client()
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .expect("probe writer: metadata");
+    let topic = topic.to_string();
+    let began = std::time::SystemTime::now();
     let writer = std::thread::spawn(move || {
-        let mut cfg = Endpoint::new("probe", &src).producer_config();
-        // A few ms of batching: at tens of thousands of records a second, one request per record
-        // would measure the source broker's request rate instead of the replicator.
-        cfg.set("compression.type", "zstd").set("linger.ms", "2");
-        let p: ThreadedProducer<DefaultProducerContext> = cfg.create().expect("producer");
         let mut rng = Rng(0x9e37);
         let start = Instant::now();
         for i in 0..count {
@@ -273,6 +316,10 @@ fn probe(
             }
         }
         p.flush(Duration::from_secs(60)).expect("flush");
+        let ended = std::time::SystemTime::now();
+        let mut ack = std::mem::take(&mut *p.context().0.lock().unwrap());
+        ack.sort_unstable();
+        (ack, ended)
     });
     let mut lat = Vec::with_capacity(count as usize);
     let mut deadline = None;
@@ -292,9 +339,59 @@ fn probe(
             }
         }
     }
-    writer.join().unwrap();
+    let (ack, ended) = writer.join().unwrap();
     lat.sort_unstable();
-    lat
+    Probe {
+        arrival: lat,
+        ack,
+        written: count,
+        window: (began, ended),
+    }
+}
+
+/// Stop-the-world pauses in `logs` (`-Xlog:gc*` with `utctime,tags`) that began within `window`:
+/// how many, the longest and their sum, in ms.
+fn gc_pauses(
+    logs: &[std::path::PathBuf],
+    window: (std::time::SystemTime, std::time::SystemTime),
+) -> (usize, f64, f64) {
+    let (mut n, mut max, mut sum) = (0, 0.0f64, 0.0);
+    for log in logs {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text.lines() {
+            // [2026-11-26T08:11:21.301+0000][gc          ] GC(0) Pause Young (...) 6M->3M(64M) 7.889ms
+            let Some(rest) = line.strip_prefix('[') else {
+                continue;
+            };
+            let Some((when, rest)) = rest.split_once("][") else {
+                continue;
+            };
+            let Some((tags, msg)) = rest.split_once(']') else {
+                continue;
+            };
+            if tags.trim() != "gc" || !msg.contains(" Pause ") {
+                continue;
+            }
+            let Some(ms) = msg
+                .rsplit(' ')
+                .next()
+                .and_then(|t| t.strip_suffix("ms"))
+                .and_then(|t| t.parse::<f64>().ok())
+            else {
+                continue;
+            };
+            let Ok(t) = humantime::parse_rfc3339(&format!("{}Z", when.get(..23).unwrap_or("")))
+            else {
+                continue;
+            };
+            if t >= window.0 && t <= window.1 {
+                n += 1;
+                max = max.max(ms);
+                sum += ms;
+            }
+        }
+    }
+    (n, max, sum)
 }
 
 fn percentile(sorted: &[i64], q: f64) -> Option<f64> {
@@ -345,8 +442,10 @@ struct Row {
     /// CPU seconds of the replicator over `secs`.
     cpu: Option<f64>,
     rss_mb: Option<f64>,
-    /// Probe latencies (sorted) and the records written, at half and at a tenth of strait's rate.
-    latency: Vec<(Vec<i64>, u64)>,
+    /// The probes at half and at a tenth of strait's rate.
+    latency: Vec<Probe>,
+    /// GC logs of the brokers and of the replicator (MM2), to find pauses in a probe's window.
+    gc_logs: Vec<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -448,7 +547,7 @@ async fn run(args: Args) {
         Engine::Tansu => Sandbox::start(&["a", "b"]).await.expect("sandbox"),
         Engine::Kafka => {
             let mut spec = kafka_spec.clone();
-            spec.heap_mib = 1024;
+            spec.jvm = strait_sandbox::JvmProfile::Stock;
             Sandbox::start_kafka(&["a", "b"], &spec)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))
@@ -475,6 +574,7 @@ async fn run(args: Args) {
         (&admin_b, "raw".to_string()),
         (&admin_b, "loop.bench".to_string()),
         (&admin_b, "loop.probe-b".to_string()),
+        (&admin_b, "probe-a".to_string()),
     ];
     for id in ["b", "c", "d", "e"] {
         topics.push((&admin_a, format!("probe-{id}")));
@@ -502,7 +602,10 @@ async fn run(args: Args) {
         cpu: None,
         rss_mb: None,
         latency: Vec::new(),
+        gc_logs: Vec::new(),
     }];
+    let broker_gc: Vec<std::path::PathBuf> =
+        a.gc_logs().iter().chain(b.gc_logs()).cloned().collect();
 
     // The latency probe runs at half of strait's rate; strait's run comes first for that reason,
     // the bare loop's probe after it.
@@ -581,8 +684,13 @@ async fn run(args: Args) {
                 } else {
                     let log = dir.join(format!("{id}.log"));
                     Child::Mm2(
-                        strait_sandbox::kafka::mm2::Mm2::start(&kafka_spec.cache_dir, &cfg, &log)
-                            .unwrap_or_else(|e| panic!("{e}")),
+                        strait_sandbox::kafka::mm2::Mm2::start(
+                            &kafka_spec.cache_dir,
+                            &cfg,
+                            &log,
+                            strait_sandbox::JvmProfile::Stock,
+                        )
+                        .unwrap_or_else(|e| panic!("{e}")),
                     )
                 };
                 (
@@ -615,7 +723,11 @@ async fn run(args: Args) {
             })
             .await
             .unwrap();
-            lat.push((got, probe_n));
+            lat.push(got);
+        }
+        let mut gc_logs = broker_gc.clone();
+        if let Child::Mm2(m) = &child {
+            gc_logs.push(m.log().with_extension("gc.log"));
         }
         child.stop();
         rows.push(Row {
@@ -625,9 +737,25 @@ async fn run(args: Args) {
             cpu: Some(cpu),
             rss_mb: Some(rss),
             latency: lat,
+            gc_logs,
         });
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    // The brokers' own latency, as a baseline for the probes above: the same probe written to B
+    // and read back from B, no replicator between.
+    for (key, r) in [("half", rate), ("tenth", rate / 5.0)] {
+        let probe_n = (r * probe_secs as f64) as u64;
+        if probe_n == 0 {
+            continue;
+        }
+        let s2 = sb_.clone();
+        let got = tokio::task::spawn_blocking(move || {
+            probe(key, &s2, &s2, "probe-a", "probe-a", parts, r, probe_n)
+        })
+        .await
+        .unwrap();
+        rows[0].latency.push(got);
+    }
+    rows[0].gc_logs = broker_gc.clone();
     // Print (b) before (c), as in the earlier tables.
     let b = rows.pop().expect("the loop's row");
     rows.insert(1, b);
@@ -654,13 +782,13 @@ async fn run(args: Args) {
         let opt =
             |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "-".into());
         let lat = |i: usize| match r.latency.get(i) {
-            Some((l, want)) if (l.len() as u64) < *want => {
-                format!("{} of {want} arrived", l.len())
+            Some(p) if (p.arrival.len() as u64) < p.written => {
+                format!("{} of {} arrived", p.arrival.len(), p.written)
             }
-            Some((l, _)) => format!(
+            Some(p) => format!(
                 "{} / {}",
-                opt(percentile(l, 0.5), &|v| format!("{v:.0}")),
-                opt(percentile(l, 0.99), &|v| format!("{v:.0}"))
+                opt(percentile(&p.arrival, 0.5), &|v| format!("{v:.0}")),
+                opt(percentile(&p.arrival, 0.99), &|v| format!("{v:.0}"))
             ),
             None => "-".into(),
         };
@@ -675,6 +803,31 @@ async fn run(args: Args) {
             opt(r.cpu, &|c| format!("{:.1}", c / (mb / 1000.0))),
             opt(r.rss_mb, &|m| format!("{m:.0}")),
         );
+    }
+    println!(
+        "\nWhat the probes include: the writer's own acknowledgement from the source (p50 / p99 ms), \
+         and the stop-the-world GC pauses of the brokers and of the replicator's JVM (MM2) while \
+         they ran (count, longest, sum in ms; none without GC logs, that is on Tansu)\n"
+    );
+    println!(
+        "| run | ack at half rate | GC pauses at half | ack at a tenth | GC pauses at a tenth |"
+    );
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        let cell = |i: usize| match r.latency.get(i) {
+            Some(p) => {
+                let ack = format!(
+                    "{} / {}",
+                    percentile(&p.ack, 0.5).map_or("-".into(), |v| format!("{v:.0}")),
+                    percentile(&p.ack, 0.99).map_or("-".into(), |v| format!("{v:.0}"))
+                );
+                let (n, max, sum) = gc_pauses(&r.gc_logs, p.window);
+                (ack, format!("{n}, {max:.0}, {sum:.0}"))
+            }
+            None => ("-".into(), "-".into()),
+        };
+        let ((ah, gh), (at, gt)) = (cell(0), cell(1));
+        println!("| {} | {ah} | {gh} | {at} | {gt} |", r.name);
     }
     let secs = |name: &str| {
         rows.iter()
@@ -701,4 +854,6 @@ async fn run(args: Args) {
             );
         }
     }
+    // Last: MM2's GC logs are in it.
+    let _ = std::fs::remove_dir_all(&dir);
 }

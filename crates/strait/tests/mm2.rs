@@ -54,7 +54,8 @@ fn log_path(name: &str) -> PathBuf {
 fn start_mm2(cfg: &Path, name: &str) -> Mm2 {
     let log = log_path(&format!("{name}.log"));
     let _ = std::fs::remove_file(&log);
-    Mm2::start(&cache_dir(), cfg, &log).unwrap_or_else(|e| panic!("{e}"))
+    Mm2::start(&cache_dir(), cfg, &log, strait_sandbox::JvmProfile::TestBed)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn tail(path: &Path, lines: usize) -> String {

@@ -12,6 +12,62 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How a JVM of the test bed is launched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JvmProfile {
+    /// Serial GC, the C1 compiler only and a capped heap: quick to start and small, for tests that
+    /// start many short-lived JVMs on two cores.
+    #[default]
+    TestBed,
+    /// What Kafka's own scripts launch (`kafka-run-class.sh`: G1 with a 20 ms pause target and the
+    /// full JIT; the heap of `kafka-server-start.sh` or `connect-mirror-maker.sh`), with a GC log
+    /// as `kafka-server-start.sh` keeps one. For benchmarks: neither the brokers nor MirrorMaker 2
+    /// are handicapped against strait, and their pauses can be read afterwards.
+    Stock,
+}
+
+impl JvmProfile {
+    /// The JVM options: `test_heap_mib` caps the heap of [`JvmProfile::TestBed`], `stock_heap` is
+    /// the script's `KAFKA_HEAP_OPTS`, `gc_log` where [`JvmProfile::Stock`] logs collections.
+    pub(crate) fn options(
+        self,
+        test_heap_mib: u32,
+        stock_heap: &str,
+        gc_log: &Path,
+    ) -> Vec<String> {
+        let mut o: Vec<String> = match self {
+            JvmProfile::TestBed => vec![
+                format!("-Xmx{test_heap_mib}m"),
+                "-Xms64m".into(),
+                "-XX:+UseSerialGC".into(),
+                "-XX:TieredStopAtLevel=1".into(),
+                "-XX:-UsePerfData".into(),
+            ],
+            JvmProfile::Stock => {
+                let mut o: Vec<String> = stock_heap.split(' ').map(String::from).collect();
+                o.extend(
+                    [
+                        "-server",
+                        "-XX:+UseG1GC",
+                        "-XX:MaxGCPauseMillis=20",
+                        "-XX:InitiatingHeapOccupancyPercent=35",
+                        "-XX:+ExplicitGCInvokesConcurrent",
+                        "-XX:MaxInlineLevel=15",
+                    ]
+                    .map(String::from),
+                );
+                o.push(format!(
+                    "-Xlog:gc*:file={}:utctime,tags:filecount=2,filesize=100M",
+                    gc_log.display()
+                ));
+                o
+            }
+        };
+        o.push("-Djava.awt.headless=true".into());
+        o
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Jvm {
     stop: Option<mpsc::Sender<()>>,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::jvm::Jvm;
+use super::jvm::{Jvm, JvmProfile};
 use super::{maven, props, KafkaError};
 
 /// The Java side of the client-library checks: one source file, run by `java` directly.
@@ -36,8 +36,14 @@ pub struct Mm2 {
 }
 
 impl Mm2 {
-    /// Start MM2 on `config` (an MM2 properties file); its log goes to `log`.
-    pub fn start(cache_dir: &Path, config: &Path, log: &Path) -> Result<Self, KafkaError> {
+    /// Start MM2 on `config` (an MM2 properties file); its log goes to `log` (and with
+    /// [`JvmProfile::Stock`], its GC log beside it, `.gc.log`).
+    pub fn start(
+        cache_dir: &Path,
+        config: &Path,
+        log: &Path,
+        jvm: JvmProfile,
+    ) -> Result<Self, KafkaError> {
         let jdk = maven::Jdk::find()?;
         let cp = maven::classpath(cache_dir)?;
         let dir = tempfile::tempdir().map_err(io("creating a temp dir for MirrorMaker 2"))?;
@@ -45,18 +51,12 @@ impl Mm2 {
         std::fs::write(&log4j, props::log4j2_yaml(MM2_LOG_LEVELS))
             .map_err(io(format!("writing {}", log4j.display())))?;
         let mut c = Command::new(&jdk.java);
-        c.args([
-            "-Xmx512m",
-            "-Xms64m",
-            "-XX:+UseSerialGC",
-            "-XX:-UsePerfData",
-            "-Djava.awt.headless=true",
-        ])
-        .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
-        .arg("-cp")
-        .arg(&cp)
-        .arg("org.apache.kafka.connect.mirror.MirrorMaker")
-        .arg(config);
+        c.args(jvm.options(512, "-Xms256M -Xmx2G", &log.with_extension("gc.log")))
+            .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
+            .arg("-cp")
+            .arg(&cp)
+            .arg("org.apache.kafka.connect.mirror.MirrorMaker")
+            .arg(config);
         let jvm = Jvm::spawn(c, log).map_err(io("starting MirrorMaker 2"))?;
         Ok(Self { jvm, _dir: dir })
     }

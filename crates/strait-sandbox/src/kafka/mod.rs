@@ -19,8 +19,10 @@ pub mod pki;
 mod jvm;
 mod props;
 
+pub use self::jvm::JvmProfile;
+
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -60,8 +62,9 @@ pub struct KafkaSpec {
     /// Where node logs go; a cluster dropped while its thread panics leaves them there. `None`:
     /// in the cluster's temp dir, deleted with it.
     pub log_dir: Option<PathBuf>,
-    /// Maximum heap of each JVM, in MiB.
+    /// Maximum heap of each JVM, in MiB, with [`JvmProfile::TestBed`].
     pub heap_mib: u32,
+    pub jvm: JvmProfile,
 }
 
 impl KafkaSpec {
@@ -76,6 +79,7 @@ impl KafkaSpec {
                 .unwrap_or_else(|| std::env::temp_dir().join("strait-kafka")),
             log_dir: std::env::var_os("STRAIT_KAFKA_LOGS").map(PathBuf::from),
             heap_mib: 512,
+            jvm: JvmProfile::TestBed,
         }
     }
 
@@ -247,6 +251,8 @@ pub(crate) struct Nodes {
     pub(crate) access: Access,
     logs: PathBuf,
     keep_logs: bool,
+    /// With [`JvmProfile::Stock`], each node's GC log.
+    pub(crate) gc_logs: Vec<PathBuf>,
     _data: tempfile::TempDir,
 }
 
@@ -352,21 +358,13 @@ pub(crate) fn start_nodes(
     std::fs::write(&log4j, props::log4j2_yaml(props::BROKER_LOG_LEVELS))
         .map_err(io(format!("writing {}", log4j.display())))?;
     let cluster_id = random_cluster_id();
-    let heap = format!("-Xmx{}m", spec.heap_mib);
-    let java = |main: &str, heap: &str| {
+    let java = |main: &str, options: Vec<String>| {
         let mut c = Command::new(&jdk.java);
-        c.args([
-            heap,
-            "-Xms64m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-XX:-UsePerfData",
-            "-Djava.awt.headless=true",
-        ])
-        .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
-        .arg("-cp")
-        .arg(&cp)
-        .arg(main);
+        c.args(options)
+            .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
+            .arg("-cp")
+            .arg(&cp)
+            .arg(main);
         c
     };
 
@@ -398,7 +396,8 @@ pub(crate) fn start_nodes(
         .iter()
         .zip(&configs)
         .map(|(node, file)| {
-            let mut c = java("kafka.tools.StorageTool", "-Xmx256m");
+            let tool = JvmProfile::TestBed.options(256, "", Path::new(""));
+            let mut c = java("kafka.tools.StorageTool", tool);
             c.args(["format", &format!("--cluster-id={cluster_id}"), "--config"])
                 .arg(file);
             if secure {
@@ -430,8 +429,14 @@ pub(crate) fn start_nodes(
     let t_format = t0.elapsed();
 
     let mut jvms = Vec::new();
+    let mut gc_logs = Vec::new();
     for (node, file) in ports.iter().zip(&configs) {
-        let mut c = java("kafka.Kafka", &heap);
+        let gc_log = logs.join(format!("node-{}-gc.log", node.id));
+        if spec.jvm == JvmProfile::Stock {
+            gc_logs.push(gc_log.clone());
+        }
+        let options = spec.jvm.options(spec.heap_mib, "-Xmx1G -Xms1G", &gc_log);
+        let mut c = java("kafka.Kafka", options);
         c.arg(file);
         let log = logs.join(format!("node-{}.log", node.id));
         jvms.push(Jvm::spawn(c, &log).map_err(io(format!("starting {}", jdk.java.display())))?);
@@ -480,6 +485,7 @@ pub(crate) fn start_nodes(
         access,
         logs,
         keep_logs,
+        gc_logs,
         _data: data,
     })
 }
