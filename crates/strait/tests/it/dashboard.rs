@@ -4,14 +4,13 @@
 //! numbers, the consumer group, and the reasons once the target region is cut off. Screenshots
 //! of both states land in `target/dashboard.png` and `target/dashboard-broken.png`.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const FLOW: &str = "us-east->us-west";

@@ -3,12 +3,11 @@
 //! MM2 users have (JKS, PKCS#12, PEM). Bad credentials are one line naming the cluster, its
 //! address and the cause; no secret appears in anything strait prints or serves.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use strait_sandbox::kafka::pki::StoreForm;
 use strait_sandbox::kafka::ADMIN;
 use strait_sandbox::{Cluster, Sandbox, Security};

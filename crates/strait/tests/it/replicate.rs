@@ -1,12 +1,11 @@
 //! The replication engine against two sandbox regions: every record arrives with every field, in
 //! order per partition; faults lose nothing; offset syncs follow MM2's format and rules.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use strait::kafka::TopicSpec;
 use strait::replicate;
 use strait_sandbox::Sandbox;

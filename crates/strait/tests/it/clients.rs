@@ -3,13 +3,12 @@
 //! failover and a failback, keeps answering from the surviving cluster when one is cut, and
 //! rejects bad input with exit code 2 / HTTP 400 and one sentence.
 
-mod common;
 
 use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use strait::failover::active::{self, ActiveRegion};
 use strait_sandbox::Cluster;

@@ -1,11 +1,10 @@
 //! `strait status` against sandbox clusters: exact unreplicated counts and lag in seconds while
 //! strait is stopped, OK once it caught up, BROKEN with exit code 2 when the target is cut.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// `strait status CONFIG --json [extra]`: (exit code, document).
 async fn status(cfg: &std::path::Path, extra: &[&str]) -> (i32, serde_json::Value) {

@@ -2,7 +2,6 @@
 //! bed), on Apache Kafka: each reads what the other writes, and an operator switches from one to
 //! the other and back under traffic without copying topics again or losing a record.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use strait::replicate::mm2_offsets;
 use strait_sandbox::kafka::mm2::{self, Mm2};
 

@@ -1,11 +1,10 @@
 //! The Apache Kafka test bed itself: clusters start from the pom's jars, serve clients through the
 //! fault proxy, enforce SCRAM, TLS and ACLs, and are gone when dropped.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};

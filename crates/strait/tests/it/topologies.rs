@@ -3,12 +3,11 @@
 //! arrived record by record, and which topics exist (cycles never replicated back, internal
 //! topics never replicated at all).
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use strait::policy::{PolicyKind, ReplicationPolicy};
 use strait::replicate;
 use strait_sandbox::{Cluster, Sandbox};

@@ -3,12 +3,11 @@
 //! where the group stopped on the source, also across restarts and foreign writes; group offsets
 //! are synced into idle target groups only and never moved back; heartbeats flow both ways.
 
-mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};

@@ -6,14 +6,13 @@
 //!   only its own topics and groups.
 //! - usage mistakes are one sentence and exit 2.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use strait_sandbox::Sandbox;
 

@@ -4,7 +4,6 @@
 //! `/api/status` is the `strait status --json` document; `/healthz`, `/readyz`. A bad or busy
 //! `--http` address fails at once, before any flow starts.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::io::Read as _;
@@ -12,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use prometheus_parse::{Sample, Scrape, Value};
 use strait::http::metrics::NAMES;
 use strait_sandbox::{Cluster, Sandbox};

@@ -1,8 +1,7 @@
 //! Records survive the sandbox round trip with every field intact.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;

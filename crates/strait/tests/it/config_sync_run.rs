@@ -7,12 +7,11 @@
 //! The sandbox broker describes only the configs a topic was created or altered with, so a config
 //! that is absent from a description was never set on the topic.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use strait::kafka::{AlterOp, TopicSpec};
 use strait_sandbox::Cluster;
 

@@ -1,14 +1,13 @@
 //! The fault proxy acts on real Kafka clients: a cut loses nothing with an idempotent producer,
 //! a delay shows up as request latency, a blackhole as timeouts; clusters are independent.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::producer::FutureRecord;
 use strait::kafka::{Admin, TopicSpec};

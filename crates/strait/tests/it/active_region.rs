@@ -1,11 +1,10 @@
 //! The active-region record (groundwork for failover): written to and read back from sandbox
 //! clusters, the newest version wins, and a cluster without the topic reads as "no decision".
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use strait::failover::active::{self, ActiveRegion};
 use strait_sandbox::Sandbox;
 

@@ -2,11 +2,10 @@
 //! duplicates only what was in flight; SIGTERM stops it cleanly with exit 0 within 10 s; a bad
 //! invocation is one line and exit 2.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use strait_sandbox::Sandbox;
 
 on_both_engines! {

@@ -4,13 +4,12 @@
 //! stops it with exit 0 and removes that config. A busy port is one line and exit 1, like
 //! `strait sandbox`.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Two consecutive free ports (the demo's regions take base and base + 1).

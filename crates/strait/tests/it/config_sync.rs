@@ -2,12 +2,11 @@
 //! remote topics created with the filtered source configs, and a sync pass that brings remote
 //! topics back in line with their sources while leaving excluded properties alone.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use strait::config::Side;
 use strait::kafka::{Admin, AlterOp, ClientError, ConfigSource, TopicSpec};
 use strait::policy::ReplicationPolicy;

@@ -5,7 +5,6 @@
 //!   group resumes there from its last checkpoint;
 //! - `--dry-run` changes nothing on either cluster.
 
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
@@ -14,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
