@@ -1,7 +1,6 @@
 //! The active-region record (groundwork for failover): written to and read back from sandbox
 //! clusters, the newest version wins, and a cluster without the topic reads as "no decision".
 
-
 use std::time::Duration;
 
 use crate::common::*;

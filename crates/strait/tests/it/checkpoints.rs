@@ -3,7 +3,6 @@
 //! where the group stopped on the source, also across restarts and foreign writes; group offsets
 //! are synced into idle target groups only and never moved back; heartbeats flow both ways.
 
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,6 @@
 //! failover and a failback, keeps answering from the surviving cluster when one is cut, and
 //! rejects bad input with exit code 2 / HTTP 400 and one sentence.
 
-
 use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, Instant};

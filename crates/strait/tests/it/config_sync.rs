@@ -2,7 +2,6 @@
 //! remote topics created with the filtered source configs, and a sync pass that brings remote
 //! topics back in line with their sources while leaving excluded properties alone.
 
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 

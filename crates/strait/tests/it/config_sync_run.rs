@@ -7,7 +7,6 @@
 //! The sandbox broker describes only the configs a topic was created or altered with, so a config
 //! that is absent from a description was never set on the topic.
 
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 

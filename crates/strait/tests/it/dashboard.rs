@@ -4,7 +4,6 @@
 //! numbers, the consumer group, and the reasons once the target region is cut off. Screenshots
 //! of both states land in `target/dashboard.png` and `target/dashboard-broken.png`.
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

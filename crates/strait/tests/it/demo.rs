@@ -4,7 +4,6 @@
 //! stops it with exit 0 and removes that config. A busy port is one line and exit 1, like
 //! `strait sandbox`.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};

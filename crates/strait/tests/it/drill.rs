@@ -6,7 +6,6 @@
 //!   only its own topics and groups.
 //! - usage mistakes are one sentence and exit 2.
 
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Output;

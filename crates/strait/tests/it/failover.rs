@@ -5,7 +5,6 @@
 //!   group resumes there from its last checkpoint;
 //! - `--dry-run` changes nothing on either cluster.
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::process::Stdio;

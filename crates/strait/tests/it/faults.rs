@@ -1,7 +1,6 @@
 //! The fault proxy acts on real Kafka clients: a cut loses nothing with an idempotent producer,
 //! a delay shows up as request latency, a blackhole as timeouts; clusters are independent.
 
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

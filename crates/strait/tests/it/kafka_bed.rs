@@ -1,7 +1,6 @@
 //! The Apache Kafka test bed itself: clusters start from the pom's jars, serve clients through the
 //! fault proxy, enforce SCRAM, TLS and ACLs, and are gone when dropped.
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -4,7 +4,6 @@
 //! `/api/status` is the `strait status --json` document; `/healthz`, `/readyz`. A bad or busy
 //! `--http` address fails at once, before any flow starts.
 
-
 use std::collections::BTreeSet;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,6 @@
 //! bed), on Apache Kafka: each reads what the other writes, and an operator switches from one to
 //! the other and back under traffic without copying topics again or losing a record.
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

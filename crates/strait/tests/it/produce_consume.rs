@@ -1,6 +1,5 @@
 //! Records survive the sandbox round trip with every field intact.
 
-
 use crate::common::*;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::message::{Header, OwnedHeaders};

@@ -1,7 +1,6 @@
 //! The replication engine against two sandbox regions: every record arrives with every field, in
 //! order per partition; faults lose nothing; offset syncs follow MM2's format and rules.
 
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -2,7 +2,6 @@
 //! duplicates only what was in flight; SIGTERM stops it cleanly with exit 0 within 10 s; a bad
 //! invocation is one line and exit 2.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

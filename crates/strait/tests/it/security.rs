@@ -3,7 +3,6 @@
 //! MM2 users have (JKS, PKCS#12, PEM). Bad credentials are one line naming the cluster, its
 //! address and the cause; no secret appears in anything strait prints or serves.
 
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -1,7 +1,6 @@
 //! `strait status` against sandbox clusters: exact unreplicated counts and lag in seconds while
 //! strait is stopped, OK once it caught up, BROKEN with exit code 2 when the target is cut.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

@@ -3,7 +3,6 @@
 //! arrived record by record, and which topics exist (cycles never replicated back, internal
 //! topics never replicated at all).
 
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
