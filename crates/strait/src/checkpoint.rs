@@ -3,10 +3,10 @@
 //! `<S>.checkpoints.internal` on T, and, when `sync.group.offsets.enabled`, commit the translated
 //! offsets into the same groups on T while nobody consumes there.
 //!
-//! Runs on its own thread: librdkafka's group and metadata calls block.
+//! An async task like every job beside the copy loop; stopped through its [`CancellationToken`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use crate::kafka::diagnose::Diagnosed;
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
 use crate::heartbeat::now_ms;
 use crate::kafka::groups::{Groups, TopicPartition};
 use crate::kafka::tail::TopicTail;
@@ -22,11 +23,11 @@ use crate::kafka::{Admin, ClientError, Endpoint, TopicSpec};
 use crate::policy::ReplicationPolicy;
 use crate::replicate::topics::effective_replication_factor;
 use crate::replicate::NameMatcher;
+use crate::stop::{or_cancel, pause, CancellationToken};
 use crate::translate::checkpoints::CheckpointStore;
 use crate::translate::group_sync::{plan_group_sync, GroupSyncDecision, TargetGroupState};
 use crate::translate::Translator;
 use crate::wire::Checkpoint;
-use crate::worker::{pause, Worker};
 
 /// Everything the checkpoint job of one flow needs.
 #[derive(Clone)]
@@ -107,55 +108,43 @@ pub struct CheckpointStats {
     pub last_round_ms: AtomicU64,
 }
 
-/// A running checkpoint job; stops when dropped.
+/// A running checkpoint job.
 pub struct RunningCheckpoints {
+    /// The flow, `S->T`.
+    pub name: String,
     pub stats: Arc<CheckpointStats>,
-    worker: Worker,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl RunningCheckpoints {
-    pub fn stop(&self) {
-        self.worker.stop();
-    }
-
-    /// Stop and wait (the job flushes what it produced).
-    pub fn join(self) {
-        self.worker.join();
+    /// Wait for the job to end (after its token was cancelled; it flushes what it produced).
+    pub async fn join(self) {
+        let _ = self.task.await;
     }
 }
 
-/// Start the job on its own thread. Must be called inside a tokio runtime (admin calls use it).
-pub fn start(spec: CheckpointSpec) -> RunningCheckpoints {
+/// Start the job on the current runtime; it runs until `cancel` fires.
+pub fn start(spec: CheckpointSpec, cancel: CancellationToken) -> RunningCheckpoints {
     let stats = Arc::new(CheckpointStats::default());
-    let handle = tokio::runtime::Handle::current();
-    let worker = {
-        let stats = stats.clone();
-        Worker::spawn(format!("checkpoints {}", spec.name()), move |stop| {
-            job(spec, handle, stop, &stats)
-        })
-    };
-    RunningCheckpoints { stats, worker }
+    let name = spec.name();
+    let task = tokio::spawn(job(spec, cancel, stats.clone()));
+    RunningCheckpoints { name, stats, task }
 }
 
-fn job(
-    spec: CheckpointSpec,
-    rt: tokio::runtime::Handle,
-    stop: &AtomicBool,
-    stats: &CheckpointStats,
-) {
+async fn job(spec: CheckpointSpec, cancel: CancellationToken, stats: Arc<CheckpointStats>) {
     let flow = spec.name();
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::standard();
     // Setup: the checkpoints topic, and the store of what was emitted before (so checkpoints
     // never go backwards across restarts).
     let (mut state, producer) = loop {
-        match setup(&spec, &rt) {
-            Ok(s) => break s,
-            Err(e) => {
+        match or_cancel(&cancel, setup(&spec)).await {
+            None => return,
+            Some(Ok(s)) => break s,
+            Some(Err(e)) => {
                 warn!(flow = %flow, error = %e, "checkpoints cannot start yet; retrying");
-                if !pause(stop, backoff) {
+                if !backoff.wait(&cancel).await {
                     return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
     };
@@ -165,57 +154,61 @@ fn job(
     // MM2 syncs group offsets for the first time one interval after start.
     let mut next_sync = spec.sync_group_offsets.map(|d| Instant::now() + d);
     let mut groups: BTreeSet<String> = BTreeSet::new();
-    while !stop.load(Ordering::SeqCst) {
-        let now = Instant::now();
-        if now >= next_groups {
-            match state.discover_groups(&spec, &rt) {
-                Ok(g) => {
-                    if g != groups {
-                        info!(flow = %flow, groups = ?g, "checkpointing groups");
+    let round = async {
+        loop {
+            let now = Instant::now();
+            if now >= next_groups {
+                match state.discover_groups(&spec).await {
+                    Ok(g) => {
+                        if g != groups {
+                            info!(flow = %flow, groups = ?g, "checkpointing groups");
+                        }
+                        groups = g;
+                        stats.groups.store(groups.len() as u64, Ordering::Relaxed);
+                        next_groups = now + spec.refresh_groups;
                     }
-                    groups = g;
-                    stats.groups.store(groups.len() as u64, Ordering::Relaxed);
-                    next_groups = now + spec.refresh_groups;
-                }
-                Err(e) => {
-                    warn!(flow = %flow, error = %e, "group discovery failed; retrying");
-                    next_groups = now + Duration::from_secs(5).min(spec.refresh_groups);
+                    Err(e) => {
+                        warn!(flow = %flow, error = %e, "group discovery failed; retrying");
+                        next_groups = now + Duration::from_secs(5).min(spec.refresh_groups);
+                    }
                 }
             }
-        }
-        if now >= next_emit {
-            next_emit = now + spec.emit_interval;
-            match state.emit(&spec, &groups, &producer) {
-                Ok(n) => {
-                    stats.checkpoints.fetch_add(n as u64, Ordering::Relaxed);
+            if now >= next_emit {
+                next_emit = now + spec.emit_interval;
+                match state.emit(&spec, &groups, &producer).await {
+                    Ok(n) => {
+                        stats.checkpoints.fetch_add(n as u64, Ordering::Relaxed);
+                        stats
+                            .last_round_ms
+                            .store(now_ms() as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        warn!(flow = %flow, error = %e, "checkpoint round failed; retried at the next interval")
+                    }
+                }
+            }
+            if let (Some(at), Some(every)) = (next_sync, spec.sync_group_offsets) {
+                if now >= at {
+                    next_sync = Some(now + every);
+                    let n = state.sync_group_offsets(&spec).await;
                     stats
-                        .last_round_ms
-                        .store(now_ms() as u64, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    warn!(flow = %flow, error = %e, "checkpoint round failed; retried at the next interval")
+                        .group_offsets_synced
+                        .fetch_add(n as u64, Ordering::Relaxed);
                 }
             }
-        }
-        if let (Some(at), Some(every)) = (next_sync, spec.sync_group_offsets) {
-            if now >= at {
-                next_sync = Some(now + every);
-                let n = state.sync_group_offsets(&spec);
-                stats
-                    .group_offsets_synced
-                    .fetch_add(n as u64, Ordering::Relaxed);
+            let wake = [Some(next_emit), Some(next_groups), next_sync]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(next_emit);
+            if !pause(&cancel, wake.saturating_duration_since(Instant::now())).await {
+                break;
             }
         }
-        let wake = [Some(next_emit), Some(next_groups), next_sync]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(next_emit);
-        if !pause(stop, wake.saturating_duration_since(Instant::now())) {
-            break;
-        }
-    }
-    let _ = producer.flush(Duration::from_secs(2));
+    };
+    // A stop during a round ends it where it is: what was sent is flushed below.
+    or_cancel(&cancel, round).await;
+    let _ = crate::kafka::blocking(move || producer.flush(Duration::from_secs(2))).await;
 }
 
 struct State {
@@ -228,34 +221,33 @@ struct State {
     partitions: Vec<TopicPartition>,
 }
 
-fn setup(
-    spec: &CheckpointSpec,
-    rt: &tokio::runtime::Handle,
-) -> Result<(State, ThreadedProducer<Diagnosed>), ClientError> {
+async fn setup(spec: &CheckpointSpec) -> Result<(State, ThreadedProducer<Diagnosed>), ClientError> {
     let target_admin = Admin::new(&spec.target_admin, spec.admin_timeout)?;
-    rt.block_on(async {
-        let brokers = target_admin.broker_count().await?;
-        let rf = effective_replication_factor(spec.checkpoints_replication_factor, brokers);
-        target_admin
-            .create_topics(&[
-                TopicSpec::new(&spec.checkpoints_topic, 1, rf).config("cleanup.policy", "compact")
-            ])
-            .await
-    })?;
-    let mut store = CheckpointStore::new();
-    let mut tail = TopicTail::new(&spec.target_consumer, &spec.checkpoints_topic);
-    tail.read_to_end(spec.admin_timeout, |r| {
-        match Checkpoint::decode(r.key, r.value) {
-            Ok(cp) => store.record(cp),
-            Err(e) => debug!(offset = r.offset, error = %e, "skipping an undecodable checkpoint"),
-        }
-    })?;
+    let brokers = target_admin.broker_count().await?;
+    let rf = effective_replication_factor(spec.checkpoints_replication_factor, brokers);
+    target_admin
+        .create_topics(&[
+            TopicSpec::new(&spec.checkpoints_topic, 1, rf).config("cleanup.policy", "compact")
+        ])
+        .await?;
+    let store = TopicTail::new(&spec.target_consumer, &spec.checkpoints_topic)
+        .fold(
+            spec.admin_timeout,
+            CheckpointStore::new(),
+            |store, r| match Checkpoint::decode(r.key, r.value) {
+                Ok(cp) => store.record(cp),
+                Err(e) => {
+                    debug!(offset = r.offset, error = %e, "skipping an undecodable checkpoint")
+                }
+            },
+        )
+        .await?;
     let mut translator = Translator::new(
         &spec.target_consumer,
         &spec.index_topic,
         spec.offset_syncs.as_ref().map(|(ep, t)| (ep, t.as_str())),
     );
-    translator.refresh(spec.admin_timeout)?;
+    translator.refresh(spec.admin_timeout).await?;
     let producer = spec
         .target_producer
         .producer_config()
@@ -279,18 +271,17 @@ fn setup(
 impl State {
     /// The groups to checkpoint: those that pass the group filter and have committed an offset
     /// on a replicated topic (MM2's rule).
-    fn discover_groups(
+    async fn discover_groups(
         &mut self,
         spec: &CheckpointSpec,
-        rt: &tokio::runtime::Handle,
     ) -> Result<BTreeSet<String>, ClientError> {
-        let topics = rt.block_on(self.source_admin.topics(None))?;
+        let topics = self.source_admin.topics(None).await?;
         self.partitions = topics
             .iter()
             .filter(|t| (spec.topic_filter)(&t.name))
             .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p)))
             .collect();
-        let listed = self.source_groups.list(None)?;
+        let listed = self.source_groups.list(None).await?;
         let mut out = BTreeSet::new();
         for g in listed {
             if !(spec.group_filter)(&g.name) {
@@ -298,7 +289,8 @@ impl State {
             }
             if !self
                 .source_groups
-                .committed(&g.name, &self.partitions)?
+                .committed(&g.name, &self.partitions)
+                .await?
                 .is_empty()
             {
                 out.insert(g.name);
@@ -309,17 +301,20 @@ impl State {
 
     /// One emission round: translate every group's committed offsets and emit the checkpoints
     /// that move forward.
-    fn emit(
+    async fn emit(
         &mut self,
         spec: &CheckpointSpec,
         groups: &BTreeSet<String>,
         producer: &ThreadedProducer<Diagnosed>,
     ) -> Result<usize, ClientError> {
-        self.translator.refresh(spec.admin_timeout)?;
+        self.translator.refresh(spec.admin_timeout).await?;
         let mut emitted = 0;
         for group in groups {
             let listed_at = now_ms();
-            let upstream = self.source_groups.committed(group, &self.partitions)?;
+            let upstream = self
+                .source_groups
+                .committed(group, &self.partitions)
+                .await?;
             let translator = std::cell::RefCell::new(&mut self.translator);
             let cps = self.store.checkpoints_for_group(
                 group,
@@ -352,7 +347,7 @@ impl State {
 
     /// Commit the latest checkpoints into the same groups on the target, where nobody consumes
     /// and never backwards. Returns the number of partitions written.
-    fn sync_group_offsets(&mut self, spec: &CheckpointSpec) -> usize {
+    async fn sync_group_offsets(&mut self, spec: &CheckpointSpec) -> usize {
         let mut written = 0;
         for group in self
             .store
@@ -361,35 +356,7 @@ impl State {
             .map(str::to_string)
             .collect::<Vec<_>>()
         {
-            let translated = self.store.translated_offsets(&group);
-            let r = (|| -> Result<usize, ClientError> {
-                let listing = self.target_groups.list(Some(&group))?;
-                let state = match listing.first() {
-                    Some(g) => TargetGroupState::from_state_name(&g.state, g.members),
-                    None => TargetGroupState::NonExistent,
-                };
-                let tps: Vec<TopicPartition> = translated.keys().cloned().collect();
-                let current = self.target_groups.committed(&group, &tps)?;
-                let target: BTreeMap<TopicPartition, Option<i64>> = current
-                    .into_iter()
-                    .map(|(tp, c)| (tp, Some(c.offset)))
-                    .collect();
-                match plan_group_sync(&state, &target, &translated) {
-                    GroupSyncDecision::GroupActive { state, members } => {
-                        debug!(flow = %spec.name(), group = %group, state = %state, members, "group is active on the target; its offsets are left alone");
-                        Ok(0)
-                    }
-                    GroupSyncDecision::Write(w) => {
-                        let n = w.offsets.len();
-                        self.target_groups.commit(&group, &w.offsets)?;
-                        if n > 0 {
-                            debug!(flow = %spec.name(), group = %group, partitions = n, state = ?state, "group offsets synced to the target");
-                        }
-                        Ok(n)
-                    }
-                }
-            })();
-            match r {
+            match self.sync_group(spec, &group).await {
                 Ok(n) => written += n,
                 Err(e) => {
                     warn!(flow = %spec.name(), group = %group, error = %e, "group offset sync failed; retried at the next interval")
@@ -397,5 +364,39 @@ impl State {
             }
         }
         written
+    }
+
+    /// Commit one group's latest checkpoints on the target, if nobody consumes there.
+    async fn sync_group(
+        &mut self,
+        spec: &CheckpointSpec,
+        group: &str,
+    ) -> Result<usize, ClientError> {
+        let translated = self.store.translated_offsets(group);
+        let listing = self.target_groups.list(Some(group)).await?;
+        let state = match listing.first() {
+            Some(g) => TargetGroupState::from_state_name(&g.state, g.members),
+            None => TargetGroupState::NonExistent,
+        };
+        let tps: Vec<TopicPartition> = translated.keys().cloned().collect();
+        let current = self.target_groups.committed(group, &tps).await?;
+        let target: BTreeMap<TopicPartition, Option<i64>> = current
+            .into_iter()
+            .map(|(tp, c)| (tp, Some(c.offset)))
+            .collect();
+        match plan_group_sync(&state, &target, &translated) {
+            GroupSyncDecision::GroupActive { state, members } => {
+                debug!(flow = %spec.name(), group = %group, state = %state, members, "group is active on the target; its offsets are left alone");
+                Ok(0)
+            }
+            GroupSyncDecision::Write(w) => {
+                let n = w.offsets.len();
+                self.target_groups.commit(group, &w.offsets).await?;
+                if n > 0 {
+                    debug!(flow = %spec.name(), group = %group, partitions = n, state = ?state, "group offsets synced to the target");
+                }
+                Ok(n)
+            }
+        }
     }
 }

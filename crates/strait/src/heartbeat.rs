@@ -9,11 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use crate::kafka::diagnose::Diagnosed;
-use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
 use crate::kafka::{Admin, ClientError, Endpoint, TopicSpec};
 use crate::replicate::topics::effective_replication_factor;
+use crate::stop::{or_cancel, CancellationToken};
 use crate::wire::Heartbeat;
 
 /// One pair's heartbeat emitter.
@@ -65,18 +66,18 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Emit heartbeats until `stop` turns true. Creating the topic and sending are retried: a target
+/// Emit heartbeats until `cancel` fires. Creating the topic and sending are retried: a target
 /// that is away gets heartbeats again when it is back. `sent` counts heartbeats handed to the
 /// producer.
 pub async fn run(
     spec: HeartbeatSpec,
-    mut stop: watch::Receiver<bool>,
+    cancel: CancellationToken,
     sent: Arc<AtomicU64>,
 ) -> Result<(), ClientError> {
     let admin = Admin::new(&spec.target_admin, spec.admin_timeout)?;
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::standard();
     loop {
-        let r = async {
+        let r = or_cancel(&cancel, async {
             let brokers = admin.broker_count().await?;
             let rf = effective_replication_factor(spec.replication_factor, brokers);
             admin
@@ -84,22 +85,18 @@ pub async fn run(
                     TopicSpec::new(&spec.topic, 1, rf).config("cleanup.policy", "compact")
                 ])
                 .await
-        }
+        })
         .await;
         match r {
-            Ok(_) => break,
-            Err(e) => {
+            None => return Ok(()),
+            Some(Ok(_)) => break,
+            Some(Err(e)) => {
                 warn!(pair = %spec.name(), error = %e, "cannot create the heartbeats topic; retrying")
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stop.changed() => {}
-        }
-        if *stop.borrow() {
+        if !backoff.wait(&cancel).await {
             return Ok(());
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
     let mut cfg = spec.target.producer_config();
     // A heartbeat that cannot be delivered within a few intervals is stale: drop it, the next
@@ -115,10 +112,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => {}
-        }
-        if *stop.borrow() {
-            break;
+            _ = cancel.cancelled() => break,
         }
         let hb = Heartbeat {
             source: spec.record_aliases.0.clone(),
@@ -138,6 +132,6 @@ pub async fn run(
             Err((e, _)) => debug!(pair = %spec.name(), error = %e, "heartbeat not sent"),
         }
     }
-    let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(2))).await;
+    let _ = crate::kafka::blocking(move || producer.flush(Duration::from_secs(2))).await;
     Ok(())
 }

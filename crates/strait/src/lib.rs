@@ -2,6 +2,7 @@
 //!
 //! The library behind the `strait` binary. See the README for what each command does.
 
+pub(crate) mod backoff;
 pub mod checkpoint;
 pub mod config;
 pub mod drill;
@@ -13,7 +14,7 @@ pub mod monitor;
 pub mod policy;
 pub mod replicate;
 pub mod service;
+pub mod stop;
 pub mod text;
 pub mod translate;
 pub mod wire;
-pub mod worker;

@@ -24,7 +24,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tracing::{error, warn};
 
 use crate::checkpoint::{self, CheckpointSpec, RunningCheckpoints};
@@ -34,6 +33,7 @@ use crate::http::Observed;
 use crate::kafka::ClientError;
 use crate::monitor::snapshot::{self, Recorder};
 use crate::replicate::{self, FlowError, FlowSpec, FlowStats, RunningFlow};
+use crate::stop::CancellationToken;
 
 /// How long a graceful stop may take by default before the caller moves on anyway (in-flight
 /// records are then copied again on the next start: nothing is lost, a few are duplicated).
@@ -49,8 +49,9 @@ pub struct Service {
     checkpoints: Vec<RunningCheckpoints>,
     recorders: Vec<Recorder>,
     http: Option<tokio::task::JoinHandle<()>>,
-    /// Stops the heartbeats and the HTTP server.
-    stop: watch::Sender<bool>,
+    /// The root of the stop tree (every task above holds a child of it), cancelled when the
+    /// service is shut down or dropped.
+    cancel: tokio_util::sync::DropGuard,
 }
 
 impl Service {
@@ -66,7 +67,7 @@ impl Service {
         http: Option<tokio::net::TcpListener>,
     ) -> Service {
         let selected = |f: &&Flow| targets.is_empty() || targets.contains(&f.target);
-        let (stop, stopped) = watch::channel(false);
+        let cancel = CancellationToken::new();
         let mut observed = Observed::default();
         let heartbeats = config
             .flows
@@ -80,7 +81,7 @@ impl Service {
                     spec.target.alias.clone(),
                     sent.clone(),
                 ));
-                tokio::spawn(heartbeat::run(spec, stopped.clone(), sent))
+                tokio::spawn(heartbeat::run(spec, cancel.child_token(), sent))
             })
             .collect();
         let checkpoints = config
@@ -89,7 +90,7 @@ impl Service {
             .filter_map(CheckpointSpec::from_config)
             .map(|spec| {
                 let (s, t) = (spec.source_alias.clone(), spec.target_alias.clone());
-                let c = checkpoint::start(spec);
+                let c = checkpoint::start(spec, cancel.child_token());
                 observed.checkpoints.push((s, t, c.stats.clone()));
                 c
             })
@@ -100,7 +101,7 @@ impl Service {
             .map(|f| {
                 let spec = FlowSpec::from_config(f);
                 let (s, t) = (spec.source.alias.clone(), spec.target.alias.clone());
-                let running = replicate::start(spec);
+                let running = replicate::start(spec, cancel.child_token());
                 observed.flows.push((s, t, running.stats.clone()));
                 running
             })
@@ -108,14 +109,20 @@ impl Service {
         let recorders = config
             .enabled_flows()
             .filter(selected)
-            .map(|f| snapshot::start(f.clone()))
+            .map(|f| snapshot::start(f.clone(), cancel.child_token()))
             .collect();
         let http = http.map(|listener| {
             let opts = crate::monitor::Options {
                 timeout: HTTP_COLLECT_TIMEOUT,
                 ..Default::default()
             };
-            crate::http::serve(listener, config.clone(), observed, opts, stopped)
+            crate::http::serve(
+                listener,
+                config.clone(),
+                observed,
+                opts,
+                cancel.child_token(),
+            )
         });
         Service {
             flows,
@@ -123,7 +130,7 @@ impl Service {
             checkpoints,
             recorders,
             http,
-            stop,
+            cancel: cancel.drop_guard(),
         }
     }
 
@@ -154,19 +161,43 @@ impl Service {
             checkpoints,
             recorders,
             http,
-            stop,
+            cancel,
         } = self;
-        for f in &flows {
-            f.stop();
-        }
-        let _ = stop.send(true);
-        for c in &checkpoints {
-            c.stop();
-        }
-        for r in &recorders {
-            r.stop();
-        }
+        drop(cancel);
+        // What has not stopped yet, by name, to say which part overran the grace period.
+        let left = std::sync::Mutex::new(std::collections::BTreeSet::<String>::new());
+        let done = |name: &str| {
+            left.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        };
         let mut first_error = None;
+        let mut others: Vec<(String, futures::future::BoxFuture<'static, ()>)> = Vec::new();
+        for (i, h) in heartbeats.into_iter().enumerate() {
+            others.push((
+                format!("heartbeats #{}", i + 1),
+                Box::pin(async move {
+                    let _ = h.await;
+                }),
+            ));
+        }
+        for c in checkpoints {
+            others.push((format!("checkpoints {}", c.name), Box::pin(c.join())));
+        }
+        for r in recorders {
+            others.push((format!("lag snapshots {}", r.name), Box::pin(r.join())));
+        }
+        if let Some(h) = http {
+            others.push((
+                "the HTTP server".into(),
+                Box::pin(async move {
+                    let _ = h.await;
+                }),
+            ));
+        }
+        {
+            let mut l = left.lock().unwrap_or_else(|e| e.into_inner());
+            l.extend(flows.iter().map(|f| format!("flow {}", f.name)));
+            l.extend(others.iter().map(|(n, _)| n.clone()));
+        }
         let flows_done = async {
             for f in flows {
                 let name = f.name.clone();
@@ -174,32 +205,29 @@ impl Service {
                     error!(flow = %name, error = %e, "flow failed");
                     first_error.get_or_insert(e);
                 }
+                done(&format!("flow {name}"));
             }
         };
-        let others_done = async {
-            for h in heartbeats {
-                let _ = h.await;
+        let others_done = futures::future::join_all(others.into_iter().map(|(name, f)| {
+            let done = &done;
+            async move {
+                f.await;
+                done(&name);
             }
-            // Both join blocking threads.
-            let _ = tokio::task::spawn_blocking(move || {
-                for c in checkpoints {
-                    c.join();
-                }
-                for r in recorders {
-                    r.join();
-                }
-            })
-            .await;
-            if let Some(h) = http {
-                let _ = h.await;
-            }
-        };
+        }));
         let joined = tokio::time::timeout(grace, async {
             tokio::join!(flows_done, others_done);
         })
         .await;
         if joined.is_err() {
+            let left: Vec<String> = left
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned()
+                .collect();
             warn!(
+                not_stopped = ?left,
                 "not everything stopped within {}s; moving on anyway (unacknowledged records are copied again on the next start)",
                 grace.as_secs()
             );

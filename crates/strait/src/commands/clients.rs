@@ -23,16 +23,12 @@ pub async fn run(args: ClientsArgs) -> anyhow::Result<ExitCode> {
     clients::check_group(&args.group).map_err(usage)?;
     clients::resolve_pair(&config, &args.pair).map_err(usage)?;
 
-    let rt = tokio::runtime::Handle::current();
     let pb = super::spinner(&format!(
         "reading the active region for group {}",
         args.group
     ));
-    let (group, pair) = (args.group.clone(), args.pair.clone());
-    let answer = tokio::task::spawn_blocking(move || {
-        clients::settings(&config, &group, &pair, clients::DEFAULT_TIMEOUT, &rt)
-    })
-    .await?;
+    let answer =
+        clients::settings(&config, &args.group, &args.pair, clients::DEFAULT_TIMEOUT).await;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }

@@ -32,10 +32,6 @@ pub async fn run(args: FailbackArgs) -> anyhow::Result<ExitCode> {
         base,
         salvage: args.salvage,
     };
-    let rt = tokio::runtime::Handle::current();
-    let report = tokio::task::spawn_blocking(move || {
-        failover::failback(&config, &opts, &rt, &|line| eprintln!("strait: {line}"))
-    })
-    .await?;
+    let report = failover::failback(&config, &opts, &|line| eprintln!("strait: {line}")).await;
     finish(report, args.json)
 }

@@ -22,11 +22,7 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<ExitCode> {
     opts.dry_run = args.dry_run;
     failover::execute::flow_for(&config, &opts.from, &opts.to)
         .map_err(|e| UsageError(format!("{}: {e}", args.config.display())))?;
-    let rt = tokio::runtime::Handle::current();
-    let report = tokio::task::spawn_blocking(move || {
-        failover::failover(&config, &opts, &rt, &|line| eprintln!("strait: {line}"))
-    })
-    .await?;
+    let report = failover::failover(&config, &opts, &|line| eprintln!("strait: {line}")).await;
     finish(report, args.json)
 }
 

@@ -59,9 +59,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
 
 async fn collect(config: &Config, opts: &Options) -> anyhow::Result<Status> {
     let (config, opts) = (config.clone(), opts.clone());
-    let rt = tokio::runtime::Handle::current();
     let pb = super::spinner("reading lag, heartbeats and groups from the clusters");
-    let status = tokio::task::spawn_blocking(move || monitor::collect(&config, &opts, &rt)).await?;
+    let status = monitor::collect(&config, &opts).await;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }

@@ -42,16 +42,11 @@ pub async fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
     }
     let group = args.group.clone();
     let timeout = flow.admin_timeout.min(Duration::from_secs(30));
-    let rt = tokio::runtime::Handle::current();
     let pb = super::spinner(&format!(
         "translating group {} from {} to {}",
         args.group, args.source, args.target
     ));
-    let (flow, t) = tokio::task::spawn_blocking(move || {
-        let t = translate_group(&flow, &group, timeout, SOURCE_TIMEOUT, &rt);
-        (flow, t)
-    })
-    .await?;
+    let t = translate_group(&flow, &group, timeout, SOURCE_TIMEOUT).await;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
@@ -87,9 +82,9 @@ pub async fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let offsets = t.offsets_to_apply();
-        let (ep, group) = (flow.clients.target_consumer.clone(), t.group.clone());
-        tokio::task::spawn_blocking(move || Groups::new(&ep, timeout).commit(&group, &offsets))
-            .await??;
+        Groups::new(&flow.clients.target_consumer, timeout)
+            .commit(&t.group, &offsets)
+            .await?;
         applied = true;
     }
 

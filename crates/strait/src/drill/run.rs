@@ -43,7 +43,6 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
-use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -334,6 +333,7 @@ pub fn drill_flow(base: &Flow, topic: &str, group: &str) -> Flow {
 struct DrillReplication {
     flow: RunningFlow,
     checkpoints: Option<RunningCheckpoints>,
+    cancel: crate::stop::CancellationToken,
 }
 
 impl DrillReplication {
@@ -341,28 +341,30 @@ impl DrillReplication {
         let mut spec = FlowSpec::from_config(flow);
         spec.group = Some(group.to_string());
         spec.mm2_positions = None;
+        let cancel = crate::stop::CancellationToken::new();
         Self {
-            flow: replicate::start(spec),
-            checkpoints: CheckpointSpec::from_config(flow).map(checkpoint::start),
+            flow: replicate::start(spec, cancel.child_token()),
+            checkpoints: CheckpointSpec::from_config(flow)
+                .map(|c| checkpoint::start(c, cancel.child_token())),
+            cancel,
         }
     }
 
     fn stop(&self) {
-        self.flow.stop();
-        if let Some(c) = &self.checkpoints {
-            c.stop();
-        }
+        self.cancel.cancel();
     }
 
     async fn shutdown(self, grace: Duration) {
         self.stop();
-        let DrillReplication { flow, checkpoints } = self;
+        let DrillReplication {
+            flow, checkpoints, ..
+        } = self;
         let joined = async {
             if let Err(e) = flow.join().await {
                 warn!(error = %e, "the drill's replication ended with an error");
             }
             if let Some(c) = checkpoints {
-                let _ = tokio::task::spawn_blocking(move || c.join()).await;
+                c.join().await;
             }
         };
         if tokio::time::timeout(grace, joined).await.is_err() {
@@ -652,10 +654,9 @@ impl Drill {
             };
             offsets.insert((self.topic.clone(), p), OffsetAndMetadata::new(hi, ""));
         }
-        let (ep, group) = (self.primary_consumer.clone(), self.group.clone());
-        tokio::task::spawn_blocking(move || Groups::new(&ep, TIMEOUT).commit(&group, &offsets))
+        Groups::new(&self.primary_consumer, TIMEOUT)
+            .commit(&self.group, &offsets)
             .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         self.say(&format!(
             "drill topic {} ({} partitions) on {a}, consumer group {}; replicating {a}->{b} as {}",
@@ -1098,7 +1099,6 @@ impl Drill {
         fo.groups = Some(fancy_regex::Regex::new(&exact(&self.group)).map_err(|e| e.to_string())?);
         fo.probe_timeout = PROBE_TIMEOUT;
         fo.max_wait = Duration::from_secs(30);
-        let rt = Handle::current();
         let progress = self.progress.clone();
         let sandbox = self.is_sandbox();
         self.say(&format!(
@@ -1110,21 +1110,17 @@ impl Drill {
             }
         ));
         self.times.failover_started_at_ms = Some(now_ms());
-        let (config, flow) = (self.config.clone(), self.flow.clone());
-        let result: Result<FailoverReport, FailoverError> =
-            tokio::task::spawn_blocking(move || {
-                let say = |l: &str| progress(&format!("failover: {l}"));
-                if sandbox {
-                    failover::failover(&config, &fo, &rt, &say)
-                } else {
-                    let mut run = Run::new("failover", &flow, &fo, &rt, &say);
-                    run.planned = false;
-                    run.move_groups()?;
-                    Ok(run.finish())
-                }
-            })
-            .await
-            .map_err(|e| format!("the failover did not finish: {e}"))?;
+        let say = |l: &str| progress(&format!("failover: {l}"));
+        let result: Result<FailoverReport, FailoverError> = if sandbox {
+            failover::failover(&self.config, &fo, &say).await
+        } else {
+            let mut run = Run::new("failover", &self.flow, &fo, &say);
+            run.planned = false;
+            match run.move_groups().await {
+                Ok(()) => Ok(run.finish()),
+                Err(e) => Err(e),
+            }
+        };
         let done = now_ms();
         let report = result.map_err(|e| format!("the failover failed: {e}"))?;
         self.times.failover_done_at_ms = Some(done);
@@ -1415,18 +1411,12 @@ impl Drill {
 /// The newest heartbeat timestamp in `topic` (from `only` when given), `None` when none or the
 /// cluster does not answer.
 async fn newest_heartbeat(ep: &Endpoint, topic: &str, only: Option<String>) -> Option<i64> {
-    let (ep, topic) = (ep.clone(), topic.to_string());
-    tokio::task::spawn_blocking(move || {
-        let recs = last_records(&ep, &topic, 20, TIMEOUT).ok()?;
-        recs.iter()
-            .filter_map(|(k, v, _)| Heartbeat::decode(k, v).ok())
-            .filter(|h| only.as_ref().is_none_or(|s| &h.source == s))
-            .map(|h| h.timestamp)
-            .max()
-    })
-    .await
-    .ok()
-    .flatten()
+    let recs = last_records(ep, topic, 20, TIMEOUT).await.ok()?;
+    recs.iter()
+        .filter_map(|(k, v, _)| Heartbeat::decode(k, v).ok())
+        .filter(|h| only.as_ref().is_none_or(|s| &h.source == s))
+        .map(|h| h.timestamp)
+        .max()
 }
 
 /// The sum of the high watermarks of `partitions` partitions of `topic`; `None` when any fails.

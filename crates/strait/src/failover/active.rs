@@ -77,17 +77,13 @@ pub fn current<'a>(
 }
 
 /// Every active-region record on the cluster of `consumer` (a missing topic reads as none).
-pub fn read(
+pub async fn read(
     consumer: &crate::kafka::Endpoint,
     timeout: std::time::Duration,
 ) -> Result<Vec<ActiveRegion>, crate::kafka::ClientError> {
-    let mut out = Vec::new();
-    crate::kafka::tail::TopicTail::new(consumer, TOPIC).read_to_end(timeout, |r| {
-        if let Some(a) = ActiveRegion::decode(r.value) {
-            out.push(a);
-        }
-    })?;
-    Ok(out)
+    crate::kafka::tail::TopicTail::new(consumer, TOPIC)
+        .collect(timeout, |r| ActiveRegion::decode(r.value))
+        .await
 }
 
 /// The current decision for pair (`a`, `b`) among `records`.

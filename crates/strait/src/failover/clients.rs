@@ -8,8 +8,6 @@
 //! and the topics the group must subscribe to there: for each topic the group consumes (by its
 //! upstream name), the replicated copy from the other region (`us-east.orders` on us-west) when
 //! the active region has one, then the topic's own name (`orders`, where writers write).
-//!
-//! Blocking (librdkafka's group and metadata calls): call it from `spawn_blocking` or a thread.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -319,22 +317,24 @@ fn endpoints<'c>(config: &'c Config, x: &str, y: &str) -> Option<(&'c Endpoint, 
     }
 }
 
-fn read_cluster(
+async fn read_cluster(
     config: &Config,
     (x, y): (&str, &str),
     group: &str,
     timeout: Duration,
-    rt: &tokio::runtime::Handle,
 ) -> Result<View, ClientError> {
     let (consumer, admin_ep) = endpoints(config, x, y).expect("both clusters are in the config");
-    let records = active::read(consumer, timeout)?;
+    let records = active::read(consumer, timeout).await?;
     let mut view = View {
         records,
         topics: None,
         committed: None,
         warnings: Vec::new(),
     };
-    let listed = Admin::new(admin_ep, timeout).and_then(|a| rt.block_on(a.topics(None)));
+    let listed = match Admin::new(admin_ep, timeout) {
+        Ok(a) => a.topics(None).await,
+        Err(e) => Err(e),
+    };
     let listed = match listed {
         Ok(l) => l,
         Err(e) => {
@@ -349,7 +349,10 @@ fn read_cluster(
         .filter(|t| !policy.is_internal_topic(&t.name) && !policy.is_heartbeats_topic(&t.name))
         .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
         .collect();
-    match Groups::new(consumer, timeout).committed(group, &partitions) {
+    match Groups::new(consumer, timeout)
+        .committed(group, &partitions)
+        .await
+    {
         Ok(c) => view.committed = Some(c.into_keys().map(|(t, _)| t).collect()),
         Err(e) => view
             .warnings
@@ -360,24 +363,19 @@ fn read_cluster(
 
 /// Where `group` should connect now, for the pair `pair` (empty: the config's only pair): read
 /// the active-region records and the group's committed offsets from both clusters (in parallel,
-/// each bounded by `timeout`; one answering is enough). `rt` runs the async admin calls.
-pub fn settings(
+/// each bounded by `timeout`; one answering is enough).
+pub async fn settings(
     config: &Config,
     group: &str,
     pair: &[String],
     timeout: Duration,
-    rt: &tokio::runtime::Handle,
 ) -> Result<ClientSettings, ClientsError> {
     check_group(group)?;
     let (a, b) = resolve_pair(config, pair)?;
-    let (va, vb) = std::thread::scope(|s| {
-        let ha = s.spawn(|| read_cluster(config, (&a, &b), group, timeout, rt));
-        let hb = s.spawn(|| read_cluster(config, (&b, &a), group, timeout, rt));
-        (
-            ha.join().expect("a cluster reader panicked"),
-            hb.join().expect("a cluster reader panicked"),
-        )
-    });
+    let (va, vb) = tokio::join!(
+        read_cluster(config, (&a, &b), group, timeout),
+        read_cluster(config, (&b, &a), group, timeout)
+    );
     let mut warnings = Vec::new();
     let (va, vb) = match (va, vb) {
         (Err(ea), Err(eb)) => return Err(ClientsError::NoClusterAnswered(format!("{ea}; {eb}"))),

@@ -1,6 +1,5 @@
 //! `strait failover`: move consumers from one region to the other along a replication flow and
-//! measure what it cost. Blocking (librdkafka's admin and group calls): run it on a thread of
-//! its own or `spawn_blocking`.
+//! measure what it cost.
 //!
 //! Planned (the old region answers): wait for writes to stop and for replication to catch up,
 //! translate each group's final offsets exactly, commit them on the new region, record the new
@@ -10,8 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-
-use tokio::runtime::Handle;
 
 use super::active::{self, ActiveRegion};
 use super::report::*;
@@ -67,6 +64,9 @@ pub enum FailoverError {
     Aborted(String),
 }
 
+/// Where a procedure tells a person waiting what it is waiting for, one line at a time.
+pub type Progress<'a> = dyn Fn(&str) + Sync + 'a;
+
 /// Writes quiet for this long count as stopped.
 const QUIET: Duration = Duration::from_secs(2);
 /// How often the clusters are sampled while waiting.
@@ -74,35 +74,34 @@ const SAMPLE: Duration = Duration::from_secs(1);
 
 /// Run a failover from `opts.from` to `opts.to` (see the module doc). `progress` receives one
 /// line whenever there is something a person waiting should know (what is being waited for).
-pub fn failover(
+pub async fn failover(
     config: &Config,
     opts: &Options,
-    rt: &Handle,
-    progress: &dyn Fn(&str),
+    progress: &Progress<'_>,
 ) -> Result<FailoverReport, FailoverError> {
     let flow = flow_for(config, &opts.from, &opts.to)?;
-    let mut run = Run::new("failover", flow, opts, rt, progress);
+    let mut run = Run::new("failover", flow, opts, progress);
     run.heartbeats = crate::monitor::collect::heartbeat_source(config, flow)
         .map(|(topic, _, from)| (topic, from));
-    run.probe()?;
+    run.probe().await?;
     if run.planned {
         if opts.dry_run {
-            run.preview_planned()?;
+            run.preview_planned().await?;
         } else {
-            run.quiesce()?;
-            run.catch_up()?;
+            run.quiesce().await?;
+            run.catch_up().await?;
         }
     } else {
         if !opts.dry_run {
-            run.drain();
+            run.drain().await;
         }
-        run.rpo_from_snapshot()?;
+        run.rpo_from_snapshot().await?;
     }
-    run.move_groups()?;
+    run.move_groups().await?;
     if run.planned && !opts.dry_run {
-        run.final_rpo();
+        run.final_rpo().await;
     }
-    run.switch(format!("failover from {}", opts.from))?;
+    run.switch(format!("failover from {}", opts.from)).await?;
     Ok(run.finish())
 }
 
@@ -135,8 +134,7 @@ pub fn flow_for<'a>(config: &'a Config, from: &str, to: &str) -> Result<&'a Flow
 pub struct Run<'a> {
     pub flow: &'a Flow,
     pub opts: &'a Options,
-    pub rt: &'a Handle,
-    pub progress: &'a dyn Fn(&str),
+    pub progress: &'a Progress<'a>,
     pub kind: &'static str,
     pub planned: bool,
     pub started_at_ms: i64,
@@ -160,13 +158,11 @@ impl<'a> Run<'a> {
         kind: &'static str,
         flow: &'a Flow,
         opts: &'a Options,
-        rt: &'a Handle,
-        progress: &'a dyn Fn(&str),
+        progress: &'a Progress<'a>,
     ) -> Self {
         Self {
             flow,
             opts,
-            rt,
             progress,
             kind,
             planned: false,
@@ -200,18 +196,22 @@ impl<'a> Run<'a> {
     }
 
     /// The new region must answer; the old one decides planned or unplanned.
-    pub fn probe(&mut self) -> Result<(), FailoverError> {
+    pub async fn probe(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let (from, to) = (&self.opts.from, &self.opts.to);
-        let target = Admin::new(&self.flow.clients.target_admin, self.opts.timeout)
-            .and_then(|a| self.rt.block_on(a.topics(None)));
+        let target = match Admin::new(&self.flow.clients.target_admin, self.opts.timeout) {
+            Ok(a) => a.topics(None).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = target {
             return Err(FailoverError::Aborted(format!(
                 "{to} does not answer, so there is nowhere to move consumers to ({e}); nothing was changed"
             )));
         }
-        let source = Admin::new(&self.flow.clients.source_admin, self.opts.probe_timeout)
-            .and_then(|a| self.rt.block_on(a.topics(None)));
+        let source = match Admin::new(&self.flow.clients.source_admin, self.opts.probe_timeout) {
+            Ok(a) => a.topics(None).await,
+            Err(e) => Err(e),
+        };
         self.planned = source.is_ok();
         let detail = match &source {
             Ok(_) => format!("{from} and {to} answer: planned {}", self.kind),
@@ -230,8 +230,8 @@ impl<'a> Run<'a> {
     }
 
     /// The source's replicated partitions without heartbeats, read once.
-    fn sample(&self) -> Result<Vec<PartitionLag>, ClientError> {
-        let lag = source_lag(self.flow, self.opts.timeout, self.rt)?;
+    async fn sample(&self) -> Result<Vec<PartitionLag>, ClientError> {
+        let lag = source_lag(self.flow, self.opts.timeout).await?;
         Ok(lag
             .partitions
             .into_iter()
@@ -245,7 +245,7 @@ impl<'a> Run<'a> {
 
     /// Wait until no partition of a replicated topic has grown for [`QUIET`], and for the
     /// selected groups to stop or catch up (the latter with a warning at the deadline).
-    pub fn quiesce(&mut self) -> Result<(), FailoverError> {
+    pub async fn quiesce(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let from = self.opts.from.clone();
         let mut last: Option<BTreeMap<TopicPartition, i64>> = None;
@@ -253,7 +253,7 @@ impl<'a> Run<'a> {
         let mut said = String::new();
         let mut growing: Vec<String>;
         loop {
-            let parts = self.sample().map_err(|e| self.lost_source(e))?;
+            let parts = self.sample().await.map_err(|e| self.lost_source(e))?;
             self.note_topics(&parts);
             let ends: BTreeMap<TopicPartition, i64> = parts
                 .iter()
@@ -293,10 +293,10 @@ impl<'a> Run<'a> {
                     self.kind
                 )));
             }
-            std::thread::sleep(SAMPLE);
+            tokio::time::sleep(SAMPLE).await;
         }
         // Consumers: stopped, or caught up so their offsets no longer move.
-        let mut busy = self.busy_groups(last.as_ref().expect("sampled"));
+        let mut busy = self.busy_groups(last.as_ref().expect("sampled")).await;
         let mut said = String::new();
         while !busy.is_empty() && Instant::now() < self.deadline() {
             let msg = format!(
@@ -307,8 +307,8 @@ impl<'a> Run<'a> {
                 (self.progress)(&msg);
                 said = msg;
             }
-            std::thread::sleep(SAMPLE);
-            busy = self.busy_groups(last.as_ref().expect("sampled"));
+            tokio::time::sleep(SAMPLE).await;
+            busy = self.busy_groups(last.as_ref().expect("sampled")).await;
         }
         let mut detail = format!(
             "no writes on {from} for {} s ({} topics)",
@@ -331,21 +331,26 @@ impl<'a> Run<'a> {
     }
 
     /// Selected groups with members on the source that have not read up to `ends`.
-    fn busy_groups(&self, ends: &BTreeMap<TopicPartition, i64>) -> Vec<String> {
+    async fn busy_groups(&self, ends: &BTreeMap<TopicPartition, i64>) -> Vec<String> {
         let mut groups = Groups::new(&self.flow.clients.source_consumer, self.opts.timeout);
-        let Ok(listed) = groups.list(None) else {
+        let Ok(listed) = groups.list(None).await else {
             return Vec::new();
         };
         let parts: Vec<TopicPartition> = ends.keys().cloned().collect();
-        listed
-            .into_iter()
-            .filter(|g| g.is_active() && self.selected(&g.name))
-            .filter(|g| match groups.committed(&g.name, &parts) {
+        let mut busy = Vec::new();
+        for g in listed {
+            if !(g.is_active() && self.selected(&g.name)) {
+                continue;
+            }
+            let behind = match groups.committed(&g.name, &parts).await {
                 Ok(c) => c.iter().any(|(tp, o)| o.offset < ends[tp]),
                 Err(_) => true,
-            })
-            .map(|g| g.name)
-            .collect()
+            };
+            if behind {
+                busy.push(g.name);
+            }
+        }
+        busy
     }
 
     fn selected(&self, group: &str) -> bool {
@@ -359,12 +364,12 @@ impl<'a> Run<'a> {
     }
 
     /// Wait until replication has every record of the source (lag 0 on every partition).
-    pub fn catch_up(&mut self) -> Result<(), FailoverError> {
+    pub async fn catch_up(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
         let mut said = String::new();
         loop {
-            let parts = self.sample().map_err(|e| self.lost_source(e))?;
+            let parts = self.sample().await.map_err(|e| self.lost_source(e))?;
             self.note_topics(&parts);
             let behind: i64 = parts.iter().map(|p| p.lag_records).sum();
             if behind == 0 {
@@ -389,7 +394,7 @@ impl<'a> Run<'a> {
                     worst.join(", ")
                 )));
             }
-            std::thread::sleep(SAMPLE);
+            tokio::time::sleep(SAMPLE).await;
         }
         self.step(
             "catch-up",
@@ -402,12 +407,12 @@ impl<'a> Run<'a> {
 
     /// Dry run of a planned failover: what is being written now and what a switch now would
     /// lose (the current lag), without waiting.
-    pub fn preview_planned(&mut self) -> Result<(), FailoverError> {
+    pub async fn preview_planned(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let from = self.opts.from.clone();
-        let first = self.sample().map_err(|e| self.lost_source(e))?;
-        std::thread::sleep(SAMPLE);
-        let second = self.sample().map_err(|e| self.lost_source(e))?;
+        let first = self.sample().await.map_err(|e| self.lost_source(e))?;
+        tokio::time::sleep(SAMPLE).await;
+        let second = self.sample().await.map_err(|e| self.lost_source(e))?;
         self.note_topics(&second);
         let ends = |v: &[PartitionLag]| -> BTreeMap<TopicPartition, i64> {
             v.iter()
@@ -425,7 +430,7 @@ impl<'a> Run<'a> {
         };
         self.step("quiesce", t, "ok", detail);
         self.rpo = Some(Rpo::from_losses(
-            self.losses_now(&second),
+            self.losses_now(&second).await,
             true,
             format!(
                 "{}'s current replication lag: what a switch this moment would leave behind",
@@ -437,14 +442,14 @@ impl<'a> Run<'a> {
 
     /// The flow's offset index, read from the target alone (MM2's offset syncs may live on a
     /// source that is gone).
-    fn index(&self) -> Result<Translator, ClientError> {
-        target_index(self.flow, self.opts.timeout)
+    async fn index(&self) -> Result<Translator, ClientError> {
+        target_index(self.flow, self.opts.timeout).await
     }
 
     /// What the target holds of each source partition: the end of the index's runs (ahead of
     /// the flow's committed position by up to a commit interval), at least the committed one.
-    fn losses_now(&self, parts: &[PartitionLag]) -> Vec<PartitionLoss> {
-        let index = self.index().ok();
+    async fn losses_now(&self, parts: &[PartitionLag]) -> Vec<PartitionLoss> {
+        let index = self.index().await.ok();
         losses(parts, |p| match &index {
             Some(t) => held_on_target(t.index(), p),
             None => p.replicated,
@@ -452,12 +457,12 @@ impl<'a> Run<'a> {
     }
 
     /// After the switch, what is on the source and not (yet) on the target.
-    pub fn final_rpo(&mut self) {
+    pub async fn final_rpo(&mut self) {
         let (from, to) = (&self.opts.from, &self.opts.to);
-        match self.sample() {
+        match self.sample().await {
             Ok(parts) => {
                 self.rpo = Some(Rpo::from_losses(
-                    self.losses_now(&parts),
+                    self.losses_now(&parts).await,
                     true,
                     format!("both clusters read at the switch: records on {from} not yet replicated to {to}"),
                 ))
@@ -474,14 +479,14 @@ impl<'a> Run<'a> {
 
     /// Unplanned: wait (briefly) until the target's copies stop growing, so records strait had
     /// already fetched from the source land before the loss is counted.
-    pub fn drain(&mut self) {
+    pub async fn drain(&mut self) {
         let t = Instant::now();
         let limit = Instant::now() + self.opts.max_wait.min(Duration::from_secs(30));
-        let mut last = self.target_ends();
+        let mut last = self.target_ends().await;
         let mut quiet_since = Instant::now();
         while quiet_since.elapsed() < QUIET && Instant::now() < limit {
-            std::thread::sleep(Duration::from_millis(500));
-            let now = self.target_ends();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = self.target_ends().await;
             if now != last {
                 quiet_since = Instant::now();
                 last = now;
@@ -502,12 +507,12 @@ impl<'a> Run<'a> {
     }
 
     /// End offsets on the target of the topics replicated from the source.
-    fn target_ends(&self) -> BTreeMap<TopicPartition, i64> {
+    async fn target_ends(&self) -> BTreeMap<TopicPartition, i64> {
         let mut out = BTreeMap::new();
         let Ok(admin) = Admin::new(&self.flow.clients.target_admin, self.opts.timeout) else {
             return out;
         };
-        let Ok(topics) = self.rt.block_on(admin.topics(None)) else {
+        let Ok(topics) = admin.topics(None).await else {
             return out;
         };
         for t in topics {
@@ -517,7 +522,7 @@ impl<'a> Run<'a> {
                 continue;
             }
             for p in 0..t.partitions {
-                if let Ok((_, hi)) = self.rt.block_on(admin.watermarks(&t.name, p)) {
+                if let Ok((_, hi)) = admin.watermarks(&t.name, p).await {
                     out.insert((t.name.clone(), p), hi);
                 }
             }
@@ -527,11 +532,12 @@ impl<'a> Run<'a> {
 
     /// Unplanned: the loss from strait's last lag snapshot of the source and what the target
     /// holds now (the offset index).
-    pub fn rpo_from_snapshot(&mut self) -> Result<(), FailoverError> {
+    pub async fn rpo_from_snapshot(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
-        let snap =
-            snapshot::read_latest(self.flow, self.opts.timeout).map_err(|e| self.lost_target(e))?;
+        let snap = snapshot::read_latest(self.flow, self.opts.timeout)
+            .await
+            .map_err(|e| self.lost_target(e))?;
         let Some(snap) = snap else {
             self.rpo = Some(Rpo::unknown(format!(
                 "no lag snapshot of {} on {to}: `strait run` records one every {} s while {from} answers, and none was found",
@@ -541,7 +547,7 @@ impl<'a> Run<'a> {
             self.step("rpo", t, "warning", "no lag snapshot: RPO unknown".into());
             return Ok(());
         };
-        let translator = self.index().map_err(|e| self.lost_target(e))?;
+        let translator = self.index().await.map_err(|e| self.lost_target(e))?;
         let parts: Vec<PartitionLag> = snap
             .partitions
             .iter()
@@ -556,7 +562,7 @@ impl<'a> Run<'a> {
         let (until, why) = match snap.unreachable_from_ms {
             Some(t) => (Some(t), format!("until strait found {from} not answering")),
             None => (
-                self.last_heartbeat_ms(),
+                self.last_heartbeat_ms().await,
                 format!("until {from}'s last heartbeat seen on {to}"),
             ),
         };
@@ -599,7 +605,7 @@ impl<'a> Run<'a> {
     }
 
     /// Timestamp of the newest heartbeat from the source on the target.
-    fn last_heartbeat_ms(&self) -> Option<i64> {
+    async fn last_heartbeat_ms(&self) -> Option<i64> {
         let (topic, only_from) = self.heartbeats.as_ref()?;
         let recs = crate::monitor::collect::last_records(
             &self.flow.clients.target_consumer,
@@ -607,6 +613,7 @@ impl<'a> Run<'a> {
             20,
             self.opts.timeout,
         )
+        .await
         .ok()?;
         recs.iter()
             .filter_map(|(k, v, _)| crate::wire::Heartbeat::decode(k, v).ok())
@@ -617,34 +624,36 @@ impl<'a> Run<'a> {
 
     /// Groups to move: those with offsets on the source (planned), or with checkpoints on the
     /// target (unplanned), that the filters select.
-    fn group_names(&self) -> Result<Vec<String>, ClientError> {
+    async fn group_names(&self) -> Result<Vec<String>, ClientError> {
         let mut names = BTreeSet::new();
         if self.planned {
-            for g in
-                Groups::new(&self.flow.clients.source_consumer, self.opts.timeout).list(None)?
+            for g in Groups::new(&self.flow.clients.source_consumer, self.opts.timeout)
+                .list(None)
+                .await?
             {
                 names.insert(g.name);
             }
         } else {
-            let mut tail = TopicTail::new(
+            names = TopicTail::new(
                 &self.flow.clients.target_consumer,
                 &self.flow.internal_topics.checkpoints.name,
-            );
-            tail.read_to_end(self.opts.timeout, |r| {
+            )
+            .fold(self.opts.timeout, names, |names, r| {
                 if let Ok(cp) = Checkpoint::decode(r.key, r.value) {
                     names.insert(cp.group);
                 }
-            })?;
+            })
+            .await?;
         }
         Ok(names.into_iter().filter(|g| self.selected(g)).collect())
     }
 
     /// Translate every selected group and commit it on the target (not in a dry run), group by
     /// group; a group with consumers on the target is refused.
-    pub fn move_groups(&mut self) -> Result<(), FailoverError> {
+    pub async fn move_groups(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let to = self.opts.to.clone();
-        let names = self.group_names().map_err(|e| {
+        let names = self.group_names().await.map_err(|e| {
             if self.planned {
                 self.lost_source(e)
             } else {
@@ -659,7 +668,7 @@ impl<'a> Run<'a> {
         // One translator for every group: the index and checkpoints are read once.
         let mut translator = GroupTranslator::new(self.flow, self.opts.timeout, source_timeout);
         for g in names {
-            let tr = match translator.translate(&g, self.rt) {
+            let tr = match translator.translate(&g).await {
                 Ok(tr) => tr,
                 Err(e) => {
                     self.groups.push(GroupMove {
@@ -707,6 +716,7 @@ impl<'a> Run<'a> {
             } else {
                 match Groups::new(&self.flow.clients.target_consumer, self.opts.timeout)
                     .commit(&g, &tr.offsets_to_apply())
+                    .await
                 {
                     Ok(()) => ("committed", None),
                     Err(e) => ("failed", Some(e.to_string())),
@@ -750,16 +760,17 @@ impl<'a> Run<'a> {
     }
 
     /// Record the new active region on the target (required) and the source (when it answers).
-    pub fn switch(&mut self, reason: String) -> Result<(), FailoverError> {
+    pub async fn switch(&mut self, reason: String) -> Result<(), FailoverError> {
         let t = Instant::now();
         let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
         let mut records = Vec::new();
-        match active::read(&self.flow.clients.target_consumer, self.opts.timeout) {
+        match active::read(&self.flow.clients.target_consumer, self.opts.timeout).await {
             Ok(r) => records.extend(r),
             Err(e) => return Err(self.lost_target(e)),
         }
         if self.planned {
-            if let Ok(r) = active::read(&self.flow.clients.source_consumer, self.opts.timeout) {
+            if let Ok(r) = active::read(&self.flow.clients.source_consumer, self.opts.timeout).await
+            {
                 records.extend(r);
             }
         }
@@ -779,16 +790,20 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         let rf = i32::from(self.flow.checkpoints_topic_replication_factor);
-        let write = |admin_ep, producer_ep, timeout| -> Result<(), ClientError> {
-            let admin = Admin::new(admin_ep, timeout)?;
-            self.rt
-                .block_on(active::write(&admin, producer_ep, &record, rf, timeout))
+        let write = |admin_ep, producer_ep, timeout| {
+            let record = &record;
+            async move {
+                let admin = Admin::new(admin_ep, timeout)?;
+                active::write(&admin, producer_ep, record, rf, timeout).await
+            }
         };
         if let Err(e) = write(
             &self.flow.clients.target_admin,
             &self.flow.clients.target_producer,
             self.opts.timeout,
-        ) {
+        )
+        .await
+        {
             return Err(FailoverError::Aborted(format!(
                 "the group offsets are committed on {to}, but recording {to} as the active region failed ({e}); run the {} again",
                 self.kind
@@ -802,6 +817,7 @@ impl<'a> Run<'a> {
                 &self.flow.clients.source_admin,
                 self.opts.timeout,
             )
+            .await
             .map_err(|e| e.to_string())
         } else {
             Err(format!("{from} does not answer"))
@@ -882,13 +898,16 @@ impl<'a> Run<'a> {
 
 /// A flow's offset index read from its target alone (MM2's offset syncs may live on a source
 /// that is gone, and failover needs only strait's own index).
-pub(crate) fn target_index(flow: &Flow, timeout: Duration) -> Result<Translator, ClientError> {
+pub(crate) async fn target_index(
+    flow: &Flow,
+    timeout: Duration,
+) -> Result<Translator, ClientError> {
     let mut translator = Translator::new(
         &flow.clients.target_consumer,
         &crate::translate::index_topic(&flow.source),
         None,
     );
-    translator.refresh(timeout)?;
+    translator.refresh(timeout).await?;
     Ok(translator)
 }
 

@@ -1,4 +1,4 @@
-//! `strait failback`: return consumers to the original region once it is back. Blocking.
+//! `strait failback`: return consumers to the original region once it is back.
 //!
 //! With B active after a failover from A: replicate what was written on B during the outage to
 //! A (the B->A flow, run here for the duration, enabled even when the configuration is
@@ -10,10 +10,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use tokio::runtime::Handle;
-
 use super::execute::{
-    flow_for, held_on_target, target_index, whole_match, FailoverError, Options, Run,
+    flow_for, held_on_target, target_index, whole_match, FailoverError, Options, Progress, Run,
 };
 use super::report::*;
 use crate::config::{Config, Flow};
@@ -32,11 +30,10 @@ pub struct FailbackOptions {
 }
 
 /// Run a failback (see the module doc).
-pub fn failback(
+pub async fn failback(
     config: &Config,
     opts: &FailbackOptions,
-    rt: &Handle,
-    progress: &dyn Fn(&str),
+    progress: &Progress<'_>,
 ) -> Result<FailoverReport, FailoverError> {
     let (from, to) = (opts.base.from.as_str(), opts.base.to.as_str());
     // The flow that replicated before the failover must exist; the way back need not be on.
@@ -53,8 +50,8 @@ pub fn failback(
     let mut back = reverse.clone();
     back.enabled = true;
 
-    let mut run = Run::new("failback", &back, &opts.base, rt, progress);
-    run.probe()?;
+    let mut run = Run::new("failback", &back, &opts.base, progress);
+    run.probe().await?;
     if !run.planned {
         return Err(FailoverError::Aborted(format!(
             "{from} does not answer; a failback needs both regions (nothing was changed)"
@@ -63,9 +60,11 @@ pub fn failback(
 
     // What never left `to`, before anything runs that could copy it.
     let t = Instant::now();
-    let (ranges, pending) = unreplicated(forward, opts.base.timeout, rt).map_err(|e| {
-        FailoverError::Aborted(format!("cannot read {to} ({e}); nothing was changed"))
-    })?;
+    let (ranges, pending) = unreplicated(forward, opts.base.timeout)
+        .await
+        .map_err(|e| {
+            FailoverError::Aborted(format!("cannot read {to} ({e}); nothing was changed"))
+        })?;
     let records: i64 = ranges.iter().map(|r| r.records).sum();
     run.steps.push(step_now(
         "list",
@@ -88,17 +87,14 @@ pub fn failback(
             String::new()
         }
     ));
-    let service = {
-        let _guard = rt.enter();
-        Service::start(&cfg, &[], None)
-    };
-    let outcome = (|| -> Result<(i64, bool), FailoverError> {
-        run.quiesce()?;
-        run.catch_up()?;
+    let service = Service::start(&cfg, &[], None);
+    let outcome = async {
+        run.quiesce().await?;
+        run.catch_up().await?;
         let mut copied = 0;
         if opts.salvage && records > 0 {
             let t = Instant::now();
-            salvage(forward, &pending, &opts.base, rt, progress)?;
+            salvage(forward, &pending, &opts.base, progress).await?;
             copied = records;
             run.steps.push(step_now(
                 "salvage",
@@ -107,12 +103,13 @@ pub fn failback(
                 format!("{copied} records copied from {to} to {from}"),
             ));
         }
-        move_groups_back(&mut run, forward)?;
-        run.final_rpo();
-        run.switch(format!("failback to {to}"))?;
-        Ok((copied, opts.salvage))
-    })();
-    let _ = rt.block_on(service.shutdown(crate::service::STOP_GRACE));
+        move_groups_back(&mut run, forward).await?;
+        run.final_rpo().await;
+        run.switch(format!("failback to {to}")).await?;
+        Ok::<_, FailoverError>((copied, opts.salvage))
+    }
+    .await;
+    let _ = service.shutdown(crate::service::STOP_GRACE).await;
     let (copied_records, copied) = outcome?;
     let mut report = run.finish();
     report.salvage = Some(Salvage {
@@ -137,13 +134,12 @@ fn step_now(name: &str, since: Instant, outcome: &str, detail: String) -> Step {
 
 /// Per partition of `forward` (A->B), the source offsets `[replicated end, end)` that have no
 /// copy on B: listed as ranges, and returned as the end to wait for when salvaging.
-fn unreplicated(
+async fn unreplicated(
     forward: &Flow,
     timeout: Duration,
-    rt: &Handle,
 ) -> Result<(Vec<SalvageRange>, BTreeMap<TopicPartition, i64>), ClientError> {
-    let lag = source_lag(forward, timeout, rt)?;
-    let translator = target_index(forward, timeout)?;
+    let lag = source_lag(forward, timeout).await?;
+    let translator = target_index(forward, timeout).await?;
     let mut ranges = Vec::new();
     let mut pending = BTreeMap::new();
     for p in lag.partitions {
@@ -167,16 +163,16 @@ fn unreplicated(
 
 /// Wait until the `to->from` flow running in this process has copied everything up to the ends
 /// in `pending`.
-fn salvage(
+async fn salvage(
     forward: &Flow,
     pending: &BTreeMap<TopicPartition, i64>,
     opts: &Options,
-    rt: &Handle,
-    progress: &dyn Fn(&str),
+    progress: &Progress<'_>,
 ) -> Result<(), FailoverError> {
     let deadline = Instant::now() + opts.max_wait;
     loop {
-        let lag = source_lag(forward, opts.timeout, rt)
+        let lag = source_lag(forward, opts.timeout)
+            .await
             .map_err(|e| FailoverError::Aborted(format!("cannot read {} ({e})", forward.source)))?;
         let left: i64 = lag
             .partitions
@@ -199,25 +195,25 @@ fn salvage(
                 opts.max_wait.as_secs()
             )));
         }
-        std::thread::sleep(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
 /// Move each group that consumes on B back to A: B-local topics through the B->A flow's exact
 /// translation, remote `A.topic` through the A->B index read backwards.
-fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), FailoverError> {
+async fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), FailoverError> {
     let t = Instant::now();
     let back = run.flow;
     let (from, to) = (run.opts.from.clone(), run.opts.to.clone());
     let timeout = run.opts.timeout;
     let mut on_b = Groups::new(&back.clients.source_consumer, timeout);
-    let listed = on_b.list(None).map_err(|e| lost(&from, e))?;
+    let listed = on_b.list(None).await.map_err(|e| lost(&from, e))?;
     // The remote topics on B that came from A, and their partitions.
     let admin = crate::kafka::Admin::new(&back.clients.source_admin, timeout)
         .map_err(|e| lost(&from, e))?;
-    let remote: Vec<TopicPartition> = run
-        .rt
-        .block_on(admin.topics(None))
+    let remote: Vec<TopicPartition> = admin
+        .topics(None)
+        .await
         .map_err(|e| lost(&from, e))?
         .into_iter()
         .filter(|t| {
@@ -226,7 +222,9 @@ fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), FailoverErr
         })
         .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p)))
         .collect();
-    let index = target_index(forward, timeout).map_err(|e| lost(&from, e))?;
+    let index = target_index(forward, timeout)
+        .await
+        .map_err(|e| lost(&from, e))?;
     let mut on_a = Groups::new(&back.clients.target_consumer, timeout);
     let mut forwards = GroupTranslator::new(back, timeout, timeout);
     for g in listed {
@@ -244,7 +242,10 @@ fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), FailoverErr
         let mut parts = Vec::new();
         let mut offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
         // Remote topics: backwards through A->B's index.
-        let committed = on_b.committed(&name, &remote).map_err(|e| lost(&from, e))?;
+        let committed = on_b
+            .committed(&name, &remote)
+            .await
+            .map_err(|e| lost(&from, e))?;
         for ((topic, p), c) in &committed {
             let upstream = forward
                 .policy
@@ -269,9 +270,7 @@ fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), FailoverErr
             }
         }
         // B-local topics: forwards through B->A.
-        let tr = forwards
-            .translate(&name, run.rt)
-            .map_err(|e| lost(&to, e))?;
+        let tr = forwards.translate(&name).await.map_err(|e| lost(&to, e))?;
         for p in &tr.partitions {
             parts.push(GroupPartitionMove {
                 remote_topic: p.remote_topic.clone(),
@@ -303,7 +302,7 @@ fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), FailoverErr
                 )),
             )
         } else {
-            match on_a.commit(&name, &offsets) {
+            match on_a.commit(&name, &offsets).await {
                 Ok(()) => ("committed", None),
                 Err(e) => ("failed", Some(e.to_string())),
             }

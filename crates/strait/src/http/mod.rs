@@ -12,12 +12,12 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::stop::{pause, CancellationToken};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::checkpoint::CheckpointStats;
@@ -67,13 +67,13 @@ pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, String> {
         .map_err(|e| format!("--http {addr}: cannot listen there: {e}"))
 }
 
-/// Serve on `listener` until `stop` turns true.
+/// Serve on `listener` until `cancel` fires.
 pub fn serve(
     listener: tokio::net::TcpListener,
     config: Config,
     observed: Observed,
     opts: monitor::Options,
-    mut stop: watch::Receiver<bool>,
+    cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let sock = listener
         .local_addr()
@@ -100,38 +100,27 @@ pub fn serve(
     info!(address = %sock, "serving /metrics, /api/status and the dashboard");
     let collector = {
         let state = state.clone();
-        let mut stop = stop.clone();
+        let cancel = cancel.clone();
         tokio::spawn(async move {
             loop {
-                let (c, o) = (config.clone(), opts.clone());
-                let rt = tokio::runtime::Handle::current();
                 let t = Instant::now();
-                match tokio::task::spawn_blocking(move || monitor::collect(&c, &o, &rt)).await {
-                    Ok(s) => {
-                        state.metrics.update_status(&s, t.elapsed().as_secs_f64());
-                        state.history.lock().expect("history lock").record(&s);
-                        *state.status.write().expect("status lock") = Some(s);
-                    }
-                    Err(e) => warn!(error = %e, "lag collection failed"),
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(COLLECT_EVERY) => {}
-                    _ = stop.changed() => {}
-                }
-                if *stop.borrow() {
+                let Some(s) =
+                    crate::stop::or_cancel(&cancel, monitor::collect(&config, &opts)).await
+                else {
+                    break;
+                };
+                state.metrics.update_status(&s, t.elapsed().as_secs_f64());
+                state.history.lock().expect("history lock").record(&s);
+                *state.status.write().expect("status lock") = Some(s);
+                if !pause(&cancel, COLLECT_EVERY).await {
                     break;
                 }
             }
         })
     };
     tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    break;
-                }
-            }
-        });
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await });
         if let Err(e) = server.await {
             warn!(error = %e, "the HTTP server stopped");
         }
@@ -178,16 +167,12 @@ async fn api_clients(
         .get("pair")
         .map(|p| p.split(',').map(str::to_string).collect())
         .unwrap_or_default();
-    let rt = tokio::runtime::Handle::current();
-    let answer = tokio::task::spawn_blocking(move || {
-        clients::settings(&config, &group, &pair, clients::DEFAULT_TIMEOUT, &rt)
-    })
-    .await;
+    let answer = clients::settings(&config, &group, &pair, clients::DEFAULT_TIMEOUT).await;
     let error = |code: StatusCode, e: String| {
         (code, Json(serde_json::json!({ "error": e }))).into_response()
     };
     match answer {
-        Ok(Ok(s)) => {
+        Ok(s) => {
             let etag = s.etag();
             let matches = headers
                 .get(header::IF_NONE_MATCH)
@@ -203,9 +188,8 @@ async fn api_clients(
                 (hs, Json(s)).into_response()
             }
         }
-        Ok(Err(e)) if e.is_bad_request() => error(StatusCode::BAD_REQUEST, e.to_string()),
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) if e.is_bad_request() => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 

@@ -1,12 +1,13 @@
 //! Consumer groups seen from outside: list them, read and write their committed offsets, and
-//! whether anyone is consuming. Blocking calls (librdkafka's group APIs are synchronous): run
-//! them on a dedicated thread or through `spawn_blocking`.
+//! whether anyone is consuming. librdkafka's group APIs block; each call here runs on tokio's
+//! blocking pool ([`super::blocking`]), so callers are async and never hold a runtime thread.
 //!
 //! Reading and writing a group's offsets uses a consumer configured with that group id that never
 //! subscribes, so it never joins the group: a commit from it is the "simple consumer" commit the
 //! broker accepts only while the group has no active members.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -64,8 +65,8 @@ pub struct Groups {
     endpoint: Endpoint,
     timeout: Duration,
     /// One non-joining consumer per group, kept for the next call.
-    clients: HashMap<String, BaseConsumer<Diagnosed>>,
-    lister: Option<BaseConsumer<Diagnosed>>,
+    clients: HashMap<String, Arc<BaseConsumer<Diagnosed>>>,
+    lister: Option<Arc<BaseConsumer<Diagnosed>>>,
 }
 
 impl Groups {
@@ -82,7 +83,7 @@ impl Groups {
         &self.endpoint
     }
 
-    fn client(&mut self, group: &str) -> Result<&BaseConsumer<Diagnosed>, ClientError> {
+    fn client(&mut self, group: &str) -> Result<Arc<BaseConsumer<Diagnosed>>, ClientError> {
         if !self.clients.contains_key(group) {
             let mut cfg = self.endpoint.consumer_config(group);
             cfg.set(
@@ -98,47 +99,54 @@ impl Groups {
                         e,
                     )
                 })?;
-            self.clients.insert(group.to_string(), c);
+            self.clients.insert(group.to_string(), Arc::new(c));
         }
-        Ok(&self.clients[group])
+        Ok(self.clients[group].clone())
     }
 
-    /// Every group on the cluster, or just `group`.
-    pub fn list(&mut self, group: Option<&str>) -> Result<Vec<GroupListing>, ClientError> {
+    fn lister(&mut self) -> Result<Arc<BaseConsumer<Diagnosed>>, ClientError> {
         if self.lister.is_none() {
             let mut cfg = self.endpoint.admin_config();
             cfg.set(
                 "client.id",
                 format!("strait-{}-groups", self.endpoint.alias),
             );
-            self.lister = Some(
+            self.lister = Some(Arc::new(
                 cfg.create_with_context(self.endpoint.context())
                     .map_err(|e| {
                         ClientError::from_kafka(&self.endpoint, "create a group listing client", e)
                     })?,
-            );
+            ));
         }
-        let lister = self.lister.as_ref().expect("just created");
+        Ok(self.lister.clone().expect("just created"))
+    }
+
+    /// Every group on the cluster, or just `group`.
+    pub async fn list(&mut self, group: Option<&str>) -> Result<Vec<GroupListing>, ClientError> {
+        let lister = self.lister()?;
         let op = match group {
             Some(g) => format!("describe group {g}"),
             None => "list consumer groups".to_string(),
         };
-        let list = lister
-            .fetch_group_list(group, self.timeout)
-            .map_err(|e| self.error(&op, e))?;
-        Ok(list
-            .groups()
-            .iter()
-            .map(|g| GroupListing {
-                name: g.name().to_string(),
-                state: g.state().to_string(),
-                members: g.members().len(),
-            })
-            .collect())
+        let (group, timeout) = (group.map(str::to_string), self.timeout);
+        super::blocking(move || {
+            let list = lister.fetch_group_list(group.as_deref(), timeout)?;
+            Ok(list
+                .groups()
+                .iter()
+                .map(|g| GroupListing {
+                    name: g.name().to_string(),
+                    state: g.state().to_string(),
+                    members: g.members().len(),
+                })
+                .collect())
+        })
+        .await
+        .map_err(|e| self.error(&op, e))
     }
 
     /// The group's committed offsets for `partitions` (those it has no offset for are left out).
-    pub fn committed(
+    pub async fn committed(
         &mut self,
         group: &str,
         partitions: &[TopicPartition],
@@ -153,8 +161,11 @@ impl Groups {
         let timeout = self.timeout;
         let op = format!("read the committed offsets of group {group}");
         let client = self.client(group)?;
-        let got = coordinator_retry(timeout, || client.committed_offsets(tpl.clone(), timeout))
-            .map_err(|e| self.error(&op, e))?;
+        let got = super::blocking(move || {
+            coordinator_retry(timeout, || client.committed_offsets(tpl.clone(), timeout))
+        })
+        .await
+        .map_err(|e| self.error(&op, e))?;
         Ok(got
             .elements()
             .iter()
@@ -172,7 +183,7 @@ impl Groups {
     }
 
     /// Commit `offsets` for `group` without joining it.
-    pub fn commit(
+    pub async fn commit(
         &mut self,
         group: &str,
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
@@ -190,8 +201,11 @@ impl Groups {
         let op = format!("commit offsets for group {group}");
         let timeout = self.timeout;
         let client = self.client(group)?;
-        coordinator_retry(timeout, || client.commit(&tpl, CommitMode::Sync))
-            .map_err(|e| self.error(&op, e))
+        super::blocking(move || {
+            coordinator_retry(timeout, || client.commit(&tpl, CommitMode::Sync))
+        })
+        .await
+        .map_err(|e| self.error(&op, e))
     }
 
     fn error(&self, op: &str, e: KafkaError) -> ClientError {

@@ -17,6 +17,19 @@ pub use alter_configs::AlterOp;
 pub use config::{Endpoint, Props};
 use rdkafka::error::KafkaError;
 
+/// Run a blocking librdkafka call on tokio's blocking pool and wait for it: how the async layer
+/// uses librdkafka's synchronous consumer APIs (groups, watermarks, reading internal topics)
+/// without holding a runtime thread. A cancelled caller leaves the call to finish on its own
+/// (each has a timeout), so a stop never waits for it.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down: the caller is being dropped with it.
+        Err(_) => std::future::pending().await,
+    }
+}
+
 /// How long a failed call's diagnosis may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 

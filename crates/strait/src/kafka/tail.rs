@@ -1,6 +1,12 @@
 //! Read a single-partition internal topic (offset syncs, checkpoints, the offset index,
-//! heartbeats) from the beginning, and keep up with it, without a consumer group. Blocking.
+//! heartbeats) from the beginning, and keep up with it, without a consumer group.
+//!
+//! The reads are folds: each record is handed, with a state the caller owns, to a function that
+//! runs on tokio's blocking pool beside librdkafka's blocking consumer, and the state comes back
+//! when the end is reached. Records are never collected, so reading a long index costs what the
+//! state keeps.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -26,7 +32,7 @@ pub struct TopicTail {
     endpoint: Endpoint,
     topic: String,
     partition: i32,
-    consumer: Option<BaseConsumer<Diagnosed>>,
+    consumer: Option<Arc<BaseConsumer<Diagnosed>>>,
     /// The next offset to read.
     next: i64,
 }
@@ -55,7 +61,7 @@ impl TopicTail {
         self.next
     }
 
-    fn consumer(&mut self) -> Result<&BaseConsumer<Diagnosed>, ClientError> {
+    fn consumer(&mut self) -> Result<Arc<BaseConsumer<Diagnosed>>, ClientError> {
         if self.consumer.is_none() {
             // A group id is required by librdkafka's consumer; it is never joined or committed.
             let mut cfg = self.endpoint.consumer_config("strait-internal-reader");
@@ -77,42 +83,96 @@ impl TopicTail {
                 .map_err(|e| ClientError::from_kafka(&self.endpoint, "assign", e))?;
             c.assign(&tpl)
                 .map_err(|e| ClientError::from_kafka(&self.endpoint, "assign", e))?;
-            self.consumer = Some(c);
+            self.consumer = Some(Arc::new(c));
         }
-        Ok(self.consumer.as_ref().expect("just created"))
+        Ok(self.consumer.clone().expect("just created"))
     }
 
-    /// Read every record up to the end offset as of now, calling `f` for each. A topic that does
-    /// not exist yet reads as empty. Fails when the end is not reached within `timeout`.
-    pub fn read_to_end(
+    /// Read every record up to the end offset as of now, folding each into `state` with `f`,
+    /// and return the state. A topic that does not exist yet reads as empty. Fails when the end
+    /// is not reached within `timeout`. After a failure, or dropped before it returns, the reader
+    /// starts over at the next call: a caller that keeps state across calls moves it in
+    /// (`std::mem::take`), so that both start over together.
+    pub async fn fold<S, F>(&mut self, timeout: Duration, state: S, f: F) -> Result<S, ClientError>
+    where
+        S: Send + 'static,
+        F: FnMut(&mut S, TailRecord<'_>) + Send + 'static,
+    {
+        let consumer = self.consumer()?;
+        let at = Read {
+            endpoint: self.endpoint.clone(),
+            topic: self.topic.clone(),
+            partition: self.partition,
+            next: self.next,
+        };
+        // Taken while the read runs: if this future is dropped (with the caller's state, which
+        // moved into it), the next call begins afresh from the first record.
+        self.consumer = None;
+        self.next = 0;
+        let (at, consumer, got) = super::blocking(move || {
+            let (mut at, mut state, mut f) = (at, state, f);
+            let got = at.until_end(&consumer, timeout, &mut |r| f(&mut state, r));
+            (at, consumer, got.map(|()| state))
+        })
+        .await;
+        // After a failure the state is gone with the closure: start over with it.
+        if got.is_ok() {
+            self.next = at.next;
+            self.consumer = Some(consumer);
+        }
+        got
+    }
+
+    /// [`TopicTail::fold`] into a list of what `f` makes of each record.
+    pub async fn collect<T, F>(
         &mut self,
         timeout: Duration,
-        mut f: impl FnMut(TailRecord<'_>),
-    ) -> Result<usize, ClientError> {
+        mut f: F,
+    ) -> Result<Vec<T>, ClientError>
+    where
+        T: Send + 'static,
+        F: FnMut(TailRecord<'_>) -> Option<T> + Send + 'static,
+    {
+        self.fold(timeout, Vec::new(), move |out: &mut Vec<T>, r| {
+            out.extend(f(r))
+        })
+        .await
+    }
+}
+
+/// Where a blocking read of one partition is.
+struct Read {
+    endpoint: Endpoint,
+    topic: String,
+    partition: i32,
+    next: i64,
+}
+
+impl Read {
+    fn until_end(
+        &mut self,
+        consumer: &BaseConsumer<Diagnosed>,
+        timeout: Duration,
+        f: &mut dyn FnMut(TailRecord<'_>),
+    ) -> Result<(), ClientError> {
         let deadline = Instant::now() + timeout;
-        let (topic, partition) = (self.topic.clone(), self.partition);
-        let endpoint = self.endpoint.clone();
+        let (topic, partition, endpoint) = (&self.topic, self.partition, &self.endpoint);
         let op = format!("read {topic}");
-        let consumer = self.consumer()?;
-        let end = match consumer.fetch_watermarks(&topic, partition, timeout) {
+        let end = match consumer.fetch_watermarks(topic, partition, timeout) {
             Ok((_, hi)) => hi,
             Err(e) if unknown_topic(&e) => {
-                absent_or_denied(consumer, &endpoint, &topic, timeout)?;
-                return Ok(0);
+                return absent_or_denied(consumer, endpoint, topic, timeout);
             }
-            Err(e) => return Err(ClientError::from_blocking(&endpoint, &op, e, timeout)),
+            Err(e) => return Err(ClientError::from_blocking(endpoint, &op, e, timeout)),
         };
-        let mut n = 0;
         while self.next < end {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ClientError::timeout_diagnosed(&endpoint, &op, timeout));
+                return Err(ClientError::timeout_diagnosed(endpoint, &op, timeout));
             }
-            let consumer = self.consumer.as_ref().expect("created above");
             match consumer.poll(left.min(Duration::from_millis(200))) {
                 Some(Ok(m)) => {
                     self.next = m.offset() + 1;
-                    n += 1;
                     f(TailRecord {
                         key: m.key().unwrap_or_default(),
                         value: m.payload().unwrap_or_default(),
@@ -120,11 +180,11 @@ impl TopicTail {
                         timestamp: m.timestamp().to_millis(),
                     });
                 }
-                Some(Err(e)) if unknown_topic(&e) => return Ok(n),
+                Some(Err(e)) if unknown_topic(&e) => return Ok(()),
                 // Partition EOF and transient errors: keep polling until the deadline.
                 Some(Err(_)) | None => {
                     if let Ok(pos) = consumer.position() {
-                        if let Some(e) = pos.find_partition(&topic, partition) {
+                        if let Some(e) = pos.find_partition(topic, partition) {
                             if let Offset::Offset(o) = e.offset() {
                                 self.next = self.next.max(o);
                             }
@@ -133,7 +193,7 @@ impl TopicTail {
                 }
             }
         }
-        Ok(n)
+        Ok(())
     }
 }
 
@@ -141,11 +201,30 @@ impl TopicTail {
 /// each record (in order within a partition, in no set order across them), with one consumer.
 /// For multi-partition compacted topics read once, like Kafka Connect's offsets topic. A topic
 /// that does not exist reads as empty.
-pub fn read_topic(
+pub async fn fold_topic<S, F>(
     endpoint: &Endpoint,
     topic: &str,
     timeout: Duration,
-    mut f: impl FnMut(i32, TailRecord<'_>),
+    state: S,
+    f: F,
+) -> Result<S, ClientError>
+where
+    S: Send + 'static,
+    F: FnMut(&mut S, i32, TailRecord<'_>) + Send + 'static,
+{
+    let (endpoint, topic) = (endpoint.clone(), topic.to_string());
+    super::blocking(move || {
+        let (mut state, mut f) = (state, f);
+        read_topic(&endpoint, &topic, timeout, &mut |p, r| f(&mut state, p, r)).map(|_| state)
+    })
+    .await
+}
+
+fn read_topic(
+    endpoint: &Endpoint,
+    topic: &str,
+    timeout: Duration,
+    f: &mut dyn FnMut(i32, TailRecord<'_>),
 ) -> Result<usize, ClientError> {
     let deadline = Instant::now() + timeout;
     let op = format!("read {topic}");

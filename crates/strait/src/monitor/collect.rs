@@ -1,6 +1,5 @@
 //! Compute the lag model from the clusters themselves, so it works whether or not a
-//! `strait run` is alive. Blocking (librdkafka's metadata and group calls): call it from a
-//! dedicated thread or `spawn_blocking`.
+//! `strait run` is alive. Async; librdkafka's blocking reads run on the blocking pool.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -42,19 +41,17 @@ impl Default for Options {
 }
 
 /// The status of every enabled flow of `config` (and its groups).
-pub fn collect(config: &Config, opts: &Options, rt: &tokio::runtime::Handle) -> Status {
-    // Flows are read in parallel: each waits on its own clusters (up to `timeout` when one is
+pub async fn collect(config: &Config, opts: &Options) -> Status {
+    // Flows are read concurrently: each waits on its own clusters (up to `timeout` when one is
     // down), and a slow or dead cluster must not delay the others.
-    let per_flow: Vec<(FlowStatus, Vec<GroupStatus>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = config
-            .enabled_flows()
-            .map(|flow| scope.spawn(move || collect_flow(config, flow, opts, rt)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a status collection thread panicked"))
-            .collect()
-    });
+    let (per_flow, active_regions) = tokio::join!(
+        futures::future::join_all(
+            config
+                .enabled_flows()
+                .map(|flow| collect_flow(config, flow, opts))
+        ),
+        active_regions(config, opts.timeout)
+    );
     let mut flows = Vec::new();
     let mut groups = Vec::new();
     for (f, g) in per_flow {
@@ -67,28 +64,27 @@ pub fn collect(config: &Config, opts: &Options, rt: &tokio::runtime::Handle) -> 
         lag_threshold_seconds: opts.lag_threshold.as_secs_f64(),
         flows,
         groups,
-        active_regions: active_regions(config, opts.timeout),
+        active_regions,
     }
 }
 
 /// The current active-region record of every pair of the enabled flows' clusters, read from
-/// every cluster that answers (in parallel: a dead cluster costs one timeout, not one each).
-pub fn active_regions(config: &Config, timeout: Duration) -> Vec<ActiveRegion> {
+/// every cluster that answers (concurrently: a dead cluster costs one timeout, not one each).
+pub async fn active_regions(config: &Config, timeout: Duration) -> Vec<ActiveRegion> {
     let mut endpoints: BTreeMap<&str, &Endpoint> = BTreeMap::new();
     for f in config.enabled_flows() {
         endpoints.insert(&f.source, &f.clients.source_consumer);
         endpoints.insert(&f.target, &f.clients.target_consumer);
     }
-    let records: Vec<ActiveRegion> = std::thread::scope(|scope| {
-        let handles: Vec<_> = endpoints
+    let records: Vec<ActiveRegion> = futures::future::join_all(
+        endpoints
             .values()
-            .map(|ep| scope.spawn(move || active::read(ep, timeout).unwrap_or_default()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
+            .map(|ep| async move { active::read(ep, timeout).await.unwrap_or_default() }),
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
     let mut out: Vec<ActiveRegion> = Vec::new();
     for r in &records {
         if out.iter().any(|o| o.key() == r.key()) {
@@ -130,16 +126,15 @@ pub fn heartbeat_source(
     }
 }
 
-fn collect_flow(
+async fn collect_flow(
     config: &Config,
     flow: &Flow,
     opts: &Options,
-    rt: &tokio::runtime::Handle,
 ) -> (FlowStatus, Vec<GroupStatus>) {
     let mut evidence = Evidence::default();
 
     // Source side: partitions, ends and how far the flow got.
-    let source = source_lag(flow, opts.timeout, rt);
+    let source = source_lag(flow, opts.timeout).await;
     let lag_known = source.is_ok();
     let SourceLag {
         topics,
@@ -161,9 +156,9 @@ fn collect_flow(
     let hb = heartbeat_source(config, flow);
     let mut heartbeat_age = None;
     let mut checkpoint_age = None;
-    let target = (|| -> Result<(), ClientError> {
+    let target = async {
         if let Some((topic, _, only_from)) = &hb {
-            let recs = last_records(&flow.clients.target_consumer, topic, 20, opts.timeout)?;
+            let recs = last_records(&flow.clients.target_consumer, topic, 20, opts.timeout).await?;
             let newest = recs
                 .iter()
                 .filter_map(|(k, v, _)| Heartbeat::decode(k, v).ok())
@@ -178,15 +173,17 @@ fn collect_flow(
                 &flow.internal_topics.checkpoints.name,
                 20,
                 opts.timeout,
-            )?;
+            )
+            .await?;
             checkpoint_age = recs
                 .iter()
                 .filter_map(|(_, _, ts)| *ts)
                 .max()
                 .map(|t| Duration::from_millis((now_ms() - t).max(0) as u64));
         }
-        Ok(())
-    })();
+        Ok::<(), ClientError>(())
+    }
+    .await;
     if let Err(e) = target {
         evidence.unreachable.push(e.to_string());
     }
@@ -196,9 +193,11 @@ fn collect_flow(
     let (verdict, reasons) = judge(&evidence, opts.lag_threshold);
 
     let groups = if opts.groups && evidence.unreachable.is_empty() {
-        collect_groups(flow, &partitions, &source_ends, opts, rt).map_err(|e| {
-            tracing::debug!(flow = %flow.name(), error = %e, "groups not collected");
-        })
+        collect_groups(flow, &partitions, &source_ends, opts)
+            .await
+            .map_err(|e| {
+                tracing::debug!(flow = %flow.name(), error = %e, "groups not collected");
+            })
     } else {
         Err(())
     };
@@ -234,14 +233,10 @@ pub struct SourceLag {
 }
 
 /// Read [`SourceLag`] off the source cluster of `flow`.
-pub fn source_lag(
-    flow: &Flow,
-    timeout: Duration,
-    rt: &tokio::runtime::Handle,
-) -> Result<SourceLag, ClientError> {
+pub async fn source_lag(flow: &Flow, timeout: Duration) -> Result<SourceLag, ClientError> {
     let admin = Admin::new(&flow.clients.source_admin, timeout)?;
     let strait_group = crate::replicate::replication_group(&flow.source, &flow.target);
-    let all = rt.block_on(admin.topics(None))?;
+    let all = admin.topics(None).await?;
     let replicated: Vec<_> = all
         .into_iter()
         .filter(|t| flow.should_replicate_topic(&t.name))
@@ -251,14 +246,15 @@ pub fn source_lag(
     let mut partitions = Vec::new();
     for t in &replicated {
         for p in 0..t.partitions {
-            let (lo, hi) = rt.block_on(admin.watermarks(&t.name, p))?;
+            let (lo, hi) = admin.watermarks(&t.name, p).await?;
             starts.insert((t.name.clone(), p), lo);
             ends.insert((t.name.clone(), p), hi);
             partitions.push((t.name.clone(), p));
         }
     }
     let done = Groups::new(&flow.clients.source_consumer, timeout)
-        .committed(&strait_group, &partitions)?;
+        .committed(&strait_group, &partitions)
+        .await?;
     let mut lags = Vec::new();
     for tp in &partitions {
         let end = ends[tp];
@@ -278,7 +274,10 @@ pub fn source_lag(
         .filter(|l| l.lag_records > 0)
         .map(|l| ((l.topic.clone(), l.partition), l.replicated))
         .collect();
-    let stamps = first_timestamps(&flow.clients.source_consumer, &behind, timeout)?;
+    let stamps = {
+        let ep = flow.clients.source_consumer.clone();
+        crate::kafka::blocking(move || first_timestamps(&ep, &behind, timeout)).await?
+    };
     let now = now_ms();
     for l in &mut lags {
         if let Some(ts) = stamps.get(&(l.topic.clone(), l.partition)) {
@@ -291,25 +290,24 @@ pub fn source_lag(
     })
 }
 
-fn collect_groups(
+async fn collect_groups(
     flow: &Flow,
     partitions: &[TopicPartition],
     source_ends: &BTreeMap<TopicPartition, i64>,
     opts: &Options,
-    rt: &tokio::runtime::Handle,
 ) -> Result<Vec<GroupStatus>, ClientError> {
     let mut source_groups = Groups::new(&flow.clients.source_consumer, opts.timeout);
     let mut target_groups = Groups::new(&flow.clients.target_consumer, opts.timeout);
     let target_admin = Admin::new(&flow.clients.target_admin, opts.timeout)?;
     let mut translator = Translator::for_flow(flow);
-    translator.refresh(opts.timeout)?;
+    translator.refresh(opts.timeout).await?;
     let mut out = Vec::new();
     let mut target_ends: BTreeMap<TopicPartition, Option<i64>> = BTreeMap::new();
-    for g in source_groups.list(None)? {
+    for g in source_groups.list(None).await? {
         if !flow.should_replicate_group(&g.name) || crate::replicate::is_strait_group(&g.name) {
             continue;
         }
-        let committed = source_groups.committed(&g.name, partitions)?;
+        let committed = source_groups.committed(&g.name, partitions).await?;
         if committed.is_empty() {
             continue;
         }
@@ -317,14 +315,15 @@ fn collect_groups(
             .keys()
             .map(|(t, p)| (flow.policy.remote_topic(t), *p))
             .collect();
-        let on_target = target_groups.committed(&g.name, &remote)?;
+        let on_target = target_groups.committed(&g.name, &remote).await?;
         let mut parts = Vec::new();
         for ((topic, p), c) in &committed {
             let remote_topic = flow.policy.remote_topic(topic);
             let key = (remote_topic.clone(), *p);
             if !target_ends.contains_key(&key) {
-                let end = rt
-                    .block_on(target_admin.watermarks(&remote_topic, *p))
+                let end = target_admin
+                    .watermarks(&remote_topic, *p)
+                    .await
                     .ok()
                     .map(|(_, hi)| hi);
                 target_ends.insert(key.clone(), end);
@@ -418,7 +417,17 @@ pub type RawRecord = (Vec<u8>, Vec<u8>, Option<i64>);
 
 /// The last `n` records of partition 0 of `topic` as (key, value, timestamp). A topic that does
 /// not exist reads as empty; a cluster that does not answer within `timeout` is an error.
-pub fn last_records(
+pub async fn last_records(
+    ep: &Endpoint,
+    topic: &str,
+    n: i64,
+    timeout: Duration,
+) -> Result<Vec<RawRecord>, ClientError> {
+    let (ep, topic) = (ep.clone(), topic.to_string());
+    crate::kafka::blocking(move || last_records_blocking(&ep, &topic, n, timeout)).await
+}
+
+fn last_records_blocking(
     ep: &Endpoint,
     topic: &str,
     n: i64,

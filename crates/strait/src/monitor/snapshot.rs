@@ -7,7 +7,6 @@
 //! snapshot is the last view of S before it went away.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -22,7 +21,7 @@ use crate::config::Flow;
 use crate::heartbeat::now_ms;
 use crate::kafka::tail::TopicTail;
 use crate::kafka::{Admin, ClientError, TopicSpec};
-use crate::worker::{pause, Worker};
+use crate::stop::{or_cancel, pause, CancellationToken};
 
 /// The topic, on every target cluster.
 pub const TOPIC: &str = "strait-lag.internal";
@@ -72,45 +71,59 @@ impl LagSnapshot {
 }
 
 /// The newest snapshot of `flow` on its target (`None` when strait never recorded one).
-pub fn read_latest(flow: &Flow, timeout: Duration) -> Result<Option<LagSnapshot>, ClientError> {
+pub async fn read_latest(
+    flow: &Flow,
+    timeout: Duration,
+) -> Result<Option<LagSnapshot>, ClientError> {
     let key = LagSnapshot::key(&flow.source, &flow.target);
-    let mut newest: Option<LagSnapshot> = None;
-    TopicTail::new(&flow.clients.target_consumer, TOPIC).read_to_end(timeout, |r| {
-        if r.key != key.as_bytes() {
-            return;
-        }
-        if let Ok(s) = serde_json::from_slice::<LagSnapshot>(r.value) {
-            if newest.as_ref().is_none_or(|n| s.at_ms >= n.at_ms) {
-                newest = Some(s);
+    TopicTail::new(&flow.clients.target_consumer, TOPIC)
+        .fold(timeout, None, move |newest: &mut Option<LagSnapshot>, r| {
+            if r.key != key.as_bytes() {
+                return;
             }
-        }
-    })?;
-    Ok(newest)
+            if let Ok(s) = serde_json::from_slice::<LagSnapshot>(r.value) {
+                if newest.as_ref().is_none_or(|n| s.at_ms >= n.at_ms) {
+                    *newest = Some(s);
+                }
+            }
+        })
+        .await
 }
 
-/// A running recorder; it stops when dropped, [`Worker::join`] waits for it.
-pub type Recorder = Worker;
-
-/// Record snapshots of `flow` every [`INTERVAL`] on a thread of its own (librdkafka's metadata
-/// calls block). Must be called from within a tokio runtime.
-pub fn start(flow: Flow) -> Recorder {
-    let rt = tokio::runtime::Handle::current();
-    Worker::spawn(
-        format!("lag {}->{}", flow.source, flow.target),
-        move |stop| record(flow, rt, stop),
-    )
+/// A running recorder: cancel its token, then [`Recorder::join`].
+pub struct Recorder {
+    /// The flow, `S->T`.
+    pub name: String,
+    task: tokio::task::JoinHandle<()>,
 }
 
-fn record(flow: Flow, rt: tokio::runtime::Handle, stop: &AtomicBool) {
+impl Recorder {
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Record snapshots of `flow` every [`INTERVAL`] until `cancel` fires.
+pub fn start(flow: Flow, cancel: CancellationToken) -> Recorder {
+    Recorder {
+        name: flow.name(),
+        task: tokio::spawn(record(flow, cancel)),
+    }
+}
+
+async fn record(flow: Flow, cancel: CancellationToken) {
     let timeout = Duration::from_secs(5);
     let mut producer: Option<ThreadedProducer<Diagnosed>> = None;
     let mut warned = false;
     let mut previous: Option<LagSnapshot> = None;
-    while !stop.load(Ordering::SeqCst) {
+    while !cancel.is_cancelled() {
         let started = Instant::now();
         // The reads begin now: a snapshot is dated by its oldest figure.
         let attempt_ms = now_ms();
-        let snap = match source_lag(&flow, timeout, &rt) {
+        let Some(lag) = or_cancel(&cancel, source_lag(&flow, timeout)).await else {
+            break;
+        };
+        let snap = match lag {
             Ok(lag) => {
                 let mut snap = LagSnapshot {
                     source: flow.source.clone(),
@@ -146,14 +159,17 @@ fn record(flow: Flow, rt: tokio::runtime::Handle, stop: &AtomicBool) {
         };
         if let Some(snap) = snap {
             if producer.is_none() {
-                producer = open(&flow, timeout, &rt)
-                        .map_err(|e| {
-                            if !warned {
-                                warn!(flow = %flow.name(), error = %e, "cannot record lag snapshots yet");
-                                warned = true;
-                            }
-                        })
-                        .ok();
+                let Some(opened) = or_cancel(&cancel, open(&flow, timeout)).await else {
+                    break;
+                };
+                producer = opened
+                    .map_err(|e| {
+                        if !warned {
+                            warn!(flow = %flow.name(), error = %e, "cannot record lag snapshots yet");
+                            warned = true;
+                        }
+                    })
+                    .ok();
             }
             if let Some(p) = &producer {
                 let key = LagSnapshot::key(&snap.source, &snap.target);
@@ -165,28 +181,24 @@ fn record(flow: Flow, rt: tokio::runtime::Handle, stop: &AtomicBool) {
                 }
             }
         }
-        pause(stop, INTERVAL.saturating_sub(started.elapsed()));
+        pause(&cancel, INTERVAL.saturating_sub(started.elapsed())).await;
     }
     if let Some(p) = producer {
-        let _ = p.flush(Duration::from_secs(2));
+        let _ = crate::kafka::blocking(move || p.flush(Duration::from_secs(2))).await;
     }
 }
 
 /// Create the topic on the target (compacted, one partition) and a producer for it.
-fn open(
-    flow: &Flow,
-    timeout: Duration,
-    rt: &tokio::runtime::Handle,
-) -> Result<ThreadedProducer<Diagnosed>, ClientError> {
+async fn open(flow: &Flow, timeout: Duration) -> Result<ThreadedProducer<Diagnosed>, ClientError> {
     let admin = Admin::new(&flow.clients.target_admin, timeout)?;
-    let brokers = rt.block_on(admin.broker_count())?;
+    let brokers = admin.broker_count().await?;
     let rf = crate::replicate::topics::effective_replication_factor(
         i32::from(flow.checkpoints_topic_replication_factor),
         brokers,
     );
-    rt.block_on(
-        admin.create_topics(&[TopicSpec::new(TOPIC, 1, rf).config("cleanup.policy", "compact")]),
-    )?;
+    admin
+        .create_topics(&[TopicSpec::new(TOPIC, 1, rf).config("cleanup.policy", "compact")])
+        .await?;
     let ep = &flow.clients.target_producer;
     ep.producer_config()
         .create_with_context(ep.context())

@@ -7,16 +7,17 @@
 //! the partitions.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use crate::backoff::Backoff;
+use crate::stop::{or_cancel, pause, CancellationToken};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use super::mm2_offsets::PositionLog;
@@ -496,13 +497,16 @@ fn commit(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, mode: Comm
     }
 }
 
-/// A running flow. Stop it with [`RunningFlow::stop`] and wait with [`RunningFlow::join`].
+/// How long a copy loop's graceful stop (flush, index, commit, group leave, offset syncs) may
+/// take in all: a second inside the service's grace period.
+const STOP_BUDGET: Duration = Duration::from_secs(7);
+
+/// A running flow. Stop it with [`RunningFlow::stop`] (or by cancelling the token it was
+/// started with) and wait with [`RunningFlow::join`].
 pub struct RunningFlow {
     pub name: String,
     pub stats: Arc<FlowStats>,
-    stop: watch::Sender<bool>,
-    /// Read by the copy loop's thread; set on stop and on drop.
-    stop_flag: Arc<AtomicBool>,
+    cancel: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), FlowError>>,
 }
 
@@ -510,23 +514,13 @@ pub struct RunningFlow {
 /// still ends its copy thread, which would otherwise keep the process from exiting.
 impl Drop for RunningFlow {
     fn drop(&mut self) {
-        self.stop_flag.store(true, Ordering::SeqCst);
-        let _ = self.stop.send(true);
-    }
-}
-
-/// Sets the copy loop's stop flag when the flow's task ends or is dropped.
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.cancel.cancel();
     }
 }
 
 impl RunningFlow {
     pub fn stop(&self) {
-        let _ = self.stop.send(true);
+        self.cancel.cancel();
     }
 
     pub async fn join(mut self) -> Result<(), FlowError> {
@@ -545,59 +539,54 @@ impl RunningFlow {
     }
 }
 
-/// Start `spec` on the current tokio runtime.
-pub fn start(spec: FlowSpec) -> RunningFlow {
-    let (tx, rx) = watch::channel(false);
+/// Start `spec` on the current tokio runtime; it runs until `cancel` fires (or a fatal error).
+pub fn start(spec: FlowSpec, cancel: CancellationToken) -> RunningFlow {
     let stats = Arc::new(FlowStats::default());
     let name = spec.name();
-    let stop_flag = Arc::new(AtomicBool::new(false));
-    let task = tokio::spawn(run(spec, rx, stop_flag.clone(), stats.clone()));
+    let task = tokio::spawn(run(spec, cancel.clone(), stats.clone()));
     RunningFlow {
         name,
         stats,
-        stop: tx,
-        stop_flag,
+        cancel,
         task,
     }
 }
 
-/// Retry `f` with exponential backoff (capped) until it succeeds or the flow is stopped.
+/// Retry `f` with the standard backoff until it succeeds or the flow is stopped (`None`); a
+/// stop also ends an attempt under way.
 async fn retrying<T, F, Fut>(
     flow: &str,
     what: &str,
-    stop: &mut watch::Receiver<bool>,
+    cancel: &CancellationToken,
     mut f: F,
 ) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ClientError>>,
 {
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::standard();
     loop {
-        match f().await {
+        match or_cancel(cancel, f()).await? {
             Ok(v) => return Some(v),
             Err(e) => {
-                warn!(flow, error = %e, "{what} failed; retrying in {:.1}s", backoff.as_secs_f64());
+                let wait = backoff.next_wait();
+                warn!(flow, error = %e, "{what} failed; retrying in {:.1}s", wait.as_secs_f64());
+                if !pause(cancel, wait).await {
+                    return None;
+                }
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stop.changed() => {}
-        }
-        if *stop.borrow() {
-            return None;
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
 async fn run(
     spec: FlowSpec,
-    mut stop: watch::Receiver<bool>,
-    stop_flag: Arc<AtomicBool>,
+    cancel: CancellationToken,
     stats: Arc<FlowStats>,
 ) -> Result<(), FlowError> {
-    let _stop_copy_on_exit = StopOnDrop(stop_flag.clone());
+    // The copy loop stops with the flow, and also when this task ends any other way.
+    let copy_cancel = cancel.child_token();
+    let _stop_copy_on_exit = copy_cancel.clone().drop_guard();
     let flow = spec.name();
     let source_admin = Admin::new(&spec.source_admin, spec.admin_timeout)?;
     let target_admin = Admin::new(&spec.target_admin, spec.admin_timeout)?;
@@ -606,7 +595,7 @@ async fn run(
     let created = retrying(
         &flow,
         "creating the offset index topic",
-        &mut stop,
+        &cancel,
         || async {
             let brokers = target_admin.broker_count().await?;
             let rf =
@@ -627,7 +616,7 @@ async fn run(
         let created = retrying(
             &flow,
             "creating the offset-syncs topic",
-            &mut stop,
+            &cancel,
             || async {
                 let brokers = admin.broker_count().await?;
                 let rf =
@@ -655,7 +644,7 @@ async fn run(
         config_exclude: spec.config_exclude.as_ref(),
         use_defaults_from: spec.use_defaults_from,
     };
-    let Some(mut topics) = retrying(&flow, "topic discovery", &mut stop, || {
+    let Some(mut topics) = retrying(&flow, "topic discovery", &cancel, || {
         sync.ensure_remote_topics(&source_admin, &target_admin)
     })
     .await
@@ -665,7 +654,7 @@ async fn run(
     let positions = match &spec.mm2_positions {
         Some(m) => {
             let Some(p) =
-                mm2_positions(&spec, m, &source_admin, &target_admin, &topics, &mut stop).await
+                mm2_positions(&spec, m, &source_admin, &target_admin, &topics, &cancel).await
             else {
                 return Ok(());
             };
@@ -679,10 +668,10 @@ async fn run(
     topics_tx.send(topics.clone()).ok();
     let copy = {
         let spec = spec.clone();
-        let stop_flag = stop_flag.clone();
+        let copy_cancel = copy_cancel.clone();
         let stats = stats.clone();
         tokio::task::spawn_blocking(move || {
-            copy_loop(&spec, topics_rx, &stop_flag, stats, positions)
+            copy_loop(&spec, topics_rx, &copy_cancel, stats, positions)
         })
     };
     tokio::pin!(copy);
@@ -699,17 +688,21 @@ async fn run(
         .sync_topic_acls
         .map_or(far, |_| tokio::time::Instant::now());
     let mut acls_unsupported_logged = false;
+    let mut stopping = false;
     let result = loop {
         tokio::select! {
             r = &mut copy => break r.unwrap_or_else(|e| Err(FlowError::Fatal { flow: flow.clone(), reason: format!("copy loop panicked: {e}") })),
-            _ = stop.changed() => {
-                if *stop.borrow() {
-                    stop_flag.store(true, Ordering::SeqCst);
-                }
+            // The copy loop sees the same stop (its token is a child) and ends after its final
+            // flush and commit; meanwhile no other round starts.
+            _ = cancel.cancelled(), if !stopping => {
+                stopping = true;
+                (next_configs, next_acls, next_refresh) = (far, far, far);
             }
             _ = tokio::time::sleep_until(next_configs) => {
                 next_configs = spec.sync_topic_configs.map_or(far, |d| tokio::time::Instant::now() + d);
-                match super::configs::sync_topic_configs(&source_admin, &target_admin, &spec.policy, spec.policy.source_alias(), &topics, spec.config_exclude.as_ref(), spec.use_defaults_from).await {
+                // Each round gives way to a stop at once (its admin calls may wait out a timeout).
+                let Some(synced) = or_cancel(&cancel, super::configs::sync_topic_configs(&source_admin, &target_admin, &spec.policy, spec.policy.source_alias(), &topics, spec.config_exclude.as_ref(), spec.use_defaults_from)).await else { continue };
+                match synced {
                     Ok(r) => debug!(flow = %flow, topics = r.synced.len(), ops = r.ops, failed = r.failed.len(), "topic configs synced"),
                     Err(e) if super::configs::is_unsupported(&e) => {
                         warn!(flow = %flow, error = %e, "the target does not support IncrementalAlterConfigs; topic config sync is off for this run");
@@ -722,7 +715,8 @@ async fn run(
                 next_acls = spec.sync_topic_acls.map_or(far, |d| tokio::time::Instant::now() + d);
                 let replicate = |t: &str| super::topics::should_replicate(&spec.policy, spec.topic_filter.as_ref(), spec.heartbeats_replication, spec.policy.target_alias().unwrap_or(&spec.target.alias), t);
                 let remote = |t: &str| spec.policy.remote_topic(t);
-                match super::acls::sync_topic_acls(&source_admin, &target_admin, &replicate, &remote).await {
+                let Some(synced) = or_cancel(&cancel, super::acls::sync_topic_acls(&source_admin, &target_admin, &replicate, &remote)).await else { continue };
+                match synced {
                     Ok(n) if n > 0 => info!(flow = %flow, bindings = n, "topic ACLs copied"),
                     Ok(_) => {}
                     Err(e) if e.means_no_acls() => {
@@ -736,7 +730,8 @@ async fn run(
             }
             _ = tokio::time::sleep_until(next_refresh) => {
                 next_refresh = tokio::time::Instant::now() + refresh;
-                match sync.ensure_remote_topics(&source_admin, &target_admin).await {
+                let Some(refreshed) = or_cancel(&cancel, sync.ensure_remote_topics(&source_admin, &target_admin)).await else { continue };
+                match refreshed {
                     // Resubscribe (a group rebalance) when the set of topics or a partition count
                     // changed: librdkafka's consumer would notice new partitions only at its own
                     // metadata refresh (5 minutes by default), leaving them uncopied until then.
@@ -764,7 +759,7 @@ async fn mm2_positions(
     source_admin: &Admin,
     target_admin: &Admin,
     topics: &[TopicInfo],
-    stop: &mut watch::Receiver<bool>,
+    cancel: &CancellationToken,
 ) -> Option<Option<PositionLog>> {
     let flow = spec.name();
     let group = spec.group_id();
@@ -778,7 +773,7 @@ async fn mm2_positions(
         source_alias: spec.policy.source_alias(),
         timeout: spec.admin_timeout,
     };
-    let seeded = retrying(&flow, "reading MirrorMaker 2's positions", stop, || async {
+    let seeded = retrying(&flow, "reading MirrorMaker 2's positions", cancel, || async {
         match super::resume::seed(&seed, topics).await {
             Err(e) if e.is_denied() => {
                 warn!(flow = %flow, error = %e, "cannot read MirrorMaker 2's positions; partitions resume from strait's group or auto.offset.reset");
@@ -789,7 +784,7 @@ async fn mm2_positions(
     })
     .await;
     seeded?;
-    let ready = retrying(&flow, "preparing MirrorMaker 2's offsets topic", stop, || async {
+    let ready = retrying(&flow, "preparing MirrorMaker 2's offsets topic", cancel, || async {
         let brokers = target_admin.broker_count().await?;
         let rf = super::topics::effective_replication_factor(m.replication_factor, brokers);
         let made = target_admin
@@ -827,7 +822,7 @@ fn shape(topics: &[TopicInfo]) -> Vec<(&str, usize)> {
 fn copy_loop(
     spec: &FlowSpec,
     topics_rx: std::sync::mpsc::Receiver<Vec<TopicInfo>>,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
     stats: Arc<FlowStats>,
     positions: Option<PositionLog>,
 ) -> Result<(), FlowError> {
@@ -908,7 +903,7 @@ fn copy_loop(
         if let Some(reason) = shared.failure.lock().unwrap().clone() {
             return Err(fatal(reason));
         }
-        if stop.load(Ordering::SeqCst) {
+        if stop.is_cancelled() {
             break;
         }
         if let Some(topics) = topics_rx.try_iter().last() {
@@ -988,7 +983,7 @@ fn copy_loop(
                             let _ = producer
                                 .client()
                                 .fetch_metadata(Some(remote), spec.admin_timeout);
-                            if stop.load(Ordering::SeqCst) {
+                            if stop.is_cancelled() {
                                 break 'copy;
                             }
                             std::thread::sleep(Duration::from_millis(100));
@@ -1033,17 +1028,19 @@ fn copy_loop(
         }
     }
 
-    // Graceful stop: everything handed to the producer is delivered, committed and synced.
-    if let Err(e) = producer.flush(Duration::from_secs(7)) {
+    // Graceful stop: everything handed to the producer is delivered, committed and synced,
+    // all within one budget inside the service's grace period, so that clusters that do not
+    // answer cannot hold the stop past it (what is not committed is copied again on restart).
+    let stop_by = Instant::now() + STOP_BUDGET;
+    let left = || stop_by.saturating_duration_since(Instant::now());
+    if let Err(e) = producer.flush(left().min(Duration::from_secs(5))) {
         warn!(flow = %flow, error = %e, in_flight = shared.progress.lock().unwrap().in_flight(), "not every record was acknowledged before stopping; they will be copied again on restart");
     }
-    if let Err(e) = shared.flush_index(Duration::from_secs(2)) {
+    if let Err(e) = shared.flush_index(left().min(Duration::from_secs(2))) {
         warn!(flow = %flow, error = %e, "the offset index was not fully written before stopping; the records it misses will be copied again on restart");
     }
-    // The final commit and the group leave are bounded: a cluster that is down must not keep
-    // strait from stopping (what is not committed is copied again on the next start).
     commit(&consumer, &shared, CommitMode::Async);
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + left().min(Duration::from_secs(2));
     let uncommitted = || {
         let runs = shared.runs.lock().unwrap();
         !shared
@@ -1062,16 +1059,25 @@ fn copy_loop(
         drop(consumer); // leaves the group so another process takes over at once
         let _ = closed_tx.send(());
     });
-    if closed_rx.recv_timeout(Duration::from_secs(3)).is_err() {
+    if closed_rx
+        .recv_timeout(left().clamp(Duration::from_millis(200), Duration::from_secs(3)))
+        .is_err()
+    {
         warn!(flow = %flow, "the source did not answer the group leave in time; other processes take over after the session timeout");
     }
     shared.syncs.lock().unwrap().promote_delayed();
     shared.send_syncs();
     if let Some((p, _)) = &shared.sync_producer {
-        let _ = p.flush(Duration::from_secs(2));
+        let _ = p.flush(left().min(Duration::from_secs(2)));
     }
-    if let Some(reason) = shared.failure.lock().unwrap().clone() {
-        return Err(fatal(reason));
+    let failure = shared.failure.lock().unwrap().clone();
+    // Destroying a librdkafka client waits for its broker threads, which against a cluster
+    // that does not answer can take longer than the stop may: the producers go on their own.
+    let _ = std::thread::Builder::new()
+        .name(format!("close {flow}"))
+        .spawn(move || drop(shared));
+    match failure {
+        Some(reason) => Err(fatal(reason)),
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -95,14 +95,14 @@ pub fn plan(
 
 /// MM2's positions for source cluster `cluster` in the offsets topic `topic` on `target`: the
 /// next offset to copy per partition. An absent topic reads as none.
-pub fn read_mm2_positions(
+pub async fn read_mm2_positions(
     target: &Endpoint,
     topic: &str,
     cluster: &str,
     timeout: Duration,
 ) -> Result<HashMap<Part, i64>, ClientError> {
-    let mut out = HashMap::new();
-    tail::read_topic(target, topic, timeout, |_, r| {
+    let cluster = cluster.to_string();
+    tail::fold_topic(target, topic, timeout, HashMap::new(), move |out, _, r| {
         let value = (!r.value.is_empty()).then_some(r.value);
         if let Some(p) = mm2_offsets::decode(r.key, value) {
             if p.cluster == cluster {
@@ -112,8 +112,8 @@ pub fn read_mm2_positions(
                 };
             }
         }
-    })?;
-    Ok(out)
+    })
+    .await
 }
 
 /// What [`seed`] needs of a flow.
@@ -131,17 +131,15 @@ pub struct SeedSpec<'a> {
     pub timeout: Duration,
 }
 
-/// MM2's positions for the flow of `spec` ([`read_mm2_positions`]), off the async threads.
+/// MM2's positions for the flow of `spec` ([`read_mm2_positions`]).
 async fn mm2_positions(spec: &SeedSpec<'_>) -> Result<HashMap<Part, i64>, ClientError> {
-    let (target, topic, alias, timeout) = (
-        spec.target.clone(),
-        spec.offsets_topic.to_string(),
-        spec.source_alias.to_string(),
+    read_mm2_positions(
+        spec.target,
+        spec.offsets_topic,
+        spec.source_alias,
         spec.timeout,
-    );
-    tokio::task::spawn_blocking(move || read_mm2_positions(&target, &topic, &alias, timeout))
-        .await
-        .expect("the position reader does not panic")
+    )
+    .await
 }
 
 /// Decide where every partition of `topics` would start, without changing anything: what
@@ -164,22 +162,12 @@ async fn decide_from(
         .iter()
         .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
         .collect();
-    let (source, group, timeout, lookup) = (
-        spec.source.clone(),
-        spec.group.to_string(),
-        spec.timeout,
-        parts.clone(),
-    );
-    let committed = tokio::task::spawn_blocking(move || {
-        let committed: BTreeMap<Part, i64> = Groups::new(&source, timeout)
-            .committed(&group, &lookup)?
-            .into_iter()
-            .map(|(k, v)| (k, v.offset))
-            .collect();
-        Ok::<_, ClientError>(committed)
-    })
-    .await
-    .expect("the group reader does not panic")?;
+    let committed: BTreeMap<Part, i64> = Groups::new(spec.source, spec.timeout)
+        .committed(spec.group, &parts)
+        .await?
+        .into_iter()
+        .map(|(k, v)| (k, v.offset))
+        .collect();
     let mut ends = HashMap::new();
     for part in parts.iter().filter(|p| mm2.contains_key(*p)) {
         let (_, hi) = spec.source_admin.watermarks(&part.0, part.1).await?;
@@ -210,17 +198,16 @@ pub async fn seed(spec: &SeedSpec<'_>, topics: &[TopicInfo]) -> Result<Vec<Resum
         })
         .collect();
     if !from_mm2.is_empty() {
-        let (source, group, timeout) = (spec.source.clone(), spec.group.to_string(), spec.timeout);
-        let applied = tokio::task::spawn_blocking(move || {
-            let mut groups = Groups::new(&source, timeout);
-            let busy = groups.list(Some(&group))?.iter().any(|g| g.members > 0);
-            if !busy {
-                groups.commit(&group, &from_mm2)?;
-            }
-            Ok::<_, ClientError>(!busy)
-        })
-        .await
-        .expect("the group commit does not panic")?;
+        let mut groups = Groups::new(spec.source, spec.timeout);
+        let busy = groups
+            .list(Some(spec.group))
+            .await?
+            .iter()
+            .any(|g| g.members > 0);
+        if !busy {
+            groups.commit(spec.group, &from_mm2).await?;
+        }
+        let applied = !busy;
         if !applied {
             warn!(flow = %spec.flow, group = %spec.group, "the replication group has members (strait is running elsewhere): MirrorMaker 2's positions are left to them");
             for r in &mut decided {

@@ -88,14 +88,15 @@ impl GroupTranslation {
 
 /// Translate `group` for `flow`. The target must be reachable; the source is tried within
 /// `source_timeout`, and without it the last checkpoints stand in.
-pub fn translate_group(
+pub async fn translate_group(
     flow: &Flow,
     group: &str,
     timeout: Duration,
     source_timeout: Duration,
-    rt: &tokio::runtime::Handle,
 ) -> Result<GroupTranslation, ClientError> {
-    GroupTranslator::new(flow, timeout, source_timeout).translate(group, rt)
+    GroupTranslator::new(flow, timeout, source_timeout)
+        .translate(group)
+        .await
 }
 
 /// Translates any number of groups of one flow, reading the source's partitions, the offset
@@ -122,45 +123,44 @@ impl<'a> GroupTranslator<'a> {
     }
 
     /// The replicated partitions on the source, read once (an unreachable source stays so).
-    fn source_partitions(
-        &mut self,
-        rt: &tokio::runtime::Handle,
-    ) -> Result<Vec<TopicPartition>, ClientError> {
+    async fn source_partitions(&mut self) -> Result<Vec<TopicPartition>, ClientError> {
         let (flow, t) = (self.flow, self.source_timeout);
-        self.partitions
-            .get_or_insert_with(|| {
+        if self.partitions.is_none() {
+            let read = async {
                 let admin = Admin::new(&flow.clients.source_admin, t)?;
-                let topics = rt.block_on(admin.topics(None))?;
+                let topics = admin.topics(None).await?;
                 Ok(topics
                     .iter()
                     .filter(|t| flow.should_replicate_topic(&t.name))
                     .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p)))
                     .collect())
-            })
-            .clone()
+            };
+            self.partitions = Some(read.await);
+        }
+        self.partitions.clone().expect("just set")
     }
 
-    fn translator(&mut self) -> Result<&mut Translator, ClientError> {
+    async fn translator(&mut self) -> Result<&mut Translator, ClientError> {
         if self.translator.is_none() {
             let mut t = Translator::for_flow(self.flow);
-            t.refresh(self.timeout)?;
+            t.refresh(self.timeout).await?;
             self.translator = Some(t);
         }
         Ok(self.translator.as_mut().expect("just set"))
     }
 
-    fn checkpoints(&mut self) -> Result<&CheckpointStore, ClientError> {
+    async fn checkpoints(&mut self) -> Result<&CheckpointStore, ClientError> {
         if self.checkpoints.is_none() {
-            let mut store = CheckpointStore::new();
-            let mut tail = TopicTail::new(
+            let store = TopicTail::new(
                 &self.flow.clients.target_consumer,
                 &self.flow.internal_topics.checkpoints.name,
-            );
-            tail.read_to_end(self.timeout, |r| {
+            )
+            .fold(self.timeout, CheckpointStore::new(), |store, r| {
                 if let Ok(cp) = Checkpoint::decode(r.key, r.value) {
                     store.record(cp);
                 }
-            })?;
+            })
+            .await?;
             self.checkpoints = Some(store);
         }
         Ok(self.checkpoints.as_ref().expect("just set"))
@@ -172,13 +172,13 @@ impl<'a> GroupTranslator<'a> {
     /// `RemoteClusterUtils.translateOffsets` may say more than the syncs say now). A checkpoint
     /// of an upstream offset at or before the group's is a valid translation of the group's
     /// position too; the higher of the two wins.
-    fn better_from_checkpoints(
+    async fn better_from_checkpoints(
         &mut self,
         group: &str,
         out: &mut [PartitionTranslation],
         which: &[usize],
     ) -> Result<(), ClientError> {
-        let store = self.checkpoints()?;
+        let store = self.checkpoints().await?;
         for &i in which {
             let p = &mut out[i];
             let Some(up) = p.upstream_offset else {
@@ -202,31 +202,32 @@ impl<'a> GroupTranslator<'a> {
     }
 
     /// Translate one group (see [`translate_group`]).
-    pub fn translate(
-        &mut self,
-        group: &str,
-        rt: &tokio::runtime::Handle,
-    ) -> Result<GroupTranslation, ClientError> {
+    pub async fn translate(&mut self, group: &str) -> Result<GroupTranslation, ClientError> {
         let flow = self.flow;
         let (timeout, source_timeout) = (self.timeout, self.source_timeout);
         let rename = |t: &str| flow.policy.remote_topic(t);
 
         // The target first: it must answer.
         let mut target_groups = Groups::new(&flow.clients.target_consumer, timeout);
-        let listing = target_groups.list(Some(group))?;
+        let listing = target_groups.list(Some(group)).await?;
         let (target_state, target_members) = listing
             .first()
             .map_or((None, 0), |g| (Some(g.state.clone()), g.members));
 
         // The source: which partitions are replicated and where the group is.
-        let source = self.source_partitions(rt).and_then(|partitions| {
-            Groups::new(&flow.clients.source_consumer, source_timeout).committed(group, &partitions)
-        });
+        let source = match self.source_partitions().await {
+            Ok(partitions) => {
+                Groups::new(&flow.clients.source_consumer, source_timeout)
+                    .committed(group, &partitions)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let mut out = Vec::new();
         let (source_reachable, source_error) = match source {
             Ok(committed) => {
                 let mut from_checkpoints = Vec::new();
-                let translator = self.translator()?;
+                let translator = self.translator().await?;
                 for ((topic, partition), c) in committed {
                     let t = translator.translate(&topic, partition, c.offset);
                     if !matches!(t.method, Method::Exact(_)) {
@@ -261,13 +262,14 @@ impl<'a> GroupTranslator<'a> {
                     });
                 }
                 if !from_checkpoints.is_empty() {
-                    self.better_from_checkpoints(group, &mut out, &from_checkpoints)?;
+                    self.better_from_checkpoints(group, &mut out, &from_checkpoints)
+                        .await?;
                 }
                 (true, None)
             }
             Err(e) => {
                 // Without the source, the last checkpoints are the best there is.
-                let store = self.checkpoints()?;
+                let store = self.checkpoints().await?;
                 for cp in store.group_checkpoints(group) {
                     out.push(PartitionTranslation {
                         topic: flow
@@ -297,7 +299,7 @@ impl<'a> GroupTranslator<'a> {
             .iter()
             .map(|p| (p.remote_topic.clone(), p.partition))
             .collect();
-        let on_target = target_groups.committed(group, &tps)?;
+        let on_target = target_groups.committed(group, &tps).await?;
         for p in &mut out {
             p.target_committed = on_target
                 .get(&(p.remote_topic.clone(), p.partition))

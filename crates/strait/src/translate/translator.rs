@@ -1,6 +1,6 @@
 //! Translation from the clusters: strait's exact index where it covers the group's position,
 //! MM2's offset syncs (the 64-slot store) where it does not (partitions replicated before strait,
-//! or by MM2). Blocking: reads topics through [`TopicTail`].
+//! or by MM2). Reads the topics through [`TopicTail`].
 
 use std::time::Duration;
 
@@ -83,26 +83,35 @@ impl Translator {
     }
 
     /// Read what was written since the last call. Until the first call succeeds, nothing is
-    /// translated (as MM2's store, which waits for its initial read to the end).
-    pub fn refresh(&mut self, timeout: Duration) -> Result<(), ClientError> {
-        let index = &mut self.index;
-        self.index_tail.read_to_end(timeout, |r| match IndexRun::decode(r.key, r.value) {
-            Ok(run) => index.apply(&run),
-            Err(e) => debug!(offset = r.offset, error = %e, "skipping an undecodable offset index record"),
-        })?;
+    /// translated (as MM2's store, which waits for its initial read to the end). A call that
+    /// fails (or is dropped) leaves the translator empty, to be read again from the start.
+    pub async fn refresh(&mut self, timeout: Duration) -> Result<(), ClientError> {
+        let loaded = std::mem::take(&mut self.loaded);
+        let index = std::mem::take(&mut self.index);
+        self.index = self
+            .index_tail
+            .fold(timeout, index, |index, r| match IndexRun::decode(r.key, r.value) {
+                Ok(run) => index.apply(&run),
+                Err(e) => debug!(offset = r.offset, error = %e, "skipping an undecodable offset index record"),
+            })
+            .await?;
         if let Some(tail) = &mut self.syncs_tail {
-            let mm2 = &mut self.mm2;
-            tail.read_to_end(timeout, |r| match OffsetSync::decode(r.key, r.value) {
-                Ok(s) => mm2.apply_record(&s),
-                Err(e) => {
-                    debug!(offset = r.offset, error = %e, "skipping an undecodable offset sync")
-                }
-            })?;
+            let mm2 = std::mem::replace(&mut self.mm2, OffsetSyncStore::new(false));
+            let read = tail
+                .fold(timeout, mm2, |mm2, r| match OffsetSync::decode(r.key, r.value) {
+                    Ok(s) => mm2.apply_record(&s),
+                    Err(e) => {
+                        debug!(offset = r.offset, error = %e, "skipping an undecodable offset sync")
+                    }
+                })
+                .await;
+            // On failure the store starts over (empty, read again from the first sync).
+            self.mm2 = read?;
         }
-        if !self.loaded {
+        if !loaded {
             self.mm2.finish_initial_load();
-            self.loaded = true;
         }
+        self.loaded = true;
         Ok(())
     }
 

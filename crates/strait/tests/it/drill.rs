@@ -312,22 +312,23 @@ async fn a_config_drill_touches_only_its_own_topics_and_groups() {
     assert!(on_east.contains(&"orders".to_string()));
     let groups = |c: &strait_sandbox::Cluster| {
         let ep = endpoint(c);
-        move || {
+        async move {
             strait::kafka::groups::Groups::new(&ep, Duration::from_secs(10))
                 .list(None)
+                .await
                 .unwrap()
                 .into_iter()
                 .map(|g| g.name)
                 .collect::<Vec<_>>()
         }
     };
-    let west_groups = tokio::task::spawn_blocking(groups(west)).await.unwrap();
+    let west_groups = groups(west).await;
     assert!(!west_groups.iter().any(|g| g == "app"), "{west_groups:?}");
     assert!(
         !west_groups.iter().any(|g| g.contains("drill")),
         "{west_groups:?}"
     );
-    let east_groups = tokio::task::spawn_blocking(groups(east)).await.unwrap();
+    let east_groups = groups(east).await;
     assert!(east_groups.iter().any(|g| g == "app"), "{east_groups:?}");
     assert!(
         !east_groups.iter().any(|g| g.contains("drill")),

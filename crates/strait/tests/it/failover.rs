@@ -333,12 +333,9 @@ async fn unplanned_failover_reports_exactly_what_never_left(engine) {
     let flow = config.flow("us-east", "us-west").unwrap().clone();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let f = flow.clone();
-        let snap = tokio::task::spawn_blocking(move || {
-            strait::monitor::snapshot::read_latest(&f, Duration::from_secs(5)).unwrap()
-        })
-        .await
-        .unwrap();
+        let snap = strait::monitor::snapshot::read_latest(&flow, Duration::from_secs(5))
+            .await
+            .unwrap();
         let late: i64 = snap
             .as_ref()
             .map(|s| {

@@ -443,16 +443,12 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
         "{}",
         tail(mirror.log(), 30)
     );
-    let (ep, topic) = (endpoint(west), "mm2-offsets.us-east.internal");
-    let at_switch = tokio::task::spawn_blocking(move || {
-        strait::replicate::resume::read_mm2_positions(
-            &ep,
-            topic,
-            "us-east",
-            Duration::from_secs(30),
-        )
-        .unwrap()
-    })
+    let at_switch = strait::replicate::resume::read_mm2_positions(
+        &endpoint(west),
+        "mm2-offsets.us-east.internal",
+        "us-east",
+        Duration::from_secs(30),
+    )
     .await
     .unwrap();
     assert!(

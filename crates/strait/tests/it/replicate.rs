@@ -77,7 +77,7 @@ async fn active_passive_copies_every_record_with_every_field_in_order(engine) {
         }))
         .await
         .unwrap();
-    let flow = replicate::start(flow_spec(east, west, &["orders", "payments", "shipments"]));
+    let flow = replicate::start(flow_spec(east, west, &["orders", "payments", "shipments"]), strait::stop::CancellationToken::new());
     for t in topics {
         produce_seq(east, t, 3, N).await;
     }
@@ -123,7 +123,7 @@ async fn target_cut_for_ten_seconds_mid_stream_loses_nothing(engine) {
         sb.cluster("us-west").unwrap(),
     );
     create_topic(east, "orders", 3).await;
-    let flow = replicate::start(flow_spec(east, west, &["orders"]));
+    let flow = replicate::start(flow_spec(east, west, &["orders"]), strait::stop::CancellationToken::new());
     produce_seq(east, "orders", 3, N / 2).await;
     wait_for_count(
         west,
@@ -200,7 +200,7 @@ async fn offset_syncs_follow_mm2_format_and_rules(engine) {
         sb.cluster("us-west").unwrap(),
     );
     create_topic(east, "orders", 2).await;
-    let flow = replicate::start(flow_spec(east, west, &["orders"]));
+    let flow = replicate::start(flow_spec(east, west, &["orders"]), strait::stop::CancellationToken::new());
     produce_seq(east, "orders", 2, N).await;
     wait_for_count(west, "us-east.orders", 2, N as i64, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(3)).await; // a flush interval: delayed syncs promoted
@@ -256,8 +256,8 @@ async fn two_processes_split_partitions_and_the_survivor_takes_over(engine) {
         sb.cluster("us-west").unwrap(),
     );
     create_topic(east, "orders", 4).await;
-    let a = replicate::start(flow_spec(east, west, &["orders"]));
-    let b = replicate::start(flow_spec(east, west, &["orders"]));
+    let a = replicate::start(flow_spec(east, west, &["orders"]), strait::stop::CancellationToken::new());
+    let b = replicate::start(flow_spec(east, west, &["orders"]), strait::stop::CancellationToken::new());
     // Produce only once the group has settled with both members holding partitions.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let assigned = |f: &replicate::RunningFlow| {
@@ -322,7 +322,10 @@ fn a_flow_dropped_without_stop_lets_the_runtime_shut_down() {
             );
             create_topic(east, "orders", 1).await;
             produce_seq(east, "orders", 1, 100).await;
-            let flow = replicate::start(flow_spec(east, west, &["orders"]));
+            let flow = replicate::start(
+                flow_spec(east, west, &["orders"]),
+                strait::stop::CancellationToken::new(),
+            );
             wait_for_count(west, "us-east.orders", 1, 100, Duration::from_secs(60)).await;
             drop(flow);
         });
@@ -348,7 +351,10 @@ async fn partition_growth_reaches_the_target_and_new_partitions_replicate() {
         sb.cluster("us-west").unwrap(),
     );
     create_topic(east, "orders", 2).await;
-    let flow = replicate::start(flow_spec(east, west, &["orders"]));
+    let flow = replicate::start(
+        flow_spec(east, west, &["orders"]),
+        strait::stop::CancellationToken::new(),
+    );
     // Records stamped now: Apache Kafka deletes older ones by retention as soon as their segment
     // rolls, which a segment of 2023 records does at the next write.
     produce_range(east, "orders", 2, 0..1_000, "first", None).await;
@@ -457,7 +463,10 @@ async fn transactions_tombstones_and_null_keys_replicate_exactly() {
     .await
     .unwrap();
 
-    let flow = replicate::start(flow_spec(east, west, &["events", "ledger"]));
+    let flow = replicate::start(
+        flow_spec(east, west, &["events", "ledger"]),
+        strait::stop::CancellationToken::new(),
+    );
     wait_for_count(west, "us-east.ledger", 1, 2, Duration::from_secs(60)).await;
     // Committed records only: 50 + 50 + 20 (the source's offsets also hold 50 aborted records
     // and four markers).

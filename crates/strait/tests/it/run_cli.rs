@@ -203,6 +203,101 @@ async fn sigterm_with_both_clusters_gone_still_stops_within_ten_seconds() {
     );
 }
 
+/// `strait run CONFIG` logging at info into `log`.
+fn spawn_logged(cfg: &std::path::Path, log: &std::path::Path) -> Running {
+    Running(
+        strait()
+            .arg("run")
+            .arg(cfg)
+            .env("STRAIT_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Send `sig` and wait for the exit: its status, how long the stop took, and the log.
+async fn stop(
+    mut child: Running,
+    sig: &str,
+    log: &std::path::Path,
+) -> (std::process::ExitStatus, Duration, String) {
+    let t = Instant::now();
+    signal(&child, sig);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "still running 30 s after {sig}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    (status, t.elapsed(), std::fs::read_to_string(log).unwrap())
+}
+
+/// However the clusters are lost (never reachable, blackholed, cut), a stop ends `strait run`
+/// within its grace period (8 s) and a second, with exit 0, and nothing panics while everything
+/// below it (flows, checkpoints, heartbeats, lag snapshots) stops in the middle of calls to
+/// clusters that do not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stop_is_prompt_and_clean_however_the_clusters_are_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |case: &str, (status, took, err): (std::process::ExitStatus, Duration, String)| {
+        eprintln!("{case}: stopped in {took:?}");
+        assert!(!err.contains("panicked"), "{case}: a panic on stop:\n{err}");
+        assert!(status.success(), "{case}: {status:?}\n{err}");
+        assert!(
+            took < Duration::from_secs(9),
+            "{case}: the stop took {took:?}\n{err}"
+        );
+    };
+
+    // Never reachable: nothing listens there, and every job is inside its retries.
+    let never = dir.path().join("never.properties");
+    std::fs::write(
+        &never,
+        "clusters = a, b\na.bootstrap.servers = 127.0.0.1:1\nb.bootstrap.servers = 127.0.0.1:2\n\
+         a->b.enabled = true\nemit.checkpoints.interval.seconds = 1\n",
+    )
+    .unwrap();
+    let log = dir.path().join("never.log");
+    let child = spawn_logged(&never, &log);
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    check("never reachable", stop(child, "-INT", &log).await);
+
+    // Blackholed, then cut, while replicating: stopped 5 s into the fault.
+    for fault in ["blackholed", "cut"] {
+        let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
+        let (east, west) = (
+            sb.cluster("us-east").unwrap(),
+            sb.cluster("us-west").unwrap(),
+        );
+        create_topic(east, "orders", 1).await;
+        produce_seq(east, "orders", 1, 100).await;
+        let cfg = mm2_config(
+            &dir,
+            &east.bootstrap_servers(),
+            &west.bootstrap_servers(),
+            "refresh.topics.interval.seconds = 2\nemit.checkpoints.interval.seconds = 1",
+        );
+        let log = dir.path().join(format!("{fault}.log"));
+        let child = spawn_logged(&cfg, &log);
+        wait_for_count(west, "us-east.orders", 1, 100, Duration::from_secs(60)).await;
+        for c in [east, west] {
+            match fault {
+                "blackholed" => c.blackhole(),
+                _ => c.cut(),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let got = stop(child, "-TERM", &log).await;
+        east.heal();
+        west.heal();
+        check(fault, got);
+    }
+}
+
 #[test]
 fn run_errors_are_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();

@@ -20,7 +20,12 @@ struct Flows(Vec<replicate::RunningFlow>);
 
 impl Flows {
     fn start(specs: impl IntoIterator<Item = replicate::FlowSpec>) -> Self {
-        Self(specs.into_iter().map(replicate::start).collect())
+        Self(
+            specs
+                .into_iter()
+                .map(|s| replicate::start(s, strait::stop::CancellationToken::new()))
+                .collect(),
+        )
     }
 
     fn assert_running(&self) {
