@@ -402,6 +402,77 @@ mod tests {
         assert_eq!(back, r);
     }
 
+    /// A report with every closed set's every value: its JSON is the `--json` contract.
+    fn every_value() -> FailoverReport {
+        let mut r = report();
+        r.kind = "failback".into();
+        r.mode = "unplanned".into();
+        for (i, outcome) in ["ok", "skipped", "warning", "failed"].iter().enumerate() {
+            r.steps.push(Step {
+                name: format!("step-{i}"),
+                started_at_ms: i as i64,
+                duration_ms: 10,
+                outcome: outcome.to_string(),
+                detail: format!("{outcome} step"),
+            });
+        }
+        for action in ["would-commit", "refused", "failed"] {
+            let mut g = r.groups[0].clone();
+            g.group = format!("g-{action}");
+            g.action = action.into();
+            g.reason = Some("because".into());
+            r.groups.push(g);
+        }
+        r.rpo = Rpo::from_losses(
+            vec![PartitionLoss {
+                topic: "orders".into(),
+                partition: 2,
+                source_end: 120,
+                replicated_end: 100,
+                records: 20,
+                seconds: 1.5,
+            }],
+            false,
+            "the last lag snapshot".into(),
+        );
+        r.rpo.records_at_least = Some(12);
+        r.active_region = Some(ActiveRegion {
+            pair: ["us-east".into(), "us-west".into()],
+            active: "us-west".into(),
+            version: 3,
+            changed_at_ms: 4100,
+            reason: "failback to us-west".into(),
+        });
+        r.warnings = vec!["a warning".into()];
+        r.salvage = Some(Salvage {
+            ranges: vec![SalvageRange {
+                topic: "orders".into(),
+                partition: 1,
+                from: 7,
+                to: 9,
+                records: 2,
+            }],
+            records: 2,
+            copied: true,
+            copied_records: 2,
+        });
+        r
+    }
+
+    /// The JSON is byte for byte what scripts parse (`testdata/report.json`; regenerate with
+    /// `STRAIT_UPDATE_GOLDEN=1` only for an intended change of the documented format).
+    #[test]
+    fn json_matches_the_golden_file() {
+        let json = serde_json::to_string_pretty(&every_value()).unwrap() + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/failover/testdata/report.json");
+        if std::env::var_os("STRAIT_UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &json).unwrap();
+        }
+        assert_eq!(json, std::fs::read_to_string(path).unwrap());
+        let back: FailoverReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, every_value());
+    }
+
     #[test]
     fn a_refused_group_is_not_success() {
         let mut r = report();
