@@ -80,7 +80,7 @@ pub async fn failover(
     progress: &Progress<'_>,
 ) -> Result<FailoverReport, FailoverError> {
     let flow = flow_for(config, &opts.from, &opts.to)?;
-    let mut run = Run::new("failover", flow, opts, progress);
+    let mut run = Run::new(Procedure::Failover, flow, opts, progress);
     run.heartbeats = crate::monitor::collect::heartbeat_source(config, flow)
         .map(|(topic, _, from)| (topic, from));
     run.probe().await?;
@@ -135,7 +135,7 @@ pub struct Run<'a> {
     pub flow: &'a Flow,
     pub opts: &'a Options,
     pub progress: &'a Progress<'a>,
-    pub kind: &'static str,
+    pub kind: Procedure,
     pub planned: bool,
     pub started_at_ms: i64,
     pub started: Instant,
@@ -155,7 +155,7 @@ pub struct Run<'a> {
 
 impl<'a> Run<'a> {
     pub fn new(
-        kind: &'static str,
+        kind: Procedure,
         flow: &'a Flow,
         opts: &'a Options,
         progress: &'a Progress<'a>,
@@ -180,13 +180,13 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn step(&mut self, name: &str, since: Instant, outcome: &str, detail: String) {
+    fn step(&mut self, name: &str, since: Instant, outcome: Outcome, detail: String) {
         let duration = since.elapsed();
         self.steps.push(Step {
             name: name.into(),
             started_at_ms: now_ms() - duration.as_millis() as i64,
             duration_ms: duration.as_millis() as i64,
-            outcome: outcome.into(),
+            outcome,
             detail,
         });
     }
@@ -225,7 +225,7 @@ impl<'a> Run<'a> {
             }
         };
         (self.progress)(&detail);
-        self.step("probe", t, "ok", detail);
+        self.step("probe", t, Outcome::Ok, detail);
         Ok(())
     }
 
@@ -316,7 +316,7 @@ impl<'a> Run<'a> {
             self.topics.len()
         );
         let outcome = if busy.is_empty() {
-            "ok"
+            Outcome::Ok
         } else {
             for g in &busy {
                 self.warnings.push(format!(
@@ -324,7 +324,7 @@ impl<'a> Run<'a> {
                 ));
             }
             detail += &format!("; still consuming: {}", busy.join(", "));
-            "warning"
+            Outcome::Warning
         };
         self.step("quiesce", t, outcome, detail);
         Ok(())
@@ -399,7 +399,7 @@ impl<'a> Run<'a> {
         self.step(
             "catch-up",
             t,
-            "ok",
+            Outcome::Ok,
             format!("every record on {from} is on {to} (replication lag 0)"),
         );
         Ok(())
@@ -428,7 +428,7 @@ impl<'a> Run<'a> {
                 growing.join(", ")
             )
         };
-        self.step("quiesce", t, "ok", detail);
+        self.step("quiesce", t, Outcome::Ok, detail);
         self.rpo = Some(Rpo::from_losses(
             self.losses_now(&second).await,
             true,
@@ -496,7 +496,7 @@ impl<'a> Run<'a> {
         self.step(
             "drain",
             t,
-            "ok",
+            Outcome::Ok,
             format!(
                 "copies already fetched from {} landed on {} ({} partitions, {records} records in all)",
                 self.opts.from,
@@ -544,7 +544,12 @@ impl<'a> Run<'a> {
                 self.flow.name(),
                 snapshot::INTERVAL.as_secs()
             )));
-            self.step("rpo", t, "warning", "no lag snapshot: RPO unknown".into());
+            self.step(
+                "rpo",
+                t,
+                Outcome::Warning,
+                "no lag snapshot: RPO unknown".into(),
+            );
             return Ok(());
         };
         let translator = self.index().await.map_err(|e| self.lost_target(e))?;
@@ -600,7 +605,7 @@ impl<'a> Run<'a> {
             ),
         };
         self.rpo = Some(rpo);
-        self.step("rpo", t, "ok", detail);
+        self.step("rpo", t, Outcome::Ok, detail);
         Ok(())
     }
 
@@ -673,7 +678,7 @@ impl<'a> Run<'a> {
                 Err(e) => {
                     self.groups.push(GroupMove {
                         group: g,
-                        action: "failed".into(),
+                        action: GroupAction::Failed,
                         reason: Some(e.to_string()),
                         reread: None,
                         partitions: Vec::new(),
@@ -705,21 +710,21 @@ impl<'a> Run<'a> {
                 .collect();
             let (action, reason) = if tr.active_on_target() {
                 (
-                    "refused",
+                    GroupAction::Refused,
                     Some(format!(
                         "{} consumers are in the group on {to}; stop them so its offsets can be set",
                         tr.target_members
                     )),
                 )
             } else if self.opts.dry_run {
-                ("would-commit", None)
+                (GroupAction::WouldCommit, None)
             } else {
                 match Groups::new(&self.flow.clients.target_consumer, self.opts.timeout)
                     .commit(&g, &tr.offsets_to_apply())
                     .await
                 {
-                    Ok(()) => ("committed", None),
-                    Err(e) => ("failed", Some(e.to_string())),
+                    Ok(()) => (GroupAction::Committed, None),
+                    Err(e) => (GroupAction::Failed, Some(e.to_string())),
                 }
             };
             let reason = match (reason, untranslatable.is_empty()) {
@@ -732,7 +737,7 @@ impl<'a> Run<'a> {
             };
             self.groups.push(GroupMove {
                 group: g,
-                action: action.into(),
+                action,
                 reason,
                 reread,
                 partitions,
@@ -753,7 +758,11 @@ impl<'a> Run<'a> {
         self.step(
             "translate",
             t,
-            if not == 0 { "ok" } else { "failed" },
+            if not == 0 {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            },
             format!("{moved} groups {verb} on {to} ({how}), {not} not"),
         );
         Ok(())
@@ -780,7 +789,7 @@ impl<'a> Run<'a> {
             self.step(
                 "switch",
                 t,
-                "skipped",
+                Outcome::Skipped,
                 format!(
                     "dry run: {to} would become the active region (version {})",
                     record.version
@@ -837,7 +846,7 @@ impl<'a> Run<'a> {
                 )
             }
         };
-        self.step("switch", t, "ok", detail);
+        self.step("switch", t, Outcome::Ok, detail);
         self.active_region = Some(record);
         Ok(())
     }
@@ -875,10 +884,14 @@ impl<'a> Run<'a> {
             }
         }
         FailoverReport {
-            kind: self.kind.into(),
+            kind: self.kind,
             from: self.opts.from.clone(),
             to: self.opts.to.clone(),
-            mode: if self.planned { "planned" } else { "unplanned" }.into(),
+            mode: if self.planned {
+                Mode::Planned
+            } else {
+                Mode::Unplanned
+            },
             dry_run: self.opts.dry_run,
             started_at_ms: self.started_at_ms,
             finished_at_ms,

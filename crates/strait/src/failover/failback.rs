@@ -50,7 +50,7 @@ pub async fn failback(
     let mut back = reverse.clone();
     back.enabled = true;
 
-    let mut run = Run::new("failback", &back, &opts.base, progress);
+    let mut run = Run::new(Procedure::Failback, &back, &opts.base, progress);
     run.probe().await?;
     if !run.planned {
         return Err(FailoverError::Aborted(format!(
@@ -69,7 +69,7 @@ pub async fn failback(
     run.steps.push(step_now(
         "list",
         t,
-        "ok",
+        Outcome::Ok,
         format!("{records} records on {to} never reached {from} before the failover"),
     ));
 
@@ -99,7 +99,7 @@ pub async fn failback(
             run.steps.push(step_now(
                 "salvage",
                 t,
-                "ok",
+                Outcome::Ok,
                 format!("{copied} records copied from {to} to {from}"),
             ));
         }
@@ -121,13 +121,13 @@ pub async fn failback(
     Ok(report)
 }
 
-fn step_now(name: &str, since: Instant, outcome: &str, detail: String) -> Step {
+fn step_now(name: &str, since: Instant, outcome: Outcome, detail: String) -> Step {
     let d = since.elapsed().as_millis() as i64;
     Step {
         name: name.into(),
         started_at_ms: crate::heartbeat::now_ms() - d,
         duration_ms: d,
-        outcome: outcome.into(),
+        outcome,
         detail,
     }
 }
@@ -288,7 +288,7 @@ async fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), Failo
         let reread = parts.iter().map(|p| p.reread).sum::<Option<i64>>();
         let (action, reason) = if tr.active_on_target() {
             (
-                "refused",
+                GroupAction::Refused,
                 Some(format!(
                     "{} consumers are in the group on {to}; stop them so its offsets can be set",
                     tr.target_members
@@ -296,20 +296,20 @@ async fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), Failo
             )
         } else if g.is_active() {
             (
-                "refused",
+                GroupAction::Refused,
                 Some(format!(
                     "the group still has consumers on {from}; stop them first"
                 )),
             )
         } else {
             match on_a.commit(&name, &offsets).await {
-                Ok(()) => ("committed", None),
-                Err(e) => ("failed", Some(e.to_string())),
+                Ok(()) => (GroupAction::Committed, None),
+                Err(e) => (GroupAction::Failed, Some(e.to_string())),
             }
         };
         run.groups.push(GroupMove {
             group: name,
-            action: action.into(),
+            action,
             reason,
             reread,
             partitions: parts,
@@ -320,7 +320,11 @@ async fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), Failo
     run.steps.push(step_now(
         "translate",
         t,
-        if not == 0 { "ok" } else { "failed" },
+        if not == 0 {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        },
         format!("{moved} groups committed on {to}, {not} not"),
     ));
     Ok(())

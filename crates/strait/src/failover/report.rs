@@ -6,6 +6,71 @@ use serde::{Deserialize, Serialize};
 use super::active::ActiveRegion;
 use crate::text::table;
 
+/// Declares a closed set whose JSON and text form is one lowercase word (or words with `-`).
+macro_rules! closed_set {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $s)] $v),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$v => $s),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+closed_set! {
+    /// How a step ended.
+    Outcome {
+        Ok = "ok",
+        /// Not run (a dry run's switch).
+        Skipped = "skipped",
+        /// Done, with something the operator should read.
+        Warning = "warning",
+        Failed = "failed",
+    }
+}
+
+closed_set! {
+    /// What was done with a consumer group.
+    GroupAction {
+        Committed = "committed",
+        /// A dry run: it would have been committed.
+        WouldCommit = "would-commit",
+        /// Consumers are in the group where its offsets would be set.
+        Refused = "refused",
+        Failed = "failed",
+    }
+}
+
+closed_set! {
+    /// Which procedure.
+    Procedure {
+        Failover = "failover",
+        Failback = "failback",
+    }
+}
+
+closed_set! {
+    /// Whether the old region answered.
+    Mode {
+        Planned = "planned",
+        Unplanned = "unplanned",
+    }
+}
+
 /// One step of the procedure, timed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Step {
@@ -13,8 +78,7 @@ pub struct Step {
     pub name: String,
     pub started_at_ms: i64,
     pub duration_ms: i64,
-    /// `ok`, `skipped`, `warning` or `failed`.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// One sentence: what happened.
     pub detail: String,
 }
@@ -96,8 +160,7 @@ pub struct GroupPartitionMove {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupMove {
     pub group: String,
-    /// `committed`, `would-commit` (dry run), `refused` or `failed`.
-    pub action: String,
+    pub action: GroupAction,
     /// Why, for anything but `committed`.
     pub reason: Option<String>,
     /// Records the group reads twice on the new region, summed (`None`: unknown).
@@ -107,19 +170,20 @@ pub struct GroupMove {
 
 impl GroupMove {
     pub fn moved(&self) -> bool {
-        self.action == "committed" || self.action == "would-commit"
+        matches!(
+            self.action,
+            GroupAction::Committed | GroupAction::WouldCommit
+        )
     }
 }
 
 /// The whole procedure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailoverReport {
-    /// `failover` or `failback`.
-    pub kind: String,
+    pub kind: Procedure,
     pub from: String,
     pub to: String,
-    /// `planned` (the old region answered) or `unplanned`.
-    pub mode: String,
+    pub mode: Mode,
     pub dry_run: bool,
     pub started_at_ms: i64,
     pub finished_at_ms: i64,
@@ -162,7 +226,8 @@ pub struct SalvageRange {
 impl FailoverReport {
     /// Everything went as asked: every group moved, no step failed.
     pub fn succeeded(&self) -> bool {
-        self.groups.iter().all(GroupMove::moved) && self.steps.iter().all(|s| s.outcome != "failed")
+        self.groups.iter().all(GroupMove::moved)
+            && self.steps.iter().all(|s| s.outcome != Outcome::Failed)
     }
 
     /// The report as a person reads it.
@@ -196,7 +261,7 @@ impl FailoverReport {
                 vec![
                     s.name.clone(),
                     secs(s.duration_ms),
-                    s.outcome.clone(),
+                    s.outcome.to_string(),
                     s.detail.clone(),
                 ]
             })
@@ -253,7 +318,7 @@ impl FailoverReport {
                         .join(" ");
                     vec![
                         g.group.clone(),
-                        g.action.clone(),
+                        g.action.to_string(),
                         g.reread.map_or("?".into(), |r| r.to_string()),
                         if offsets.is_empty() {
                             "-".into()
@@ -331,10 +396,10 @@ mod tests {
 
     fn report() -> FailoverReport {
         FailoverReport {
-            kind: "failover".into(),
+            kind: Procedure::Failover,
             from: "us-east".into(),
             to: "us-west".into(),
-            mode: "planned".into(),
+            mode: Mode::Planned,
             dry_run: false,
             started_at_ms: 0,
             finished_at_ms: 4200,
@@ -343,13 +408,13 @@ mod tests {
                 name: "catch-up".into(),
                 started_at_ms: 0,
                 duration_ms: 1100,
-                outcome: "ok".into(),
+                outcome: Outcome::Ok,
                 detail: "replication lag 0 records".into(),
             }],
             rpo: Rpo::from_losses(Vec::new(), true, "both clusters read".into()),
             groups: vec![GroupMove {
                 group: "app".into(),
-                action: "committed".into(),
+                action: GroupAction::Committed,
                 reason: None,
                 reread: Some(0),
                 partitions: vec![GroupPartitionMove {
@@ -405,21 +470,33 @@ mod tests {
     /// A report with every closed set's every value: its JSON is the `--json` contract.
     fn every_value() -> FailoverReport {
         let mut r = report();
-        r.kind = "failback".into();
-        r.mode = "unplanned".into();
-        for (i, outcome) in ["ok", "skipped", "warning", "failed"].iter().enumerate() {
+        r.kind = Procedure::Failback;
+        r.mode = Mode::Unplanned;
+        for (i, outcome) in [
+            Outcome::Ok,
+            Outcome::Skipped,
+            Outcome::Warning,
+            Outcome::Failed,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             r.steps.push(Step {
                 name: format!("step-{i}"),
                 started_at_ms: i as i64,
                 duration_ms: 10,
-                outcome: outcome.to_string(),
+                outcome,
                 detail: format!("{outcome} step"),
             });
         }
-        for action in ["would-commit", "refused", "failed"] {
+        for action in [
+            GroupAction::WouldCommit,
+            GroupAction::Refused,
+            GroupAction::Failed,
+        ] {
             let mut g = r.groups[0].clone();
             g.group = format!("g-{action}");
-            g.action = action.into();
+            g.action = action;
             g.reason = Some("because".into());
             r.groups.push(g);
         }
@@ -464,7 +541,10 @@ mod tests {
     #[test]
     fn json_matches_the_golden_file() {
         let json = serde_json::to_string_pretty(&every_value()).unwrap() + "\n";
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/failover/testdata/report.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/failover/testdata/report.json"
+        );
         if std::env::var_os("STRAIT_UPDATE_GOLDEN").is_some() {
             std::fs::write(path, &json).unwrap();
         }
@@ -476,10 +556,10 @@ mod tests {
     #[test]
     fn a_refused_group_is_not_success() {
         let mut r = report();
-        r.groups[0].action = "refused".into();
+        r.groups[0].action = GroupAction::Refused;
         assert!(!r.succeeded());
         r.dry_run = true;
-        r.groups[0].action = "would-commit".into();
+        r.groups[0].action = GroupAction::WouldCommit;
         assert!(r.succeeded());
         assert!(r.to_text().contains("PREVIEW"));
     }
