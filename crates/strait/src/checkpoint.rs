@@ -94,7 +94,7 @@ impl CheckpointSpec {
     }
 
     pub fn name(&self) -> String {
-        format!("{}->{}", self.source_alias, self.target_alias)
+        crate::config::flow_name(&self.source_alias, &self.target_alias)
     }
 }
 

@@ -56,7 +56,7 @@ impl HeartbeatSpec {
     }
 
     pub fn name(&self) -> String {
-        format!("{}->{}", self.source_alias, self.target.alias)
+        crate::config::flow_name(&self.source_alias, &self.target.alias)
     }
 }
 

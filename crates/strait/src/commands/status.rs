@@ -79,7 +79,7 @@ pub fn to_text(s: &Status) -> String {
         .iter()
         .map(|f| {
             vec![
-                format!("{}->{}", f.source, f.target),
+                strait::config::flow_name(&f.source, &f.target),
                 f.verdict.as_str().to_string(),
                 f.topics.to_string(),
                 f.partitions.to_string(),
@@ -129,7 +129,7 @@ pub fn to_text(s: &Status) -> String {
                     .count();
                 vec![
                     g.group.clone(),
-                    format!("{}->{}", g.source, g.target),
+                    strait::config::flow_name(&g.source, &g.target),
                     g.partitions.len().to_string(),
                     g.source_lag.to_string(),
                     format!("{translated}/{}", g.partitions.len()),

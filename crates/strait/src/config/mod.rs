@@ -33,6 +33,6 @@ pub use error::{ConfigError, KeyRef, Problem, Warning};
 pub use filter::{parse_list, NameFilter};
 pub use load::LocalFiles;
 pub use model::{
-    Clients, Cluster, Config, Flow, InternalTopic, InternalTopics, Intervals, Origin,
+    flow_name, Clients, Cluster, Config, Flow, InternalTopic, InternalTopics, Intervals, Origin,
     PolicySettings, Side, StoreSummary,
 };

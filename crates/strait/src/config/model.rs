@@ -240,10 +240,17 @@ pub struct Flow {
     pub clients: Clients,
 }
 
+/// A flow's name, `S->T` as in the file: what logs, metric labels, the keys of strait's own
+/// records (lag snapshots) and its replication group (`strait.S->T`) call it. The one place the
+/// form is written.
+pub fn flow_name(source: &str, target: &str) -> String {
+    format!("{source}->{target}")
+}
+
 impl Flow {
     /// `S->T`, as in the file.
     pub fn name(&self) -> String {
-        format!("{}->{}", self.source, self.target)
+        flow_name(&self.source, &self.target)
     }
 
     /// Whether anything runs for the pair: replication or heartbeats (needs a herder).

@@ -56,11 +56,10 @@ use crate::failover::{self, FailoverError, FailoverReport};
 use crate::heartbeat::now_ms;
 use crate::kafka::groups::{Groups, OffsetAndMetadata};
 use crate::kafka::{Admin, Created, Endpoint, TopicSpec};
-use crate::monitor::collect::{heartbeat_source, last_records};
+use crate::monitor::collect::heartbeat_source;
 use crate::monitor::model::heartbeat_stale_after;
 use crate::replicate::{self, FlowSpec, RunningFlow};
 use crate::service::{Service, STOP_GRACE};
-use crate::wire::Heartbeat;
 
 /// Partitions of a drill topic the drill creates.
 pub const PARTITIONS: i32 = 3;
@@ -702,11 +701,9 @@ impl Drill {
             };
             let heartbeat_ok = match &heartbeats {
                 None => true,
-                Some((topic, _, only)) => {
-                    newest_heartbeat(&self.flow.clients.target_consumer, topic, only.clone())
-                        .await
-                        .is_some()
-                }
+                Some(hb) => newest_heartbeat(hb, &self.flow.clients.target_consumer)
+                    .await
+                    .is_some(),
             };
             if topic_ok && heartbeat_ok {
                 return Ok(());
@@ -1005,13 +1002,13 @@ impl Drill {
         };
         let interval = hb
             .as_ref()
-            .map(|(_, i, _)| *i)
+            .map(|h| h.interval)
             .or(self.flow.intervals.emit_heartbeats)
             .unwrap_or(Duration::from_secs(1));
         let bound = heartbeat_stale_after(interval);
         let give_up = Instant::now() + bound + DETECT_SLACK;
-        match &hb {
-            Some((topic, _, _)) => {
+        match hb.as_ref().map(|h| &h.topic) {
+            Some(topic) => {
                 self.say(&format!(
                     "watching heartbeats of {a}->{b} ({topic} on {b}): stale after {} s",
                     bound.as_secs()
@@ -1043,10 +1040,8 @@ impl Drill {
         loop {
             self.check_running_after_failure()?;
             let detected = match &hb {
-                Some((topic, _, only)) => {
-                    let newest =
-                        newest_heartbeat(&self.flow.clients.target_consumer, topic, only.clone())
-                            .await;
+                Some(hb) => {
+                    let newest = newest_heartbeat(hb, &self.flow.clients.target_consumer).await;
                     // The age as of the answer, not of the question.
                     now = now_ms();
                     match newest {
@@ -1413,15 +1408,12 @@ impl Drill {
     }
 }
 
-/// The newest heartbeat timestamp in `topic` (from `only` when given), `None` when none or the
-/// cluster does not answer.
-async fn newest_heartbeat(ep: &Endpoint, topic: &str, only: Option<String>) -> Option<i64> {
-    let recs = last_records(ep, topic, 20, TIMEOUT).await.ok()?;
-    recs.iter()
-        .filter_map(|(k, v, _)| Heartbeat::decode(k, v).ok())
-        .filter(|h| only.as_ref().is_none_or(|s| &h.source == s))
-        .map(|h| h.timestamp)
-        .max()
+/// The newest heartbeat's timestamp, `None` when there is none or the cluster does not answer.
+async fn newest_heartbeat(
+    hb: &crate::monitor::collect::HeartbeatSource,
+    ep: &Endpoint,
+) -> Option<i64> {
+    hb.newest(ep, TIMEOUT).await.ok().flatten()
 }
 
 /// The sum of the high watermarks of `partitions` partitions of `topic`; `None` when any fails.
@@ -1536,10 +1528,10 @@ mod tests {
         assert_eq!(f.intervals.sync_group_offsets, Some(Duration::from_secs(1)));
         assert!(!c.flow("us-west", "us-east").unwrap().enabled);
         // Detection looks at us-east.heartbeats on us-west, emitted every second.
-        let (topic, interval, only) = heartbeat_source(&c, f).unwrap();
-        assert_eq!(topic, "us-east.heartbeats");
-        assert_eq!(interval, Duration::from_secs(1));
-        assert_eq!(only, None);
+        let hb = heartbeat_source(&c, f).unwrap();
+        assert_eq!(hb.topic, "us-east.heartbeats");
+        assert_eq!(hb.interval, Duration::from_secs(1));
+        assert_eq!(hb.only_from, None);
     }
 
     #[test]

@@ -81,8 +81,7 @@ pub async fn failover(
 ) -> Result<FailoverReport, FailoverError> {
     let flow = flow_for(config, &opts.from, &opts.to)?;
     let mut run = Run::new(Procedure::Failover, flow, opts, progress);
-    run.heartbeats = crate::monitor::collect::heartbeat_source(config, flow)
-        .map(|(topic, _, from)| (topic, from));
+    run.heartbeats = crate::monitor::collect::heartbeat_source(config, flow);
     run.probe().await?;
     if run.planned {
         if opts.dry_run {
@@ -150,7 +149,7 @@ pub struct Run<'a> {
     pub source_error: Option<String>,
     /// Where heartbeats that crossed the flow are on the target, and whose (see
     /// `monitor::collect::heartbeat_source`): the last sign of life of a lost source.
-    pub heartbeats: Option<(String, Option<String>)>,
+    pub heartbeats: Option<crate::monitor::collect::HeartbeatSource>,
 }
 
 impl<'a> Run<'a> {
@@ -611,20 +610,11 @@ impl<'a> Run<'a> {
 
     /// Timestamp of the newest heartbeat from the source on the target.
     async fn last_heartbeat_ms(&self) -> Option<i64> {
-        let (topic, only_from) = self.heartbeats.as_ref()?;
-        let recs = crate::monitor::collect::last_records(
-            &self.flow.clients.target_consumer,
-            topic,
-            20,
-            self.opts.timeout,
-        )
-        .await
-        .ok()?;
-        recs.iter()
-            .filter_map(|(k, v, _)| crate::wire::Heartbeat::decode(k, v).ok())
-            .filter(|h| only_from.as_ref().is_none_or(|s| &h.source == s))
-            .map(|h| h.timestamp)
-            .max()
+        let hb = self.heartbeats.as_ref()?;
+        hb.newest(&self.flow.clients.target_consumer, self.opts.timeout)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Groups to move: those with offsets on the source (planned), or with checkpoints on the

@@ -98,31 +98,57 @@ pub async fn active_regions(config: &Config, timeout: Duration) -> Vec<ActiveReg
     out
 }
 
-/// Where heartbeats that crossed flow `S->T` are found on T, and how often they are emitted:
-/// `S.heartbeats` when the reverse pair emits heartbeats on S and this flow replicates them
-/// (end-to-end proof), else `heartbeats` on T from this pair's own emitter.
-pub fn heartbeat_source(
-    config: &Config,
-    flow: &Flow,
-) -> Option<(String, Duration, Option<String>)> {
+/// Where heartbeats that crossed a flow `S->T` are found on T, and how often they are emitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatSource {
+    pub topic: String,
+    pub interval: Duration,
+    /// Only the heartbeats whose source is this alias (the pair's own emitter writes those of
+    /// other pairs to the same topic); `None`: all of them.
+    pub only_from: Option<String>,
+}
+
+impl HeartbeatSource {
+    /// The newest heartbeat's timestamp (ms) in the topic on `ep`; `None` when there is none.
+    pub async fn newest(
+        &self,
+        ep: &Endpoint,
+        timeout: Duration,
+    ) -> Result<Option<i64>, ClientError> {
+        let recs = last_records(ep, &self.topic, 20, timeout).await?;
+        Ok(recs
+            .iter()
+            .filter_map(|(k, v, _)| Heartbeat::decode(k, v).ok())
+            .filter(|h| self.only_from.as_ref().is_none_or(|s| &h.source == s))
+            .map(|h| h.timestamp)
+            .max())
+    }
+}
+
+/// Where heartbeats that crossed flow `S->T` are found on T: `S.heartbeats` when the reverse
+/// pair emits heartbeats on S and this flow replicates them (end-to-end proof), else
+/// `heartbeats` on T from this pair's own emitter.
+pub fn heartbeat_source(config: &Config, flow: &Flow) -> Option<HeartbeatSource> {
     let reverse = config.flow(&flow.target, &flow.source)?;
     match (
         reverse.intervals.emit_heartbeats,
         flow.heartbeats_replication,
     ) {
-        (Some(interval), true) => Some((
-            flow.policy
+        (Some(interval), true) => Some(HeartbeatSource {
+            topic: flow
+                .policy
                 .format_remote_topic(&flow.source, &reverse.internal_topics.heartbeats.name),
             interval,
-            None,
-        )),
-        _ => flow.intervals.emit_heartbeats.map(|interval| {
-            (
-                flow.internal_topics.heartbeats.name.clone(),
-                interval,
-                Some(flow.source.clone()),
-            )
+            only_from: None,
         }),
+        _ => flow
+            .intervals
+            .emit_heartbeats
+            .map(|interval| HeartbeatSource {
+                topic: flow.internal_topics.heartbeats.name.clone(),
+                interval,
+                only_from: Some(flow.source.clone()),
+            }),
     }
 }
 
@@ -157,14 +183,10 @@ async fn collect_flow(
     let mut heartbeat_age = None;
     let mut checkpoint_age = None;
     let target = async {
-        if let Some((topic, _, only_from)) = &hb {
-            let recs = last_records(&flow.clients.target_consumer, topic, 20, opts.timeout).await?;
-            let newest = recs
-                .iter()
-                .filter_map(|(k, v, _)| Heartbeat::decode(k, v).ok())
-                .filter(|h| only_from.as_ref().is_none_or(|s| &h.source == s))
-                .map(|h| h.timestamp)
-                .max();
+        if let Some(hb) = &hb {
+            let newest = hb
+                .newest(&flow.clients.target_consumer, opts.timeout)
+                .await?;
             heartbeat_age = newest.map(|t| Duration::from_millis((now_ms() - t).max(0) as u64));
         }
         if flow.intervals.emit_checkpoints.is_some() {
@@ -188,7 +210,7 @@ async fn collect_flow(
         evidence.unreachable.push(e.to_string());
     }
     evidence.heartbeat_age = heartbeat_age;
-    evidence.heartbeat_interval = hb.as_ref().map(|(_, i, _)| *i);
+    evidence.heartbeat_interval = hb.as_ref().map(|h| h.interval);
     evidence.lag_seconds = lags.iter().map(|l| l.lag_seconds).fold(0.0, f64::max);
     let (verdict, reasons) = judge(&evidence, opts.lag_threshold);
 
@@ -215,7 +237,7 @@ async fn collect_flow(
         lag_records: lags.iter().map(|l| l.lag_records).sum(),
         lag_seconds: evidence.lag_seconds,
         heartbeat_age_seconds: heartbeat_age.map(|d| d.as_secs_f64()),
-        heartbeat_topic: hb.map(|(t, _, _)| t),
+        heartbeat_topic: hb.map(|h| h.topic),
         checkpoint_age_seconds: checkpoint_age.map(|d| d.as_secs_f64()),
         groups_known,
         partition_lags: lags,
@@ -485,19 +507,19 @@ mod tests {
     fn heartbeats_of_a_flow_are_the_reverse_pairs_replicated_ones() {
         let c = config("");
         let f = c.flow("a", "b").unwrap();
-        let (topic, interval, only) = heartbeat_source(&c, f).unwrap();
-        assert_eq!(topic, "a.heartbeats");
-        assert_eq!(interval, Duration::from_secs(1));
-        assert_eq!(only, None);
+        let hb = heartbeat_source(&c, f).unwrap();
+        assert_eq!(hb.topic, "a.heartbeats");
+        assert_eq!(hb.interval, Duration::from_secs(1));
+        assert_eq!(hb.only_from, None);
     }
 
     #[test]
     fn without_reverse_heartbeats_the_pairs_own_are_used() {
         let c = config("b->a.emit.heartbeats.enabled = false\n");
         let f = c.flow("a", "b").unwrap();
-        let (topic, _, only) = heartbeat_source(&c, f).unwrap();
-        assert_eq!(topic, "heartbeats");
-        assert_eq!(only.as_deref(), Some("a"));
+        let hb = heartbeat_source(&c, f).unwrap();
+        assert_eq!(hb.topic, "heartbeats");
+        assert_eq!(hb.only_from.as_deref(), Some("a"));
         let c = config("emit.heartbeats.enabled = false\n");
         assert!(heartbeat_source(&c, c.flow("a", "b").unwrap()).is_none());
     }

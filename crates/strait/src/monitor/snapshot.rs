@@ -50,7 +50,7 @@ pub struct LagSnapshot {
 
 impl LagSnapshot {
     pub fn key(source: &str, target: &str) -> String {
-        format!("{source}->{target}")
+        crate::config::flow_name(source, target)
     }
 
     /// Key of a partition in [`LagSnapshot::write_rates`].

@@ -139,7 +139,7 @@ impl FlowSpec {
     }
 
     pub fn name(&self) -> String {
-        format!("{}->{}", self.source.alias, self.target.alias)
+        crate::config::flow_name(&self.source.alias, &self.target.alias)
     }
 
     /// The replicator's consumer group on the source. Never checkpointed or synced.

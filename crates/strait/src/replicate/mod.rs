@@ -25,7 +25,7 @@ pub enum FlowError {
 /// The consumer group through which every process running flow `S->T` shares its partitions
 /// on the source, and whose committed offsets are the flow's replicated position.
 pub fn replication_group(source: &str, target: &str) -> String {
-    format!("strait.{source}->{target}")
+    format!("strait.{}", crate::config::flow_name(source, target))
 }
 
 /// strait's own groups (`strait.*`): never checkpointed, synced or shown as consumer groups.

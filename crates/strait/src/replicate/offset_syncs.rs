@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::wire::OffsetSync;
 
-/// Key of an upstream partition.
-pub type TopicPartition = (String, i32);
+pub use crate::kafka::groups::TopicPartition;
 
 #[derive(Clone, Copy, Debug)]
 struct PartitionState {

@@ -2,9 +2,8 @@
 //! acknowledged it and every earlier record of its partition. Pure bookkeeping, no I/O.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 
-pub type Tp = (Arc<str>, i32);
+pub use crate::translate::index::Tp;
 
 #[derive(Debug, Default)]
 struct Part {
@@ -84,6 +83,7 @@ impl Progress {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     fn tp(p: i32) -> Tp {
         (Arc::from("t"), p)
