@@ -40,6 +40,9 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
 
 /// The drill asked for, with defaults filled in; every mistake is one sentence (exit 2).
 fn options(args: DrillArgs) -> Result<(Environment, DrillOptions), UsageError> {
+    if cfg!(not(feature = "sandbox")) && args.sandbox {
+        return Err(UsageError(strait::drill::NO_SANDBOX.into()));
+    }
     let env =
         match (&args.config, args.sandbox) {
             (None, false) => return Err(UsageError(

@@ -2,11 +2,13 @@
 
 mod check;
 mod clients;
+#[cfg(feature = "sandbox")]
 mod demo;
 mod drill;
 mod failback;
 mod failover;
 mod run;
+#[cfg(feature = "sandbox")]
 mod sandbox;
 mod status;
 mod translate;
@@ -37,7 +39,14 @@ pub struct UsageError(pub String);
 
 pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(args).await,
+        #[cfg(feature = "sandbox")]
+        Command::Demo(args) => demo::run(args).await,
+        #[cfg(not(feature = "sandbox"))]
+        Command::Sandbox(_) | Command::Demo(_) => {
+            Err(UsageError(strait::drill::NO_SANDBOX.into()).into())
+        }
         Command::Run(args) => run::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Status(args) => status::run(args).await,
@@ -46,7 +55,6 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Failback(args) => failback::run(args).await,
         Command::Clients(args) => clients::run(args).await,
         Command::Drill(args) => drill::run(args).await,
-        Command::Demo(args) => demo::run(args).await,
     }
 }
 

@@ -18,7 +18,7 @@ pub use report::{
     budgets, BudgetResult, BudgetUnit, DrillCounts, DrillDurations, DrillReport, DrillSettings,
     DrillTimes, Mark, MarkKind, RpoEstimate, Sample,
 };
-pub use run::{DrillError, DrillOptions, DrillOutcome, Environment};
+pub use run::{DrillError, DrillOptions, DrillOutcome, Environment, NO_SANDBOX};
 pub use verify::{
     verify, Ack, Delivery, FirstOnSecondary, LostRecord, SeqRange, Side, Verification,
 };

@@ -61,6 +61,69 @@ use crate::monitor::model::heartbeat_stale_after;
 use crate::replicate::{self, FlowSpec, RunningFlow};
 use crate::service::{Service, STOP_GRACE};
 
+/// What `strait sandbox`, `strait demo` and `strait drill --sandbox` say in a binary built
+/// without the embedded sandbox.
+pub const NO_SANDBOX: &str = "this strait was built without the embedded sandbox (cargo build --no-default-features): `strait sandbox`, `strait demo` and `strait drill --sandbox` need the default `sandbox` feature; drills against your own clusters (`strait drill CONFIG`) work without it";
+
+/// The two regions of a sandbox drill: the embedded sandbox, when strait is built with it.
+#[cfg(feature = "sandbox")]
+mod regions {
+    pub(super) struct Regions(strait_sandbox::Sandbox);
+
+    impl Regions {
+        pub(super) async fn start(names: &[&str]) -> Result<Self, String> {
+            strait_sandbox::Sandbox::start(names)
+                .await
+                .map(Self)
+                .map_err(|e| e.to_string())
+        }
+
+        /// (name, bootstrap servers) of each region.
+        pub(super) fn bootstrap_servers(&self) -> Vec<(String, String)> {
+            self.0
+                .clusters()
+                .iter()
+                .map(|c| (c.name().to_string(), c.bootstrap_servers()))
+                .collect()
+        }
+
+        /// Fail region `name`: its fault proxy resets every connection and refuses new ones.
+        pub(super) fn cut(&self, name: &str) {
+            if let Some(c) = self.0.cluster(name) {
+                c.cut();
+            }
+        }
+
+        pub(super) async fn shutdown(self) {
+            self.0.shutdown().await;
+        }
+    }
+}
+
+/// Without the embedded sandbox there are no sandbox regions: starting them says so.
+#[cfg(not(feature = "sandbox"))]
+mod regions {
+    pub(super) enum Regions {}
+
+    impl Regions {
+        pub(super) async fn start(_: &[&str]) -> Result<Self, String> {
+            Err(super::NO_SANDBOX.to_string())
+        }
+
+        pub(super) fn bootstrap_servers(&self) -> Vec<(String, String)> {
+            match *self {}
+        }
+
+        pub(super) fn cut(&self, _: &str) {
+            match *self {}
+        }
+
+        pub(super) async fn shutdown(self) {
+            match self {}
+        }
+    }
+}
+
 /// Partitions of a drill topic the drill creates.
 pub const PARTITIONS: i32 = 3;
 /// The least time the drill keeps producing and consuming on the secondary after the failover,
@@ -375,7 +438,7 @@ impl DrillReplication {
 /// How the drill fails the primary and what runs replication.
 enum Mode {
     Sandbox {
-        sandbox: Option<strait_sandbox::Sandbox>,
+        sandbox: Option<regions::Regions>,
         service: Option<Service>,
     },
     Config {
@@ -481,19 +544,15 @@ impl Drill {
     ) -> Result<Self, DrillError> {
         let (a, b) = (opts.primary.clone(), opts.secondary.clone());
         progress(&format!("starting two sandbox regions, {a} and {b}"));
-        let sandbox = strait_sandbox::Sandbox::start(&[a.as_str(), b.as_str()])
+        let sandbox = regions::Regions::start(&[a.as_str(), b.as_str()])
             .await
-            .map_err(|e| DrillError::Failed(e.to_string()))?;
+            .map_err(DrillError::Failed)?;
         let topic = opts
             .topic
             .clone()
             .unwrap_or_else(|| format!("strait-drill-{id}"));
         let group = format!("strait-drill-{id}");
-        let clusters: Vec<(String, String)> = sandbox
-            .clusters()
-            .iter()
-            .map(|c| (c.name().to_string(), c.bootstrap_servers()))
-            .collect();
+        let clusters = sandbox.bootstrap_servers();
         let text = sandbox_properties(&clusters, &a, &b, &topic, &group);
         let path = opts.report_dir.join("mm2.properties");
         std::fs::write(&path, &text)
@@ -945,11 +1004,7 @@ impl Drill {
         match &self.mode {
             Mode::Sandbox {
                 sandbox: Some(sb), ..
-            } => {
-                if let Some(c) = sb.cluster(&a) {
-                    c.cut();
-                }
-            }
+            } => sb.cut(&a),
             // Everything at the same instant, as an outage would: replication stops fetching
             // from the primary while the producer may still have had records acknowledged.
             Mode::Config {
