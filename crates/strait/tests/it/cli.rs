@@ -1,8 +1,8 @@
 //! The `strait` binary as a user runs it: `strait sandbox` prints usable addresses and fault
 //! controls, stops cleanly on SIGTERM, and a busy port is one clear line and a non-zero exit.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,18 +33,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Minimal HTTP/1.1 request; returns (status, body).
+/// One request to the control endpoint: (status, body).
 fn http(method: &str, addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp[9..12].parse().unwrap();
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let a = crate::common::http_request_blocking(method, addr, path, &[]).unwrap();
+    (a.status, a.body)
 }
 
 struct Running {

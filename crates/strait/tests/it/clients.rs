@@ -3,7 +3,6 @@
 //! failover and a failback, keeps answering from the surviving cluster when one is cut, and
 //! rejects bad input with exit code 2 / HTTP 400 and one sentence.
 
-use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -37,29 +36,13 @@ async fn clients_json(cfg: &Path, group: &str) -> Value {
 }
 
 /// GET with extra request headers: (status, response headers lower-cased, body).
-async fn get(addr: &str, path: &str, extra: &str) -> (u16, Vec<(String, String)>, String) {
-    let (addr, path, extra) = (addr.to_string(), path.to_string(), extra.to_string());
-    tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        let mut lines = head.lines();
-        let code = lines.next().unwrap().split_whitespace().nth(1).unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        (code.parse().unwrap(), headers, body.to_string())
-    })
-    .await
-    .unwrap()
+async fn get(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, String) {
+    let a = http_request("GET", addr, path, headers).await.unwrap();
+    (a.status, a.headers, a.body)
 }
 
 fn header<'a>(hs: &'a [(String, String)], name: &str) -> &'a str {
@@ -71,7 +54,7 @@ fn header<'a>(hs: &'a [(String, String)], name: &str) -> &'a str {
 
 /// `GET /api/clients/{group}`, which must answer 200 with JSON; also returns the ETag.
 async fn api(addr: &str, group: &str) -> (Value, String) {
-    let (code, hs, body) = get(addr, &format!("/api/clients/{group}"), "").await;
+    let (code, hs, body) = get(addr, &format!("/api/clients/{group}"), &[]).await;
     assert_eq!(code, 200, "{body}");
     (
         serde_json::from_str(&body).unwrap(),
@@ -179,7 +162,7 @@ async fn clients_follow_failover_and_failback(engine) {
     let (code, hs, _) = get(
         &addr,
         "/api/clients/billing",
-        &format!("If-None-Match: {etag1}\r\n"),
+        &[("If-None-Match", etag1.as_str())],
     )
     .await;
     assert_eq!(code, 304);
@@ -187,7 +170,7 @@ async fn clients_follow_failover_and_failback(engine) {
     let (code, _, _) = get(
         &addr,
         "/api/clients/billing",
-        &format!("If-None-Match: {etag0}\r\n"),
+        &[("If-None-Match", etag0.as_str())],
     )
     .await;
     assert_eq!(code, 200, "an old ETag gets the new document");
@@ -260,7 +243,7 @@ async fn clients_follow_failover_and_failback(engine) {
         last.starts_with("strait: ") && last.contains(&east_bs) && last.contains(&west_bs),
         "both addresses: {err}"
     );
-    let (code, _, body) = get(&addr, "/api/clients/billing", "").await;
+    let (code, _, body) = get(&addr, "/api/clients/billing", &[]).await;
     assert_eq!(code, 503, "{body}");
     let e: Value = serde_json::from_str(&body).unwrap();
     assert!(e["error"].as_str().unwrap().contains(&west_bs), "{body}");
@@ -273,13 +256,13 @@ async fn clients_follow_failover_and_failback(engine) {
         "/api/clients/billing?pair=us-east,mars",
         "/api/clients/strait.us-east-%3Eus-west",
     ] {
-        let (code, _, body) = get(&addr, path, "").await;
+        let (code, _, body) = get(&addr, path, &[]).await;
         assert_eq!(code, 400, "{path}: {body}");
         let e: Value = serde_json::from_str(&body).unwrap();
         let msg = e["error"].as_str().unwrap();
         assert!(!msg.is_empty() && !msg.contains('\n'), "{path}: {msg}");
     }
-    let (code, _, body) = get(&addr, "/api/clients/billing?pair=us-west,us-east", "").await;
+    let (code, _, body) = get(&addr, "/api/clients/billing?pair=us-west,us-east", &[]).await;
     assert_eq!(code, 200, "the pair in either order: {body}");
     assert!(run.try_wait().unwrap().is_none(), "strait run still runs");
 }

@@ -503,8 +503,6 @@ pub async fn produce_range(
 
 // ---- `strait run --http` and plain HTTP ----
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 
 /// `strait run CONFIG --http ADDR`, killed when dropped. Its log (filter `STRAIT_TEST_CHILD_LOG`,
@@ -533,64 +531,89 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// One HTTP/1.1 GET with a hand-written request: (status code, body). Blocking.
+/// What an HTTP server answered.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    /// Names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP request to `http://{addr}{path}` with extra request `headers`. Blocking. An error
+/// status is an answer; only a failure to connect or read is an error.
+pub fn http_request_blocking(
+    method: &str,
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpAnswer> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(2))
+        .timeout_read(Duration::from_secs(20))
+        .build();
+    let mut req = agent.request(method, &format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.call() {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    };
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .filter_map(|k| Some((k.to_ascii_lowercase(), resp.header(&k)?.to_string())))
+        .collect();
+    Ok(HttpAnswer {
+        status: resp.status(),
+        headers,
+        body: resp.into_string()?,
+    })
+}
+
+/// One HTTP GET: (status code, body). Blocking.
 pub fn http_get_blocking(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let sock: SocketAddr = addr.parse().expect("socket address");
-    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(15)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut body = raw[split + 4..].to_vec();
-    let mut lines = head.lines();
-    let code: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| bad("no status line"))?;
-    let chunked = lines.any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    if chunked {
-        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
-    }
-    Ok((
-        code,
-        String::from_utf8(body).map_err(|_| bad("body not UTF-8"))?,
-    ))
+    http_request_blocking("GET", addr, path, &[]).map(|a| (a.status, a.body))
 }
 
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = b.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&b[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        b = &b[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(b.get(..size)?);
-        b = b.get(size + 2..)?;
-    }
+/// [`http_request_blocking`] on a blocking thread (never on a tokio worker).
+pub async fn http_request(
+    method: &str,
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpAnswer> {
+    let (method, addr, path) = (method.to_string(), addr.to_string(), path.to_string());
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        http_request_blocking(&method, &addr, &path, &h)
+    })
+    .await
+    .unwrap()
 }
 
-/// GET on a blocking thread (never on a tokio worker).
+/// GET on a blocking thread (never on a tokio worker): (status code, body).
 pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let (addr, path) = (addr.to_string(), path.to_string());
-    tokio::task::spawn_blocking(move || http_get_blocking(&addr, &path))
+    http_request("GET", addr, path, &[])
         .await
-        .unwrap()
+        .map(|a| (a.status, a.body))
 }
 
 // ---- the usual setup: two regions, `orders` on us-east, an MM2 file ----
