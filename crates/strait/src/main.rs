@@ -33,9 +33,10 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(commands::dispatch(cli.command));
-    // Commands bound their own shutdown; do not let a blocking client call that is still waiting
-    // on an unreachable cluster keep the process alive.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // Commands bound their own shutdown. What is left on the blocking pool are librdkafka calls
+    // whose callers gave up (a stop cancelled them): nothing waits for their answers, so they do
+    // not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match outcome {
         Ok(code) => code,
         Err(e) => {
