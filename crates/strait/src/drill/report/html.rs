@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::DrillReport;
+use super::{Cell, DrillReport};
 
 impl DrillReport {
     /// The report as one self-contained HTML page: a timeline chart (inline SVG) and the same
@@ -100,7 +100,7 @@ pub(super) fn fill(template: &str, values: &[(&str, String)]) -> String {
     out
 }
 
-fn html_table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
+fn html_table(out: &mut String, head: &[&str], rows: &[Vec<Cell>]) {
     out.push_str("<table>\n<thead><tr>");
     for h in head {
         let _ = write!(out, "<th>{}</th>", esc(h));
@@ -109,12 +109,10 @@ fn html_table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
     for r in rows {
         out.push_str("<tr>");
         for c in r {
-            let class = match c.as_str() {
-                "pass" => " class=\"pass\"",
-                "FAIL" => " class=\"fail\"",
-                _ => "",
-            };
-            let _ = write!(out, "<td{class}>{}</td>", esc(c));
+            let class = c
+                .class()
+                .map_or_else(String::new, |k| format!(" class=\"{k}\""));
+            let _ = write!(out, "<td{class}>{}</td>", esc(c.text()));
         }
         out.push_str("</tr>\n");
     }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{one_line, DrillReport};
+use super::{one_line, Cell, DrillReport};
 
 impl DrillReport {
     /// A summary to paste into a ticket: verdict, RTO and RPO against budgets, timeline of marks,
@@ -45,11 +45,11 @@ fn md_cell(s: &str) -> String {
     one_line(s).replace('|', "\\|")
 }
 
-fn md_table(md: &mut String, head: &[&str], rows: &[Vec<String>]) {
+fn md_table(md: &mut String, head: &[&str], rows: &[Vec<Cell>]) {
     let _ = writeln!(md, "| {} |", head.join(" | "));
     let _ = writeln!(md, "|{}", "---|".repeat(head.len()));
     for r in rows {
-        let cells: Vec<String> = r.iter().map(|c| md_cell(c)).collect();
+        let cells: Vec<String> = r.iter().map(|c| md_cell(c.text())).collect();
         let _ = writeln!(md, "| {} |", cells.join(" | "));
     }
 }

@@ -428,13 +428,13 @@ impl DrillReport {
         self.budgets.iter().find(|b| b.name == name)
     }
 
-    fn measure_rows(&self) -> Vec<Vec<String>> {
+    fn measure_rows(&self) -> Vec<Vec<Cell>> {
         let opt_ms = |v: Option<i64>| v.map_or_else(|| "not measured".to_string(), fmt_ms);
         let budget_cells = |b: Option<&BudgetResult>| match b {
-            None => ("none".to_string(), "-".to_string()),
+            None => (Cell::from("none"), Cell::from("-")),
             Some(b) => (
-                fmt_amount(b.unit, b.limit),
-                if b.passed { "pass" } else { "FAIL" }.to_string(),
+                Cell::from(fmt_amount(b.unit, b.limit)),
+                Cell::Verdict(b.passed),
             ),
         };
         let (rto_budget, rto_result) = budget_cells(self.budget("rto"));
@@ -444,22 +444,23 @@ impl DrillReport {
                 format!(
                     "RTO (failure to first record consumed on {})",
                     self.settings.secondary
-                ),
-                opt_ms(self.durations.rto_ms),
+                )
+                .into(),
+                opt_ms(self.durations.rto_ms).into(),
                 rto_budget,
                 rto_result,
             ],
             vec![
-                "RPO (records lost)".to_string(),
-                self.rpo_records.to_string(),
+                "RPO (records lost)".into(),
+                self.rpo_records.to_string().into(),
                 rpo_budget,
                 rpo_result,
             ],
             vec![
-                "RPO (time: failure minus oldest lost record)".to_string(),
-                fmt_ms((self.rpo_seconds * 1000.0).round() as i64),
-                "-".to_string(),
-                "-".to_string(),
+                "RPO (time: failure minus oldest lost record)".into(),
+                fmt_ms((self.rpo_seconds * 1000.0).round() as i64).into(),
+                "-".into(),
+                "-".into(),
             ],
         ];
         if let Some(e) = &self.strait_estimate {
@@ -475,34 +476,34 @@ impl DrillReport {
                 _ => (format!("no estimate ({})", e.source), "-".to_string()),
             };
             rows.push(vec![
-                "strait's RPO estimate".to_string(),
-                figure,
-                "-".to_string(),
-                verdict,
+                "strait's RPO estimate".into(),
+                figure.into(),
+                "-".into(),
+                verdict.into(),
             ]);
         }
         rows.push(vec![
-            "detection (failure to detected)".to_string(),
-            opt_ms(self.durations.detection_ms),
-            "-".to_string(),
-            "-".to_string(),
+            "detection (failure to detected)".into(),
+            opt_ms(self.durations.detection_ms).into(),
+            "-".into(),
+            "-".into(),
         ]);
         rows.push(vec![
-            "failover (started to done)".to_string(),
-            opt_ms(self.durations.failover_ms),
-            "-".to_string(),
-            "-".to_string(),
+            "failover (started to done)".into(),
+            opt_ms(self.durations.failover_ms).into(),
+            "-".into(),
+            "-".into(),
         ]);
         rows
     }
 
-    fn timeline_rows(&self) -> Vec<Vec<String>> {
+    fn timeline_rows(&self) -> Vec<Vec<Cell>> {
         let start = self.times.started_at_ms;
         let row = |t: i64, label: &str| {
             vec![
-                format!("+{}", fmt_ms(t)),
-                fmt_utc(start + t),
-                label.to_string(),
+                format!("+{}", fmt_ms(t)).into(),
+                fmt_utc(start + t).into(),
+                label.into(),
             ]
         };
         let mut marks: Vec<&Mark> = self.marks.iter().collect();
@@ -513,7 +514,14 @@ impl DrillReport {
         rows
     }
 
-    fn sequence_rows(&self) -> Vec<Vec<String>> {
+    fn sequence_rows(&self) -> Vec<Vec<Cell>> {
+        self.sequence_text()
+            .into_iter()
+            .map(|r| r.into_iter().map(Cell::from).collect())
+            .collect()
+    }
+
+    fn sequence_text(&self) -> Vec<Vec<String>> {
         let s = &self.sequence;
         let (p, q) = (&self.settings.primary, &self.settings.secondary);
         let with_ranges = |n: u64, ranges: &[SeqRange]| {
@@ -569,6 +577,45 @@ impl DrillReport {
                 with_ranges(s.unacked_consumed_count, &s.unacked_consumed),
             ],
         ]
+    }
+}
+
+/// A cell of the report's tables: text, or a budget's verdict. A verdict is a type, so that the
+/// HTML marks it by what it is (class `pass` or `fail`), never by what a cell happens to say.
+#[derive(Clone, Debug, PartialEq)]
+enum Cell {
+    Text(String),
+    Verdict(bool),
+}
+
+impl Cell {
+    fn text(&self) -> &str {
+        match self {
+            Cell::Text(s) => s,
+            Cell::Verdict(true) => "pass",
+            Cell::Verdict(false) => "FAIL",
+        }
+    }
+
+    /// The CSS class of a verdict.
+    fn class(&self) -> Option<&'static str> {
+        match self {
+            Cell::Text(_) => None,
+            Cell::Verdict(true) => Some("pass"),
+            Cell::Verdict(false) => Some("fail"),
+        }
+    }
+}
+
+impl From<String> for Cell {
+    fn from(s: String) -> Self {
+        Cell::Text(s)
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Self {
+        Cell::Text(s.to_string())
     }
 }
 
