@@ -282,7 +282,7 @@ impl Flow {
 
     /// Consumer properties for reading the offset-syncs topic, on whichever cluster it lives
     /// (`offset-syncs.topic.location`).
-    pub fn offset_syncs_reader(&self) -> &crate::kafka::Endpoint {
+    pub fn offset_syncs_reader(&self) -> &Endpoint {
         if self.internal_topics.offset_syncs.cluster == self.source {
             &self.clients.source_consumer
         } else {

@@ -1164,12 +1164,7 @@ impl Drill {
         let result: Result<FailoverReport, FailoverError> = if sandbox {
             failover::failover(&self.config, &fo, &say).await
         } else {
-            let mut run = Run::new(
-                crate::failover::report::Procedure::Failover,
-                &self.flow,
-                &fo,
-                &say,
-            );
+            let mut run = Run::new(failover::report::Procedure::Failover, &self.flow, &fo, &say);
             run.planned = false;
             match run.move_groups().await {
                 Ok(()) => Ok(run.finish()),

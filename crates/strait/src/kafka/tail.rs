@@ -317,7 +317,7 @@ pub(crate) fn absent_or_denied<C: rdkafka::consumer::ConsumerContext>(
     consumer: &BaseConsumer<C>,
     ep: &Endpoint,
     topic: &str,
-    timeout: std::time::Duration,
+    timeout: Duration,
 ) -> Result<(), ClientError> {
     let Ok(md) = consumer.fetch_metadata(Some(topic), timeout) else {
         return Ok(());

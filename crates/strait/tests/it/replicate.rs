@@ -263,7 +263,7 @@ async fn two_processes_split_partitions_and_the_survivor_takes_over(engine) {
     let assigned = |f: &replicate::RunningFlow| {
         f.stats
             .assigned_partitions
-            .load(std::sync::atomic::Ordering::Relaxed)
+            .load(Ordering::Relaxed)
     };
     while assigned(&a) + assigned(&b) != 4 || assigned(&a) == 0 || assigned(&b) == 0 {
         assert!(

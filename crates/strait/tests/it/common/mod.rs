@@ -335,7 +335,7 @@ impl std::ops::DerefMut for Running {
 
 /// Start `strait run CONFIG`. Its log goes nowhere unless `STRAIT_TEST_CHILD_LOG` is set (to a
 /// log filter such as `info`), then to the test's stderr.
-pub fn spawn_run(config: &std::path::Path) -> Running {
+pub fn spawn_run(config: &Path) -> Running {
     let log = std::env::var("STRAIT_TEST_CHILD_LOG").ok();
     Running(
         strait()
@@ -376,7 +376,7 @@ pub fn mm2_config(
 
 /// [`mm2_config`] in `dir/name`.
 pub fn mm2_config_named(
-    dir: &std::path::Path,
+    dir: &Path,
     name: &str,
     east: &str,
     west: &str,
@@ -673,7 +673,7 @@ pub fn kafka_spec(security: strait_sandbox::Security) -> Option<strait_sandbox::
         eprintln!("SKIPPED: Apache Kafka tests are turned off (STRAIT_TEST_KAFKA=0)");
         return None;
     }
-    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let mut spec = strait_sandbox::KafkaSpec::new(security);
     spec.cache_dir = tmp.join("kafka-cache");
     spec.log_dir = Some(tmp.join("kafka-logs"));
