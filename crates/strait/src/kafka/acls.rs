@@ -258,67 +258,70 @@ pub(crate) fn create_acls(
 /// # Safety
 /// Calls librdkafka; the returned guard owns the new binding.
 unsafe fn new_binding(b: &AclBinding) -> Result<Binding, AdminFailure> {
-    let unknown = |what: &str| invalid_arg(&format!("cannot create an ACL with {what}: {b:?}"));
-    let restype = match b.resource_type {
-        ResourceType::Topic => rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
-        ResourceType::Group => rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_GROUP,
-        ResourceType::Cluster => rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_BROKER,
-        ResourceType::TransactionalId => {
-            rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TRANSACTIONAL_ID
+    // SAFETY: the caller upholds this function's contract (librdkafka is linked and initialised); every pointer passed below is a CString or guard alive for the call.
+    unsafe {
+        let unknown = |what: &str| invalid_arg(&format!("cannot create an ACL with {what}: {b:?}"));
+        let restype = match b.resource_type {
+            ResourceType::Topic => rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
+            ResourceType::Group => rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_GROUP,
+            ResourceType::Cluster => rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_BROKER,
+            ResourceType::TransactionalId => {
+                rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TRANSACTIONAL_ID
+            }
+            ResourceType::Unknown => return Err(unknown("an unknown resource type")),
+        };
+        let pattern = match b.pattern_type {
+            PatternType::Literal => {
+                rd::rd_kafka_ResourcePatternType_t::RD_KAFKA_RESOURCE_PATTERN_LITERAL
+            }
+            PatternType::Prefixed => {
+                rd::rd_kafka_ResourcePatternType_t::RD_KAFKA_RESOURCE_PATTERN_PREFIXED
+            }
+            PatternType::Unknown => return Err(unknown("an unknown pattern type")),
+        };
+        use rd::rd_kafka_AclOperation_t as O;
+        let operation = match b.operation {
+            Operation::All => O::RD_KAFKA_ACL_OPERATION_ALL,
+            Operation::Read => O::RD_KAFKA_ACL_OPERATION_READ,
+            Operation::Write => O::RD_KAFKA_ACL_OPERATION_WRITE,
+            Operation::Create => O::RD_KAFKA_ACL_OPERATION_CREATE,
+            Operation::Delete => O::RD_KAFKA_ACL_OPERATION_DELETE,
+            Operation::Alter => O::RD_KAFKA_ACL_OPERATION_ALTER,
+            Operation::Describe => O::RD_KAFKA_ACL_OPERATION_DESCRIBE,
+            Operation::ClusterAction => O::RD_KAFKA_ACL_OPERATION_CLUSTER_ACTION,
+            Operation::DescribeConfigs => O::RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS,
+            Operation::AlterConfigs => O::RD_KAFKA_ACL_OPERATION_ALTER_CONFIGS,
+            Operation::IdempotentWrite => O::RD_KAFKA_ACL_OPERATION_IDEMPOTENT_WRITE,
+            Operation::Unknown => return Err(unknown("an unknown operation")),
+        };
+        use rd::rd_kafka_AclPermissionType_t as P;
+        let permission = match b.permission {
+            Permission::Allow => P::RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW,
+            Permission::Deny => P::RD_KAFKA_ACL_PERMISSION_TYPE_DENY,
+            Permission::Unknown => return Err(unknown("an unknown permission")),
+        };
+        let (name, principal, host): (CString, CString, CString) = (
+            c_string(&b.name)?,
+            c_string(&b.principal)?,
+            c_string(&b.host)?,
+        );
+        let mut errstr = [0 as std::os::raw::c_char; 512];
+        let binding = Binding(rd::rd_kafka_AclBinding_new(
+            restype,
+            name.as_ptr(),
+            pattern,
+            principal.as_ptr(),
+            host.as_ptr(),
+            operation,
+            permission,
+            errstr.as_mut_ptr(),
+            errstr.len(),
+        ));
+        if binding.0.is_null() {
+            return Err(invalid_arg(&borrowed_str(errstr.as_ptr())));
         }
-        ResourceType::Unknown => return Err(unknown("an unknown resource type")),
-    };
-    let pattern = match b.pattern_type {
-        PatternType::Literal => {
-            rd::rd_kafka_ResourcePatternType_t::RD_KAFKA_RESOURCE_PATTERN_LITERAL
-        }
-        PatternType::Prefixed => {
-            rd::rd_kafka_ResourcePatternType_t::RD_KAFKA_RESOURCE_PATTERN_PREFIXED
-        }
-        PatternType::Unknown => return Err(unknown("an unknown pattern type")),
-    };
-    use rd::rd_kafka_AclOperation_t as O;
-    let operation = match b.operation {
-        Operation::All => O::RD_KAFKA_ACL_OPERATION_ALL,
-        Operation::Read => O::RD_KAFKA_ACL_OPERATION_READ,
-        Operation::Write => O::RD_KAFKA_ACL_OPERATION_WRITE,
-        Operation::Create => O::RD_KAFKA_ACL_OPERATION_CREATE,
-        Operation::Delete => O::RD_KAFKA_ACL_OPERATION_DELETE,
-        Operation::Alter => O::RD_KAFKA_ACL_OPERATION_ALTER,
-        Operation::Describe => O::RD_KAFKA_ACL_OPERATION_DESCRIBE,
-        Operation::ClusterAction => O::RD_KAFKA_ACL_OPERATION_CLUSTER_ACTION,
-        Operation::DescribeConfigs => O::RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS,
-        Operation::AlterConfigs => O::RD_KAFKA_ACL_OPERATION_ALTER_CONFIGS,
-        Operation::IdempotentWrite => O::RD_KAFKA_ACL_OPERATION_IDEMPOTENT_WRITE,
-        Operation::Unknown => return Err(unknown("an unknown operation")),
-    };
-    use rd::rd_kafka_AclPermissionType_t as P;
-    let permission = match b.permission {
-        Permission::Allow => P::RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW,
-        Permission::Deny => P::RD_KAFKA_ACL_PERMISSION_TYPE_DENY,
-        Permission::Unknown => return Err(unknown("an unknown permission")),
-    };
-    let (name, principal, host): (CString, CString, CString) = (
-        c_string(&b.name)?,
-        c_string(&b.principal)?,
-        c_string(&b.host)?,
-    );
-    let mut errstr = [0 as std::os::raw::c_char; 512];
-    let binding = Binding(rd::rd_kafka_AclBinding_new(
-        restype,
-        name.as_ptr(),
-        pattern,
-        principal.as_ptr(),
-        host.as_ptr(),
-        operation,
-        permission,
-        errstr.as_mut_ptr(),
-        errstr.len(),
-    ));
-    if binding.0.is_null() {
-        return Err(invalid_arg(&borrowed_str(errstr.as_ptr())));
+        Ok(binding)
     }
-    Ok(binding)
 }
 
 fn resource_type_from(t: rd::rd_kafka_ResourceType_t) -> ResourceType {

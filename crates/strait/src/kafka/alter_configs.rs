@@ -178,52 +178,55 @@ pub(super) unsafe fn request(
     timeout: Duration,
     submit: impl FnOnce(*const rd::rd_kafka_AdminOptions_t, *mut rd::rd_kafka_queue_t),
 ) -> Result<Event, AdminFailure> {
-    let options = Options(rd::rd_kafka_AdminOptions_new(rk, api));
-    if options.0.is_null() {
-        return Err(invalid_arg("cannot create admin options"));
-    }
-    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    let mut errstr = [0 as c_char; 512];
-    let code = rd::rd_kafka_AdminOptions_set_request_timeout(
-        options.0,
-        timeout_ms,
-        errstr.as_mut_ptr(),
-        errstr.len(),
-    );
-    if code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-        return Err(AdminFailure::new(
-            code.into(),
-            Some(borrowed_str(errstr.as_ptr())),
-        ));
-    }
+    // SAFETY: `rk` is live for the call (the caller's contract); every handle created here is owned by a guard that outlives its last use.
+    unsafe {
+        let options = Options(rd::rd_kafka_AdminOptions_new(rk, api));
+        if options.0.is_null() {
+            return Err(invalid_arg("cannot create admin options"));
+        }
+        let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        let mut errstr = [0 as c_char; 512];
+        let code = rd::rd_kafka_AdminOptions_set_request_timeout(
+            options.0,
+            timeout_ms,
+            errstr.as_mut_ptr(),
+            errstr.len(),
+        );
+        if code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            return Err(AdminFailure::new(
+                code.into(),
+                Some(borrowed_str(errstr.as_ptr())),
+            ));
+        }
 
-    // A queue of our own, so the result comes back to this thread and nowhere else.
-    let queue = Queue(rd::rd_kafka_queue_new(rk));
-    if queue.0.is_null() {
-        return Err(invalid_arg("cannot create a result queue"));
-    }
-    submit(options.0, queue.0);
+        // A queue of our own, so the result comes back to this thread and nowhere else.
+        let queue = Queue(rd::rd_kafka_queue_new(rk));
+        if queue.0.is_null() {
+            return Err(invalid_arg("cannot create a result queue"));
+        }
+        submit(options.0, queue.0);
 
-    // librdkafka answers with a timeout error itself after the request timeout; the slack lets
-    // that answer (rather than our own give-up) arrive. If we do give up, dropping the queue only
-    // drops our reference: librdkafka discards the late result.
-    let wait_ms = timeout_ms.saturating_add(500);
-    let event = Event(rd::rd_kafka_queue_poll(queue.0, wait_ms));
-    if event.0.is_null() {
-        return Err(AdminFailure::new(
-            RDKafkaErrorCode::OperationTimedOut,
-            Some(format!("no answer within {wait_ms} ms")),
-        ));
+        // librdkafka answers with a timeout error itself after the request timeout; the slack lets
+        // that answer (rather than our own give-up) arrive. If we do give up, dropping the queue only
+        // drops our reference: librdkafka discards the late result.
+        let wait_ms = timeout_ms.saturating_add(500);
+        let event = Event(rd::rd_kafka_queue_poll(queue.0, wait_ms));
+        if event.0.is_null() {
+            return Err(AdminFailure::new(
+                RDKafkaErrorCode::OperationTimedOut,
+                Some(format!("no answer within {wait_ms} ms")),
+            ));
+        }
+        if rd::rd_kafka_event_type(event.0) != result_type {
+            return Err(invalid_arg("unexpected event on the result queue"));
+        }
+        let code = rd::rd_kafka_event_error(event.0);
+        if code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            let msg = rd::rd_kafka_event_error_string(event.0);
+            return Err(AdminFailure::new(code.into(), Some(borrowed_str(msg))));
+        }
+        Ok(event)
     }
-    if rd::rd_kafka_event_type(event.0) != result_type {
-        return Err(invalid_arg("unexpected event on the result queue"));
-    }
-    let code = rd::rd_kafka_event_error(event.0);
-    if code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-        let msg = rd::rd_kafka_event_error_string(event.0);
-        return Err(AdminFailure::new(code.into(), Some(borrowed_str(msg))));
-    }
-    Ok(event)
 }
 
 pub(super) fn c_string(s: &str) -> Result<CString, AdminFailure> {
@@ -242,7 +245,9 @@ pub(super) unsafe fn borrowed_str(p: *const c_char) -> String {
     if p.is_null() {
         String::new()
     } else {
-        CStr::from_ptr(p).to_string_lossy().into_owned()
+        // SAFETY: `p` is not NULL, and NUL-terminated and alive for the call (the caller's
+        // contract).
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
 }
 
@@ -302,9 +307,12 @@ impl RdError {
     /// # Safety
     /// `self.0` is not NULL.
     pub(super) unsafe fn failure(&self) -> AdminFailure {
-        let code = rd::rd_kafka_error_code(self.0);
-        let msg = borrowed_str(rd::rd_kafka_error_string(self.0));
-        AdminFailure::new(code.into(), Some(msg))
+        // SAFETY: `self.0` is a live, non-NULL error handle (the caller's contract).
+        unsafe {
+            let code = rd::rd_kafka_error_code(self.0);
+            let msg = borrowed_str(rd::rd_kafka_error_string(self.0));
+            AdminFailure::new(code.into(), Some(msg))
+        }
     }
 }
 
