@@ -189,6 +189,84 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A status with every verdict, a group and an active region: its JSON is the contract of
+    /// `strait status --json` and `/api/status` (`testdata/status.json`; regenerate with
+    /// `STRAIT_UPDATE_GOLDEN=1` only for an intended change of the documented format).
+    #[test]
+    fn json_matches_the_golden_file() {
+        let flow = |source: &str, verdict: Verdict, reasons: &[&str]| FlowStatus {
+            source: source.into(),
+            target: "us-west".into(),
+            verdict,
+            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+            topics: 1,
+            partitions: 1,
+            lag_known: verdict != Verdict::Broken,
+            lag_records: 5,
+            lag_seconds: 1.5,
+            heartbeat_age_seconds: Some(0.8),
+            heartbeat_topic: Some(format!("{source}.heartbeats")),
+            checkpoint_age_seconds: None,
+            groups_known: verdict == Verdict::Ok,
+            partition_lags: vec![PartitionLag {
+                topic: "orders".into(),
+                partition: 0,
+                remote_topic: format!("{source}.orders"),
+                source_end: 105,
+                replicated: 100,
+                lag_records: 5,
+                lag_seconds: 1.5,
+            }],
+        };
+        let flows = vec![
+            flow("us-east", Verdict::Ok, &[]),
+            flow("eu", Verdict::Lagging, &["lag 40 s over 30 s"]),
+            flow("ap", Verdict::Broken, &["cluster ap: unreachable"]),
+        ];
+        let status = Status {
+            generated_at_ms: 1_714_564_800_000,
+            verdict: Status::worst(&flows),
+            lag_threshold_seconds: 30.0,
+            flows,
+            groups: vec![GroupStatus {
+                group: "app".into(),
+                source: "us-east".into(),
+                target: "us-west".into(),
+                source_lag: 3,
+                target_lag: None,
+                partitions: vec![GroupPartition {
+                    topic: "orders".into(),
+                    partition: 0,
+                    remote_topic: "us-east.orders".into(),
+                    source_committed: 102,
+                    source_end: 105,
+                    source_lag: 3,
+                    translated: Some(102),
+                    target_committed: None,
+                    target_end: Some(100),
+                    target_lag: None,
+                }],
+            }],
+            active_regions: vec![crate::failover::active::ActiveRegion {
+                pair: ["us-east".into(), "us-west".into()],
+                active: "us-west".into(),
+                version: 2,
+                changed_at_ms: 1_714_564_700_000,
+                reason: "failover from us-east".into(),
+            }],
+        };
+        let json = serde_json::to_string_pretty(&status).unwrap() + "\n";
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/monitor/testdata/status.json"
+        );
+        if std::env::var_os("STRAIT_UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &json).unwrap();
+        }
+        assert_eq!(json, std::fs::read_to_string(path).unwrap());
+        assert_eq!(status.verdict, Verdict::Broken);
+    }
+
     const T: Duration = Duration::from_secs(30);
 
     #[test]
