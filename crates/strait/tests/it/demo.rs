@@ -4,7 +4,7 @@
 //! stops it with exit 0 and removes that config. A busy port is one line and exit 1, like
 //! `strait sandbox`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -20,12 +20,6 @@ fn free_port_pair() -> u16 {
         }
     }
     panic!("no two consecutive free ports");
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// The replicated position of `flow`'s `orders` partitions, summed.
@@ -88,7 +82,7 @@ async fn demo_replicates_both_ways_with_traffic_and_stops_on_sigterm() {
     let mut first: Option<(i64, i64)> = None;
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
-            panic!("strait demo exited: {s}\n{}", tail(&log));
+            panic!("strait demo exited: {s}\n{}", log_tail(&log, 40));
         }
         let mut why = String::new();
         match http_get(&http, "/api/status").await {
@@ -135,7 +129,7 @@ async fn demo_replicates_both_ways_with_traffic_and_stops_on_sigterm() {
         assert!(
             Instant::now() < deadline,
             "demo not showing replication after 120 s: {why}\n{}",
-            tail(&log)
+            log_tail(&log, 40)
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
@@ -198,7 +192,7 @@ async fn demo_replicates_both_ways_with_traffic_and_stops_on_sigterm() {
         "took {:?} to stop",
         t.elapsed()
     );
-    assert!(status.success(), "{status:?}\n{}", tail(&log));
+    assert!(status.success(), "{status:?}\n{}", log_tail(&log, 40));
     assert!(
         !config.exists(),
         "the demo's config is removed when it stops"

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,12 +53,6 @@ fn start_mm2(cfg: &Path, name: &str) -> Mm2 {
     let _ = std::fs::remove_file(&log);
     Mm2::start(&cache_dir(), cfg, &log, strait_sandbox::JvmProfile::TestBed)
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// MM2's own `RemoteClusterUtils.translateOffsets` for `group` (consumed on us-east), read from
@@ -188,7 +181,7 @@ async fn strait_answers_from_what_mirrormaker2_wrote() {
         west,
         Duration::from_secs(120),
         |m| m.len() == 3 && m.values().all(|o| *o > 0),
-        || tail(mirror.log(), 20),
+        || log_tail(mirror.log(), 20),
     )
     .await;
     let mut ours = BTreeMap::new();
@@ -290,7 +283,7 @@ async fn strait_answers_from_what_mirrormaker2_wrote() {
     assert!(
         mirror.terminate(Duration::from_secs(30)),
         "{}",
-        tail(mirror.log(), 30)
+        log_tail(mirror.log(), 30)
     );
 }
 
@@ -357,21 +350,6 @@ async fn last_syncs(east: &strait_sandbox::Cluster) -> BTreeMap<i32, (i64, i64)>
     last
 }
 
-/// `strait run CONFIG` with its info log in `log`.
-fn spawn_run_logged(cfg: &Path, log: &Path) -> Running {
-    let file = std::fs::File::create(log).unwrap();
-    Running(
-        strait()
-            .arg("run")
-            .arg(cfg)
-            .env("STRAIT_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap(),
-    )
-}
-
 /// `text` without terminal colour codes.
 fn plain(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -401,7 +379,7 @@ async fn wait_for_line(path: &Path, within: Duration, want: impl Fn(&str) -> boo
             Instant::now() < deadline,
             "no such line in {} after {within:?}; it ends:\n{}",
             path.display(),
-            tail(path, 30)
+            log_tail(path, 30)
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -409,18 +387,11 @@ async fn wait_for_line(path: &Path, within: Duration, want: impl Fn(&str) -> boo
 
 /// Wait for a child to exit after SIGTERM; its exit code.
 async fn terminated(run: &mut Running, within: Duration) -> i32 {
-    signal(run, "-TERM");
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(st) = run.try_wait().unwrap() {
-            return st.code().unwrap_or(-1);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "strait did not stop within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    signal_and_wait(run, "-TERM", within)
+        .await
+        .0
+        .code()
+        .unwrap_or(-1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -441,7 +412,7 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
     assert!(
         mirror.terminate(Duration::from_secs(60)),
         "{}",
-        tail(mirror.log(), 30)
+        log_tail(mirror.log(), 30)
     );
     let at_switch = strait::replicate::resume::read_mm2_positions(
         &endpoint(west),
@@ -596,7 +567,7 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
         terminated(&mut run, Duration::from_secs(30)).await,
         0,
         "{}",
-        tail(&log, 30)
+        log_tail(&log, 30)
     );
     // `app` moves to just past strait's last offset sync of each partition.
     let syncs = last_syncs(east).await;
@@ -638,7 +609,7 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
         || {
             format!(
                 "strait translates app to {ours:?}; {}",
-                tail(mirror.log(), 20)
+                log_tail(mirror.log(), 20)
             )
         },
     )
@@ -665,7 +636,7 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
     assert!(
         mirror.terminate(Duration::from_secs(60)),
         "{}",
-        tail(mirror.log(), 30)
+        log_tail(mirror.log(), 30)
     );
     let copies = record_count(west, "us-east.orders", 3).await;
     let records = read_all(west, "us-east.orders", 3, copies as usize).await;

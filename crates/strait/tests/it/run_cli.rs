@@ -78,7 +78,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing(engine) {
     tokio::time::sleep(Duration::from_secs(down)).await;
 
     let log = regions.dir.path().join("second.log");
-    let mut second = spawn_logged(&cfg, &log);
+    let mut second = spawn_run_logged(&cfg, &log);
     let _shown = ShowOnPanic(log);
     producer.await.unwrap();
     wait_for_count(
@@ -224,29 +224,13 @@ struct ShowOnPanic(std::path::PathBuf);
 impl Drop for ShowOnPanic {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
             eprintln!(
                 "--- last lines of {} ---\n{}",
                 self.0.display(),
-                lines[lines.len().saturating_sub(40)..].join("\n")
+                log_tail(&self.0, 40)
             );
         }
     }
-}
-
-/// `strait run CONFIG` logging at info into `log`.
-fn spawn_logged(cfg: &std::path::Path, log: &std::path::Path) -> Running {
-    Running(
-        strait()
-            .arg("run")
-            .arg(cfg)
-            .env("STRAIT_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap(),
-    )
 }
 
 /// Send `sig` and wait for the exit: its status, how long the stop took, and the log.
@@ -255,17 +239,8 @@ async fn stop(
     sig: &str,
     log: &std::path::Path,
 ) -> (std::process::ExitStatus, Duration, String) {
-    let t = Instant::now();
-    signal(&child, sig);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "still running 30 s after {sig}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    (status, t.elapsed(), std::fs::read_to_string(log).unwrap())
+    let (status, took) = signal_and_wait(&mut child, sig, Duration::from_secs(30)).await;
+    (status, took, std::fs::read_to_string(log).unwrap())
 }
 
 /// However the clusters are lost (never reachable, blackholed, cut), a stop ends `strait run`
@@ -298,7 +273,7 @@ async fn a_stop_is_prompt_and_clean_however_the_clusters_are_lost() {
     )
     .unwrap();
     let log = dir.path().join("never.log");
-    let child = spawn_logged(&never, &log);
+    let child = spawn_run_logged(&never, &log);
     tokio::time::sleep(Duration::from_secs(15)).await;
     check("never reachable", stop(child, "-INT", &log).await);
 
@@ -318,7 +293,7 @@ async fn a_stop_is_prompt_and_clean_however_the_clusters_are_lost() {
             "refresh.topics.interval.seconds = 2\nemit.checkpoints.interval.seconds = 1",
         );
         let log = dir.path().join(format!("{fault}.log"));
-        let child = spawn_logged(&cfg, &log);
+        let child = spawn_run_logged(&cfg, &log);
         wait_for_count(west, "us-east.orders", 1, 100, Duration::from_secs(60)).await;
         for c in [east, west] {
             match fault {

@@ -508,18 +508,52 @@ use std::path::Path;
 /// `strait run CONFIG --http ADDR`, killed when dropped. Its log (filter `STRAIT_TEST_CHILD_LOG`,
 /// default `info`) goes to `log`, shown when an assertion fails.
 pub fn spawn_run_http(config: &Path, addr: &str, log: &Path) -> Running {
+    run_logged(config, &["--http", addr], log)
+}
+
+/// `strait run CONFIG` with its log (info, or `STRAIT_TEST_CHILD_LOG`) written afresh to `log`.
+pub fn spawn_run_logged(config: &Path, log: &Path) -> Running {
+    run_logged(config, &[], log)
+}
+
+fn run_logged(config: &Path, args: &[&str], log: &Path) -> Running {
     let filter = std::env::var("STRAIT_TEST_CHILD_LOG").unwrap_or_else(|_| "info".into());
     Running(
         strait()
             .arg("run")
             .arg(config)
-            .args(["--http", addr])
+            .args(args)
             .env("STRAIT_LOG", filter)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap(),
     )
+}
+
+/// The last `lines` lines of a log file (empty when it cannot be read).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Send `sig` and wait for the process to exit, failing the test after `within`: its exit
+/// status and how long the stop took.
+pub async fn signal_and_wait(
+    child: &mut Running,
+    sig: &str,
+    within: Duration,
+) -> (std::process::ExitStatus, Duration) {
+    let t = Instant::now();
+    signal(child, sig);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return (s, t.elapsed());
+        }
+        assert!(t.elapsed() < within, "still running {within:?} after {sig}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A port nobody listens on right now.
