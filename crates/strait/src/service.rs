@@ -20,10 +20,12 @@
 //! # }
 //! ```
 
+use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use tracing::{error, warn};
 
 use crate::checkpoint::{self, CheckpointSpec, RunningCheckpoints};
@@ -45,7 +47,8 @@ const HTTP_COLLECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Replication for a config's selected flows, running on the current tokio runtime.
 pub struct Service {
     flows: Vec<RunningFlow>,
-    heartbeats: Vec<tokio::task::JoinHandle<Result<(), ClientError>>>,
+    /// Each emitter with its pair's name.
+    heartbeats: Vec<(String, tokio::task::JoinHandle<Result<(), ClientError>>)>,
     checkpoints: Vec<RunningCheckpoints>,
     recorders: Vec<Recorder>,
     http: Option<tokio::task::JoinHandle<()>>,
@@ -81,7 +84,11 @@ impl Service {
                     spec.target.alias.clone(),
                     sent.clone(),
                 ));
-                tokio::spawn(heartbeat::run(spec, cancel.child_token(), sent))
+                let name = spec.name();
+                (
+                    name,
+                    tokio::spawn(heartbeat::run(spec, cancel.child_token(), sent)),
+                )
             })
             .collect();
         let checkpoints = config
@@ -164,74 +171,88 @@ impl Service {
             cancel,
         } = self;
         drop(cancel);
-        // What has not stopped yet, by name, to say which part overran the grace period.
-        let left = std::sync::Mutex::new(std::collections::BTreeSet::<String>::new());
-        let done = |name: &str| {
-            left.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
-        };
-        let mut first_error = None;
-        let mut others: Vec<(String, futures::future::BoxFuture<'static, ()>)> = Vec::new();
-        for (i, h) in heartbeats.into_iter().enumerate() {
-            others.push((
-                format!("heartbeats #{}", i + 1),
+        // Every part by name, joined together: what has not ended at the deadline is named.
+        // A flow's end carries its error (with the flow's place in the configuration).
+        type End = futures::future::BoxFuture<'static, Option<(usize, FlowError)>>;
+        let mut parts: Vec<(String, End)> = Vec::new();
+        for (i, f) in flows.into_iter().enumerate() {
+            let name = f.name.clone();
+            parts.push((
+                format!("flow {name}"),
+                Box::pin(async move {
+                    let e = f.join().await.err()?;
+                    error!(flow = %name, error = %e, "flow failed");
+                    Some((i, e))
+                }),
+            ));
+        }
+        for (pair, h) in heartbeats {
+            parts.push((
+                format!("heartbeats {pair}"),
                 Box::pin(async move {
                     let _ = h.await;
+                    None
                 }),
             ));
         }
         for c in checkpoints {
-            others.push((format!("checkpoints {}", c.name), Box::pin(c.join())));
-        }
-        for r in recorders {
-            others.push((format!("lag snapshots {}", r.name), Box::pin(r.join())));
-        }
-        if let Some(h) = http {
-            others.push((
-                "the HTTP server".into(),
+            let name = format!("checkpoints {}", c.name);
+            parts.push((
+                name,
                 Box::pin(async move {
-                    let _ = h.await;
+                    c.join().await;
+                    None
                 }),
             ));
         }
-        {
-            let mut l = left.lock().unwrap_or_else(|e| e.into_inner());
-            l.extend(flows.iter().map(|f| format!("flow {}", f.name)));
-            l.extend(others.iter().map(|(n, _)| n.clone()));
+        for r in recorders {
+            let name = format!("lag snapshots {}", r.name);
+            parts.push((
+                name,
+                Box::pin(async move {
+                    r.join().await;
+                    None
+                }),
+            ));
         }
-        let flows_done = async {
-            for f in flows {
-                let name = f.name.clone();
-                if let Err(e) = f.join().await {
-                    error!(flow = %name, error = %e, "flow failed");
-                    first_error.get_or_insert(e);
+        if let Some(h) = http {
+            parts.push((
+                "the HTTP server".into(),
+                Box::pin(async move {
+                    let _ = h.await;
+                    None
+                }),
+            ));
+        }
+        let mut running: BTreeSet<String> = parts.iter().map(|(n, _)| n.clone()).collect();
+        let mut ends: FuturesUnordered<_> = parts
+            .into_iter()
+            .map(|(name, end)| async move { (name, end.await) })
+            .collect();
+        let mut errors: Vec<(usize, FlowError)> = Vec::new();
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = ends.next() => match next {
+                    Some((name, error)) => {
+                        running.remove(&name);
+                        errors.extend(error);
+                    }
+                    None => break,
+                },
+                _ = &mut deadline => {
+                    warn!(
+                        not_stopped = ?running,
+                        "not everything stopped within {}s; moving on anyway (unacknowledged records are copied again on the next start)",
+                        grace.as_secs()
+                    );
+                    break;
                 }
-                done(&format!("flow {name}"));
             }
-        };
-        let others_done = futures::future::join_all(others.into_iter().map(|(name, f)| {
-            let done = &done;
-            async move {
-                f.await;
-                done(&name);
-            }
-        }));
-        let joined = tokio::time::timeout(grace, async {
-            tokio::join!(flows_done, others_done);
-        })
-        .await;
-        if joined.is_err() {
-            let left: Vec<String> = left
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .cloned()
-                .collect();
-            warn!(
-                not_stopped = ?left,
-                "not everything stopped within {}s; moving on anyway (unacknowledged records are copied again on the next start)",
-                grace.as_secs()
-            );
         }
+        // The first flow of the configuration that failed, as before.
+        let first_error = errors.into_iter().min_by_key(|(i, _)| *i).map(|(_, e)| e);
         match first_error {
             Some(e) => Err(e),
             None => Ok(()),
