@@ -215,7 +215,7 @@ where
     let (endpoint, topic) = (endpoint.clone(), topic.to_string());
     super::blocking(move || {
         let (mut state, mut f) = (state, f);
-        read_topic(&endpoint, &topic, timeout, &mut |p, r| f(&mut state, p, r)).map(|_| state)
+        read_topic(&endpoint, &topic, timeout, &mut |p, r| f(&mut state, p, r)).map(|()| state)
     })
     .await
 }
@@ -225,7 +225,7 @@ fn read_topic(
     topic: &str,
     timeout: Duration,
     f: &mut dyn FnMut(i32, TailRecord<'_>),
-) -> Result<usize, ClientError> {
+) -> Result<(), ClientError> {
     let deadline = Instant::now() + timeout;
     let op = format!("read {topic}");
     let mut cfg = endpoint.consumer_config("strait-internal-reader");
@@ -238,11 +238,11 @@ fn read_topic(
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| ClientError::from_blocking(endpoint, &op, e, timeout))?;
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
-        return Ok(0);
+        return Ok(());
     };
     match t.error().map(RDKafkaErrorCode::from) {
         None => {}
-        Some(RDKafkaErrorCode::UnknownTopicOrPartition) => return Ok(0),
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition) => return Ok(()),
         Some(code) => {
             return Err(ClientError::from_kafka(
                 endpoint,
@@ -265,12 +265,11 @@ fn read_topic(
         }
     }
     if left.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
     consumer
         .assign(&tpl)
         .map_err(|e| ClientError::from_kafka(endpoint, "assign", e))?;
-    let mut n = 0;
     while !left.is_empty() {
         let wait = deadline.saturating_duration_since(Instant::now());
         if wait.is_zero() {
@@ -279,7 +278,6 @@ fn read_topic(
         match consumer.poll(wait.min(Duration::from_millis(200))) {
             Some(Ok(m)) => {
                 let p = m.partition();
-                n += 1;
                 f(
                     p,
                     TailRecord {
@@ -307,7 +305,7 @@ fn read_topic(
             }
         }
     }
-    Ok(n)
+    Ok(())
 }
 
 /// Whether the error says the topic or partition does not exist (yet).
