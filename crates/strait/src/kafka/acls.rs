@@ -258,7 +258,8 @@ pub(crate) fn create_acls(
 /// # Safety
 /// Calls librdkafka; the returned guard owns the new binding.
 unsafe fn new_binding(b: &AclBinding) -> Result<Binding, AdminFailure> {
-    // SAFETY: the caller upholds this function's contract (librdkafka is linked and initialised); every pointer passed below is a CString or guard alive for the call.
+    // SAFETY: the caller upholds this function's contract (librdkafka is linked and initialised);
+    // every pointer passed below is a CString or guard alive for the call.
     unsafe {
         let unknown = |what: &str| invalid_arg(&format!("cannot create an ACL with {what}: {b:?}"));
         let restype = match b.resource_type {

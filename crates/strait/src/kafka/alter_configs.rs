@@ -178,7 +178,8 @@ pub(super) unsafe fn request(
     timeout: Duration,
     submit: impl FnOnce(*const rd::rd_kafka_AdminOptions_t, *mut rd::rd_kafka_queue_t),
 ) -> Result<Event, AdminFailure> {
-    // SAFETY: `rk` is live for the call (the caller's contract); every handle created here is owned by a guard that outlives its last use.
+    // SAFETY: `rk` is live for the call (the caller's contract); every handle created here is
+    // owned by a guard that outlives its last use.
     unsafe {
         let options = Options(rd::rd_kafka_AdminOptions_new(rk, api));
         if options.0.is_null() {
