@@ -1,5 +1,5 @@
 //! `strait drill CONFIG --primary A --secondary B [...]` and `strait drill --sandbox [...]`: a
-//! complete DR drill (see `strait::drill::run`), a short summary on stdout, the report in
+//! complete DR drill (see `strait::drill`), a short summary on stdout, the report in
 //! `--report`. Exit 0 when the drill passed, 1 when it failed (a budget exceeded, recovery not
 //! shown, records lost after the failover) or could not run, 2 for a usage mistake.
 
@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use strait::config::Config;
 use strait::drill::report::{fmt_ms, fmt_utc};
-use strait::drill::run::{self, DrillError, DrillOptions, Environment};
 use strait::drill::DrillReport;
+use strait::drill::{self, DrillError, DrillOptions, Environment};
 use strait::heartbeat::now_ms;
 
 use super::failover::parse_duration;
@@ -24,8 +24,8 @@ const MAX_RATE: u64 = 100_000;
 
 pub async fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
     let (env, opts) = options(args)?;
-    let progress: run::Progress = Arc::new(|line: &str| eprintln!("strait drill: {line}"));
-    let outcome = match run::run(env, opts, progress).await {
+    let progress: drill::Progress = Arc::new(|line: &str| eprintln!("strait drill: {line}"));
+    let outcome = match drill::run(env, opts, progress).await {
         Ok(o) => o,
         Err(DrillError::Usage(m)) => return Err(UsageError(m).into()),
         Err(e) => return Err(e.into()),
@@ -41,7 +41,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
 /// The drill asked for, with defaults filled in; every mistake is one sentence (exit 2).
 fn options(args: DrillArgs) -> Result<(Environment, DrillOptions), UsageError> {
     if cfg!(not(feature = "sandbox")) && args.sandbox {
-        return Err(UsageError(strait::drill::NO_SANDBOX.into()));
+        return Err(UsageError(drill::NO_SANDBOX.into()));
     }
     let env =
         match (&args.config, args.sandbox) {
@@ -103,7 +103,7 @@ fn options(args: DrillArgs) -> Result<(Environment, DrillOptions), UsageError> {
         report_dir,
         topic: args.topic,
     };
-    run::check(&env, &opts).map_err(|e| UsageError(e.to_string()))?;
+    drill::check(&env, &opts).map_err(|e| UsageError(e.to_string()))?;
     Ok((env, opts))
 }
 
@@ -130,8 +130,8 @@ fn summary(r: &DrillReport, dir: &std::path::Path) -> String {
                 format!(
                     " (budget {}: {})",
                     match b.unit {
-                        strait::drill::BudgetUnit::Milliseconds => fmt_ms(b.limit as i64),
-                        strait::drill::BudgetUnit::Records => format!("{} records", b.limit),
+                        drill::BudgetUnit::Milliseconds => fmt_ms(b.limit as i64),
+                        drill::BudgetUnit::Records => format!("{} records", b.limit),
                     },
                     if b.passed { "pass" } else { "FAIL" }
                 )

@@ -104,6 +104,21 @@ pub async fn failover(
     Ok(run.finish())
 }
 
+/// Move the consumer groups `opts.groups` selects along `flow` from their checkpoints, as an
+/// unplanned failover does, and nothing else: no probe, no drain, no RPO estimate, and the active
+/// region is not switched. A drill that simulates the loss of a region which still answers needs
+/// exactly this: its own group treated as if its region were gone, nothing production relies on
+/// touched.
+pub async fn move_groups_unplanned(
+    flow: &Flow,
+    opts: &Options,
+    progress: &Progress<'_>,
+) -> Result<FailoverReport, FailoverError> {
+    let mut run = Run::new(Procedure::Failover, flow, opts, progress);
+    run.move_groups().await?;
+    Ok(run.finish())
+}
+
 /// The flow `from->to` of `config`, which must be enabled.
 pub fn flow_for<'a>(config: &'a Config, from: &str, to: &str) -> Result<&'a Flow, FailoverError> {
     for alias in [from, to] {

@@ -7,6 +7,6 @@ pub mod execute;
 pub mod failback;
 pub mod report;
 
-pub use execute::{failover, FailoverError, Options};
+pub use execute::{failover, move_groups_unplanned, FailoverError, Options, Progress};
 pub use failback::{failback, FailbackOptions};
 pub use report::FailoverReport;
