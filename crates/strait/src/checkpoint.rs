@@ -31,7 +31,7 @@ use crate::wire::Checkpoint;
 
 /// Everything the checkpoint job of one flow needs.
 #[derive(Clone)]
-pub struct CheckpointSpec {
+pub(crate) struct CheckpointSpec {
     pub source_alias: String,
     pub target_alias: String,
     pub policy: ReplicationPolicy,
@@ -59,7 +59,7 @@ pub struct CheckpointSpec {
 
 impl CheckpointSpec {
     /// The checkpoint job of a configured flow, if checkpoints are on for it.
-    pub fn from_config(flow: &crate::config::Flow) -> Option<Self> {
+    pub(crate) fn from_config(flow: &crate::config::Flow) -> Option<Self> {
         let emit_interval = flow.intervals.emit_checkpoints?;
         let f = Arc::new(flow.clone());
         let (f1, f2) = (f.clone(), f.clone());
@@ -93,7 +93,7 @@ impl CheckpointSpec {
         })
     }
 
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         crate::config::flow_name(&self.source_alias, &self.target_alias)
     }
 }
@@ -109,7 +109,7 @@ pub struct CheckpointStats {
 }
 
 /// A running checkpoint job.
-pub struct RunningCheckpoints {
+pub(crate) struct RunningCheckpoints {
     /// The flow, `S->T`.
     pub name: String,
     pub stats: Arc<CheckpointStats>,
@@ -118,13 +118,13 @@ pub struct RunningCheckpoints {
 
 impl RunningCheckpoints {
     /// Wait for the job to end (after its token was cancelled; it flushes what it produced).
-    pub async fn join(self) {
+    pub(crate) async fn join(self) {
         let _ = self.task.await;
     }
 }
 
 /// Start the job on the current runtime; it runs until `cancel` fires.
-pub fn start(spec: CheckpointSpec, cancel: CancellationToken) -> RunningCheckpoints {
+pub(crate) fn start(spec: CheckpointSpec, cancel: CancellationToken) -> RunningCheckpoints {
     let stats = Arc::new(CheckpointStats::default());
     let name = spec.name();
     let task = tokio::spawn(job(spec, cancel, stats.clone()));

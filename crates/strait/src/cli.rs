@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
         properties file, and turns failover, failback and DR drills into commands that report \
         the RTO and RPO that actually happened."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// More log output (-v: debug for strait, -vv: everything). STRAIT_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -23,7 +23,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Replicate as CONFIG (an MM2 properties file) says.
     Run(RunArgs),
     /// Validate CONFIG and print the effective flows and settings.
@@ -47,7 +47,7 @@ pub enum Command {
 }
 
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// MirrorMaker 2 properties file.
     pub config: PathBuf,
     /// Run only the flows whose target is one of these clusters (comma-separated aliases).
@@ -59,7 +59,7 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     pub config: PathBuf,
     /// Machine-readable output.
     #[arg(long)]
@@ -71,7 +71,7 @@ pub struct CheckArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     pub config: PathBuf,
     #[arg(long)]
     pub json: bool,
@@ -90,7 +90,7 @@ pub struct StatusArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct TranslateArgs {
+pub(crate) struct TranslateArgs {
     pub config: PathBuf,
     #[arg(long)]
     pub group: String,
@@ -106,7 +106,7 @@ pub struct TranslateArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct FailoverArgs {
+pub(crate) struct FailoverArgs {
     pub config: PathBuf,
     #[arg(long)]
     pub from: String,
@@ -126,7 +126,7 @@ pub struct FailoverArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct FailbackArgs {
+pub(crate) struct FailbackArgs {
     pub config: PathBuf,
     /// The region active now (where consumers run since the failover).
     #[arg(long)]
@@ -148,7 +148,7 @@ pub struct FailbackArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct ClientsArgs {
+pub(crate) struct ClientsArgs {
     pub config: PathBuf,
     /// The consumer group.
     #[arg(long)]
@@ -161,7 +161,7 @@ pub struct ClientsArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct DrillArgs {
+pub(crate) struct DrillArgs {
     /// MM2 properties file whose clusters and flow settings the drill uses (the failure is
     /// simulated); not with --sandbox.
     pub config: Option<PathBuf>,
@@ -203,7 +203,7 @@ pub struct DrillArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct SandboxArgs {
+pub(crate) struct SandboxArgs {
     /// Region names, one cluster each.
     #[arg(long, value_delimiter = ',', default_value = "us-east,us-west")]
     pub regions: Vec<String>,
@@ -216,7 +216,7 @@ pub struct SandboxArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Serve the dashboard here.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: String,

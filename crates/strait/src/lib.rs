@@ -3,7 +3,7 @@
 //! The library behind the `strait` binary. See the README for what each command does.
 
 pub(crate) mod backoff;
-pub mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod config;
 pub mod drill;
 pub mod failover;

@@ -14,7 +14,7 @@ use strait::config::{Config, Flow, LocalFiles, NameFilter, Origin, StoreSummary}
 use strait::kafka::{Admin, Endpoint};
 use strait::replicate::resume::{Resume, ResumeFrom, SeedSpec};
 
-pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     // A store or secret file that is only on the machines where strait runs is a warning here.
     let config = Config::load_with(&args.config, LocalFiles::MayBeMissing)
         .map_err(|e| UsageError(e.to_string()))?;
@@ -257,7 +257,7 @@ fn flow_json(f: &Flow) -> Value {
 }
 
 /// The `--json` document (schema in the README).
-pub fn to_json(c: &Config) -> Value {
+pub(super) fn to_json(c: &Config) -> Value {
     json!({
         "config": c.file,
         "valid": true,
@@ -288,7 +288,7 @@ fn interval(d: Option<Duration>) -> String {
 }
 
 /// The human-readable report.
-pub fn to_text(c: &Config) -> String {
+pub(super) fn to_text(c: &Config) -> String {
     use std::fmt::Write;
     let mut o = String::new();
     let _ = writeln!(o, "{}: valid", c.file);

@@ -10,7 +10,7 @@ use crate::commands::UsageError;
 use strait::config::Config;
 use strait::failover::clients::{self, ClientSettings, ClientsError, Decision};
 
-pub async fn run(args: ClientsArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: ClientsArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
     let usage = |e: ClientsError| -> anyhow::Error {
         if e.is_bad_request() {

@@ -36,7 +36,7 @@ const GROUPS: [&str; 2] = ["orders-app", "billing-app"];
 /// How often a progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let control_port = match args.control_port {
         Some(p) => p,
         None => args.base_port.checked_add(100).ok_or_else(|| {

@@ -22,7 +22,7 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(60);
 const DEFAULT_RATE: u64 = 200;
 const MAX_RATE: u64 = 100_000;
 
-pub async fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
     let (env, opts) = options(args)?;
     let progress: drill::Progress = Arc::new(|line: &str| eprintln!("strait drill: {line}"));
     let outcome = match drill::run(env, opts, progress).await {

@@ -9,7 +9,7 @@ use crate::commands::UsageError;
 use strait::config::Config;
 use strait::failover::{self, FailbackOptions};
 
-pub async fn run(args: FailbackArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: FailbackArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
     let base = options(
         &args.from,

@@ -11,7 +11,7 @@ use crate::commands::UsageError;
 use strait::config::Config;
 use strait::failover::{self, FailoverError, FailoverReport, Options};
 
-pub async fn run(args: FailoverArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: FailoverArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
     let mut opts = options(
         &args.from,
@@ -27,7 +27,7 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The options `failover` and `failback` share, checked.
-pub fn options(
+pub(super) fn options(
     from: &str,
     to: &str,
     groups: Option<&str>,
@@ -48,7 +48,7 @@ pub fn options(
 }
 
 /// Print the report (table or JSON) and choose the exit code: 0 when everything moved.
-pub fn finish(
+pub(super) fn finish(
     report: Result<FailoverReport, FailoverError>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -70,7 +70,7 @@ pub fn finish(
 }
 
 /// A duration as people write it (`90s`, `5m`, `1h 30m`); a bare number is seconds.
-pub fn parse_duration(option: &str, text: &str) -> Result<Duration, UsageError> {
+pub(super) fn parse_duration(option: &str, text: &str) -> Result<Duration, UsageError> {
     let t = text.trim();
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(Duration::from_secs(secs));

@@ -19,7 +19,7 @@ use crate::cli::Command;
 
 /// A spinner on stderr while something waits, only when stderr is a terminal (logs and pipes
 /// stay clean). Finish it with `finish_and_clear`.
-pub fn spinner(message: &str) -> Option<indicatif::ProgressBar> {
+pub(crate) fn spinner(message: &str) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return None;
@@ -30,14 +30,14 @@ pub fn spinner(message: &str) -> Option<indicatif::ProgressBar> {
     Some(pb)
 }
 
-pub use strait::text::table;
+pub(crate) use strait::text::table;
 
 /// A mistake in how strait was called (exit code 2), as opposed to a failure while working (1).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub String);
 
-pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+pub(crate) async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(args).await,
@@ -59,7 +59,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 /// The error and its causes on one line, each cause said once.
-pub fn one_sentence(e: &anyhow::Error) -> String {
+pub(crate) fn one_sentence(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let s = cause.to_string();
@@ -70,7 +70,7 @@ pub fn one_sentence(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code_of(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<UsageError>().is_some() {
         2
     } else {

@@ -12,7 +12,7 @@ use crate::commands::UsageError;
 use strait::config::Config;
 use strait::service::{Service, STOP_GRACE};
 
-pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
     let file = args.config.display().to_string();
     for c in &args.clusters {

@@ -8,7 +8,7 @@ use strait_sandbox::Sandbox;
 
 use crate::cli::SandboxArgs;
 
-pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<&str> = args.regions.iter().map(|s| s.trim()).collect();
     let control_port = match args.control_port {
         Some(p) => p,

@@ -11,7 +11,7 @@ use crate::commands::UsageError;
 use strait::config::Config;
 use strait::monitor::{self, Options, Status};
 
-pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
     let bad = |what: &str, v: f64| {
         UsageError(format!(
@@ -72,7 +72,7 @@ fn age(s: Option<f64>) -> String {
 }
 
 /// The human-readable report: a table of flows, their reasons, and a table of groups.
-pub fn to_text(s: &Status) -> String {
+pub(super) fn to_text(s: &Status) -> String {
     let mut o = String::new();
     let rows: Vec<Vec<String>> = s
         .flows

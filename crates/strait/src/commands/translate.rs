@@ -14,7 +14,7 @@ use strait::translate::group::{translate_group, GroupTranslation};
 /// How long the source may take to answer before its checkpoints are used instead.
 const SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
     let file = args.config.display().to_string();
     for alias in [&args.source, &args.target] {

@@ -4,7 +4,7 @@
 
 /// Connector properties strait reads (MM2-SPEC §1.6). Global keys with these names are defaults
 /// for every flow; `<S>-><T>.<name>` overrides them for one flow.
-pub const CONNECTOR_PROPERTIES: &[&str] = &[
+pub(crate) const CONNECTOR_PROPERTIES: &[&str] = &[
     "enabled",
     "replication.policy.class",
     "replication.policy.separator",
@@ -52,7 +52,7 @@ pub const CONNECTOR_PROPERTIES: &[&str] = &[
 /// Kafka Connect worker keys strait reads, at top level or under the target cluster's alias
 /// (MM2's `workerConfig`; the top-level value wins): where MM2 keeps its source positions, which
 /// strait reads to take over from MM2 and keeps current so that MM2 can take over from it.
-pub const WORKER_HONOURED: &[&str] = &[
+pub(crate) const WORKER_HONOURED: &[&str] = &[
     "offset.storage.topic",
     "offset.storage.partitions",
     "offset.storage.replication.factor",
@@ -174,14 +174,14 @@ const FLOW_CLIENT_PREFIXES: &[&str] = &[
 ];
 
 /// Keys every client of a cluster shares (MM2's cluster-level client keys).
-pub fn is_client_key(key: &str) -> bool {
+pub(crate) fn is_client_key(key: &str) -> bool {
     key == "bootstrap.servers"
         || key == "security.protocol"
         || key.starts_with("ssl.")
         || key.starts_with("sasl.")
 }
 
-pub fn is_connector_property(key: &str) -> bool {
+pub(crate) fn is_connector_property(key: &str) -> bool {
     CONNECTOR_PROPERTIES.contains(&key)
 }
 
@@ -194,7 +194,7 @@ fn is_connector_ignored(key: &str) -> bool {
 
 /// What strait does with one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyClass {
+pub(crate) enum KeyClass {
     /// Read by strait.
     Honoured,
     /// An MM2 / Kafka Connect setting strait does not implement.
@@ -207,7 +207,7 @@ pub enum KeyClass {
 
 /// Why MM2 ignores a key, for the warning text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mm2Ignores {
+pub(crate) enum Mm2Ignores {
     /// `consumer.*`, `producer.*`, `admin.*` at top level: dropped by MM2 (§1.3 step 1).
     GlobalClientKey,
     /// `use.defaults.from` at top level: not in any ConfigDef, dropped (§1.6).
@@ -219,7 +219,7 @@ pub enum Mm2Ignores {
 }
 
 /// A top-level key (no alias or flow prefix).
-pub fn classify_global(key: &str) -> KeyClass {
+pub(crate) fn classify_global(key: &str) -> KeyClass {
     if is_connector_property(key)
         || is_client_key(key)
         || key == "clusters"
@@ -248,7 +248,7 @@ pub fn classify_global(key: &str) -> KeyClass {
 }
 
 /// A cluster key, `<alias>.<key>`, given without the alias.
-pub fn classify_cluster(key: &str) -> KeyClass {
+pub(crate) fn classify_cluster(key: &str) -> KeyClass {
     if is_client_key(key)
         || key.starts_with("consumer.")
         || key.starts_with("producer.")
@@ -269,7 +269,7 @@ pub fn classify_cluster(key: &str) -> KeyClass {
 }
 
 /// A flow key, `<S>-><T>.<key>`, given without the flow.
-pub fn classify_flow(key: &str) -> KeyClass {
+pub(crate) fn classify_flow(key: &str) -> KeyClass {
     if is_connector_property(key) || key == "use.defaults.from" {
         return KeyClass::Honoured;
     }

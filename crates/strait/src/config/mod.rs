@@ -15,12 +15,12 @@
 //! - [`model`]: the typed result; [`error`]: errors and warnings.
 
 pub mod client_props;
-pub mod error;
-pub mod filter;
-pub mod jaas;
-pub mod keys;
+pub(crate) mod error;
+pub(crate) mod filter;
+pub(crate) mod jaas;
+pub(crate) mod keys;
 mod load;
-pub mod model;
+pub(crate) mod model;
 pub mod properties;
 pub mod providers;
 pub mod stores;

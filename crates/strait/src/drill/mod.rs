@@ -19,7 +19,7 @@ pub mod report;
 mod run;
 mod sampler;
 pub mod traffic;
-pub mod verify;
+pub(crate) mod verify;
 
 pub use error::{DrillError, Halt, NotReady};
 pub use options::{check, DrillOptions, DrillOutcome, Environment, Progress};

@@ -86,7 +86,7 @@ impl std::fmt::Display for SeqRange {
 }
 
 /// How many sequence numbers a list of ranges holds.
-pub fn count(ranges: &[SeqRange]) -> u64 {
+pub(crate) fn count(ranges: &[SeqRange]) -> u64 {
     ranges.iter().map(SeqRange::len).sum()
 }
 

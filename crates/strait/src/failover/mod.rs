@@ -4,7 +4,7 @@
 pub mod active;
 pub mod clients;
 pub mod execute;
-pub mod failback;
+pub(crate) mod failback;
 pub mod report;
 
 pub use execute::{failover, move_groups_unplanned, FailoverError, Options, Progress};

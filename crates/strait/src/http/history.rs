@@ -7,28 +7,28 @@ use serde::Serialize;
 use crate::monitor::Status;
 
 /// How far back the history goes.
-pub const WINDOW_MS: i64 = 15 * 60 * 1000;
+pub(crate) const WINDOW_MS: i64 = 15 * 60 * 1000;
 
 /// One sample: epoch ms, lag in records, lag in seconds, heartbeat age in seconds (if any).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Point(pub i64, pub i64, pub f64, pub Option<f64>);
+pub(crate) struct Point(pub i64, pub i64, pub f64, pub Option<f64>);
 
 /// A flow's samples, oldest first.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FlowHistory {
+pub(crate) struct FlowHistory {
     pub source: String,
     pub target: String,
     pub points: Vec<Point>,
 }
 
 #[derive(Debug, Default)]
-pub struct History {
+pub(crate) struct History {
     flows: BTreeMap<(String, String), VecDeque<Point>>,
 }
 
 impl History {
     /// Add a status sample and forget what is older than the window.
-    pub fn record(&mut self, s: &Status) {
+    pub(crate) fn record(&mut self, s: &Status) {
         // A flow whose lag is unknown (source unreachable) gets no point: a gap, not a false 0.
         for f in s.flows.iter().filter(|f| f.lag_known) {
             let q = self
@@ -50,7 +50,7 @@ impl History {
         }
     }
 
-    pub fn flows(&self) -> Vec<FlowHistory> {
+    pub(crate) fn flows(&self) -> Vec<FlowHistory> {
         self.flows
             .iter()
             .map(|((source, target), q)| FlowHistory {

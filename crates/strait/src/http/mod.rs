@@ -4,7 +4,7 @@
 //! dashboard at `/`. The lag model is collected from the clusters every few seconds in the
 //! background; requests only read the latest copy.
 
-pub mod history;
+pub(crate) mod history;
 pub mod metrics;
 
 use std::net::SocketAddr;

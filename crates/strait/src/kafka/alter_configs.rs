@@ -52,7 +52,7 @@ impl AlterOp {
 /// Why a native admin request failed: librdkafka's or the broker's error code, and the message
 /// that came with it (the broker's message names, say, the offending config; the code does not).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AdminFailure {
+pub(crate) struct AdminFailure {
     pub code: RDKafkaErrorCode,
     pub message: Option<String>,
 }
@@ -65,7 +65,7 @@ impl AdminFailure {
     }
 
     /// librdkafka (or the broker) gave up waiting.
-    pub fn is_timeout(&self) -> bool {
+    pub(crate) fn is_timeout(&self) -> bool {
         matches!(
             self.code,
             RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut

@@ -109,7 +109,7 @@ fn apply(cfg: &mut ClientConfig, props: &Props) {
 
 /// What librdkafka makes of one property, asked without creating a client (no I/O).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PropertyCheck {
+pub(crate) enum PropertyCheck {
     Ok,
     /// librdkafka has no property of this name.
     Unknown,
@@ -119,7 +119,7 @@ pub enum PropertyCheck {
 
 /// Ask librdkafka whether `key = value` is a valid client property, so that config validation
 /// agrees with the client library exactly instead of with a hand-kept list of its properties.
-pub fn check_property(key: &str, value: &str) -> PropertyCheck {
+pub(crate) fn check_property(key: &str, value: &str) -> PropertyCheck {
     let mut cfg = ClientConfig::new();
     cfg.set(key, value);
     match cfg.create_native_config() {
@@ -136,7 +136,7 @@ pub fn check_property(key: &str, value: &str) -> PropertyCheck {
 }
 
 /// Whether a property holds a secret that must never be printed.
-pub fn is_secret(key: &str) -> bool {
+pub(crate) fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     k.contains("password")
         || k.contains("secret")
@@ -146,7 +146,7 @@ pub fn is_secret(key: &str) -> bool {
         || k.contains("credentials")
 }
 
-pub fn redact(props: &Props) -> Props {
+pub(crate) fn redact(props: &Props) -> Props {
     props
         .iter()
         .map(|(k, v)| {

@@ -28,7 +28,7 @@ static CAUSES: Mutex<Option<HashMap<String, (Instant, String)>>> = Mutex::new(No
 
 /// Note an error librdkafka reported for a client of the cluster at `bootstrap`, when it tells
 /// why calls cannot succeed (authentication, TLS, authorization).
-pub fn record(bootstrap: &str, error: &KafkaError, reason: &str) {
+pub(crate) fn record(bootstrap: &str, error: &KafkaError, reason: &str) {
     if let Some(cause) = explain(error.rdkafka_error_code(), reason) {
         remember(bootstrap, cause);
     }
@@ -42,7 +42,7 @@ fn remember(bootstrap: &str, cause: String) {
 }
 
 /// The cause recorded for `bootstrap` within the last minute.
-pub fn recent(bootstrap: &str) -> Option<String> {
+pub(crate) fn recent(bootstrap: &str) -> Option<String> {
     let m = CAUSES.lock().unwrap_or_else(|e| e.into_inner());
     m.as_ref()?
         .get(bootstrap)
@@ -57,7 +57,7 @@ pub fn recent(bootstrap: &str) -> Option<String> {
 /// in a call, or never polled (an admin client's main queue, an assigned reader that must not lose
 /// a record), hears of them only later or never. A fresh, unassigned consumer can be polled
 /// freely: this is how a failed call learns its cause.
-pub fn probe(ep: &super::Endpoint, within: Duration) -> Option<String> {
+pub(crate) fn probe(ep: &super::Endpoint, within: Duration) -> Option<String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     if let Some(cause) = recent(ep.bootstrap_servers()) {
         return Some(cause);

@@ -2,12 +2,12 @@
 //! consumer-group operations and readers of internal topics.
 
 pub mod acls;
-pub mod admin;
-pub mod alter_configs;
-pub mod config;
-pub mod diagnose;
+pub(crate) mod admin;
+pub(crate) mod alter_configs;
+pub(crate) mod config;
+pub(crate) mod diagnose;
 pub mod groups;
-pub mod tail;
+pub(crate) mod tail;
 
 use std::time::Duration;
 

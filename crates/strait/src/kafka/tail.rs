@@ -20,15 +20,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::{ClientError, Endpoint};
 
 /// One record of the topic.
-pub struct TailRecord<'a> {
+pub(crate) struct TailRecord<'a> {
     pub key: &'a [u8],
     pub value: &'a [u8],
     pub offset: i64,
-    pub timestamp: Option<i64>,
 }
 
 /// A reader of partition `partition` of `topic`.
-pub struct TopicTail {
+pub(crate) struct TopicTail {
     endpoint: Endpoint,
     topic: String,
     partition: i32,
@@ -38,11 +37,11 @@ pub struct TopicTail {
 }
 
 impl TopicTail {
-    pub fn new(endpoint: &Endpoint, topic: &str) -> Self {
+    pub(crate) fn new(endpoint: &Endpoint, topic: &str) -> Self {
         Self::partition(endpoint, topic, 0)
     }
 
-    pub fn partition(endpoint: &Endpoint, topic: &str, partition: i32) -> Self {
+    pub(crate) fn partition(endpoint: &Endpoint, topic: &str, partition: i32) -> Self {
         Self {
             endpoint: endpoint.clone(),
             topic: topic.to_string(),
@@ -50,15 +49,6 @@ impl TopicTail {
             consumer: None,
             next: 0,
         }
-    }
-
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-
-    /// The next offset to read (the number of records read, for a topic that was never cleaned).
-    pub fn position(&self) -> i64 {
-        self.next
     }
 
     fn consumer(&mut self) -> Result<Arc<BaseConsumer<Diagnosed>>, ClientError> {
@@ -93,7 +83,12 @@ impl TopicTail {
     /// is not reached within `timeout`. After a failure, or dropped before it returns, the reader
     /// starts over at the next call: a caller that keeps state across calls moves it in
     /// (`std::mem::take`), so that both start over together.
-    pub async fn fold<S, F>(&mut self, timeout: Duration, state: S, f: F) -> Result<S, ClientError>
+    pub(crate) async fn fold<S, F>(
+        &mut self,
+        timeout: Duration,
+        state: S,
+        f: F,
+    ) -> Result<S, ClientError>
     where
         S: Send + 'static,
         F: FnMut(&mut S, TailRecord<'_>) + Send + 'static,
@@ -124,7 +119,7 @@ impl TopicTail {
     }
 
     /// [`TopicTail::fold`] into a list of what `f` makes of each record.
-    pub async fn collect<T, F>(
+    pub(crate) async fn collect<T, F>(
         &mut self,
         timeout: Duration,
         mut f: F,
@@ -177,7 +172,6 @@ impl Read {
                         key: m.key().unwrap_or_default(),
                         value: m.payload().unwrap_or_default(),
                         offset: m.offset(),
-                        timestamp: m.timestamp().to_millis(),
                     });
                 }
                 Some(Err(e)) if unknown_topic(&e) => return Ok(()),
@@ -201,7 +195,7 @@ impl Read {
 /// each record (in order within a partition, in no set order across them), with one consumer.
 /// For multi-partition compacted topics read once, like Kafka Connect's offsets topic. A topic
 /// that does not exist reads as empty.
-pub async fn fold_topic<S, F>(
+pub(crate) async fn fold_topic<S, F>(
     endpoint: &Endpoint,
     topic: &str,
     timeout: Duration,
@@ -284,7 +278,6 @@ fn read_topic(
                         key: m.key().unwrap_or_default(),
                         value: m.payload().unwrap_or_default(),
                         offset: m.offset(),
-                        timestamp: m.timestamp().to_millis(),
                     },
                 );
                 if left.get(&p).is_some_and(|end| m.offset() + 1 >= *end) {

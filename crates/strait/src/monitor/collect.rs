@@ -70,7 +70,7 @@ pub async fn collect(config: &Config, opts: &Options) -> Status {
 
 /// The current active-region record of every pair of the enabled flows' clusters, read from
 /// every cluster that answers (concurrently: a dead cluster costs one timeout, not one each).
-pub async fn active_regions(config: &Config, timeout: Duration) -> Vec<ActiveRegion> {
+pub(crate) async fn active_regions(config: &Config, timeout: Duration) -> Vec<ActiveRegion> {
     let mut endpoints: BTreeMap<&str, &Endpoint> = BTreeMap::new();
     for f in config.enabled_flows() {
         endpoints.insert(&f.source, &f.clients.source_consumer);
@@ -128,7 +128,7 @@ impl HeartbeatSource {
 /// Where heartbeats that crossed flow `S->T` are found on T: `S.heartbeats` when the reverse
 /// pair emits heartbeats on S and this flow replicates them (end-to-end proof), else
 /// `heartbeats` on T from this pair's own emitter.
-pub fn heartbeat_source(config: &Config, flow: &Flow) -> Option<HeartbeatSource> {
+pub(crate) fn heartbeat_source(config: &Config, flow: &Flow) -> Option<HeartbeatSource> {
     let reverse = config.flow(&flow.target, &flow.source)?;
     match (
         reverse.intervals.emit_heartbeats,
@@ -248,14 +248,14 @@ async fn collect_flow(
 /// How far flow `S->T` got on the source, per replicated partition: the lag model's source half,
 /// which needs only S (the lag snapshots strait records for unplanned failovers use it alone).
 #[derive(Clone, Debug, Default)]
-pub struct SourceLag {
+pub(crate) struct SourceLag {
     /// Replicated topics on the source.
     pub topics: usize,
     pub partitions: Vec<PartitionLag>,
 }
 
 /// Read [`SourceLag`] off the source cluster of `flow`.
-pub async fn source_lag(flow: &Flow, timeout: Duration) -> Result<SourceLag, ClientError> {
+pub(crate) async fn source_lag(flow: &Flow, timeout: Duration) -> Result<SourceLag, ClientError> {
     let admin = Admin::new(&flow.clients.source_admin, timeout)?;
     let strait_group = crate::replicate::replication_group(&flow.source, &flow.target);
     let all = admin.topics(None).await?;
@@ -435,11 +435,11 @@ fn first_timestamps(
 }
 
 /// A record as (key, value, timestamp in ms).
-pub type RawRecord = (Vec<u8>, Vec<u8>, Option<i64>);
+pub(crate) type RawRecord = (Vec<u8>, Vec<u8>, Option<i64>);
 
 /// The last `n` records of partition 0 of `topic` as (key, value, timestamp). A topic that does
 /// not exist reads as empty; a cluster that does not answer within `timeout` is an error.
-pub async fn last_records(
+pub(crate) async fn last_records(
     ep: &Endpoint,
     topic: &str,
     n: i64,

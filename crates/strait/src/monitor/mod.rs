@@ -1,7 +1,7 @@
 //! Monitoring: the lag model (`model`) and how it is read off the clusters (`collect`).
 
-pub mod collect;
-pub mod model;
+pub(crate) mod collect;
+pub(crate) mod model;
 pub mod snapshot;
 
 pub use collect::{collect, Options};

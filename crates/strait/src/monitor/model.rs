@@ -130,13 +130,13 @@ impl Status {
 }
 
 /// The bound after which heartbeats count as stale: three intervals and 10 s of slack.
-pub fn heartbeat_stale_after(interval: Duration) -> Duration {
+pub(crate) fn heartbeat_stale_after(interval: Duration) -> Duration {
     interval * 3 + Duration::from_secs(10)
 }
 
 /// What is known about a flow when judging it.
 #[derive(Clone, Debug, Default)]
-pub struct Evidence {
+pub(crate) struct Evidence {
     /// A cluster that could not be read, with the reason (names cluster and address).
     pub unreachable: Vec<String>,
     pub lag_seconds: f64,
@@ -148,7 +148,7 @@ pub struct Evidence {
 
 /// The verdict and its reasons: BROKEN when a cluster is unreachable or heartbeats are stale
 /// (or missing where expected), LAGGING when the lag in seconds is over the threshold.
-pub fn judge(e: &Evidence, lag_threshold: Duration) -> (Verdict, Vec<String>) {
+pub(crate) fn judge(e: &Evidence, lag_threshold: Duration) -> (Verdict, Vec<String>) {
     let mut reasons = Vec::new();
     let mut verdict = Verdict::Ok;
     for u in &e.unreachable {

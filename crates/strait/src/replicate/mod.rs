@@ -4,8 +4,8 @@ pub mod acls;
 pub mod configs;
 pub mod flow;
 pub mod mm2_offsets;
-pub mod offset_syncs;
-pub mod progress;
+pub(crate) mod offset_syncs;
+pub(crate) mod progress;
 pub mod resume;
 pub mod topics;
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::wire::OffsetSync;
 
-pub use crate::kafka::groups::TopicPartition;
+pub(crate) use crate::kafka::groups::TopicPartition;
 
 #[derive(Clone, Copy, Debug)]
 struct PartitionState {
@@ -29,7 +29,7 @@ impl Default for PartitionState {
 
 /// The writer's state for one flow.
 #[derive(Debug)]
-pub struct OffsetSyncWriter {
+pub(crate) struct OffsetSyncWriter {
     offset_lag_max: i64,
     state: BTreeMap<TopicPartition, PartitionState>,
     /// Due now; only the newest per partition.
@@ -39,7 +39,7 @@ pub struct OffsetSyncWriter {
 }
 
 impl OffsetSyncWriter {
-    pub fn new(offset_lag_max: i64) -> Self {
+    pub(crate) fn new(offset_lag_max: i64) -> Self {
         Self {
             offset_lag_max,
             state: BTreeMap::new(),
@@ -49,7 +49,7 @@ impl OffsetSyncWriter {
     }
 
     /// Record that upstream offset `u` of `topic`/`partition` was written downstream at `d`.
-    pub fn record(&mut self, topic: &str, partition: i32, u: i64, d: i64) {
+    pub(crate) fn record(&mut self, topic: &str, partition: i32, u: i64, d: i64) {
         let tp = (topic.to_string(), partition);
         let st = self.state.entry(tp.clone()).or_default();
         let due = st.last_sync_downstream == -1
@@ -74,7 +74,7 @@ impl OffsetSyncWriter {
     }
 
     /// Move every delayed sync to pending (MM2 does this on each offset flush).
-    pub fn promote_delayed(&mut self) {
+    pub(crate) fn promote_delayed(&mut self) {
         let delayed = std::mem::take(&mut self.delayed);
         for (tp, s) in delayed {
             self.pending.insert(tp, s);
@@ -82,19 +82,20 @@ impl OffsetSyncWriter {
     }
 
     /// Take up to `max` pending syncs to send.
-    pub fn take_pending(&mut self, max: usize) -> Vec<OffsetSync> {
+    pub(crate) fn take_pending(&mut self, max: usize) -> Vec<OffsetSync> {
         let keys: Vec<TopicPartition> = self.pending.keys().take(max).cloned().collect();
         keys.into_iter()
             .filter_map(|k| self.pending.remove(&k))
             .collect()
     }
 
-    pub fn has_pending(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
 
     /// Forget a partition (it was revoked): a new owner starts its own history, as an MM2 task does.
-    pub fn forget(&mut self, topic: &str, partition: i32) {
+    pub(crate) fn forget(&mut self, topic: &str, partition: i32) {
         let tp = (topic.to_string(), partition);
         self.state.remove(&tp);
         self.pending.remove(&tp);

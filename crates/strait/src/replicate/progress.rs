@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-pub use crate::translate::index::Tp;
+pub(crate) use crate::translate::index::Tp;
 
 #[derive(Debug, Default)]
 struct Part {
@@ -24,32 +24,33 @@ impl Part {
 
 /// Replication progress of the partitions this process owns.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     parts: HashMap<Tp, Part>,
 }
 
 impl Progress {
-    pub fn sent(&mut self, tp: &Tp, offset: i64) {
+    pub(crate) fn sent(&mut self, tp: &Tp, offset: i64) {
         let p = self.parts.entry(tp.clone()).or_default();
         p.in_flight.insert(offset);
         p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
     }
 
-    pub fn acked(&mut self, tp: &Tp, offset: i64) {
+    pub(crate) fn acked(&mut self, tp: &Tp, offset: i64) {
         if let Some(p) = self.parts.get_mut(tp) {
             p.in_flight.remove(&offset);
         }
     }
 
     /// Offsets that advanced since the last commit: (partition, offset to commit).
-    pub fn to_commit(&self) -> Vec<(Tp, i64)> {
+    #[cfg(test)]
+    pub(crate) fn to_commit(&self) -> Vec<(Tp, i64)> {
         self.to_commit_within(|_| Some(i64::MAX))
     }
 
     /// As [`Progress::to_commit`], but never past `limit(tp)` (nothing for a partition whose
     /// limit is `None`): the offset index must hold a record's position before its source offset
     /// is committed.
-    pub fn to_commit_within(&self, limit: impl Fn(&Tp) -> Option<i64>) -> Vec<(Tp, i64)> {
+    pub(crate) fn to_commit_within(&self, limit: impl Fn(&Tp) -> Option<i64>) -> Vec<(Tp, i64)> {
         self.parts
             .iter()
             .filter_map(|(tp, p)| {
@@ -59,23 +60,19 @@ impl Progress {
             .collect()
     }
 
-    pub fn committed(&mut self, tp: &Tp, offset: i64) {
+    pub(crate) fn committed(&mut self, tp: &Tp, offset: i64) {
         if let Some(p) = self.parts.get_mut(tp) {
             p.committed = Some(offset);
         }
     }
 
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.parts.values().map(|p| p.in_flight.len()).sum()
     }
 
     /// Drop a partition that this process no longer owns.
-    pub fn forget(&mut self, tp: &Tp) {
+    pub(crate) fn forget(&mut self, tp: &Tp) {
         self.parts.remove(tp);
-    }
-
-    pub fn partitions(&self) -> Vec<Tp> {
-        self.parts.keys().cloned().collect()
     }
 }
 

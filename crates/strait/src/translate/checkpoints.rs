@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::wire::Checkpoint;
 
-pub use crate::kafka::groups::{OffsetAndMetadata, TopicPartition};
+pub(crate) use crate::kafka::groups::{OffsetAndMetadata, TopicPartition};
 
 /// Latest checkpoint per group and downstream partition (MM2's `CheckpointStore`).
 ///
@@ -19,19 +19,19 @@ pub use crate::kafka::groups::{OffsetAndMetadata, TopicPartition};
 /// upstream; this store remembers what was last emitted (or read back after a restart) so that
 /// [`CheckpointStore::should_emit`] can enforce it.
 #[derive(Clone, Debug, Default)]
-pub struct CheckpointStore {
+pub(crate) struct CheckpointStore {
     by_group: HashMap<String, HashMap<TopicPartition, Checkpoint>>,
 }
 
 impl CheckpointStore {
     /// An empty store.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Remember `cp` as the latest checkpoint for its (group, topic, partition), replacing any
     /// earlier one. Use it both to load the checkpoints topic (in log order) and after emitting.
-    pub fn record(&mut self, cp: Checkpoint) {
+    pub(crate) fn record(&mut self, cp: Checkpoint) {
         self.by_group
             .entry(cp.group.clone())
             .or_default()
@@ -39,19 +39,20 @@ impl CheckpointStore {
     }
 
     /// [`CheckpointStore::record`] for each checkpoint, in order.
-    pub fn record_all(&mut self, cps: impl IntoIterator<Item = Checkpoint>) {
+    pub(crate) fn record_all(&mut self, cps: impl IntoIterator<Item = Checkpoint>) {
         for cp in cps {
             self.record(cp);
         }
     }
 
     /// Keep only the groups for which `keep` is true; MM2 loads only a task's own groups.
-    pub fn retain_groups(&mut self, mut keep: impl FnMut(&str) -> bool) {
+    #[cfg(test)]
+    pub(crate) fn retain_groups(&mut self, mut keep: impl FnMut(&str) -> bool) {
         self.by_group.retain(|g, _| keep(g));
     }
 
     /// The latest checkpoint for `group` on downstream `topic`/`partition`.
-    pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<&Checkpoint> {
+    pub(crate) fn get(&self, group: &str, topic: &str, partition: i32) -> Option<&Checkpoint> {
         // Keyed by owned strings; a linear scan would avoid the allocation but groups are small
         // and this is off the hot path.
         self.by_group
@@ -60,14 +61,14 @@ impl CheckpointStore {
     }
 
     /// Groups with at least one checkpoint, sorted.
-    pub fn groups(&self) -> Vec<&str> {
+    pub(crate) fn groups(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.by_group.keys().map(String::as_str).collect();
         v.sort_unstable();
         v
     }
 
     /// The latest checkpoints of `group`, sorted by downstream topic and partition.
-    pub fn group_checkpoints(&self, group: &str) -> Vec<&Checkpoint> {
+    pub(crate) fn group_checkpoints(&self, group: &str) -> Vec<&Checkpoint> {
         let mut v: Vec<&Checkpoint> = self
             .by_group
             .get(group)
@@ -80,7 +81,10 @@ impl CheckpointStore {
     /// The offsets to commit for `group` on the target: downstream partition →
     /// (downstream offset, metadata) of the latest checkpoints (MM2's
     /// `computeConvertedUpstreamOffset`); the input of [`super::group_sync::plan_group_sync`].
-    pub fn translated_offsets(&self, group: &str) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
+    pub(crate) fn translated_offsets(
+        &self,
+        group: &str,
+    ) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
         self.by_group
             .get(group)
             .map(|m| {
@@ -101,7 +105,7 @@ impl CheckpointStore {
     /// downstream may rewind too), or the downstream offset increased. Equal downstream is a
     /// repeat; a lower downstream without an upstream rewind would rewind the group and is
     /// refused, because translation is not monotonic over time.
-    pub fn should_emit(&self, new: &Checkpoint) -> bool {
+    pub(crate) fn should_emit(&self, new: &Checkpoint) -> bool {
         match self.get(&new.group, &new.topic, new.partition) {
             None => true,
             Some(last) => {
@@ -116,7 +120,7 @@ impl CheckpointStore {
     ///
     /// See [`build_checkpoints`] for the arguments; of its result only the checkpoints that pass
     /// [`CheckpointStore::should_emit`] are kept.
-    pub fn checkpoints_for_group<T, R, F>(
+    pub(crate) fn checkpoints_for_group<T, R, F>(
         &self,
         group: &str,
         upstream_offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
@@ -156,7 +160,7 @@ impl FromIterator<Checkpoint> for CheckpointStore {
 ///
 /// Sorted by downstream partition. Should two upstream partitions rename to the same downstream
 /// one, only the first (in upstream order) is kept; MM2 fails the whole poll in that case.
-pub fn build_checkpoints<T, R, F>(
+pub(crate) fn build_checkpoints<T, R, F>(
     group: &str,
     upstream_offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
     translate: T,

@@ -13,7 +13,7 @@ use super::checkpoints::{OffsetAndMetadata, TopicPartition};
 
 /// The state of the consumer group on the target cluster, as described there.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TargetGroupState {
+pub(crate) enum TargetGroupState {
     /// The group does not exist on the target (MM2: `GroupIdNotFoundException`).
     NonExistent,
     /// The group is Dead (being removed, or reported so for an unknown group).
@@ -34,7 +34,7 @@ impl TargetGroupState {
     /// Classify a broker-reported state name (case-insensitive, as in `DescribeGroups` /
     /// `ConsumerGroupDescribe`) and member count. Anything not clearly Empty or Dead counts as
     /// active, so that uncertainty never leads to writing under live consumers.
-    pub fn from_state_name(state: &str, members: usize) -> Self {
+    pub(crate) fn from_state_name(state: &str, members: usize) -> Self {
         let active = || TargetGroupState::Active {
             state: state.to_string(),
             members,
@@ -53,7 +53,7 @@ impl TargetGroupState {
 
 /// Why a translated offset is not written although the group may be written.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NotWritten {
+pub(crate) enum NotWritten {
     /// The target group already has this offset or a later one: writing would not advance it,
     /// and a lower value would rewind the consumer (reprocessing).
     TargetNotBehind {
@@ -66,7 +66,7 @@ pub enum NotWritten {
 
 /// Offsets to commit for one group, and which translated ones are left alone and why.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GroupWrite {
+pub(crate) struct GroupWrite {
     /// Offsets to commit, with their metadata; may be empty when everything is up to date.
     pub offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
     /// Translated offsets that are not written.
@@ -75,7 +75,7 @@ pub struct GroupWrite {
 
 /// The decision for one group.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GroupSyncDecision {
+pub(crate) enum GroupSyncDecision {
     /// The group has no active members on the target: commit `offsets` (if any).
     Write(GroupWrite),
     /// The group is in use on the target: write nothing, so as not to move offsets under
@@ -90,7 +90,8 @@ pub enum GroupSyncDecision {
 
 impl GroupSyncDecision {
     /// The offsets to commit; empty for an active group.
-    pub fn offsets(&self) -> Option<&BTreeMap<TopicPartition, OffsetAndMetadata>> {
+    #[cfg(test)]
+    pub(crate) fn offsets(&self) -> Option<&BTreeMap<TopicPartition, OffsetAndMetadata>> {
         match self {
             GroupSyncDecision::Write(w) if !w.offsets.is_empty() => Some(&w.offsets),
             _ => None,
@@ -110,7 +111,7 @@ impl GroupSyncDecision {
 /// has no offset, a null or negative one, or one lower than the translated offset; so no write
 /// ever lowers an existing committed offset. The decision is only as fresh as `state`: a
 /// consumer joining between describe and commit is refused by the broker (UNKNOWN_MEMBER_ID).
-pub fn plan_group_sync(
+pub(crate) fn plan_group_sync(
     state: &TargetGroupState,
     target_offsets: &BTreeMap<TopicPartition, Option<i64>>,
     translated: &BTreeMap<TopicPartition, OffsetAndMetadata>,

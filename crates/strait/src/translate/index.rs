@@ -27,7 +27,7 @@ use std::sync::Arc;
 use crate::wire::IndexRun;
 
 /// A source partition as the copy loop names it.
-pub type Tp = (Arc<str>, i32);
+pub(crate) type Tp = (Arc<str>, i32);
 
 /// A run: `len` records, upstream `up..up+len` at downstream `down..down+len`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,12 +1,12 @@
 //! Offset translation: where a consumer group that stopped at upstream offset `g` resumes on the
 //! other cluster. strait's exact index first, MM2's offset syncs as the fallback.
 
-pub mod checkpoints;
+pub(crate) mod checkpoints;
 pub mod group;
-pub mod group_sync;
-pub mod index;
-pub mod sync_store;
-pub mod translator;
+pub(crate) mod group_sync;
+pub(crate) mod index;
+pub(crate) mod sync_store;
+pub(crate) mod translator;
 
 pub use index::{Lookup, OffsetIndex, RunTracker};
 pub use translator::{Method, Translated, Translator};

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use crate::wire::OffsetSync;
 
 /// Slots per upstream partition: one per bit of an offset, as in MM2 (`Long.SIZE`).
-pub const SYNCS_PER_PARTITION: usize = 64;
+pub(crate) const SYNCS_PER_PARTITION: usize = 64;
 
 /// One offset sync as held by the store.
 ///
@@ -20,7 +20,7 @@ pub const SYNCS_PER_PARTITION: usize = 64;
 /// offsets read at different times are different entries. `id` (the order in which the store read
 /// the sync, unique per store) gives strait the same identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct StoredSync {
+pub(crate) struct StoredSync {
     /// Read order; unique within one store, so equal ids mean "the same sync".
     pub id: u64,
     /// Upstream (source) offset of the replicated record.
@@ -30,14 +30,14 @@ pub struct StoredSync {
 }
 
 /// The slots of one upstream partition: `[0]` is the newest sync, `[63]` the oldest usable one.
-pub type SyncSlots = [StoredSync; SYNCS_PER_PARTITION];
+pub(crate) type SyncSlots = [StoredSync; SYNCS_PER_PARTITION];
 
 /// Result of translating an upstream group offset (MM2's `translateDownstream`).
 ///
 /// Kept richer than MM2's `OptionalLong` so that callers such as `strait translate` can say why
 /// nothing was translated and which sync a translation came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Translation {
+pub(crate) enum Translation {
     /// The initial read of the syncs topic has not finished; MM2 returns no result so that it
     /// never emits a checkpoint from a half-read (possibly stale) history.
     NotLoaded,
@@ -61,7 +61,8 @@ pub enum Translation {
 
 impl Translation {
     /// The translated offset, only for [`Translation::Offset`].
-    pub fn offset(&self) -> Option<i64> {
+    #[cfg(test)]
+    pub(crate) fn offset(&self) -> Option<i64> {
         match self {
             Translation::Offset { offset, .. } => Some(*offset),
             _ => None,
@@ -70,26 +71,18 @@ impl Translation {
 
     /// The value MM2's `translateDownstream` returns: empty before loading or without syncs,
     /// `-1` when too old, else the offset. Useful to compare with MM2 directly.
-    pub fn mm2_value(&self) -> Option<i64> {
+    pub(crate) fn mm2_value(&self) -> Option<i64> {
         match self {
             Translation::NotLoaded | Translation::NoSyncs => None,
             Translation::TooOld { .. } => Some(-1),
             Translation::Offset { offset, .. } => Some(*offset),
         }
     }
-
-    /// The sync used, if one was chosen.
-    pub fn sync(&self) -> Option<StoredSync> {
-        match self {
-            Translation::TooOld { sync } | Translation::Offset { sync, .. } => Some(*sync),
-            _ => None,
-        }
-    }
 }
 
 /// MM2's offset sync store for one flow (one syncs topic).
 #[derive(Clone, Debug)]
-pub struct OffsetSyncStore {
+pub(crate) struct OffsetSyncStore {
     /// Clear on every sync until the initial load is done (KAFKA-15905 "pessimistic" loading,
     /// used when the checkpoints topic could not be read, so checkpoints stay monotonic).
     must_read_to_end: bool,
@@ -106,7 +99,7 @@ impl OffsetSyncStore {
     /// `must_read_to_end` is MM2's `initializationMustReadToEnd` (`!checkpointLoadOk`): while the
     /// initial load runs, each sync replaces all earlier ones of its partition, so that no sync
     /// older than one possibly used before a restart is ever used again.
-    pub fn new(must_read_to_end: bool) -> Self {
+    pub(crate) fn new(must_read_to_end: bool) -> Self {
         Self {
             must_read_to_end,
             read_to_end: false,
@@ -116,7 +109,7 @@ impl OffsetSyncStore {
     }
 
     /// Apply one sync read from the syncs topic. Syncs must be applied in log order.
-    pub fn apply(&mut self, topic: &str, partition: i32, upstream: i64, downstream: i64) {
+    pub(crate) fn apply(&mut self, topic: &str, partition: i32, upstream: i64, downstream: i64) {
         let sync = StoredSync {
             id: self.next_id,
             upstream,
@@ -140,7 +133,7 @@ impl OffsetSyncStore {
     }
 
     /// Apply a decoded record from the syncs topic (see [`OffsetSyncStore::apply`]).
-    pub fn apply_record(&mut self, record: &OffsetSync) {
+    pub(crate) fn apply_record(&mut self, record: &OffsetSync) {
         self.apply(
             &record.topic,
             record.partition,
@@ -150,18 +143,19 @@ impl OffsetSyncStore {
     }
 
     /// Mark the initial read-to-end of the syncs topic as done; translation starts now.
-    pub fn finish_initial_load(&mut self) {
+    pub(crate) fn finish_initial_load(&mut self) {
         self.read_to_end = true;
     }
 
     /// Whether the initial load has finished (translation is available).
-    pub fn is_loaded(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_loaded(&self) -> bool {
         self.read_to_end
     }
 
     /// The slots of one upstream partition, `None` if no sync was read for it; for inspection
     /// (for example to show the retained history).
-    pub fn slots(&self, topic: &str, partition: i32) -> Option<&SyncSlots> {
+    pub(crate) fn slots(&self, topic: &str, partition: i32) -> Option<&SyncSlots> {
         self.partitions
             .get(topic)
             .and_then(|p| p.get(&partition))
@@ -169,7 +163,8 @@ impl OffsetSyncStore {
     }
 
     /// The distinct retained syncs of one upstream partition, newest first.
-    pub fn distinct_syncs(&self, topic: &str, partition: i32) -> Vec<StoredSync> {
+    #[cfg(test)]
+    pub(crate) fn distinct_syncs(&self, topic: &str, partition: i32) -> Vec<StoredSync> {
         let mut out: Vec<StoredSync> = Vec::new();
         if let Some(slots) = self.slots(topic, partition) {
             for s in slots.iter() {
@@ -182,7 +177,8 @@ impl OffsetSyncStore {
     }
 
     /// Upstream partitions with at least one sync, in no particular order.
-    pub fn partitions(&self) -> impl Iterator<Item = (&str, i32)> + '_ {
+    #[cfg(test)]
+    pub(crate) fn partitions(&self) -> impl Iterator<Item = (&str, i32)> + '_ {
         self.partitions
             .iter()
             .flat_map(|(t, ps)| ps.keys().map(move |p| (t.as_str(), *p)))
@@ -192,7 +188,7 @@ impl OffsetSyncStore {
     ///
     /// For a fixed store state the result is monotonic in `g`; over time it is not (the caller
     /// enforces monotonic checkpoints, MM2-SPEC §4.4).
-    pub fn translate(&self, topic: &str, partition: i32, g: i64) -> Translation {
+    pub(crate) fn translate(&self, topic: &str, partition: i32, g: i64) -> Translation {
         if !self.read_to_end {
             return Translation::NotLoaded;
         }
@@ -296,9 +292,10 @@ fn pow2(n: usize) -> i64 {
 }
 
 /// A broken store invariant, as found by [`check_invariants`].
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("offset sync store invariant {invariant} broken at slots {i}, {j}: {detail}")]
-pub struct InvariantViolation {
+pub(crate) struct InvariantViolation {
     /// "A", "B", "C" or "D" (MM2-SPEC §4.3).
     pub invariant: &'static str,
     /// First slot involved.
@@ -317,7 +314,8 @@ pub struct InvariantViolation {
 ///
 /// One exception to C is accepted because MM2's own update produces it: a new sync with the same
 /// upstream offset as the previous newest one sits in slot 0 next to it (C needs a gap of 1).
-pub fn check_invariants(
+#[cfg(test)]
+pub(crate) fn check_invariants(
     slots: &SyncSlots,
     latest: u64,
     oldest_usable: u64,

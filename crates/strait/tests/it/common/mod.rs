@@ -13,27 +13,27 @@ use strait::kafka::{Admin, Endpoint, TopicSpec};
 use strait_sandbox::Cluster;
 
 /// A client of `c` (as its super user on a secure Apache Kafka cluster).
-pub fn endpoint(c: &Cluster) -> Endpoint {
+pub(crate) fn endpoint(c: &Cluster) -> Endpoint {
     endpoint_as(c, strait_sandbox::kafka::ADMIN)
 }
 
 /// A client of `c` logged in as `user` (no login on a plaintext cluster).
-pub fn endpoint_as(c: &Cluster, user: &str) -> Endpoint {
+pub(crate) fn endpoint_as(c: &Cluster, user: &str) -> Endpoint {
     c.access().librdkafka(user).into_iter().fold(
         Endpoint::new(c.name(), c.bootstrap_servers()),
         |e, (k, v)| e.with(k, v),
     )
 }
 
-pub fn admin(c: &Cluster) -> Admin {
+pub(crate) fn admin(c: &Cluster) -> Admin {
     Admin::new(&endpoint(c), Duration::from_secs(10)).expect("admin client")
 }
 
-pub fn producer(c: &Cluster) -> FutureProducer {
+pub(crate) fn producer(c: &Cluster) -> FutureProducer {
     endpoint(c).producer_config().create().expect("producer")
 }
 
-pub async fn create_topic(c: &Cluster, name: &str, partitions: i32) {
+pub(crate) async fn create_topic(c: &Cluster, name: &str, partitions: i32) {
     admin(c)
         .create_topics(&[TopicSpec::new(name, partitions, 1)])
         .await
@@ -42,7 +42,7 @@ pub async fn create_topic(c: &Cluster, name: &str, partitions: i32) {
 
 /// One record as read back, every field owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Read {
+pub(crate) struct Read {
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
@@ -71,7 +71,7 @@ impl Read {
         }
     }
 
-    pub fn header(&self, k: &str) -> Option<&[u8]> {
+    pub(crate) fn header(&self, k: &str) -> Option<&[u8]> {
         self.headers
             .iter()
             .find(|(hk, _)| hk == k)
@@ -81,7 +81,12 @@ impl Read {
 
 /// Read every partition of `topic` from the beginning until `expected` records arrived (or the
 /// deadline passed), without a consumer group (assign, not subscribe).
-pub async fn read_all(c: &Cluster, topic: &str, partitions: i32, expected: usize) -> Vec<Read> {
+pub(crate) async fn read_all(
+    c: &Cluster,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+) -> Vec<Read> {
     let ep = endpoint(c);
     let topic = topic.to_string();
     tokio::task::spawn_blocking(move || {
@@ -118,7 +123,7 @@ pub async fn read_all(c: &Cluster, topic: &str, partitions: i32, expected: usize
 }
 
 /// Group records by partition, in offset order.
-pub fn by_partition(records: &[Read]) -> BTreeMap<i32, Vec<&Read>> {
+pub(crate) fn by_partition(records: &[Read]) -> BTreeMap<i32, Vec<&Read>> {
     let mut m: BTreeMap<i32, Vec<&Read>> = BTreeMap::new();
     for r in records {
         m.entry(r.partition).or_default().push(r);
@@ -133,7 +138,7 @@ pub fn by_partition(records: &[Read]) -> BTreeMap<i32, Vec<&Read>> {
 ///
 /// A client that asked about a topic before it existed keeps answering "unknown partition" from
 /// its metadata cache, so after an error the next attempt uses a new client.
-pub async fn wait_for_count(
+pub(crate) async fn wait_for_count(
     c: &Cluster,
     topic: &str,
     partitions: i32,
@@ -168,7 +173,7 @@ pub async fn wait_for_count(
 
 /// The configs set on `topic` itself (`DYNAMIC_TOPIC_CONFIG`): what a test compares. Apache Kafka
 /// also lists every default; Tansu lists only what was set, without a source.
-pub async fn topic_overrides(c: &Cluster, topic: &str) -> BTreeMap<String, String> {
+pub(crate) async fn topic_overrides(c: &Cluster, topic: &str) -> BTreeMap<String, String> {
     admin(c)
         .topic_config_entries(topic)
         .await
@@ -180,7 +185,7 @@ pub async fn topic_overrides(c: &Cluster, topic: &str) -> BTreeMap<String, Strin
 }
 
 /// Records in `topic` on `c` now (sum over partitions of high - low watermark).
-pub async fn record_count(c: &Cluster, topic: &str, partitions: i32) -> i64 {
+pub(crate) async fn record_count(c: &Cluster, topic: &str, partitions: i32) -> i64 {
     let a = admin(c);
     let mut n = 0;
     for p in 0..partitions {
@@ -194,14 +199,14 @@ pub async fn record_count(c: &Cluster, topic: &str, partitions: i32) -> i64 {
 }
 
 /// Time a blocking metadata request on an already-connected client.
-pub async fn time_metadata(admin: &Admin) -> Duration {
+pub(crate) async fn time_metadata(admin: &Admin) -> Duration {
     let t = Instant::now();
     admin.topics(None).await.expect("metadata");
     t.elapsed()
 }
 
 /// An active-passive flow `source -> target` with MM2's defaults, short intervals for tests.
-pub fn init_logs() {
+pub(crate) fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             std::env::var("STRAIT_LOG").unwrap_or_else(|_| "warn".into()),
@@ -212,11 +217,11 @@ pub fn init_logs() {
 
 /// MM2's default replication factor `want`, within what the cluster has (a one-node Apache Kafka
 /// refuses more; Tansu ignores it).
-pub fn rf(c: &Cluster, want: i32) -> i32 {
+pub(crate) fn rf(c: &Cluster, want: i32) -> i32 {
     want.min(c.nodes() as i32)
 }
 
-pub fn flow_spec(
+pub(crate) fn flow_spec(
     source: &Cluster,
     target: &Cluster,
     topics: &'static [&'static str],
@@ -269,7 +274,7 @@ pub fn flow_spec(
 
 /// Produce `n` records to `topic` round-robin over `partitions`, value = "<topic>:<seq>", with a
 /// header and a timestamp; waits for every acknowledgement.
-pub async fn produce_seq(c: &Cluster, topic: &str, partitions: i32, n: usize) {
+pub(crate) async fn produce_seq(c: &Cluster, topic: &str, partitions: i32, n: usize) {
     use futures::stream::{FuturesUnordered, StreamExt};
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::FutureRecord;
@@ -306,12 +311,12 @@ pub async fn produce_seq(c: &Cluster, topic: &str, partitions: i32, n: usize) {
 
 use std::process::{Child, Command, Stdio};
 
-pub fn strait() -> Command {
+pub(crate) fn strait() -> Command {
     Command::new(env!("CARGO_BIN_EXE_strait"))
 }
 
 /// A `strait run` child that is killed when dropped, so a failing test leaves no process behind.
-pub struct Running(pub Child);
+pub(crate) struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -335,7 +340,7 @@ impl std::ops::DerefMut for Running {
 
 /// Start `strait run CONFIG`. Its log goes nowhere unless `STRAIT_TEST_CHILD_LOG` is set (to a
 /// log filter such as `info`), then to the test's stderr.
-pub fn spawn_run(config: &Path) -> Running {
+pub(crate) fn spawn_run(config: &Path) -> Running {
     let log = std::env::var("STRAIT_TEST_CHILD_LOG").ok();
     Running(
         strait()
@@ -353,7 +358,7 @@ pub fn spawn_run(config: &Path) -> Running {
     )
 }
 
-pub fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     assert!(Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()
@@ -365,7 +370,7 @@ pub fn signal(child: &Child, sig: &str) {
 
 /// An MM2 file for the sandbox: us-east -> us-west enabled for `orders`, every replication factor
 /// 1 (one broker per region), then `extra` (intervals and the like, one `key = value` a line).
-pub fn mm2_config(
+pub(crate) fn mm2_config(
     dir: &tempfile::TempDir,
     east: &str,
     west: &str,
@@ -375,7 +380,7 @@ pub fn mm2_config(
 }
 
 /// [`mm2_config`] in `dir/name`.
-pub fn mm2_config_named(
+pub(crate) fn mm2_config_named(
     dir: &Path,
     name: &str,
     east: &str,
@@ -404,7 +409,7 @@ pub fn mm2_config_named(
 
 /// Commit `offsets` (topic, partition, offset) for `group` on `c`, as a client that is not a
 /// member of the group (the broker stores them as for any client).
-pub async fn commit_group(c: &Cluster, group: &str, offsets: &[(&str, i32, i64)]) {
+pub(crate) async fn commit_group(c: &Cluster, group: &str, offsets: &[(&str, i32, i64)]) {
     use rdkafka::consumer::CommitMode;
     let ep = endpoint(c);
     let group = group.to_string();
@@ -431,7 +436,7 @@ pub async fn commit_group(c: &Cluster, group: &str, offsets: &[(&str, i32, i64)]
 }
 
 /// The committed offsets of `group` for partitions 0..n of `topic` (absent: no commit).
-pub async fn committed(c: &Cluster, group: &str, topic: &str, n: i32) -> BTreeMap<i32, i64> {
+pub(crate) async fn committed(c: &Cluster, group: &str, topic: &str, n: i32) -> BTreeMap<i32, i64> {
     let ep = endpoint(c);
     let (group, topic) = (group.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
@@ -460,7 +465,7 @@ pub async fn committed(c: &Cluster, group: &str, topic: &str, n: i32) -> BTreeMa
     .unwrap()
 }
 
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -470,7 +475,7 @@ pub fn now_ms() -> i64 {
 /// Produce `<prefix>:<i>` for each i in `range` to `topic` (key `k`), to partition
 /// `i % partitions`, stamped `timestamp` (or now), on a blocking thread; waits for every
 /// acknowledgement.
-pub async fn produce_range(
+pub(crate) async fn produce_range(
     c: &Cluster,
     topic: &str,
     partitions: i32,
@@ -507,12 +512,12 @@ use std::path::Path;
 
 /// `strait run CONFIG --http ADDR`, killed when dropped. Its log (filter `STRAIT_TEST_CHILD_LOG`,
 /// default `info`) goes to `log`, shown when an assertion fails.
-pub fn spawn_run_http(config: &Path, addr: &str, log: &Path) -> Running {
+pub(crate) fn spawn_run_http(config: &Path, addr: &str, log: &Path) -> Running {
     run_logged(config, &["--http", addr], log)
 }
 
 /// `strait run CONFIG` with its log (info, or `STRAIT_TEST_CHILD_LOG`) written afresh to `log`.
-pub fn spawn_run_logged(config: &Path, log: &Path) -> Running {
+pub(crate) fn spawn_run_logged(config: &Path, log: &Path) -> Running {
     run_logged(config, &[], log)
 }
 
@@ -532,7 +537,7 @@ fn run_logged(config: &Path, args: &[&str], log: &Path) -> Running {
 }
 
 /// The last `lines` lines of a log file (empty when it cannot be read).
-pub fn log_tail(path: &Path, lines: usize) -> String {
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -540,7 +545,7 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 
 /// Send `sig` and wait for the process to exit, failing the test after `within`: its exit
 /// status and how long the stop took.
-pub async fn signal_and_wait(
+pub(crate) async fn signal_and_wait(
     child: &mut Running,
     sig: &str,
     within: Duration,
@@ -557,7 +562,7 @@ pub async fn signal_and_wait(
 }
 
 /// A port nobody listens on right now.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -567,7 +572,7 @@ pub fn free_port() -> u16 {
 
 /// What an HTTP server answered.
 #[derive(Debug)]
-pub struct HttpAnswer {
+pub(crate) struct HttpAnswer {
     pub status: u16,
     /// Names lower-cased.
     pub headers: Vec<(String, String)>,
@@ -575,7 +580,7 @@ pub struct HttpAnswer {
 }
 
 impl HttpAnswer {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k == name)
@@ -585,7 +590,7 @@ impl HttpAnswer {
 
 /// One HTTP request to `http://{addr}{path}` with extra request `headers`. Blocking. An error
 /// status is an answer; only a failure to connect or read is an error.
-pub fn http_request_blocking(
+pub(crate) fn http_request_blocking(
     method: &str,
     addr: &str,
     path: &str,
@@ -616,12 +621,12 @@ pub fn http_request_blocking(
 }
 
 /// One HTTP GET: (status code, body). Blocking.
-pub fn http_get_blocking(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+pub(crate) fn http_get_blocking(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     http_request_blocking("GET", addr, path, &[]).map(|a| (a.status, a.body))
 }
 
 /// [`http_request_blocking`] on a blocking thread (never on a tokio worker).
-pub async fn http_request(
+pub(crate) async fn http_request(
     method: &str,
     addr: &str,
     path: &str,
@@ -644,7 +649,7 @@ pub async fn http_request(
 }
 
 /// GET on a blocking thread (never on a tokio worker): (status code, body).
-pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+pub(crate) async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     http_request("GET", addr, path, &[])
         .await
         .map(|a| (a.status, a.body))
@@ -654,19 +659,19 @@ pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> 
 
 /// Two sandbox regions, us-east and us-west, with `orders` (3 partitions) on us-east and an MM2
 /// file for us-east -> us-west (see [`mm2_config`]) followed by `extra`.
-pub struct Regions {
+pub(crate) struct Regions {
     pub sandbox: strait_sandbox::Sandbox,
     pub dir: tempfile::TempDir,
     pub config: std::path::PathBuf,
 }
 
 impl Regions {
-    pub async fn start(extra: &str) -> Self {
+    pub(crate) async fn start(extra: &str) -> Self {
         Self::start_on(Engine::Tansu, extra).await
     }
 
     /// The same on `engine`.
-    pub async fn start_on(engine: Engine, extra: &str) -> Self {
+    pub(crate) async fn start_on(engine: Engine, extra: &str) -> Self {
         let sandbox = engine.start(&["us-east", "us-west"]).await;
         let dir = tempfile::tempdir().unwrap();
         let (east, west) = (
@@ -687,11 +692,11 @@ impl Regions {
         }
     }
 
-    pub fn east(&self) -> &Cluster {
+    pub(crate) fn east(&self) -> &Cluster {
         self.sandbox.cluster("us-east").unwrap()
     }
 
-    pub fn west(&self) -> &Cluster {
+    pub(crate) fn west(&self) -> &Cluster {
         self.sandbox.cluster("us-west").unwrap()
     }
 }
@@ -701,7 +706,7 @@ impl Regions {
 /// How to start Apache Kafka clusters in tests: classpath cache and kept logs under `target/tmp`.
 /// `None` only when the developer opted out with `STRAIT_TEST_KAFKA=0`, which is said on stderr
 /// (a missing Java or Maven is a test failure that says what to install, never a skip).
-pub fn kafka_spec(security: strait_sandbox::Security) -> Option<strait_sandbox::KafkaSpec> {
+pub(crate) fn kafka_spec(security: strait_sandbox::Security) -> Option<strait_sandbox::KafkaSpec> {
     init_logs();
     if std::env::var("STRAIT_TEST_KAFKA").as_deref() == Ok("0") {
         eprintln!("SKIPPED: Apache Kafka tests are turned off (STRAIT_TEST_KAFKA=0)");
@@ -717,14 +722,14 @@ pub fn kafka_spec(security: strait_sandbox::Security) -> Option<strait_sandbox::
 /// Held by the tests that move tens of thousands of records, so that the two engines' variants of
 /// one (and two such tests) never share the two cores of a CI machine: each alone finishes in
 /// seconds, together with a JVM broker they could starve each other past their deadlines.
-pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+pub(crate) async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
     static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     HEAVY.lock().await
 }
 
 /// Which broker a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
+pub(crate) enum Engine {
     /// The embedded Tansu sandbox.
     Tansu,
     /// Apache Kafka (one node per cluster, PLAINTEXT) from the test bed.
@@ -733,7 +738,7 @@ pub enum Engine {
 
 impl Engine {
     /// One cluster named `name` on this engine.
-    pub async fn cluster(self, name: &str) -> Cluster {
+    pub(crate) async fn cluster(self, name: &str) -> Cluster {
         match self {
             Engine::Tansu => Cluster::start(name).await.unwrap(),
             Engine::Kafka => {
@@ -747,7 +752,7 @@ impl Engine {
     }
 
     /// One cluster per name on this engine.
-    pub async fn start(self, names: &[&str]) -> strait_sandbox::Sandbox {
+    pub(crate) async fn start(self, names: &[&str]) -> strait_sandbox::Sandbox {
         match self {
             Engine::Tansu => strait_sandbox::Sandbox::start(names).await.unwrap(),
             Engine::Kafka => {
@@ -762,7 +767,7 @@ impl Engine {
 }
 
 /// Whether Apache Kafka tests run (says so on stderr when they do not).
-pub fn kafka_enabled() -> bool {
+pub(crate) fn kafka_enabled() -> bool {
     kafka_spec(strait_sandbox::Security::Plaintext).is_some()
 }
 
