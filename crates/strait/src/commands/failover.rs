@@ -20,7 +20,7 @@ pub(super) async fn run(args: FailoverArgs) -> anyhow::Result<ExitCode> {
         args.max_wait.as_deref(),
     )?;
     opts.dry_run = args.dry_run;
-    failover::execute::flow_for(&config, &opts.from, &opts.to)
+    failover::flow_for(&config, &opts.from, &opts.to)
         .map_err(|e| UsageError(format!("{}: {e}", args.config.display())))?;
     let report = failover::failover(&config, &opts, &|line| eprintln!("strait: {line}")).await;
     finish(report, args.json)

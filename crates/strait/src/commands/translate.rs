@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::cli::TranslateArgs;
 use crate::commands::UsageError;
 use strait::config::Config;
-use strait::kafka::groups::Groups;
-use strait::translate::group::{translate_group, GroupTranslation};
+use strait::kafka::Groups;
+use strait::translate::{translate_group, GroupTranslation};
 
 /// How long the source may take to answer before its checkpoints are used instead.
 const SOURCE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -145,7 +145,7 @@ pub fn flow_for<'a>(config: &'a Config, from: &str, to: &str) -> Result<&'a Flow
 }
 
 /// The state of one procedure as it goes.
-pub struct Run<'a> {
+pub(crate) struct Run<'a> {
     pub flow: &'a Flow,
     pub opts: &'a Options,
     pub progress: &'a Progress<'a>,
@@ -168,7 +168,7 @@ pub struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    pub fn new(
+    pub(crate) fn new(
         kind: Procedure,
         flow: &'a Flow,
         opts: &'a Options,
@@ -210,7 +210,7 @@ impl<'a> Run<'a> {
     }
 
     /// The new region must answer; the old one decides planned or unplanned.
-    pub async fn probe(&mut self) -> Result<(), FailoverError> {
+    pub(crate) async fn probe(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let (from, to) = (&self.opts.from, &self.opts.to);
         let target = match Admin::new(&self.flow.clients.target_admin, self.opts.timeout) {
@@ -259,7 +259,7 @@ impl<'a> Run<'a> {
 
     /// Wait until no partition of a replicated topic has grown for [`QUIET`], and for the
     /// selected groups to stop or catch up (the latter with a warning at the deadline).
-    pub async fn quiesce(&mut self) -> Result<(), FailoverError> {
+    pub(crate) async fn quiesce(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let from = self.opts.from.clone();
         let mut last: Option<BTreeMap<TopicPartition, i64>> = None;
@@ -378,7 +378,7 @@ impl<'a> Run<'a> {
     }
 
     /// Wait until replication has every record of the source (lag 0 on every partition).
-    pub async fn catch_up(&mut self) -> Result<(), FailoverError> {
+    pub(crate) async fn catch_up(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
         let mut said = String::new();
@@ -421,7 +421,7 @@ impl<'a> Run<'a> {
 
     /// Dry run of a planned failover: what is being written now and what a switch now would
     /// lose (the current lag), without waiting.
-    pub async fn preview_planned(&mut self) -> Result<(), FailoverError> {
+    pub(crate) async fn preview_planned(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let from = self.opts.from.clone();
         let first = self.sample().await.map_err(|e| self.lost_source(e))?;
@@ -471,7 +471,7 @@ impl<'a> Run<'a> {
     }
 
     /// After the switch, what is on the source and not (yet) on the target.
-    pub async fn final_rpo(&mut self) {
+    pub(crate) async fn final_rpo(&mut self) {
         let (from, to) = (&self.opts.from, &self.opts.to);
         match self.sample().await {
             Ok(parts) => {
@@ -493,7 +493,7 @@ impl<'a> Run<'a> {
 
     /// Unplanned: wait (briefly) until the target's copies stop growing, so records strait had
     /// already fetched from the source land before the loss is counted.
-    pub async fn drain(&mut self) {
+    pub(crate) async fn drain(&mut self) {
         let t = Instant::now();
         let limit = Instant::now() + self.opts.max_wait.min(Duration::from_secs(30));
         let mut last = self.target_ends().await;
@@ -546,7 +546,7 @@ impl<'a> Run<'a> {
 
     /// Unplanned: the loss from strait's last lag snapshot of the source and what the target
     /// holds now (the offset index).
-    pub async fn rpo_from_snapshot(&mut self) -> Result<(), FailoverError> {
+    pub(crate) async fn rpo_from_snapshot(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
         let snap = snapshot::read_latest(self.flow, self.opts.timeout)
@@ -660,7 +660,7 @@ impl<'a> Run<'a> {
 
     /// Translate every selected group and commit it on the target (not in a dry run), group by
     /// group; a group with consumers on the target is refused.
-    pub async fn move_groups(&mut self) -> Result<(), FailoverError> {
+    pub(crate) async fn move_groups(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let to = self.opts.to.clone();
         let names = self.group_names().await.map_err(|e| {
@@ -774,7 +774,7 @@ impl<'a> Run<'a> {
     }
 
     /// Record the new active region on the target (required) and the source (when it answers).
-    pub async fn switch(&mut self, reason: String) -> Result<(), FailoverError> {
+    pub(crate) async fn switch(&mut self, reason: String) -> Result<(), FailoverError> {
         let t = Instant::now();
         let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
         let mut records = Vec::new();
@@ -871,7 +871,7 @@ impl<'a> Run<'a> {
     }
 
     /// The report.
-    pub fn finish(self) -> FailoverReport {
+    pub(crate) fn finish(self) -> FailoverReport {
         let finished_at_ms = now_ms();
         let rto_ms = self
             .switched_at

@@ -3,10 +3,10 @@
 
 pub mod active;
 pub mod clients;
-pub mod execute;
+pub(crate) mod execute;
 pub(crate) mod failback;
 pub mod report;
 
-pub use execute::{failover, move_groups_unplanned, FailoverError, Options, Progress};
+pub use execute::{failover, flow_for, move_groups_unplanned, FailoverError, Options, Progress};
 pub use failback::{failback, FailbackOptions};
 pub use report::FailoverReport;

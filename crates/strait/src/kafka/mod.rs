@@ -1,20 +1,21 @@
 //! rdkafka plumbing shared by every job: client configurations, admin calls with deadlines,
 //! consumer-group operations and readers of internal topics.
 
-pub mod acls;
+pub(crate) mod acls;
 pub(crate) mod admin;
 pub(crate) mod alter_configs;
 pub(crate) mod config;
 pub(crate) mod diagnose;
-pub mod groups;
+pub(crate) mod groups;
 pub(crate) mod tail;
 
 use std::time::Duration;
 
-pub use acls::{AclBinding, AclError};
+pub use acls::{AclBinding, AclError, Operation, PatternType, Permission, ResourceType};
 pub use admin::{Admin, ConfigEntryInfo, ConfigSource, Created, TopicInfo, TopicSpec};
 pub use alter_configs::AlterOp;
 pub use config::{Endpoint, Props};
+pub use groups::{Groups, OffsetAndMetadata, TopicPartition};
 use rdkafka::error::KafkaError;
 
 /// Run a blocking librdkafka call on tokio's blocking pool and wait for it: how the async layer

@@ -100,7 +100,7 @@ pub(crate) async fn active_regions(config: &Config, timeout: Duration) -> Vec<Ac
 
 /// Where heartbeats that crossed a flow `S->T` are found on T, and how often they are emitted.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeartbeatSource {
+pub(crate) struct HeartbeatSource {
     pub topic: String,
     pub interval: Duration,
     /// Only the heartbeats whose source is this alias (the pair's own emitter writes those of
@@ -110,7 +110,7 @@ pub struct HeartbeatSource {
 
 impl HeartbeatSource {
     /// The newest heartbeat's timestamp (ms) in the topic on `ep`; `None` when there is none.
-    pub async fn newest(
+    pub(crate) async fn newest(
         &self,
         ep: &Endpoint,
         timeout: Duration,

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use tracing::debug;
 
-pub use crate::kafka::acls::{AclBinding, Operation, PatternType, Permission, ResourceType};
+pub(crate) use crate::kafka::acls::{AclBinding, Operation, PatternType, Permission, ResourceType};
 use crate::kafka::{AclError, Admin};
 
 /// Kafka's wildcard resource name.
@@ -23,7 +23,7 @@ const WILDCARD: &str = "*";
 ///
 /// The result is sorted and free of duplicates (two source bindings can map to one, e.g.
 /// `ALLOW ALL` and `ALLOW READ` for the same principal and host).
-pub fn acls_to_create(
+pub(crate) fn acls_to_create(
     source_bindings: &[AclBinding],
     should_replicate_topic: &dyn Fn(&str) -> bool,
     remote_name: &dyn Fn(&str) -> String,

@@ -25,7 +25,7 @@ fn is_default(e: &ConfigEntryInfo) -> bool {
 /// The configs to create a remote topic with, from its source topic's described entries: the
 /// non-default replicable entries, plus the default ones when `use.defaults.from=source`.
 /// Entries the broker gave no value for cannot be set and are skipped.
-pub fn configs_for_new_topic(
+pub(crate) fn configs_for_new_topic(
     entries: &[ConfigEntryInfo],
     exclude: &dyn Fn(&str) -> bool,
     use_defaults_from: Side,
@@ -43,7 +43,7 @@ pub fn configs_for_new_topic(
 /// `use.defaults.from=target` becomes a DELETE, reverting the remote to the target's own default;
 /// anything else becomes a SET to the source value. Sent every cycle, so manual edits on the
 /// target are reverted, except for excluded properties, which are left alone.
-pub fn config_sync_ops(
+pub(crate) fn config_sync_ops(
     entries: &[ConfigEntryInfo],
     exclude: &dyn Fn(&str) -> bool,
     use_defaults_from: Side,
@@ -87,7 +87,7 @@ pub fn overrides_if_partial(mut entries: Vec<ConfigEntryInfo>) -> Vec<ConfigEntr
 }
 
 /// A source topic's config entries, ready for [`configs_for_new_topic`] and [`config_sync_ops`].
-pub async fn source_config_entries(
+pub(crate) async fn source_config_entries(
     source: &Admin,
     topic: &str,
 ) -> Result<Vec<ConfigEntryInfo>, ClientError> {
@@ -111,7 +111,7 @@ pub struct SyncReport {
 
 /// Whether the target cannot do IncrementalAlterConfigs at all (MM2 4.0 fails the connector on
 /// this rather than retry it every interval).
-pub fn is_unsupported(e: &ClientError) -> bool {
+pub(crate) fn is_unsupported(e: &ClientError) -> bool {
     use rdkafka::error::KafkaError;
     use rdkafka::types::RDKafkaErrorCode as C;
     let ClientError::Kafka { source, .. } = e else {

@@ -1,15 +1,20 @@
 //! The data path of one flow: topic discovery and creation, record copy, offset syncs.
 
-pub mod acls;
-pub mod configs;
-pub mod flow;
+pub(crate) mod acls;
+pub(crate) mod configs;
+pub(crate) mod flow;
 pub mod mm2_offsets;
 pub(crate) mod offset_syncs;
 pub(crate) mod progress;
 pub mod resume;
-pub mod topics;
+pub(crate) mod topics;
 
-pub use flow::{start, FlowSpec, FlowStats, NameMatcher, OffsetSyncTarget, RunningFlow};
+pub use acls::sync_topic_acls;
+pub use configs::{overrides_if_partial, sync_topic_configs};
+pub use flow::{
+    start, FlowSpec, FlowStats, Mm2Positions, NameMatcher, OffsetSyncTarget, RunningFlow,
+};
+pub use topics::TopicSync;
 
 use crate::kafka::ClientError;
 

@@ -13,7 +13,7 @@ use crate::policy::ReplicationPolicy;
 /// Whether the flow `source -> target` replicates `topic` (MM2's `shouldReplicateTopic`):
 /// the filter accepts it (or it is a heartbeats topic and heartbeats replication is on), it is not
 /// internal, and replicating it would not send it back to the target.
-pub fn should_replicate(
+pub(crate) fn should_replicate(
     policy: &ReplicationPolicy,
     filter: &dyn Fn(&str) -> bool,
     heartbeats_replication: bool,
@@ -26,7 +26,7 @@ pub fn should_replicate(
 
 /// A change to make on the target.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RemoteAction {
+pub(crate) enum RemoteAction {
     /// Create `remote` with the source's partition count.
     Create {
         source: String,
@@ -39,7 +39,7 @@ pub enum RemoteAction {
 
 /// What the target needs so that every replicated source partition has a counterpart with the
 /// same number.
-pub fn plan_remote_topics(
+pub(crate) fn plan_remote_topics(
     policy: &ReplicationPolicy,
     source_alias: &str,
     replicated: &[TopicInfo],
@@ -71,7 +71,7 @@ pub fn plan_remote_topics(
 
 /// The replication factor to create remote topics with: the configured one, or the number of
 /// target brokers when there are fewer (the caller warns).
-pub fn effective_replication_factor(configured: i32, target_brokers: usize) -> i32 {
+pub(crate) fn effective_replication_factor(configured: i32, target_brokers: usize) -> i32 {
     configured.min(target_brokers.max(1) as i32)
 }
 
@@ -180,7 +180,7 @@ impl TopicSync<'_> {
 }
 
 /// The names of remote topics, for logs.
-pub fn names(topics: &[TopicInfo]) -> BTreeSet<String> {
+pub(crate) fn names(topics: &[TopicInfo]) -> BTreeSet<String> {
     topics.iter().map(|t| t.name.clone()).collect()
 }
 

@@ -101,7 +101,7 @@ pub async fn translate_group(
 
 /// Translates any number of groups of one flow, reading the source's partitions, the offset
 /// index and (without the source) the checkpoints once for all of them, as a failover does.
-pub struct GroupTranslator<'a> {
+pub(crate) struct GroupTranslator<'a> {
     flow: &'a Flow,
     timeout: Duration,
     source_timeout: Duration,
@@ -111,7 +111,7 @@ pub struct GroupTranslator<'a> {
 }
 
 impl<'a> GroupTranslator<'a> {
-    pub fn new(flow: &'a Flow, timeout: Duration, source_timeout: Duration) -> Self {
+    pub(crate) fn new(flow: &'a Flow, timeout: Duration, source_timeout: Duration) -> Self {
         Self {
             flow,
             timeout,
@@ -202,7 +202,7 @@ impl<'a> GroupTranslator<'a> {
     }
 
     /// Translate one group (see [`translate_group`]).
-    pub async fn translate(&mut self, group: &str) -> Result<GroupTranslation, ClientError> {
+    pub(crate) async fn translate(&mut self, group: &str) -> Result<GroupTranslation, ClientError> {
         let flow = self.flow;
         let (timeout, source_timeout) = (self.timeout, self.source_timeout);
         let rename = |t: &str| flow.policy.remote_topic(t);

@@ -2,12 +2,13 @@
 //! other cluster. strait's exact index first, MM2's offset syncs as the fallback.
 
 pub(crate) mod checkpoints;
-pub mod group;
+pub(crate) mod group;
 pub(crate) mod group_sync;
 pub(crate) mod index;
 pub(crate) mod sync_store;
 pub(crate) mod translator;
 
+pub use group::{translate_group, GroupTranslation};
 pub use index::{Lookup, OffsetIndex, RunTracker};
 pub use translator::{Method, Translated, Translator};
 

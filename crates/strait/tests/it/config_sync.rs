@@ -9,8 +9,7 @@ use crate::common::*;
 use strait::config::Side;
 use strait::kafka::{Admin, AlterOp, ClientError, ConfigSource, TopicSpec};
 use strait::policy::ReplicationPolicy;
-use strait::replicate::configs::{overrides_if_partial, sync_topic_configs};
-use strait::replicate::topics::TopicSync;
+use strait::replicate::{overrides_if_partial, sync_topic_configs, TopicSync};
 use strait_sandbox::{Cluster, Sandbox};
 
 async fn configs(c: &Cluster, topic: &str) -> BTreeMap<String, String> {
@@ -226,7 +225,7 @@ async fn sync_pass_reverts_remote_configs_to_the_source_but_not_excluded_ones(en
 /// returns "no error" without a result and trips `assert(rko_result)`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acl_sync_against_the_sandbox_finds_nothing_to_create() {
-    use strait::replicate::acls::sync_topic_acls;
+    use strait::replicate::sync_topic_acls;
     init_logs();
     let sb = Sandbox::start(&["us-east", "us-west"]).await.unwrap();
     let (east, west) = (

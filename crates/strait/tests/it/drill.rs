@@ -313,7 +313,7 @@ async fn a_config_drill_touches_only_its_own_topics_and_groups() {
     let groups = |c: &strait_sandbox::Cluster| {
         let ep = endpoint(c);
         async move {
-            strait::kafka::groups::Groups::new(&ep, Duration::from_secs(10))
+            strait::kafka::Groups::new(&ep, Duration::from_secs(10))
                 .list(None)
                 .await
                 .unwrap()

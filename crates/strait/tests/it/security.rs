@@ -434,8 +434,8 @@ async fn an_oidc_token_endpoint_from_an_oauthbearer_login_gets_strait_in() {
 /// is not copied (only strait writes remote topics), so she still may not write there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acl_sync_lets_readers_read_the_remote_topic_under_a_real_authorizer() {
-    use strait::kafka::acls::{Operation, Permission};
     use strait::kafka::AclBinding;
+    use strait::kafka::{Operation, Permission};
     let Some(sb) = secure_pair().await else {
         return;
     };
@@ -502,7 +502,7 @@ async fn acl_sync_lets_readers_read_the_remote_topic_under_a_real_authorizer() {
     // alice reads the remote topic on us-west with her own login (her group is hers to use)...
     admin(west)
         .create_acls(&[AclBinding {
-            resource_type: strait::kafka::acls::ResourceType::Group,
+            resource_type: strait::kafka::ResourceType::Group,
             ..AclBinding::topic(
                 "alice-reader",
                 "User:alice",

@@ -248,7 +248,7 @@ pub(crate) fn flow_spec(
         source_admin: endpoint(source),
         target_admin: endpoint(target),
         target_reader: endpoint(target),
-        mm2_positions: Some(strait::replicate::flow::Mm2Positions {
+        mm2_positions: Some(strait::replicate::Mm2Positions {
             topic: format!("mm2-offsets.{}.internal", source.name()),
             partitions: 5,
             replication_factor: rf(target, 3),
