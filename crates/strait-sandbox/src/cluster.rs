@@ -186,6 +186,7 @@ impl Cluster {
         })
     }
 
+    /// The cluster's name, which is also its MM2 alias.
     pub fn name(&self) -> &str {
         &self.name
     }

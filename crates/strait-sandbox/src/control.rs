@@ -28,7 +28,9 @@ use crate::proxy::{FaultState, Faults};
 /// One region as the control endpoint sees it.
 #[derive(Clone, Debug)]
 pub struct Region {
+    /// The cluster's bootstrap servers (its proxies' addresses), shown in its state.
     pub bootstrap: String,
+    /// The cluster's fault controls, which the endpoint's actions set.
     pub faults: Faults,
 }
 
@@ -67,6 +69,7 @@ impl ControlServer {
         Ok(Self { addr, task })
     }
 
+    /// The address the server listens on (with the port chosen when port 0 was asked for).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

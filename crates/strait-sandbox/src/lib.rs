@@ -34,32 +34,66 @@ pub use proxy::{FaultState, Faults, Mode};
 /// Why a sandbox could not start. Each message is one sentence naming the cluster and the address.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
+    /// The port asked for a cluster is taken (or, from a base port, the cluster's port would be
+    /// past 65535).
     #[error("port {port} is already in use (wanted for sandbox cluster {cluster}); choose another with --base-port")]
-    PortInUse { port: u16, cluster: String },
+    PortInUse {
+        /// The port that was wanted (65535 when the range ran past it).
+        port: u16,
+        /// The cluster it was for.
+        cluster: String,
+    },
+    /// Listening on a loopback address for a cluster (its proxy, or a port for its broker)
+    /// failed for another reason than the port being taken.
     #[error("cannot listen on {addr} for sandbox cluster {cluster}: {source}")]
     Bind {
+        /// The address that could not be bound (port 0: any free port).
         addr: SocketAddr,
+        /// The cluster it was for.
         cluster: String,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// The embedded Tansu broker did not start on any of several fresh ports, or the thread
+    /// starting Apache Kafka nodes failed.
     #[error("the embedded broker of sandbox cluster {cluster} did not start: {reason}")]
-    Broker { cluster: String, reason: String },
+    Broker {
+        /// The cluster whose broker did not start.
+        cluster: String,
+        /// The last attempt's error.
+        reason: String,
+    },
     #[error("invalid sandbox cluster name {0:?}: use 1 to 64 letters, digits, '-' or '_'")]
+    /// A cluster name is empty, longer than 64 characters, or has characters other than ASCII
+    /// letters, digits, `-` and `_` (names become MM2 aliases and client ids).
     InvalidName(String),
     #[error("sandbox cluster name {0:?} is given twice")]
+    /// The same cluster name is given twice.
     DuplicateName(String),
+    /// An Apache Kafka cluster's nodes did not start; `source` says what to install or fix.
     #[error("Apache Kafka cluster {cluster} did not start: {source}")]
     Kafka {
+        /// The cluster that did not start.
         cluster: String,
+        /// Why (no Java or Maven, a node that exited or was not ready in time, ...).
         source: kafka::KafkaError,
     },
+    /// No cluster name was given.
     #[error("a sandbox needs at least one region")]
     NoRegions,
+    /// The port asked for the fault-control endpoint is taken.
     #[error("port {port} is already in use (wanted for the sandbox fault-control endpoint); choose another with --control-port")]
-    ControlPortInUse { port: u16 },
+    ControlPortInUse {
+        /// The port that was wanted.
+        port: u16,
+    },
+    /// Listening for the fault-control endpoint failed for another reason than the port being
+    /// taken.
     #[error("cannot listen on {addr} for the sandbox fault-control endpoint: {source}")]
     ControlBind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// The operating system's error.
         source: std::io::Error,
     },
 }
@@ -123,10 +157,12 @@ impl Sandbox {
         Ok(Self { clusters })
     }
 
+    /// The clusters, in the order their names were given.
     pub fn clusters(&self) -> &[Cluster] {
         &self.clusters
     }
 
+    /// The cluster named `name`, if there is one.
     pub fn cluster(&self, name: &str) -> Option<&Cluster> {
         self.clusters.iter().find(|c| c.name() == name)
     }

@@ -33,6 +33,7 @@ pub enum Mode {
 /// The proxy's fault state; a `watch` channel carries it to every connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct FaultState {
+    /// Whether traffic is forwarded, cut or black-holed.
     pub mode: Mode,
     /// Added one-way latency, in each direction.
     #[serde(rename = "delay_ms", serialize_with = "ser_ms")]
@@ -88,6 +89,7 @@ impl Faults {
         self.state.send_replace(FaultState::default());
     }
 
+    /// The current mode and delay.
     pub fn state(&self) -> FaultState {
         *self.state.borrow()
     }
@@ -134,6 +136,7 @@ impl FaultProxy {
         self.addr
     }
 
+    /// This proxy's fault controls (shared with the proxies started under the same [`Faults`]).
     pub fn faults(&self) -> &Faults {
         &self.faults
     }

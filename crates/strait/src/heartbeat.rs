@@ -20,16 +20,22 @@ use crate::wire::Heartbeat;
 /// One pair's heartbeat emitter.
 #[derive(Clone, Debug)]
 pub struct HeartbeatSpec {
+    /// The pair's source cluster, as in `clusters` (names the pair in logs).
     pub source_alias: String,
     /// The aliases the records carry: the connector's `source.cluster.alias` and
     /// `target.cluster.alias`, which are the pair's unless the file sets them (MM2 writes those).
     pub record_aliases: (String, String),
     /// The target, producer properties.
     pub target: Endpoint,
+    /// Admin client on the target, to create the heartbeats topic.
     pub target_admin: Endpoint,
+    /// Topic written to on the target (`heartbeats`).
     pub topic: String,
+    /// `emit.heartbeats.interval.seconds` (default 1 s): time between two heartbeats.
     pub interval: Duration,
+    /// `heartbeats.topic.replication.factor`; [`run`] lowers it when the target has fewer brokers.
     pub replication_factor: i32,
+    /// `admin.timeout.ms`: how long each admin request may take.
     pub admin_timeout: Duration,
 }
 
@@ -55,11 +61,13 @@ impl HeartbeatSpec {
         })
     }
 
+    /// The pair's name, `S->T`, for logs.
     pub fn name(&self) -> String {
         crate::config::flow_name(&self.source_alias, &self.target.alias)
     }
 }
 
+/// The wall clock in epoch milliseconds, as heartbeat timestamps carry it (0 before 1970).
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

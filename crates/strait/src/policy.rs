@@ -23,6 +23,7 @@ impl PolicyKind {
         }
     }
 
+    /// MM2's fully qualified class name for this policy, as `strait check` prints it.
     pub fn java_class(self) -> &'static str {
         match self {
             Self::Default => "org.apache.kafka.connect.mirror.DefaultReplicationPolicy",
@@ -31,6 +32,7 @@ impl PolicyKind {
     }
 }
 
+/// The topic heartbeats are written to on each target; replicated onward as `<alias>.heartbeats`.
 pub const HEARTBEATS_TOPIC: &str = "heartbeats";
 
 /// A configured replication policy. For Identity, `source_alias` is the flow's source (MM2 always
@@ -71,14 +73,17 @@ impl ReplicationPolicy {
         }
     }
 
+    /// MM2's default: `DefaultReplicationPolicy` with separator `.` and no source alias bound.
     pub fn default_policy() -> Self {
         Self::new(PolicyKind::Default, None, true, None)
     }
 
+    /// Which naming rule this policy follows.
     pub fn kind(&self) -> PolicyKind {
         self.kind
     }
 
+    /// The separator between source alias and topic name (`.` unless configured).
     pub fn separator(&self) -> &str {
         &self.separator
     }
@@ -167,10 +172,13 @@ impl ReplicationPolicy {
         current
     }
 
+    /// Where heartbeats are written on a cluster: always [`HEARTBEATS_TOPIC`].
     pub fn heartbeats_topic(&self) -> &'static str {
         HEARTBEATS_TOPIC
     }
 
+    /// Whether `topic` is `heartbeats` or a remote copy of it (`us-east.heartbeats`, any number
+    /// of hops).
     pub fn is_heartbeats_topic(&self, topic: &str) -> bool {
         self.original_topic(topic) == HEARTBEATS_TOPIC
     }
@@ -187,11 +195,14 @@ impl ReplicationPolicy {
         format!("mm2-offset-syncs{s}{alias}{s}internal")
     }
 
+    /// Whether `topic` is a checkpoints topic of any source alias (`*.checkpoints.internal`,
+    /// with the internal separator).
     pub fn is_checkpoints_topic(&self, topic: &str) -> bool {
         let s = &self.internal_separator;
         topic.ends_with(&format!("{s}checkpoints{s}internal"))
     }
 
+    /// Whether `topic` ends in `<internal separator>internal`, as MM2's own internal topics do.
     pub fn is_mm2_internal_topic(&self, topic: &str) -> bool {
         topic.ends_with(&format!("{}internal", self.internal_separator))
     }

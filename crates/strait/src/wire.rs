@@ -7,7 +7,9 @@
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("malformed {kind} record: {reason}")]
 pub struct DecodeError {
+    /// Which record format failed: `offset sync`, `checkpoint`, `heartbeat` or `offset index`.
     pub kind: &'static str,
+    /// What was wrong with the bytes, for the log.
     pub reason: String,
 }
 
@@ -16,33 +18,47 @@ pub struct DecodeError {
 pub struct OffsetSync {
     /// Upstream (source) topic name, not renamed.
     pub topic: String,
+    /// Partition number, the same on both clusters (MM2 key field `partition`).
     pub partition: i32,
+    /// Offset of the record on the source (MM2 value field `upstreamOffset`).
     pub upstream_offset: i64,
+    /// Offset its copy got in the remote topic on the target (MM2 value field `offset`).
     pub downstream_offset: i64,
 }
 
 /// Checkpoint (topic `<source>.checkpoints.internal` on the target, partition 0).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
+    /// Consumer group id, the same on both clusters (MM2 key field `group`).
     pub group: String,
     /// Downstream (renamed) topic.
     pub topic: String,
+    /// Partition number, the same on both clusters (MM2 key field `partition`).
     pub partition: i32,
+    /// The group's committed offset on the source (MM2 value field `upstreamOffset`).
     pub upstream_offset: i64,
+    /// That position translated to the remote topic on the target (MM2 value field `offset`);
+    /// what group offset sync commits there.
     pub downstream_offset: i64,
+    /// The commit metadata the group stored with its source offset, passed through (MM2 value
+    /// field `metadata`).
     pub metadata: String,
 }
 
 /// Heartbeat (topic `heartbeats`, partition 0).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Heartbeat {
+    /// Alias of the cluster the heartbeat's flow starts from (MM2 key field
+    /// `sourceClusterAlias`).
     pub source: String,
+    /// Alias of the cluster it was written to (MM2 key field `targetClusterAlias`).
     pub target: String,
     /// Epoch milliseconds when emitted.
     pub timestamp: i64,
 }
 
 impl OffsetSync {
+    /// Record key: `STRING topic`, `INT32 partition`, as MM2's `OffsetSync.KEY_SCHEMA`.
     pub fn key(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(2 + self.topic.len() + 4);
         put_str(&mut b, &self.topic);
@@ -50,6 +66,7 @@ impl OffsetSync {
         b
     }
 
+    /// Record value: `INT64 upstreamOffset`, `INT64 offset` (no version header, as MM2).
     pub fn value(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(16);
         b.extend_from_slice(&self.upstream_offset.to_be_bytes());
@@ -57,6 +74,7 @@ impl OffsetSync {
         b
     }
 
+    /// Reads an offset sync record as MM2 or strait wrote it; trailing bytes are ignored.
     pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, DecodeError> {
         let mut k = Reader::new("offset sync", key);
         let mut v = Reader::new("offset sync", value);
@@ -70,6 +88,8 @@ impl OffsetSync {
 }
 
 impl Checkpoint {
+    /// Record key: `STRING group`, `STRING topic`, `INT32 partition`, as MM2's
+    /// `Checkpoint.KEY_SCHEMA`.
     pub fn key(&self) -> Vec<u8> {
         let mut b = Vec::new();
         put_str(&mut b, &self.group);
@@ -78,6 +98,8 @@ impl Checkpoint {
         b
     }
 
+    /// Record value: `INT16 version (=0)`, `INT64 upstreamOffset`, `INT64 offset`,
+    /// `STRING metadata`.
     pub fn value(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(20 + self.metadata.len());
         b.extend_from_slice(&0i16.to_be_bytes());
@@ -107,6 +129,8 @@ impl Checkpoint {
 }
 
 impl Heartbeat {
+    /// Record key: `STRING sourceClusterAlias`, `STRING targetClusterAlias`, as MM2's
+    /// `Heartbeat.KEY_SCHEMA`.
     pub fn key(&self) -> Vec<u8> {
         let mut b = Vec::new();
         put_str(&mut b, &self.source);
@@ -114,6 +138,7 @@ impl Heartbeat {
         b
     }
 
+    /// Record value: `INT16 version (=0)`, `INT64 timestamp`.
     pub fn value(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(10);
         b.extend_from_slice(&0i16.to_be_bytes());
@@ -121,6 +146,7 @@ impl Heartbeat {
         b
     }
 
+    /// Reads a heartbeat record; any header version is read as version 0, as MM2 does.
     pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, DecodeError> {
         let mut k = Reader::new("heartbeat", key);
         let mut v = Reader::new("heartbeat", value);
@@ -145,14 +171,20 @@ impl Heartbeat {
 /// - value: `INT16 version (=0)`, `INT64 upstreamStart`, `INT64 length`
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexRun {
+    /// Upstream (source) topic name, not renamed.
     pub topic: String,
+    /// Partition number, the same on both clusters.
     pub partition: i32,
+    /// Target offset of the run's first record; part of the key, so it names the run.
     pub downstream_start: i64,
+    /// Source offset of the run's first record.
     pub upstream_start: i64,
+    /// Number of records in the run (at least 1).
     pub len: i64,
 }
 
 impl IndexRun {
+    /// Record key: `STRING topic`, `INT32 partition`, `INT64 downstreamStart`.
     pub fn key(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(2 + self.topic.len() + 12);
         put_str(&mut b, &self.topic);
@@ -161,6 +193,7 @@ impl IndexRun {
         b
     }
 
+    /// Record value: `INT16 version (=0)`, `INT64 upstreamStart`, `INT64 length`.
     pub fn value(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(18);
         b.extend_from_slice(&0i16.to_be_bytes());
@@ -169,6 +202,7 @@ impl IndexRun {
         b
     }
 
+    /// Reads a run record; a run with a length under 1 or a negative offset is an error.
     pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, DecodeError> {
         let mut k = Reader::new("offset index", key);
         let mut v = Reader::new("offset index", value);

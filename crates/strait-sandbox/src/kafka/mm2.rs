@@ -61,10 +61,12 @@ impl Mm2 {
         Ok(Self { jvm, _dir: dir })
     }
 
+    /// The process id of MM2's JVM.
     pub fn pid(&self) -> u32 {
         self.jvm.pid()
     }
 
+    /// The file MM2's standard output and error are appended to.
     pub fn log(&self) -> &Path {
         self.jvm.log()
     }

@@ -56,6 +56,7 @@ pub const USERS: [&str; 2] = ["strait", "alice"];
 pub struct KafkaSpec {
     /// 1, or 3 for replication factor 3.
     pub nodes: u8,
+    /// How clients connect and log in, and whether the brokers check ACLs.
     pub security: Security,
     /// Where the resolved classpath (and the run's certificates) are cached.
     pub cache_dir: PathBuf,
@@ -64,6 +65,7 @@ pub struct KafkaSpec {
     pub log_dir: Option<PathBuf>,
     /// Maximum heap of each JVM, in MiB, with [`JvmProfile::TestBed`].
     pub heap_mib: u32,
+    /// How each node's JVM is launched: small and quick, or as Kafka's own scripts do.
     pub jvm: JvmProfile,
 }
 
@@ -83,6 +85,7 @@ impl KafkaSpec {
         }
     }
 
+    /// With `n` nodes (1, or 3 for replication factor 3).
     pub fn nodes(mut self, n: u8) -> Self {
         self.nodes = n;
         self
@@ -92,42 +95,72 @@ impl KafkaSpec {
 /// Why an Apache Kafka cluster could not start. One sentence, saying what to install or fix.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
+    /// No `java` in `$JAVA_HOME/bin` or on `PATH`, or one whose version cannot be read.
     #[error("Apache Kafka test clusters need Java 17 or newer and none was found ($JAVA_HOME/bin/java or `java` on PATH): install a JDK (Debian: apt install openjdk-17-jdk-headless), or set STRAIT_TEST_KAFKA=0 to leave out the Apache Kafka tests")]
     NoJava,
+    /// The `java` found is older than Java 17.
     #[error("Apache Kafka test clusters need Java 17 or newer, and {java} is Java {major}: set JAVA_HOME to a newer JDK, or set STRAIT_TEST_KAFKA=0 to leave out the Apache Kafka tests")]
-    OldJava { java: String, major: u32 },
+    OldJava {
+        /// The `java` binary found.
+        java: String,
+        /// Its major version (below 17).
+        major: u32,
+    },
+    /// No `mvn` on `PATH`, so the Kafka jars cannot be fetched.
     #[error("Apache Kafka test clusters need Maven (`mvn` on PATH) to fetch the Kafka jars: install it (Debian: apt install maven), or set STRAIT_TEST_KAFKA=0 to leave out the Apache Kafka tests")]
     NoMaven,
+    /// Maven ran and failed to resolve the Kafka jars.
     #[error("Maven could not resolve Apache Kafka {version} from crates/strait-sandbox/kafka/pom.xml: {reason}")]
     Maven {
+        /// The Apache Kafka version the pom asks for.
         version: &'static str,
+        /// Maven's first `[ERROR]` line.
         reason: String,
     },
+    /// A file or process operation failed (a temp dir, a config file, running `java` or `mvn`).
     #[error("{what}: {source}")]
     Io {
+        /// What was being done ("creating a temp dir", "writing /path/to/file").
         what: String,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// Generating the run's certificates failed (also used when a node's format thread
+    /// panicked); the message says what happened.
     #[error("{0}")]
     Pki(String),
+    /// Formatting a node's storage (Kafka's `StorageTool format`) failed.
     #[error("formatting node {node} failed (exit {status}): {tail}")]
     Format {
+        /// The node's id (1-based).
         node: u32,
+        /// The tool's exit status.
         status: String,
+        /// The last lines of the tool's output, joined with ` | `.
         tail: String,
     },
+    /// A node's JVM exited before it was ready (a port taken, a bad config).
     #[error("node {node} exited during start (exit {status}); log {log}: {tail}")]
     Exited {
+        /// The node's id (1-based).
         node: u32,
+        /// The JVM's exit status.
         status: String,
+        /// Path of the node's log.
         log: String,
+        /// From the log: the first exception line, else the last lines.
         tail: String,
     },
+    /// A node did not log that it had started within the deadline (90 s).
     #[error("node {node} was not ready within {secs} s; log {log}: {tail}")]
     NotReady {
+        /// The node's id (1-based).
         node: u32,
+        /// How long it was given, in seconds.
         secs: u64,
+        /// Path of the node's log.
         log: String,
+        /// From the log: the first exception line, else the last lines.
         tail: String,
     },
 }
@@ -157,10 +190,12 @@ impl Access {
         }
     }
 
+    /// The cluster's security profile.
     pub fn security(&self) -> Security {
         self.security
     }
 
+    /// The SCRAM password of `user`; `None` for an unknown user or on a plaintext cluster.
     pub fn password(&self, user: &str) -> Option<&str> {
         self.users
             .iter()
@@ -168,6 +203,7 @@ impl Access {
             .map(|(_, p)| p.as_str())
     }
 
+    /// The run's certificates and stores; `None` on a plaintext cluster.
     pub fn pki(&self) -> Option<&Pki> {
         self.pki.as_deref()
     }

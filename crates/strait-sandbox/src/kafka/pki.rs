@@ -55,6 +55,7 @@ impl Pki {
         Ok(pki)
     }
 
+    /// The password of every store, and of the keys in them.
     pub fn password(&self) -> &str {
         &self.password
     }

@@ -50,6 +50,7 @@ const CONSUMED: &[&str] = &[
 /// A client's librdkafka properties, and what could not be carried over.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mapped {
+    /// The librdkafka properties, ready for a client (store contents inlined as PEM).
     pub props: Props,
     /// Java-only keys, dropped (each becomes part of one warning).
     pub dropped: Vec<KeyRef>,
@@ -62,7 +63,9 @@ pub struct Mapped {
 /// A mapping failure: the key it is about and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapError {
+    /// The key (and line) whose value could not be mapped.
     pub at: KeyRef,
+    /// What is wrong and what to write instead.
     pub problem: Problem,
 }
 

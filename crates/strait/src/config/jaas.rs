@@ -12,9 +12,13 @@ use std::collections::BTreeMap;
 /// One login entry: `<LoginModuleClass> <flag> key=value ... ;`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JaasLogin {
+    /// The login module's class name as written, usually fully qualified
+    /// (`org.apache.kafka.common.security.plain.PlainLoginModule`).
     pub module: String,
     /// `required`, `requisite`, `sufficient` or `optional`, lower-cased.
     pub flag: String,
+    /// The `name=value` options, quotes and escapes removed (a repeated name keeps its last
+    /// value). They hold passwords: never log them.
     pub options: BTreeMap<String, String>,
 }
 

@@ -76,6 +76,7 @@ impl Config {
         Self::parse_with(text, file, LocalFiles::Required)
     }
 
+    /// [`Config::parse`], with `local` saying whether files the config names may be missing.
     pub fn parse_with(text: &str, file: &str, local: LocalFiles) -> Result<Config, ConfigError> {
         Loader {
             file,

@@ -14,7 +14,9 @@ use super::filter::NameFilter;
 /// A value from the file with the key and line it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sourced {
+    /// The value as read (untrimmed), with `${provider:path:key}` references resolved.
     pub value: String,
+    /// The full key as written in the file, and its line.
     pub at: KeyRef,
     /// The config providers that supplied (part of) the value, if any.
     pub providers: Vec<String>,
@@ -24,7 +26,9 @@ pub struct Sourced {
 /// config providers that supplied its value, or the store it was read out of.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
+    /// The key and line of the file that set it (for a store's contents, its location key).
     pub at: KeyRef,
+    /// The config providers that supplied (part of) the value, if any.
     pub providers: Vec<String>,
     /// The key or trust store file the value was read from.
     pub store: Option<String>,
@@ -33,6 +37,7 @@ pub struct Origin {
 /// A key or trust store a client uses, as strait read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreSummary {
+    /// The store file's path, as the location key gives it (trimmed).
     pub path: String,
     /// `truststore` or `keystore`.
     pub role: &'static str,
@@ -42,6 +47,7 @@ pub struct StoreSummary {
     pub at: KeyRef,
     /// False when the file is not on this machine (`strait check` only).
     pub read: bool,
+    /// The certificates it holds, in store order; empty when it was not read.
     pub certificates: Vec<super::stores::CertInfo>,
 }
 
@@ -61,10 +67,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// The cluster with this alias, if `clusters` lists it.
     pub fn cluster(&self, alias: &str) -> Option<&Cluster> {
         self.clusters.iter().find(|c| c.alias == alias)
     }
 
+    /// The flow `source->target`, enabled or not; None unless both are in `clusters` and differ.
     pub fn flow(&self, source: &str, target: &str) -> Option<&Flow> {
         self.flows
             .iter()
@@ -80,6 +88,7 @@ impl Config {
 /// One cluster of `clusters`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cluster {
+    /// The name in `clusters`, and the prefix of its keys (`<alias>.bootstrap.servers`).
     pub alias: String,
     /// `<alias>.bootstrap.servers` (or the global `bootstrap.servers`).
     pub bootstrap_servers: String,
@@ -88,11 +97,14 @@ pub struct Cluster {
 /// Which end of a flow something lives on or comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
+    /// The flow's source cluster S, where records are read.
     Source,
+    /// The flow's target cluster T, where remote topics are written.
     Target,
 }
 
 impl Side {
+    /// `source` or `target`, as the file's values and `strait check` spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Source => "source",
@@ -104,6 +116,7 @@ impl Side {
 /// The replication policy settings as configured (the `policy` itself is on [`Flow`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicySettings {
+    /// `replication.policy.class` (Default unless set).
     pub kind: PolicyKind,
     /// `replication.policy.separator`, `.` unless set.
     pub separator: String,
@@ -136,7 +149,9 @@ pub struct Intervals {
 /// An internal topic and the cluster it lives on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InternalTopic {
+    /// The topic name, with the policy's internal separator.
     pub name: String,
+    /// Alias of the cluster it lives on.
     pub cluster: String,
 }
 
@@ -161,13 +176,17 @@ pub struct Clients {
     /// Reads the records to replicate (`enable.auto.commit=false` forced,
     /// `auto.offset.reset=earliest` unless set).
     pub source_consumer: Endpoint,
+    /// Admin client on the source: `source.cluster.*` client keys, `admin.*`, `source.admin.*`.
     pub source_admin: Endpoint,
     /// Writes offset syncs: a producer on the cluster where the offset-syncs topic lives (the
     /// source by default, MM2's `offset-syncs-source-producer`).
     pub offset_syncs_producer: Endpoint,
     /// Writes replicated records: `T.producer.*` overridden by `S->T.producer.override.*`.
     pub target_producer: Endpoint,
+    /// Admin client on the target: `target.cluster.*` client keys, `admin.*`, `target.admin.*`.
     pub target_admin: Endpoint,
+    /// Reads from the target (internal topics, group offsets): `target.cluster.*` client keys,
+    /// `consumer.*`, `target.consumer.*`.
     pub target_consumer: Endpoint,
     /// For each role of [`Clients::roles`], where each librdkafka setting came from.
     pub origins: BTreeMap<&'static str, BTreeMap<String, Origin>>,
@@ -190,7 +209,9 @@ impl Clients {
 /// One replication flow S->T with every setting resolved.
 #[derive(Clone, Debug)]
 pub struct Flow {
+    /// Alias of the source cluster S, where records are read.
     pub source: String,
+    /// Alias of the target cluster T, where remote topics are written.
     pub target: String,
     /// Whether MM2 runs a herder for the pair: `S->T.enabled` or heartbeats on, read untrimmed
     /// with `Boolean.parseBoolean` (MirrorMakerConfig.clusterPairs). Nothing runs without one.
@@ -198,25 +219,40 @@ pub struct Flow {
     /// `S->T.enabled` (MM2 forces false unless set; a global `enabled = true` enables every flow,
     /// a quirk strait reproduces and warns about).
     pub enabled: bool,
+    /// `topics` (default `.*`): source topics to replicate.
     pub topics: NameFilter,
+    /// `topics.exclude` (or the older `topics.blacklist`); by default `.*[\-\.]internal`,
+    /// `.*\.replica` and `__.*`.
     pub topics_exclude: NameFilter,
+    /// `groups` (default `.*`): source consumer groups to checkpoint.
     pub groups: NameFilter,
+    /// `groups.exclude` (or the older `groups.blacklist`); by default `console-consumer-.*`,
+    /// `connect-.*` and `__.*`.
     pub groups_exclude: NameFilter,
     /// The flow's policy, with Identity's source alias set to `source`.
     pub policy: ReplicationPolicy,
+    /// The policy keys as configured, for `strait check`.
     pub policy_settings: PolicySettings,
     /// Replication factor of newly created remote topics (-1: broker default).
     pub replication_factor: i16,
+    /// `offset-syncs.topic.location` (default source): the cluster the offset-syncs topic is on.
     pub offset_syncs_topic_location: Side,
+    /// `offset-syncs.topic.replication.factor` (default 3; -1: broker default); strait's offset
+    /// index topic is created with it too.
     pub offset_syncs_topic_replication_factor: i16,
+    /// `checkpoints.topic.replication.factor` (default 3; -1: broker default); strait's
+    /// active-region and lag-snapshot topics are created with it too.
     pub checkpoints_topic_replication_factor: i16,
+    /// `heartbeats.topic.replication.factor` (default 3; -1: broker default).
     pub heartbeats_topic_replication_factor: i16,
     /// Connect's `offset.storage.partitions` and `offset.storage.replication.factor` (25, 3):
     /// used when strait creates MM2's offsets topic.
     pub source_offsets_topic_partitions: i32,
+    /// See `source_offsets_topic_partitions`.
     pub source_offsets_topic_replication_factor: i16,
     /// `offset.lag.max`: how far downstream offsets may drift before a new offset sync.
     pub offset_lag_max: i64,
+    /// How often each periodic job of the flow runs, or None when it is off.
     pub intervals: Intervals,
     /// `emit.offset-syncs.enabled` (default true).
     pub emit_offset_syncs: bool,
@@ -236,7 +272,9 @@ pub struct Flow {
     pub consumer_poll_timeout: Duration,
     /// `admin.timeout.ms` (default 60 s).
     pub admin_timeout: Duration,
+    /// Names and clusters of MM2's internal topics for this flow.
     pub internal_topics: InternalTopics,
+    /// librdkafka settings for each of the flow's six clients.
     pub clients: Clients,
 }
 

@@ -19,7 +19,9 @@ pub fn decode_latin1(bytes: &[u8]) -> String {
 /// A key's value and the (1-based) line where its logical line starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// Unescaped value; leading whitespace dropped, trailing whitespace kept.
     pub value: String,
+    /// 1-based line where the key's logical line starts.
     pub line: usize,
 }
 
@@ -33,11 +35,14 @@ pub struct Properties {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
 pub struct ParseError {
+    /// 1-based line where the offending logical line starts.
     pub line: usize,
+    /// What is wrong, e.g. a malformed `\uXXXX` escape.
     pub message: String,
 }
 
 impl Properties {
+    /// Parse a whole file's text (already decoded, see [`decode_latin1`]).
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let mut entries = BTreeMap::new();
         for (line, logical) in logical_lines(text) {
@@ -47,22 +52,27 @@ impl Properties {
         Ok(Self { entries })
     }
 
+    /// The last value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.entries.get(key).map(|e| e.value.as_str())
     }
 
+    /// The last value of `key` with its line, if set.
     pub fn entry(&self, key: &str) -> Option<&Entry> {
         self.entries.get(key)
     }
 
+    /// Every key with its entry, in key order (not file order).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Entry)> {
         self.entries.iter().map(|(k, e)| (k.as_str(), e))
     }
 
+    /// Number of distinct keys.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the file sets no key at all.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -174,7 +184,11 @@ fn unescape(chars: &[char], line: usize) -> Result<String, ParseError> {
                     .flatten()
                     .ok_or_else(|| ParseError {
                         line,
-                        message: format!("malformed \\uXXXX escape \"\\u{hex}\""),
+                        // The characters are not quoted: this reader also reads secrets files
+                        // (FileConfigProvider), and an error must never show part of a value.
+                        message:
+                            "malformed \\uXXXX escape (\\u must be followed by four hex digits)"
+                                .into(),
                     })?;
                 i += 4;
                 // A surrogate pair written as two escapes, as Java writes non-BMP characters.
@@ -266,6 +280,11 @@ mod tests {
         let err = Properties::parse("a=1\nb=\\u12G4\n").unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.message.contains("\\u"), "{}", err.message);
+        assert!(
+            !err.message.contains("12G4"),
+            "no part of a value: {}",
+            err.message
+        );
     }
 
     #[test]

@@ -15,8 +15,11 @@ use std::path::{Component, Path, PathBuf};
 /// The three providers Kafka ships.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProviderKind {
+    /// `FileConfigProvider`: `${name:path:key}` is `key` of the properties file at `path`.
     File,
+    /// `EnvVarConfigProvider`: `${name:VAR}` is environment variable `VAR`.
     Env,
+    /// `DirectoryConfigProvider`: `${name:dir:file}` is the whole text of file `file` in `dir`.
     Dir,
 }
 
@@ -31,6 +34,7 @@ impl ProviderKind {
         }
     }
 
+    /// The simple Java class name, for messages and `strait check`.
     pub fn class_name(self) -> &'static str {
         match self {
             Self::File => "FileConfigProvider",
@@ -43,9 +47,11 @@ impl ProviderKind {
 /// One declared provider with its `param.*` settings.
 #[derive(Clone, Debug)]
 pub struct Provider {
+    /// The name listed in `config.providers`, as references write it (`${name:...}`).
     pub name: String,
     /// None: a class strait cannot load (its Java name is in `class`).
     pub kind: Option<ProviderKind>,
+    /// `config.providers.<name>.class`, trimmed.
     pub class: String,
     /// `param.allowed.paths` (File and Dir): only files under these directories may be read.
     pub allowed_paths: Option<Vec<PathBuf>>,
@@ -56,6 +62,7 @@ pub struct Provider {
 /// The providers a file declares, by name.
 #[derive(Clone, Debug, Default)]
 pub struct Providers {
+    /// Providers with a `.class`, by name.
     pub declared: BTreeMap<String, Provider>,
     /// Names listed in `config.providers` without a `.class` (Kafka skips them).
     pub without_class: Vec<String>,
@@ -105,9 +112,13 @@ impl Providers {
 pub struct Reference {
     /// Byte range of the whole `${...}` in the value.
     pub start: usize,
+    /// End of that range (exclusive).
     pub end: usize,
+    /// The provider name, before the first `:`.
     pub provider: String,
+    /// File (File) or directory (Dir) to read; empty when the reference has only one `:`.
     pub path: String,
+    /// Key in the file (File), file name in the directory (Dir) or variable name (Env).
     pub key: String,
 }
 
@@ -159,34 +170,83 @@ pub fn references(value: &str) -> Vec<Reference> {
 /// Why a reference could not be resolved. `Display` is the cause only; the caller names the key.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
+    /// A referenced provider's class is not one of Kafka's three (a custom or vault provider).
     #[error("provider `{provider}` is declared with class `{class}`, which strait cannot load; it runs Kafka's FileConfigProvider, EnvVarConfigProvider and DirectoryConfigProvider (resolve the secret into a file and use `file` or `dir`)")]
-    UnsupportedClass { provider: String, class: String },
+    UnsupportedClass {
+        /// The provider's name.
+        provider: String,
+        /// Its `.class`, as written.
+        class: String,
+    },
+    /// The file is there but cannot be used: no permission, not UTF-8 (Dir), a line that is
+    /// not valid properties syntax (File).
     #[error("provider `{provider}` cannot read {path}: {reason}")]
     Unreadable {
+        /// The provider's name.
         provider: String,
+        /// The file it tried to read.
         path: String,
+        /// Why, in words.
         reason: String,
     },
+    /// The File provider's file, or the Dir provider's directory, does not exist.
     #[error("provider `{provider}`: {path} does not exist on this machine")]
-    Missing { provider: String, path: String },
+    Missing {
+        /// The provider's name.
+        provider: String,
+        /// The file or directory, as referenced.
+        path: String,
+    },
+    /// The file has no such key (File), or the directory no such file (Dir).
     #[error("provider `{provider}`: {path} has no key `{key}`")]
     NoKey {
+        /// The provider's name.
         provider: String,
+        /// The file or directory, as referenced.
         path: String,
+        /// The key or file name asked for.
         key: String,
     },
+    /// The referenced environment variable is not set (or not Unicode).
     #[error("provider `{provider}`: environment variable `{name}` is not set")]
-    NoEnv { provider: String, name: String },
+    NoEnv {
+        /// The provider's name.
+        provider: String,
+        /// The variable.
+        name: String,
+    },
+    /// The path is not under any of the provider's `param.allowed.paths` (or is relative).
     #[error("provider `{provider}`: {path} is outside its `allowed.paths`")]
-    NotAllowed { provider: String, path: String },
+    NotAllowed {
+        /// The provider's name.
+        provider: String,
+        /// The path, as referenced.
+        path: String,
+    },
+    /// The variable's name does not match the provider's `param.allowlist.pattern`.
     #[error("provider `{provider}`: environment variable `{name}` does not match its `allowlist.pattern`")]
-    EnvNotAllowed { provider: String, name: String },
+    EnvNotAllowed {
+        /// The provider's name.
+        provider: String,
+        /// The variable.
+        name: String,
+    },
+    /// An Env reference with a path (`${env:path:VAR}`), which Kafka's provider cannot serve.
     #[error(
         "provider `{provider}` (EnvVarConfigProvider) takes no path: write `${{{provider}:NAME}}`"
     )]
-    EnvWithPath { provider: String },
+    EnvWithPath {
+        /// The provider's name.
+        provider: String,
+    },
+    /// The Env provider's `param.allowlist.pattern` does not compile.
     #[error("provider `{provider}`: {pattern} in `allowlist.pattern` is not a valid regex")]
-    BadAllowlist { provider: String, pattern: String },
+    BadAllowlist {
+        /// The provider's name.
+        provider: String,
+        /// The pattern, as written.
+        pattern: String,
+    },
 }
 
 impl ProviderError {
@@ -206,13 +266,16 @@ pub struct Resolver<'p> {
 /// A value with its references replaced, and the providers that supplied them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolved {
+    /// The value with each resolved reference replaced by what its provider read.
     pub value: String,
+    /// Names of the providers that supplied part of it, in order of first use.
     pub providers: Vec<String>,
     /// References to providers that are not declared: left as written, as MM2 does.
     pub undeclared: Vec<String>,
 }
 
 impl<'p> Resolver<'p> {
+    /// A resolver over `providers`, with no file read yet.
     pub fn new(providers: &'p Providers) -> Self {
         Self {
             providers,

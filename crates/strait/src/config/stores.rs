@@ -21,8 +21,11 @@ use openssl::x509::{X509NameRef, X509Ref, X509};
 /// The `ssl.*.type` values strait accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreType {
+    /// `JKS`: Java's own format (read as PKCS#12 when the bytes are PKCS#12, as Java 9+ does).
     Jks,
+    /// `PKCS12` (read as JKS when the bytes are JKS, as Java 9+ does).
     Pkcs12,
+    /// `PEM` (KIP-651): certificates, and for a keystore one private key, as text.
     Pem,
 }
 
@@ -44,9 +47,11 @@ impl StoreType {
 pub struct CertInfo {
     /// Java-style distinguished name, most specific first: `CN=broker, O=Acme`.
     pub subject: String,
+    /// The issuer's distinguished name, in the same form as `subject`.
     pub issuer: String,
     /// `2027-11-25T10:00:00Z`
     pub not_after: String,
+    /// `not_after` in seconds since the Unix epoch, for comparisons.
     pub not_after_unix: i64,
     /// The store entry's alias, when the store names one.
     pub alias: Option<String>,
@@ -57,6 +62,7 @@ pub struct CertInfo {
 pub struct TrustStore {
     /// All trusted certificates, concatenated PEM.
     pub certs_pem: String,
+    /// The same certificates described, in the same order.
     pub certs: Vec<CertInfo>,
 }
 
@@ -67,6 +73,7 @@ pub struct KeyStore {
     pub key_pem: String,
     /// Leaf first.
     pub chain_pem: String,
+    /// The chain's certificates described, leaf first.
     pub chain: Vec<CertInfo>,
     /// Alias of the key entry taken (JKS, PKCS#12 `friendlyName`).
     pub alias: Option<String>,
@@ -91,51 +98,74 @@ impl fmt::Debug for KeyStore {
 /// the config key and the file path. No message ever holds a password or key bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
+    /// The declared type (given, shortened) is not JKS, PKCS12 or PEM, or the bytes are JCEKS.
     #[error(
         "unsupported store type `{0}` (use JKS, PKCS12 or PEM; convert with \
          `keytool -importkeystore -deststoretype PKCS12`)"
     )]
     UnsupportedType(String),
+    /// The bytes are neither a JKS nor a PKCS#12 store.
     #[error("not a JKS or PKCS#12 store")]
     NotAStore,
+    /// The file is PEM text but its type says JKS or PKCS12.
     #[error("is a PEM file, not a JKS or PKCS#12 store (set its type to PEM)")]
     PemNotStore,
+    /// The file ends in the middle of something (a cut-off copy or upload).
     #[error("truncated (ends at byte {have} of a {need}-byte {what})")]
     Truncated {
+        /// The part being read (`header`, `alias`, `certificate`, `PKCS#12 store`, ...).
         what: &'static str,
+        /// Bytes left in the file for it.
         have: usize,
+        /// Bytes it needs.
         need: usize,
     },
+    /// A JKS header version (given) other than 1 or 2.
     #[error("unsupported JKS version {0}")]
     JksVersion(u32),
+    /// A JKS entry that is neither a private key (1) nor a trusted certificate (2).
     #[error("unknown JKS entry tag {0}")]
     JksTag(u32),
+    /// A JKS certificate of a type (given, shortened) other than X.509.
     #[error("unsupported certificate type `{0}` (only X.509)")]
     CertType(String),
+    /// A certificate that does not parse as X.509 DER, or whose expiry cannot be read.
     #[error("holds a certificate that is not valid X.509")]
     BadCertificate,
+    /// The store password does not match the store's integrity digest or MAC.
     #[error("wrong password (the store's integrity check failed)")]
     WrongPassword,
+    /// A PKCS#12 store whose MAC check fails without a password: the store password is unset.
     #[error("needs a password (its integrity check failed without one)")]
     PasswordNeeded,
+    /// The store opened, but the private key does not decrypt with the key password.
     #[error("the key password is wrong")]
     WrongKeyPassword,
+    /// A JKS private key with neither `ssl.key.password` nor `ssl.keystore.password` set.
     #[error("no password for the private key; set `ssl.key.password` or `ssl.keystore.password`")]
     NoKeyPassword,
+    /// A JKS private key encrypted with something other than Sun's key protector (OID given).
     #[error("the private key is protected with an unsupported algorithm ({0})")]
     KeyProtection(String),
+    /// The private key's bytes do not decode once decrypted (or it is not valid PKCS#8).
     #[error("the private key is malformed")]
     BadKey,
+    /// The keystore's certificate is not the one for its private key.
     #[error("the private key does not match its certificate")]
     KeyMismatch,
+    /// A truststore with no certificate in it.
     #[error("holds no trusted certificate")]
     NoTrustedCert,
+    /// A keystore with no private key (perhaps a truststore given as keystore).
     #[error("holds no private key entry")]
     NoPrivateKey,
+    /// A keystore whose private key comes without its certificate.
     #[error("the private key has no certificate")]
     NoCertificate,
+    /// A PEM keystore's key is encrypted and `ssl.key.password` is not set.
     #[error("the PEM private key is encrypted; set `ssl.key.password`")]
     EncryptedPemKey,
+    /// PEM text whose certificates do not parse.
     #[error("malformed PEM")]
     BadPem,
     /// Java 8 (before 8u301) wrote PKCS#12 with RC2-40, which OpenSSL 3 keeps in
@@ -145,6 +175,7 @@ pub enum StoreError {
          with `keytool -importkeystore -deststoretype PKCS12` on Java 11.0.12 or later)"
     )]
     LegacyCipher(String),
+    /// Any other PKCS#12 failure, with OpenSSL's reason (shortened) or strait's own limit.
     #[error("unreadable PKCS#12 store ({0})")]
     Pkcs12(String),
 }

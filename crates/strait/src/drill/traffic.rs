@@ -34,19 +34,24 @@ pub const COMMIT_EVERY: Duration = Duration::from_millis(200);
 pub struct DrillLog {
     /// The next sequence number; also the number of records handed to a producer so far.
     pub next_seq: AtomicU64,
+    /// Every acknowledgement the producers received, in the order they came.
     pub acks: Mutex<Vec<Ack>>,
+    /// Every drill record the consumers received, duplicates included, in the order they came.
     pub deliveries: Mutex<Vec<Delivery>>,
 }
 
 impl DrillLog {
+    /// Acknowledgements so far (0 if the log's lock is poisoned).
     pub fn acked(&self) -> u64 {
         self.acks.lock().map_or(0, |a| a.len() as u64)
     }
 
+    /// Deliveries so far, duplicates included (0 if the log's lock is poisoned).
     pub fn consumed(&self) -> u64 {
         self.deliveries.lock().map_or(0, |d| d.len() as u64)
     }
 
+    /// Records handed to a producer so far, acknowledged or not.
     pub fn produced(&self) -> u64 {
         self.next_seq.load(Ordering::SeqCst)
     }
@@ -176,11 +181,17 @@ impl ProducerContext for AckContext {
 
 /// What a drill producer writes and where.
 pub struct ProducerSpec {
+    /// The cluster to write to, with its connection and security properties.
     pub endpoint: Endpoint,
+    /// The topic to write, by its name on that cluster.
     pub topic: String,
+    /// The topic's partition count: record `seq` goes to partition `seq % partitions`.
     pub partitions: i32,
+    /// Records per second.
     pub rate: u64,
+    /// The region the acknowledgements are logged under.
     pub side: Side,
+    /// The value of the [`HEADER`] on every record.
     pub drill_id: String,
 }
 
@@ -252,10 +263,15 @@ fn produce(spec: ProducerSpec, log: Arc<DrillLog>, state: &AtomicU8) {
 
 /// What a drill consumer reads and where.
 pub struct ConsumerSpec {
+    /// The cluster to read from, with its connection and security properties.
     pub endpoint: Endpoint,
+    /// The consumer group to join and commit to.
     pub group: String,
+    /// The topics to subscribe to, by their names on that cluster.
     pub topics: Vec<String>,
+    /// The region the deliveries are logged under.
     pub side: Side,
+    /// Only records whose [`HEADER`] carries this id are logged.
     pub drill_id: String,
 }
 

@@ -24,13 +24,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
+    /// The region that is failed: before the failover.
     Primary,
+    /// The region that takes over: after the failover.
     Secondary,
 }
 
 /// One acknowledgement the drill producer received: the region promised to keep `seq`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ack {
+    /// The record's sequence number.
     pub seq: u64,
     /// The region the record was written to.
     pub side: Side,
@@ -44,6 +47,7 @@ pub struct Ack {
 /// One record the drill consumer received (every receipt, duplicates included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Delivery {
+    /// The record's sequence number.
     pub seq: u64,
     /// The region the consumer was reading from.
     pub side: Side,
@@ -55,7 +59,9 @@ pub struct Delivery {
 /// adjacent, so that a million lost records after one cut are one line in a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeqRange {
+    /// The lowest sequence number in the range.
     pub first: u64,
+    /// The highest sequence number in the range (inclusive).
     pub last: u64,
 }
 
@@ -70,6 +76,7 @@ impl SeqRange {
         false
     }
 
+    /// Whether `seq` is in the range.
     pub fn contains(&self, seq: u64) -> bool {
         self.first <= seq && seq <= self.last
     }
@@ -93,9 +100,13 @@ pub(crate) fn count(ranges: &[SeqRange]) -> u64 {
 /// The lost record the RPO in time is measured from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LostRecord {
+    /// Its sequence number.
     pub seq: u64,
+    /// The region that acknowledged it.
     pub side: Side,
+    /// When the producer got the acknowledgement (ms since the epoch).
     pub acked_at_ms: i64,
+    /// The record's timestamp (ms since the epoch): the failure minus this is the RPO in time.
     pub record_ts_ms: i64,
 }
 
@@ -103,7 +114,9 @@ pub struct LostRecord {
 /// the outage as an application sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirstOnSecondary {
+    /// Its sequence number.
     pub seq: u64,
+    /// When the consumer got it (ms since the epoch): the failure to this is the RTO.
     pub received_at_ms: i64,
 }
 
@@ -123,6 +136,7 @@ pub struct Verification {
     pub consumed_on_secondary: u64,
     /// Acknowledged and never delivered.
     pub lost: Vec<SeqRange>,
+    /// How many sequence numbers `lost` holds.
     pub lost_count: u64,
     /// Lost records above the highest sequence number delivered (all of them when nothing was
     /// delivered): the writes that never left the primary before the cut.
@@ -142,6 +156,7 @@ pub struct Verification {
     pub redeliveries_after_failover: u64,
     /// Delivered but never acknowledged (acknowledgements lost at the cut): legal.
     pub unacked_consumed: Vec<SeqRange>,
+    /// How many sequence numbers `unacked_consumed` holds.
     pub unacked_consumed_count: u64,
     /// RPO in records: the number of records lost, i.e. `lost_count`.
     pub rpo_records: u64,

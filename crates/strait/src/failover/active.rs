@@ -24,9 +24,11 @@ pub fn pair_key(a: &str, b: &str) -> String {
 pub struct ActiveRegion {
     /// The two aliases, sorted.
     pub pair: [String; 2],
+    /// The alias of the cluster clients of the pair should use now.
     pub active: String,
     /// Grows by one with every switch; clients re-read their settings when it changes.
     pub version: u64,
+    /// When the switch was recorded (ms since the epoch).
     pub changed_at_ms: i64,
     /// `failover from us-east`, `failback to us-east`, ...
     pub reason: String,
@@ -53,14 +55,17 @@ impl ActiveRegion {
         }
     }
 
+    /// The record's compaction key: its pair, as [`pair_key`] writes it.
     pub fn key(&self) -> String {
         pair_key(&self.pair[0], &self.pair[1])
     }
 
+    /// The record's value: the record as JSON.
     pub fn value(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("plain data serializes")
     }
 
+    /// The record in a value read from the topic; `None` when it is not one.
     pub fn decode(value: &[u8]) -> Option<Self> {
         serde_json::from_slice(value).ok()
     }

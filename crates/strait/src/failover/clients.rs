@@ -35,9 +35,11 @@ pub enum Decision {
 /// What a consumer group should use now. Serialized as the documented JSON answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ClientSettings {
+    /// The consumer group asked about.
     pub group: String,
     /// The two clusters, in the config's `clusters` order.
     pub pair: [String; 2],
+    /// The alias of the cluster the group should connect to.
     pub active_region: String,
     /// The active cluster's `bootstrap.servers`, from the config.
     pub bootstrap_servers: String,
@@ -47,6 +49,7 @@ pub struct ClientSettings {
     pub version: u64,
     /// When the record was written; `None` without a record.
     pub changed_at_ms: Option<i64>,
+    /// The record's reason (`failover from us-east`), or why the default applies.
     pub reason: String,
     /// `record` or `default`.
     #[serde(rename = "source")]
@@ -87,6 +90,7 @@ pub enum ClientsError {
 }
 
 impl ClientsError {
+    /// Whether the asker is at fault (HTTP 400, exit code 2) rather than the clusters.
     pub fn is_bad_request(&self) -> bool {
         matches!(self, Self::BadRequest(_))
     }

@@ -27,12 +27,15 @@ use crate::wire::Checkpoint;
 /// How the failover is to run.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// The region consumers leave (`--from`): the source of the flow.
     pub from: String,
+    /// The region consumers move to (`--to`): the target of the flow.
     pub to: String,
     /// Only groups whose whole name matches.
     pub groups: Option<fancy_regex::Regex>,
     /// How long to wait for producers to stop and replication to catch up.
     pub max_wait: Duration,
+    /// Change nothing: report what a failover now would do and cost (`--dry-run`).
     pub dry_run: bool,
     /// How long the old region may take to answer before the failover is unplanned.
     pub probe_timeout: Duration,
@@ -41,6 +44,8 @@ pub struct Options {
 }
 
 impl Options {
+    /// The defaults of `strait failover --from from --to to`: every group, 60 s to wait, 5 s for
+    /// the old region to answer, 10 s per request, not a dry run.
     pub fn new(from: &str, to: &str) -> Self {
         Self {
             from: from.into(),
@@ -54,12 +59,14 @@ impl Options {
     }
 }
 
+/// Why a failover or failback did not finish; the message says what was done and what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum FailoverError {
     /// The command was asked for something the configuration cannot do.
     #[error("{0}")]
     Usage(String),
-    /// A precondition did not hold; nothing was changed.
+    /// The procedure stopped: a precondition did not hold (nothing changed yet), or a later
+    /// step failed (the message says what was already done, e.g. offsets committed).
     #[error("{0}")]
     Aborted(String),
 }

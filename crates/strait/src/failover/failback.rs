@@ -24,6 +24,7 @@ use crate::translate::group::GroupTranslator;
 /// How the failback is to run: `from` is the region active now (B), `to` the one returning (A).
 #[derive(Clone, Debug)]
 pub struct FailbackOptions {
+    /// The regions (`from` active now, `to` returning), groups, waits and timeouts.
     pub base: Options,
     /// Copy the records that never left `to` over to `from`, through the `to->from` flow.
     pub salvage: bool,

@@ -16,6 +16,7 @@ macro_rules! closed_set {
         }
 
         impl $name {
+            /// The word used in the JSON and the table.
             pub fn as_str(self) -> &'static str {
                 match self {
                     $($name::$v => $s),+
@@ -34,11 +35,13 @@ macro_rules! closed_set {
 closed_set! {
     /// How a step ended.
     Outcome {
+        /// Done as intended.
         Ok = "ok",
         /// Not run (a dry run's switch).
         Skipped = "skipped",
         /// Done, with something the operator should read.
         Warning = "warning",
+        /// Not done, or done for only some of what it covers (e.g. a group not moved).
         Failed = "failed",
     }
 }
@@ -46,11 +49,13 @@ closed_set! {
 closed_set! {
     /// What was done with a consumer group.
     GroupAction {
+        /// Its translated offsets were committed on the new region.
         Committed = "committed",
         /// A dry run: it would have been committed.
         WouldCommit = "would-commit",
         /// Consumers are in the group where its offsets would be set.
         Refused = "refused",
+        /// Its offsets could not be translated or committed; `reason` says why.
         Failed = "failed",
     }
 }
@@ -58,7 +63,9 @@ closed_set! {
 closed_set! {
     /// Which procedure.
     Procedure {
+        /// `strait failover`: away from the region consumers used.
         Failover = "failover",
+        /// `strait failback`: back to the original region once it answers again.
         Failback = "failback",
     }
 }
@@ -66,7 +73,10 @@ closed_set! {
 closed_set! {
     /// Whether the old region answered.
     Mode {
+        /// It answered: strait waits for writes to stop and replication to catch up (unless a
+        /// dry run), and translates exactly.
         Planned = "planned",
+        /// It did not answer within the probe timeout: strait works from the new region alone.
         Unplanned = "unplanned",
     }
 }
@@ -76,8 +86,11 @@ closed_set! {
 pub struct Step {
     /// `probe`, `quiesce`, `catch-up`, `drain`, `rpo`, `translate`, `switch`, ...
     pub name: String,
+    /// When the step started (ms since the epoch).
     pub started_at_ms: i64,
+    /// How long it took (ms).
     pub duration_ms: i64,
+    /// How it ended.
     pub outcome: Outcome,
     /// One sentence: what happened.
     pub detail: String,
@@ -86,12 +99,16 @@ pub struct Step {
 /// Records on the old region that the new one does not have, for one partition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PartitionLoss {
+    /// The topic, by its name on the old region.
     pub topic: String,
+    /// The partition number.
     pub partition: i32,
-    /// End offset of the partition on the old region (as last seen, for an unplanned failover).
+    /// End offset of the partition on the old region (for an unplanned failover: as last seen,
+    /// or extrapolated from the last seen rate for the upper bound).
     pub source_end: i64,
     /// One past the last upstream offset with a copy on the new region.
     pub replicated_end: i64,
+    /// Records missing on the new region (`source_end - replicated_end`).
     pub records: i64,
     /// Age of the oldest of those records when the figure was taken.
     pub seconds: f64,
@@ -102,6 +119,7 @@ pub struct PartitionLoss {
 pub struct Rpo {
     /// `None` when nothing says (an unplanned failover with no lag snapshot).
     pub records: Option<i64>,
+    /// Age of the oldest missing record, in seconds, over all partitions; `None` when unknown.
     pub seconds: Option<f64>,
     /// `true` when both clusters were read at the switch (planned failover); `false` when the
     /// figure is reconstructed from strait's last view of a region that no longer answers.
@@ -130,6 +148,7 @@ impl Rpo {
         }
     }
 
+    /// No figure (`records` and `seconds` are `None`); `source` says why.
     pub fn unknown(source: String) -> Self {
         Self {
             records: None,
@@ -145,12 +164,15 @@ impl Rpo {
 /// One partition of a group, as moved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupPartitionMove {
+    /// The topic on the new region the offset applies to (`us-east.orders` after a failover).
     pub remote_topic: String,
+    /// The partition number.
     pub partition: i32,
     /// The group's offset on the old region (`None` when it did not answer).
     pub upstream_offset: Option<i64>,
     /// Where the group resumes on the new region (`None`: not translatable, see `method`).
     pub offset: Option<i64>,
+    /// How `offset` was found (`exact`, `checkpoint`, ..., as `strait translate` names it).
     pub method: String,
     /// Records the group reads a second time there (`None`: unknown).
     pub reread: Option<i64>,
@@ -159,16 +181,20 @@ pub struct GroupPartitionMove {
 /// One consumer group.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupMove {
+    /// The consumer group, named the same on both regions.
     pub group: String,
+    /// What was done with it.
     pub action: GroupAction,
     /// Why, for anything but `committed`.
     pub reason: Option<String>,
     /// Records the group reads twice on the new region, summed (`None`: unknown).
     pub reread: Option<i64>,
+    /// Each partition the group has offsets for.
     pub partitions: Vec<GroupPartitionMove>,
 }
 
 impl GroupMove {
+    /// Whether the group was (or, in a dry run, would be) committed on the new region.
     pub fn moved(&self) -> bool {
         matches!(
             self.action,
@@ -180,23 +206,34 @@ impl GroupMove {
 /// The whole procedure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailoverReport {
+    /// Failover or failback.
     pub kind: Procedure,
+    /// The region consumers left (`--from`).
     pub from: String,
+    /// The region consumers moved to (`--to`).
     pub to: String,
+    /// Whether `from` answered when the procedure started.
     pub mode: Mode,
+    /// Nothing was changed (`--dry-run`): the report is a preview.
     pub dry_run: bool,
+    /// When the procedure started (ms since the epoch).
     pub started_at_ms: i64,
+    /// When the report was made (ms since the epoch).
     pub finished_at_ms: i64,
     /// Start to consumers ready on the new region (offsets committed, active region recorded).
     pub rto_ms: i64,
+    /// Each step run, in order.
     pub steps: Vec<Step>,
+    /// What was left behind on `from`.
     pub rpo: Rpo,
+    /// Each selected group with offsets to move, and what was done with it.
     pub groups: Vec<GroupMove>,
     /// What consumers subscribe to on the new region: the replicated history and, for writes
     /// made after the switch, the local topics.
     pub topics_to_consume: Vec<String>,
     /// The active-region record written (or, for a dry run, the one that would be).
     pub active_region: Option<ActiveRegion>,
+    /// Things the operator should know, one sentence each (e.g. a switch recorded on one side).
     pub warnings: Vec<String>,
     /// Set by failback: records that reached the old region and were never replicated.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -206,20 +243,28 @@ pub struct FailoverReport {
 /// Records on the region being returned to that never reached the other one (failback).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Salvage {
+    /// The missing records, per partition.
     pub ranges: Vec<SalvageRange>,
+    /// How many records the ranges hold in all.
     pub records: i64,
     /// Whether they were copied (`--salvage`).
     pub copied: bool,
+    /// Records copied to the other region; 0 without `--salvage`.
     pub copied_records: i64,
 }
 
+/// The records of one partition that never left the region being returned to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SalvageRange {
+    /// The topic, by its name on the region being returned to.
     pub topic: String,
+    /// The partition number.
     pub partition: i32,
     /// Upstream offsets `[from, to)`.
     pub from: i64,
+    /// One past the last missing offset: the partition's end offset when it was read.
     pub to: i64,
+    /// How many records the range holds (`to - from`).
     pub records: i64,
 }
 

@@ -41,6 +41,9 @@ fn help(name: &str) -> &'static str {
         .map_or("", |(_, h)| h)
 }
 
+/// The Prometheus registry behind `/metrics`: every metric of [`NAMES`], set from the lag model
+/// after each collection ([`Metrics::update_status`]) and from the jobs' counters at each scrape
+/// ([`Metrics::render`]).
 pub struct Metrics {
     registry: Registry,
     counters: HashMap<&'static str, IntCounterVec>,
@@ -54,6 +57,7 @@ const FLOW: &[&str] = &["source", "target"];
 const PARTITION: &[&str] = &["source", "target", "topic", "partition"];
 
 impl Metrics {
+    /// Register every metric of [`NAMES`], with no values yet.
     pub fn new() -> Self {
         let registry = Registry::new();
         let mut counters = HashMap::new();

@@ -30,11 +30,18 @@ use metrics::Metrics;
 /// The running jobs' counters, by (source, target).
 #[derive(Default)]
 pub struct Observed {
+    /// Each replication flow's counters (records, bytes, offset syncs, assigned partitions,
+    /// latency), as (source alias, target alias, stats).
     pub flows: Vec<(String, String, Arc<FlowStats>)>,
+    /// Each checkpoint job's counters (checkpoints emitted, group offsets synced), by
+    /// (source, target).
     pub checkpoints: Vec<(String, String, Arc<CheckpointStats>)>,
+    /// How many heartbeats each flow's heartbeat job has emitted, by (source, target).
     pub heartbeats: Vec<(String, String, Arc<AtomicU64>)>,
 }
 
+/// What the HTTP handlers share: the latest lag model (none until the first collection
+/// ends), its recent history, the Prometheus metrics and the running jobs' counters.
 pub struct AppState {
     status: RwLock<Option<Status>>,
     history: Mutex<History>,

@@ -19,10 +19,13 @@ use super::ClientError;
 /// What kind of resource a binding is on. Only topics are synced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceType {
+    /// A topic (`TOPIC`): the only kind that is synced.
     Topic,
+    /// A consumer group (`GROUP`).
     Group,
     /// Kafka's CLUSTER resource (librdkafka's BROKER).
     Cluster,
+    /// A transactional producer's id (`TRANSACTIONAL_ID`).
     TransactionalId,
     /// Anything librdkafka does not know (it reports such resources as UNKNOWN).
     Unknown,
@@ -31,40 +34,60 @@ pub enum ResourceType {
 /// How a binding's resource name matches. Only literal names are synced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PatternType {
+    /// `LITERAL`: the name is one resource's exact name (or `*`, every resource).
     Literal,
+    /// `PREFIXED`: the binding covers every resource whose name starts with the name.
     Prefixed,
+    /// Anything else librdkafka reports; such a binding cannot be created.
     Unknown,
 }
 
 /// The operation a binding allows or denies (Kafka's `AclOperation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Operation {
+    /// `ALL`: every operation.
     All,
+    /// `READ`: consume from a topic, read or commit a group's offsets.
     Read,
+    /// `WRITE`: produce to a topic.
     Write,
+    /// `CREATE`: create a topic (granted on the topic, or on the cluster for every topic).
     Create,
+    /// `DELETE`: delete the resource (or a topic's records).
     Delete,
+    /// `ALTER`: change the resource (on a topic: add partitions).
     Alter,
+    /// `DESCRIBE`: see the resource (metadata, offsets, a group's description).
     Describe,
+    /// `CLUSTER_ACTION`: the brokers' own requests to each other.
     ClusterAction,
+    /// `DESCRIBE_CONFIGS`: read the resource's configs.
     DescribeConfigs,
+    /// `ALTER_CONFIGS`: change the resource's configs.
     AlterConfigs,
+    /// `IDEMPOTENT_WRITE`: produce idempotently (on the cluster).
     IdempotentWrite,
     /// Anything librdkafka does not know (such as the token operations).
     Unknown,
 }
 
+/// Whether a binding allows or denies its operation (Kafka's `AclPermissionType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Permission {
+    /// `ALLOW`: the principal may do the operation.
     Allow,
+    /// `DENY`: the principal may not, whatever other bindings allow.
     Deny,
+    /// Anything librdkafka does not know; such a binding cannot be created.
     Unknown,
 }
 
 /// One ACL binding: a resource pattern and an access control entry.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AclBinding {
+    /// Kind of resource the binding is on.
     pub resource_type: ResourceType,
+    /// How [`AclBinding::name`] matches resource names.
     pub pattern_type: PatternType,
     /// The resource name (`*` on a literal pattern is Kafka's wildcard: every resource).
     pub name: String,
@@ -72,7 +95,9 @@ pub struct AclBinding {
     pub principal: String,
     /// `*` for any host.
     pub host: String,
+    /// The operation the binding is about.
     pub operation: Operation,
+    /// Whether that operation is allowed or denied to the principal.
     pub permission: Permission,
 }
 
@@ -101,19 +126,30 @@ impl AclBinding {
 /// those apart from other errors.
 #[derive(Debug, thiserror::Error)]
 pub enum AclError {
+    /// The cluster has no authorizer (the broker answered SECURITY_DISABLED), so it has no ACLs.
     #[error("cluster {alias} ({bootstrap}): {op}: no authorizer is configured (SecurityDisabled)")]
     SecurityDisabled {
+        /// The cluster's alias, as in the MM2 file.
         alias: String,
+        /// The cluster's `bootstrap.servers`.
         bootstrap: String,
+        /// What was being done ("describe topic ACLs", "create 3 ACL bindings").
         op: String,
     },
+    /// The cluster does not implement the ACL API (UNSUPPORTED_VERSION or UNSUPPORTED_FEATURE).
     #[error("cluster {alias} ({bootstrap}): {op}: not supported by the cluster ({reason})")]
     Unsupported {
+        /// The cluster's alias, as in the MM2 file.
         alias: String,
+        /// The cluster's `bootstrap.servers`.
         bootstrap: String,
+        /// What was being done ("describe topic ACLs", "create 3 ACL bindings").
         op: String,
+        /// The broker's message, or the error code's name when it sent none.
         reason: String,
     },
+    /// Any other failure (a timeout, an unreachable cluster, a refused authorization), as for
+    /// any other call.
     #[error(transparent)]
     Client(#[from] ClientError),
 }

@@ -20,20 +20,28 @@ use super::{ClientError, Endpoint};
 /// Topic as seen in cluster metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicInfo {
+    /// Topic name on this cluster.
     pub name: String,
+    /// Partition count in the cluster's metadata.
     pub partitions: i32,
 }
 
 /// What to create: name, partitions, replication factor and topic configs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicSpec {
+    /// Name of the topic to create.
     pub name: String,
+    /// Number of partitions.
     pub partitions: i32,
+    /// Replicas per partition; the broker refuses more than it has brokers.
     pub replication_factor: i32,
+    /// Topic configs set at creation, by Kafka name (`retention.ms`); the rest are the broker's
+    /// defaults.
     pub configs: BTreeMap<String, String>,
 }
 
 impl TopicSpec {
+    /// A topic with no configs of its own.
     pub fn new(name: impl Into<String>, partitions: i32, replication_factor: i32) -> Self {
         Self {
             name: name.into(),
@@ -43,6 +51,7 @@ impl TopicSpec {
         }
     }
 
+    /// Add topic config `k` = `v` (a later value for the same key replaces an earlier one).
     pub fn config(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
         self.configs.insert(k.into(), v.into());
         self
@@ -52,7 +61,9 @@ impl TopicSpec {
 /// Outcome of creating one topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Created {
+    /// The cluster created the topic.
     Created,
+    /// The topic was there already (TOPIC_ALREADY_EXISTS); it was left as it is.
     AlreadyExists,
 }
 
@@ -90,11 +101,15 @@ impl From<RdConfigSource> for ConfigSource {
 /// One entry of a topic's described configs, with what MM2's filter needs to know about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigEntryInfo {
+    /// Config name, as Kafka spells it (`retention.ms`).
     pub name: String,
     /// `None` when the broker withholds it (sensitive) or has none.
     pub value: Option<String>,
+    /// Where the value comes from.
     pub source: ConfigSource,
+    /// The broker does not let this config be changed.
     pub read_only: bool,
+    /// The value is a secret, which the broker does not return.
     pub sensitive: bool,
 }
 
@@ -133,6 +148,7 @@ impl Admin {
         })
     }
 
+    /// The cluster this client talks to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }

@@ -24,12 +24,21 @@ use rdkafka::types::RDKafkaErrorCode;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AlterOp {
     /// Set `name` to `value` on the topic.
-    Set { name: String, value: String },
+    Set {
+        /// Config name, as Kafka spells it (`retention.ms`).
+        name: String,
+        /// The new value, in Kafka's string form.
+        value: String,
+    },
     /// Remove the topic's own value, reverting `name` to the broker's default.
-    Delete { name: String },
+    Delete {
+        /// Config name, as Kafka spells it (`retention.ms`).
+        name: String,
+    },
 }
 
 impl AlterOp {
+    /// A SET of config `name` to `value`.
     pub fn set(name: impl Into<String>, value: impl Into<String>) -> Self {
         Self::Set {
             name: name.into(),
@@ -37,6 +46,7 @@ impl AlterOp {
         }
     }
 
+    /// A DELETE of config `name` (back to the broker's default).
     pub fn delete(name: impl Into<String>) -> Self {
         Self::Delete { name: name.into() }
     }

@@ -13,7 +13,11 @@ pub type Props = BTreeMap<String, String>;
 /// Every error that comes from a client built here names the alias and the bootstrap address.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// The cluster's alias in the MM2 file; it names the cluster in errors and in client ids
+    /// (`strait-{alias}-{role}`).
     pub alias: String,
+    /// librdkafka properties, `bootstrap.servers` included; may hold secrets (see
+    /// [`Endpoint::redacted`]).
     pub props: Props,
 }
 
@@ -28,6 +32,8 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
+    /// An endpoint with only `bootstrap.servers` set: librdkafka's defaults (PLAINTEXT, no login)
+    /// for the rest.
     pub fn new(alias: impl Into<String>, bootstrap_servers: impl Into<String>) -> Self {
         let mut props = Props::new();
         props.insert("bootstrap.servers".into(), bootstrap_servers.into());
@@ -37,11 +43,14 @@ impl Endpoint {
         }
     }
 
+    /// Set librdkafka property `key` (replacing an earlier value).
     pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.props.insert(key.into(), value.into());
         self
     }
 
+    /// The `bootstrap.servers` property, empty when unset. Errors name the cluster by it, and
+    /// `kafka::diagnose` files the cluster's connection failures under it.
     pub fn bootstrap_servers(&self) -> &str {
         self.props
             .get("bootstrap.servers")
@@ -74,13 +83,14 @@ impl Endpoint {
         cfg
     }
 
-    /// Configuration for admin and metadata requests.
     /// The context every client of this cluster is created with: it keeps librdkafka's reasons
     /// for failing calls (see [`super::diagnose`]).
     pub fn context(&self) -> super::diagnose::Diagnosed {
         super::diagnose::Diagnosed::new(self.bootstrap_servers())
     }
 
+    /// Configuration for admin and metadata requests: the properties as given, over strait's base
+    /// settings (client id `strait-{alias}-admin`, librdkafka's logging quieted).
     pub fn admin_config(&self) -> ClientConfig {
         let mut cfg = base(&self.alias, "admin");
         apply(&mut cfg, &self.props);

@@ -49,6 +49,7 @@ pub struct OffsetAndMetadata {
 }
 
 impl OffsetAndMetadata {
+    /// An offset with its commit metadata (`""` for none).
     pub fn new(offset: i64, metadata: impl Into<String>) -> Self {
         Self {
             offset,
@@ -70,6 +71,8 @@ pub struct Groups {
 }
 
 impl Groups {
+    /// Group operations on `endpoint`, each call bounded by `timeout`. No client is made here:
+    /// each is created on first use and kept.
     pub fn new(endpoint: &Endpoint, timeout: Duration) -> Self {
         Self {
             endpoint: endpoint.clone(),
@@ -79,6 +82,7 @@ impl Groups {
         }
     }
 
+    /// The cluster these operations go to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }

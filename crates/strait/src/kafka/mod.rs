@@ -38,30 +38,50 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cluster {alias} ({bootstrap}): {op} failed: {source}")]
+    /// The cluster (or librdkafka) refused the call, and no recently reported cause explains it
+    /// better: `source` says what went wrong.
     Kafka {
+        /// The cluster's alias, as in the MM2 file.
         alias: String,
+        /// The cluster's `bootstrap.servers`.
         bootstrap: String,
+        /// What was being done, as a phrase ("fetch metadata", "commit offsets for group g").
         op: String,
+        /// librdkafka's error, as it reported it.
         source: Box<KafkaError>,
     },
     /// The call failed or timed out, and librdkafka had said why (see [`diagnose`]).
     #[error("cluster {alias} ({bootstrap}): {op} failed: {cause}")]
     Refused {
+        /// The cluster's alias, as in the MM2 file.
         alias: String,
+        /// The cluster's `bootstrap.servers`.
         bootstrap: String,
+        /// What was being done, as a phrase ("fetch metadata", "commit offsets for group g").
         op: String,
+        /// Why, in librdkafka's words (a failed login, an untrusted certificate, a missing ACL).
         cause: String,
     },
+    /// Nothing answered within `timeout` and librdkafka gave no reason: the cluster is probably
+    /// down, or unreachable from here.
     #[error("cluster {alias} ({bootstrap}): {op} timed out after {}s; is the cluster reachable?", timeout.as_secs_f64())]
     Timeout {
+        /// The cluster's alias, as in the MM2 file.
         alias: String,
+        /// The cluster's `bootstrap.servers`.
         bootstrap: String,
+        /// What was being done, as a phrase ("fetch metadata", "commit offsets for group g").
         op: String,
+        /// The deadline the call had.
         timeout: Duration,
     },
 }
 
 impl ClientError {
+    /// The error of a call that failed with `source`. When `source` only says that no broker
+    /// answered in time, or that login or TLS failed, and librdkafka recently reported a reason
+    /// for this cluster, that reason is the error ([`ClientError::Refused`]); otherwise
+    /// [`ClientError::Kafka`].
     pub fn from_kafka(ep: &Endpoint, op: &str, source: KafkaError) -> Self {
         use rdkafka::types::RDKafkaErrorCode as C;
         let vague = matches!(
@@ -135,6 +155,7 @@ impl ClientError {
         }
     }
 
+    /// Whether the call ran out of time with no known cause ([`ClientError::Timeout`]).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. })
     }

@@ -12,12 +12,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Verdict {
+    /// The clusters answer, heartbeats are fresh and the lag is within the threshold.
     Ok,
+    /// Lag in seconds over the threshold (`--lag-threshold`).
     Lagging,
+    /// A cluster did not answer or refused strait, or heartbeats are stale or missing.
     Broken,
 }
 
 impl Verdict {
+    /// `OK`, `LAGGING` or `BROKEN`, as the table and `--json` write it.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Ok => "OK",
@@ -39,14 +43,18 @@ impl Verdict {
 /// One replicated partition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PartitionLag {
+    /// The topic on the source.
     pub topic: String,
+    /// The partition number.
     pub partition: i32,
+    /// Its copy's name on the target, as the flow's replication policy names it.
     pub remote_topic: String,
     /// The source partition's end offset (the next offset to be written).
     pub source_end: i64,
     /// The next source offset to replicate: the flow's committed offset on the source (or the
     /// start of the partition when the flow never committed).
     pub replicated: i64,
+    /// Records not replicated yet: `source_end - replicated`.
     pub lag_records: i64,
     /// Now minus the source timestamp of the oldest record not replicated yet; 0 when caught up.
     pub lag_seconds: f64,
@@ -55,15 +63,21 @@ pub struct PartitionLag {
 /// One flow `S->T`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FlowStatus {
+    /// The source cluster's alias (S).
     pub source: String,
+    /// The target cluster's alias (T).
     pub target: String,
+    /// How the flow is doing; `reasons` says why when not OK.
     pub verdict: Verdict,
     /// Why the verdict is not OK (empty when OK).
     pub reasons: Vec<String>,
+    /// Topics on the source the flow replicates.
     pub topics: usize,
+    /// Partitions of those topics.
     pub partitions: usize,
     /// Whether the source could be read: when false, the lag figures below are unknown (0).
     pub lag_known: bool,
+    /// Records not replicated yet, summed over every partition.
     pub lag_records: i64,
     /// The largest lag in seconds of any partition.
     pub lag_seconds: f64,
@@ -77,21 +91,30 @@ pub struct FlowStatus {
     /// Whether this flow's consumer groups were collected (not when a cluster was unreachable,
     /// or with `--no-groups`): when false, `groups` says nothing about this flow.
     pub groups_known: bool,
+    /// The lag of each replicated partition (empty when the source could not be read).
     pub partition_lags: Vec<PartitionLag>,
 }
 
 /// One partition of a consumer group, on both sides.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroupPartition {
+    /// The topic on the source.
     pub topic: String,
+    /// The partition number.
     pub partition: i32,
+    /// Its copy's name on the target.
     pub remote_topic: String,
+    /// The group's committed offset on the source.
     pub source_committed: i64,
+    /// The source partition's end offset.
     pub source_end: i64,
+    /// Records the group has not read on the source: `source_end - source_committed`.
     pub source_lag: i64,
     /// Where the group would resume on the target (exact translation), if known.
     pub translated: Option<i64>,
+    /// The group's committed offset on the remote topic on the target; `None` when it has none.
     pub target_committed: Option<i64>,
+    /// The remote topic's end offset on the target; `None` when it could not be read.
     pub target_end: Option<i64>,
     /// Records the group has not read on the target, from its committed offset there.
     pub target_lag: Option<i64>,
@@ -100,11 +123,17 @@ pub struct GroupPartition {
 /// One consumer group of one flow.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroupStatus {
+    /// The consumer group, named the same on both clusters.
     pub group: String,
+    /// The flow's source cluster, where the group consumes.
     pub source: String,
+    /// The flow's target cluster.
     pub target: String,
+    /// Records the group has not read on the source, summed over its partitions.
     pub source_lag: i64,
+    /// The same on the target; `None` when any partition's is unknown.
     pub target_lag: Option<i64>,
+    /// Each partition the group has committed on the source, among those the flow replicates.
     pub partitions: Vec<GroupPartition>,
 }
 
@@ -115,8 +144,11 @@ pub struct Status {
     pub generated_at_ms: i64,
     /// The worst flow verdict.
     pub verdict: Verdict,
+    /// Lag in seconds above which a flow is LAGGING (`--lag-threshold`).
     pub lag_threshold_seconds: f64,
+    /// Every enabled flow.
     pub flows: Vec<FlowStatus>,
+    /// The groups each flow replicates, for the flows whose groups could be read.
     pub groups: Vec<GroupStatus>,
     /// Per pair with a recorded failover or failback, the region active now (the newest
     /// record read from either cluster).
@@ -124,6 +156,7 @@ pub struct Status {
 }
 
 impl Status {
+    /// The worst verdict of `flows`; OK when there are none.
     pub fn worst(flows: &[FlowStatus]) -> Verdict {
         flows.iter().map(|f| f.verdict).max().unwrap_or(Verdict::Ok)
     }

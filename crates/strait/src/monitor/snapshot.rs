@@ -33,10 +33,13 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 /// One look at the source of a flow.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LagSnapshot {
+    /// The flow's source cluster (S), the one read.
     pub source: String,
+    /// The flow's target cluster (T), where the snapshot is kept.
     pub target: String,
     /// When the source was read (ms since the epoch).
     pub at_ms: i64,
+    /// The lag of every replicated partition, as the source showed it then.
     pub partitions: Vec<PartitionLag>,
     /// Records written per second to each partition (`topic[partition]`) since the previous
     /// snapshot: what lets a failover estimate the writes made after this one.
@@ -49,6 +52,7 @@ pub struct LagSnapshot {
 }
 
 impl LagSnapshot {
+    /// The compaction key of flow `source->target`'s snapshots: the flow's name.
     pub fn key(source: &str, target: &str) -> String {
         crate::config::flow_name(source, target)
     }
@@ -58,6 +62,7 @@ impl LagSnapshot {
         format!("{topic}[{partition}]")
     }
 
+    /// Records per second written to a partition before this snapshot; 0 when not known.
     pub fn write_rate(&self, topic: &str, partition: i32) -> f64 {
         self.write_rates
             .get(&Self::rate_key(topic, partition))
@@ -65,6 +70,7 @@ impl LagSnapshot {
             .unwrap_or(0.0)
     }
 
+    /// Records not replicated yet, summed over every partition.
     pub fn lag_records(&self) -> i64 {
         self.partitions.iter().map(|p| p.lag_records).sum()
     }
@@ -98,6 +104,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// Wait for the recorder to stop (after its token was cancelled).
     pub async fn join(self) {
         let _ = self.task.await;
     }

@@ -31,13 +31,17 @@ use crate::policy::ReplicationPolicy;
 use crate::translate::{self, RunTracker};
 use crate::wire::IndexRun;
 
+/// A test on a name (a topic, a config property), shareable between the flow's tasks.
 pub type NameMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Where offset syncs go: a cluster (source by default, as MM2) and topic.
 #[derive(Clone, Debug)]
 pub struct OffsetSyncTarget {
+    /// The cluster, with the offset-syncs producer's properties.
     pub cluster: Endpoint,
+    /// The offset-syncs topic on that cluster.
     pub topic: String,
+    /// For the topic if strait creates it (lowered to the number of brokers when there are fewer).
     pub replication_factor: i32,
 }
 
@@ -45,9 +49,11 @@ pub struct OffsetSyncTarget {
 /// see [`super::mm2_offsets`] and [`super::resume`].
 #[derive(Clone, Debug)]
 pub struct Mm2Positions {
+    /// The offsets topic's name on the target.
     pub topic: String,
     /// Partitions and replication factor if strait creates the topic (Connect's defaults).
     pub partitions: i32,
+    /// See `partitions`; lowered to the number of target brokers when there are fewer.
     pub replication_factor: i32,
 }
 
@@ -70,17 +76,25 @@ pub struct FlowSpec {
     pub mm2_positions: Option<Mm2Positions>,
     /// The policy, already bound to the source alias.
     pub policy: ReplicationPolicy,
+    /// The flow's topic filter (`topics`, `topics.exclude`): true for a topic to replicate.
     pub topic_filter: NameMatcher,
+    /// True for a topic config property never copied to the target (`config.properties.exclude`).
     pub config_exclude: NameMatcher,
+    /// Replicate heartbeats topics even when the topic filter does not accept them.
     pub heartbeats_replication: bool,
+    /// For new remote topics (lowered to the number of target brokers when there are fewer).
     pub replication_factor: i32,
+    /// How often the source is listed again for new topics and partitions; `None`: never.
     pub refresh_topics: Option<Duration>,
+    /// `offset.lag.max`: at most this many records between offset syncs of a partition.
     pub offset_lag_max: i64,
+    /// Where offset syncs are written; `None`: they are not (`emit.offset-syncs.enabled` off).
     pub offset_syncs: Option<OffsetSyncTarget>,
     /// How often delayed offset syncs are promoted (MM2: `offset.flush.interval.ms`).
     pub offset_flush_interval: Duration,
     /// How often replicated source offsets are committed.
     pub commit_interval: Duration,
+    /// How long an admin or metadata request may take (`admin.timeout.ms`).
     pub admin_timeout: Duration,
     /// strait's exact offset index, on the target (see `translate::index`).
     pub index_topic: String,
@@ -138,6 +152,7 @@ impl FlowSpec {
         }
     }
 
+    /// The flow's name, `S->T`.
     pub fn name(&self) -> String {
         crate::config::flow_name(&self.source.alias, &self.target.alias)
     }
@@ -153,8 +168,11 @@ impl FlowSpec {
 /// Counters a running flow exposes.
 #[derive(Debug, Default)]
 pub struct FlowStats {
+    /// Records replicated and acknowledged by the target since the flow started.
     pub records: AtomicU64,
+    /// Key and value bytes of those records.
     pub bytes: AtomicU64,
+    /// Offset syncs written.
     pub offset_syncs: AtomicU64,
     /// Source partitions this process currently replicates (its share of the group).
     pub assigned_partitions: AtomicU64,
@@ -504,7 +522,9 @@ const STOP_BUDGET: Duration = Duration::from_secs(7);
 /// A running flow. Stop it with [`RunningFlow::stop`] (or by cancelling the token it was
 /// started with) and wait with [`RunningFlow::join`].
 pub struct RunningFlow {
+    /// The flow, `S->T`.
     pub name: String,
+    /// Its counters, updated as it runs.
     pub stats: Arc<FlowStats>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), FlowError>>,
@@ -519,10 +539,12 @@ impl Drop for RunningFlow {
 }
 
 impl RunningFlow {
+    /// Ask the flow to stop: it flushes, commits what the target has and leaves the group.
     pub fn stop(&self) {
         self.cancel.cancel();
     }
 
+    /// Wait for the flow to end; `Ok` when it was stopped, the error when it failed.
     pub async fn join(mut self) -> Result<(), FlowError> {
         let name = self.name.clone();
         match (&mut self.task).await {
@@ -534,6 +556,7 @@ impl RunningFlow {
         }
     }
 
+    /// Whether the flow has ended, stopped or failed.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }

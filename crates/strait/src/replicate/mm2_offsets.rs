@@ -50,8 +50,11 @@ pub fn value(next: i64) -> Option<Vec<u8>> {
 /// One decoded record of the offsets topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Position {
+    /// The source cluster's alias, as MM2 wrote it in the key.
     pub cluster: String,
+    /// The source topic.
     pub topic: String,
+    /// The source partition.
     pub partition: i32,
     /// The next offset to copy; None when the position was removed (a tombstone or a null
     /// offset, as Connect's offset reset writes).
@@ -99,12 +102,17 @@ pub struct PositionLog {
 /// One record for the offsets topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PositionRecord {
+    /// The offsets topic's partition to write to, as Kafka's Java producer would pick it.
     pub partition: i32,
+    /// The key, byte for byte as Connect writes it (see [`key`]).
     pub key: Vec<u8>,
+    /// The value (see [`value`]).
     pub value: Vec<u8>,
 }
 
 impl PositionLog {
+    /// A log that has written nothing yet, for source alias `cluster` and an offsets topic of
+    /// `partitions` partitions.
     pub fn new(cluster: &str, partitions: i32) -> Self {
         Self {
             cluster: cluster.to_string(),

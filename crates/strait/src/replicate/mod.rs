@@ -21,10 +21,19 @@ use crate::kafka::ClientError;
 /// Why a flow stopped other than by being asked to.
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
+    /// A client could not be created, or a cluster call the flow cannot do without failed.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The flow cannot go on: a record or index entry not written to the target, a refused
+    /// subscription, a copy loop that panicked. Nothing unwritten was committed; a restart
+    /// replicates it again.
     #[error("flow {flow}: {reason}")]
-    Fatal { flow: String, reason: String },
+    Fatal {
+        /// The flow, `S->T`.
+        flow: String,
+        /// What went wrong, in one sentence.
+        reason: String,
+    },
 }
 
 /// The consumer group through which every process running flow `S->T` shares its partitions

@@ -47,6 +47,7 @@ impl ResumeFrom {
         }
     }
 
+    /// The offset the partition resumes at; `None` for `Reset`.
     pub fn offset(&self) -> Option<i64> {
         match self {
             Self::Group(o) | Self::Mm2(o) => Some(*o),
@@ -58,7 +59,9 @@ impl ResumeFrom {
 /// The decision for one partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resume {
+    /// The source partition.
     pub part: Part,
+    /// Where it starts, and whose position that is.
     pub from: ResumeFrom,
     /// An MM2 position that was not used because it lies past the partition's end.
     pub mm2_past_end: Option<i64>,
@@ -118,16 +121,21 @@ pub async fn read_mm2_positions(
 
 /// What [`seed`] needs of a flow.
 pub struct SeedSpec<'a> {
+    /// The flow's name, `S->T`, for the log.
     pub flow: &'a str,
+    /// The replication group on the source, whose commits are strait's positions.
     pub group: &'a str,
     /// The source cluster, consumer properties (group commits).
     pub source: &'a Endpoint,
+    /// An admin client of the source (partition end offsets).
     pub source_admin: &'a Admin,
     /// The target cluster, consumer properties (reads MM2's offsets topic).
     pub target: &'a Endpoint,
+    /// MM2's offsets topic on the target (see [`mm2_offsets::default_topic`]).
     pub offsets_topic: &'a str,
     /// The source alias MM2 writes in its keys (`source.cluster.alias`).
     pub source_alias: &'a str,
+    /// How long each cluster request may take.
     pub timeout: Duration,
 }
 

@@ -77,12 +77,19 @@ pub(crate) fn effective_replication_factor(configured: i32, target_brokers: usiz
 
 /// Everything a flow needs to know to keep remote topics in shape.
 pub struct TopicSync<'a> {
+    /// The source cluster's alias, which remote topic names carry.
     pub source_alias: &'a str,
+    /// The target cluster's alias: topics that came from it are not sent back.
     pub target_alias: &'a str,
+    /// How remote topics are named, and which topics are internal or heartbeats.
     pub policy: &'a ReplicationPolicy,
+    /// The flow's topic filter: true for a topic to replicate.
     pub filter: &'a (dyn Fn(&str) -> bool + Send + Sync),
+    /// Replicate heartbeats topics even when `filter` does not accept them.
     pub heartbeats_replication: bool,
+    /// For new remote topics (lowered to the number of target brokers when there are fewer).
     pub replication_factor: i32,
+    /// True for a topic config property never copied to a new remote topic.
     pub config_exclude: &'a (dyn Fn(&str) -> bool + Send + Sync),
     /// `use.defaults.from`: whether remote topics are created with the source's Kafka defaults
     /// too (`Source`) or leave those to the target (`Target`, MM2's default).

@@ -46,15 +46,23 @@ pub struct PartitionTranslation {
 /// The whole group.
 #[derive(Clone, Debug, Serialize)]
 pub struct GroupTranslation {
+    /// The consumer group, named the same on both clusters.
     pub group: String,
+    /// The flow's source cluster, where the group consumed.
     pub source: String,
+    /// The flow's target cluster, where it resumes.
     pub target: String,
+    /// Whether the group's offsets could be read on the source; when not, the partitions come
+    /// from the last checkpoints on the target.
     pub source_reachable: bool,
     /// Why the source could not be read, when it could not.
     pub source_error: Option<String>,
     /// The group on the target: state and member count.
     pub target_state: Option<String>,
+    /// Consumers in the group on the target now (0 when the group is not there).
     pub target_members: usize,
+    /// One per partition the group committed on the source (or was checkpointed for), by topic
+    /// and partition.
     pub partitions: Vec<PartitionTranslation>,
 }
 

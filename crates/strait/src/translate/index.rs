@@ -148,14 +148,26 @@ pub enum Lookup {
     NoRuns,
     /// The group is before the first indexed record (replicated before strait, or by something
     /// else): the index cannot say, and another source (MM2's offset syncs) must.
-    BeforeIndex { first_upstream: i64 },
+    BeforeIndex {
+        /// The lowest upstream offset the index holds for the partition.
+        first_upstream: i64,
+    },
     /// The record at `g` was replicated; `downstream` is where a consumer resumes.
-    InRun { downstream: i64 },
+    InRun {
+        /// Where a consumer resumes on the target.
+        downstream: i64,
+    },
     /// No record at `g` was replicated (a compaction hole, a transaction marker): `downstream`
     /// is where the next replicated record is.
-    Gap { downstream: i64 },
+    Gap {
+        /// Where a consumer resumes on the target: at the next replicated record.
+        downstream: i64,
+    },
     /// The group is ahead of replication (or exactly caught up): the end of what was replicated.
-    Ahead { downstream: i64 },
+    Ahead {
+        /// One past the last copy on the target: the end of what was replicated.
+        downstream: i64,
+    },
 }
 
 impl Lookup {

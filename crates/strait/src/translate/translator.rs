@@ -18,13 +18,18 @@ pub enum Method {
     /// strait's exact index.
     Exact(Lookup),
     /// MM2's offset syncs: the sync used, and the MM2 rule (`down`, or `down + 1` past it).
-    Mm2Sync { upstream: i64, downstream: i64 },
+    Mm2Sync {
+        /// The sync's upstream offset.
+        upstream: i64,
+        /// The sync's downstream offset.
+        downstream: i64,
+    },
     /// No translation: why.
     None(String),
 }
 
 impl Method {
-    /// A short name for tables and JSON: `exact`, `exact-gap`, `exact-ahead`, `mm2-sync`, `none`.
+    /// A short name for tables and JSON: `exact`, `exact-gap`, `exact-end`, `mm2-sync`, `none`.
     pub fn name(&self) -> &'static str {
         match self {
             Method::Exact(Lookup::InRun { .. }) => "exact",
@@ -40,7 +45,9 @@ impl Method {
 /// A translated position.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Translated {
+    /// Where the group resumes on the target; `None` when it cannot be translated.
     pub downstream: Option<i64>,
+    /// How it was obtained, or why it could not be.
     pub method: Method,
 }
 
@@ -165,6 +172,7 @@ impl Translator {
         self.index.rereads(topic, partition, g, d)
     }
 
+    /// strait's exact index, as last read.
     pub fn index(&self) -> &OffsetIndex {
         &self.index
     }

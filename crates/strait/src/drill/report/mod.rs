@@ -25,10 +25,12 @@ pub struct DrillSettings {
     pub primary: String,
     /// The region that took over.
     pub secondary: String,
-    /// The drill topic on the primary (its replica on the secondary is `<primary>.<topic>`).
+    /// The drill topic on the primary (its copies on the secondary are named by the flow's
+    /// replication policy: `<primary>.<topic>` with the default one).
     pub topic: String,
     /// Records per second the drill producer was asked to write.
     pub rate: u64,
+    /// How long the drill was asked to run (`--duration`), from the first record.
     pub duration_ms: u64,
     /// Time from the start to failing the primary.
     pub fail_after_ms: u64,
@@ -42,16 +44,21 @@ pub struct DrillSettings {
 /// report is still written, and says what is missing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrillTimes {
+    /// When the drill producer started: the zero of every `t_ms` on the timeline.
     pub started_at_ms: i64,
     /// When the primary was cut off.
     pub failure_at_ms: Option<i64>,
-    /// When strait saw the primary was gone (heartbeats stale).
+    /// When the drill saw the primary was gone (heartbeats stale; in a simulated drill, the
+    /// copies stopped growing).
     pub detected_at_ms: Option<i64>,
+    /// When the drill started the unplanned failover.
     pub failover_started_at_ms: Option<i64>,
+    /// When the failover returned successfully; `None` when it failed or never started.
     pub failover_done_at_ms: Option<i64>,
     /// The first record the consumer received on the secondary after the failure.
     /// [`DrillReport::new`] takes it from the verification when left `None`.
     pub first_consumed_on_secondary_at_ms: Option<i64>,
+    /// When the drill's producer and consumer had stopped and the last sample was taken.
     pub finished_at_ms: i64,
 }
 
@@ -83,8 +90,11 @@ pub struct RpoEstimate {
 pub struct DrillCounts {
     /// Records the producer tried to write (acknowledged or not).
     pub produced: u64,
+    /// Distinct records acknowledged to the producer, by either region.
     pub acked: u64,
+    /// Deliveries to the drill consumer while it read the primary.
     pub consumed_on_primary: u64,
+    /// Deliveries to the drill consumer after it moved to the secondary.
     pub consumed_on_secondary: u64,
 }
 
@@ -93,7 +103,9 @@ pub struct DrillCounts {
 pub struct Sample {
     /// Since the drill started.
     pub t_ms: i64,
+    /// Records acknowledged to the producer so far, both regions together.
     pub acked_total: u64,
+    /// Deliveries to the consumer so far, duplicates included.
     pub consumed_total: u64,
     /// Records the secondary lacks; `None` while it cannot be measured (the primary is down).
     pub replication_lag_records: Option<i64>,
@@ -105,11 +117,17 @@ pub struct Sample {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MarkKind {
+    /// The primary was failed.
     Failure,
+    /// The failure showed the way monitoring sees it.
     Detected,
+    /// The drill started the failover.
     FailoverStarted,
+    /// The failover finished without error.
     FailoverDone,
+    /// The consumer received its first record on the secondary after the failure.
     FirstConsumedOnSecondary,
+    /// Any other moment the orchestrator wants on the chart; its label says what.
     Other,
 }
 
@@ -118,7 +136,9 @@ pub enum MarkKind {
 pub struct Mark {
     /// Since the drill started.
     pub t_ms: i64,
+    /// What happened then, for colouring and for tools.
     pub kind: MarkKind,
+    /// What happened then, in words (e.g. "us-east failed"), as the chart shows it.
     pub label: String,
 }
 
@@ -126,7 +146,9 @@ pub struct Mark {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetUnit {
+    /// A time: the RTO budget.
     Milliseconds,
+    /// A count of lost records: the RPO budget.
     Records,
 }
 
@@ -135,10 +157,13 @@ pub enum BudgetUnit {
 pub struct BudgetResult {
     /// "rto" or "rpo".
     pub name: String,
+    /// What `limit` and `measured` count.
     pub unit: BudgetUnit,
+    /// The budget as set (`--rto-budget` or `--rpo-budget`); at most this much passes.
     pub limit: u64,
     /// `None` when nothing could be measured, which fails the budget.
     pub measured: Option<u64>,
+    /// The measurement was at most the limit.
     pub passed: bool,
     /// Why it failed, in a sentence; `None` when it passed.
     pub reason: Option<String>,
@@ -284,8 +309,11 @@ impl DrillTimes {
 /// changing settings, times or the verification, call [`DrillReport::evaluate`] again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DrillReport {
+    /// What the drill was asked to do, budgets included.
     pub settings: DrillSettings,
+    /// When each step happened.
     pub times: DrillTimes,
+    /// Detection, failover and RTO, derived from `times`.
     pub durations: DrillDurations,
     /// Records lost (from the sequence check).
     pub rpo_records: u64,
@@ -295,9 +323,13 @@ pub struct DrillReport {
     pub strait_estimate: Option<RpoEstimate>,
     /// The sequence check in full.
     pub sequence: Verification,
+    /// Records produced, acknowledged and consumed on each side.
     pub counts: DrillCounts,
+    /// The chart's samples, oldest first.
     pub timeline: Vec<Sample>,
+    /// The moments on the chart, in time order.
     pub marks: Vec<Mark>,
+    /// One result per budget that was set; empty when none was.
     pub budgets: Vec<BudgetResult>,
     /// Every budget passed, the primary was failed, consumption resumed on the secondary and
     /// nothing written after the failover was lost.
