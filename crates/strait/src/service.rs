@@ -6,7 +6,7 @@
 //! runs:
 //! - a heartbeat emitter for every pair MM2 would run a herder for, enabled or not (MM2-SPEC §6);
 //! - for every enabled flow: its copy flow ([`replicate::start`]), its checkpoint job
-//!   ([`checkpoint::start`], when checkpoints or group offset sync are on) and its lag snapshot
+//!   (`checkpoint::start`, when checkpoints or group offset sync are on) and its lag snapshot
 //!   recorder ([`snapshot::start`]);
 //! - optionally the HTTP server (`/metrics`, `/api/status`, the dashboard) on a listener the
 //!   caller bound beforehand, so that a busy address fails before anything starts.

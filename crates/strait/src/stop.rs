@@ -4,7 +4,7 @@
 //! everything below it, and a token dropped with its owner stops nothing by accident: stopping is
 //! always a call to `cancel`.
 //!
-//! Work waits in two ways only: [`pause`] between rounds, and [`or_cancel`] around a call that
+//! Work waits in two ways only: `pause` between rounds, and `or_cancel` around a call that
 //! may take a cluster's timeout, so that a stop is seen at once rather than after the call. The
 //! copy loop's thread, the one blocking part, checks [`CancellationToken::is_cancelled`]
 //! between polls.

@@ -3,7 +3,7 @@
 //! One table, one function. Only faithful mappings are made: a property is renamed when
 //! librdkafka has the same setting under another name, its value converted when the meaning is
 //! the same and the spelling differs, and otherwise it is passed through if librdkafka knows the
-//! name (asked of librdkafka itself, see [`check_property`]) or dropped with a warning if not.
+//! name (asked of librdkafka itself, see `check_property`) or dropped with a warning if not.
 //! Keystores and JAAS logins that have no faithful librdkafka form are errors that say what to
 //! write instead, since connecting without them would fail later and less clearly. A librdkafka
 //! property written directly in the file always wins over one mapped from a Java property, so a

@@ -5,14 +5,14 @@
 //! line and key before any cluster is contacted.
 //!
 //! - [`properties`]: the Java Properties text format, with lines.
-//! - [`keys`]: which keys strait honours, which MM2 keys it ignores, which are unknown.
-//! - [`load`]: MM2's construction of cluster props and per-flow connector configs.
-//! - [`filter`]: LIST values and whole-name regex filters.
+//! - `keys`: which keys strait honours, which MM2 keys it ignores, which are unknown.
+//! - `load`: MM2's construction of cluster props and per-flow connector configs.
+//! - `filter`: LIST values and whole-name regex filters.
 //! - [`providers`]: `config.providers` and `${provider:path:key}` references, resolved first.
-//! - [`client_props`]: Java client properties -> librdkafka properties; [`jaas`] reads logins.
+//! - [`client_props`]: Java client properties -> librdkafka properties; `jaas` reads logins.
 //! - [`stores`]: JKS, PKCS#12 and PEM key and trust stores -> PEM in memory (`stores_io` reads
 //!   the files, once each).
-//! - [`model`]: the typed result; [`error`]: errors and warnings.
+//! - `model`: the typed result; `error`: errors and warnings.
 
 pub mod client_props;
 pub(crate) mod error;

@@ -84,7 +84,7 @@ impl Endpoint {
     }
 
     /// The context every client of this cluster is created with: it keeps librdkafka's reasons
-    /// for failing calls (see [`super::diagnose`]).
+    /// for failing calls (see `super::diagnose`).
     pub fn context(&self) -> super::diagnose::Diagnosed {
         super::diagnose::Diagnosed::new(self.bootstrap_servers())
     }

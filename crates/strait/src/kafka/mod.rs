@@ -50,7 +50,7 @@ pub enum ClientError {
         /// librdkafka's error, as it reported it.
         source: Box<KafkaError>,
     },
-    /// The call failed or timed out, and librdkafka had said why (see [`diagnose`]).
+    /// The call failed or timed out, and librdkafka had said why (see `diagnose`).
     #[error("cluster {alias} ({bootstrap}): {op} failed: {cause}")]
     Refused {
         /// The cluster's alias, as in the MM2 file.
@@ -122,7 +122,7 @@ impl ClientError {
     }
 
     /// [`ClientError::timeout`], after asking the cluster why when nothing has said so yet
-    /// ([`diagnose::probe`], at most a few seconds). Blocking: for calls that failed on a
+    /// (`diagnose::probe`, at most a few seconds). Blocking: for calls that failed on a
     /// blocking thread.
     pub fn timeout_diagnosed(ep: &Endpoint, op: &str, timeout: Duration) -> Self {
         match diagnose::probe(ep, PROBE_TIMEOUT) {

@@ -52,7 +52,7 @@ pub(crate) fn acls_to_create(
 }
 
 /// One ACL sync pass for a flow (MM2-SPEC §5): describe the source's topic ACLs, keep and map
-/// them with [`acls_to_create`], and create the result on the target. Returns how many bindings
+/// them with `acls_to_create`, and create the result on the target. Returns how many bindings
 /// were sent (creating an existing binding is a no-op for Kafka).
 ///
 /// A cluster without an authorizer (SecurityDisabled) or without the ACL API comes back as an

@@ -127,11 +127,11 @@ pub(crate) fn is_unsupported(e: &ClientError) -> bool {
 
 /// One config sync pass for a flow `source_alias -> target` (MM2-SPEC §5): for each replicated
 /// source topic whose remote exists on the target, describe the source topic and apply
-/// [`config_sync_ops`] to the remote. A topic that fails is logged and reported, and the pass
+/// `config_sync_ops` to the remote. A topic that fails is logged and reported, and the pass
 /// goes on with the next one.
 ///
 /// Errors only when the pass cannot run: the target's topic list cannot be read, or the target
-/// does not support IncrementalAlterConfigs ([`is_unsupported`]; the remaining topics are not
+/// does not support IncrementalAlterConfigs (`is_unsupported`; the remaining topics are not
 /// tried, since they would fail the same way).
 #[allow(clippy::too_many_arguments)]
 pub async fn sync_topic_configs(
