@@ -256,14 +256,7 @@ mod tests {
             }],
         };
         let json = serde_json::to_string_pretty(&status).unwrap() + "\n";
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/src/monitor/testdata/status.json"
-        );
-        if std::env::var_os("STRAIT_UPDATE_GOLDEN").is_some() {
-            std::fs::write(path, &json).unwrap();
-        }
-        assert_eq!(json, std::fs::read_to_string(path).unwrap());
+        crate::text::assert_golden("src/monitor/testdata/status.json", &json);
         assert_eq!(status.verdict, Verdict::Broken);
     }
 
