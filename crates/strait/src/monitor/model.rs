@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// How a flow is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Verdict {
     Ok,
@@ -53,7 +53,7 @@ pub struct PartitionLag {
 }
 
 /// One flow `S->T`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowStatus {
     pub source: String,
     pub target: String,
@@ -81,7 +81,7 @@ pub struct FlowStatus {
 }
 
 /// One partition of a consumer group, on both sides.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupPartition {
     pub topic: String,
     pub partition: i32,
@@ -98,7 +98,7 @@ pub struct GroupPartition {
 }
 
 /// One consumer group of one flow.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupStatus {
     pub group: String,
     pub source: String,
@@ -109,7 +109,7 @@ pub struct GroupStatus {
 }
 
 /// Everything, at one moment.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// Epoch milliseconds when collected.
     pub generated_at_ms: i64,
@@ -258,6 +258,7 @@ mod tests {
         let json = serde_json::to_string_pretty(&status).unwrap() + "\n";
         crate::text::assert_golden("src/monitor/testdata/status.json", &json);
         assert_eq!(status.verdict, Verdict::Broken);
+        assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
     }
 
     const T: Duration = Duration::from_secs(30);
