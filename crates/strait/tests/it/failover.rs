@@ -8,119 +8,85 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
+use strait::drill::traffic::{self, ClientThread, ConsumerSpec, DrillLog, ProducerSpec};
+use strait::drill::Side;
 use strait::failover::clients::ClientSettings;
 use strait::failover::report::{FailoverReport, GroupAction, GroupMove, Mode, Procedure};
-use strait::kafka::Endpoint;
 use strait::monitor::model::Status;
 use strait_sandbox::Cluster;
 
-/// Writes `0, 1, 2, ...` (the payload is the sequence number) to `orders` until stopped; returns
-/// how many were acknowledged (all of them: it flushes before returning).
-fn seq_producer(ep: Endpoint, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let p: BaseProducer = ep.producer_config().create().unwrap();
-        let mut i = 0u64;
-        while !stop.load(Ordering::SeqCst) {
-            let v = i.to_string();
-            if p.send(
-                BaseRecord::to("orders")
-                    .key("k")
-                    .payload(&v)
-                    .partition((i % 3) as i32),
-            )
-            .is_ok()
-            {
-                i += 1;
-            }
-            p.poll(Duration::from_millis(5));
-        }
-        p.flush(Duration::from_secs(30)).expect("flush");
-        i
-    })
+/// The test's traffic is the drill's (`strait::drill::traffic`): sequence-numbered records
+/// marked with this id, and every acknowledgement and delivery logged.
+const TRAFFIC: &str = "failover-test";
+
+/// Writes `0, 1, 2, ...` (the value is the sequence number) to `orders` on `c`, 200 a second,
+/// record `n` to partition `n % 3`, logging each acknowledgement in `log`.
+fn seq_producer(c: &Cluster, log: &Arc<DrillLog>) -> ClientThread {
+    let spec = ProducerSpec {
+        endpoint: endpoint(c),
+        topic: "orders".into(),
+        partitions: 3,
+        rate: 200,
+        side: Side::Primary,
+        drill_id: TRAFFIC.into(),
+    };
+    traffic::start_producer(spec, log.clone()).unwrap()
 }
 
-/// A member of `group` reading `topics` on `ep`, committing what it processed every 200 ms and
-/// once more when stopped; returns the sequence numbers it processed.
+/// A member of `group` reading `topics` on `c` from its committed offsets, committing what it
+/// processed every 200 ms and once more when stopped, logging each record it receives in `log`
+/// as read on `side`.
 fn seq_consumer(
-    ep: Endpoint,
+    c: &Cluster,
     group: &str,
     topics: &[&str],
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<Vec<u64>> {
-    let group = group.to_string();
-    let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
-    std::thread::spawn(move || {
-        let mut cfg = ep.consumer_config(&group);
-        cfg.set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest");
-        let c: BaseConsumer = cfg.create().unwrap();
-        let t: Vec<&str> = topics.iter().map(String::as_str).collect();
-        c.subscribe(&t).unwrap();
-        let mut seen = Vec::new();
-        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        let mut last_commit = Instant::now();
-        let commit = |next: &BTreeMap<(String, i32), i64>, mode| {
-            let mut tpl = TopicPartitionList::new();
-            for ((t, p), o) in next {
-                tpl.add_partition_offset(t, *p, Offset::Offset(*o)).unwrap();
-            }
-            if tpl.count() > 0 {
-                let _ = c.commit(&tpl, mode);
-            }
-        };
-        while !stop.load(Ordering::SeqCst) {
-            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
-                let v: u64 = std::str::from_utf8(m.payload().unwrap())
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                seen.push(v);
-                next.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
-            }
-            if last_commit.elapsed() > Duration::from_millis(200) {
-                commit(&next, CommitMode::Async);
-                last_commit = Instant::now();
-            }
-        }
-        commit(&next, CommitMode::Sync);
-        c.unsubscribe();
-        seen
-    })
+    side: Side,
+    log: &Arc<DrillLog>,
+) -> ClientThread {
+    let spec = ConsumerSpec {
+        endpoint: endpoint(c),
+        group: group.into(),
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        side,
+        drill_id: TRAFFIC.into(),
+    };
+    traffic::start_consumer(spec, log.clone()).unwrap()
+}
+
+/// The sequence numbers received on `side`, in order, duplicates included.
+fn received(log: &DrillLog, side: Side) -> Vec<u64> {
+    let (_, deliveries) = log.snapshot();
+    deliveries
+        .iter()
+        .filter(|d| d.side == side)
+        .map(|d| d.seq)
+        .collect()
 }
 
 /// Everything `group` reads on `c` from `topics`, from its committed offsets, until nothing new
-/// arrives for 5 s.
-async fn resume(c: &Cluster, group: &str, topics: &[&str]) -> Vec<u64> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let h = seq_consumer(endpoint(c), group, topics, stop.clone());
-    let mut last = (0usize, Instant::now());
-    // The thread owns the records; watch progress through the group's committed offsets.
-    let remote: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+/// arrives for 5 s (logged in `log` as read on the secondary).
+async fn resume(c: &Cluster, group: &str, topics: &[&str], log: &Arc<DrillLog>) -> Vec<u64> {
+    let consumer = seq_consumer(c, group, topics, Side::Secondary, log);
+    let mut last = (log.consumed(), Instant::now());
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let mut n = 0;
-        for t in &remote {
-            n += committed(c, group, t, 3).await.values().sum::<i64>() as usize;
-        }
+        let n = log.consumed();
         if n != last.0 {
             last = (n, Instant::now());
         } else if last.1.elapsed() > Duration::from_secs(5) {
             break;
         }
     }
-    stop.store(true, Ordering::SeqCst);
-    tokio::task::spawn_blocking(move || h.join().unwrap())
-        .await
-        .unwrap()
+    assert!(
+        consumer.join(Duration::from_secs(30)).await,
+        "the consumer on {} did not stop",
+        c.name()
+    );
+    received(log, Side::Secondary)
 }
 
 /// `strait failover ARGS --json`: exit code and report, with stderr lines passed to `on_line`
@@ -192,12 +158,9 @@ async fn planned_failover_under_live_traffic_loses_and_repeats_nothing(engine) {
     let _run = spawn_run(&cfg);
 
     // Live traffic on us-east: a producer and the group `app`.
-    let (stop_p, stop_c) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let producer = seq_producer(endpoint(east), stop_p.clone());
-    let consumer = seq_consumer(endpoint(east), "app", &["orders"], stop_c.clone());
+    let log = Arc::new(DrillLog::default());
+    let producer = seq_producer(east, &log);
+    let consumer = seq_consumer(east, "app", &["orders"], Side::Primary, &log);
     wait_for_count(west, "us-east.orders", 3, 300, Duration::from_secs(60)).await;
 
     let started = Instant::now();
@@ -225,15 +188,19 @@ async fn planned_failover_under_live_traffic_loses_and_repeats_nothing(engine) {
         "failover never asked for producers to stop"
     );
     assert!(asked.unwrap().contains("orders["));
-    stop_c.store(true, Ordering::SeqCst);
-    let consumed_east = tokio::task::spawn_blocking(move || consumer.join().unwrap())
-        .await
-        .unwrap();
+    assert!(
+        consumer.join(Duration::from_secs(30)).await,
+        "the consumer on us-east did not stop"
+    );
+    let consumed_east = received(&log, Side::Primary);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop_p.store(true, Ordering::SeqCst);
-    let produced = tokio::task::spawn_blocking(move || producer.join().unwrap())
-        .await
-        .unwrap();
+    // Stopped properly, the producer flushes: every record it wrote is acknowledged.
+    assert!(
+        producer.join(Duration::from_secs(30)).await,
+        "the producer did not stop"
+    );
+    let produced = log.produced();
+    assert_eq!(log.acked(), produced, "records written but not acknowledged");
 
     let (code, doc) = finish(child, stdout).await;
     let took = started.elapsed();
@@ -264,7 +231,7 @@ async fn planned_failover_under_live_traffic_loses_and_repeats_nothing(engine) {
     }
 
     // The group resumes on us-west: every record exactly once across both regions.
-    let consumed_west = resume(west, "app", &["us-east.orders"]).await;
+    let consumed_west = resume(west, "app", &["us-east.orders"], &log).await;
     let east_set: BTreeSet<u64> = consumed_east.iter().copied().collect();
     let west_set: BTreeSet<u64> = consumed_west.iter().copied().collect();
     assert_eq!(east_set.len(), consumed_east.len(), "read twice on us-east");
