@@ -43,6 +43,25 @@ pub fn utc_parts(ms: i64) -> (i64, i64, i64, i64) {
     (y, m, d, in_day)
 }
 
+/// The test of a `--json` output's golden file: `json` (as the command prints it) must equal the
+/// file at `path` (relative to the crate) byte for byte. With `STRAIT_UPDATE_GOLDEN=1` the file is
+/// written first: only for an intended change of the documented format.
+#[cfg(test)]
+pub(crate) fn assert_golden(path: &str, json: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if std::env::var_os("STRAIT_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, json).unwrap();
+    }
+    let golden =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        json,
+        golden,
+        "{} differs (STRAIT_UPDATE_GOLDEN=1 rewrites it, for an intended format change only)",
+        path.display()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,17 +1,17 @@
 //! `strait check CONFIG [--json]`: validate an MM2 file and show what it means — every flow with
 //! its effective settings, where the internal topics live, the clients with secrets redacted, and
 //! the warnings. A bad file is one sentence and exit code 2 (a mistake in how strait was called).
-//! The JSON field names are a documented contract (README, `### strait check`).
+//! The JSON document is [`strait::config::report::CheckReport`], whose field names are a
+//! documented contract (README, `### strait check`).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-
 use crate::cli::CheckArgs;
 use crate::commands::UsageError;
-use strait::config::{Config, Flow, LocalFiles, NameFilter, Origin, StoreSummary};
-use strait::kafka::{Admin, Endpoint};
+use strait::config::report::{reset, shown, CheckReport, Position};
+use strait::config::{Config, LocalFiles};
+use strait::kafka::Admin;
 use strait::replicate::resume::{Resume, ResumeFrom, SeedSpec};
 
 pub(super) async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -23,11 +23,13 @@ pub(super) async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         false => None,
     };
     if args.json {
-        let mut doc = to_json(&config);
-        if let Some(p) = &positions {
-            doc["positions"] = positions_json(p);
-        }
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        let mut doc = CheckReport::new(&config);
+        doc.positions = positions.as_ref().map(|p| {
+            p.iter()
+                .flat_map(|f| f.resume.iter().map(|r| Position::new(&f.flow, r)))
+                .collect()
+        });
+        println!("{}", doc.to_json()?);
     } else {
         print!("{}", to_text(&config));
         if let Some(p) = &positions {
@@ -75,23 +77,6 @@ async fn positions(c: &Config) -> anyhow::Result<Vec<FlowPositions>> {
     Ok(out)
 }
 
-fn positions_json(p: &[FlowPositions]) -> Value {
-    p.iter()
-        .flat_map(|f| {
-            f.resume.iter().map(move |r| {
-                json!({
-                    "flow": f.flow,
-                    "topic": r.part.0,
-                    "partition": r.part.1,
-                    "from": r.from.name(),
-                    "offset": r.from.offset(),
-                    "mm2_position_past_end": r.mm2_past_end,
-                })
-            })
-        })
-        .collect()
-}
-
 fn positions_text(p: &[FlowPositions]) -> String {
     use std::fmt::Write;
     let mut o = String::new();
@@ -118,169 +103,6 @@ fn positions_text(p: &[FlowPositions]) -> String {
         }
     }
     o
-}
-
-fn secs(d: Option<Duration>) -> Value {
-    d.map_or(Value::Null, |d| json!(d.as_secs()))
-}
-
-fn patterns(f: &NameFilter) -> Value {
-    json!(f.patterns())
-}
-
-/// Properties as shown: secrets redacted, and PEM read out of a store summarised (the
-/// certificates are listed under `stores`).
-fn shown(ep: &Endpoint) -> std::collections::BTreeMap<String, String> {
-    let mut props = ep.redacted();
-    for (k, v) in props.iter_mut() {
-        if k.ends_with(".pem") && v != "[redacted]" {
-            let n = v.matches("-----BEGIN CERTIFICATE-----").count();
-            *v = format!("[PEM: {n} certificate{}]", if n == 1 { "" } else { "s" });
-        }
-    }
-    props
-}
-
-fn origin_json(o: &Origin) -> Value {
-    let from = if o.store.is_some() {
-        "store"
-    } else if !o.providers.is_empty() {
-        "provider"
-    } else {
-        "file"
-    };
-    json!({
-        "from": from,
-        "key": o.at.key,
-        "line": o.at.line,
-        "providers": o.providers,
-        "store": o.store,
-    })
-}
-
-fn client_json(f: &Flow, role: &str, ep: &Endpoint) -> Value {
-    let origins: serde_json::Map<String, Value> = f
-        .clients
-        .origins
-        .get(role)
-        .into_iter()
-        .flatten()
-        .map(|(k, o)| (k.clone(), origin_json(o)))
-        .collect();
-    json!({ "cluster": ep.alias, "properties": shown(ep), "origins": origins })
-}
-
-fn store_json(s: &StoreSummary) -> Value {
-    json!({
-        "path": s.path,
-        "role": s.role,
-        "type": s.store_type,
-        "key": s.at.key,
-        "line": s.at.line,
-        "read": s.read,
-        "certificates": s.certificates.iter().map(|c| json!({
-            "subject": c.subject,
-            "issuer": c.issuer,
-            "not_after": c.not_after,
-            "alias": c.alias,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn flow_json(f: &Flow) -> Value {
-    let it = &f.internal_topics;
-    let iv = &f.intervals;
-    let clients: serde_json::Map<String, Value> = f
-        .clients
-        .roles()
-        .iter()
-        .map(|(role, ep)| (role.to_string(), client_json(f, role, ep)))
-        .collect();
-    json!({
-        "name": f.name(),
-        "source": f.source,
-        "target": f.target,
-        "enabled": f.enabled,
-        "runs": f.runs(),
-        "topics": { "include": patterns(&f.topics), "exclude": patterns(&f.topics_exclude) },
-        "groups": { "include": patterns(&f.groups), "exclude": patterns(&f.groups_exclude) },
-        "policy": {
-            "class": f.policy_settings.kind.java_class(),
-            "separator": f.policy_settings.separator,
-            "internal_topic_separator_enabled": f.policy_settings.internal_topic_separator_enabled,
-            "example_remote_topic": f.policy.remote_topic("orders"),
-        },
-        "replication_factor": f.replication_factor,
-        "offset_syncs_topic_location": f.offset_syncs_topic_location.as_str(),
-        "internal_topic_replication_factors": {
-            "offset_syncs": f.offset_syncs_topic_replication_factor,
-            "checkpoints": f.checkpoints_topic_replication_factor,
-            "heartbeats": f.heartbeats_topic_replication_factor,
-        },
-        "offset_lag_max": f.offset_lag_max,
-        "intervals_seconds": {
-            "refresh_topics": secs(iv.refresh_topics),
-            "sync_topic_configs": secs(iv.sync_topic_configs),
-            "sync_topic_acls": secs(iv.sync_topic_acls),
-            "refresh_groups": secs(iv.refresh_groups),
-            "emit_checkpoints": secs(iv.emit_checkpoints),
-            "sync_group_offsets": secs(iv.sync_group_offsets),
-            "emit_heartbeats": secs(iv.emit_heartbeats),
-        },
-        "emit_offset_syncs": f.emit_offset_syncs,
-        "heartbeats_replication": f.heartbeats_replication,
-        "config_properties_exclude": patterns(&f.config_properties_exclude),
-        "use_defaults_from": f.use_defaults_from.as_str(),
-        "tasks_max": f.tasks_max,
-        "offset_flush_interval_ms": u64::try_from(f.offset_flush_interval.as_millis()).unwrap_or(u64::MAX),
-        "consumer_poll_timeout_ms": u64::try_from(f.consumer_poll_timeout.as_millis()).unwrap_or(u64::MAX),
-        "admin_timeout_ms": u64::try_from(f.admin_timeout.as_millis()).unwrap_or(u64::MAX),
-        "internal_topics": {
-            "offset_syncs": { "name": it.offset_syncs.name, "cluster": it.offset_syncs.cluster },
-            "checkpoints": { "name": it.checkpoints.name, "cluster": it.checkpoints.cluster },
-            "heartbeats": { "name": it.heartbeats.name, "cluster": it.heartbeats.cluster },
-            "offset_index": { "name": strait::translate::index_topic(&f.source), "cluster": f.target },
-            "mm2_source_positions": {
-                "name": it.source_offsets.name,
-                "cluster": it.source_offsets.cluster,
-                "partitions": f.source_offsets_topic_partitions,
-                "replication_factor": f.source_offsets_topic_replication_factor,
-            },
-        },
-        "first_run": {
-            "group": strait::replicate::replication_group(&f.source, &f.target),
-            "rule": "the further of the group's commit and MirrorMaker 2's position",
-            "otherwise": reset(f),
-        },
-        "clients": clients,
-    })
-}
-
-/// The `--json` document (schema in the README).
-pub(super) fn to_json(c: &Config) -> Value {
-    json!({
-        "config": c.file,
-        "valid": true,
-        "clusters": c.clusters.iter().map(|cl| json!({
-            "alias": cl.alias,
-            "bootstrap_servers": cl.bootstrap_servers,
-        })).collect::<Vec<_>>(),
-        "flows": c.flows.iter().map(flow_json).collect::<Vec<_>>(),
-        "stores": c.stores.iter().map(store_json).collect::<Vec<_>>(),
-        "warnings": c.warnings.iter().map(|w| json!({
-            "message": w.message,
-            "keys": w.keys.iter().map(|k| json!({ "key": k.key, "line": k.line })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// Where a partition nobody recorded starts: the source consumer's `auto.offset.reset`.
-fn reset(f: &Flow) -> &str {
-    f.clients
-        .source_consumer
-        .props
-        .get("auto.offset.reset")
-        .map_or("earliest", String::as_str)
 }
 
 fn interval(d: Option<Duration>) -> String {

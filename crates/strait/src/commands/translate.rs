@@ -9,7 +9,7 @@ use crate::cli::TranslateArgs;
 use crate::commands::UsageError;
 use strait::config::Config;
 use strait::kafka::Groups;
-use strait::translate::{translate_group, GroupTranslation};
+use strait::translate::{translate_group, GroupTranslation, TranslateReport};
 
 /// How long the source may take to answer before its checkpoints are used instead.
 const SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,14 +88,16 @@ pub(super) async fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
         applied = true;
     }
 
+    let untranslated = t.partitions.iter().any(|p| p.downstream_offset.is_none());
     if args.json {
-        let mut v = serde_json::to_value(&t)?;
-        v["applied"] = serde_json::Value::Bool(applied);
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let report = TranslateReport {
+            translation: t,
+            applied,
+        };
+        println!("{}", report.to_json()?);
     } else {
         print!("{}", to_text(&t, applied));
     }
-    let untranslated = t.partitions.iter().any(|p| p.downstream_offset.is_none());
     Ok(if untranslated {
         ExitCode::from(1)
     } else {

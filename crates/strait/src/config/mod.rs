@@ -12,7 +12,8 @@
 //! - [`client_props`]: Java client properties -> librdkafka properties; `jaas` reads logins.
 //! - [`stores`]: JKS, PKCS#12 and PEM key and trust stores -> PEM in memory (`stores_io` reads
 //!   the files, once each).
-//! - `model`: the typed result; `error`: errors and warnings.
+//! - `model`: the typed result; `error`: errors and warnings; [`report`]: the result as
+//!   `strait check --json` shows it.
 
 pub mod client_props;
 pub(crate) mod error;
@@ -23,6 +24,7 @@ mod load;
 pub(crate) mod model;
 pub mod properties;
 pub mod providers;
+pub mod report;
 pub mod stores;
 mod stores_io;
 

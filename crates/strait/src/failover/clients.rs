@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::active::{self, ActiveRegion};
 use crate::config::{Config, Flow};
@@ -23,7 +23,7 @@ use crate::kafka::{Admin, ClientError, Endpoint};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the active region came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     /// An active-region record (a failover or failback was recorded).
@@ -33,7 +33,7 @@ pub enum Decision {
 }
 
 /// What a consumer group should use now. Serialized as the documented JSON answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientSettings {
     /// The consumer group asked about.
     pub group: String,
@@ -630,6 +630,42 @@ mod tests {
         assert_eq!(
             replicated_topics(&c, ("us-east", "us-west"), None, Some(&west)),
             all
+        );
+    }
+
+    /// The document is byte for byte what `strait clients --json` prints and
+    /// `/api/clients/{group}` answers (compact there) and what clients parse
+    /// (`testdata/clients.json`; regenerate with `STRAIT_UPDATE_GOLDEN=1` only for an intended
+    /// change of the documented format), and it reads back as the same value.
+    #[test]
+    fn json_matches_the_golden_file() {
+        let s = ClientSettings {
+            group: "billing".into(),
+            pair: ["us-east".into(), "us-west".into()],
+            active_region: "us-west".into(),
+            bootstrap_servers: "127.0.0.1:19093".into(),
+            topics: vec!["us-east.orders".into(), "orders".into()],
+            version: 1,
+            changed_at_ms: Some(1_746_100_800_000),
+            reason: "failover from us-east".into(),
+            decision: Decision::Record,
+            warnings: vec!["us-east did not answer within 5s".into()],
+        };
+        let json = serde_json::to_string_pretty(&s).unwrap() + "\n";
+        crate::text::assert_golden("src/failover/testdata/clients.json", &json);
+        assert_eq!(serde_json::from_str::<ClientSettings>(&json).unwrap(), s);
+        let default = ClientSettings {
+            decision: Decision::Default,
+            changed_at_ms: None,
+            version: 0,
+            ..s
+        };
+        let json = serde_json::to_string(&default).unwrap();
+        assert!(json.contains(r#""source":"default""#), "{json}");
+        assert!(json.contains(r#""changed_at_ms":null"#), "{json}");
+        assert_eq!(
+            serde_json::from_str::<ClientSettings>(&json).unwrap(),
+            default
         );
     }
 

@@ -586,14 +586,7 @@ mod tests {
     #[test]
     fn json_matches_the_golden_file() {
         let json = serde_json::to_string_pretty(&every_value()).unwrap() + "\n";
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/src/failover/testdata/report.json"
-        );
-        if std::env::var_os("STRAIT_UPDATE_GOLDEN").is_some() {
-            std::fs::write(path, &json).unwrap();
-        }
-        assert_eq!(json, std::fs::read_to_string(path).unwrap());
+        crate::text::assert_golden("src/failover/testdata/report.json", &json);
         let back: FailoverReport = serde_json::from_str(&json).unwrap();
         assert_eq!(back, every_value());
     }

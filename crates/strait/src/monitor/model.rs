@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// How a flow is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Verdict {
     /// The clusters answer, heartbeats are fresh and the lag is within the threshold.
@@ -61,7 +61,7 @@ pub struct PartitionLag {
 }
 
 /// One flow `S->T`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowStatus {
     /// The source cluster's alias (S).
     pub source: String,
@@ -96,7 +96,7 @@ pub struct FlowStatus {
 }
 
 /// One partition of a consumer group, on both sides.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupPartition {
     /// The topic on the source.
     pub topic: String,
@@ -121,7 +121,7 @@ pub struct GroupPartition {
 }
 
 /// One consumer group of one flow.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupStatus {
     /// The consumer group, named the same on both clusters.
     pub group: String,
@@ -138,7 +138,7 @@ pub struct GroupStatus {
 }
 
 /// Everything, at one moment.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// Epoch milliseconds when collected.
     pub generated_at_ms: i64,
@@ -289,15 +289,9 @@ mod tests {
             }],
         };
         let json = serde_json::to_string_pretty(&status).unwrap() + "\n";
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/src/monitor/testdata/status.json"
-        );
-        if std::env::var_os("STRAIT_UPDATE_GOLDEN").is_some() {
-            std::fs::write(path, &json).unwrap();
-        }
-        assert_eq!(json, std::fs::read_to_string(path).unwrap());
+        crate::text::assert_golden("src/monitor/testdata/status.json", &json);
         assert_eq!(status.verdict, Verdict::Broken);
+        assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
     }
 
     const T: Duration = Duration::from_secs(30);

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::checkpoints::CheckpointStore;
 use super::translator::{Method, Translator};
@@ -16,7 +16,7 @@ use crate::kafka::{Admin, ClientError};
 use crate::wire::Checkpoint;
 
 /// One partition of the group, on both sides.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartitionTranslation {
     /// Upstream topic and partition.
     pub topic: String,
@@ -44,7 +44,7 @@ pub struct PartitionTranslation {
 }
 
 /// The whole group.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GroupTranslation {
     /// The consumer group, named the same on both clusters.
     pub group: String,
@@ -91,6 +91,22 @@ impl GroupTranslation {
                 ))
             })
             .collect()
+    }
+}
+
+/// What `strait translate --json` prints: the translation and whether `--apply` committed it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TranslateReport {
+    #[serde(flatten)]
+    pub translation: GroupTranslation,
+    pub applied: bool,
+}
+
+impl TranslateReport {
+    /// The document as the command prints it: pretty, keys in alphabetical order at every level
+    /// (as since the command first added `applied` to a `serde_json::Value`), no trailing newline.
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        serde_json::to_string_pretty(&serde_json::to_value(self)?)
     }
 }
 
@@ -324,5 +340,61 @@ impl<'a> GroupTranslator<'a> {
             target_members,
             partitions: out,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group translated from the checkpoints (the source unreachable) and applied: every way a
+    /// partition can come out, numbers and nulls.
+    fn report() -> TranslateReport {
+        let part = |partition, method: &str| PartitionTranslation {
+            topic: "orders".into(),
+            partition,
+            remote_topic: "us-east.orders".into(),
+            upstream_offset: None,
+            downstream_offset: Some(250),
+            method: method.into(),
+            detail: None,
+            reread: None,
+            skipped: None,
+            target_committed: Some(200),
+            mm2_offset: Some(249),
+        };
+        let mut untranslated = part(2, "none");
+        untranslated.downstream_offset = None;
+        untranslated.target_committed = None;
+        untranslated.mm2_offset = Some(-1);
+        untranslated.detail = Some("no checkpoint of the group for this partition".into());
+        let mut exact = part(0, "exact");
+        exact.upstream_offset = Some(250);
+        exact.reread = Some(0);
+        exact.skipped = Some(0);
+        TranslateReport {
+            translation: GroupTranslation {
+                group: "billing".into(),
+                source: "us-east".into(),
+                target: "us-west".into(),
+                source_reachable: false,
+                source_error: Some("cluster us-east (127.0.0.1:19092): timed out".into()),
+                target_state: Some("Empty".into()),
+                target_members: 0,
+                partitions: vec![exact, part(1, "checkpoint"), untranslated],
+            },
+            applied: true,
+        }
+    }
+
+    /// The document is byte for byte what `strait translate --json` prints and scripts parse
+    /// (`testdata/translate.json`; regenerate with `STRAIT_UPDATE_GOLDEN=1` only for an intended
+    /// change of the documented format), and it reads back as the same value.
+    #[test]
+    fn json_matches_the_golden_file() {
+        let r = report();
+        let json = r.to_json().unwrap() + "\n";
+        crate::text::assert_golden("src/translate/testdata/translate.json", &json);
+        assert_eq!(serde_json::from_str::<TranslateReport>(&json).unwrap(), r);
     }
 }

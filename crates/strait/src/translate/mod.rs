@@ -8,7 +8,7 @@ pub(crate) mod index;
 pub(crate) mod sync_store;
 pub(crate) mod translator;
 
-pub use group::{translate_group, GroupTranslation};
+pub use group::{translate_group, GroupTranslation, PartitionTranslation, TranslateReport};
 pub use index::{Lookup, OffsetIndex, RunTracker};
 pub use translator::{Method, Translated, Translator};
 

@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::common::typed;
 use serde_json::Value;
+use strait::config::report::{CheckReport, FlowEntry, OriginFrom};
 
 fn strait(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strait"))
@@ -25,13 +27,17 @@ fn temp_config(text: &str) -> tempfile::NamedTempFile {
 }
 
 /// The flow called `name` in a `check --json` document.
-fn flow<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["flows"]
-        .as_array()
-        .unwrap()
+fn flow<'a>(doc: &'a CheckReport, name: &str) -> &'a FlowEntry {
+    doc.flow(name).unwrap_or_else(|| panic!("no flow {name}"))
+}
+
+/// The warning keys of a `check --json` document.
+fn warning_keys(doc: &CheckReport) -> Vec<&str> {
+    doc.warnings
         .iter()
-        .find(|f| f["name"] == name)
-        .unwrap_or_else(|| panic!("no flow {name}"))
+        .flat_map(|w| &w.keys)
+        .map(|k| k.key.as_str())
+        .collect()
 }
 
 fn examples() -> PathBuf {
@@ -76,8 +82,9 @@ fn missing_clusters() {
     );
 }
 
-/// Run `check` (text and JSON) on a valid file: both exit 0; returns (text, json, stderrs).
-fn check_ok(path: &str) -> (String, Value, String) {
+/// Run `check` (text and JSON) on a valid file: both exit 0; returns (text, JSON as printed, the
+/// JSON document, stderrs).
+fn check_ok(path: &str) -> (String, String, CheckReport, String) {
     let text = strait(&["check", path]);
     let json = strait(&["check", path, "--json"]);
     let errs = format!(
@@ -87,8 +94,9 @@ fn check_ok(path: &str) -> (String, Value, String) {
     );
     assert_eq!(text.status.code(), Some(0), "{errs}");
     assert_eq!(json.status.code(), Some(0), "{errs}");
-    let doc = serde_json::from_slice(&json.stdout).expect("JSON");
-    (String::from_utf8(text.stdout).unwrap(), doc, errs)
+    let printed = String::from_utf8(json.stdout).unwrap();
+    let doc = typed("check --json", &printed);
+    (String::from_utf8(text.stdout).unwrap(), printed, doc, errs)
 }
 
 #[test]
@@ -97,15 +105,9 @@ fn flow_keys_naming_other_clusters_are_ignored_with_a_warning() {
     let file = temp_config(&format!(
         "{BASE}us-east->us-west.enabled = true\nus-east->eu.enabled = true\nus-east->us-east.topics = x\n"
     ));
-    let (text, doc, _) = check_ok(file.path().to_str().unwrap());
+    let (text, _, doc, _) = check_ok(file.path().to_str().unwrap());
     assert!(text.contains("us-east->eu.enabled"), "{text}");
-    let keys: Vec<&str> = doc["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|w| w["keys"].as_array().unwrap())
-        .map(|k| k["key"].as_str().unwrap())
-        .collect();
+    let keys = warning_keys(&doc);
     assert!(
         keys.contains(&"us-east->eu.enabled") && keys.contains(&"us-east->us-east.topics"),
         "{keys:?}"
@@ -241,36 +243,34 @@ fn stores_and_providers_are_read_and_no_secret_is_ever_shown() {
     );
     let file = temp_config(&text);
     let path = file.path().to_str().unwrap();
-    let (out, doc, errs) = check_ok(path);
-    let all = format!("{out}{doc}{errs}");
+    let (out, json, doc, errs) = check_ok(path);
+    let all = format!("{out}{json}{errs}");
     for secret in [STORE_PW, KEY_PW, SASL_PW, "BEGIN PRIVATE KEY"] {
         assert!(!all.contains(secret), "{secret} shown");
     }
     let f = flow(&doc, "us-east->us-west");
-    let sc = &f["clients"]["source_consumer"];
-    assert_eq!(sc["properties"]["ssl.key.pem"], "[redacted]");
-    assert_eq!(sc["properties"]["sasl.password"], "[redacted]");
-    assert_eq!(sc["properties"]["ssl.ca.pem"], "[PEM: 1 certificate]");
-    assert_eq!(sc["origins"]["ssl.key.pem"]["from"], "store");
+    let sc = &f.clients["source_consumer"];
+    assert_eq!(sc.properties["ssl.key.pem"], "[redacted]");
+    assert_eq!(sc.properties["sasl.password"], "[redacted]");
+    assert_eq!(sc.properties["ssl.ca.pem"], "[PEM: 1 certificate]");
+    let key_pem = &sc.origins["ssl.key.pem"];
+    assert_eq!(key_pem.from, OriginFrom::Store);
+    assert_eq!(key_pem.key, "us-east.ssl.keystore.location");
     assert_eq!(
-        sc["origins"]["ssl.key.pem"]["key"],
-        "us-east.ssl.keystore.location"
+        sc.origins["ssl.ca.pem"].store,
+        Some(format!("{}/trust.p12", d.display()))
     );
-    assert_eq!(
-        sc["origins"]["ssl.ca.pem"]["store"],
-        format!("{}/trust.p12", d.display())
-    );
-    assert_eq!(sc["origins"]["sasl.password"]["from"], "provider");
-    assert_eq!(sc["origins"]["sasl.password"]["providers"][0], "dir");
-    assert_eq!(sc["origins"]["security.protocol"]["from"], "file");
-    assert_eq!(sc["origins"]["security.protocol"]["line"], 9);
-    let stores = doc["stores"].as_array().unwrap();
+    let password = &sc.origins["sasl.password"];
+    assert_eq!(password.from, OriginFrom::Provider);
+    assert_eq!(password.providers.first().map(String::as_str), Some("dir"));
+    let protocol = &sc.origins["security.protocol"];
+    assert_eq!((protocol.from, protocol.line), (OriginFrom::File, 9));
+    let stores = &doc.stores;
     assert_eq!(stores.len(), 2, "{stores:?}");
-    assert!(stores.iter().all(|s| s["read"] == true));
-    assert!(stores.iter().any(|s| s["certificates"][0]["subject"]
-        .as_str()
-        .unwrap()
-        .contains("CN=strait-client")));
+    assert!(stores.iter().all(|s| s.read));
+    assert!(stores
+        .iter()
+        .any(|s| s.certificates[0].subject.contains("CN=strait-client")));
     // The certificate expires within 30 days: a warning.
     assert!(out.contains("expires on"), "{out}");
     assert!(out.contains("stores:"), "{out}");
@@ -296,7 +296,7 @@ fn stores_and_providers_are_read_and_no_secret_is_ever_shown() {
     let away = temp_config(&format!(
         "{BASE}us-east->us-west.enabled = true\nus-east.ssl.truststore.location = /nonexistent/ts.jks\nus-east.ssl.truststore.password = {STORE_PW}\n"
     ));
-    let (out, _, _) = check_ok(away.path().to_str().unwrap());
+    let (out, _, _, _) = check_ok(away.path().to_str().unwrap());
     assert!(
         out.contains("not on this machine") && !out.contains(STORE_PW),
         "{out}"
@@ -341,12 +341,26 @@ fn examples_are_valid() {
     }
 }
 
+/// The one test of `check --json` that reads the document untyped, on purpose: it checks the field
+/// names and JSON types a user's script depends on, as the README documents them (the other tests
+/// read it as `CheckReport`; the exact bytes are `src/config/testdata/check.json`).
 #[test]
 fn json_has_the_documented_fields() {
     let path = examples().join("active-passive.properties");
     let out = strait(&["check", path.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(0));
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let _: CheckReport = typed("check --json", &text);
+    let doc: Value = serde_json::from_str(&text).expect("valid JSON");
+    let flow = |name: &str| -> Value {
+        doc["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no flow {name}"))
+            .clone()
+    };
     assert_eq!(doc["valid"], true);
     assert!(doc["config"]
         .as_str()
@@ -357,7 +371,7 @@ fn json_has_the_documented_fields() {
     assert_eq!(doc["warnings"].as_array().unwrap().len(), 0);
     let flows = doc["flows"].as_array().unwrap();
     assert_eq!(flows.len(), 2);
-    let f = flow(&doc, "us-east->us-west");
+    let f = flow("us-east->us-west");
     assert_eq!(f["source"], "us-east");
     assert_eq!(f["target"], "us-west");
     assert_eq!(f["enabled"], true);
@@ -428,7 +442,7 @@ fn json_has_the_documented_fields() {
         f["clients"]["target_producer"]["properties"]["compression.type"],
         "zstd"
     );
-    let disabled = flow(&doc, "us-west->us-east");
+    let disabled = flow("us-west->us-east");
     assert_eq!(disabled["enabled"], false);
     assert_eq!(
         disabled["intervals_seconds"]["sync_group_offsets"],
@@ -455,32 +469,18 @@ fn json_redacts_secrets_and_lists_warnings() {
         assert!(!stdout.contains("hunter2"), "{stdout}");
         assert!(stdout.contains("[redacted]"), "{stdout}");
         if json {
-            let doc: Value = serde_json::from_str(&stdout).unwrap();
-            let warnings = doc["warnings"].as_array().unwrap();
-            assert!(warnings.len() >= 2, "{warnings:?}");
-            let keys: Vec<&str> = warnings
-                .iter()
-                .flat_map(|w| w["keys"].as_array().unwrap())
-                .map(|k| k["key"].as_str().unwrap())
-                .collect();
+            let doc: CheckReport = typed("check --json", &stdout);
+            assert!(doc.warnings.len() >= 2, "{:?}", doc.warnings);
+            let keys = warning_keys(&doc);
             assert!(keys.contains(&"key.converter"), "{keys:?}");
             assert!(
                 keys.contains(&"us-east.consumer.max.poll.records"),
                 "{keys:?}"
             );
-            let f = flow(&doc, "us-east->us-west");
-            assert_eq!(
-                f["clients"]["source_consumer"]["properties"]["sasl.username"],
-                "mm2"
-            );
-            assert_eq!(
-                f["clients"]["source_consumer"]["properties"]["sasl.password"],
-                "[redacted]"
-            );
-            assert_eq!(
-                f["clients"]["source_consumer"]["properties"]["sasl.mechanisms"],
-                "PLAIN"
-            );
+            let props = &flow(&doc, "us-east->us-west").clients["source_consumer"].properties;
+            assert_eq!(props["sasl.username"], "mm2");
+            assert_eq!(props["sasl.password"], "[redacted]");
+            assert_eq!(props["sasl.mechanisms"], "PLAIN");
         }
     }
 }

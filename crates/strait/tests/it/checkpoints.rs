@@ -10,6 +10,7 @@ use crate::common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use strait::translate::TranslateReport;
 use strait_sandbox::Cluster;
 
 const TOPIC: &str = "orders";
@@ -292,22 +293,18 @@ async fn checkpoints_resume_a_group_exactly(engine) {
 
     // `strait translate` agrees, exactly, and says nothing is read twice.
     let t = translate_json(&cfg, "billing", &[]).await;
-    assert_eq!(t["source_reachable"], true);
-    for p in t["partitions"].as_array().unwrap() {
-        let n = p["partition"].as_i64().unwrap() as i32;
-        assert_eq!(p["upstream_offset"].as_i64(), Some(group_at[&n]), "{p}");
-        assert_eq!(
-            p["downstream_offset"].as_i64(),
-            Some(cps[&n].downstream),
-            "{p}"
-        );
-        assert_eq!(p["method"], "exact", "{p}");
-        assert_eq!(p["reread"], 0, "{p}");
-        assert_eq!(p["remote_topic"], REMOTE);
+    assert!(t.translation.source_reachable, "{t:?}");
+    for p in &t.translation.partitions {
+        let n = p.partition;
+        assert_eq!(p.upstream_offset, Some(group_at[&n]), "{p:?}");
+        assert_eq!(p.downstream_offset, Some(cps[&n].downstream), "{p:?}");
+        assert_eq!(p.method, "exact", "{p:?}");
+        assert_eq!(p.reread, Some(0), "{p:?}");
+        assert_eq!(p.remote_topic, REMOTE);
     }
     // --apply commits them to the (idle) group on us-west.
     let t = translate_json(&cfg, "billing", &["--apply"]).await;
-    assert_eq!(t["applied"], true);
+    assert!(t.applied, "{t:?}");
     let expected: BTreeMap<i32, i64> = cps.iter().map(|(p, cp)| (*p, cp.downstream)).collect();
     assert_eq!(committed(west, "billing", REMOTE, 3).await, expected);
 
@@ -315,21 +312,16 @@ async fn checkpoints_resume_a_group_exactly(engine) {
     east.cut();
     let t = translate_json(&cfg, "billing", &[]).await;
     east.heal();
-    assert_eq!(t["source_reachable"], false);
-    for p in t["partitions"].as_array().unwrap() {
-        let n = p["partition"].as_i64().unwrap() as i32;
-        assert_eq!(p["method"], "checkpoint", "{p}");
-        assert_eq!(
-            p["downstream_offset"].as_i64(),
-            Some(cps[&n].downstream),
-            "{p}"
-        );
+    assert!(!t.translation.source_reachable, "{t:?}");
+    for p in &t.translation.partitions {
+        assert_eq!(p.method, "checkpoint", "{p:?}");
+        assert_eq!(p.downstream_offset, Some(cps[&p.partition].downstream), "{p:?}");
     }
 }
 }
 
 /// `strait translate CONFIG --group G --source us-east --target us-west --json [extra]`.
-async fn translate_json(cfg: &std::path::Path, group: &str, extra: &[&str]) -> serde_json::Value {
+async fn translate_json(cfg: &std::path::Path, group: &str, extra: &[&str]) -> TranslateReport {
     let mut cmd = strait();
     cmd.arg("translate")
         .arg(cfg)
@@ -346,7 +338,10 @@ async fn translate_json(cfg: &std::path::Path, group: &str, extra: &[&str]) -> s
         "strait translate: {:?}: {stderr}",
         out.status
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+    typed(
+        &format!("translate --json (stderr: {stderr})"),
+        &String::from_utf8_lossy(&out.stdout),
+    )
 }
 
 on_both_engines! {
@@ -672,13 +667,13 @@ async fn partitions_replicated_by_mm2_fall_back_to_mm2_offset_syncs(engine) {
     )
     .unwrap();
     let t = translate_json(&path, "old", &[]).await;
-    let p = &t["partitions"][0];
-    assert_eq!(p["topic"], "legacy", "{t}");
-    assert_eq!(p["upstream_offset"], 70, "{t}");
+    let p = &t.translation.partitions[0];
+    assert_eq!(p.topic, "legacy", "{t:?}");
+    assert_eq!(p.upstream_offset, Some(70), "{t:?}");
     // MM2's rule: the newest sync at or before 70 is 50 -> 50, so 50 + 1.
-    assert_eq!(p["method"], "mm2-sync", "{t}");
-    assert_eq!(p["downstream_offset"], 51, "{t}");
-    assert_eq!(p["mm2_offset"], 51, "{t}");
-    assert_eq!(p["reread"], 19, "{t}");
+    assert_eq!(p.method, "mm2-sync", "{t:?}");
+    assert_eq!(p.downstream_offset, Some(51), "{t:?}");
+    assert_eq!(p.mm2_offset, Some(51), "{t:?}");
+    assert_eq!(p.reread, Some(19), "{t:?}");
 }
 }

@@ -9,7 +9,15 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use serde_json::{json, Value};
 use strait::failover::active::{self, ActiveRegion};
+use strait::failover::clients::{ClientSettings, Decision};
 use strait_sandbox::Cluster;
+
+/// The endpoint's answer to a bad request or when no cluster answers (it has no library type:
+/// the HTTP layer writes it in place).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ApiError {
+    error: String,
+}
 
 /// `strait clients CONFIG ARGS`: (exit code, stdout, stderr).
 async fn clients(cfg: &Path, args: &[&str]) -> (i32, String, String) {
@@ -28,11 +36,16 @@ async fn clients(cfg: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// `strait clients CONFIG --group G --json`, which must succeed.
-async fn clients_json(cfg: &Path, group: &str) -> Value {
+/// `strait clients CONFIG --group G --json`, which must succeed: the document as printed.
+async fn clients_json_text(cfg: &Path, group: &str) -> String {
     let (code, out, err) = clients(cfg, &["--group", group, "--json"]).await;
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    out
+}
+
+/// `strait clients CONFIG --group G --json`, which must succeed.
+async fn clients_json(cfg: &Path, group: &str) -> ClientSettings {
+    typed("clients --json", &clients_json_text(cfg, group).await)
 }
 
 /// GET with extra request headers: (status, response headers lower-cased, body).
@@ -53,19 +66,37 @@ fn header<'a>(hs: &'a [(String, String)], name: &str) -> &'a str {
 }
 
 /// `GET /api/clients/{group}`, which must answer 200 with JSON; also returns the ETag.
-async fn api(addr: &str, group: &str) -> (Value, String) {
+async fn api(addr: &str, group: &str) -> (ClientSettings, String) {
     let (code, hs, body) = get(addr, &format!("/api/clients/{group}"), &[]).await;
     assert_eq!(code, 200, "{body}");
     (
-        serde_json::from_str(&body).unwrap(),
+        typed("/api/clients", &body),
         header(&hs, "etag").to_string(),
     )
 }
 
 /// The answer without its warnings (which name timings and errors), for comparing the two ways.
-fn stable(mut v: Value) -> Value {
-    v.as_object_mut().unwrap().remove("warnings");
-    v
+/// ([`typed`] checked that the typed answer is the whole document, so comparing typed answers
+/// compares the documents.)
+fn stable(mut s: ClientSettings) -> ClientSettings {
+    s.warnings.clear();
+    s
+}
+
+/// The answer for `billing` once a switch to `active` (servers `bootstrap`) is recorded.
+fn recorded(active: &str, bootstrap: &str, topics: &[&str], r: &ActiveRegion) -> ClientSettings {
+    ClientSettings {
+        group: "billing".into(),
+        pair: ["us-east".into(), "us-west".into()],
+        active_region: active.into(),
+        bootstrap_servers: bootstrap.into(),
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        version: r.version,
+        changed_at_ms: Some(r.changed_at_ms),
+        reason: r.reason.clone(),
+        decision: Decision::Record,
+        warnings: vec![],
+    }
 }
 
 async fn record(c: &Cluster, r: &ActiveRegion) {
@@ -104,22 +135,27 @@ async fn clients_follow_failover_and_failback(engine) {
 
     // (1) No record: the source of the active-passive flow, version 0, the group's topic.
     commit_group(east, "billing", &[("orders", 0, 5), ("orders", 1, 5)]).await;
-    let doc = clients_json(&cfg, "billing").await;
+    // The one untyped reading of this document, on purpose: the exact JSON a client's script
+    // parses, field names and all (the README's; the bytes are
+    // `src/failover/testdata/clients.json`). The rest of the test reads `ClientSettings`.
+    let text = clients_json_text(&cfg, "billing").await;
+    let raw: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(
-        stable(doc.clone()),
+        raw,
         json!({
             "group": "billing", "pair": ["us-east", "us-west"], "active_region": "us-east",
             "bootstrap_servers": east_bs, "topics": ["orders"], "version": 0,
             "changed_at_ms": null, "source": "default",
             "reason": "no switch recorded; us-east is the source of us-east->us-west",
+            "warnings": [],
         })
     );
-    assert_eq!(doc["warnings"], json!([]), "{doc}");
+    let doc: ClientSettings = typed("clients --json", &text);
     let (via_http, etag0) = api(&addr, "billing").await;
     assert_eq!(via_http, doc);
     // A group without commits: every topic the flows replicate.
     let fresh = clients_json(&cfg, "fresh").await;
-    assert_eq!(fresh["topics"], json!(["orders"]), "{fresh}");
+    assert_eq!(fresh.topics, ["orders"], "{fresh:?}");
     // The table names the region, its servers and the topics.
     let (code, text, _) = clients(&cfg, &["--group", "billing"]).await;
     assert_eq!(code, 0);
@@ -148,13 +184,10 @@ async fn clients_follow_failover_and_failback(engine) {
     let doc = clients_json(&cfg, "billing").await;
     assert_eq!(
         stable(doc.clone()),
-        json!({
-            "group": "billing", "pair": ["us-east", "us-west"], "active_region": "us-west",
-            "bootstrap_servers": west_bs, "topics": ["us-east.orders", "orders"], "version": 1,
-            "changed_at_ms": failover.changed_at_ms, "source": "record",
-            "reason": "failover from us-east",
-        })
+        recorded("us-west", &west_bs, &["us-east.orders", "orders"], &failover)
     );
+    assert_eq!(doc.version, 1);
+    assert_eq!(doc.reason, "failover from us-east");
     let (via_http, etag1) = api(&addr, "billing").await;
     assert_eq!(via_http, doc);
     assert_ne!(etag1, etag0, "the ETag changes with the switch");
@@ -187,11 +220,11 @@ async fn clients_follow_failover_and_failback(engine) {
     record(east, &failback).await;
     record(west, &failback).await;
     let doc = clients_json(&cfg, "billing").await;
-    assert_eq!(doc["active_region"], "us-east", "{doc}");
-    assert_eq!(doc["bootstrap_servers"], east_bs.as_str());
-    assert_eq!(doc["topics"], json!(["orders"]));
-    assert_eq!(doc["version"], 2);
-    assert_eq!(doc["reason"], "failback to us-east");
+    assert_eq!(doc.active_region, "us-east", "{doc:?}");
+    assert_eq!(doc.bootstrap_servers, east_bs);
+    assert_eq!(doc.topics, ["orders"]);
+    assert_eq!(doc.version, 2);
+    assert_eq!(doc.reason, "failback to us-east");
     assert_eq!(stable(api(&addr, "billing").await.0), stable(doc));
 
     // (4) us-east cut: us-west's copy of the record still answers (with a warning naming us-east).
@@ -203,12 +236,12 @@ async fn clients_follow_failover_and_failback(engine) {
         "took {:?}",
         t.elapsed()
     );
-    assert_eq!(doc["active_region"], "us-east", "{doc}");
-    assert_eq!(doc["version"], 2);
-    assert_eq!(doc["source"], "record");
+    assert_eq!(doc.active_region, "us-east", "{doc:?}");
+    assert_eq!(doc.version, 2);
+    assert_eq!(doc.decision, Decision::Record);
     assert!(
-        doc["warnings"].to_string().contains("us-east"),
-        "the unreachable cluster is named: {doc}"
+        doc.warnings.iter().any(|w| w.contains("us-east")),
+        "the unreachable cluster is named: {doc:?}"
     );
     // A failover during the outage can only be recorded on us-west: that one wins.
     let during = ActiveRegion::switch(
@@ -223,13 +256,10 @@ async fn clients_follow_failover_and_failback(engine) {
     let doc = clients_json(&cfg, "billing").await;
     assert_eq!(
         stable(doc.clone()),
-        json!({
-            "group": "billing", "pair": ["us-east", "us-west"], "active_region": "us-west",
-            "bootstrap_servers": west_bs, "topics": ["us-east.orders", "orders"], "version": 3,
-            "changed_at_ms": during.changed_at_ms, "source": "record",
-            "reason": "failover from us-east (unreachable)",
-        })
+        recorded("us-west", &west_bs, &["us-east.orders", "orders"], &during)
     );
+    assert_eq!(doc.version, 3);
+    assert_eq!(doc.reason, "failover from us-east (unreachable)");
     assert_eq!(stable(api(&addr, "billing").await.0), stable(doc));
 
     // Both cut: exit 1 naming both addresses; HTTP 503 with a JSON error.
@@ -245,8 +275,8 @@ async fn clients_follow_failover_and_failback(engine) {
     );
     let (code, _, body) = get(&addr, "/api/clients/billing", &[]).await;
     assert_eq!(code, 503, "{body}");
-    let e: Value = serde_json::from_str(&body).unwrap();
-    assert!(e["error"].as_str().unwrap().contains(&west_bs), "{body}");
+    let e: ApiError = typed("/api/clients error", &body);
+    assert!(e.error.contains(&west_bs), "{body}");
     east.heal();
     west.heal();
 
@@ -258,8 +288,8 @@ async fn clients_follow_failover_and_failback(engine) {
     ] {
         let (code, _, body) = get(&addr, path, &[]).await;
         assert_eq!(code, 400, "{path}: {body}");
-        let e: Value = serde_json::from_str(&body).unwrap();
-        let msg = e["error"].as_str().unwrap();
+        let e: ApiError = typed("/api/clients error", &body);
+        let msg = e.error;
         assert!(!msg.is_empty() && !msg.contains('\n'), "{path}: {msg}");
     }
     let (code, _, body) = get(&addr, "/api/clients/billing?pair=us-west,us-east", &[]).await;

@@ -10,16 +10,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use serde_json::Value;
+use strait::monitor::{Status, Verdict};
 
 const FLOW: &str = "us-east->us-west";
 
 // ---- a minimal HTTP client (GET, blocking: call through spawn_blocking) ----
 
 /// `/api/status` once it answers 200.
-async fn api_status(addr: &str) -> Option<Value> {
+async fn api_status(addr: &str) -> Option<Status> {
     match http_get(addr, "/api/status").await {
-        Ok((200, body)) => Some(serde_json::from_str(&body).expect("/api/status is JSON")),
+        Ok((200, body)) => Some(typed("/api/status", &body)),
         _ => None,
     }
 }
@@ -29,8 +29,8 @@ async fn wait_status(
     addr: &str,
     within: Duration,
     what: &str,
-    ok: impl Fn(&Value) -> bool,
-) -> Value {
+    ok: impl Fn(&Status) -> bool,
+) -> Status {
     let deadline = Instant::now() + within;
     let mut last = None;
     loop {
@@ -43,7 +43,7 @@ async fn wait_status(
         assert!(
             Instant::now() < deadline,
             "{what}: not within {within:?}; last /api/status: {}",
-            last.map_or_else(|| "none (503 or unreachable)".into(), |d| d.to_string())
+            last.map_or_else(|| "none (503 or unreachable)".into(), |d| format!("{d:?}"))
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -298,12 +298,12 @@ fn shown(dom: &str) -> Shown {
 
 /// Load the page until it shows the snapshot `/api/status` serves right after (a collection
 /// may land in between: then again).
-async fn snapshot(url: &str, addr: &str, scratch: &Path) -> (Shown, Value) {
+async fn snapshot(url: &str, addr: &str, scratch: &Path) -> (Shown, Status) {
     let mut seen = Vec::new();
     for _ in 0..6 {
         let page = shown(&dump_dom(url, scratch).await);
         let doc = api_status(addr).await.expect("/api/status answers");
-        let at = doc["generated_at_ms"].as_i64().unwrap();
+        let at = doc.generated_at_ms;
         if page.generated_at == at {
             return (page, doc);
         }
@@ -313,9 +313,9 @@ async fn snapshot(url: &str, addr: &str, scratch: &Path) -> (Shown, Value) {
 }
 
 /// Seconds as the page renders them: one decimal, within rounding of the JSON value.
-fn assert_seconds(what: &str, shown: Option<&String>, json: &Value) {
-    match json.as_f64() {
-        None => assert_eq!(shown.map(String::as_str), Some("none"), "{what}: {json}"),
+fn assert_seconds(what: &str, shown: Option<&String>, json: Option<f64>) {
+    match json {
+        None => assert_eq!(shown.map(String::as_str), Some("none"), "{what}: {json:?}"),
         Some(v) => {
             let s = shown.unwrap_or_else(|| panic!("{what}: not shown (JSON {v})"));
             let (_, decimals) = s.split_once('.').unwrap_or_else(|| panic!("{what}: {s:?}"));
@@ -331,28 +331,21 @@ fn assert_seconds(what: &str, shown: Option<&String>, json: &Value) {
 
 /// Records of `orders` not replicated yet (the flow's total also counts the heartbeats topic,
 /// which never stands still).
-fn orders_lag(doc: &Value) -> i64 {
-    doc["flows"][0]["partition_lags"]
-        .as_array()
-        .unwrap()
+fn orders_lag(doc: &Status) -> i64 {
+    doc.flows[0]
+        .partition_lags
         .iter()
-        .filter(|p| p["topic"] == "orders")
-        .map(|p| p["lag_records"].as_i64().unwrap())
+        .filter(|p| p.topic == "orders")
+        .map(|p| p.lag_records)
         .sum()
 }
 
 /// The flows and their numbers on the page are those of `/api/status`.
-fn assert_flows_match(page: &Shown, doc: &Value) {
-    let flows = doc["flows"].as_array().unwrap();
+fn assert_flows_match(page: &Shown, doc: &Status) {
+    let flows = &doc.flows;
     let keys: Vec<String> = flows
         .iter()
-        .map(|f| {
-            format!(
-                "{}->{}",
-                f["source"].as_str().unwrap(),
-                f["target"].as_str().unwrap()
-            )
-        })
+        .map(|f| format!("{}->{}", f.source, f.target))
         .collect();
     assert_eq!(
         page.flows.keys().cloned().collect::<Vec<_>>(),
@@ -368,34 +361,33 @@ fn assert_flows_match(page: &Shown, doc: &Value) {
         let get = |k: &str| row.get(k).cloned();
         assert_eq!(
             get("verdict").as_deref(),
-            f["verdict"].as_str(),
+            Some(f.verdict.as_str()),
             "{key} verdict"
         );
-        if f["lag_known"] == false {
+        if !f.lag_known {
             // The source could not be read: the lag is unknown, never shown as 0.
             assert_eq!(get("lag_records").as_deref(), Some("?"), "{key}: {row:?}");
             assert_eq!(get("lag_seconds").as_deref(), Some("?"), "{key}: {row:?}");
         } else {
             assert_eq!(
                 get("lag_records"),
-                Some(f["lag_records"].as_i64().unwrap().to_string()),
-                "{key} lag_records: {row:?} vs {f}"
+                Some(f.lag_records.to_string()),
+                "{key} lag_records: {row:?} vs {f:?}"
             );
             assert_seconds(
                 &format!("{key} lag_seconds"),
                 row.get("lag_seconds"),
-                &f["lag_seconds"],
+                Some(f.lag_seconds),
             );
         }
-        for k in ["topics", "partitions"] {
-            assert_eq!(
-                get(k),
-                Some(f[k].as_i64().unwrap().to_string()),
-                "{key} {k}: {row:?} vs {f}"
-            );
+        for (k, n) in [("topics", f.topics), ("partitions", f.partitions)] {
+            assert_eq!(get(k), Some(n.to_string()), "{key} {k}: {row:?} vs {f:?}");
         }
-        for k in ["heartbeat_age_seconds", "checkpoint_age_seconds"] {
-            assert_seconds(&format!("{key} {k}"), row.get(k), &f[k]);
+        for (k, age) in [
+            ("heartbeat_age_seconds", f.heartbeat_age_seconds),
+            ("checkpoint_age_seconds", f.checkpoint_age_seconds),
+        ] {
+            assert_seconds(&format!("{key} {k}"), row.get(k), age);
         }
     }
 }
@@ -446,28 +438,21 @@ async fn dashboard_shows_what_api_status_says(engine) {
         Duration::from_secs(120),
         "caught up, OK, group translated",
         |d| {
-            let f = &d["flows"][0];
-            let billing = d["groups"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|g| g["group"] == "billing");
-            d["flows"].as_array().unwrap().len() == 1
-                && f["verdict"] == "OK"
+            let billing = d.groups.iter().find(|g| g.group == "billing");
+            d.flows.len() == 1
+                && d.flows[0].verdict == Verdict::Ok
                 && orders_lag(d) == 0
                 && billing.is_some_and(|g| {
-                    g["partitions"]
-                        .as_array()
-                        .unwrap()
+                    g.partitions
                         .iter()
-                        .filter(|p| p["translated"].is_i64())
+                        .filter(|p| p.translated.is_some())
                         .count()
                         == 3
                 })
         },
     )
     .await;
-    assert_eq!(doc["flows"][0]["source"], "us-east");
+    assert_eq!(doc.flows[0].source, "us-east");
 
     let scratch = regions.dir.path().join("chromium");
     std::fs::create_dir_all(&scratch).unwrap();
@@ -479,15 +464,10 @@ async fn dashboard_shows_what_api_status_says(engine) {
         .groups
         .get(&("billing".to_string(), FLOW.to_string()))
         .unwrap_or_else(|| panic!("the groups table shows billing on {FLOW}: {page:?}"));
-    let g = doc["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["group"] == "billing")
-        .unwrap();
-    assert_eq!(billing["source_lag"], g["source_lag"].to_string(), "{g}");
+    let g = doc.groups.iter().find(|g| g.group == "billing").unwrap();
+    assert_eq!(billing["source_lag"], g.source_lag.to_string(), "{g:?}");
     assert_eq!(billing["source_lag"], "150", "300 produced, 150 committed");
-    match g["target_lag"].as_i64() {
+    match g.target_lag {
         Some(n) => assert_eq!(billing["target_lag"], n.to_string()),
         None => assert_eq!(billing["target_lag"], "none"),
     }
@@ -504,28 +484,22 @@ async fn dashboard_shows_what_api_status_says(engine) {
         &addr,
         Duration::from_secs(90),
         "BROKEN with 120 records behind",
-        |d| {
-            let f = &d["flows"][0];
-            f["verdict"] == "BROKEN" && orders_lag(d) == 120
-        },
+        |d| d.flows[0].verdict == Verdict::Broken && orders_lag(d) == 120,
     )
     .await;
     assert!(
-        doc["flows"][0]["reasons"].to_string().contains("us-west"),
-        "{doc}"
+        doc.flows[0].reasons.iter().any(|r| r.contains("us-west")),
+        "{doc:?}"
     );
     let (page, doc) = snapshot(&url, &addr, &scratch).await;
     assert_flows_match(&page, &doc);
-    assert!(orders_lag(&doc) == 120, "{doc}");
+    assert!(orders_lag(&doc) == 120, "{doc:?}");
     let reasons = page
         .reasons
         .get(FLOW)
         .unwrap_or_else(|| panic!("reasons shown for {FLOW}: {page:?}"));
-    for r in doc["flows"][0]["reasons"].as_array().unwrap() {
-        assert!(
-            reasons.contains(r.as_str().unwrap()),
-            "{reasons:?} lacks {r}"
-        );
+    for r in &doc.flows[0].reasons {
+        assert!(reasons.contains(r.as_str()), "{reasons:?} lacks {r}");
     }
     let png = screenshot(&url, "dashboard-broken.png", &scratch).await;
     eprintln!("dashboard screenshot (BROKEN): {}", png.display());

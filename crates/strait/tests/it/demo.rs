@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use serde_json::Value;
+use strait::monitor::{FlowStatus, Status, Verdict};
 
 /// Two consecutive free ports (the demo's regions take base and base + 1).
 fn free_port_pair() -> u16 {
@@ -23,28 +23,26 @@ fn free_port_pair() -> u16 {
 }
 
 /// The replicated position of `flow`'s `orders` partitions, summed.
-fn replicated(flow: &Value) -> i64 {
-    flow["partition_lags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["topic"] == "orders")
-        .filter_map(|p| p["replicated"].as_i64())
+fn replicated(flow: &FlowStatus) -> i64 {
+    flow.partition_lags
+        .iter()
+        .filter(|p| p.topic == "orders")
+        .map(|p| p.replicated)
         .sum()
 }
 
-fn flow<'a>(status: &'a Value, source: &str, target: &str) -> Option<&'a Value> {
-    status["flows"]
-        .as_array()?
+fn flow<'a>(status: &'a Status, source: &str, target: &str) -> Option<&'a FlowStatus> {
+    status
+        .flows
         .iter()
-        .find(|f| f["source"] == source && f["target"] == target)
+        .find(|f| f.source == source && f.target == target)
 }
 
-fn has_group(status: &Value, group: &str, source: &str, target: &str) -> bool {
-    status["groups"].as_array().is_some_and(|gs| {
-        gs.iter()
-            .any(|g| g["group"] == group && g["source"] == source && g["target"] == target)
-    })
+fn has_group(status: &Status, group: &str, source: &str, target: &str) -> bool {
+    status
+        .groups
+        .iter()
+        .any(|g| g.group == group && g.source == source && g.target == target)
 }
 
 /// The config path the banner names.
@@ -87,16 +85,16 @@ async fn demo_replicates_both_ways_with_traffic_and_stops_on_sigterm() {
         let mut why = String::new();
         match http_get(&http, "/api/status").await {
             Ok((200, body)) => {
-                let st: Value = serde_json::from_str(&body).expect("/api/status is JSON");
+                let st: Status = typed("/api/status", &body);
                 match (
                     flow(&st, "us-east", "us-west"),
                     flow(&st, "us-west", "us-east"),
                 ) {
                     (Some(ew), Some(we)) => {
                         for f in [ew, we] {
-                            if f["verdict"] != "OK" {
+                            if f.verdict != Verdict::Ok {
                                 why +=
-                                    &format!("{}->{} {}; ", f["source"], f["target"], f["verdict"]);
+                                    &format!("{}->{} {}; ", f.source, f.target, f.verdict.as_str());
                             }
                         }
                         let now = (replicated(ew), replicated(we));
@@ -134,13 +132,12 @@ async fn demo_replicates_both_ways_with_traffic_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     // orders-app's position reached us-west through group offset sync.
-    let synced = status["groups"]
-        .as_array()
-        .unwrap()
+    // (Reading it as `Status` checked that its `source_lag` is a number.)
+    let synced = status
+        .groups
         .iter()
-        .find(|g| g["group"] == "orders-app" && g["target"] == "us-west")
-        .unwrap();
-    assert!(synced["source_lag"].is_i64(), "{synced}");
+        .find(|g| g.group == "orders-app" && g.target == "us-west");
+    assert!(synced.is_some(), "{status:?}");
 
     // The banner: dashboard, both regions, the config, the fault controls.
     let banner = std::fs::read_to_string(&out).unwrap();

@@ -12,7 +12,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use crate::common::*;
-use serde_json::Value;
+use strait::drill::{BudgetUnit, DrillReport, MarkKind, SeqRange, Side};
 use strait_sandbox::Sandbox;
 
 /// Run `strait drill ARGS`, echoing its stderr for a failing test's log.
@@ -26,114 +26,99 @@ async fn drill(args: Vec<String>) -> Output {
     out
 }
 
-fn report(dir: &Path) -> Value {
+fn report(dir: &Path) -> DrillReport {
     for f in ["report.json", "report.md", "report.html"] {
         assert!(dir.join(f).is_file(), "{f} missing in {}", dir.display());
     }
     let text = std::fs::read_to_string(dir.join("report.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    typed("report.json", &text)
 }
 
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+/// Sequence numbers of a list of ranges.
+fn expand(ranges: &[SeqRange]) -> Vec<u64> {
+    ranges.iter().flat_map(|r| r.first..=r.last).collect()
 }
 
-fn i(v: &Value) -> i64 {
-    v.as_i64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
-
-/// Sequence numbers of a list of `{first, last}` ranges.
-fn expand(ranges: &Value) -> Vec<u64> {
-    ranges
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| u(&r["first"])..=u(&r["last"]))
-        .collect()
+/// A time the drill must have reached.
+fn at(t: Option<i64>, what: &str) -> i64 {
+    t.unwrap_or_else(|| panic!("no {what}"))
 }
 
 /// What every finished drill report must agree with itself on.
-fn assert_consistent(r: &Value) {
-    let s = &r["sequence"];
-    let t = &r["times"];
-    let d = &r["durations"];
+fn assert_consistent(r: &DrillReport) {
+    let s = &r.sequence;
+    let t = &r.times;
+    let d = &r.durations;
     // RTO: failure to the first record consumed on the secondary, as the sequence check saw it.
-    let failure = i(&t["failure_at_ms"]);
-    let first = i(&s["first_on_secondary"]["received_at_ms"]);
-    assert_eq!(i(&t["first_consumed_on_secondary_at_ms"]), first, "{r}");
-    let rto = i(&d["rto_ms"]);
-    assert_eq!(rto, first - failure, "{r}");
-    let detection = i(&d["detection_ms"]);
+    let failure = at(t.failure_at_ms, "failure");
+    let first = s
+        .first_on_secondary
+        .unwrap_or_else(|| panic!("nothing consumed on the secondary: {r:?}"))
+        .received_at_ms;
+    assert_eq!(t.first_consumed_on_secondary_at_ms, Some(first), "{r:?}");
+    let rto = at(d.rto_ms, "RTO");
+    assert_eq!(rto, first - failure, "{r:?}");
+    let detection = at(d.detection_ms, "detection");
     assert!(detection > 0, "detection {detection}");
     assert!(
         rto > detection,
         "RTO {rto} ms is not longer than detection {detection} ms"
     );
-    assert!(i(&d["failover_ms"]) > 0);
+    assert!(at(d.failover_ms, "failover duration") > 0);
     assert!(
-        i(&t["failover_done_at_ms"]) <= first,
+        at(t.failover_done_at_ms, "failover done") <= first,
         "consumed before the failover was done"
     );
 
     // RPO in records: the lost records, counted, listed and never consumed.
-    let lost = expand(&s["lost"]);
-    assert_eq!(u(&r["rpo_records"]), u(&s["lost_count"]), "{r}");
-    assert_eq!(lost.len() as u64, u(&s["lost_count"]), "{r}");
+    let lost = expand(&s.lost);
+    assert_eq!(r.rpo_records, s.lost_count, "{r:?}");
+    assert_eq!(lost.len() as u64, s.lost_count, "{r:?}");
     assert_eq!(
-        u(&s["lost_acked_on_secondary"]),
-        0,
-        "lost after the failover: {r}"
+        s.lost_acked_on_secondary, 0,
+        "lost after the failover: {r:?}"
     );
     // RPO in time: measured back from the failure to the oldest lost record.
-    match s["oldest_lost"].as_object() {
+    match &s.oldest_lost {
         Some(o) => {
-            assert!(lost.contains(&u(&o["seq"])));
-            assert_eq!(o["side"], "primary");
-            let ms = (failure - i(&o["record_ts_ms"])).max(0);
-            assert!(((r["rpo_seconds"].as_f64().unwrap() * 1000.0) as i64 - ms).abs() <= 1);
+            assert!(lost.contains(&o.seq));
+            assert_eq!(o.side, Side::Primary);
+            let ms = (failure - o.record_ts_ms).max(0);
+            assert!(((r.rpo_seconds * 1000.0) as i64 - ms).abs() <= 1);
         }
         None => {
             assert!(lost.is_empty());
-            assert_eq!(r["rpo_seconds"].as_f64(), Some(0.0));
+            assert_eq!(r.rpo_seconds, 0.0);
         }
     }
     // Re-deliveries: counted as listed.
-    let redelivered = expand(&s["redelivered"]);
-    assert_eq!(
-        redelivered.len() as u64,
-        u(&s["redelivered_records"]),
-        "{r}"
-    );
-    assert!(u(&s["redeliveries"]) >= u(&s["redelivered_records"]));
+    let redelivered = expand(&s.redelivered);
+    assert_eq!(redelivered.len() as u64, s.redelivered_records, "{r:?}");
+    assert!(s.redeliveries >= s.redelivered_records);
     // Every gap is lost data or records never acknowledged; lost records are gaps or the tail.
-    let gaps: BTreeSet<u64> = expand(&s["gaps"]).into_iter().collect();
+    let gaps: BTreeSet<u64> = expand(&s.gaps).into_iter().collect();
     let unacked_gaps = gaps.iter().filter(|g| !lost.contains(g)).count() as u64;
-    assert!(unacked_gaps <= u(&r["counts"]["produced"]) - u(&s["acked"]));
+    assert!(unacked_gaps <= r.counts.produced - s.acked);
     let tail = lost.iter().filter(|l| !gaps.contains(l)).count() as u64;
-    assert_eq!(tail, u(&s["lost_at_tail"]), "{r}");
+    assert_eq!(tail, s.lost_at_tail, "{r:?}");
 
     // Traffic on both sides, and the timeline of it.
-    assert!(u(&r["counts"]["consumed_on_primary"]) > 0, "{r}");
-    assert!(u(&r["counts"]["consumed_on_secondary"]) > 0, "{r}");
-    assert!(u(&s["acked"]) <= u(&r["counts"]["produced"]));
-    let timeline = r["timeline"].as_array().unwrap();
+    assert!(r.counts.consumed_on_primary > 0, "{r:?}");
+    assert!(r.counts.consumed_on_secondary > 0, "{r:?}");
+    assert!(s.acked <= r.counts.produced);
+    let timeline = &r.timeline;
     assert!(timeline.len() > 10, "{} samples", timeline.len());
     let last = timeline.last().unwrap();
-    assert!(u(&last["acked_total"]) > 0 && u(&last["consumed_total"]) > 0);
-    let kinds: Vec<&str> = r["marks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["kind"].as_str().unwrap())
-        .collect();
+    assert!(last.acked_total > 0 && last.consumed_total > 0);
+    let kinds: Vec<MarkKind> = r.marks.iter().map(|m| m.kind).collect();
     for k in [
-        "failure",
-        "detected",
-        "failover_started",
-        "failover_done",
-        "first_consumed_on_secondary",
+        MarkKind::Failure,
+        MarkKind::Detected,
+        MarkKind::FailoverStarted,
+        MarkKind::FailoverDone,
+        MarkKind::FirstConsumedOnSecondary,
     ] {
-        assert!(kinds.contains(&k), "no {k} mark: {kinds:?}");
+        assert!(kinds.contains(&k), "no {k:?} mark: {kinds:?}");
     }
 }
 
@@ -161,28 +146,25 @@ async fn a_sandbox_drill_reports_rto_and_rpo_that_agree_with_its_sequence_check(
 
     let r = report(&out_dir);
     assert_consistent(&r);
-    assert_eq!(r["passed"], true, "{r}");
-    assert!(r["budgets"].as_array().unwrap().is_empty());
-    assert_eq!(r["settings"]["primary"], "us-east");
-    assert_eq!(r["settings"]["rate"], 200);
-    assert_eq!(r["settings"]["fail_after_ms"], 10_000);
+    assert!(r.passed, "{r:?}");
+    assert!(r.budgets.is_empty());
+    assert_eq!(r.settings.primary, "us-east");
+    assert_eq!(r.settings.rate, 200);
+    assert_eq!(r.settings.fail_after_ms, 10_000);
     // Failed at 10 s (give or take the scheduler).
-    let t = &r["times"];
-    let failed_after = i(&t["failure_at_ms"]) - i(&t["started_at_ms"]);
+    let failed_after = at(r.times.failure_at_ms, "failure") - r.times.started_at_ms;
     assert!((10_000..11_000).contains(&failed_after), "{failed_after}");
     // Detection is heartbeat staleness: at most 13 s (3 × 1 s + 10 s) after the last
     // heartbeat, which left us-east shortly before the cut.
-    let detection = i(&r["durations"]["detection_ms"]);
+    let detection = at(r.durations.detection_ms, "detection");
     assert!(
         (8_000..16_000).contains(&detection),
         "detection {detection} ms"
     );
     // strait failover's own RPO estimate is in the report beside the measured one.
-    assert!(r["strait_estimate"]["source"]
-        .as_str()
-        .unwrap()
-        .contains("lag snapshot"));
-    let notes = r["notes"].to_string();
+    let estimate = r.strait_estimate.as_ref().expect("strait's estimate");
+    assert!(estimate.source.contains("lag snapshot"), "{estimate:?}");
+    let notes = r.notes.join("\n");
     assert!(notes.contains("sandbox fault proxy"), "{notes}");
     // The drill's MM2 file is kept beside the report, and loads.
     let cfg = strait::config::Config::load(out_dir.join("mm2.properties")).unwrap();
@@ -219,18 +201,14 @@ async fn an_rto_budget_of_zero_fails_the_drill() {
 
     let r = report(&out_dir);
     assert_consistent(&r);
-    assert_eq!(r["passed"], false);
-    let rto = &r["budgets"][0];
-    assert_eq!(rto["name"], "rto", "{r}");
-    assert_eq!(rto["limit"], 0);
-    assert_eq!(rto["passed"], false);
-    assert_eq!(rto["measured"], r["durations"]["rto_ms"]);
-    let failures: Vec<&str> = r["failures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_str().unwrap())
-        .collect();
+    assert!(!r.passed);
+    let rto = &r.budgets[0];
+    assert_eq!(rto.name, "rto", "{r:?}");
+    assert_eq!(rto.unit, BudgetUnit::Milliseconds);
+    assert_eq!(rto.limit, 0);
+    assert!(!rto.passed);
+    assert_eq!(rto.measured.map(|m| m as i64), r.durations.rto_ms);
+    let failures = &r.failures;
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(failures[0].starts_with("RTO budget:"), "{failures:?}");
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
@@ -274,8 +252,8 @@ async fn a_config_drill_touches_only_its_own_topics_and_groups() {
     assert_eq!(out.status.code(), Some(0));
     let r = report(&out_dir);
     assert_consistent(&r);
-    assert_eq!(r["passed"], true);
-    let notes = r["notes"].to_string();
+    assert!(r.passed, "{r:?}");
+    let notes = r.notes.join("\n");
     assert!(notes.contains("Simulated failure"), "{notes}");
     assert!(
         notes.contains("topics.exclude"),
@@ -283,12 +261,12 @@ async fn a_config_drill_touches_only_its_own_topics_and_groups() {
     );
     // The group moved from its checkpoints (at most a second or so behind), not from the start:
     // a full re-read would deliver everything read on us-east again.
-    let again = u(&r["sequence"]["redeliveries_after_failover"]);
+    let again = r.sequence.redeliveries_after_failover;
     assert!(
-        again < u(&r["counts"]["consumed_on_primary"]) / 2,
-        "{again} re-read: {r}"
+        again < r.counts.consumed_on_primary / 2,
+        "{again} re-read: {r:?}"
     );
-    let topic = r["settings"]["topic"].as_str().unwrap().to_string();
+    let topic = r.settings.topic.clone();
     assert!(topic.starts_with("strait-drill-"), "{topic}");
 
     // Nothing of production was copied or moved, and the drill's topics and groups are gone.

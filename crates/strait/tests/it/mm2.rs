@@ -9,7 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use strait::config::report::{CheckReport, PositionFrom};
+use strait::failover::clients::ClientSettings;
+use strait::failover::report::FailoverReport;
+use strait::monitor::Status;
 use strait::replicate::mm2_offsets;
+use strait::translate::{PartitionTranslation, TranslateReport};
 use strait_sandbox::kafka::mm2::{self, Mm2};
 
 /// What MM2 needs beside the usual test file on one-node clusters (Connect's own topics with
@@ -89,7 +94,10 @@ async fn mm2_describe(west: &strait_sandbox::Cluster) -> BTreeMap<String, String
 }
 
 /// `strait ARGS --json`: exit code and document.
-async fn strait_json(args: &[&str]) -> (i32, serde_json::Value) {
+async fn strait_json<T>(args: &[&str]) -> (i32, T)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         let out = strait()
@@ -99,22 +107,20 @@ async fn strait_json(args: &[&str]) -> (i32, serde_json::Value) {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        let doc = serde_json::from_str(&text).unwrap_or_else(|e| {
-            panic!(
-                "strait {args:?}: not JSON ({e}): {text}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code().unwrap_or(-1), doc)
+        let what = format!(
+            "strait {args:?} (stderr: {})",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), typed(&what, &text))
     })
     .await
     .unwrap()
 }
 
 /// strait's translation of `app` from us-east to us-west: partition -> the partition's document.
-async fn strait_translate(cfg: &Path) -> BTreeMap<i32, serde_json::Value> {
+async fn strait_translate(cfg: &Path) -> BTreeMap<i32, PartitionTranslation> {
     let cfg = cfg.display().to_string();
-    let (code, doc) = strait_json(&[
+    let (code, doc): (_, TranslateReport) = strait_json(&[
         "translate",
         &cfg,
         "--group",
@@ -125,12 +131,11 @@ async fn strait_translate(cfg: &Path) -> BTreeMap<i32, serde_json::Value> {
         "us-west",
     ])
     .await;
-    assert_eq!(code, 0, "{doc}");
-    doc["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["partition"].as_i64().unwrap() as i32, p.clone()))
+    assert_eq!(code, 0, "{doc:?}");
+    doc.translation
+        .partitions
+        .into_iter()
+        .map(|p| (p.partition, p))
         .collect()
 }
 
@@ -190,7 +195,7 @@ async fn strait_answers_from_what_mirrormaker2_wrote() {
         let theirs = mm2_translate(west, "app").await;
         let agree = ours
             .iter()
-            .all(|(p, d)| d["downstream_offset"].as_i64() == theirs.get(p).copied());
+            .all(|(p, d)| d.downstream_offset == theirs.get(p).copied());
         if agree && ours.len() == 3 {
             break;
         }
@@ -199,14 +204,14 @@ async fn strait_answers_from_what_mirrormaker2_wrote() {
     let theirs = mm2_translate(west, "app").await;
     for (p, d) in &ours {
         assert_eq!(
-            d["downstream_offset"].as_i64(),
+            d.downstream_offset,
             theirs.get(p).copied(),
-            "partition {p}: {d}; MM2 says {theirs:?}"
+            "partition {p}: {d:?}; MM2 says {theirs:?}"
         );
-        match d["method"].as_str().unwrap() {
-            "mm2-sync" => assert_eq!(d["mm2_offset"].as_i64(), theirs.get(p).copied(), "{d}"),
-            "checkpoint" => assert!(d["mm2_offset"].as_i64() < theirs.get(p).copied(), "{d}"),
-            other => panic!("partition {p}: method {other}: {d}"),
+        match d.method.as_str() {
+            "mm2-sync" => assert_eq!(d.mm2_offset, theirs.get(p).copied(), "{d:?}"),
+            "checkpoint" => assert!(d.mm2_offset < theirs.get(p).copied(), "{d:?}"),
+            other => panic!("partition {p}: method {other}: {d:?}"),
         }
     }
     assert_eq!(ours.len(), 3);
@@ -238,21 +243,20 @@ async fn strait_answers_from_what_mirrormaker2_wrote() {
 
     // status, clients and the failover preview read MM2's heartbeats and checkpoints.
     let c = cfg.display().to_string();
-    let (code, status) = strait_json(&["status", &c, "--timeout", "20"]).await;
-    assert!(code == 0 || code == 1, "{status}");
-    let flow = status["flows"]
-        .as_array()
-        .unwrap()
+    let (code, status): (_, Status) = strait_json(&["status", &c, "--timeout", "20"]).await;
+    assert!(code == 0 || code == 1, "{status:?}");
+    let flow = status
+        .flows
         .iter()
-        .find(|f| f["source"] == "us-east" && f["target"] == "us-west")
-        .unwrap_or_else(|| panic!("{status}"))
-        .clone();
-    assert!(flow["heartbeat_age_seconds"].as_f64().is_some(), "{flow}");
-    assert!(flow["checkpoint_age_seconds"].as_f64().is_some(), "{flow}");
-    let (code, clients) = strait_json(&["clients", &c, "--group", "app"]).await;
-    assert_eq!(code, 0, "{clients}");
-    assert_eq!(clients["active_region"], "us-east", "{clients}");
-    let (code, preview) = strait_json(&[
+        .find(|f| f.source == "us-east" && f.target == "us-west")
+        .unwrap_or_else(|| panic!("{status:?}"));
+    assert!(flow.heartbeat_age_seconds.is_some(), "{flow:?}");
+    assert!(flow.checkpoint_age_seconds.is_some(), "{flow:?}");
+    let (code, clients): (_, ClientSettings) =
+        strait_json(&["clients", &c, "--group", "app"]).await;
+    assert_eq!(code, 0, "{clients:?}");
+    assert_eq!(clients.active_region, "us-east", "{clients:?}");
+    let (code, preview): (_, FailoverReport) = strait_json(&[
         "failover",
         &c,
         "--from",
@@ -262,11 +266,11 @@ async fn strait_answers_from_what_mirrormaker2_wrote() {
         "--dry-run",
     ])
     .await;
-    assert_eq!(code, 0, "{preview}");
+    assert_eq!(code, 0, "{preview:?}");
 
     // A planned failover with MM2 still replicating: app resumes on us-west where MM2's
     // translation says (strait's equals it, above).
-    let (code, report) = strait_json(&[
+    let (code, report): (_, FailoverReport) = strait_json(&[
         "failover",
         &c,
         "--from",
@@ -277,9 +281,9 @@ async fn strait_answers_from_what_mirrormaker2_wrote() {
         "60s",
     ])
     .await;
-    assert_eq!(code, 0, "{report}");
+    assert_eq!(code, 0, "{report:?}");
     let on_west = committed(west, "app", "us-east.orders", 3).await;
-    assert_eq!(on_west, theirs, "{report}");
+    assert_eq!(on_west, theirs, "{report:?}");
     assert!(
         mirror.terminate(Duration::from_secs(30)),
         "{}",
@@ -428,36 +432,27 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
     );
 
     // `strait check --positions` says what a first run will do.
-    let (code, check) = strait_json(&["check", &c, "--positions"]).await;
-    assert_eq!(code, 0, "{check}");
-    let planned: BTreeMap<i64, (String, i64)> = check["positions"]
-        .as_array()
-        .unwrap()
+    let (code, check): (_, CheckReport) = strait_json(&["check", &c, "--positions"]).await;
+    assert_eq!(code, 0, "{check:?}");
+    let planned: BTreeMap<i32, (PositionFrom, Option<i64>)> = check
+        .positions
         .iter()
-        .filter(|p| p["topic"] == "orders")
-        .map(|p| {
-            let part = p["partition"].as_i64().unwrap();
-            (
-                part,
-                (
-                    p["from"].as_str().unwrap().to_string(),
-                    p["offset"].as_i64().unwrap(),
-                ),
-            )
-        })
+        .flatten()
+        .filter(|p| p.topic == "orders")
+        .map(|p| (p.partition, (p.from, p.offset)))
         .collect();
-    let from_mm2: BTreeMap<i64, (String, i64)> = (0..3)
+    let from_mm2: BTreeMap<i32, (PositionFrom, Option<i64>)> = (0..3)
         .map(|p| {
             (
                 p,
                 (
-                    "mm2".to_string(),
-                    at_switch[&("orders".to_string(), p as i32)],
+                    PositionFrom::Mm2,
+                    Some(at_switch[&("orders".to_string(), p)]),
                 ),
             )
         })
         .collect();
-    assert_eq!(planned, from_mm2, "{check}");
+    assert_eq!(planned, from_mm2, "{check:?}");
 
     // 2. strait runs on the same file and resumes each partition where MM2 stopped.
     let log = log_path("strait-switch.log");
@@ -493,16 +488,15 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
             .any(|t| t == "us-east.orders"),
         "{described:?}"
     );
-    let (code, status) = strait_json(&["status", &c, "--timeout", "20"]).await;
-    assert!(code == 0 || code == 1, "{status}");
-    let upstream: Vec<&str> = status["flows"]
-        .as_array()
-        .unwrap()
+    let (code, status): (_, Status) = strait_json(&["status", &c, "--timeout", "20"]).await;
+    assert!(code == 0 || code == 1, "{status:?}");
+    let upstream: Vec<&str> = status
+        .flows
         .iter()
-        .filter(|f| f["target"] == "us-west" && f["partitions"].as_u64() > Some(0))
-        .map(|f| f["source"].as_str().unwrap())
+        .filter(|f| f.target == "us-west" && f.partitions > 0)
+        .map(|f| f.source.as_str())
         .collect();
-    assert_eq!(upstream, ["us-east"], "{status}");
+    assert_eq!(upstream, ["us-east"], "{status:?}");
 
     let strait_group = committed(east, "strait.us-east->us-west", "orders", 3).await;
     let app: Vec<(&str, i32, i64)> = strait_group
@@ -514,7 +508,7 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
         let mut got = BTreeMap::new();
         for _ in 0..30 {
             got = strait_translate(&cfg).await;
-            if got.values().all(|d| d["method"] == "exact") && got.len() == 3 {
+            if got.values().all(|d| d.method == "exact") && got.len() == 3 {
                 break;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -524,8 +518,8 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
     let exact: BTreeMap<i32, i64> = exact
         .iter()
         .map(|(p, d)| {
-            assert_eq!(d["method"], "exact", "{d}");
-            (*p, d["downstream_offset"].as_i64().unwrap())
+            assert_eq!(d.method, "exact", "{d:?}");
+            (*p, d.downstream_offset.unwrap())
         })
         .collect();
     until_mm2_translates(
@@ -581,8 +575,8 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
         .into_iter()
         .map(|(p, d)| {
             // `exact-end` when the sync is at the partition's last record.
-            assert!(d["method"].as_str().unwrap().starts_with("exact"), "{d}");
-            (p, d["downstream_offset"].as_i64().unwrap())
+            assert!(d.method.starts_with("exact"), "{d:?}");
+            (p, d.downstream_offset.unwrap())
         })
         .collect();
     let from_syncs: BTreeMap<i32, i64> =

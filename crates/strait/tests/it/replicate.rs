@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::common::*;
 use strait::kafka::TopicSpec;
 use strait::replicate;
+use strait::translate::TranslateReport;
 use strait_sandbox::Sandbox;
 
 /// Every source record is in the remote topic once or more, in source order per partition, with
@@ -543,16 +544,19 @@ async fn transactions_tombstones_and_null_keys_replicate_exactly() {
             .await
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
-        let p = &json["partitions"][0];
-        // "exact-gap" (a marker or an aborted record: the next copy), "exact-end" (the end).
-        assert!(
-            p["method"].as_str().is_some_and(|m| m.starts_with("exact")),
-            "{text}"
+        let report: TranslateReport = typed(
+            &format!(
+                "translate --json (stderr: {})",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            &text,
         );
+        let p = &report.translation.partitions[0];
+        // "exact-gap" (a marker or an aborted record: the next copy), "exact-end" (the end).
+        assert!(p.method.starts_with("exact"), "{text}");
         assert_eq!(
-            p["downstream_offset"], *want,
+            p.downstream_offset,
+            Some(*want),
             "a group at source offset {at} resumes at {want} on the target: {text}"
         );
     }

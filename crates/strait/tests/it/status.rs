@@ -4,33 +4,30 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use strait::monitor::{Status, Verdict};
 
 /// `strait status CONFIG --json [extra]`: (exit code, document).
-async fn status(cfg: &std::path::Path, extra: &[&str]) -> (i32, serde_json::Value) {
+async fn status(cfg: &std::path::Path, extra: &[&str]) -> (i32, Status) {
     let mut cmd = strait();
     cmd.arg("status").arg(cfg).arg("--json").args(extra);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    let doc = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("status --json: {e}; stderr: {err}"));
+    let doc = typed(
+        &format!("status --json (stderr: {err})"),
+        &String::from_utf8_lossy(&out.stdout),
+    );
     (out.status.code().unwrap_or(-1), doc)
 }
 
-fn orders_lag(doc: &serde_json::Value) -> (i64, f64) {
-    let parts = doc["flows"][0]["partition_lags"].as_array().unwrap();
-    let orders: Vec<_> = parts.iter().filter(|p| p["topic"] == "orders").collect();
-    assert_eq!(orders.len(), 3, "{doc}");
+fn orders_lag(doc: &Status) -> (i64, f64) {
+    let parts = &doc.flows[0].partition_lags;
+    let orders: Vec<_> = parts.iter().filter(|p| p.topic == "orders").collect();
+    assert_eq!(orders.len(), 3, "{doc:?}");
     (
-        orders
-            .iter()
-            .map(|p| p["lag_records"].as_i64().unwrap())
-            .sum(),
-        orders
-            .iter()
-            .map(|p| p["lag_seconds"].as_f64().unwrap())
-            .fold(0.0, f64::max),
+        orders.iter().map(|p| p.lag_records).sum(),
+        orders.iter().map(|p| p.lag_seconds).fold(0.0, f64::max),
     )
 }
 
@@ -58,14 +55,14 @@ emit.checkpoints.interval.seconds = 1",
     let (code, doc) = status(&cfg, &[]).await;
     let after = (now_ms() - written_at) as f64 / 1000.0;
     let (records, seconds) = orders_lag(&doc);
-    assert_eq!(records, 600, "{doc}");
+    assert_eq!(records, 600, "{doc:?}");
     // The age at the moment status looked, within a second.
     assert!(
         seconds >= before - 1.0 && seconds <= after + 1.0,
-        "lag {seconds}s; the records were {before:.1}s to {after:.1}s old while status ran: {doc}"
+        "lag {seconds}s; the records were {before:.1}s to {after:.1}s old while status ran: {doc:?}"
     );
-    assert_eq!(doc["flows"][0]["verdict"], "LAGGING", "{doc}");
-    assert_eq!(code, 1, "LAGGING exits 1: {doc}");
+    assert_eq!(doc.flows[0].verdict, Verdict::Lagging, "{doc:?}");
+    assert_eq!(code, 1, "LAGGING exits 1: {doc:?}");
 
     // strait catches up: no lag, OK, exit 0.
     let _second = spawn_run(&cfg);
@@ -75,14 +72,14 @@ emit.checkpoints.interval.seconds = 1",
         if code == 0 && orders_lag(&doc).0 == 0 {
             break doc;
         }
-        assert!(Instant::now() < deadline, "not caught up: {doc}");
+        assert!(Instant::now() < deadline, "not caught up: {doc:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(orders_lag(&doc), (0, 0.0));
-    assert_eq!(doc["verdict"], "OK");
+    assert_eq!(doc.verdict, Verdict::Ok);
     assert!(
-        doc["flows"][0]["heartbeat_age_seconds"].as_f64().unwrap() < 5.0,
-        "{doc}"
+        doc.flows[0].heartbeat_age_seconds.unwrap() < 5.0,
+        "{doc:?}"
     );
 
     // The target cut off: BROKEN, naming it, exit 2, within the timeout given.
@@ -90,9 +87,9 @@ emit.checkpoints.interval.seconds = 1",
     let t = Instant::now();
     let (code, doc) = status(&cfg, &["--timeout", "2"]).await;
     west.heal();
-    assert_eq!(code, 2, "{doc}");
-    assert_eq!(doc["flows"][0]["verdict"], "BROKEN");
-    let reasons = doc["flows"][0]["reasons"].to_string();
+    assert_eq!(code, 2, "{doc:?}");
+    assert_eq!(doc.flows[0].verdict, Verdict::Broken);
+    let reasons = doc.flows[0].reasons.join("\n");
     assert!(reasons.contains("us-west"), "{reasons}");
     assert!(
         t.elapsed() < Duration::from_secs(10),

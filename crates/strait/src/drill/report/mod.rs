@@ -979,6 +979,78 @@ mod tests {
         hay.matches(needle).count()
     }
 
+    /// A failed drill with every mark kind, both budget units (one passed, one failed), a
+    /// timeline sample with the lag unknown, strait's estimate and a note.
+    fn every_value() -> DrillReport {
+        let mut s = settings();
+        s.rto_budget_ms = Some(10_000);
+        let mut r = DrillReport::new(s, times(), 6010, verification());
+        r.timeline = vec![
+            Sample {
+                t_ms: 0,
+                acked_total: 0,
+                consumed_total: 0,
+                replication_lag_records: Some(0),
+                produce_rate: 0.0,
+            },
+            Sample {
+                t_ms: 20_500,
+                acked_total: 2000,
+                consumed_total: 1900,
+                replication_lag_records: None,
+                produce_rate: 100.0,
+            },
+            Sample {
+                t_ms: 60_000,
+                acked_total: 6000,
+                consumed_total: 6000,
+                replication_lag_records: Some(0),
+                produce_rate: 99.5,
+            },
+        ];
+        r.marks.push(Mark {
+            t_ms: 26_100,
+            kind: MarkKind::FailoverStarted,
+            label: "failover started".into(),
+        });
+        r.marks.push(Mark {
+            t_ms: 30_000,
+            kind: MarkKind::Other,
+            label: "producer moved to us-west".into(),
+        });
+        r.strait_estimate = Some(RpoEstimate {
+            records: Some(80),
+            source: "lag snapshot 1.2 s before the failure".into(),
+        });
+        r.notes
+            .push("us-east was failed through the sandbox fault proxy".into());
+        r
+    }
+
+    /// `report.json` as [`DrillReport::write`] writes it is byte for byte what scripts parse
+    /// (`testdata/report.json`; regenerate with `STRAIT_UPDATE_GOLDEN=1` only for an intended
+    /// change of the documented format), and it reads back as the same value.
+    #[test]
+    fn json_matches_the_golden_file() {
+        let r = every_value();
+        assert!(!r.passed);
+        assert_eq!(
+            r.budgets
+                .iter()
+                .map(|b| (b.unit, b.passed))
+                .collect::<Vec<_>>(),
+            [
+                (BudgetUnit::Milliseconds, false),
+                (BudgetUnit::Records, true)
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        r.write(dir.path()).unwrap();
+        let json = std::fs::read_to_string(dir.path().join("report.json")).unwrap();
+        crate::text::assert_golden("src/drill/report/testdata/report.json", &json);
+        assert_eq!(serde_json::from_str::<DrillReport>(&json).unwrap(), r);
+    }
+
     #[test]
     fn html_is_self_contained_and_balanced() {
         let html = report().to_html();

@@ -655,6 +655,30 @@ pub(crate) async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, St
         .map(|a| (a.status, a.body))
 }
 
+// ---- strait's JSON outputs ----
+
+/// `text`, a `--json` output of strait (`what` names it in messages), as its report type `T`.
+/// Reading it must succeed, and writing the value again must give the same document: the typed
+/// value holds everything the output says, no field dropped, renamed or retyped. Tests then
+/// assert on typed fields; a change of the format fails here first.
+pub(crate) fn typed<T: serde::Serialize + serde::de::DeserializeOwned>(
+    what: &str,
+    text: &str,
+) -> T {
+    let doc: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text:?}"));
+    let value: T = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("{what}: not a {} ({e}): {text}", std::any::type_name::<T>()));
+    let again = serde_json::to_value(&value).expect("report types serialize");
+    assert_eq!(
+        again,
+        doc,
+        "{what}: the {} read from it writes another document",
+        std::any::type_name::<T>()
+    );
+    value
+}
+
 // ---- the usual setup: two regions, `orders` on us-east, an MM2 file ----
 
 /// Two sandbox regions, us-east and us-west, with `orders` (3 partitions) on us-east and an MM2
