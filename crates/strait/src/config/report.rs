@@ -28,33 +28,46 @@ pub struct CheckReport {
     pub flows: Vec<FlowEntry>,
     /// Every key and trust store the clients use.
     pub stores: Vec<StoreEntry>,
+    /// What strait accepted but the user should know (ignored keys, reproduced MM2 quirks,
+    /// stores not on this machine); empty when there is nothing to say.
     pub warnings: Vec<WarningEntry>,
-    /// With `--positions` only: where a first `strait run` resumes each partition.
+    /// With `--positions` only: where a first `strait run` resumes each partition of each
+    /// enabled flow; `None` (key absent) without it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub positions: Option<Vec<Position>>,
 }
 
+/// One cluster of the file's `clusters` list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterEntry {
+    /// The name in `clusters`, which prefixes its keys and names it in flows (`us-east`).
     pub alias: String,
+    /// `<alias>.bootstrap.servers` (or the global `bootstrap.servers`), as written.
     pub bootstrap_servers: String,
 }
 
 /// A key of the file and its line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyEntry {
+    /// As written, unescaped, with any cluster or flow prefix (`us-east.sasl.mechanism`).
     pub key: String,
+    /// 1-based line where the key's logical line starts.
     pub line: usize,
 }
 
+/// Something strait accepts but the user should know about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WarningEntry {
+    /// The whole warning for people, complete on its own (it names the keys too).
     pub message: String,
+    /// The keys it is about, by line, for tools; empty for a warning about the file as a whole.
     pub keys: Vec<KeyEntry>,
 }
 
+/// A key or trust store a client uses, as strait read it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreEntry {
+    /// The store file, as the location key gives it (trimmed).
     pub path: String,
     /// `truststore` or `keystore`.
     pub role: String,
@@ -63,87 +76,131 @@ pub struct StoreEntry {
     pub store_type: String,
     /// The location key that named it first, and its line.
     pub key: String,
+    /// 1-based line of `key`.
     pub line: usize,
     /// False when the file is not on this machine.
     pub read: bool,
+    /// What the store holds, in store order; empty when it was not read.
     pub certificates: Vec<CertificateEntry>,
 }
 
+/// One certificate in a store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateEntry {
+    /// Distinguished name, Java style, most specific first (`CN=broker, O=Acme`).
     pub subject: String,
+    /// The issuer's distinguished name, in the same form.
     pub issuer: String,
+    /// Expiry, UTC, RFC 3339 (`2027-11-25T10:00:00Z`); `check` warns within 30 days of it.
     pub not_after: String,
+    /// The store entry's alias; `null` when the store names none (as in PEM).
     pub alias: Option<String>,
 }
 
 /// A topic or group filter: whole-name regexes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterEntry {
+    /// A name must match one of these (`topics` / `groups`); empty matches nothing.
     pub include: Vec<String>,
+    /// ...and none of these (`topics.exclude` / `groups.exclude`).
     pub exclude: Vec<String>,
 }
 
+/// The replication policy: how the flow names topics on the target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyEntry {
     /// The Java class MM2 would load.
     pub class: String,
+    /// `replication.policy.separator` (`.` unless set; empty: remote topics keep their names).
     pub separator: String,
+    /// `replication.policy.internal.topic.separator.enabled`: whether internal topic names use
+    /// `separator` (MM2 applies it only when the separator is set explicitly).
     pub internal_topic_separator_enabled: bool,
     /// What `orders` is called on the target.
     pub example_remote_topic: String,
 }
 
+/// Replication factors MM2's internal topics are created with; -1: the broker's default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicationFactors {
+    /// `offset-syncs.topic.replication.factor` (default 3); strait's offset index uses it too.
     pub offset_syncs: i16,
+    /// `checkpoints.topic.replication.factor` (default 3); strait's active-region and
+    /// lag-snapshot topics use it too.
     pub checkpoints: i16,
+    /// `heartbeats.topic.replication.factor` (default 3).
     pub heartbeats: i16,
 }
 
 /// Seconds between runs of each periodic job; `None` when it is off.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntervalsSeconds {
+    /// `refresh.topics.*` (600): look for new source topics and partitions.
     pub refresh_topics: Option<u64>,
+    /// `sync.topic.configs.*` (600): copy topic configs to the remote topics.
     pub sync_topic_configs: Option<u64>,
+    /// `sync.topic.acls.*` (600): copy topic ACLs to the remote topics.
     pub sync_topic_acls: Option<u64>,
+    /// `refresh.groups.*` (600): look for new source consumer groups to checkpoint.
     pub refresh_groups: Option<u64>,
+    /// `emit.checkpoints.*` (60): write the groups' translated offsets to the checkpoints topic.
     pub emit_checkpoints: Option<u64>,
+    /// `sync.group.offsets.*` (off unless enabled, then 60): commit the translated offsets to
+    /// the groups on the target.
     pub sync_group_offsets: Option<u64>,
+    /// `emit.heartbeats.*` (1): write a heartbeat to the target's heartbeats topic.
     pub emit_heartbeats: Option<u64>,
 }
 
 /// An internal topic and the cluster it lives on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicEntry {
+    /// The topic's name, with the policy's internal separator.
     pub name: String,
+    /// Alias of the cluster it is on.
     pub cluster: String,
 }
 
 /// MM2's offsets topic (its source positions).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourcePositionsEntry {
+    /// Kafka Connect's offsets topic: `mm2-offsets.<source>.internal` unless
+    /// `offset.storage.topic` is set.
     pub name: String,
+    /// Alias of the cluster it is on (the target).
     pub cluster: String,
+    /// `offset.storage.partitions` (default 25), used if strait creates it.
     pub partitions: i32,
+    /// `offset.storage.replication.factor` (default 3; -1: broker default), used if strait
+    /// creates it.
     pub replication_factor: i16,
 }
 
+/// Where the flow's internal topics live.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InternalTopicsEntry {
+    /// MM2's offset syncs (source offset -> target offset): on the source unless
+    /// `offset-syncs.topic.location = target`.
     pub offset_syncs: TopicEntry,
+    /// `<source>.checkpoints.internal` on the target: the groups' translated offsets.
     pub checkpoints: TopicEntry,
+    /// `heartbeats` on the target.
     pub heartbeats: TopicEntry,
-    /// strait's own offset index.
+    /// strait's own offset index for exact translation, on the target
+    /// (`strait-offset-index.<source>.internal`).
     pub offset_index: TopicEntry,
+    /// Where MM2 kept its source positions, read on a first run and kept equal to strait's
+    /// commits.
     pub mm2_source_positions: SourcePositionsEntry,
 }
 
 /// Where a first run resumes each partition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirstRunEntry {
-    /// strait's replication group.
+    /// strait's replication group on the source (`strait.<source>-><target>`), whose commits are
+    /// strait's positions.
     pub group: String,
+    /// The rule, in words: the further of the group's commit and MM2's position.
     pub rule: String,
     /// The source consumer's `auto.offset.reset`.
     pub otherwise: String,
@@ -153,58 +210,92 @@ pub struct FirstRunEntry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OriginFrom {
+    /// Written in the file.
     File,
+    /// Resolved through a config provider (`${file:...}`, `${env:...}`, `${dir:...}`).
     Provider,
+    /// Read out of a key or trust store (PEM handed to librdkafka).
     Store,
 }
 
+/// Where one librdkafka property of a client came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OriginEntry {
+    /// `store` if read out of a store, else `provider` if a provider supplied any of it.
     pub from: OriginFrom,
+    /// The file's key that set it (the Java name: `us-east.sasl.mechanism`); for a store's
+    /// contents, its location key.
     pub key: String,
+    /// 1-based line of `key`.
     pub line: usize,
+    /// The config providers that supplied (part of) the value; empty when none.
     pub providers: Vec<String>,
-    /// The store file the value was read out of.
+    /// The store file the value was read out of; `null` unless `from` is `store`.
     pub store: Option<String>,
 }
 
 /// One client of a flow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientEntry {
+    /// Alias of the cluster it connects to.
     pub cluster: String,
     /// librdkafka name -> value; secrets `[redacted]`, PEM from a store `[PEM: N certificates]`.
     pub properties: BTreeMap<String, String>,
-    /// librdkafka name -> where it came from.
+    /// librdkafka name -> where it came from; properties strait set itself (defaults such as
+    /// `enable.auto.commit`) have no entry.
     pub origins: BTreeMap<String, OriginEntry>,
 }
 
 /// One ordered pair of clusters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowEntry {
+    /// `<source>-><target>`, as in the file's flow keys (`us-east->us-west`).
     pub name: String,
+    /// Alias of the cluster records are read from.
     pub source: String,
+    /// Alias of the cluster remote topics are written to.
     pub target: String,
+    /// `<source>-><target>.enabled`: replicates records and checkpoints.
     pub enabled: bool,
+    /// MM2 runs a herder for the pair and it replicates or emits heartbeats; false: nothing
+    /// runs for it.
     pub runs: bool,
+    /// Source topics to replicate.
     pub topics: FilterEntry,
+    /// Source consumer groups to checkpoint.
     pub groups: FilterEntry,
+    /// How remote topics are named.
     pub policy: PolicyEntry,
+    /// For new remote topics (-1: broker default).
     pub replication_factor: i16,
     /// `source` or `target`.
     pub offset_syncs_topic_location: String,
+    /// For the internal topics MM2 creates.
     pub internal_topic_replication_factors: ReplicationFactors,
+    /// `offset.lag.max`, in offsets: how far the target may drift before a new offset sync.
     pub offset_lag_max: i64,
+    /// How often each periodic job runs.
     pub intervals_seconds: IntervalsSeconds,
+    /// `emit.offset-syncs.enabled`: whether offset syncs are written.
     pub emit_offset_syncs: bool,
+    /// `heartbeats.replication.enabled`: replicate heartbeats topics even when `topics` rejects
+    /// them.
     pub heartbeats_replication: bool,
+    /// Regexes of topic config properties never copied to remote topics.
     pub config_properties_exclude: Vec<String>,
     /// `source` or `target`.
     pub use_defaults_from: String,
+    /// `tasks.max`: bounds how many partitions' work one process runs at once.
     pub tasks_max: u32,
+    /// `offset.flush.interval.ms`, in milliseconds: also how often delayed offset syncs go out.
     pub offset_flush_interval_ms: u64,
+    /// `consumer.poll.timeout.ms`, in milliseconds.
     pub consumer_poll_timeout_ms: u64,
+    /// `admin.timeout.ms`, in milliseconds.
     pub admin_timeout_ms: u64,
+    /// Names and clusters of the flow's internal topics.
     pub internal_topics: InternalTopicsEntry,
+    /// Where a first `strait run` resumes each partition, as a rule (`--positions` applies it).
     pub first_run: FirstRunEntry,
     /// Role (`source_consumer`, ...) -> client.
     pub clients: BTreeMap<String, ClientEntry>,
@@ -215,20 +306,29 @@ pub struct FlowEntry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PositionFrom {
+    /// strait's own commit in its replication group.
     Group,
+    /// MirrorMaker 2's position: further than strait's commit, or strait has none.
     Mm2,
+    /// Neither recorded one: the source consumer's `auto.offset.reset`.
     Reset,
 }
 
+/// Where a first `strait run` resumes one source partition of an enabled flow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
+    /// The flow's name (`us-east->us-west`).
     pub flow: String,
+    /// The source topic.
     pub topic: String,
+    /// The partition number.
     pub partition: i32,
+    /// Whose position it is.
     pub from: PositionFrom,
-    /// `None` for `reset`.
+    /// The source offset it resumes at (the next record copied); `None` for `reset`.
     pub offset: Option<i64>,
-    /// An MM2 position not used because it lies past the partition's end.
+    /// An MM2 position not used because it lies past the partition's end (the topic was
+    /// recreated?); `None` when there was none or it was usable.
     pub mm2_position_past_end: Option<i64>,
 }
 

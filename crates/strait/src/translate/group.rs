@@ -20,6 +20,7 @@ use crate::wire::Checkpoint;
 pub struct PartitionTranslation {
     /// Upstream topic and partition.
     pub topic: String,
+    /// The partition number, the same on the target.
     pub partition: i32,
     /// The topic on the target (`us-east.orders`).
     pub remote_topic: String,
@@ -29,6 +30,8 @@ pub struct PartitionTranslation {
     pub downstream_offset: Option<i64>,
     /// `exact`, `exact-gap`, `exact-end`, `mm2-sync`, `checkpoint` or `none`.
     pub method: String,
+    /// For people: why it cannot translate, or where a `mm2-sync` or `checkpoint` offset came
+    /// from; `None` when there is nothing to add (an exact translation).
     pub detail: Option<String>,
     /// Records a consumer resuming at `downstream_offset` reads a second time (copies of
     /// records the group had processed). `None` when unknown (source unreachable).
@@ -57,7 +60,7 @@ pub struct GroupTranslation {
     pub source_reachable: bool,
     /// Why the source could not be read, when it could not.
     pub source_error: Option<String>,
-    /// The group on the target: state and member count.
+    /// The group's state on the target (`Stable`, `Empty`, ...); `None` when unknown.
     pub target_state: Option<String>,
     /// Consumers in the group on the target now (0 when the group is not there).
     pub target_members: usize,
@@ -97,8 +100,11 @@ impl GroupTranslation {
 /// What `strait translate --json` prints: the translation and whether `--apply` committed it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TranslateReport {
+    /// The translation; its fields are at the top level of the document.
     #[serde(flatten)]
     pub translation: GroupTranslation,
+    /// Whether `--apply` committed the translated offsets to the group on the target; false
+    /// without `--apply` (a refused `--apply` prints no document).
     pub applied: bool,
 }
 

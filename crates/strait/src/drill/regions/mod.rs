@@ -69,6 +69,16 @@ pub(crate) enum Detection {
 }
 
 impl Detection {
+    /// Copies that stop growing, with `flow`'s heartbeat interval (1 s when it emits none).
+    pub(crate) fn copies_of(flow: &Flow) -> Self {
+        Detection::CopiesStopGrowing {
+            interval: flow
+                .intervals
+                .emit_heartbeats
+                .unwrap_or(Duration::from_secs(1)),
+        }
+    }
+
     /// The rule `strait status` uses: 3 × the heartbeat interval + 10 s.
     pub(crate) fn bound(&self) -> Duration {
         heartbeat_stale_after(match self {

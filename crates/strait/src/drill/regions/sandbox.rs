@@ -2,8 +2,6 @@
 //! `strait run` does (copy flow, heartbeats, checkpoints with group offset sync, lag snapshots),
 //! the primary failed for real through its fault proxy, and `strait failover` in full.
 
-use std::time::Duration;
-
 use super::{Created, Detection, Names, Plan, Regions};
 use crate::config::{Config, Flow};
 use crate::drill::narration::{Kind, Narrator, Note, Say};
@@ -177,13 +175,7 @@ impl Regions for SandboxRegions {
     fn detection(&self) -> Detection {
         match heartbeat_source(&self.config, &self.flow) {
             Some(hb) => Detection::Heartbeats(hb),
-            None => Detection::CopiesStopGrowing {
-                interval: self
-                    .flow
-                    .intervals
-                    .emit_heartbeats
-                    .unwrap_or(Duration::from_secs(1)),
-            },
+            None => Detection::copies_of(&self.flow),
         }
     }
 
@@ -300,6 +292,7 @@ pub(crate) fn sandbox_properties(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_sandbox_file_replicates_only_the_drill() {

@@ -130,13 +130,7 @@ impl Regions for SimulatedRegions {
     }
 
     fn detection(&self) -> Detection {
-        Detection::CopiesStopGrowing {
-            interval: self
-                .flow
-                .intervals
-                .emit_heartbeats
-                .unwrap_or(Duration::from_secs(1)),
-        }
+        Detection::copies_of(&self.flow)
     }
 
     async fn fail_over(

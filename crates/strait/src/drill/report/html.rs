@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Cell, DrillReport};
+use super::sections::Cell;
+use super::DrillReport;
 
 impl DrillReport {
     /// The report as one self-contained HTML page: a timeline chart (inline SVG) and the same

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::{one_line, Cell, DrillReport};
+use super::sections::{one_line, Cell};
+use super::DrillReport;
 
 impl DrillReport {
     /// A summary to paste into a ticket: verdict, RTO and RPO against budgets, timeline of marks,
