@@ -153,25 +153,25 @@ pub fn flow_for<'a>(config: &'a Config, from: &str, to: &str) -> Result<&'a Flow
 
 /// The state of one procedure as it goes.
 pub(crate) struct Run<'a> {
-    pub flow: &'a Flow,
-    pub opts: &'a Options,
-    pub progress: &'a Progress<'a>,
-    pub kind: Procedure,
-    pub planned: bool,
-    pub started_at_ms: i64,
-    pub started: Instant,
-    pub steps: Vec<Step>,
-    pub rpo: Option<Rpo>,
-    pub groups: Vec<GroupMove>,
-    pub warnings: Vec<String>,
+    pub(crate) flow: &'a Flow,
+    pub(crate) opts: &'a Options,
+    pub(crate) progress: &'a Progress<'a>,
+    pub(crate) kind: Procedure,
+    pub(crate) planned: bool,
+    pub(crate) started_at_ms: i64,
+    pub(crate) started: Instant,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) rpo: Option<Rpo>,
+    pub(crate) groups: Vec<GroupMove>,
+    pub(crate) warnings: Vec<String>,
     /// Upstream names of the replicated topics (heartbeats left out).
-    pub topics: BTreeSet<String>,
-    pub active_region: Option<ActiveRegion>,
-    pub switched_at: Option<Instant>,
-    pub source_error: Option<String>,
+    pub(crate) topics: BTreeSet<String>,
+    pub(crate) active_region: Option<ActiveRegion>,
+    pub(crate) switched_at: Option<Instant>,
+    pub(crate) source_error: Option<String>,
     /// Where heartbeats that crossed the flow are on the target, and whose (see
     /// `monitor::collect::heartbeat_source`): the last sign of life of a lost source.
-    pub heartbeats: Option<crate::monitor::collect::HeartbeatSource>,
+    pub(crate) heartbeats: Option<crate::monitor::collect::HeartbeatSource>,
 }
 
 impl<'a> Run<'a> {

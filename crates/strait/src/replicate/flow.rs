@@ -16,19 +16,19 @@ use crate::stop::{or_cancel, pause, CancellationToken};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use super::mm2_offsets::PositionLog;
 use super::offset_syncs::OffsetSyncWriter;
-use super::progress::{Progress, Tp};
+use super::progress::{Owner, Progress, Tp};
 use super::topics::{names, TopicSync};
 use super::FlowError;
 use crate::kafka::diagnose::Diagnosed;
 use crate::kafka::{Admin, ClientError, Endpoint, TopicInfo, TopicSpec};
 use crate::policy::ReplicationPolicy;
-use crate::translate::{self, RunTracker};
+use crate::translate::{self, PendingRun, RunId, RunTracker};
 use crate::wire::IndexRun;
 
 /// A test on a name (a topic, a config property), shareable between the flow's tasks.
@@ -208,13 +208,15 @@ impl Shared {
             return;
         };
         let pending = self.runs.lock().unwrap().take_pending();
-        for run in pending {
+        for PendingRun { id, record: run } in pending {
             let (k, v) = (run.key(), run.value());
-            let mut rec =
-                BaseRecord::with_opaque_to(&self.index_topic, Box::new(IndexWrite::Run(run)))
-                    .partition(0)
-                    .key(&k)
-                    .payload(&v);
+            let mut rec = BaseRecord::with_opaque_to(
+                &self.index_topic,
+                Box::new(IndexWrite::Run { id, run }),
+            )
+            .partition(0)
+            .key(&k)
+            .payload(&v);
             loop {
                 match p.send(rec) {
                     Ok(()) => break,
@@ -253,11 +255,12 @@ impl Shared {
         }
     }
 
-    /// Everything acknowledged so far is in the index, within `timeout`.
-    fn flush_index(&self, timeout: Duration) -> KafkaResult<()> {
+    /// Everything acknowledged so far is in the index, within `timeout`; else how many index
+    /// records are still on their way.
+    fn flush_index(&self, timeout: Duration) -> Result<(), usize> {
         self.write_index();
         match self.index_producer.get() {
-            Some(p) => p.flush(timeout),
+            Some(p) => settle(p, timeout),
             None => Ok(()),
         }
     }
@@ -284,6 +287,8 @@ impl Shared {
 
 struct Delivery {
     tp: Tp,
+    /// The ownership of `tp` the record was sent under.
+    owner: Owner,
     offset: i64,
     bytes: u64,
     /// Source timestamp (ms), or -1.
@@ -313,7 +318,16 @@ impl ProducerContext for DeliveryContext {
         };
         match result {
             Ok(m) => {
-                shared.progress.lock().unwrap().acked(&d.tp, d.offset);
+                if !shared
+                    .progress
+                    .lock()
+                    .unwrap()
+                    .acked(&d.tp, d.owner, d.offset)
+                {
+                    // Sent before the partition was given up: the new owner copies it again
+                    // and accounts for it; here it must move nothing (index, syncs, commits).
+                    return;
+                }
                 shared
                     .runs
                     .lock()
@@ -336,6 +350,11 @@ impl ProducerContext for DeliveryContext {
                         .last_latency_ms
                         .store(latency as u64, Ordering::Relaxed);
                 }
+            }
+            Err((e, _)) if !shared.progress.lock().unwrap().owns(&d.tp, d.owner) => {
+                // Given up meanwhile (and purged, when the revoke could not wait for it): the
+                // new owner copies it again.
+                debug!(flow = %shared.flow, error = %e, partition = %format!("{}-{}", d.tp.0, d.tp.1), offset = d.offset, "record of a partition given up not written");
             }
             Err((e, _)) => {
                 // Delivery is retried for as long as librdkafka allows (no message timeout), so an
@@ -366,7 +385,7 @@ impl ClientContext for IndexContext {
 
 /// What the index producer writes: offset index runs, and MM2's positions beside them.
 enum IndexWrite {
-    Run(IndexRun),
+    Run { id: RunId, run: IndexRun },
     Position,
 }
 
@@ -378,8 +397,8 @@ impl ProducerContext for IndexContext {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
-        let run = match *write {
-            IndexWrite::Run(run) => run,
+        let (id, run) = match *write {
+            IndexWrite::Run { id, run } => (id, run),
             IndexWrite::Position => {
                 if let Err((e, _)) = result {
                     // Not the data path: MM2 would resume from an older position, copying again.
@@ -394,7 +413,7 @@ impl ProducerContext for IndexContext {
         match result {
             Ok(_) => {
                 let tp: Tp = (Arc::from(run.topic.as_str()), run.partition);
-                shared.runs.lock().unwrap().persisted(&tp, &run);
+                shared.runs.lock().unwrap().persisted(&tp, id, run.len);
             }
             Err((e, _)) => {
                 // Retried without a deadline, so this is permanent: stop rather than commit
@@ -427,13 +446,15 @@ impl ConsumerContext for RebalanceContext {
             // Before another process takes these partitions, finish what is in flight and commit
             // it, so it starts where this one really stopped (duplicates only for what could not
             // be delivered in time).
+            let mut unsettled = false;
             if let Some(p) = self.shared.producer.get() {
-                if let Err(e) = p.flush(Duration::from_secs(30)) {
-                    warn!(flow = %self.shared.flow, error = %e, "in-flight records not all acknowledged before giving up partitions; the next owner will copy them again");
+                if let Err(n) = settle(p, Duration::from_secs(30)) {
+                    warn!(flow = %self.shared.flow, in_flight = n, "in-flight records not all acknowledged before giving up partitions; the next owner will copy them again");
+                    unsettled = true;
                 }
             }
-            if let Err(e) = self.shared.flush_index(Duration::from_secs(10)) {
-                warn!(flow = %self.shared.flow, error = %e, "offset index not fully written before giving up partitions; the next owner will copy the rest again");
+            if let Err(n) = self.shared.flush_index(Duration::from_secs(10)) {
+                warn!(flow = %self.shared.flow, in_flight = n, "offset index not fully written before giving up partitions; the next owner will copy the rest again");
             }
             commit(consumer, &self.shared, CommitMode::Sync);
             let mut progress = self.shared.progress.lock().unwrap();
@@ -444,6 +465,16 @@ impl ConsumerContext for RebalanceContext {
                 progress.forget(&tp);
                 runs.forget(&tp);
                 syncs.forget(e.topic(), e.partition());
+            }
+            let none_left = progress.is_empty();
+            drop((progress, syncs, runs));
+            // Records still queued for partitions given up would otherwise be written later,
+            // beside the new owner's copies of them. When every partition went (an eager
+            // rebalance, or a stop), nothing queued is still ours: purge it all.
+            if unsettled && none_left {
+                if let Some(p) = self.shared.producer.get() {
+                    p.purge(PurgeConfig::default().queue().inflight());
+                }
             }
             self.shared
                 .stats
@@ -482,6 +513,27 @@ impl ConsumerContext for RebalanceContext {
                 debug!(flow = %self.shared.flow, error = %e, "offset commit failed; retried at the next interval")
             }
         }
+    }
+}
+
+/// Wait until `producer` has nothing in flight, or `timeout` (then: how many records are). Its
+/// own polling thread serves the delivery reports meanwhile. `flush` would poll the same queue
+/// from this thread too, and two delivery-report batches of one partition could then be
+/// accounted at the same time, out of order.
+fn settle<C: ProducerContext>(
+    producer: &ThreadedProducer<C>,
+    timeout: Duration,
+) -> Result<(), usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = producer.in_flight_count();
+        if n <= 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(n as usize);
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -962,10 +1014,12 @@ fn copy_loop(
                 let (tp_topic, remote) = (tp_topic.clone(), remote.as_str());
                 let tp: Tp = (tp_topic, m.partition());
                 let bytes = (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64;
+                let owner = shared.progress.lock().unwrap().sent(&tp, m.offset());
                 let mut rec = BaseRecord::with_opaque_to(
                     remote,
                     Box::new(Delivery {
                         tp: tp.clone(),
+                        owner,
                         offset: m.offset(),
                         bytes,
                         timestamp: m.timestamp().to_millis().unwrap_or(-1),
@@ -984,7 +1038,6 @@ fn copy_loop(
                 if let Some(h) = m.headers() {
                     rec = rec.headers(rdkafka::message::BorrowedHeaders::detach(h));
                 }
-                shared.progress.lock().unwrap().sent(&tp, m.offset());
                 let mut unknown_since: Option<Instant> = None;
                 loop {
                     match producer.send(rec) {
@@ -1056,11 +1109,11 @@ fn copy_loop(
     // answer cannot hold the stop past it (what is not committed is copied again on restart).
     let stop_by = Instant::now() + STOP_BUDGET;
     let left = || stop_by.saturating_duration_since(Instant::now());
-    if let Err(e) = producer.flush(left().min(Duration::from_secs(5))) {
-        warn!(flow = %flow, error = %e, in_flight = shared.progress.lock().unwrap().in_flight(), "not every record was acknowledged before stopping; they will be copied again on restart");
+    if let Err(n) = settle(producer, left().min(Duration::from_secs(5))) {
+        warn!(flow = %flow, in_flight = n, "not every record was acknowledged before stopping; they will be copied again on restart");
     }
-    if let Err(e) = shared.flush_index(left().min(Duration::from_secs(2))) {
-        warn!(flow = %flow, error = %e, "the offset index was not fully written before stopping; the records it misses will be copied again on restart");
+    if let Err(n) = shared.flush_index(left().min(Duration::from_secs(2))) {
+        warn!(flow = %flow, in_flight = n, "the offset index was not fully written before stopping; the records it misses will be copied again on restart");
     }
     commit(&consumer, &shared, CommitMode::Async);
     let deadline = Instant::now() + left().min(Duration::from_secs(2));

@@ -1,12 +1,21 @@
 //! Which source offsets may be committed: a record's offset counts only once the target has
 //! acknowledged it and every earlier record of its partition. Pure bookkeeping, no I/O.
+//!
+//! Each time this process gets a partition it is a new *ownership*: records sent under an earlier
+//! one may still be acknowledged after the partition was given up (a revoke that could not wait
+//! for them), and must then count for nothing, or a process that no longer owns a partition
+//! would move its bookkeeping, offset syncs and commits.
 
 use std::collections::{BTreeSet, HashMap};
 
 pub(crate) use crate::translate::index::Tp;
 
+/// One ownership of a partition by this process: acknowledgements carry it back.
+pub(crate) type Owner = u64;
+
 #[derive(Debug, Default)]
 struct Part {
+    owner: Owner,
     /// Sent, not yet acknowledged.
     in_flight: BTreeSet<i64>,
     /// One past the highest offset sent.
@@ -26,19 +35,46 @@ impl Part {
 #[derive(Debug, Default)]
 pub(crate) struct Progress {
     parts: HashMap<Tp, Part>,
+    next_owner: Owner,
 }
 
 impl Progress {
-    pub(crate) fn sent(&mut self, tp: &Tp, offset: i64) {
-        let p = self.parts.entry(tp.clone()).or_default();
+    /// Record `offset` of `tp` handed to the producer; returns the ownership its
+    /// acknowledgement must carry.
+    pub(crate) fn sent(&mut self, tp: &Tp, offset: i64) -> Owner {
+        let next_owner = &mut self.next_owner;
+        let p = self.parts.entry(tp.clone()).or_insert_with(|| {
+            *next_owner += 1;
+            Part {
+                owner: *next_owner,
+                ..Part::default()
+            }
+        });
         p.in_flight.insert(offset);
         p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
+        p.owner
     }
 
-    pub(crate) fn acked(&mut self, tp: &Tp, offset: i64) {
-        if let Some(p) = self.parts.get_mut(tp) {
-            p.in_flight.remove(&offset);
+    /// The target acknowledged `offset` of `tp`, sent under `owner`. False when that ownership
+    /// is over: the acknowledgement must then change nothing.
+    pub(crate) fn acked(&mut self, tp: &Tp, owner: Owner, offset: i64) -> bool {
+        match self.parts.get_mut(tp) {
+            Some(p) if p.owner == owner => {
+                p.in_flight.remove(&offset);
+                true
+            }
+            _ => false,
         }
+    }
+
+    /// Whether `owner` is the current ownership of `tp`.
+    pub(crate) fn owns(&self, tp: &Tp, owner: Owner) -> bool {
+        self.parts.get(tp).is_some_and(|p| p.owner == owner)
+    }
+
+    /// Whether this process owns no partition (it gave them all up).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.parts.is_empty()
     }
 
     /// Offsets that advanced since the last commit: (partition, offset to commit).
@@ -66,7 +102,8 @@ impl Progress {
         }
     }
 
-    pub(crate) fn in_flight(&self) -> usize {
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
         self.parts.values().map(|p| p.in_flight.len()).sum()
     }
 
@@ -89,21 +126,42 @@ mod tests {
     #[test]
     fn commits_only_up_to_the_oldest_unacknowledged_record() {
         let mut pr = Progress::default();
+        let mut owner = 0;
         for o in 10..15 {
-            pr.sent(&tp(0), o);
+            owner = pr.sent(&tp(0), o);
         }
         assert_eq!(pr.to_commit(), vec![(tp(0), 10)]);
-        pr.acked(&tp(0), 11);
-        pr.acked(&tp(0), 12);
+        pr.acked(&tp(0), owner, 11);
+        pr.acked(&tp(0), owner, 12);
         assert_eq!(pr.to_commit(), vec![(tp(0), 10)], "10 is still in flight");
-        pr.acked(&tp(0), 10);
+        pr.acked(&tp(0), owner, 10);
         assert_eq!(pr.to_commit(), vec![(tp(0), 13)]);
         pr.committed(&tp(0), 13);
         assert!(pr.to_commit().is_empty());
-        pr.acked(&tp(0), 13);
-        pr.acked(&tp(0), 14);
+        pr.acked(&tp(0), owner, 13);
+        pr.acked(&tp(0), owner, 14);
         assert_eq!(pr.to_commit(), vec![(tp(0), 15)]);
         assert_eq!(pr.in_flight(), 0);
+    }
+
+    #[test]
+    fn acknowledgements_of_an_earlier_ownership_change_nothing() {
+        // A revoke that could not wait for every record: their acknowledgements arrive after the
+        // partition was given up, and again after it came back to this process.
+        let mut pr = Progress::default();
+        let old = pr.sent(&tp(0), 10);
+        pr.forget(&tp(0));
+        assert!(!pr.acked(&tp(0), old, 10), "given up: not ours");
+        assert!(
+            pr.is_empty(),
+            "a late acknowledgement does not re-create the partition"
+        );
+        let new = pr.sent(&tp(0), 20);
+        assert_ne!(new, old);
+        assert!(!pr.acked(&tp(0), old, 20));
+        assert_eq!(pr.to_commit(), vec![(tp(0), 20)], "20 is still in flight");
+        assert!(pr.acked(&tp(0), new, 20));
+        assert_eq!(pr.to_commit(), vec![(tp(0), 21)]);
     }
 
     proptest! {
@@ -112,12 +170,13 @@ mod tests {
         #[test]
         fn never_commits_past_an_unacked_record(n in 1usize..200, order in proptest::collection::vec(any::<u64>(), 200)) {
             let mut pr = Progress::default();
-            for o in 0..n as i64 { pr.sent(&tp(1), o); }
+            let mut owner = 0;
+            for o in 0..n as i64 { owner = pr.sent(&tp(1), o); }
             let mut idx: Vec<usize> = (0..n).collect();
             idx.sort_by_key(|i| order[*i]);
             let mut acked = vec![false; n];
             for i in idx {
-                pr.acked(&tp(1), i as i64);
+                pr.acked(&tp(1), owner, i as i64);
                 acked[i] = true;
                 if let Some((_, c)) = pr.to_commit().first() {
                     prop_assert!(acked[..*c as usize].iter().all(|a| *a));

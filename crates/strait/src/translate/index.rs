@@ -46,98 +46,163 @@ impl Run {
     }
 }
 
-#[derive(Debug, Default)]
-struct TrackPart {
-    /// The run being extended.
-    open: Option<Run>,
-    /// Whether `open` grew since it was last handed out.
-    open_dirty: bool,
-    /// Runs that ended and whose final length was not handed out yet.
-    closed: Vec<Run>,
-    /// One past the highest upstream offset whose pair is durably in the index (its record was
-    /// acknowledged), for this ownership of the partition.
-    persisted_next: Option<i64>,
+/// Which handed-out run an index record describes: its acknowledgement makes that run's pairs
+/// durable. Unique for the tracker's life, so that an acknowledgement from a partition's earlier
+/// ownership never counts for a later one.
+pub type RunId = u64;
+
+/// An index record to write, and the run it describes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingRun {
+    /// The run, for [`RunTracker::persisted`] when the record is acknowledged.
+    pub id: RunId,
+    /// The record to write to the index topic.
+    pub record: IndexRun,
 }
 
-/// The writer side: the copy loop reports each acknowledged (upstream, downstream) pair in
-/// order per partition, and periodically takes the index records to write.
+#[derive(Debug)]
+struct TrackedRun {
+    run: Run,
+    /// The length last handed out to be written.
+    handed: i64,
+    /// The length the index durably holds (the longest acknowledged record of this run).
+    durable: i64,
+}
+
+#[derive(Debug, Default)]
+struct TrackPart {
+    /// Runs with pairs not yet durable, and the open run, by id (the order they were opened in).
+    runs: BTreeMap<RunId, TrackedRun>,
+    /// The run being extended.
+    open: Option<RunId>,
+    /// One past the highest upstream offset of a run that became durable and was dropped.
+    durable_end: Option<i64>,
+}
+
+/// The writer side: the copy loop reports each acknowledged (upstream, downstream) pair, and
+/// periodically takes the index records to write.
 ///
 /// Source offsets must not be committed past what the index holds ([`RunTracker::commit_limit`]):
 /// after a crash, replication resumes from the committed offset, so every record the index does
 /// not know about is copied again and gets indexed then. That is what makes the index complete.
+/// The limit is the lowest pair not yet durable, whatever order acknowledgements come in: a later
+/// run acknowledged before an earlier one must not let a commit pass the earlier one's pairs.
 #[derive(Debug, Default)]
 pub struct RunTracker {
     parts: HashMap<Tp, TrackPart>,
+    next_id: RunId,
 }
 
 impl RunTracker {
     /// The target acknowledged upstream record `up` of `tp` at downstream offset `down`.
     pub fn observe(&mut self, tp: &Tp, up: i64, down: i64) {
         let p = self.parts.entry(tp.clone()).or_default();
-        match &mut p.open {
-            Some(r) if r.up_end() == up && r.down_end() == down => {
-                r.len += 1;
-                p.open_dirty = true;
+        if let Some(r) = p.open.and_then(|id| p.runs.get_mut(&id)) {
+            if r.run.up_end() == up && r.run.down_end() == down {
+                r.run.len += 1;
+                return;
             }
-            open => {
-                if let Some(done) = open.take() {
-                    if p.open_dirty {
-                        p.closed.push(done);
-                    }
-                }
-                *open = Some(Run { up, down, len: 1 });
-                p.open_dirty = true;
-            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        p.runs.insert(
+            id,
+            TrackedRun {
+                run: Run { up, down, len: 1 },
+                handed: 0,
+                durable: 0,
+            },
+        );
+        let closed = p.open.replace(id);
+        if let Some(closed) = closed {
+            p.drop_if_durable(closed);
         }
     }
 
     /// Index records for everything that changed since the last call: each run that ended with
     /// its final length, and each open run that grew.
-    pub fn take_pending(&mut self) -> Vec<IndexRun> {
+    pub fn take_pending(&mut self) -> Vec<PendingRun> {
         let mut out = Vec::new();
         for ((topic, partition), p) in &mut self.parts {
-            let record = |r: &Run| IndexRun {
-                topic: topic.to_string(),
-                partition: *partition,
-                downstream_start: r.down,
-                upstream_start: r.up,
-                len: r.len,
-            };
-            out.extend(p.closed.drain(..).map(|r| record(&r)));
-            if p.open_dirty {
-                if let Some(r) = &p.open {
-                    out.push(record(r));
+            for (&id, r) in &mut p.runs {
+                if r.handed < r.run.len {
+                    r.handed = r.run.len;
+                    out.push(PendingRun {
+                        id,
+                        record: IndexRun {
+                            topic: topic.to_string(),
+                            partition: *partition,
+                            downstream_start: r.run.down,
+                            upstream_start: r.run.up,
+                            len: r.run.len,
+                        },
+                    });
                 }
-                p.open_dirty = false;
             }
         }
         out
     }
 
-    /// The target acknowledged index record `run`: every pair it describes is durable.
-    pub fn persisted(&mut self, tp: &Tp, run: &IndexRun) {
-        if let Some(p) = self.parts.get_mut(tp) {
-            let next = run.upstream_start + run.len;
-            p.persisted_next = Some(p.persisted_next.map_or(next, |n| n.max(next)));
+    /// The target acknowledged the index record of run `id` with `len` pairs: they are durable.
+    /// An acknowledgement for a partition no longer tracked (given up meanwhile) is ignored.
+    pub fn persisted(&mut self, tp: &Tp, id: RunId, len: i64) {
+        let Some(p) = self.parts.get_mut(tp) else {
+            return;
+        };
+        if let Some(r) = p.runs.get_mut(&id) {
+            r.durable = r.durable.max(len);
+            if p.open != Some(id) {
+                p.drop_if_durable(id);
+            }
         }
     }
 
-    /// The highest source offset that may be committed for `tp`: one past the last pair the index
-    /// durably holds. `None` until the first index record of this ownership is acknowledged.
+    /// The highest source offset that may be committed for `tp`: every pair observed below it is
+    /// durably in the index. `None` until a pair of this ownership is.
     pub fn commit_limit(&self, tp: &Tp) -> Option<i64> {
-        self.parts.get(tp).and_then(|p| p.persisted_next)
+        let p = self.parts.get(tp)?;
+        let mut limit: Option<i64> = None;
+        let mut end = p.durable_end;
+        for r in p.runs.values() {
+            if r.durable < r.run.len {
+                let first_missing = r.run.up + r.durable;
+                limit = Some(limit.map_or(first_missing, |l| l.min(first_missing)));
+            } else {
+                end = Some(end.map_or(r.run.up_end(), |e| e.max(r.run.up_end())));
+            }
+        }
+        let anything_durable = end.is_some() || p.runs.values().any(|r| r.durable > 0);
+        if !anything_durable {
+            return None;
+        }
+        limit.or(end)
     }
 
     /// Whether pairs are waiting to be written.
+    #[cfg(test)]
     pub fn has_pending(&self) -> bool {
         self.parts
             .values()
-            .any(|p| p.open_dirty || !p.closed.is_empty())
+            .any(|p| p.runs.values().any(|r| r.handed < r.run.len))
     }
 
-    /// The partition went to another process: its next pairs here start a new run.
+    /// The partition went to another process: its next pairs here start a new run, and late
+    /// acknowledgements of its index records are ignored.
     pub fn forget(&mut self, tp: &Tp) {
         self.parts.remove(tp);
+    }
+}
+
+impl TrackPart {
+    /// A run that is no longer extended needs no tracking once the index holds all of it.
+    fn drop_if_durable(&mut self, id: RunId) {
+        if let Some(r) = self.runs.get(&id) {
+            if r.durable >= r.run.len {
+                let end = r.run.up_end();
+                self.durable_end = Some(self.durable_end.map_or(end, |e| e.max(end)));
+                self.runs.remove(&id);
+            }
+        }
     }
 }
 
@@ -446,7 +511,7 @@ mod tests {
             t.observe(&tp(), u, d);
         }
         let mut idx = OffsetIndex::default();
-        for r in t.take_pending() {
+        for r in records(t.take_pending()) {
             idx.apply(&r);
         }
         idx
@@ -538,10 +603,10 @@ mod tests {
         let recs = t.take_pending();
         assert_eq!(recs.len(), 1);
         assert!(!t.has_pending());
-        t.persisted(&tp(), &recs[0]);
+        t.persisted(&tp(), recs[0].id, recs[0].record.len);
         assert_eq!(t.commit_limit(&tp()), Some(10));
         t.observe(&tp(), 12, 10); // hole: a new run
-        let recs = t.take_pending();
+        let recs = records(t.take_pending());
         assert_eq!(
             recs.len(),
             1,
@@ -554,17 +619,85 @@ mod tests {
     fn closed_run_final_length_is_written_before_the_next() {
         let mut t = RunTracker::default();
         t.observe(&tp(), 0, 0);
-        let first = t.take_pending();
+        let first = records(t.take_pending());
         assert_eq!(first[0].len, 1);
         t.observe(&tp(), 1, 1);
         t.observe(&tp(), 2, 5); // downstream gap: someone else wrote 2..4
-        let recs = t.take_pending();
+        let recs = records(t.take_pending());
         assert_eq!(
             recs.iter()
                 .map(|r| (r.downstream_start, r.upstream_start, r.len))
                 .collect::<Vec<_>>(),
             vec![(0, 0, 2), (5, 2, 1)]
         );
+    }
+
+    fn records(pending: Vec<PendingRun>) -> Vec<IndexRun> {
+        pending.into_iter().map(|p| p.record).collect()
+    }
+
+    #[test]
+    fn a_later_run_acknowledged_first_never_lets_a_commit_pass_an_earlier_one() {
+        // Two delivery-report batches of one partition handled out of order used to let the
+        // commit limit jump to the later run's end while the earlier run was not in the index.
+        let mut t = RunTracker::default();
+        for i in 0..10 {
+            t.observe(&tp(), i, i);
+        }
+        for i in 12..20 {
+            t.observe(&tp(), i, i - 2); // 10 and 11 are transaction markers upstream
+        }
+        let recs = t.take_pending();
+        assert_eq!(recs.len(), 2);
+        let (a, b) = (&recs[0], &recs[1]);
+        assert_eq!((a.record.upstream_start, b.record.upstream_start), (0, 12));
+        t.persisted(&tp(), b.id, b.record.len);
+        assert_eq!(
+            t.commit_limit(&tp()),
+            Some(0),
+            "0..9 are not in the index yet"
+        );
+        t.persisted(&tp(), a.id, a.record.len);
+        assert_eq!(t.commit_limit(&tp()), Some(20));
+    }
+
+    #[test]
+    fn a_growing_run_counts_its_longest_acknowledged_record() {
+        let mut t = RunTracker::default();
+        for i in 0..5 {
+            t.observe(&tp(), i, i);
+        }
+        let short = t.take_pending().remove(0);
+        for i in 5..10 {
+            t.observe(&tp(), i, i);
+        }
+        let long = t.take_pending().remove(0);
+        assert_eq!(short.id, long.id);
+        t.persisted(&tp(), long.id, long.record.len);
+        t.persisted(&tp(), short.id, short.record.len);
+        assert_eq!(t.commit_limit(&tp()), Some(10));
+        t.observe(&tp(), 10, 10);
+        assert_eq!(
+            t.commit_limit(&tp()),
+            Some(10),
+            "10 is observed, not indexed"
+        );
+    }
+
+    #[test]
+    fn acknowledgements_after_the_partition_was_given_up_are_ignored() {
+        let mut t = RunTracker::default();
+        t.observe(&tp(), 0, 0);
+        let r = t.take_pending().remove(0);
+        t.forget(&tp());
+        t.persisted(&tp(), r.id, r.record.len);
+        assert_eq!(t.commit_limit(&tp()), None);
+        // Back to this process: a new run, whose limit the old acknowledgement does not raise.
+        t.observe(&tp(), 5, 7);
+        let again = t.take_pending().remove(0);
+        assert_ne!(again.id, r.id);
+        t.persisted(&tp(), r.id, 100);
+        assert_eq!(t.commit_limit(&tp()), None);
     }
 
     /// The definition, computed from every pair.
@@ -632,7 +765,7 @@ mod tests {
             for (i, &(u, d)) in pairs.iter().enumerate() {
                 t.observe(&tp(), u, d);
                 if i % flush_every == 0 {
-                    for r in t.take_pending() {
+                    for r in records(t.take_pending()) {
                         idx.apply(&r);
                         persisted.retain(|p| p.downstream_start != r.downstream_start);
                         persisted.push(r);
@@ -646,12 +779,49 @@ mod tests {
                     prop_assert_eq!(idx.lookup("orders", 0, g).downstream(), brute(&known, g));
                 }
             }
-            for r in t.take_pending() {
+            for r in records(t.take_pending()) {
                 idx.apply(&r);
             }
             let max_u = pairs.iter().map(|p| p.0).max().unwrap_or(0);
             for g in 0..=max_u + 2 {
                 prop_assert_eq!(idx.lookup("orders", 0, g).downstream(), brute(&pairs, g), "g = {}", g);
+            }
+        }
+
+        #[test]
+        fn the_commit_limit_never_passes_a_pair_the_index_lacks(
+            pairs in pairs_strategy(),
+            flush_every in 1usize..20,
+            order in prop::collection::vec(any::<prop::sample::Index>(), 0..200),
+        ) {
+            // Index records acknowledged in any order, some never: every observed pair below
+            // the limit is in an acknowledged record.
+            let mut t = RunTracker::default();
+            let mut handed: Vec<PendingRun> = Vec::new();
+            let mut acked: Vec<IndexRun> = Vec::new();
+            let mut observed: Vec<i64> = Vec::new();
+            let mut order = order.into_iter();
+            for (i, &(u, d)) in pairs.iter().enumerate() {
+                t.observe(&tp(), u, d);
+                observed.push(u);
+                if i % flush_every == 0 {
+                    handed.extend(t.take_pending());
+                }
+                if let Some(pick) = order.next() {
+                    if !handed.is_empty() {
+                        let r = handed.swap_remove(pick.index(handed.len()));
+                        t.persisted(&tp(), r.id, r.record.len);
+                        acked.push(r.record);
+                    }
+                }
+                if let Some(limit) = t.commit_limit(&tp()) {
+                    for &o in observed.iter().filter(|&&o| o < limit) {
+                        prop_assert!(
+                            acked.iter().any(|r| r.upstream_start <= o && o < r.upstream_start + r.len),
+                            "limit {} passes {} which no acknowledged record holds", limit, o
+                        );
+                    }
+                }
             }
         }
 

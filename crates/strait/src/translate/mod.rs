@@ -9,7 +9,7 @@ pub(crate) mod sync_store;
 pub(crate) mod translator;
 
 pub use group::{translate_group, GroupTranslation, PartitionTranslation, TranslateReport};
-pub use index::{Lookup, OffsetIndex, RunTracker};
+pub use index::{Lookup, OffsetIndex, PendingRun, RunId, RunTracker};
 pub use translator::{Method, Translated, Translator};
 
 /// strait's exact offset index for flow `source -> target` lives on the target under this name

@@ -126,8 +126,10 @@ async fn two_run_processes_share_a_flow_and_the_survivor_takes_over_mid_copy(eng
     let _heavy = heavy().await;
     let regions = Regions::start_on(engine, "refresh.topics.interval.seconds = 2").await;
     let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
-    let mut a = spawn_run(&cfg);
-    let mut b = spawn_run(&cfg);
+    let (log_a, log_b) = (regions.dir.path().join("a.log"), regions.dir.path().join("b.log"));
+    let mut a = spawn_run_logged(&cfg, &log_a);
+    let mut b = spawn_run_logged(&cfg, &log_b);
+    let _shown = (ShowOnPanic(log_a), ShowOnPanic(log_b));
     produce_range(east, "orders", 3, 0..N / 2, "orders", None).await;
     wait_for_count(west, "us-east.orders", 3, (N / 4) as i64, Duration::from_secs(90)).await;
     // One process goes away while the second half is being written and copied.
