@@ -65,6 +65,10 @@ impl Endpoint {
         let mut cfg = base(&self.alias, "producer");
         cfg.set("acks", "all");
         cfg.set("linger.ms", "5");
+        // 32 MiB of records waiting for the target, as a Java producer's `buffer.memory`
+        // (librdkafka's own default is 1 GiB): a target that is away fills this, and the copy
+        // loop then pauses the source instead of buffering more.
+        cfg.set("queue.buffering.max.kbytes", "32768");
         apply(&mut cfg, &self.props);
         cfg.set("enable.idempotence", "true");
         cfg

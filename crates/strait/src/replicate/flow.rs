@@ -6,7 +6,7 @@
 //! process running the same flow joins the group `strait.S->T` on the source and gets a share of
 //! the partitions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -15,7 +15,9 @@ use crate::backoff::Backoff;
 use crate::stop::{or_cancel, pause, CancellationToken};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::message::{
+    BorrowedHeaders, BorrowedMessage, DeliveryResult, Message, OwnedHeaders, OwnedMessage,
+};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
@@ -176,6 +178,9 @@ pub struct FlowStats {
     pub offset_syncs: AtomicU64,
     /// Source partitions this process currently replicates (its share of the group).
     pub assigned_partitions: AtomicU64,
+    /// Times partitions were taken away from this process (rebalances, or an eviction from the
+    /// group).
+    pub revocations: AtomicU64,
     /// For the last acknowledged record: acknowledgement time minus its source timestamp, in
     /// ms (MM2's `replication-latency-ms`).
     pub last_latency_ms: AtomicU64,
@@ -198,6 +203,8 @@ struct Shared {
     index_topic: String,
     /// MM2's offsets topic and what was last written to it.
     mm2_positions: Option<(String, Mutex<PositionLog>)>,
+    /// Partitions given up since the copy loop last looked (it drops what it holds for them).
+    revoked: Mutex<Vec<Tp>>,
 }
 
 impl Shared {
@@ -460,12 +467,15 @@ impl ConsumerContext for RebalanceContext {
             let mut progress = self.shared.progress.lock().unwrap();
             let mut syncs = self.shared.syncs.lock().unwrap();
             let mut runs = self.shared.runs.lock().unwrap();
+            let mut revoked = self.shared.revoked.lock().unwrap();
             for e in tpl.elements() {
                 let tp: Tp = (Arc::from(e.topic()), e.partition());
                 progress.forget(&tp);
                 runs.forget(&tp);
                 syncs.forget(e.topic(), e.partition());
+                revoked.push(tp);
             }
+            drop(revoked);
             let none_left = progress.is_empty();
             drop((progress, syncs, runs));
             // Records still queued for partitions given up would otherwise be written later,
@@ -480,6 +490,10 @@ impl ConsumerContext for RebalanceContext {
                 .stats
                 .assigned_partitions
                 .store(0, Ordering::Relaxed);
+            self.shared
+                .stats
+                .revocations
+                .fetch_add(1, Ordering::Relaxed);
             info!(flow = %self.shared.flow, partitions = tpl.count(), "partitions revoked");
         }
     }
@@ -893,6 +907,161 @@ fn shape(topics: &[TopicInfo]) -> Vec<(&str, usize)> {
     v
 }
 
+/// What handing a record to the producer needs, kept across records.
+struct Handing<'a> {
+    producer: &'a ThreadedProducer<DeliveryContext>,
+    shared: &'a Shared,
+    spec: &'a FlowSpec,
+    flow: &'a str,
+    stop: &'a CancellationToken,
+    /// Source topic -> (shared name for bookkeeping, remote topic name), computed once per topic.
+    remote_names: HashMap<String, (Arc<str>, String)>,
+    /// Whether the consumer's partitions are paused for want of room in the producer.
+    paused: bool,
+}
+
+/// A source record, borrowed from the consumer or parked for later.
+struct Source<'m> {
+    topic: &'m str,
+    partition: i32,
+    offset: i64,
+    key: Option<&'m [u8]>,
+    payload: Option<&'m [u8]>,
+    /// Source timestamp (ms), if it has one.
+    timestamp: Option<i64>,
+    headers: Option<OwnedHeaders>,
+}
+
+impl<'m> Source<'m> {
+    fn borrowed(m: &'m BorrowedMessage<'_>) -> Self {
+        Source {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key(),
+            payload: m.payload(),
+            timestamp: m.timestamp().to_millis(),
+            headers: m.headers().map(BorrowedHeaders::detach),
+        }
+    }
+
+    fn owned(m: &'m OwnedMessage) -> Self {
+        Source {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key(),
+            payload: m.payload(),
+            timestamp: m.timestamp().to_millis(),
+            headers: m.headers().cloned(),
+        }
+    }
+}
+
+/// What became of a record handed to the producer.
+enum Handed {
+    Sent,
+    /// The producer's queue is full: the record was not taken.
+    Full,
+    /// The flow is stopping.
+    Stopped,
+}
+
+/// Hand one source record to the producer, as its copy on the remote topic.
+fn hand(m: &Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
+    let fatal = |reason: String| FlowError::Fatal {
+        flow: h.flow.to_string(),
+        reason,
+    };
+    if !h.remote_names.contains_key(m.topic) {
+        let r = h.spec.policy.remote_topic(m.topic);
+        h.remote_names
+            .insert(m.topic.to_string(), (Arc::from(m.topic), r));
+    }
+    let (tp_topic, remote) = &h.remote_names[m.topic];
+    let tp: Tp = (tp_topic.clone(), m.partition);
+    let bytes = (m.payload.map_or(0, <[u8]>::len) + m.key.map_or(0, <[u8]>::len)) as u64;
+    // Counted in flight from now on, so that nothing past it is committed while it waits.
+    let owner = h.shared.progress.lock().unwrap().sent(&tp, m.offset);
+    let mut rec = BaseRecord::with_opaque_to(
+        remote.as_str(),
+        Box::new(Delivery {
+            tp: tp.clone(),
+            owner,
+            offset: m.offset,
+            bytes,
+            timestamp: m.timestamp.unwrap_or(-1),
+        }),
+    )
+    .partition(m.partition);
+    if let Some(k) = m.key {
+        rec = rec.key(k);
+    }
+    if let Some(v) = m.payload {
+        rec = rec.payload(v);
+    }
+    if let Some(ts) = m.timestamp.filter(|t| *t >= 0) {
+        rec = rec.timestamp(ts);
+    }
+    if let Some(hd) = &m.headers {
+        rec = rec.headers(hd.clone());
+    }
+    let mut unknown_since: Option<Instant> = None;
+    loop {
+        match h.producer.send(rec) {
+            Ok(()) => return Ok(Handed::Sent),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::UnknownPartition), r)) => {
+                // The remote topic grew (partition growth) after the producer last read its
+                // metadata: read it again and wait, keeping the record. A target that never gets
+                // the partition is warned about by the topic refresh; stopping leaves the record
+                // uncommitted, to be read again.
+                rec = r;
+                let waited = unknown_since.get_or_insert_with(Instant::now);
+                if waited.elapsed() > Duration::from_secs(30) {
+                    warn!(flow = %h.flow, topic = remote.as_str(), partition = tp.1, "the target does not have this partition of the remote topic yet; waiting");
+                    *waited = Instant::now();
+                }
+                let _ = h
+                    .producer
+                    .client()
+                    .fetch_metadata(Some(remote), h.spec.admin_timeout);
+                if h.stop.is_cancelled() {
+                    return Ok(Handed::Stopped);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // The target is slow or away: the caller parks the record and pauses the source.
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                return Ok(Handed::Full)
+            }
+            Err((e, _)) => {
+                return Err(fatal(format!(
+                    "cannot hand record {}-{}@{} to the producer: {e}",
+                    tp.0, tp.1, m.offset
+                )))
+            }
+        }
+    }
+}
+
+/// Stop fetching every assigned partition (the producer has no room); true when paused.
+fn pause_source(consumer: &BaseConsumer<RebalanceContext>, flow: &str) -> bool {
+    match consumer.assignment().and_then(|a| consumer.pause(&a)) {
+        Ok(()) => true,
+        Err(e) => {
+            debug!(flow, error = %e, "cannot pause the source partitions");
+            false
+        }
+    }
+}
+
+/// Fetch again: the producer has room.
+fn resume_source(consumer: &BaseConsumer<RebalanceContext>, flow: &str) {
+    if let Err(e) = consumer.assignment().and_then(|a| consumer.resume(&a)) {
+        debug!(flow, error = %e, "cannot resume the source partitions");
+    }
+}
+
 /// The copy loop: poll the source, produce to the target, commit what the target acknowledged.
 fn copy_loop(
     spec: &FlowSpec,
@@ -934,6 +1103,7 @@ fn copy_loop(
             .as_ref()
             .zip(positions)
             .map(|(m, log)| (m.topic.clone(), Mutex::new(log))),
+        revoked: Mutex::new(Vec::new()),
     });
 
     let mut pcfg = spec.target.producer_config();
@@ -969,7 +1139,17 @@ fn copy_loop(
         .map_err(|e| ClientError::from_kafka(&spec.source, "create the replication consumer", e))?;
 
     // Source topic -> (shared name for bookkeeping, remote topic name), computed once per topic.
-    let mut remote_names: HashMap<String, (Arc<str>, String)> = HashMap::new();
+    let mut handing = Handing {
+        producer,
+        shared: &shared,
+        spec,
+        flow: &flow,
+        stop,
+        remote_names: HashMap::new(),
+        paused: false,
+    };
+    // Records the producer had no room for, oldest first, while the partitions are paused.
+    let mut parked: VecDeque<OwnedMessage> = VecDeque::new();
     let mut last_commit = Instant::now();
     let mut last_promote = Instant::now();
     let mut last_poll_error: Option<Instant> = None;
@@ -1003,84 +1183,51 @@ fn copy_loop(
             }
             subscribed = Some(same);
         }
-        match consumer.poll(Duration::from_millis(100)) {
+        // Partitions given up since the last round: what waits for them is the new owner's now.
+        let revoked = std::mem::take(&mut *shared.revoked.lock().unwrap());
+        if !revoked.is_empty() && !parked.is_empty() {
+            parked.retain(|m| {
+                !revoked
+                    .iter()
+                    .any(|(t, p)| &**t == m.topic() && *p == m.partition())
+            });
+        }
+        while let Some(m) = parked.front() {
+            match hand(&Source::owned(m), &mut handing)? {
+                Handed::Sent => {
+                    parked.pop_front();
+                }
+                Handed::Full => break,
+                Handed::Stopped => break 'copy,
+            }
+        }
+        if parked.is_empty() && handing.paused {
+            resume_source(&consumer, &flow);
+            handing.paused = false;
+        }
+        // While records wait for room, the consumer is still polled (paused, it fetches
+        // nothing): the group keeps this member, rebalances are served and a stop is seen.
+        let wait = if parked.is_empty() {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_millis(5)
+        };
+        match consumer.poll(wait) {
             Some(Ok(m)) => {
-                let topic = m.topic();
-                if !remote_names.contains_key(topic) {
-                    let r = spec.policy.remote_topic(topic);
-                    remote_names.insert(topic.to_string(), (Arc::from(topic), r));
-                }
-                let (tp_topic, remote) = &remote_names[topic];
-                let (tp_topic, remote) = (tp_topic.clone(), remote.as_str());
-                let tp: Tp = (tp_topic, m.partition());
-                let bytes = (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64;
-                let owner = shared.progress.lock().unwrap().sent(&tp, m.offset());
-                let mut rec = BaseRecord::with_opaque_to(
-                    remote,
-                    Box::new(Delivery {
-                        tp: tp.clone(),
-                        owner,
-                        offset: m.offset(),
-                        bytes,
-                        timestamp: m.timestamp().to_millis().unwrap_or(-1),
-                    }),
-                )
-                .partition(m.partition());
-                if let Some(k) = m.key() {
-                    rec = rec.key(k);
-                }
-                if let Some(v) = m.payload() {
-                    rec = rec.payload(v);
-                }
-                if let Some(ts) = m.timestamp().to_millis().filter(|t| *t >= 0) {
-                    rec = rec.timestamp(ts);
-                }
-                if let Some(h) = m.headers() {
-                    rec = rec.headers(rdkafka::message::BorrowedHeaders::detach(h));
-                }
-                let mut unknown_since: Option<Instant> = None;
-                loop {
-                    match producer.send(rec) {
-                        Ok(()) => break,
-                        Err((
-                            KafkaError::MessageProduction(RDKafkaErrorCode::UnknownPartition),
-                            r,
-                        )) => {
-                            // The remote topic grew (partition growth) after the producer last
-                            // read its metadata: read it again and wait, keeping the record. A
-                            // target that never gets the partition is warned about by the topic
-                            // refresh; stopping leaves the record uncommitted, to be read again.
-                            rec = r;
-                            let waited = unknown_since.get_or_insert_with(Instant::now);
-                            if waited.elapsed() > Duration::from_secs(30) {
-                                warn!(flow = %flow, topic = remote, partition = tp.1, "the target does not have this partition of the remote topic yet; waiting");
-                                *waited = Instant::now();
-                            }
-                            let _ = producer
-                                .client()
-                                .fetch_metadata(Some(remote), spec.admin_timeout);
-                            if stop.is_cancelled() {
-                                break 'copy;
-                            }
-                            std::thread::sleep(Duration::from_millis(100));
-                        }
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            // The target is slow or away: wait for room, keep the record.
-                            rec = r;
-                            std::thread::sleep(Duration::from_millis(5));
-                            if let Some(reason) = shared.failure.lock().unwrap().clone() {
-                                return Err(fatal(reason));
-                            }
-                        }
-                        Err((e, _)) => {
-                            return Err(fatal(format!(
-                                "cannot hand record {}-{}@{} to the producer: {e}",
-                                tp.0,
-                                tp.1,
-                                m.offset()
-                            )))
+                if parked.is_empty() {
+                    match hand(&Source::borrowed(&m), &mut handing)? {
+                        Handed::Sent => {}
+                        Handed::Stopped => break 'copy,
+                        Handed::Full => {
+                            parked.push_back(m.detach());
+                            handing.paused |= pause_source(&consumer, &flow);
                         }
                     }
+                } else {
+                    // Fetched before the pause took hold, or from a partition newly assigned:
+                    // behind what waits, in order.
+                    parked.push_back(m.detach());
+                    handing.paused |= pause_source(&consumer, &flow);
                 }
             }
             // Transient source trouble: librdkafka reconnects by itself. Say it, not too often.

@@ -2,7 +2,7 @@
 //! order per partition; faults lose nothing; offset syncs follow MM2's format and rules.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 use strait::kafka::TopicSpec;
@@ -157,6 +157,66 @@ async fn target_cut_for_ten_seconds_mid_stream_loses_nothing(engine) {
     let source = read_all(east, "orders", 3, N).await;
     let want = multiset(&source);
     let got = multiset(&copies);
+    for (k, n) in &want {
+        assert!(got.get(k).copied().unwrap_or(0) >= *n, "lost {k:?}");
+    }
+}
+}
+
+on_both_engines! {
+/// A target away for longer than the source consumer's `max.poll.interval.ms`, with more backlog
+/// than the producer may queue: the copy loop pauses the source and keeps polling, so the group
+/// keeps this member (no revoke, no rebalance), and everything lands once the target is back.
+async fn a_full_producer_queue_pauses_the_source_and_keeps_the_group(engine) {
+    let _heavy = heavy().await;
+    const N: usize = 6_000;
+    let sb = engine.start(&["us-east", "us-west"]).await;
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 3).await;
+    let mut spec = flow_spec(east, west, &["orders"]);
+    // Evicted after 6 s without a poll; room for about 64 KiB of records in the producer.
+    spec.source = spec
+        .source
+        .with("max.poll.interval.ms", "6000")
+        .with("session.timeout.ms", "6000");
+    spec.target = spec.target.with("queue.buffering.max.kbytes", "64");
+    let flow = replicate::start(spec, strait::stop::CancellationToken::new());
+    // Timestamps of now: Apache Kafka's retention would delete records stamped years ago.
+    produce_range(east, "orders", 3, 0..300, "orders", None).await;
+    wait_for_count(west, "us-east.orders", 3, 300, Duration::from_secs(60)).await;
+    let assigned = || flow.stats.assigned_partitions.load(std::sync::atomic::Ordering::Relaxed);
+    let revoked = || flow.stats.revocations.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(assigned(), 3, "one process: every partition");
+
+    west.cut();
+    // About 1 MB of records (sequence numbers padded), far more than the producer may queue.
+    let padded = format!("orders-{}", "x".repeat(150));
+    produce_range(east, "orders", 3, 300..N, &padded, None).await;
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(15) {
+        assert_eq!(assigned(), 3, "the member was evicted while the target was away");
+        assert!(!flow.is_finished(), "an unreachable target is waited for");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    west.heal();
+    let healed = Instant::now();
+    while record_count(west, "us-east.orders", 3).await < N as i64 {
+        assert_eq!(assigned(), 3, "the member was evicted and rejoined after the outage");
+        if healed.elapsed() > Duration::from_secs(120) {
+            let n = record_count(west, "us-east.orders", 3).await;
+            panic!("{n} of {N} copied 120 s after the outage");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(revoked(), 0, "the group took the partitions away (evicted) and gave them back");
+    flow.stop();
+    flow.join().await.expect("clean stop");
+    let copies = read_all(west, "us-east.orders", 3, N).await;
+    let source = read_all(east, "orders", 3, N).await;
+    let (want, got) = (multiset(&source), multiset(&copies));
     for (k, n) in &want {
         assert!(got.get(k).copied().unwrap_or(0) >= *n, "lost {k:?}");
     }
