@@ -15,9 +15,7 @@ use crate::backoff::Backoff;
 use crate::stop::{or_cancel, pause, CancellationToken};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{
-    BorrowedHeaders, BorrowedMessage, DeliveryResult, Message, OwnedHeaders, OwnedMessage,
-};
+use rdkafka::message::{BorrowedHeaders, DeliveryResult, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
@@ -933,7 +931,8 @@ struct Source<'m> {
 }
 
 impl<'m> Source<'m> {
-    fn borrowed(m: &'m BorrowedMessage<'_>) -> Self {
+    /// `m`, with its headers already made owned (how depends on the message type).
+    fn of<M: Message>(m: &'m M, headers: Option<OwnedHeaders>) -> Self {
         Source {
             topic: m.topic(),
             partition: m.partition(),
@@ -941,19 +940,7 @@ impl<'m> Source<'m> {
             key: m.key(),
             payload: m.payload(),
             timestamp: m.timestamp().to_millis(),
-            headers: m.headers().map(BorrowedHeaders::detach),
-        }
-    }
-
-    fn owned(m: &'m OwnedMessage) -> Self {
-        Source {
-            topic: m.topic(),
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key(),
-            payload: m.payload(),
-            timestamp: m.timestamp().to_millis(),
-            headers: m.headers().cloned(),
+            headers,
         }
     }
 }
@@ -968,7 +955,7 @@ enum Handed {
 }
 
 /// Hand one source record to the producer, as its copy on the remote topic.
-fn hand(m: &Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
+fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
     let fatal = |reason: String| FlowError::Fatal {
         flow: h.flow.to_string(),
         reason,
@@ -1003,8 +990,8 @@ fn hand(m: &Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
     if let Some(ts) = m.timestamp.filter(|t| *t >= 0) {
         rec = rec.timestamp(ts);
     }
-    if let Some(hd) = &m.headers {
-        rec = rec.headers(hd.clone());
+    if let Some(hd) = m.headers {
+        rec = rec.headers(hd);
     }
     let mut unknown_since: Option<Instant> = None;
     loop {
@@ -1150,6 +1137,7 @@ fn copy_loop(
     };
     // Records the producer had no room for, oldest first, while the partitions are paused.
     let mut parked: VecDeque<OwnedMessage> = VecDeque::new();
+    let mut seen_revocations = shared.stats.revocations.load(Ordering::Relaxed);
     let mut last_commit = Instant::now();
     let mut last_promote = Instant::now();
     let mut last_poll_error: Option<Instant> = None;
@@ -1183,9 +1171,13 @@ fn copy_loop(
             }
             subscribed = Some(same);
         }
-        // Partitions given up since the last round: what waits for them is the new owner's now.
-        let revoked = std::mem::take(&mut *shared.revoked.lock().unwrap());
-        if !revoked.is_empty() && !parked.is_empty() {
+        // Partitions given up since the last round (the revoke callback runs inside `poll`):
+        // what waits for them is the new owner's now. The counter keeps the lock off the
+        // per-record path.
+        let revocations = shared.stats.revocations.load(Ordering::Relaxed);
+        if revocations != seen_revocations {
+            seen_revocations = revocations;
+            let revoked = std::mem::take(&mut *shared.revoked.lock().unwrap());
             parked.retain(|m| {
                 !revoked
                     .iter()
@@ -1193,7 +1185,7 @@ fn copy_loop(
             });
         }
         while let Some(m) = parked.front() {
-            match hand(&Source::owned(m), &mut handing)? {
+            match hand(Source::of(m, m.headers().cloned()), &mut handing)? {
                 Handed::Sent => {
                     parked.pop_front();
                 }
@@ -1215,7 +1207,8 @@ fn copy_loop(
         match consumer.poll(wait) {
             Some(Ok(m)) => {
                 if parked.is_empty() {
-                    match hand(&Source::borrowed(&m), &mut handing)? {
+                    let headers = m.headers().map(BorrowedHeaders::detach);
+                    match hand(Source::of(&m, headers), &mut handing)? {
                         Handed::Sent => {}
                         Handed::Stopped => break 'copy,
                         Handed::Full => {
