@@ -9,8 +9,11 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::admin::{AdminClient, AdminOptions, TopicResult};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaResult;
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::time::error::Elapsed;
 use tracing::{debug, warn};
 
 use super::{end_offsets, exact, Created, Detection, Names, Plan, Regions, TIMEOUT};
@@ -284,49 +287,49 @@ async fn delete(ep: &Endpoint, alias: &str, topics: &[String], groups: &[String]
         .operation_timeout(Some(TIMEOUT));
     if !topics.is_empty() {
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        match tokio::time::timeout(TIMEOUT * 2, client.delete_topics(&names, &opts)).await {
-            Ok(Ok(results)) => {
-                for r in results {
-                    match r {
-                        Ok(_) => {}
-                        // Never created (the drill stopped before replication started): fine.
-                        Err((t, rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)) => {
-                            debug!(topic = %t, "no such topic to delete");
-                        }
-                        Err((t, e)) => left.push(format!("topic {t} on {alias} ({e})")),
-                    }
-                }
-            }
-            Ok(Err(e)) => left.push(format!("topics {} on {alias} ({e})", names.join(", "))),
-            Err(_) => left.push(format!(
-                "topics {} on {alias} (no answer)",
-                names.join(", ")
-            )),
-        }
+        let answer = tokio::time::timeout(TIMEOUT * 2, client.delete_topics(&names, &opts)).await;
+        // Never created (the drill stopped before replication started): fine.
+        let absent = RDKafkaErrorCode::UnknownTopicOrPartition;
+        left.extend(not_deleted("topic", alias, &names, answer, absent));
     }
     if !groups.is_empty() {
         let names: Vec<&str> = groups.iter().map(String::as_str).collect();
-        match tokio::time::timeout(TIMEOUT * 2, client.delete_groups(&names, &opts)).await {
-            Ok(Ok(results)) => {
-                for r in results {
-                    match r {
-                        Ok(_) => {}
-                        // A group that never committed anything there does not exist: fine.
-                        Err((g, rdkafka::types::RDKafkaErrorCode::GroupIdNotFound)) => {
-                            debug!(group = %g, "no such group to delete");
-                        }
-                        Err((g, e)) => left.push(format!("group {g} on {alias} ({e})")),
-                    }
-                }
-            }
-            Ok(Err(e)) => left.push(format!("groups {} on {alias} ({e})", names.join(", "))),
-            Err(_) => left.push(format!(
-                "groups {} on {alias} (no answer)",
-                names.join(", ")
-            )),
-        }
+        let answer = tokio::time::timeout(TIMEOUT * 2, client.delete_groups(&names, &opts)).await;
+        // A group that never committed anything there does not exist: fine.
+        let absent = RDKafkaErrorCode::GroupIdNotFound;
+        left.extend(not_deleted("group", alias, &names, answer, absent));
     }
     left
+}
+
+/// What of `names` (of `kind`, topic or group) a delete request did not delete, as the clean-up
+/// says it; one that did not exist (`absent`) counts as deleted.
+fn not_deleted(
+    kind: &str,
+    alias: &str,
+    names: &[&str],
+    // `GroupResult` is the same type: one name for both answers.
+    answer: Result<KafkaResult<Vec<TopicResult>>, Elapsed>,
+    absent: RDKafkaErrorCode,
+) -> Vec<String> {
+    match answer {
+        Ok(Ok(results)) => results
+            .into_iter()
+            .filter_map(|r| match r {
+                Ok(_) => None,
+                Err((name, code)) if code == absent => {
+                    debug!(kind, name = %name, "nothing to delete");
+                    None
+                }
+                Err((name, e)) => Some(format!("{kind} {name} on {alias} ({e})")),
+            })
+            .collect(),
+        Ok(Err(e)) => vec![format!("{kind}s {} on {alias} ({e})", names.join(", "))],
+        Err(_) => vec![format!(
+            "{kind}s {} on {alias} (no answer)",
+            names.join(", ")
+        )],
+    }
 }
 
 #[cfg(test)]
