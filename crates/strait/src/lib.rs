@@ -12,6 +12,7 @@ pub mod http;
 pub mod kafka;
 pub mod monitor;
 pub mod policy;
+pub mod reach;
 pub mod replicate;
 pub mod service;
 pub mod stop;

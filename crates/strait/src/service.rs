@@ -51,6 +51,8 @@ pub struct Service {
     heartbeats: Vec<(String, tokio::task::JoinHandle<Result<(), ClientError>>)>,
     checkpoints: Vec<RunningCheckpoints>,
     recorders: Vec<Recorder>,
+    /// Each cluster's reachability probe, by alias.
+    probes: Vec<(String, tokio::task::JoinHandle<()>)>,
     http: Option<tokio::task::JoinHandle<()>>,
     /// The root of the stop tree (every task above holds a child of it), cancelled when the
     /// service is shut down or dropped.
@@ -118,6 +120,23 @@ impl Service {
             .filter(selected)
             .map(|f| snapshot::start(f.clone(), cancel.child_token()))
             .collect();
+        // One probe per cluster the flows touch, however many flows share it.
+        let mut clusters: Vec<&crate::kafka::Endpoint> = Vec::new();
+        for f in config.enabled_flows().filter(selected) {
+            for ep in [&f.clients.source_admin, &f.clients.target_admin] {
+                if !clusters.iter().any(|c| c.alias == ep.alias) {
+                    clusters.push(ep);
+                }
+            }
+        }
+        let probes = clusters
+            .into_iter()
+            .map(|ep| {
+                let (watched, task) = crate::reach::watch(ep, cancel.child_token());
+                observed.clusters.push(watched);
+                (ep.alias.clone(), task)
+            })
+            .collect();
         let http = http.map(|listener| {
             let opts = crate::monitor::Options {
                 timeout: HTTP_COLLECT_TIMEOUT,
@@ -136,6 +155,7 @@ impl Service {
             heartbeats,
             checkpoints,
             recorders,
+            probes,
             http,
             cancel: cancel.drop_guard(),
         }
@@ -167,6 +187,7 @@ impl Service {
             heartbeats,
             checkpoints,
             recorders,
+            probes,
             http,
             cancel,
         } = self;
@@ -211,6 +232,15 @@ impl Service {
                 name,
                 Box::pin(async move {
                     r.join().await;
+                    None
+                }),
+            ));
+        }
+        for (alias, h) in probes {
+            parts.push((
+                format!("the reachability probe of {alias}"),
+                Box::pin(async move {
+                    let _ = h.await;
                     None
                 }),
             ));

@@ -765,6 +765,26 @@ impl Loader<'_> {
             )));
         }
         for flow in flows.iter().filter(|f| f.enabled) {
+            let reset = flow.clients.origins.get("source_consumer").and_then(|o| {
+                let v = flow
+                    .clients
+                    .source_consumer
+                    .props
+                    .get("auto.offset.reset")?;
+                ["latest", "largest", "end"]
+                    .contains(&v.to_ascii_lowercase().as_str())
+                    .then(|| o.get("auto.offset.reset"))?
+            });
+            if let Some(o) = reset {
+                self.warnings.push(Warning::about_key(
+                    format!(
+                        "{} makes the enabled flow {} start a partition with no committed position at its end:                          records already in it (a new topic, a first start, a position older than the source's retention)                          are never copied; MirrorMaker 2 does the same with it, and starts from the beginning without it",
+                        o.at,
+                        flow.name()
+                    ),
+                    o.at.clone(),
+                ));
+            }
             let fk = split.flows.get(&(flow.source.clone(), flow.target.clone()));
             let explicit = |k: &str| fk.and_then(|m| m.get(k)).or_else(|| split.global.get(k));
             for key in ["emit.checkpoints.enabled", "emit.offset-syncs.enabled"] {

@@ -838,3 +838,24 @@ fn java_stores_become_pem_in_memory() {
         .props
         .contains_key("ssl.key.pem"));
 }
+
+#[test]
+fn a_source_consumer_starting_at_the_end_is_warned_about() {
+    let c = parse("A->B.enabled = true\nA.consumer.auto.offset.reset = latest\n");
+    assert!(
+        warned(
+            &c,
+            "`A.consumer.auto.offset.reset` (line 5) makes the enabled flow A->B start"
+        ),
+        "{:?}",
+        c.warnings
+    );
+    assert!(!warned(
+        &parse("A->B.enabled = true\n"),
+        "auto.offset.reset"
+    ));
+    assert!(!warned(
+        &parse("A->B.enabled = true\nA.consumer.auto.offset.reset = earliest\n"),
+        "auto.offset.reset"
+    ));
+}

@@ -73,6 +73,7 @@ mod tests {
             verdict: Verdict::Ok,
             lag_threshold_seconds: 30.0,
             active_regions: vec![],
+            clusters: vec![],
             flows: vec![FlowStatus {
                 source: "a".into(),
                 target: "b".into(),
@@ -88,6 +89,7 @@ mod tests {
                 checkpoint_age_seconds: None,
                 groups_known: true,
                 partition_lags: vec![],
+                process: None,
             }],
             groups: vec![],
         }

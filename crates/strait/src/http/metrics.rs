@@ -32,6 +32,9 @@ pub const NAMES: &[(&str, &str)] = &[
     ("strait_flow_up", "1 unless the flow is BROKEN (cluster unreachable or heartbeats stale)."),
     ("strait_flow_verdict", "0 OK, 1 LAGGING, 2 BROKEN."),
     ("strait_status_collection_seconds", "How long the last lag collection took."),
+    ("strait_flow_errors_total", "Errors a flow met, by class (unreachable, authentication, tls, authorization, source, target, fatal)."),
+    ("strait_records_skipped_total", "Source records a flow could not copy, by reason (retention: the source deleted them first)."),
+    ("strait_cluster_up", "1 while the cluster answers its probes, 0 once 3 in a row failed."),
 ];
 
 fn help(name: &str) -> &'static str {
@@ -63,15 +66,27 @@ impl Metrics {
         let mut counters = HashMap::new();
         let mut int_gauges = HashMap::new();
         let mut gauges = HashMap::new();
-        for name in [
+        for (name, labels) in [
             "strait_replicated_records_total",
             "strait_replicated_bytes_total",
             "strait_offset_syncs_total",
             "strait_heartbeats_total",
             "strait_checkpoints_total",
             "strait_group_offsets_synced_total",
-        ] {
-            let c = IntCounterVec::new(Opts::new(name, help(name)), FLOW).expect("valid metric");
+        ]
+        .into_iter()
+        .map(|n| (n, FLOW))
+        .chain([
+            (
+                "strait_flow_errors_total",
+                &["source", "target", "class"][..],
+            ),
+            (
+                "strait_records_skipped_total",
+                &["source", "target", "reason"][..],
+            ),
+        ]) {
+            let c = IntCounterVec::new(Opts::new(name, help(name)), labels).expect("valid metric");
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
@@ -83,6 +98,7 @@ impl Metrics {
             ("strait_flow_lag_records", FLOW),
             ("strait_flow_up", FLOW),
             ("strait_flow_verdict", FLOW),
+            ("strait_cluster_up", &["cluster"][..]),
             (
                 "strait_group_lag_records",
                 &["source", "target", "group", "side"][..],
@@ -227,6 +243,30 @@ impl Metrics {
             self.gauges["strait_replication_latency_seconds"]
                 .with_label_values(&l)
                 .set(stats.last_latency_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+            for class in crate::replicate::ErrorClass::ALL {
+                self.count(
+                    "strait_flow_errors_total",
+                    &[s.as_str(), t.as_str(), class.as_str()],
+                    stats.health.errors(class),
+                );
+            }
+            self.count(
+                "strait_records_skipped_total",
+                &[s.as_str(), t.as_str(), "retention"],
+                stats.health.skipped_retention(),
+            );
+        }
+        for c in &observed.clusters {
+            let c = c.lock().unwrap_or_else(|e| e.into_inner());
+            // Unknown (not probed enough yet) is left out rather than reported either way.
+            match c.reach {
+                crate::reach::Reach::Unknown => {
+                    let _ = self.int_gauges["strait_cluster_up"].remove_label_values(&[&c.cluster]);
+                }
+                r => self.int_gauges["strait_cluster_up"]
+                    .with_label_values(&[&c.cluster])
+                    .set(i64::from(r == crate::reach::Reach::Up)),
+            }
         }
         for (s, t, stats) in &observed.checkpoints {
             let l = [s.as_str(), t.as_str()];

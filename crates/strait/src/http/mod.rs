@@ -38,6 +38,59 @@ pub struct Observed {
     pub checkpoints: Vec<(String, String, Arc<CheckpointStats>)>,
     /// How many heartbeats each flow's heartbeat job has emitted, by (source, target).
     pub heartbeats: Vec<(String, String, Arc<AtomicU64>)>,
+    /// Whether each cluster the flows touch answers (see [`crate::reach`]).
+    pub clusters: Vec<crate::reach::Watched>,
+}
+
+impl Observed {
+    /// `status` as this process sees it too: each cluster's reachability, and for each flow it
+    /// runs what the flow is doing and what holds it. A flow whose cluster is down, that
+    /// failed, or that meets an error that does not heal by itself is BROKEN, with the reason.
+    pub fn complete(&self, status: &mut Status) {
+        status.clusters = self
+            .clusters
+            .iter()
+            .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
+        for f in &mut status.flows {
+            for c in &status.clusters {
+                let touches = c.cluster == f.source || c.cluster == f.target;
+                if touches && c.reach == crate::reach::Reach::Down {
+                    // The probe's reason replaces the collection's timeouts for that cluster.
+                    let prefix = format!("cluster {} (", c.cluster);
+                    f.reasons.retain(|r| !r.starts_with(&prefix));
+                    f.reasons.push(c.down_reason());
+                    f.verdict = Verdict::Broken;
+                }
+            }
+            let Some((_, _, stats)) = self
+                .flows
+                .iter()
+                .find(|(s, t, _)| *s == f.source && *t == f.target)
+            else {
+                continue;
+            };
+            let process = stats.health.view(
+                stats
+                    .assigned_partitions
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            );
+            let why = process
+                .reason
+                .clone()
+                .or_else(|| process.problem.as_ref().map(|p| p.message.clone()));
+            if process.is_broken() {
+                f.verdict = Verdict::Broken;
+                f.reasons.extend(why);
+            } else if process.condition == crate::replicate::Condition::Waiting {
+                // Held up by what heals by itself (a cluster away): behind, not broken.
+                f.verdict = f.verdict.max(Verdict::Lagging);
+                f.reasons.extend(why);
+            }
+            f.process = Some(process);
+        }
+        status.verdict = Status::worst(&status.flows);
+    }
 }
 
 /// What the HTTP handlers share: the latest lag model (none until the first collection
@@ -116,6 +169,8 @@ pub fn serve(
                 else {
                     break;
                 };
+                let mut s = s;
+                state.observed.complete(&mut s);
                 state.metrics.update_status(&s, t.elapsed().as_secs_f64());
                 state.history.lock().expect("history lock").record(&s);
                 *state.status.write().expect("status lock") = Some(s);

@@ -84,23 +84,36 @@ pub(crate) fn probe(ep: &super::Endpoint, within: Duration) -> Option<String> {
     recent(ep.bootstrap_servers())
 }
 
+const AUTHENTICATION: &str =
+    "authentication failed (check the cluster's sasl.jaas.config or sasl.username/sasl.password)";
+const TLS: &str = "the TLS handshake failed (check the cluster's truststore or ssl.ca.location)";
+const AUTHORIZATION: &str = "not authorized (the cluster's ACLs do not allow this principal)";
+
 /// An operator's reading of librdkafka's error, or `None` for errors that do not explain a
 /// failure by themselves (a broker restarting, a transient disconnect).
 pub(crate) fn explain(code: Option<C>, reason: &str) -> Option<String> {
     let what = match code? {
-        C::Authentication | C::SaslAuthenticationFailed => {
-            "authentication failed (check the cluster's sasl.jaas.config or sasl.username/sasl.password)"
-        }
-        C::SSL => "the TLS handshake failed (check the cluster's truststore or ssl.ca.location)",
+        C::Authentication | C::SaslAuthenticationFailed => AUTHENTICATION,
+        C::SSL => TLS,
         C::TopicAuthorizationFailed
         | C::GroupAuthorizationFailed
         | C::ClusterAuthorizationFailed
-        | C::TransactionalIdAuthorizationFailed => {
-            "not authorized (the cluster's ACLs do not allow this principal)"
-        }
+        | C::TransactionalIdAuthorizationFailed => AUTHORIZATION,
         _ => return None,
     };
     Some(format!("{what}: {}", reason.trim()))
+}
+
+/// The kind of failure a cause written by [`explain`] reports, as a librdkafka code.
+pub(crate) fn code_of_cause(cause: &str) -> Option<C> {
+    [
+        (AUTHENTICATION, C::Authentication),
+        (TLS, C::SSL),
+        (AUTHORIZATION, C::TopicAuthorizationFailed),
+    ]
+    .into_iter()
+    .find(|(what, _)| cause.starts_with(what))
+    .map(|(_, code)| code)
 }
 
 /// A client context that reports librdkafka's errors to [`record`] and logs them.
@@ -186,6 +199,13 @@ mod tests {
             Some(C::SSL)
         );
         assert_eq!(code_of_log("Connection refused"), None);
+        // A cause names its kind again (how a flow classifies the errors built from it).
+        assert_eq!(code_of_cause(&auth), Some(C::Authentication));
+        assert_eq!(
+            code_of_cause(&explain(Some(C::SSL), "x").unwrap()),
+            Some(C::SSL)
+        );
+        assert_eq!(code_of_cause("Connection refused"), None);
     }
 
     #[test]

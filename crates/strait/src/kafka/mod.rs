@@ -31,6 +31,31 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
     }
 }
 
+/// A partition's log start offset as the client last heard it in a fetch response, without a
+/// request (`None` when it has not heard it). rust-rdkafka only offers the watermarks through a
+/// round trip to the broker, which the copy loop cannot afford per gap.
+pub(crate) fn cached_log_start<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid for the borrow of `client`; librdkafka only reads the
+    // NUL-terminated topic name and writes the two offsets, under its own partition lock.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            client.native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0)
+        .then_some(low)
+}
+
 /// How long a failed call's diagnosis may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -152,6 +177,25 @@ impl ClientError {
             bootstrap: ep.bootstrap_servers().to_string(),
             op: op.to_string(),
             timeout,
+        }
+    }
+
+    /// The alias of the cluster the call went to.
+    pub fn cluster(&self) -> &str {
+        match self {
+            Self::Kafka { alias, .. }
+            | Self::Refused { alias, .. }
+            | Self::Timeout { alias, .. } => alias,
+        }
+    }
+
+    /// The librdkafka error code that says what kind of failure this is: the code the cluster or
+    /// librdkafka gave, the one behind a recorded cause, or a timeout.
+    pub fn code(&self) -> Option<rdkafka::types::RDKafkaErrorCode> {
+        match self {
+            Self::Kafka { source, .. } => source.rdkafka_error_code(),
+            Self::Refused { cause, .. } => diagnose::code_of_cause(cause),
+            Self::Timeout { .. } => Some(rdkafka::types::RDKafkaErrorCode::OperationTimedOut),
         }
     }
 

@@ -65,6 +65,7 @@ pub async fn collect(config: &Config, opts: &Options) -> Status {
         flows,
         groups,
         active_regions,
+        clusters: Vec::new(),
     }
 }
 
@@ -241,6 +242,7 @@ async fn collect_flow(
         checkpoint_age_seconds: checkpoint_age.map(|d| d.as_secs_f64()),
         groups_known,
         partition_lags: lags,
+        process: None,
     };
     (status, groups)
 }

@@ -93,6 +93,10 @@ pub struct FlowStatus {
     pub groups_known: bool,
     /// The lag of each replicated partition (empty when the source could not be read).
     pub partition_lags: Vec<PartitionLag>,
+    /// What the process serving `/api/status` sees of the flow it runs (absent from
+    /// `strait status`, which reads only the clusters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<crate::replicate::FlowProcess>,
 }
 
 /// One partition of a consumer group, on both sides.
@@ -153,6 +157,10 @@ pub struct Status {
     /// Per pair with a recorded failover or failback, the region active now (the newest
     /// record read from either cluster).
     pub active_regions: Vec<crate::failover::active::ActiveRegion>,
+    /// Whether each cluster answers, as the probes of the process serving `/api/status` see it
+    /// (absent from `strait status`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<crate::reach::ClusterReach>,
 }
 
 impl Status {
@@ -250,12 +258,26 @@ mod tests {
                 lag_records: 5,
                 lag_seconds: 1.5,
             }],
+            process: None,
         };
-        let flows = vec![
+        let mut flows = vec![
             flow("us-east", Verdict::Ok, &[]),
             flow("eu", Verdict::Lagging, &["lag 40 s over 30 s"]),
             flow("ap", Verdict::Broken, &["cluster ap: unreachable"]),
         ];
+        // As `/api/status` completes it: what the process running the flow sees.
+        flows[2].process = Some(crate::replicate::FlowProcess {
+            condition: crate::replicate::Condition::Waiting,
+            reason: Some("the target us-west (w:9092) has acknowledged no record for 12s; 40 records wait (the source is paused when the producer's queue is full)".into()),
+            problem: Some(crate::replicate::Problem {
+                class: crate::replicate::ErrorClass::Unreachable,
+                message: "cluster ap (ap:9092): BrokerTransportFailure".into(),
+                since_ms: 1_714_564_790_000,
+            }),
+            errors: [(crate::replicate::ErrorClass::Unreachable, 4)].into(),
+            records_skipped: [(crate::replicate::SkipReason::Retention, 150)].into(),
+            assigned_partitions: 1,
+        });
         let status = Status {
             generated_at_ms: 1_714_564_800_000,
             verdict: Status::worst(&flows),
@@ -286,6 +308,17 @@ mod tests {
                 version: 2,
                 changed_at_ms: 1_714_564_700_000,
                 reason: "failover from us-east".into(),
+            }],
+            clusters: vec![crate::reach::ClusterReach {
+                cluster: "ap".into(),
+                address: "ap:9092".into(),
+                reach: crate::reach::Reach::Down,
+                since_ms: 1_714_564_790_000,
+                failed_probes: 10,
+                error: Some(
+                    "ap:9092/bootstrap: Connect to ipv4#10.0.0.9:9092 failed: Connection refused"
+                        .into(),
+                ),
             }],
         };
         let json = serde_json::to_string_pretty(&status).unwrap() + "\n";

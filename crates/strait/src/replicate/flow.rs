@@ -20,9 +20,10 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, PurgeConfig, Thre
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
+use super::health::{ErrorClass, FlowHealth};
 use super::mm2_offsets::PositionLog;
 use super::offset_syncs::OffsetSyncWriter;
-use super::progress::{Owner, Progress, Tp};
+use super::progress::{Jump, Owner, Progress, Sent, Tp};
 use super::topics::{names, TopicSync};
 use super::FlowError;
 use crate::kafka::diagnose::Diagnosed;
@@ -182,11 +183,16 @@ pub struct FlowStats {
     /// For the last acknowledged record: acknowledgement time minus its source timestamp, in
     /// ms (MM2's `replication-latency-ms`).
     pub last_latency_ms: AtomicU64,
+    /// What the flow is doing and the errors it meets.
+    pub health: FlowHealth,
 }
 
 /// State shared by the copy loop, the producer's delivery callbacks and the rebalance callbacks.
 struct Shared {
     flow: String,
+    /// The source and target clusters, as errors name them: `us-east (host:9092)`.
+    source: Named,
+    target: Named,
     progress: Mutex<Progress>,
     syncs: Mutex<OffsetSyncWriter>,
     failure: Mutex<Option<String>>,
@@ -206,6 +212,25 @@ struct Shared {
 }
 
 impl Shared {
+    /// An error librdkafka reported for one of the flow's clients: its cause is kept for the
+    /// errors of later calls, it is counted, and logged at most every few seconds per class.
+    fn client_error(&self, on_target: bool, error: &KafkaError, reason: &str) {
+        let cluster = if on_target {
+            &self.target
+        } else {
+            &self.source
+        };
+        crate::kafka::diagnose::record(&cluster.address, error, reason);
+        let class = ErrorClass::of(error, on_target);
+        let message = match reason.trim() {
+            "" => format!("cluster {cluster}: {error}"),
+            reason => format!("cluster {cluster}: {error}: {reason}"),
+        };
+        if self.stats.health.met(class, message.clone()) {
+            warn!(flow = %self.flow, class = class.as_str(), "{message}");
+        }
+    }
+
     /// Hand the offset index every run that changed. Their acknowledgements raise the commit
     /// limit of their partitions.
     fn write_index(&self) {
@@ -309,7 +334,10 @@ struct DeliveryContext {
 
 impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        self.diagnose.error(error, reason)
+        match self.shared.upgrade() {
+            Some(s) => s.client_error(true, &error, reason),
+            None => self.diagnose.error(error, reason),
+        }
     }
 }
 
@@ -384,7 +412,10 @@ struct IndexContext {
 
 impl ClientContext for IndexContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        self.diagnose.error(error, reason)
+        match self.shared.upgrade() {
+            Some(s) => s.client_error(true, &error, reason),
+            None => self.diagnose.error(error, reason),
+        }
     }
 }
 
@@ -436,12 +467,11 @@ impl ProducerContext for IndexContext {
 
 struct RebalanceContext {
     shared: Arc<Shared>,
-    diagnose: Diagnosed,
 }
 
 impl ClientContext for RebalanceContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        self.diagnose.error(error, reason)
+        self.shared.client_error(false, &error, reason)
     }
 }
 
@@ -496,8 +526,26 @@ impl ConsumerContext for RebalanceContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            // Where each partition resumes, so that its first record is checked against it (a
+            // gap there is what retention deleted while no one copied).
+            let committed = consumer
+                .committed_offsets((*tpl).clone(), Duration::from_secs(10))
+                .map_err(|e| debug!(flow = %self.shared.flow, error = %e, "cannot read the committed offsets of the partitions assigned"))
+                .ok();
+            let mut progress = self.shared.progress.lock().unwrap();
+            for e in tpl.elements() {
+                let tp: Tp = (Arc::from(e.topic()), e.partition());
+                let resume_at = committed.as_ref().and_then(|c| {
+                    match c.find_partition(e.topic(), e.partition())?.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    }
+                });
+                progress.assigned(&tp, resume_at);
+            }
+            drop(progress);
             self.shared
                 .stats
                 .assigned_partitions
@@ -630,7 +678,17 @@ impl RunningFlow {
 pub fn start(spec: FlowSpec, cancel: CancellationToken) -> RunningFlow {
     let stats = Arc::new(FlowStats::default());
     let name = spec.name();
-    let task = tokio::spawn(run(spec, cancel.clone(), stats.clone()));
+    let task = {
+        let stats = stats.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let r = run(spec, cancel, stats.clone()).await;
+            if let Err(e) = &r {
+                stats.health.failed(e.to_string());
+            }
+            r
+        })
+    };
     RunningFlow {
         name,
         stats,
@@ -641,28 +699,67 @@ pub fn start(spec: FlowSpec, cancel: CancellationToken) -> RunningFlow {
 
 /// Retry `f` with the standard backoff until it succeeds or the flow is stopped (`None`); a
 /// stop also ends an attempt under way.
-async fn retrying<T, F, Fut>(
-    flow: &str,
-    what: &str,
-    cancel: &CancellationToken,
-    mut f: F,
-) -> Option<T>
+/// While it retries, the flow is waiting, for the reason the operator reads in `/api/status`.
+async fn retrying<T, F, Fut>(at: &Setup<'_>, what: &str, mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ClientError>>,
 {
     let mut backoff = Backoff::standard();
+    let flow = at.flow;
     loop {
-        match or_cancel(cancel, f()).await? {
+        match or_cancel(at.cancel, f()).await? {
             Ok(v) => return Some(v),
             Err(e) => {
                 let wait = backoff.next_wait();
-                warn!(flow, error = %e, "{what} failed; retrying in {:.1}s", wait.as_secs_f64());
-                if !pause(cancel, wait).await {
+                let class = ErrorClass::of_client(&e, e.cluster() == at.target);
+                at.health.met(class, e.to_string());
+                at.health.waiting(format!("{what} failed; retrying: {e}"));
+                warn!(flow, class = class.as_str(), error = %e, "{what} failed; retrying in {:.1}s", wait.as_secs_f64());
+                if !pause(at.cancel, wait).await {
                     return None;
                 }
             }
         }
+    }
+}
+
+/// What the flow's setup steps share: its name, its stop, where to report trouble.
+struct Setup<'a> {
+    flow: &'a str,
+    /// The target's alias: errors from it are classed as the target's.
+    target: &'a str,
+    cancel: &'a CancellationToken,
+    health: &'a FlowHealth,
+}
+
+/// The user's `auto.offset.reset` when it skips what a partition already holds.
+fn latest_reset(source: &Endpoint) -> Option<&str> {
+    source
+        .props
+        .get("auto.offset.reset")
+        .map(String::as_str)
+        .filter(|v| ["latest", "largest", "end"].contains(&v.to_ascii_lowercase().as_str()))
+}
+
+/// A cluster as the flow's messages name it: `alias (bootstrap servers)`.
+struct Named {
+    alias: String,
+    address: String,
+}
+
+impl Named {
+    fn of(ep: &Endpoint) -> Self {
+        Self {
+            alias: ep.alias.clone(),
+            address: ep.bootstrap_servers().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.alias, self.address)
     }
 }
 
@@ -678,43 +775,41 @@ async fn run(
     let source_admin = Admin::new(&spec.source_admin, spec.admin_timeout)?;
     let target_admin = Admin::new(&spec.target_admin, spec.admin_timeout)?;
     info!(flow = %flow, source = spec.source.bootstrap_servers(), target = spec.target.bootstrap_servers(), "flow starting");
+    if let Some(reset) = latest_reset(&spec.source) {
+        warn!(flow = %flow, "the source consumer has auto.offset.reset={reset}: a partition with no committed position (a new topic, a first start, or a position older than the source's retention) starts at its end, and the records already in it are never copied");
+    }
+    let at = Setup {
+        flow: &flow,
+        target: &spec.target.alias,
+        cancel: &cancel,
+        health: &stats.health,
+    };
 
-    let created = retrying(
-        &flow,
-        "creating the offset index topic",
-        &cancel,
-        || async {
-            let brokers = target_admin.broker_count().await?;
-            let rf =
-                super::topics::effective_replication_factor(spec.index_replication_factor, brokers);
-            target_admin
-                .create_topics(&[
-                    TopicSpec::new(&spec.index_topic, 1, rf).config("cleanup.policy", "compact")
-                ])
-                .await
-        },
-    )
+    let created = retrying(&at, "creating the offset index topic", || async {
+        let brokers = target_admin.broker_count().await?;
+        let rf =
+            super::topics::effective_replication_factor(spec.index_replication_factor, brokers);
+        target_admin
+            .create_topics(&[
+                TopicSpec::new(&spec.index_topic, 1, rf).config("cleanup.policy", "compact")
+            ])
+            .await
+    })
     .await;
     if created.is_none() {
         return Ok(());
     }
     if let Some(os) = &spec.offset_syncs {
         let admin = Admin::new(&os.cluster, spec.admin_timeout)?;
-        let created = retrying(
-            &flow,
-            "creating the offset-syncs topic",
-            &cancel,
-            || async {
-                let brokers = admin.broker_count().await?;
-                let rf =
-                    super::topics::effective_replication_factor(os.replication_factor, brokers);
-                admin
-                    .create_topics(&[
-                        TopicSpec::new(&os.topic, 1, rf).config("cleanup.policy", "compact")
-                    ])
-                    .await
-            },
-        )
+        let created = retrying(&at, "creating the offset-syncs topic", || async {
+            let brokers = admin.broker_count().await?;
+            let rf = super::topics::effective_replication_factor(os.replication_factor, brokers);
+            admin
+                .create_topics(&[
+                    TopicSpec::new(&os.topic, 1, rf).config("cleanup.policy", "compact")
+                ])
+                .await
+        })
         .await;
         if created.is_none() {
             return Ok(());
@@ -731,7 +826,7 @@ async fn run(
         config_exclude: spec.config_exclude.as_ref(),
         use_defaults_from: spec.use_defaults_from,
     };
-    let Some(mut topics) = retrying(&flow, "topic discovery", &cancel, || {
+    let Some(mut topics) = retrying(&at, "topic discovery", || {
         sync.ensure_remote_topics(&source_admin, &target_admin)
     })
     .await
@@ -740,8 +835,7 @@ async fn run(
     };
     let positions = match &spec.mm2_positions {
         Some(m) => {
-            let Some(p) =
-                mm2_positions(&spec, m, &source_admin, &target_admin, &topics, &cancel).await
+            let Some(p) = mm2_positions(&spec, m, &source_admin, &target_admin, &topics, &at).await
             else {
                 return Ok(());
             };
@@ -846,7 +940,7 @@ async fn mm2_positions(
     source_admin: &Admin,
     target_admin: &Admin,
     topics: &[TopicInfo],
-    cancel: &CancellationToken,
+    at: &Setup<'_>,
 ) -> Option<Option<PositionLog>> {
     let flow = spec.name();
     let group = spec.group_id();
@@ -860,7 +954,7 @@ async fn mm2_positions(
         source_alias: spec.policy.source_alias(),
         timeout: spec.admin_timeout,
     };
-    let seeded = retrying(&flow, "reading MirrorMaker 2's positions", cancel, || async {
+    let seeded = retrying(at, "reading MirrorMaker 2's positions", || async {
         match super::resume::seed(&seed, topics).await {
             Err(e) if e.is_denied() => {
                 warn!(flow = %flow, error = %e, "cannot read MirrorMaker 2's positions; partitions resume from strait's group or auto.offset.reset");
@@ -871,7 +965,7 @@ async fn mm2_positions(
     })
     .await;
     seeded?;
-    let ready = retrying(&flow, "preparing MirrorMaker 2's offsets topic", cancel, || async {
+    let ready = retrying(at, "preparing MirrorMaker 2's offsets topic", || async {
         let brokers = target_admin.broker_count().await?;
         let rf = super::topics::effective_replication_factor(m.replication_factor, brokers);
         let made = target_admin
@@ -916,6 +1010,8 @@ struct Handing<'a> {
     remote_names: HashMap<String, (Arc<str>, String)>,
     /// Whether the consumer's partitions are paused for want of room in the producer.
     paused: bool,
+    /// Partitions whose offsets jumped, for the copy loop to look into.
+    jumps: Vec<(Tp, Jump)>,
 }
 
 /// A source record, borrowed from the consumer or parked for later.
@@ -969,7 +1065,10 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
     let tp: Tp = (tp_topic.clone(), m.partition);
     let bytes = (m.payload.map_or(0, <[u8]>::len) + m.key.map_or(0, <[u8]>::len)) as u64;
     // Counted in flight from now on, so that nothing past it is committed while it waits.
-    let owner = h.shared.progress.lock().unwrap().sent(&tp, m.offset);
+    let Sent { owner, jump } = h.shared.progress.lock().unwrap().sent(&tp, m.offset);
+    if jump != Jump::None {
+        h.jumps.push((tp.clone(), jump));
+    }
     let mut rec = BaseRecord::with_opaque_to(
         remote.as_str(),
         Box::new(Delivery {
@@ -1031,6 +1130,77 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
     }
 }
 
+/// How long the target may acknowledge nothing while records wait before the flow says it waits.
+const STALL_AFTER: Duration = Duration::from_secs(10);
+
+/// Whether the target is taking records: a flow whose records wait and are not acknowledged for
+/// [`STALL_AFTER`] is waiting, with the reason, until they move again.
+struct Stall {
+    records: u64,
+    moved: Instant,
+    said: bool,
+}
+
+impl Stall {
+    fn new(records: u64) -> Self {
+        Self {
+            records,
+            moved: Instant::now(),
+            said: false,
+        }
+    }
+
+    /// `waiting`: records handed to the producer or parked, not acknowledged yet.
+    fn check(&mut self, shared: &Shared, waiting: u64) {
+        let records = shared.stats.records.load(Ordering::Relaxed);
+        if records != self.records || waiting == 0 {
+            self.records = records;
+            self.moved = Instant::now();
+            if self.said {
+                self.said = false;
+                shared.stats.health.replicating();
+                info!(flow = %shared.flow, target = %shared.target, "the target acknowledges records again");
+            }
+        } else if self.moved.elapsed() >= STALL_AFTER {
+            let reason = format!(
+                "the target {} has acknowledged no record for {}s; {waiting} records wait (the source is paused when the producer's queue is full)",
+                shared.target,
+                self.moved.elapsed().as_secs()
+            );
+            if !self.said {
+                warn!(flow = %shared.flow, "{reason}");
+                self.said = true;
+            }
+            shared.stats.health.waiting(reason);
+        }
+    }
+}
+
+/// Tell what a jump in a partition's offsets means: records the source deleted before they were
+/// copied (counted and said), or a partition that went back (said; it is copied again from
+/// there). Gaps from compaction or transaction markers are normal and pass silently.
+fn look_into(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, tp: &Tp, jump: Jump) {
+    let partition = format!("{}-{}", tp.0, tp.1);
+    match jump {
+        Jump::None => {}
+        Jump::Gap { from, to } => {
+            // The log start offset as the last fetch response gave it (no request).
+            let Some(low) = crate::kafka::cached_log_start(consumer.client(), &tp.0, tp.1) else {
+                return;
+            };
+            if low > from {
+                let end = low.min(to);
+                let n = (end - from) as u64;
+                shared.stats.health.skipped_by_retention(n);
+                warn!(flow = %shared.flow, partition = %partition, skipped = n, "source {} deleted records {from}..{end} of {partition} (retention) before they were copied: they are not on the target", shared.source);
+            }
+        }
+        Jump::Back { from, to } => {
+            warn!(flow = %shared.flow, partition = %partition, "source partition {partition} went back from offset {from} to {to} (the topic was re-created, or truncated): copying it from {to}, and committing from there");
+        }
+    }
+}
+
 /// Stop fetching every assigned partition (the producer has no room); true when paused.
 fn pause_source(consumer: &BaseConsumer<RebalanceContext>, flow: &str) -> bool {
     match consumer.assignment().and_then(|a| consumer.pause(&a)) {
@@ -1076,6 +1246,8 @@ fn copy_loop(
     };
     let shared = Arc::new(Shared {
         flow: flow.clone(),
+        source: Named::of(&spec.source),
+        target: Named::of(&spec.target),
         progress: Mutex::new(Progress::default()),
         syncs: Mutex::new(OffsetSyncWriter::new(spec.offset_lag_max)),
         failure: Mutex::new(None),
@@ -1121,7 +1293,6 @@ fn copy_loop(
         .consumer_config(&spec.group_id())
         .create_with_context(RebalanceContext {
             shared: shared.clone(),
-            diagnose: spec.source.context(),
         })
         .map_err(|e| ClientError::from_kafka(&spec.source, "create the replication consumer", e))?;
 
@@ -1134,13 +1305,16 @@ fn copy_loop(
         stop,
         remote_names: HashMap::new(),
         paused: false,
+        jumps: Vec::new(),
     };
     // Records the producer had no room for, oldest first, while the partitions are paused.
     let mut parked: VecDeque<OwnedMessage> = VecDeque::new();
     let mut seen_revocations = shared.stats.revocations.load(Ordering::Relaxed);
     let mut last_commit = Instant::now();
     let mut last_promote = Instant::now();
-    let mut last_poll_error: Option<Instant> = None;
+    let mut last_stall_check = Instant::now();
+    let mut stall = Stall::new(shared.stats.records.load(Ordering::Relaxed));
+    shared.stats.health.replicating();
     let mut subscribed: Option<Vec<String>> = None;
     'copy: loop {
         if let Some(reason) = shared.failure.lock().unwrap().clone() {
@@ -1223,15 +1397,20 @@ fn copy_loop(
                     handing.paused |= pause_source(&consumer, &flow);
                 }
             }
-            // Transient source trouble: librdkafka reconnects by itself. Say it, not too often.
-            Some(Err(e))
-                if last_poll_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) =>
-            {
-                warn!(flow = %flow, source = spec.source.bootstrap_servers(), error = %e, "source consumer error; retrying");
-                last_poll_error = Some(Instant::now());
-            }
-            Some(Err(_)) => {}
+            // librdkafka retries by itself: count it, keep it as the flow's problem, say it
+            // now and then.
+            Some(Err(e)) => shared.client_error(false, &e, ""),
             None => {}
+        }
+        for (tp, jump) in handing.jumps.drain(..) {
+            look_into(&consumer, &shared, &tp, jump);
+        }
+        if last_stall_check.elapsed() >= Duration::from_secs(1) {
+            last_stall_check = Instant::now();
+            stall.check(
+                &shared,
+                producer.in_flight_count().max(0) as u64 + parked.len() as u64,
+            );
         }
         if last_commit.elapsed() >= spec.commit_interval {
             commit(&consumer, &shared, CommitMode::Async);

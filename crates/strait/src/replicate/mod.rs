@@ -3,6 +3,7 @@
 pub(crate) mod acls;
 pub(crate) mod configs;
 pub(crate) mod flow;
+pub(crate) mod health;
 pub mod mm2_offsets;
 pub(crate) mod offset_syncs;
 pub(crate) mod progress;
@@ -14,6 +15,7 @@ pub use configs::{overrides_if_partial, sync_topic_configs};
 pub use flow::{
     start, FlowSpec, FlowStats, Mm2Positions, NameMatcher, OffsetSyncTarget, RunningFlow,
 };
+pub use health::{Condition, ErrorClass, FlowHealth, FlowProcess, Problem, SkipReason};
 pub use topics::TopicSync;
 
 use crate::kafka::ClientError;

@@ -5,6 +5,13 @@
 //! one may still be acknowledged after the partition was given up (a revoke that could not wait
 //! for them), and must then count for nothing, or a process that no longer owns a partition
 //! would move its bookkeeping, offset syncs and commits.
+//!
+//! The offsets of one ownership normally only go up. A record behind the last one sent means the
+//! source partition went back (the topic was deleted and re-created, or truncated by an unclean
+//! leader election): it starts a new ownership whose commits may go back too, or a restart would
+//! resume at the old, higher offset and skip what the new partition holds below it. A record
+//! ahead of the next expected offset is a gap, which the copy loop looks into (records deleted by
+//! retention are counted and said; compaction and transaction markers are not).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -18,7 +25,7 @@ struct Part {
     owner: Owner,
     /// Sent, not yet acknowledged.
     in_flight: BTreeSet<i64>,
-    /// One past the highest offset sent.
+    /// One past the offset last sent (or where the partition resumed, before the first).
     next: Option<i64>,
     /// The offset last committed (the next to read), if any.
     committed: Option<i64>,
@@ -31,6 +38,25 @@ impl Part {
     }
 }
 
+/// What a record handed to the producer tells of its partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Jump {
+    /// The next offset expected: nothing to say.
+    None,
+    /// Ahead of the next offset expected: `from..to` were never read.
+    Gap { from: i64, to: i64 },
+    /// Behind the last offset sent: the partition went back from `from` to `to`.
+    Back { from: i64, to: i64 },
+}
+
+/// A record handed to the producer: the ownership its acknowledgement must carry, and how its
+/// offset follows the previous one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sent {
+    pub(crate) owner: Owner,
+    pub(crate) jump: Jump,
+}
+
 /// Replication progress of the partitions this process owns.
 #[derive(Debug, Default)]
 pub(crate) struct Progress {
@@ -39,9 +65,23 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// Record `offset` of `tp` handed to the producer; returns the ownership its
-    /// acknowledgement must carry.
-    pub(crate) fn sent(&mut self, tp: &Tp, offset: i64) -> Owner {
+    /// `tp` was assigned to this process, which resumes it at `resume_at` (its committed
+    /// offset; `None` when it has none): the first record is expected there.
+    pub(crate) fn assigned(&mut self, tp: &Tp, resume_at: Option<i64>) {
+        self.next_owner += 1;
+        self.parts.insert(
+            tp.clone(),
+            Part {
+                owner: self.next_owner,
+                next: resume_at,
+                committed: resume_at,
+                ..Part::default()
+            },
+        );
+    }
+
+    /// Record `offset` of `tp` handed to the producer.
+    pub(crate) fn sent(&mut self, tp: &Tp, offset: i64) -> Sent {
         let next_owner = &mut self.next_owner;
         let p = self.parts.entry(tp.clone()).or_insert_with(|| {
             *next_owner += 1;
@@ -50,9 +90,34 @@ impl Progress {
                 ..Part::default()
             }
         });
+        let jump = match p.next {
+            // The same record again: the producer had no room for it the first time.
+            Some(n) if offset == n - 1 && p.in_flight.contains(&offset) => Jump::None,
+            Some(n) if offset > n => Jump::Gap {
+                from: n,
+                to: offset,
+            },
+            Some(n) if offset < n => {
+                // A new partition under the old name: what was in flight belongs to the old
+                // one, and commits start over (they may go back).
+                *next_owner += 1;
+                *p = Part {
+                    owner: *next_owner,
+                    ..Part::default()
+                };
+                Jump::Back {
+                    from: n,
+                    to: offset,
+                }
+            }
+            _ => Jump::None,
+        };
         p.in_flight.insert(offset);
-        p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
-        p.owner
+        p.next = Some(offset + 1);
+        Sent {
+            owner: p.owner,
+            jump,
+        }
     }
 
     /// The target acknowledged `offset` of `tp`, sent under `owner`. False when that ownership
@@ -128,7 +193,7 @@ mod tests {
         let mut pr = Progress::default();
         let mut owner = 0;
         for o in 10..15 {
-            owner = pr.sent(&tp(0), o);
+            owner = pr.sent(&tp(0), o).owner;
         }
         assert_eq!(pr.to_commit(), vec![(tp(0), 10)]);
         pr.acked(&tp(0), owner, 11);
@@ -149,19 +214,64 @@ mod tests {
         // A revoke that could not wait for every record: their acknowledgements arrive after the
         // partition was given up, and again after it came back to this process.
         let mut pr = Progress::default();
-        let old = pr.sent(&tp(0), 10);
+        let old = pr.sent(&tp(0), 10).owner;
         pr.forget(&tp(0));
         assert!(!pr.acked(&tp(0), old, 10), "given up: not ours");
         assert!(
             pr.is_empty(),
             "a late acknowledgement does not re-create the partition"
         );
-        let new = pr.sent(&tp(0), 20);
+        let new = pr.sent(&tp(0), 20).owner;
         assert_ne!(new, old);
         assert!(!pr.acked(&tp(0), old, 20));
         assert_eq!(pr.to_commit(), vec![(tp(0), 20)], "20 is still in flight");
         assert!(pr.acked(&tp(0), new, 20));
         assert_eq!(pr.to_commit(), vec![(tp(0), 21)]);
+    }
+
+    #[test]
+    fn a_partition_that_went_back_commits_from_its_new_offsets() {
+        // The topic was deleted and re-created while its records were copied: offsets start
+        // again at 0. The commit must follow them down, or a restart resumes at 5000 of the new
+        // partition and never copies 2..5000.
+        let mut pr = Progress::default();
+        pr.assigned(&tp(0), Some(4998));
+        let a = pr.sent(&tp(0), 4998);
+        assert_eq!(a.jump, Jump::None);
+        pr.sent(&tp(0), 4999);
+        assert_eq!(
+            pr.sent(&tp(0), 4999).jump,
+            Jump::None,
+            "handed again after a full queue"
+        );
+        let b = pr.sent(&tp(0), 0);
+        assert_eq!(b.jump, Jump::Back { from: 5000, to: 0 });
+        assert_ne!(
+            a.owner, b.owner,
+            "the old partition's acknowledgements count for nothing"
+        );
+        assert!(!pr.acked(&tp(0), a.owner, 4999));
+        pr.sent(&tp(0), 1);
+        assert_eq!(pr.to_commit(), vec![(tp(0), 0)]);
+        pr.acked(&tp(0), b.owner, 0);
+        pr.acked(&tp(0), b.owner, 1);
+        assert_eq!(pr.to_commit(), vec![(tp(0), 2)], "below the old commit");
+    }
+
+    #[test]
+    fn the_next_offset_is_the_last_sent_plus_one_and_gaps_are_told() {
+        let mut pr = Progress::default();
+        pr.assigned(&tp(0), Some(100));
+        assert!(
+            pr.to_commit().is_empty(),
+            "resumed where committed: nothing new"
+        );
+        // The source deleted 100..250 before they were read.
+        let s = pr.sent(&tp(0), 250);
+        assert_eq!(s.jump, Jump::Gap { from: 100, to: 250 });
+        assert_eq!(pr.sent(&tp(0), 251).jump, Jump::None);
+        // No resume point: the first record is not a gap.
+        assert_eq!(pr.sent(&tp(1), 7).jump, Jump::None);
     }
 
     proptest! {
@@ -171,7 +281,7 @@ mod tests {
         fn never_commits_past_an_unacked_record(n in 1usize..200, order in proptest::collection::vec(any::<u64>(), 200)) {
             let mut pr = Progress::default();
             let mut owner = 0;
-            for o in 0..n as i64 { owner = pr.sent(&tp(1), o); }
+            for o in 0..n as i64 { owner = pr.sent(&tp(1), o).owner; }
             let mut idx: Vec<usize> = (0..n).collect();
             idx.sort_by_key(|i| order[*i]);
             let mut acked = vec![false; n];

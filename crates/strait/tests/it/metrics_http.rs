@@ -116,6 +116,9 @@ fn expected_labels(name: &str) -> &'static [&'static str] {
         "strait_lag_records" | "strait_lag_seconds" => &["partition", "source", "target", "topic"],
         "strait_group_lag_records" => &["group", "side", "source", "target"],
         "strait_status_collection_seconds" => &[],
+        "strait_flow_errors_total" => &["class", "source", "target"],
+        "strait_records_skipped_total" => &["reason", "source", "target"],
+        "strait_cluster_up" => &["cluster"],
         _ => &["source", "target"],
     }
 }
@@ -201,13 +204,28 @@ async fn metrics_status_and_health_over_http(engine) {
             let v = value(s);
             assert!(v.is_finite() && v >= 0.0, "{name}: {v}");
         }
-        if !expected_labels(name).is_empty() {
+        if expected_labels(name).contains(&"source") {
             assert!(
                 !flow_samples(&scrape, name, &[]).is_empty(),
                 "{name}: nothing for us-east->us-west:\n{text}"
             );
         }
     }
+    // Both clusters answer their probes; a healthy flow met no error and skipped nothing.
+    for c in clusters {
+        let up: Vec<f64> = samples(&scrape, "strait_cluster_up")
+            .into_iter()
+            .filter(|s| s.labels.get("cluster") == Some(c))
+            .map(value)
+            .collect();
+        assert_eq!(up, [1.0], "strait_cluster_up of {c}");
+    }
+    let classes = flow_samples(&scrape, "strait_flow_errors_total", &[]);
+    assert_eq!(classes.len(), strait::replicate::ErrorClass::ALL.len(), "every class exported");
+    assert_eq!(
+        flow_value(&scrape, "strait_records_skipped_total", &[("reason", "retention")]),
+        Some(0.0)
+    );
     let flow = |name: &str| flow_value(&scrape, name, &[]).unwrap();
     assert!(
         flow("strait_replicated_records_total") >= RECORDS as f64,
@@ -293,11 +311,24 @@ async fn metrics_status_and_health_over_http(engine) {
     // The one untyped comparison of the status document, on purpose: the endpoint and the
     // command give the same JSON shape, key for key (the bytes are
     // `src/monitor/testdata/status.json`; the rest reads `Status`).
-    assert_same_shape(
-        &serde_json::from_str(&body).unwrap(),
-        &serde_json::from_str(&stdout).unwrap(),
-        "$",
+    // The endpoint adds what only the running process knows: the clusters' probes and each
+    // flow's own view.
+    let mut doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    doc.as_object_mut().unwrap().remove("clusters");
+    for f in doc["flows"].as_array_mut().unwrap() {
+        f.as_object_mut().unwrap().remove("process");
+    }
+    assert_same_shape(&doc, &serde_json::from_str(&stdout).unwrap(), "$");
+    let reach: Vec<(&str, strait::reach::Reach)> =
+        api.clusters.iter().map(|c| (c.cluster.as_str(), c.reach)).collect();
+    assert_eq!(
+        reach,
+        [("us-east", strait::reach::Reach::Up), ("us-west", strait::reach::Reach::Up)]
     );
+    let process = api.flows[0].process.as_ref().expect("the flow's own view");
+    assert_eq!(process.condition, strait::replicate::Condition::Replicating, "{process:?}");
+    assert_eq!(process.assigned_partitions, PARTITIONS as u64 + 1, "orders and heartbeats");
+    assert!(cli.clusters.is_empty() && cli.flows[0].process.is_none());
     assert_eq!(api.verdict, Verdict::Ok, "{api:?}");
     assert_eq!(api.verdict, cli.verdict);
     let flows = |d: &Status| -> Vec<(String, String, Verdict)> {
@@ -411,6 +442,9 @@ const NOT_METRICS: &[&str] = &[
     "partition",
     "group",
     "side",
+    "class",
+    "reason",
+    "cluster",
     "job",
     "instance",
     // Prometheus's own scrape health, not strait's.

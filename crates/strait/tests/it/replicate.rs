@@ -201,6 +201,13 @@ async fn a_full_producer_queue_pauses_the_source_and_keeps_the_group(engine) {
         assert!(!flow.is_finished(), "an unreachable target is waited for");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Waited for, and said: the flow is waiting, with the reason.
+    let seen = flow.stats.health.view(3);
+    assert_eq!(seen.condition, replicate::Condition::Waiting, "{seen:?}");
+    assert!(
+        seen.reason.as_deref().is_some_and(|r| r.contains("has acknowledged no record")),
+        "{seen:?}"
+    );
     west.heal();
     let healed = Instant::now();
     while record_count(west, "us-east.orders", 3).await < N as i64 {
@@ -212,6 +219,11 @@ async fn a_full_producer_queue_pauses_the_source_and_keeps_the_group(engine) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(revoked(), 0, "the group took the partitions away (evicted) and gave them back");
+    let t = Instant::now();
+    while flow.stats.health.condition() != replicate::Condition::Replicating {
+        assert!(t.elapsed() < Duration::from_secs(5), "still waiting once everything was copied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     flow.stop();
     flow.join().await.expect("clean stop");
     let copies = read_all(west, "us-east.orders", 3, N).await;
@@ -221,6 +233,78 @@ async fn a_full_producer_queue_pauses_the_source_and_keeps_the_group(engine) {
         assert!(got.get(k).copied().unwrap_or(0) >= *n, "lost {k:?}");
     }
 }
+}
+
+/// Apache Kafka only (the sandbox's in-memory store never deletes records: it has neither
+/// retention nor DeleteRecords). Records the source deleted before the flow copied them cannot be
+/// copied: they are counted (`strait_records_skipped_total{reason="retention"}`) and said with
+/// their range, and everything after them is copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_deleted_before_they_were_copied_are_counted_and_said() {
+    if !kafka_enabled() {
+        return;
+    }
+    let sb = Engine::Kafka.start(&["us-east", "us-west"]).await;
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 1).await;
+    produce_range(east, "orders", 1, 0..200, "orders", None).await;
+    // The flow copied up to 50 before it stopped; the source then deleted everything below 120.
+    let spec = flow_spec(east, west, &["orders"]);
+    commit_group(east, &spec.group_id(), &[("orders", 0, 50)]).await;
+    delete_records_before(east, "orders", 0, 120).await;
+
+    let flow = replicate::start(spec, strait::stop::CancellationToken::new());
+    wait_for_count(west, "us-east.orders", 1, 80, Duration::from_secs(60)).await;
+    let t = Instant::now();
+    while flow.stats.health.skipped_retention() == 0 && t.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(flow.stats.health.skipped_retention(), 70, "records 50..120");
+    let seen = flow.stats.health.view(1);
+    assert_eq!(
+        seen.records_skipped.get(&replicate::SkipReason::Retention),
+        Some(&70)
+    );
+    flow.stop();
+    flow.join().await.expect("clean stop");
+    let copies = read_all(west, "us-east.orders", 1, 80).await;
+    let values: Vec<String> = copies
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    let want: Vec<String> = (120..200).map(|i| format!("orders:{i}")).collect();
+    assert_eq!(
+        values, want,
+        "everything the source still held, once, in order"
+    );
+}
+
+/// Delete the records of `topic`-`partition` below `before` (what retention does).
+async fn delete_records_before(
+    c: &strait_sandbox::Cluster,
+    topic: &str,
+    partition: i32,
+    before: i64,
+) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let a: AdminClient<DefaultClientContext> = endpoint(c).admin_config().create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(before))
+        .unwrap();
+    let done = a
+        .delete_records(
+            &tpl,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("delete records");
+    for e in done.elements() {
+        assert!(e.error().is_ok(), "delete records: {:?}", e.error());
+    }
 }
 
 /// A record's identity across clusters: partition, value, timestamp.

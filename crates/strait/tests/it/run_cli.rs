@@ -220,6 +220,71 @@ async fn sigterm_with_both_clusters_gone_still_stops_within_ten_seconds() {
     );
 }
 
+/// A cluster that does not answer (a typo in an address) is said within seconds, naming the
+/// cluster and its address, and shown in `/api/status` and `/metrics`; before, `strait run` said
+/// "flow starting" and then nothing for 40 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_does_not_answer_is_said_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (east, west) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let cfg = mm2_config(&dir, &east, &west, "");
+    let http = format!("127.0.0.1:{}", free_port());
+    let log = dir.path().join("run.log");
+    let _show = ShowOnPanic(log.clone());
+    let child = spawn_run_http(&cfg, &http, &log);
+    let started = Instant::now();
+    for (alias, address) in [("us-east", &east), ("us-west", &west)] {
+        let said = format!("cluster {alias} ({address}) does not answer");
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(&said)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "not said within 10 s: {said}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!("both said after {:?}", started.elapsed());
+    let status: strait::monitor::Status = loop {
+        if let Ok((200, body)) = http_get(&http, "/api/status").await {
+            break typed("/api/status", &body);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no /api/status"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let down: Vec<_> = status
+        .clusters
+        .iter()
+        .filter(|c| c.reach == strait::reach::Reach::Down)
+        .map(|c| c.cluster.as_str())
+        .collect();
+    assert_eq!(down, ["us-east", "us-west"], "{status:?}");
+    let flow = &status.flows[0];
+    assert_eq!(flow.verdict, strait::monitor::Verdict::Broken);
+    assert!(
+        flow.reasons
+            .iter()
+            .any(|r| r.starts_with(&format!("cluster us-west ({west}) does not answer"))),
+        "{:?}",
+        flow.reasons
+    );
+    let (_, metrics) = http_get(&http, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains("strait_cluster_up{cluster=\"us-east\"} 0"),
+        "{metrics}"
+    );
+    let (status, _, _) = stop(child, "-TERM", &log).await;
+    assert!(status.success(), "{status:?}");
+}
+
 /// Prints the end of a log if the test fails while it is alive.
 struct ShowOnPanic(std::path::PathBuf);
 

@@ -1,0 +1,346 @@
+//! Which clusters answer, seen within seconds.
+//!
+//! librdkafka retries connections silently and a call to a cluster that is away waits out its
+//! whole timeout (a minute for admin calls), so without a watch an operator whose bootstrap
+//! address has a typo reads "flow starting" and then nothing. `strait run` therefore probes every
+//! cluster its flows touch with one kept-alive client and a tiny request (metadata of one topic
+//! that need not exist, never auto-created) every second. [`DOWN_AFTER`] failures in a row make
+//! the cluster *down*: said at once in the log with the cluster, its address and librdkafka's last
+//! reason, said again every [`REPEAT_EVERY`] while it lasts, and exported to `/api/status`,
+//! `/metrics` and the dashboard. The first success after that says how long it was away.
+//!
+//! The decision ([`Tracker`]) is pure, so it is tested on its own; the probing is
+//! [`watch`]'s task.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use crate::kafka::Endpoint;
+use crate::stop::{pause, CancellationToken};
+
+/// How often each cluster is probed.
+pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long one probe waits for an answer.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Failed probes in a row after which a cluster is down (about three seconds in all).
+pub(crate) const DOWN_AFTER: u32 = 3;
+/// How often a cluster that stays down is mentioned again in the log.
+pub(crate) const REPEAT_EVERY: Duration = Duration::from_secs(30);
+/// The topic whose metadata a probe asks for: any answer, even "unknown topic" or "not
+/// authorized", proves the cluster answers.
+const PROBE_TOPIC: &str = "__strait_probe";
+
+/// Whether a cluster answers, as its probes tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reach {
+    /// Not probed enough yet to tell.
+    Unknown,
+    /// The last probe was answered.
+    Up,
+    /// [`DOWN_AFTER`] probes in a row (or more) went unanswered.
+    Down,
+}
+
+/// One cluster as the watch sees it: the `clusters` entries of `/api/status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterReach {
+    /// The cluster's alias in the MM2 file.
+    pub cluster: String,
+    /// Its `bootstrap.servers`.
+    pub address: String,
+    /// Up, down or not known yet.
+    pub reach: Reach,
+    /// Epoch milliseconds since when the cluster has been in this state.
+    pub since_ms: i64,
+    /// Probes failed in a row (0 when the last one was answered).
+    pub failed_probes: u32,
+    /// Why the last probe failed (librdkafka's reason when it gave one); `None` when it did not.
+    pub error: Option<String>,
+}
+
+impl ClusterReach {
+    fn new(ep: &Endpoint) -> Self {
+        Self {
+            cluster: ep.alias.clone(),
+            address: ep.bootstrap_servers().to_string(),
+            reach: Reach::Unknown,
+            since_ms: crate::heartbeat::now_ms(),
+            failed_probes: 0,
+            error: None,
+        }
+    }
+
+    /// The sentence an operator reads for a down cluster (in reasons and the log).
+    pub fn down_reason(&self) -> String {
+        let age = (crate::heartbeat::now_ms() - self.since_ms).max(0) / 1000;
+        format!(
+            "cluster {} ({}) does not answer for {age}s ({} probes failed{})",
+            self.cluster,
+            self.address,
+            self.failed_probes,
+            self.error
+                .as_deref()
+                .map_or_else(String::new, |e| format!(": {e}"))
+        )
+    }
+}
+
+/// What a probe's outcome changes, for the log.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Nothing worth a line.
+    Quiet,
+    /// The cluster just went down.
+    Down,
+    /// Still down, and [`REPEAT_EVERY`] passed since it was last said.
+    StillDown(Duration),
+    /// Answers again, after being down this long.
+    Up(Duration),
+}
+
+/// The decision of [`Change`]s from probe outcomes, without I/O.
+#[derive(Debug)]
+pub(crate) struct Tracker {
+    down_after: u32,
+    repeat_every: Duration,
+    failures: u32,
+    reach: Reach,
+    since: Instant,
+    last_said: Instant,
+}
+
+impl Tracker {
+    pub(crate) fn new(down_after: u32, repeat_every: Duration, now: Instant) -> Self {
+        Self {
+            down_after: down_after.max(1),
+            repeat_every,
+            failures: 0,
+            reach: Reach::Unknown,
+            since: now,
+            last_said: now,
+        }
+    }
+
+    pub(crate) fn reach(&self) -> Reach {
+        self.reach
+    }
+
+    pub(crate) fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Take in one probe's outcome at `now`.
+    pub(crate) fn observe(&mut self, answered: bool, now: Instant) -> Change {
+        if answered {
+            self.failures = 0;
+            let was = std::mem::replace(&mut self.reach, Reach::Up);
+            return match was {
+                Reach::Up => Change::Quiet,
+                Reach::Unknown => {
+                    self.since = now;
+                    Change::Quiet
+                }
+                Reach::Down => {
+                    let away = now.saturating_duration_since(self.since);
+                    self.since = now;
+                    Change::Up(away)
+                }
+            };
+        }
+        self.failures = self.failures.saturating_add(1);
+        match self.reach {
+            Reach::Down => {
+                if now.saturating_duration_since(self.last_said) >= self.repeat_every {
+                    self.last_said = now;
+                    Change::StillDown(now.saturating_duration_since(self.since))
+                } else {
+                    Change::Quiet
+                }
+            }
+            _ if self.failures >= self.down_after => {
+                self.reach = Reach::Down;
+                // Down since the first failure of the row: that is when it stopped answering.
+                self.since = now
+                    .checked_sub(PROBE_EVERY * (self.failures - 1))
+                    .unwrap_or(now);
+                self.last_said = now;
+                Change::Down
+            }
+            _ => Change::Quiet,
+        }
+    }
+}
+
+/// The probe client's context: keeps librdkafka's last error, which says why a probe went
+/// unanswered ("Connection refused", a failed TLS handshake) better than its timeout does.
+struct ProbeContext {
+    bootstrap: String,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for ProbeContext {
+    /// librdkafka's own lines about the probe's connection would repeat every second what the
+    /// watch says once: kept for debugging only.
+    fn log(&self, _level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        debug!(address = %self.bootstrap, fac, message, "probe client log");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        crate::kafka::diagnose::record(&self.bootstrap, &error, reason);
+        debug!(address = %self.bootstrap, %error, reason, "probe client error");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+    }
+}
+
+impl ConsumerContext for ProbeContext {}
+
+/// A cluster's watch: its latest state, read by the HTTP server and the flows' reports.
+pub type Watched = Arc<Mutex<ClusterReach>>;
+
+/// Probe `ep` every [`PROBE_EVERY`] until `cancel` fires; the state is kept in the returned
+/// value.
+pub fn watch(ep: &Endpoint, cancel: CancellationToken) -> (Watched, tokio::task::JoinHandle<()>) {
+    let shared = Arc::new(Mutex::new(ClusterReach::new(ep)));
+    let task = tokio::spawn(run(ep.clone(), shared.clone(), cancel));
+    (shared, task)
+}
+
+async fn run(ep: Endpoint, shared: Watched, cancel: CancellationToken) {
+    let mut cfg = ep.consumer_config("strait-probe");
+    cfg.set("client.id", format!("strait-{}-probe", ep.alias));
+    cfg.set("allow.auto.create.topics", "false");
+    let context = ProbeContext {
+        bootstrap: ep.bootstrap_servers().to_string(),
+        last_error: Mutex::new(None),
+    };
+    let client: Arc<BaseConsumer<ProbeContext>> = match cfg.create_with_context(context) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            // The flows fail on the same configuration with their own error; nothing to watch.
+            warn!(cluster = %ep.alias, error = %e, "cannot create the reachability probe");
+            return;
+        }
+    };
+    let mut tracker = Tracker::new(DOWN_AFTER, REPEAT_EVERY, Instant::now());
+    let (alias, address) = (ep.alias.clone(), ep.bootstrap_servers().to_string());
+    loop {
+        let started = Instant::now();
+        let c = client.clone();
+        let answered = crate::kafka::blocking(move || {
+            let r = c.fetch_metadata(Some(PROBE_TOPIC), PROBE_TIMEOUT);
+            // Serve the error events queued meanwhile (they carry the reason).
+            let _ = c.poll(Duration::ZERO);
+            r.is_ok()
+        });
+        let Some(answered) = crate::stop::or_cancel(&cancel, answered).await else {
+            return;
+        };
+        let error =
+            if answered {
+                None
+            } else {
+                let recent = crate::kafka::diagnose::recent(&address);
+                let last = client
+                    .context()
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                Some(recent.or(last).unwrap_or_else(|| {
+                    format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())
+                }))
+            };
+        let change = tracker.observe(answered, Instant::now());
+        let snapshot = {
+            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            if s.reach != tracker.reach() {
+                s.since_ms = crate::heartbeat::now_ms()
+                    - (PROBE_EVERY * tracker.failures().saturating_sub(1)).as_millis() as i64;
+            }
+            s.reach = tracker.reach();
+            s.failed_probes = tracker.failures();
+            s.error = error;
+            s.clone()
+        };
+        match change {
+            Change::Quiet => {}
+            Change::Down => {
+                warn!(cluster = %alias, address = %address, "{}; replication to and from it waits until it answers", snapshot.down_reason());
+            }
+            Change::StillDown(_) => {
+                warn!(cluster = %alias, address = %address, "{}", snapshot.down_reason());
+            }
+            Change::Up(away) => {
+                info!(cluster = %alias, address = %address, "cluster {alias} ({address}) answers again after {:.0}s", away.as_secs_f64());
+            }
+        }
+        let wait = PROBE_EVERY.saturating_sub(started.elapsed());
+        if !pause(&cancel, wait).await {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(outcomes: &[bool]) -> Vec<Change> {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(3, Duration::from_secs(30), t0);
+        outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, ok)| t.observe(*ok, t0 + Duration::from_secs(i as u64)))
+            .collect()
+    }
+
+    #[test]
+    fn down_after_three_failures_in_a_row_and_said_once() {
+        let c = run(&[true, false, false, false, false]);
+        assert_eq!(
+            c,
+            vec![
+                Change::Quiet,
+                Change::Quiet,
+                Change::Quiet,
+                Change::Down,
+                Change::Quiet
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cluster_that_never_answered_is_down_within_three_probes() {
+        let c = run(&[false, false, false]);
+        assert_eq!(c.last(), Some(&Change::Down));
+    }
+
+    #[test]
+    fn isolated_failures_do_not_make_a_cluster_down() {
+        let c = run(&[true, false, false, true, false, false, true]);
+        assert!(c.iter().all(|c| *c == Change::Quiet), "{c:?}");
+    }
+
+    #[test]
+    fn a_long_outage_is_repeated_every_interval_and_its_end_says_how_long() {
+        let mut outcomes = vec![true];
+        outcomes.extend(std::iter::repeat_n(false, 65));
+        outcomes.push(true);
+        let c = run(&outcomes);
+        let still: Vec<_> = c
+            .iter()
+            .filter(|c| matches!(c, Change::StillDown(_)))
+            .collect();
+        assert_eq!(still.len(), 2, "{c:?}");
+        // Down from the first failed probe (t=1s) to the answer at t=66s.
+        assert_eq!(c.last(), Some(&Change::Up(Duration::from_secs(65))));
+    }
+}
