@@ -234,6 +234,18 @@ impl Admin {
         Ok(md)
     }
 
+    /// The topic ids of those of `names` that exist (base64), to tell a topic created again
+    /// under the same name (see `topic_ids`).
+    pub async fn topic_ids(
+        &self,
+        names: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, String>, ClientError> {
+        self.blocking("describe topics", move |c, t| {
+            super::topic_ids::describe(c.inner(), &names, t)
+        })
+        .await
+    }
+
     /// Number of brokers in the cluster (used to cap replication factors).
     pub async fn broker_count(&self) -> Result<usize, ClientError> {
         self.blocking("fetch metadata", |c, t| {

@@ -8,6 +8,7 @@ pub(crate) mod config;
 pub(crate) mod diagnose;
 pub(crate) mod groups;
 pub(crate) mod tail;
+pub(crate) mod topic_ids;
 
 use std::time::Duration;
 

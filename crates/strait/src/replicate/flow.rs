@@ -845,8 +845,17 @@ async fn run(
     };
     info!(flow = %flow, topics = ?names(&topics), "replicating");
 
-    let (topics_tx, topics_rx) = std::sync::mpsc::channel::<Vec<TopicInfo>>();
-    topics_tx.send(topics.clone()).ok();
+    let (topics_tx, topics_rx) = std::sync::mpsc::channel::<ToCopy>();
+    topics_tx.send(ToCopy::Topics(topics.clone())).ok();
+    // Topic ids, to tell a source topic deleted and created again (`kafka::topic_ids`).
+    let id_names = |topics: &[TopicInfo]| topics.iter().map(|t| t.name.clone()).collect();
+    let mut ids = match source_admin.topic_ids(id_names(&topics)).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            info!(flow = %flow, error = %e, "cannot read the source's topic ids; a topic deleted and created again is noticed only when its offsets go back");
+            HashMap::new()
+        }
+    };
     let copy = {
         let spec = spec.clone();
         let copy_cancel = copy_cancel.clone();
@@ -869,6 +878,9 @@ async fn run(
         .sync_topic_acls
         .map_or(far, |_| tokio::time::Instant::now());
     let mut acls_unsupported_logged = false;
+    // At least as often as the topics are listed again.
+    let id_every = refresh.min(ID_CHECK_EVERY);
+    let mut next_ids = tokio::time::Instant::now() + id_every;
     let mut stopping = false;
     let result = loop {
         tokio::select! {
@@ -909,6 +921,23 @@ async fn run(
                     Err(e) => warn!(flow = %flow, error = %e, "topic ACL sync failed; retried at the next interval"),
                 }
             }
+            _ = tokio::time::sleep_until(next_ids), if !ids.is_empty() && !stopping => {
+                next_ids = tokio::time::Instant::now() + id_every;
+                let Some(now) = or_cancel(&cancel, source_admin.topic_ids(id_names(&topics))).await else { continue };
+                match now {
+                    Ok(now) => {
+                        let again = crate::kafka::topic_ids::recreated(&ids, &now);
+                        for t in &again {
+                            warn!(flow = %flow, topic = %t, "source topic {t} was deleted and created again (topic id {} is now {}): copying it from its start", ids[t], now[t]);
+                        }
+                        if !again.is_empty() {
+                            topics_tx.send(ToCopy::Recreated(again)).ok();
+                        }
+                        ids.extend(now);
+                    }
+                    Err(e) => debug!(flow = %flow, error = %e, "topic ids not read; checked again later"),
+                }
+            }
             _ = tokio::time::sleep_until(next_refresh) => {
                 next_refresh = tokio::time::Instant::now() + refresh;
                 let Some(refreshed) = or_cancel(&cancel, sync.ensure_remote_topics(&source_admin, &target_admin)).await else { continue };
@@ -919,7 +948,8 @@ async fn run(
                     Ok(now) if shape(&now) != shape(&topics) => {
                         info!(flow = %flow, topics = ?shape(&now), "topics or partition counts changed");
                         topics = now;
-                        topics_tx.send(topics.clone()).ok();
+                        topics_tx.send(ToCopy::Topics(topics.clone())).ok();
+                        next_ids = tokio::time::Instant::now();
                     }
                     Ok(now) => topics = now,
                     Err(e) => warn!(flow = %flow, error = %e, "topic refresh failed; retried at the next interval"),
@@ -929,6 +959,17 @@ async fn run(
     };
     info!(flow = %flow, records = stats.records.load(Ordering::Relaxed), "flow stopped");
     result
+}
+
+/// How often (at most) the source's topic ids are compared with those seen before.
+const ID_CHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// What the flow's task tells the copy loop.
+enum ToCopy {
+    /// The topics to replicate now (subscribe to them).
+    Topics(Vec<TopicInfo>),
+    /// These source topics were deleted and created again: read them from their start.
+    Recreated(Vec<String>),
 }
 
 /// Take over from MirrorMaker 2 where it stopped ([`super::resume`]), and make ready to keep its
@@ -1201,6 +1242,78 @@ fn look_into(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, tp: &Tp
     }
 }
 
+/// The assigned partitions of `topics` (deleted and created again) start over: their group
+/// position is committed at 0 at once (so that whoever owns them next starts there), and they
+/// are read again from their start as a new ownership (see [`Rewinds`]).
+fn restart_topics(
+    consumer: &BaseConsumer<RebalanceContext>,
+    shared: &Shared,
+    topics: &[String],
+    rewinds: &mut Rewinds,
+) {
+    let Ok(assigned) = consumer.assignment() else {
+        return;
+    };
+    let mut tpl = TopicPartitionList::new();
+    for e in assigned.elements() {
+        if topics.iter().any(|t| t == e.topic()) {
+            let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(0));
+        }
+    }
+    if tpl.count() == 0 {
+        return;
+    }
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+        warn!(flow = %shared.flow, error = %e, "cannot commit the start of a topic created again; retried with the next commit");
+    }
+    let mut progress = shared.progress.lock().unwrap();
+    for e in tpl.elements() {
+        let tp: Tp = (Arc::from(e.topic()), e.partition());
+        progress.assigned(&tp, Some(0));
+        rewinds.pending.push(tp);
+    }
+}
+
+/// Partitions to read again from their start: until the seek takes, their records (from the old
+/// position) are not copied, so nothing past what was skipped is committed.
+#[derive(Default)]
+struct Rewinds {
+    pending: Vec<Tp>,
+}
+
+impl Rewinds {
+    /// Whether records of `topic`/`partition` wait for their rewind.
+    fn holds(&self, topic: &str, partition: i32) -> bool {
+        self.pending
+            .iter()
+            .any(|(t, p)| &**t == topic && *p == partition)
+    }
+
+    /// Seek what is pending (a partition just assigned may not take a seek yet); drop what this
+    /// process no longer owns (its next owner starts at the committed 0).
+    fn seek(&mut self, consumer: &BaseConsumer<RebalanceContext>, shared: &Shared) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let owned = consumer.assignment().unwrap_or_default();
+        self.pending.retain(|(t, p)| {
+            if owned.find_partition(t, *p).is_none() {
+                return false;
+            }
+            match consumer.seek(t, *p, Offset::Beginning, Duration::from_secs(1)) {
+                Ok(()) => {
+                    info!(flow = %shared.flow, partition = %format!("{t}-{p}"), "reading the topic created again from its start");
+                    false
+                }
+                Err(e) => {
+                    debug!(flow = %shared.flow, partition = %format!("{t}-{p}"), error = %e, "seek not taken yet; tried again");
+                    true
+                }
+            }
+        });
+    }
+}
+
 /// Stop fetching every assigned partition (the producer has no room); true when paused.
 fn pause_source(consumer: &BaseConsumer<RebalanceContext>, flow: &str) -> bool {
     match consumer.assignment().and_then(|a| consumer.pause(&a)) {
@@ -1222,7 +1335,7 @@ fn resume_source(consumer: &BaseConsumer<RebalanceContext>, flow: &str) {
 /// The copy loop: poll the source, produce to the target, commit what the target acknowledged.
 fn copy_loop(
     spec: &FlowSpec,
-    topics_rx: std::sync::mpsc::Receiver<Vec<TopicInfo>>,
+    topics_rx: std::sync::mpsc::Receiver<ToCopy>,
     stop: &CancellationToken,
     stats: Arc<FlowStats>,
     positions: Option<PositionLog>,
@@ -1316,6 +1429,7 @@ fn copy_loop(
     let mut stall = Stall::new(shared.stats.records.load(Ordering::Relaxed));
     shared.stats.health.replicating();
     let mut subscribed: Option<Vec<String>> = None;
+    let mut rewinds = Rewinds::default();
     'copy: loop {
         if let Some(reason) = shared.failure.lock().unwrap().clone() {
             return Err(fatal(reason));
@@ -1323,7 +1437,17 @@ fn copy_loop(
         if stop.is_cancelled() {
             break;
         }
-        if let Some(topics) = topics_rx.try_iter().last() {
+        let mut latest = None;
+        for m in topics_rx.try_iter() {
+            match m {
+                ToCopy::Topics(t) => latest = Some(t),
+                ToCopy::Recreated(names) => {
+                    parked.retain(|m| !names.iter().any(|n| n == m.topic()));
+                    restart_topics(&consumer, &shared, &names, &mut rewinds);
+                }
+            }
+        }
+        if let Some(topics) = latest {
             let list: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
             let mut same: Vec<String> = list.iter().map(|t| t.to_string()).collect();
             same.sort_unstable();
@@ -1378,7 +1502,10 @@ fn copy_loop(
         } else {
             Duration::from_millis(5)
         };
+        rewinds.seek(&consumer, &shared);
         match consumer.poll(wait) {
+            // Read from the old position of a topic created again: read again from its start.
+            Some(Ok(m)) if rewinds.holds(m.topic(), m.partition()) => {}
             Some(Ok(m)) => {
                 if parked.is_empty() {
                     let headers = m.headers().map(BorrowedHeaders::detach);

@@ -235,6 +235,70 @@ async fn a_full_producer_queue_pauses_the_source_and_keeps_the_group(engine) {
 }
 }
 
+on_both_engines! {
+/// A source topic deleted and created again while the flow copies it starts its offsets over,
+/// and librdkafka keeps reading the new topic from the old position when the new one already
+/// holds more (skipping what lies below it). strait notices the new topic id and copies the new
+/// topic from its start.
+async fn a_source_topic_created_again_is_copied_from_its_start(engine) {
+    let sb = engine.start(&["us-east", "us-west"]).await;
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 1).await;
+    let flow = replicate::start(
+        flow_spec(east, west, &["orders"]),
+        strait::stop::CancellationToken::new(),
+    );
+    produce_range(east, "orders", 1, 0..300, "old", None).await;
+    wait_for_count(west, "us-east.orders", 1, 300, Duration::from_secs(60)).await;
+
+    delete_topic(east, "orders").await;
+    create_topic(east, "orders", 1).await;
+    produce_range(east, "orders", 1, 0..600, "new", None).await;
+    wait_for_count(west, "us-east.orders", 1, 900, Duration::from_secs(90)).await;
+    flow.stop();
+    flow.join().await.expect("clean stop");
+    let copies = read_all(west, "us-east.orders", 1, 900).await;
+    let seen: std::collections::BTreeSet<String> = copies
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    let lost: Vec<usize> = (0..600).filter(|i| !seen.contains(&format!("new:{i}"))).collect();
+    assert!(lost.is_empty(), "records of the new topic never copied: {lost:?}");
+}
+}
+
+/// Delete `topic` and wait until the cluster no longer lists it.
+async fn delete_topic(c: &strait_sandbox::Cluster, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let a: AdminClient<DefaultClientContext> = endpoint(c).admin_config().create().unwrap();
+    let done = a
+        .delete_topics(
+            &[topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("delete topic");
+    for r in done {
+        r.expect("topic deleted");
+    }
+    let t = Instant::now();
+    while admin(c)
+        .topics(Some(topic))
+        .await
+        .is_ok_and(|t| !t.is_empty())
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{topic} still listed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Apache Kafka only (the sandbox's in-memory store never deletes records: it has neither
 /// retention nor DeleteRecords). Records the source deleted before the flow copied them cannot be
 /// copied: they are counted (`strait_records_skipped_total{reason="retention"}`) and said with

@@ -210,17 +210,31 @@ impl FetchService {
         .inspect(|r| debug!(?r))
     }
 
+    /// As Apache Kafka answers: the topic as it was asked for (by name, or by id for fetch v13+)
+    /// with UNKNOWN_TOPIC_ID or UNKNOWN_TOPIC_OR_PARTITION. strait: a zero topic id with no name
+    /// (a topic deleted while a consumer fetched it by id) crashed librdkafka 2.12, which files
+    /// the partition's current leader under a topic it then looks up by a NULL name.
     fn unknown_topic_response(&self, fetch: &FetchTopic) -> Result<FetchableTopicResponse> {
+        let by_id = fetch.topic.is_none();
+        let error_code = if by_id {
+            ErrorCode::UnknownTopicId
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        };
         Ok(FetchableTopicResponse::default()
             .topic(fetch.topic.clone())
-            .topic_id(Some([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
+            .topic_id(
+                fetch
+                    .topic_id
+                    .or(Some([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
+            )
             .partitions(fetch.partitions.as_ref().map(|partitions| {
                 partitions
                     .iter()
                     .map(|partition| {
                         PartitionData::default()
                             .partition_index(partition.partition)
-                            .error_code(ErrorCode::UnknownTopicOrPartition.into())
+                            .error_code(error_code.into())
                             .high_watermark(0)
                             .last_stable_offset(Some(0))
                             .log_start_offset(Some(-1))
@@ -228,7 +242,7 @@ impl FetchService {
                                 EpochEndOffset::default().epoch(-1).end_offset(-1),
                             ))
                             .current_leader(Some(
-                                LeaderIdAndEpoch::default().leader_id(0).leader_epoch(0),
+                                LeaderIdAndEpoch::default().leader_id(-1).leader_epoch(-1),
                             ))
                             .snapshot_id(Some(SnapshotId::default().end_offset(-1).epoch(-1)))
                             .aborted_transactions(Some([].into()))
