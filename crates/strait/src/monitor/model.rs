@@ -276,6 +276,12 @@ mod tests {
             }),
             errors: [(crate::replicate::ErrorClass::Unreachable, 4)].into(),
             records_skipped: [(crate::replicate::SkipReason::Retention, 150)].into(),
+            stopped_partitions: vec![crate::replicate::StoppedPartition {
+                topic: "orders".into(),
+                partition: 0,
+                offset: 1234,
+                reason: "record orders-0@1234 is 2000140 bytes, over the 1048588 bytes (max.message.bytes) ap.orders accepts on us-west: orders-0 stops there; raise max.message.bytes of ap.orders on us-west (or of orders on ap, which strait copies) and restart strait".into(),
+            }],
             assigned_partitions: 1,
         });
         let status = Status {

@@ -15,12 +15,14 @@ use crate::backoff::Backoff;
 use crate::stop::{or_cancel, pause, CancellationToken};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedHeaders, DeliveryResult, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{
+    BorrowedHeaders, DeliveryResult, Headers, Message, OwnedHeaders, OwnedMessage,
+};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
-use super::health::{ErrorClass, FlowHealth};
+use super::health::{ErrorClass, FlowHealth, StoppedPartition};
 use super::mm2_offsets::PositionLog;
 use super::offset_syncs::OffsetSyncWriter;
 use super::progress::{Jump, Owner, Progress, Sent, Tp};
@@ -845,6 +847,7 @@ async fn run(
     };
     info!(flow = %flow, topics = ?names(&topics), "replicating");
 
+    let limits = record_limits(&target_admin, &spec.policy, &topics).await;
     let (topics_tx, topics_rx) = std::sync::mpsc::channel::<ToCopy>();
     topics_tx.send(ToCopy::Topics(topics.clone())).ok();
     // Topic ids, to tell a source topic deleted and created again (`kafka::topic_ids`).
@@ -861,7 +864,7 @@ async fn run(
         let copy_cancel = copy_cancel.clone();
         let stats = stats.clone();
         tokio::task::spawn_blocking(move || {
-            copy_loop(&spec, topics_rx, &copy_cancel, stats, positions)
+            copy_loop(&spec, topics_rx, &copy_cancel, stats, positions, limits)
         })
     };
     tokio::pin!(copy);
@@ -954,6 +957,9 @@ async fn run(
                     Ok(now) => topics = now,
                     Err(e) => warn!(flow = %flow, error = %e, "topic refresh failed; retried at the next interval"),
                 }
+                if let Some(l) = or_cancel(&cancel, record_limits(&target_admin, &spec.policy, &topics)).await {
+                    topics_tx.send(ToCopy::Limits(l)).ok();
+                }
             }
         }
     };
@@ -970,6 +976,8 @@ enum ToCopy {
     Topics(Vec<TopicInfo>),
     /// These source topics were deleted and created again: read them from their start.
     Recreated(Vec<String>),
+    /// Each remote topic's `max.message.bytes` on the target, read again.
+    Limits(HashMap<String, i64>),
 }
 
 /// Take over from MirrorMaker 2 where it stopped ([`super::resume`]), and make ready to keep its
@@ -1053,6 +1061,12 @@ struct Handing<'a> {
     paused: bool,
     /// Partitions whose offsets jumped, for the copy loop to look into.
     jumps: Vec<(Tp, Jump)>,
+    /// Remote topic -> its `max.message.bytes` on the target, where known.
+    limits: HashMap<String, i64>,
+    /// Whether the producer compresses (then the broker, not strait, measures a record).
+    compressing: bool,
+    /// The producer's `message.max.bytes`.
+    max_send: i64,
 }
 
 /// A source record, borrowed from the consumer or parked for later.
@@ -1085,6 +1099,12 @@ impl<'m> Source<'m> {
 /// What became of a record handed to the producer.
 enum Handed {
     Sent,
+    /// The target will never take it: its partition stops there (the reason says why).
+    Refused {
+        tp: Tp,
+        offset: i64,
+        reason: String,
+    },
     /// The producer's queue is full: the record was not taken.
     Full,
     /// The flow is stopping.
@@ -1105,6 +1125,20 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
     let (tp_topic, remote) = &h.remote_names[m.topic];
     let tp: Tp = (tp_topic.clone(), m.partition);
     let bytes = (m.payload.map_or(0, <[u8]>::len) + m.key.map_or(0, <[u8]>::len)) as u64;
+    // Uncompressed, a record's batch is what the broker measures against the topic's limit: one
+    // over it would fail for good, after which the records behind it would land before it.
+    let size = batch_bytes(m.key, m.payload, m.headers.as_ref());
+    if !h.compressing {
+        if let Some(limit) = h.limits.get(remote.as_str()) {
+            if size > *limit {
+                return Ok(Handed::Refused {
+                    offset: m.offset,
+                    reason: too_large(&tp, m.offset, size, *limit, remote, h.spec),
+                    tp,
+                });
+            }
+        }
+    }
     // Counted in flight from now on, so that nothing past it is committed while it waits.
     let Sent { owner, jump } = h.shared.progress.lock().unwrap().sent(&tp, m.offset);
     if jump != Jump::None {
@@ -1160,6 +1194,18 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
             // The target is slow or away: the caller parks the record and pauses the source.
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 return Ok(Handed::Full)
+            }
+            // Larger than the producer may send (`message.max.bytes`).
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
+                let reason = format!(
+                    "record {}-{}@{} is {size} bytes, over the {} bytes strait's producer may send to {} (message.max.bytes): {}-{} stops there; set `{}.producer.message.max.bytes` higher and restart strait",
+                    tp.0, tp.1, m.offset, h.max_send, h.shared.target, tp.0, tp.1, h.spec.target.alias
+                );
+                return Ok(Handed::Refused {
+                    tp,
+                    offset: m.offset,
+                    reason,
+                });
             }
             Err((e, _)) => {
                 return Err(fatal(format!(
@@ -1244,12 +1290,12 @@ fn look_into(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, tp: &Tp
 
 /// The assigned partitions of `topics` (deleted and created again) start over: their group
 /// position is committed at 0 at once (so that whoever owns them next starts there), and they
-/// are read again from their start as a new ownership (see [`Rewinds`]).
+/// are read again from their start as a new ownership (see [`Holds`]).
 fn restart_topics(
     consumer: &BaseConsumer<RebalanceContext>,
     shared: &Shared,
     topics: &[String],
-    rewinds: &mut Rewinds,
+    rewinds: &mut Holds,
 ) {
     let Ok(assigned) = consumer.assignment() else {
         return;
@@ -1274,19 +1320,78 @@ fn restart_topics(
     }
 }
 
-/// Partitions to read again from their start: until the seek takes, their records (from the old
-/// position) are not copied, so nothing past what was skipped is committed.
+/// Partitions whose fetched records are not copied: those to read again from their start (until
+/// the seek takes, their records come from the old position), and those stopped at a record the
+/// target will never take (paused; nothing after that record is copied or committed, so order is
+/// kept).
 #[derive(Default)]
-struct Rewinds {
+struct Holds {
     pending: Vec<Tp>,
+    stopped: Vec<Tp>,
 }
 
-impl Rewinds {
-    /// Whether records of `topic`/`partition` wait for their rewind.
+impl Holds {
+    /// Whether records of `topic`/`partition` are held back.
     fn holds(&self, topic: &str, partition: i32) -> bool {
         self.pending
             .iter()
+            .chain(&self.stopped)
             .any(|(t, p)| &**t == topic && *p == partition)
+    }
+
+    /// Stop `tp` at the record at `offset`, which the target will never take.
+    fn stop(
+        &mut self,
+        consumer: &BaseConsumer<RebalanceContext>,
+        shared: &Shared,
+        tp: &Tp,
+        offset: i64,
+        reason: String,
+    ) {
+        let mut one = TopicPartitionList::new();
+        one.add_partition(&tp.0, tp.1);
+        if let Err(e) = consumer.pause(&one) {
+            debug!(flow = %shared.flow, error = %e, "cannot pause a stopped partition; its records are dropped as they come");
+        }
+        error!(flow = %shared.flow, partition = %format!("{}-{}", tp.0, tp.1), offset, "{reason}");
+        shared.stats.health.met(ErrorClass::Record, reason.clone());
+        shared.stats.health.stopped(StoppedPartition {
+            topic: tp.0.to_string(),
+            partition: tp.1,
+            offset,
+            reason,
+        });
+        self.stopped.push(tp.clone());
+    }
+
+    /// Partitions given up: no longer held here (their next owner meets the same record).
+    fn released(&mut self, revoked: &[Tp], shared: &Shared) {
+        for tp in revoked {
+            if self.stopped.contains(tp) {
+                shared.stats.health.released(&tp.0, tp.1);
+            }
+        }
+        self.pending.retain(|tp| !revoked.contains(tp));
+        self.stopped.retain(|tp| !revoked.contains(tp));
+    }
+
+    /// The assigned partitions to resume when the producer has room: all but the stopped.
+    fn resumable(
+        &self,
+        consumer: &BaseConsumer<RebalanceContext>,
+    ) -> KafkaResult<TopicPartitionList> {
+        let assigned = consumer.assignment()?;
+        let mut out = TopicPartitionList::new();
+        for e in assigned.elements() {
+            if !self
+                .stopped
+                .iter()
+                .any(|(t, p)| &**t == e.topic() && *p == e.partition())
+            {
+                out.add_partition(e.topic(), e.partition());
+            }
+        }
+        Ok(out)
     }
 
     /// Seek what is pending (a partition just assigned may not take a seek yet); drop what this
@@ -1314,6 +1419,64 @@ impl Rewinds {
     }
 }
 
+/// The size of a batch holding only this record, as the broker measures it against
+/// `max.message.bytes` (record batch v2, uncompressed: 61 bytes of header, then the record).
+fn batch_bytes(key: Option<&[u8]>, value: Option<&[u8]>, headers: Option<&OwnedHeaders>) -> i64 {
+    fn varint(v: i64) -> i64 {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        let mut n = 1;
+        while z >= 0x80 {
+            z >>= 7;
+            n += 1;
+        }
+        n
+    }
+    let field =
+        |b: Option<&[u8]>| b.map_or(varint(-1), |b| varint(b.len() as i64) + b.len() as i64);
+    let mut body = 1 + 1 + 1 + field(key) + field(value); // attributes, timestamp and offset deltas
+    let n = headers.map_or(0, |h| h.count());
+    body += varint(n as i64);
+    if let Some(h) = headers {
+        for hd in h.iter() {
+            body += varint(hd.key.len() as i64) + hd.key.len() as i64 + field(hd.value);
+        }
+    }
+    61 + varint(body) + body
+}
+
+/// Why a partition stops at a record over the remote topic's limit, in one sentence.
+fn too_large(tp: &Tp, offset: i64, size: i64, limit: i64, remote: &str, spec: &FlowSpec) -> String {
+    format!(
+        "record {}-{}@{offset} is {size} bytes, over the {limit} bytes (max.message.bytes) {remote} accepts on {}: {}-{} stops there, the rest of the flow goes on; raise max.message.bytes of {remote} on {} (or of {} on {}, which strait copies) and restart strait",
+        tp.0, tp.1, spec.target.alias, tp.0, tp.1, spec.target.alias, tp.0, spec.source.alias
+    )
+}
+
+/// Each remote topic's `max.message.bytes` on the target (the effective value, default
+/// included); a topic whose configs cannot be read is left out (its records are not measured).
+async fn record_limits(
+    target: &Admin,
+    policy: &ReplicationPolicy,
+    topics: &[TopicInfo],
+) -> HashMap<String, i64> {
+    let reads = topics.iter().map(|t| async move {
+        let remote = policy.remote_topic(&t.name);
+        let limit = target
+            .topic_configs(&remote)
+            .await
+            .ok()?
+            .get("max.message.bytes")?
+            .parse::<i64>()
+            .ok()?;
+        Some((remote, limit))
+    });
+    futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// Stop fetching every assigned partition (the producer has no room); true when paused.
 fn pause_source(consumer: &BaseConsumer<RebalanceContext>, flow: &str) -> bool {
     match consumer.assignment().and_then(|a| consumer.pause(&a)) {
@@ -1325,9 +1488,9 @@ fn pause_source(consumer: &BaseConsumer<RebalanceContext>, flow: &str) -> bool {
     }
 }
 
-/// Fetch again: the producer has room.
-fn resume_source(consumer: &BaseConsumer<RebalanceContext>, flow: &str) {
-    if let Err(e) = consumer.assignment().and_then(|a| consumer.resume(&a)) {
+/// Fetch again: the producer has room (not the partitions stopped for good).
+fn resume_source(consumer: &BaseConsumer<RebalanceContext>, flow: &str, holds: &Holds) {
+    if let Err(e) = holds.resumable(consumer).and_then(|a| consumer.resume(&a)) {
         debug!(flow, error = %e, "cannot resume the source partitions");
     }
 }
@@ -1339,6 +1502,7 @@ fn copy_loop(
     stop: &CancellationToken,
     stats: Arc<FlowStats>,
     positions: Option<PositionLog>,
+    limits: HashMap<String, i64>,
 ) -> Result<(), FlowError> {
     let flow = spec.name();
     let fatal = |reason: String| FlowError::Fatal {
@@ -1381,6 +1545,33 @@ fn copy_loop(
     let mut pcfg = spec.target.producer_config();
     // Never give up on a record: a target that is down for a while is waited for, not skipped.
     pcfg.set("message.timeout.ms", "2147483647");
+    // A record that fails for good must not be overtaken by the records behind it: librdkafka
+    // then stops the producer (a fatal error, which ends the flow with its reason) rather than
+    // writing past it.
+    pcfg.set("enable.gapless.guarantee", "true");
+    // Up to the largest record a remote topic takes (librdkafka's own default is 1 MB, below
+    // Kafka's 1 MiB + 12), in batches no remote topic refuses.
+    let user = |k: &str| spec.target.props.contains_key(k);
+    if !user("message.max.bytes") {
+        if let Some(max) = limits.values().max() {
+            pcfg.set(
+                "message.max.bytes",
+                (max + 1024).clamp(1_000_000, 1_000_000_000).to_string(),
+            );
+        }
+    }
+    if !user("batch.size") {
+        if let Some(min) = limits.values().min().filter(|m| **m < 1_000_000 + 1024) {
+            pcfg.set("batch.size", (min - 1024).max(1).to_string());
+        }
+    }
+    let max_send: i64 = pcfg
+        .get("message.max.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let compressing = ["compression.type", "compression.codec"]
+        .iter()
+        .any(|k| pcfg.get(k).is_some_and(|v| !v.eq_ignore_ascii_case("none")));
     let producer: ThreadedProducer<DeliveryContext> = pcfg
         .create_with_context(DeliveryContext {
             shared: Arc::downgrade(&shared),
@@ -1419,6 +1610,9 @@ fn copy_loop(
         remote_names: HashMap::new(),
         paused: false,
         jumps: Vec::new(),
+        limits,
+        compressing,
+        max_send,
     };
     // Records the producer had no room for, oldest first, while the partitions are paused.
     let mut parked: VecDeque<OwnedMessage> = VecDeque::new();
@@ -1429,7 +1623,7 @@ fn copy_loop(
     let mut stall = Stall::new(shared.stats.records.load(Ordering::Relaxed));
     shared.stats.health.replicating();
     let mut subscribed: Option<Vec<String>> = None;
-    let mut rewinds = Rewinds::default();
+    let mut holds = Holds::default();
     'copy: loop {
         if let Some(reason) = shared.failure.lock().unwrap().clone() {
             return Err(fatal(reason));
@@ -1441,9 +1635,10 @@ fn copy_loop(
         for m in topics_rx.try_iter() {
             match m {
                 ToCopy::Topics(t) => latest = Some(t),
+                ToCopy::Limits(l) => handing.limits = l,
                 ToCopy::Recreated(names) => {
                     parked.retain(|m| !names.iter().any(|n| n == m.topic()));
-                    restart_topics(&consumer, &shared, &names, &mut rewinds);
+                    restart_topics(&consumer, &shared, &names, &mut holds);
                 }
             }
         }
@@ -1481,18 +1676,23 @@ fn copy_loop(
                     .iter()
                     .any(|(t, p)| &**t == m.topic() && *p == m.partition())
             });
+            holds.released(&revoked, &shared);
         }
         while let Some(m) = parked.front() {
             match hand(Source::of(m, m.headers().cloned()), &mut handing)? {
                 Handed::Sent => {
                     parked.pop_front();
                 }
+                Handed::Refused { tp, offset, reason } => {
+                    holds.stop(&consumer, &shared, &tp, offset, reason);
+                    parked.retain(|m| !holds.holds(m.topic(), m.partition()));
+                }
                 Handed::Full => break,
                 Handed::Stopped => break 'copy,
             }
         }
         if parked.is_empty() && handing.paused {
-            resume_source(&consumer, &flow);
+            resume_source(&consumer, &flow, &holds);
             handing.paused = false;
         }
         // While records wait for room, the consumer is still polled (paused, it fetches
@@ -1502,15 +1702,19 @@ fn copy_loop(
         } else {
             Duration::from_millis(5)
         };
-        rewinds.seek(&consumer, &shared);
+        holds.seek(&consumer, &shared);
         match consumer.poll(wait) {
-            // Read from the old position of a topic created again: read again from its start.
-            Some(Ok(m)) if rewinds.holds(m.topic(), m.partition()) => {}
+            // From the old position of a topic created again (read again from its start), or
+            // after a record the target will never take.
+            Some(Ok(m)) if holds.holds(m.topic(), m.partition()) => {}
             Some(Ok(m)) => {
                 if parked.is_empty() {
                     let headers = m.headers().map(BorrowedHeaders::detach);
                     match hand(Source::of(&m, headers), &mut handing)? {
                         Handed::Sent => {}
+                        Handed::Refused { tp, offset, reason } => {
+                            holds.stop(&consumer, &shared, &tp, offset, reason)
+                        }
                         Handed::Stopped => break 'copy,
                         Handed::Full => {
                             parked.push_back(m.detach());
@@ -1601,5 +1805,34 @@ fn copy_loop(
     match failure {
         Some(reason) => Err(fatal(reason)),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::message::Header;
+
+    #[test]
+    fn a_record_is_measured_as_the_broker_measures_its_batch() {
+        // DefaultRecordBatch.RECORD_BATCH_OVERHEAD (61) + DefaultRecord.sizeInBytes: a 17-byte
+        // body (attributes, timestamp and offset deltas, key "k", a 10-byte value, no headers)
+        // behind its 1-byte length.
+        assert_eq!(batch_bytes(Some(b"k"), Some(&[0; 10]), None), 79);
+        // Null key and value: -1 lengths, one byte each.
+        assert_eq!(batch_bytes(None, None, None), 61 + 1 + 6);
+        // A header adds its key and value with their lengths.
+        let h = OwnedHeaders::new().insert(Header {
+            key: "seq",
+            value: Some(b"42".as_slice()),
+        });
+        assert_eq!(
+            batch_bytes(Some(b"k"), Some(&[0; 10]), Some(&h)),
+            79 + 1 + 3 + 1 + 2
+        );
+        // A body of 200 bytes needs a 2-byte length.
+        let v = vec![0u8; 200];
+        let body = 3 + 1 + 2 + 200 + 1;
+        assert_eq!(batch_bytes(None, Some(&v), None), 61 + 2 + body);
     }
 }

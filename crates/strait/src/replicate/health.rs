@@ -67,11 +67,13 @@ pub enum ErrorClass {
     Target,
     /// An error the client cannot recover from.
     Fatal,
+    /// A record the target will never take (larger than the remote topic allows).
+    Record,
 }
 
 impl ErrorClass {
     /// Every class, in label order.
-    pub const ALL: [ErrorClass; 7] = [
+    pub const ALL: [ErrorClass; 8] = [
         ErrorClass::Unreachable,
         ErrorClass::Authentication,
         ErrorClass::Tls,
@@ -79,6 +81,7 @@ impl ErrorClass {
         ErrorClass::Source,
         ErrorClass::Target,
         ErrorClass::Fatal,
+        ErrorClass::Record,
     ];
 
     /// The metric label.
@@ -91,6 +94,7 @@ impl ErrorClass {
             ErrorClass::Source => "source",
             ErrorClass::Target => "target",
             ErrorClass::Fatal => "fatal",
+            ErrorClass::Record => "record",
         }
     }
 
@@ -103,6 +107,7 @@ impl ErrorClass {
                 | ErrorClass::Tls
                 | ErrorClass::Authorization
                 | ErrorClass::Fatal
+                | ErrorClass::Record
         )
     }
 
@@ -135,6 +140,7 @@ impl ErrorClass {
                 | C::OperationTimedOut,
             ) => ErrorClass::Unreachable,
             Some(C::Fatal) => ErrorClass::Fatal,
+            Some(C::MessageSizeTooLarge | C::InvalidRecord) => ErrorClass::Record,
             _ if on_target => ErrorClass::Target,
             _ => ErrorClass::Source,
         }
@@ -164,6 +170,21 @@ pub struct Problem {
     pub since_ms: i64,
 }
 
+/// A source partition stopped at a record the target refuses for good (larger than the remote
+/// topic allows): nothing after it is copied or committed, so order is kept, until the limit is
+/// raised and the flow restarted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoppedPartition {
+    /// The source topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset of the record that cannot be written.
+    pub offset: i64,
+    /// One sentence: the record, its size, the limit and where to raise it.
+    pub reason: String,
+}
+
 /// What this process sees of a running flow: the `process` field of a flow in `/api/status`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowProcess {
@@ -177,6 +198,10 @@ pub struct FlowProcess {
     pub errors: BTreeMap<ErrorClass, u64>,
     /// Records skipped since the flow started, by reason (none: empty).
     pub records_skipped: BTreeMap<SkipReason, u64>,
+    /// Partitions stopped at a record the target will never take, with the reason; the rest of
+    /// the flow goes on.
+    #[serde(default)]
+    pub stopped_partitions: Vec<StoppedPartition>,
     /// Source partitions this process replicates now.
     pub assigned_partitions: u64,
 }
@@ -186,6 +211,7 @@ impl FlowProcess {
     /// does not heal by itself.
     pub fn is_broken(&self) -> bool {
         self.condition == Condition::Failed
+            || !self.stopped_partitions.is_empty()
             || self.problem.as_ref().is_some_and(|p| !p.class.heals())
     }
 }
@@ -194,7 +220,7 @@ impl FlowProcess {
 #[derive(Debug, Default)]
 pub struct FlowHealth {
     condition: AtomicU8,
-    errors: [AtomicU64; 7],
+    errors: [AtomicU64; 8],
     skipped_retention: AtomicU64,
     /// The current problem, when it was last met, and when each class was last logged.
     state: Mutex<HealthState>,
@@ -203,8 +229,9 @@ pub struct FlowHealth {
 #[derive(Debug, Default)]
 struct HealthState {
     reason: Option<String>,
+    stopped: Vec<StoppedPartition>,
     problem: Option<(Problem, Instant)>,
-    said: [Option<Instant>; 7],
+    said: [Option<Instant>; 8],
 }
 
 impl FlowHealth {
@@ -266,6 +293,21 @@ impl FlowHealth {
         }
     }
 
+    /// A partition stopped at a record the target refuses for good.
+    pub(crate) fn stopped(&self, p: StoppedPartition) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.stopped
+            .retain(|q| (q.topic.as_str(), q.partition) != (p.topic.as_str(), p.partition));
+        s.stopped.push(p);
+    }
+
+    /// The partition went to another process (or away): it is not stopped here any more.
+    pub(crate) fn released(&self, topic: &str, partition: i32) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.stopped
+            .retain(|q| (q.topic.as_str(), q.partition) != (topic, partition));
+    }
+
     /// Count records skipped because the source deleted them.
     pub(crate) fn skipped_by_retention(&self, n: u64) {
         self.skipped_retention.fetch_add(n, Ordering::Relaxed);
@@ -284,7 +326,7 @@ impl FlowHealth {
     /// The flow as this process sees it now.
     pub fn view(&self, assigned_partitions: u64) -> FlowProcess {
         let condition = self.condition();
-        let (reason, problem) = {
+        let (reason, problem, stopped_partitions) = {
             let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let problem = s
                 .problem
@@ -298,7 +340,7 @@ impl FlowHealth {
                 .reason
                 .clone()
                 .filter(|_| matches!(condition, Condition::Waiting | Condition::Failed));
-            (reason, problem)
+            (reason, problem, s.stopped.clone())
         };
         let errors = ErrorClass::ALL
             .iter()
@@ -315,6 +357,7 @@ impl FlowHealth {
             problem,
             errors,
             records_skipped,
+            stopped_partitions,
             assigned_partitions,
         }
     }

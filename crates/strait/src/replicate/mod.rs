@@ -15,7 +15,9 @@ pub use configs::{overrides_if_partial, sync_topic_configs};
 pub use flow::{
     start, FlowSpec, FlowStats, Mm2Positions, NameMatcher, OffsetSyncTarget, RunningFlow,
 };
-pub use health::{Condition, ErrorClass, FlowHealth, FlowProcess, Problem, SkipReason};
+pub use health::{
+    Condition, ErrorClass, FlowHealth, FlowProcess, Problem, SkipReason, StoppedPartition,
+};
 pub use topics::TopicSync;
 
 use crate::kafka::ClientError;

@@ -286,10 +286,11 @@ async fn delete_topic(c: &strait_sandbox::Cluster, topic: &str) {
         r.expect("topic deleted");
     }
     let t = Instant::now();
+    // Listing every topic: asking for this one by name would create it again (auto-creation).
     while admin(c)
-        .topics(Some(topic))
+        .topics(None)
         .await
-        .is_ok_and(|t| !t.is_empty())
+        .is_ok_and(|t| t.iter().any(|t| t.name == topic))
     {
         assert!(
             t.elapsed() < Duration::from_secs(30),
@@ -297,6 +298,99 @@ async fn delete_topic(c: &strait_sandbox::Cluster, topic: &str) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Apache Kafka only (the sandbox has no record size limit). A record larger than the remote
+/// topic takes stops its partition there, with the reason, and nothing behind it lands before it;
+/// the other partitions go on. Before, the broker's refusal ended the flow after the records
+/// behind it had been written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_the_target_refuses_stops_its_partition_only() {
+    if !kafka_enabled() {
+        return;
+    }
+    let sb = Engine::Kafka.start(&["us-east", "us-west"]).await;
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 2).await;
+    // The remote topic exists already, with a 20 000-byte limit the source does not have.
+    admin(west)
+        .create_topics(&[
+            TopicSpec::new("us-east.orders", 2, 1).config("max.message.bytes", "20000")
+        ])
+        .await
+        .unwrap();
+    let mut spec = flow_spec(east, west, &["orders"]);
+    spec.sync_topic_configs = None;
+    let flow = replicate::start(spec, strait::stop::CancellationToken::new());
+    // Partition 0: ten small records, one of 30 000 bytes, ten small; partition 1: twenty small.
+    let p = producer(east);
+    let big = "x".repeat(30_000);
+    for i in 0..21 {
+        let v = if i == 10 {
+            big.clone()
+        } else {
+            format!("p0:{i}")
+        };
+        p.send(
+            rdkafka::producer::FutureRecord::<(), _>::to("orders")
+                .partition(0)
+                .payload(&v),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    }
+    produce_range(east, "orders", 2, 0..40, "small", None).await;
+    wait_for_count(west, "us-east.orders", 2, 30, Duration::from_secs(60)).await;
+    let t = Instant::now();
+    while flow.stats.health.view(2).stopped_partitions.is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "partition 0 not stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = flow.stats.health.view(2);
+    let stopped = &seen.stopped_partitions;
+    assert_eq!(
+        stopped
+            .iter()
+            .map(|s| (s.topic.as_str(), s.partition, s.offset))
+            .collect::<Vec<_>>(),
+        [("orders", 0, 10)]
+    );
+    assert!(
+        stopped[0].reason.contains("max.message.bytes"),
+        "{}",
+        stopped[0].reason
+    );
+    assert!(seen.is_broken(), "it will not heal by itself");
+    // The rest goes on: more records on partition 1 arrive; none of partition 0 after the stop.
+    produce_range(east, "orders", 2, 40..60, "more", None).await;
+    wait_for_count(west, "us-east.orders", 2, 40, Duration::from_secs(60)).await;
+    assert!(
+        !flow.is_finished(),
+        "one partition's record does not end the flow"
+    );
+    let copies = read_all(west, "us-east.orders", 2, 40).await;
+    let p0: Vec<String> = copies
+        .iter()
+        .filter(|r| r.partition == 0)
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    let want: Vec<String> = (0..10).map(|i| format!("p0:{i}")).collect();
+    assert_eq!(
+        p0, want,
+        "partition 0: what comes before the refused record, in order, only"
+    );
+    flow.stop();
+    flow.join().await.expect("clean stop");
+    // Its position stays at the refused record: a restart meets it again.
+    let committed = committed(east, &flow_spec(east, west, &[]).group_id(), "orders", 2).await;
+    assert_eq!(committed.get(&0), Some(&10), "{committed:?}");
 }
 
 /// Apache Kafka only (the sandbox's in-memory store never deletes records: it has neither
