@@ -118,7 +118,14 @@ impl Service {
         let recorders = config
             .enabled_flows()
             .filter(selected)
-            .map(|f| snapshot::start(f.clone(), cancel.child_token()))
+            .map(|f| {
+                let stats = observed
+                    .flows
+                    .iter()
+                    .find(|(s, t, _)| *s == f.source && *t == f.target)
+                    .map(|(_, _, stats)| stats.clone());
+                snapshot::start(f.clone(), stats, cancel.child_token())
+            })
             .collect();
         // One probe per cluster the flows touch, however many flows share it.
         let mut clusters: Vec<&crate::kafka::Endpoint> = Vec::new();

@@ -35,6 +35,7 @@ pub(super) async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         lag_threshold: Duration::from_secs_f64(args.lag_threshold),
         timeout: Duration::from_secs_f64(args.timeout),
         groups: !args.no_groups,
+        ..Options::default()
     };
     loop {
         let status = collect(&config, &opts).await?;

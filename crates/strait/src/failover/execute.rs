@@ -252,7 +252,9 @@ impl<'a> Run<'a> {
 
     /// The source's replicated partitions without heartbeats, read once.
     async fn sample(&self) -> Result<Vec<PartitionLag>, ClientError> {
-        let lag = source_lag(self.flow, self.opts.timeout).await?;
+        // Commits, not what the target acknowledged: translation needs the offset index, which
+        // holds a record before its offset is committed.
+        let lag = source_lag(self.flow, self.opts.timeout, &Default::default).await?;
         Ok(lag
             .partitions
             .into_iter()
@@ -1041,6 +1043,7 @@ mod tests {
             remote_topic: format!("a.{topic}"),
             source_end: end,
             replicated,
+            committed: replicated,
             lag_records: end - replicated,
             lag_seconds: secs,
         }

@@ -139,7 +139,7 @@ async fn unreplicated(
     forward: &Flow,
     timeout: Duration,
 ) -> Result<(Vec<SalvageRange>, BTreeMap<TopicPartition, i64>), ClientError> {
-    let lag = source_lag(forward, timeout).await?;
+    let lag = source_lag(forward, timeout, &Default::default).await?;
     let translator = target_index(forward, timeout).await?;
     let mut ranges = Vec::new();
     let mut pending = BTreeMap::new();
@@ -172,7 +172,7 @@ async fn salvage(
 ) -> Result<(), FailoverError> {
     let deadline = Instant::now() + opts.max_wait;
     loop {
-        let lag = source_lag(forward, opts.timeout)
+        let lag = source_lag(forward, opts.timeout, &Default::default)
             .await
             .map_err(|e| FailoverError::Aborted(format!("cannot read {} ({e})", forward.source)))?;
         let left: i64 = lag

@@ -89,6 +89,8 @@ mod tests {
                 checkpoint_age_seconds: None,
                 groups_known: true,
                 partition_lags: vec![],
+                replicated_from: crate::monitor::model::ReplicatedFrom::Commits,
+                replicated_age_seconds: 0.0,
                 process: None,
             }],
             groups: vec![],

@@ -164,6 +164,26 @@ pub fn serve(
         tokio::spawn(async move {
             loop {
                 let t = Instant::now();
+                // What this process's flows know the target holds, fresher than their commits.
+                let mut opts = opts.clone();
+                let flows: Vec<(String, Arc<FlowStats>)> = state
+                    .observed
+                    .flows
+                    .iter()
+                    .map(|(s, t, stats)| (crate::config::flow_name(s, t), stats.clone()))
+                    .collect();
+                opts.delivered = Some(monitor::DeliveredBy(Arc::new(move |name: &str| {
+                    let (_, stats) = flows.iter().find(|(n, _)| n == name)?;
+                    let positions = stats
+                        .delivered
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    Some(monitor::Delivered {
+                        at_ms: crate::heartbeat::now_ms(),
+                        positions,
+                    })
+                })));
                 let Some(s) =
                     crate::stop::or_cancel(&cancel, monitor::collect(&config, &opts)).await
                 else {

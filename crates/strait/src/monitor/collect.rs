@@ -28,7 +28,36 @@ pub struct Options {
     pub timeout: Duration,
     /// Also collect consumer groups (slower: one request per group).
     pub groups: bool,
+    /// For the flows this process runs, by name (`S->T`): the positions it knows the target
+    /// holds, for the partitions it owns, asked when the source's ends are read (fresher than
+    /// the commits, see [`Delivered`]). Otherwise a flow's lag snapshot of the last few seconds
+    /// serves, else its commits.
+    pub delivered: Option<DeliveredBy>,
 }
+
+/// [`Options::delivered`]: the running process's view, by flow name.
+#[derive(Clone)]
+pub struct DeliveredBy(pub std::sync::Arc<dyn Fn(&str) -> Option<Delivered> + Send + Sync>);
+
+impl std::fmt::Debug for DeliveredBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeliveredBy(..)")
+    }
+}
+
+/// What the process running a flow knows the target holds: per source partition it owns, the
+/// offset up to which the target holds every record, as of `at_ms`.
+#[derive(Clone, Debug, Default)]
+pub struct Delivered {
+    /// When these positions were true (ms since the epoch).
+    pub at_ms: i64,
+    /// The positions, by source partition.
+    pub positions: BTreeMap<TopicPartition, i64>,
+}
+
+/// How old a lag snapshot may be for its positions to count as the flow's: a few of its
+/// intervals, so that a stopped `strait run`'s last view is not taken for the present.
+const SNAPSHOT_FRESH: Duration = Duration::from_secs(3);
 
 impl Default for Options {
     fn default() -> Self {
@@ -36,6 +65,7 @@ impl Default for Options {
             lag_threshold: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
             groups: true,
+            delivered: None,
         }
     }
 }
@@ -160,8 +190,34 @@ async fn collect_flow(
 ) -> (FlowStatus, Vec<GroupStatus>) {
     let mut evidence = Evidence::default();
 
-    // Source side: partitions, ends and how far the flow got.
-    let source = source_lag(flow, opts.timeout).await;
+    // Source side: partitions, ends and how far the flow got (what the target holds, when the
+    // process running the flow said so recently; its commits otherwise).
+    let name = flow.name();
+    let by = opts.delivered.as_ref().filter(|by| by.0(&name).is_some());
+    let snapshot = match by {
+        Some(_) => None,
+        None => recent_delivered(flow, opts.timeout).await,
+    };
+    let replicated_from = match (by, &snapshot) {
+        (Some(_), _) => ReplicatedFrom::Process,
+        (None, Some(_)) => ReplicatedFrom::Snapshot,
+        (None, None) => ReplicatedFrom::Commits,
+    };
+    let used_at = std::sync::Mutex::new(None);
+    let ask = || {
+        let d = match (by, &snapshot) {
+            (Some(by), _) => by.0(&name).unwrap_or_default(),
+            (None, Some(s)) => s.clone(),
+            (None, None) => Delivered::default(),
+        };
+        *used_at.lock().unwrap() = Some(d.at_ms);
+        d
+    };
+    let source = source_lag(flow, opts.timeout, &ask).await;
+    let replicated_age_seconds = match (replicated_from, *used_at.lock().unwrap()) {
+        (ReplicatedFrom::Commits, _) | (_, None) => 0.0,
+        (_, Some(at)) => ((now_ms() - at) as f64 / 1000.0).max(0.0),
+    };
     let lag_known = source.is_ok();
     let SourceLag {
         topics,
@@ -242,6 +298,8 @@ async fn collect_flow(
         checkpoint_age_seconds: checkpoint_age.map(|d| d.as_secs_f64()),
         groups_known,
         partition_lags: lags,
+        replicated_from,
+        replicated_age_seconds,
         process: None,
     };
     (status, groups)
@@ -256,8 +314,33 @@ pub(crate) struct SourceLag {
     pub partitions: Vec<PartitionLag>,
 }
 
-/// Read [`SourceLag`] off the source cluster of `flow`.
-pub(crate) async fn source_lag(flow: &Flow, timeout: Duration) -> Result<SourceLag, ClientError> {
+/// The positions of the newest lag snapshot of `flow`, when it is fresh: the running process's
+/// view of what the target holds, a second or so ahead of its commits.
+async fn recent_delivered(flow: &Flow, timeout: Duration) -> Option<Delivered> {
+    let snap = super::snapshot::read_latest(flow, timeout).await.ok()??;
+    if now_ms() - snap.at_ms > SNAPSHOT_FRESH.as_millis() as i64
+        || snap.unreachable_from_ms.is_some()
+    {
+        return None;
+    }
+    Some(Delivered {
+        at_ms: snap.at_ms,
+        positions: snap
+            .partitions
+            .into_iter()
+            .map(|p| ((p.topic, p.partition), p.replicated))
+            .collect(),
+    })
+}
+
+/// Read [`SourceLag`] off the source cluster of `flow`; a partition's `replicated` is the further
+/// of its commit and what `delivered` says, asked once the source's ends are read (so that the
+/// positions are no older than the ends).
+pub(crate) async fn source_lag(
+    flow: &Flow,
+    timeout: Duration,
+    delivered: &(dyn Fn() -> Delivered + Sync),
+) -> Result<SourceLag, ClientError> {
     let admin = Admin::new(&flow.clients.source_admin, timeout)?;
     let strait_group = crate::replicate::replication_group(&flow.source, &flow.target);
     let all = admin.topics(None).await?;
@@ -279,16 +362,23 @@ pub(crate) async fn source_lag(flow: &Flow, timeout: Duration) -> Result<SourceL
     let done = Groups::new(&flow.clients.source_consumer, timeout)
         .committed(&strait_group, &partitions)
         .await?;
+    let delivered = delivered();
     let mut lags = Vec::new();
     for tp in &partitions {
         let end = ends[tp];
-        let replicated = done.get(tp).map_or(starts[tp], |c| c.offset).min(end);
+        let committed = done.get(tp).map_or(starts[tp], |c| c.offset).min(end);
+        let replicated = delivered
+            .positions
+            .get(tp)
+            .map_or(committed, |d| (*d).max(committed))
+            .min(end);
         lags.push(PartitionLag {
             topic: tp.0.clone(),
             partition: tp.1,
             remote_topic: flow.policy.remote_topic(&tp.0),
             source_end: end,
             replicated,
+            committed,
             lag_records: end - replicated,
             lag_seconds: 0.0,
         });
@@ -302,7 +392,13 @@ pub(crate) async fn source_lag(flow: &Flow, timeout: Duration) -> Result<SourceL
         let ep = flow.clients.source_consumer.clone();
         crate::kafka::blocking(move || first_timestamps(&ep, &behind, timeout)).await?
     };
-    let now = now_ms();
+    // Lag in seconds as of when the positions were true: the age then of the oldest record the
+    // target lacked (the evidence's own age is reported beside it).
+    let now = if delivered.positions.is_empty() {
+        now_ms()
+    } else {
+        delivered.at_ms
+    };
     for l in &mut lags {
         if let Some(ts) = stamps.get(&(l.topic.clone(), l.partition)) {
             l.lag_seconds = ((now - ts) as f64 / 1000.0).max(0.0);

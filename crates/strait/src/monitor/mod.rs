@@ -4,5 +4,5 @@ pub(crate) mod collect;
 pub(crate) mod model;
 pub mod snapshot;
 
-pub use collect::{collect, Options};
-pub use model::{FlowStatus, GroupStatus, PartitionLag, Status, Verdict};
+pub use collect::{collect, Delivered, DeliveredBy, Options};
+pub use model::{FlowStatus, GroupStatus, PartitionLag, ReplicatedFrom, Status, Verdict};

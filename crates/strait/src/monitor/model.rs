@@ -51,13 +51,38 @@ pub struct PartitionLag {
     pub remote_topic: String,
     /// The source partition's end offset (the next offset to be written).
     pub source_end: i64,
-    /// The next source offset to replicate: the flow's committed offset on the source (or the
-    /// start of the partition when the flow never committed).
+    /// The next source offset the target lacks: where the process running the flow knows it
+    /// (`/api/status`, or its lag snapshot of the last few seconds), what the target
+    /// acknowledged; otherwise the flow's committed offset.
     pub replicated: i64,
-    /// Records not replicated yet: `source_end - replicated`.
+    /// The flow's committed offset on the source (or the start of the partition when it never
+    /// committed): where a restart resumes, a second or so behind `replicated`.
+    #[serde(default)]
+    pub committed: i64,
+    /// Records the target lacks: `source_end - replicated`.
     pub lag_records: i64,
     /// Now minus the source timestamp of the oldest record not replicated yet; 0 when caught up.
     pub lag_seconds: f64,
+}
+
+/// Where a flow's `replicated` positions come from: the best evidence of what the target holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicatedFrom {
+    /// The process serving `/api/status` runs the flow: what the target acknowledged, for the
+    /// partitions it owns (commits for the others).
+    Process,
+    /// The flow's lag snapshot, written every second by the `strait run` that runs it, when it
+    /// is at most 10 s old.
+    Snapshot,
+    /// The flow's committed offsets (no process said more): a second or so behind.
+    Commits,
+}
+
+impl ReplicatedFrom {
+    fn commits() -> Self {
+        ReplicatedFrom::Commits
+    }
 }
 
 /// One flow `S->T`.
@@ -93,6 +118,13 @@ pub struct FlowStatus {
     pub groups_known: bool,
     /// The lag of each replicated partition (empty when the source could not be read).
     pub partition_lags: Vec<PartitionLag>,
+    /// Where the partitions' `replicated` positions come from.
+    #[serde(default = "ReplicatedFrom::commits")]
+    pub replicated_from: ReplicatedFrom,
+    /// How old those positions were when collected (0 for commits, read now); the lag in seconds
+    /// is as of then.
+    #[serde(default)]
+    pub replicated_age_seconds: f64,
     /// What the process serving `/api/status` sees of the flow it runs (absent from
     /// `strait status`, which reads only the clusters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -249,12 +281,15 @@ mod tests {
             heartbeat_topic: Some(format!("{source}.heartbeats")),
             checkpoint_age_seconds: None,
             groups_known: verdict == Verdict::Ok,
+            replicated_from: ReplicatedFrom::Snapshot,
+            replicated_age_seconds: 0.8,
             partition_lags: vec![PartitionLag {
                 topic: "orders".into(),
                 partition: 0,
                 remote_topic: format!("{source}.orders"),
                 source_end: 105,
                 replicated: 100,
+                committed: 98,
                 lag_records: 5,
                 lag_seconds: 1.5,
             }],

@@ -110,15 +110,24 @@ impl Recorder {
     }
 }
 
-/// Record snapshots of `flow` every [`INTERVAL`] until `cancel` fires.
-pub fn start(flow: Flow, cancel: CancellationToken) -> Recorder {
+/// Record snapshots of `flow` every [`INTERVAL`] until `cancel` fires; `stats`, the counters of
+/// the flow's copy in this process, if any, give what the target holds (ahead of the commits).
+pub fn start(
+    flow: Flow,
+    stats: Option<std::sync::Arc<crate::replicate::FlowStats>>,
+    cancel: CancellationToken,
+) -> Recorder {
     Recorder {
         name: flow.name(),
-        task: tokio::spawn(record(flow, cancel)),
+        task: tokio::spawn(record(flow, stats, cancel)),
     }
 }
 
-async fn record(flow: Flow, cancel: CancellationToken) {
+async fn record(
+    flow: Flow,
+    stats: Option<std::sync::Arc<crate::replicate::FlowStats>>,
+    cancel: CancellationToken,
+) {
     let timeout = Duration::from_secs(5);
     let mut producer: Option<ThreadedProducer<Diagnosed>> = None;
     let mut warned = false;
@@ -127,7 +136,19 @@ async fn record(flow: Flow, cancel: CancellationToken) {
         let started = Instant::now();
         // The reads begin now: a snapshot is dated by its oldest figure.
         let attempt_ms = now_ms();
-        let Some(lag) = or_cancel(&cancel, source_lag(&flow, timeout)).await else {
+        let delivered = || super::Delivered {
+            at_ms: now_ms(),
+            positions: stats
+                .as_ref()
+                .map(|s| {
+                    s.delivered
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone()
+                })
+                .unwrap_or_default(),
+        };
+        let Some(lag) = or_cancel(&cancel, source_lag(&flow, timeout, &delivered)).await else {
             break;
         };
         let snap = match lag {
@@ -248,6 +269,7 @@ mod tests {
                     remote_topic: format!("a.{t}"),
                     source_end: *e,
                     replicated: *e,
+                    committed: *e,
                     lag_records: 0,
                     lag_seconds: 0.0,
                 })

@@ -187,6 +187,9 @@ pub struct FlowStats {
     pub last_latency_ms: AtomicU64,
     /// What the flow is doing and the errors it meets.
     pub health: FlowHealth,
+    /// Per source partition this process owns, the offset up to which the target holds every
+    /// record (updated every commit interval): the flow's true position, ahead of its commits.
+    pub delivered: Mutex<std::collections::BTreeMap<crate::kafka::TopicPartition, i64>>,
 }
 
 /// State shared by the copy loop, the producer's delivery callbacks and the rebalance callbacks.
@@ -507,6 +510,12 @@ impl ConsumerContext for RebalanceContext {
             }
             drop(revoked);
             let none_left = progress.is_empty();
+            self.shared
+                .stats
+                .delivered
+                .lock()
+                .unwrap()
+                .retain(|(t, p), _| tpl.find_partition(t, *p).is_none());
             drop((progress, syncs, runs));
             // Records still queued for partitions given up would otherwise be written later,
             // beside the new owner's copies of them. When every partition went (an eager
@@ -1217,6 +1226,9 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
     }
 }
 
+/// How often the flow's delivered positions ([`FlowStats::delivered`]) are brought up to date.
+const DELIVERED_EVERY: Duration = Duration::from_millis(100);
+
 /// How long the target may acknowledge nothing while records wait before the flow says it waits.
 const STALL_AFTER: Duration = Duration::from_secs(10);
 
@@ -1620,6 +1632,7 @@ fn copy_loop(
     let mut last_commit = Instant::now();
     let mut last_promote = Instant::now();
     let mut last_stall_check = Instant::now();
+    let mut last_delivered = Instant::now();
     let mut stall = Stall::new(shared.stats.records.load(Ordering::Relaxed));
     shared.stats.health.replicating();
     let mut subscribed: Option<Vec<String>> = None;
@@ -1742,6 +1755,14 @@ fn copy_loop(
                 &shared,
                 producer.in_flight_count().max(0) as u64 + parked.len() as u64,
             );
+        }
+        if last_delivered.elapsed() >= DELIVERED_EVERY {
+            last_delivered = Instant::now();
+            let delivered = shared.progress.lock().unwrap().delivered();
+            *shared.stats.delivered.lock().unwrap() = delivered
+                .into_iter()
+                .map(|((t, p), o)| ((t.to_string(), p), o))
+                .collect();
         }
         if last_commit.elapsed() >= spec.commit_interval {
             commit(&consumer, &shared, CommitMode::Async);

@@ -142,6 +142,15 @@ impl Progress {
         self.parts.is_empty()
     }
 
+    /// Per partition owned, the offset up to which the target holds every record (the next
+    /// record it lacks): what a commit would write, before the offset index bounds it.
+    pub(crate) fn delivered(&self) -> Vec<(Tp, i64)> {
+        self.parts
+            .iter()
+            .filter_map(|(tp, p)| Some((tp.clone(), p.safe()?)))
+            .collect()
+    }
+
     /// Offsets that advanced since the last commit: (partition, offset to commit).
     #[cfg(test)]
     pub(crate) fn to_commit(&self) -> Vec<(Tp, i64)> {
