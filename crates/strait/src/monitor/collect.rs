@@ -35,9 +35,12 @@ pub struct Options {
     pub delivered: Option<DeliveredBy>,
 }
 
+/// The running process's view of a flow, by its name (`None`: not a flow it runs).
+pub type DeliveredOf = dyn Fn(&str) -> Option<Delivered> + Send + Sync;
+
 /// [`Options::delivered`]: the running process's view, by flow name.
 #[derive(Clone)]
-pub struct DeliveredBy(pub std::sync::Arc<dyn Fn(&str) -> Option<Delivered> + Send + Sync>);
+pub struct DeliveredBy(pub std::sync::Arc<DeliveredOf>);
 
 impl std::fmt::Debug for DeliveredBy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
