@@ -4,5 +4,5 @@ pub(crate) mod collect;
 pub(crate) mod model;
 pub mod snapshot;
 
-pub use collect::{collect, Delivered, DeliveredBy, Options};
+pub use collect::{collect, Delivered, DeliveredBy, DeliveredOf, Options};
 pub use model::{FlowStatus, GroupStatus, PartitionLag, ReplicatedFrom, Status, Verdict};
