@@ -61,8 +61,18 @@ async fn kill_9_mid_stream_then_restart_loses_nothing(engine) {
             .expect("source producer flush");
     });
 
-    let mut first = spawn_run(&cfg);
+    let first_log = regions.dir.path().join("first.log");
+    let mut first = spawn_run_logged(&cfg, &first_log);
+    let _first_shown = ShowOnPanic(first_log.clone());
     wait_for_count(west, "us-east.orders", 3, 6_000, Duration::from_secs(60)).await;
+    // Killed once it has committed (every second): Apache Kafka copies the first 6 000 records
+    // in well under that, and a kill before any commit re-copies everything, by design.
+    let group = strait::replicate::replication_group("us-east", "us-west");
+    let t = Instant::now();
+    while committed(east, &group, "orders", 3).await.is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(20), "nothing committed in 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     signal(&first, "-KILL");
     first.wait().unwrap();
     let at_kill = record_count(west, "us-east.orders", 3).await;
