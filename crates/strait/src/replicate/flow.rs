@@ -688,9 +688,7 @@ async fn run(
             let rf =
                 super::topics::effective_replication_factor(spec.index_replication_factor, brokers);
             target_admin
-                .create_topics(&[
-                    TopicSpec::new(&spec.index_topic, 1, rf).config("cleanup.policy", "compact")
-                ])
+                .create_topics(&[translate::index_topic_spec(&spec.index_topic, rf)])
                 .await
         },
     )
