@@ -1,11 +1,11 @@
 //! MM2 internal record decoders (offset syncs, checkpoints, heartbeats) and strait's offset index
-//! runs. Input: one byte `n`, then the record key (`n` bytes, or everything left if fewer), then
+//! records (version-0 runs, blocks, floors, tombstones). Input: one byte `n`, then the record key (`n` bytes, or everything left if fewer), then
 //! the record value (the rest). Every decoder gets the same key and value; whatever decodes must
 //! encode back to a record that decodes to the same thing.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strait::wire::{Checkpoint, Heartbeat, IndexRun, OffsetSync};
+use strait::wire::{Checkpoint, Heartbeat, IndexRecord, IndexRun, OffsetSync};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&n, rest)) = data.split_first() else {
@@ -24,5 +24,14 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(x) = IndexRun::decode(key, value) {
         assert_eq!(IndexRun::decode(&x.key(), &x.value()), Ok(x));
+    }
+    if let Ok(x) = IndexRecord::decode(key, value) {
+        let (k, v) = match &x {
+            IndexRecord::Run(r) => (r.key(), r.value()),
+            IndexRecord::Block(b) => (b.key(), b.value()),
+            IndexRecord::Floor(f) => (f.key(), f.value()),
+            IndexRecord::Deleted(k) => (k.encode(), Vec::new()),
+        };
+        assert_eq!(IndexRecord::decode(&k, &v), Ok(x));
     }
 });

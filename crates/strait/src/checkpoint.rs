@@ -29,6 +29,33 @@ use crate::translate::group_sync::{plan_group_sync, GroupSyncDecision, TargetGro
 use crate::translate::Translator;
 use crate::wire::Checkpoint;
 
+/// The most offset index tombstones one round writes (a topic written by earlier releases may
+/// hold a record per transaction): the rest wait for the next rounds.
+const PRUNE_MAX_PER_ROUND: usize = 100_000;
+
+/// Hand one record to the producer (`None`: a tombstone), waiting while its queue is full.
+async fn send_index_record(
+    producer: &ThreadedProducer<Diagnosed>,
+    topic: &str,
+    key: &[u8],
+    value: Option<Vec<u8>>,
+) -> Result<(), rdkafka::error::KafkaError> {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    loop {
+        let mut rec = BaseRecord::<[u8], [u8]>::to(topic).partition(0).key(key);
+        if let Some(v) = &value {
+            rec = rec.payload(v);
+        }
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 /// Everything the checkpoint job of one flow needs.
 #[derive(Clone)]
 pub(crate) struct CheckpointSpec {
@@ -49,6 +76,9 @@ pub(crate) struct CheckpointSpec {
     pub checkpoints_topic: String,
     pub checkpoints_replication_factor: i32,
     pub index_topic: String,
+    /// Replication factor for the index topic, should this job create it (that of the
+    /// offset-syncs topic, as the copy flow does).
+    pub index_replication_factor: i32,
     /// Where MM2 offset syncs are read from (cluster consumer properties, topic).
     pub offset_syncs: Option<(Endpoint, String)>,
     pub emit_interval: Duration,
@@ -80,6 +110,7 @@ impl CheckpointSpec {
             checkpoints_topic: flow.internal_topics.checkpoints.name.clone(),
             checkpoints_replication_factor: i32::from(flow.checkpoints_topic_replication_factor),
             index_topic: crate::translate::index_topic(&flow.source),
+            index_replication_factor: i32::from(flow.offset_syncs_topic_replication_factor),
             offset_syncs: flow
                 .emit_offset_syncs
                 .then(|| (flow.offset_syncs_reader().clone(), syncs.name.clone())),
@@ -104,6 +135,9 @@ pub struct CheckpointStats {
     pub checkpoints: AtomicU64,
     pub group_offsets_synced: AtomicU64,
     pub groups: AtomicU64,
+    /// Offset index records deleted (tombstoned) because the target no longer holds their
+    /// copies.
+    pub index_records_pruned: AtomicU64,
     /// Epoch ms of the last completed emission round (0: none yet).
     pub last_round_ms: AtomicU64,
 }
@@ -181,6 +215,11 @@ async fn job(spec: CheckpointSpec, cancel: CancellationToken, stats: Arc<Checkpo
                         stats
                             .last_round_ms
                             .store(now_ms() as u64, Ordering::Relaxed);
+                        // The index was just read to its end: prune what the target deleted.
+                        let pruned = state.prune_index(&spec, &producer).await;
+                        stats
+                            .index_records_pruned
+                            .fetch_add(pruned as u64, Ordering::Relaxed);
                     }
                     Err(e) => {
                         warn!(flow = %flow, error = %e, "checkpoint round failed; retried at the next interval")
@@ -217,6 +256,9 @@ struct State {
     source_groups: Groups,
     target_groups: Groups,
     source_admin: Admin,
+    target_admin: Admin,
+    /// Whether the index topic's `segment.ms` was checked (once per job).
+    index_topic_checked: bool,
     /// Replicated source partitions, from the last discovery.
     partitions: Vec<TopicPartition>,
 }
@@ -225,9 +267,11 @@ async fn setup(spec: &CheckpointSpec) -> Result<(State, ThreadedProducer<Diagnos
     let target_admin = Admin::new(&spec.target_admin, spec.admin_timeout)?;
     let brokers = target_admin.broker_count().await?;
     let rf = effective_replication_factor(spec.checkpoints_replication_factor, brokers);
+    let index_rf = effective_replication_factor(spec.index_replication_factor, brokers);
     target_admin
         .create_topics(&[
-            TopicSpec::new(&spec.checkpoints_topic, 1, rf).config("cleanup.policy", "compact")
+            TopicSpec::new(&spec.checkpoints_topic, 1, rf).config("cleanup.policy", "compact"),
+            crate::translate::index_topic_spec(&spec.index_topic, index_rf),
         ])
         .await?;
     let store = TopicTail::new(&spec.target_consumer, &spec.checkpoints_topic)
@@ -262,6 +306,8 @@ async fn setup(spec: &CheckpointSpec) -> Result<(State, ThreadedProducer<Diagnos
             source_groups: Groups::new(&spec.source_consumer, spec.admin_timeout),
             target_groups: Groups::new(&spec.target_consumer, spec.admin_timeout),
             source_admin: Admin::new(&spec.source_admin, spec.admin_timeout)?,
+            target_admin,
+            index_topic_checked: false,
             partitions: Vec::new(),
         },
         producer,
@@ -343,6 +389,87 @@ impl State {
             }
         }
         Ok(emitted)
+    }
+
+    /// Delete the offset index records whose copies the target no longer holds (retention,
+    /// `delete-records`), so that the index topic and every reader's memory follow what the
+    /// target keeps. Per partition with more than one record: its remote partition's log start,
+    /// then a floor and tombstones ([`crate::translate::OffsetIndex::prune`]). This job prunes,
+    /// not the copy loop: it reads every record of the index (the copy loop knows only the
+    /// blocks it wrote since it started), and the newest record of a partition, the only one a
+    /// copy loop may still rewrite, is never deleted. Returns the tombstones written; a failure
+    /// is logged and retried at the next round.
+    async fn prune_index(
+        &mut self,
+        spec: &CheckpointSpec,
+        producer: &ThreadedProducer<Diagnosed>,
+    ) -> usize {
+        let flow = spec.name();
+        if !self.index_topic_checked {
+            self.index_topic_checked = self.check_index_topic(spec).await;
+        }
+        let mut written = 0;
+        for (topic, partition) in self.translator.index().prunable_partitions() {
+            if written >= PRUNE_MAX_PER_ROUND {
+                break;
+            }
+            let remote = spec.policy.remote_topic(&topic);
+            let log_start = match self.target_admin.watermarks(&remote, partition).await {
+                Ok((lo, _)) => lo,
+                Err(e) => {
+                    warn!(flow = %flow, cluster = %spec.target_alias, topic = %remote, partition, error = %e, "cannot read where the remote partition starts; its offset index records are pruned at a later round");
+                    continue;
+                }
+            };
+            let Some(plan) = self.translator.index().prune(&topic, partition, log_start) else {
+                continue;
+            };
+            // The floor first: a reader that sees a tombstone already drops what it covered.
+            let floor = (plan.floor.key(), Some(plan.floor.value()));
+            let records =
+                std::iter::once(floor).chain(plan.tombstones.iter().map(|k| (k.encode(), None)));
+            for (key, value) in records {
+                if let Err(e) = send_index_record(producer, &spec.index_topic, &key, value).await {
+                    warn!(flow = %flow, cluster = %spec.target_alias, topic = %spec.index_topic, error = %e, "offset index pruning stopped; retried at the next round");
+                    return written;
+                }
+            }
+            written += plan.tombstones.len();
+            debug!(flow = %flow, topic = %remote, partition, log_start, records = plan.tombstones.len(), "offset index records below the target's log start deleted");
+        }
+        written
+    }
+
+    /// Give an index topic created by an earlier release the `segment.ms` strait creates it
+    /// with (unless someone set one), so that compaction reaches the versions of rewritten
+    /// blocks. Whether it is done (or need not be).
+    async fn check_index_topic(&self, spec: &CheckpointSpec) -> bool {
+        let topic = &spec.index_topic;
+        let entries = match self.target_admin.topic_config_entries(topic).await {
+            Ok(e) => e,
+            Err(e) => {
+                debug!(flow = %spec.name(), topic = %topic, error = %e, "index topic configs not read; checked again at the next round");
+                return false;
+            }
+        };
+        // Only a value the topic inherits is replaced (Tansu lists only what was set, without
+        // a source: left alone).
+        use crate::kafka::ConfigSource;
+        let inherited = entries.iter().any(|e| {
+            e.name == "segment.ms"
+                && !matches!(e.source, ConfigSource::DynamicTopic | ConfigSource::Unknown)
+        });
+        if !inherited {
+            return true;
+        }
+        let op = crate::kafka::AlterOp::Set {
+            name: "segment.ms".into(),
+            value: crate::translate::INDEX_SEGMENT_MS.into(),
+        };
+        if let Err(e) = self.target_admin.alter_topic_configs(topic, &[op]).await {
+            warn!(flow = %spec.name(), cluster = %spec.target_alias, topic = %topic, error = %e, "cannot set segment.ms on the offset index topic: compaction keeps every version of its newest blocks until a segment rolls");
+        }
+        true
     }
 
     /// Commit the latest checkpoints into the same groups on the target, where nobody consumes

@@ -32,7 +32,7 @@ use crate::kafka::diagnose::Diagnosed;
 use crate::kafka::{Admin, ClientError, Endpoint, TopicInfo, TopicSpec};
 use crate::policy::ReplicationPolicy;
 use crate::translate::{self, PendingRun, RunId, RunTracker};
-use crate::wire::IndexRun;
+use crate::wire::IndexBlock;
 
 /// A test on a name (a topic, a config property), shareable between the flow's tasks.
 pub type NameMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -424,9 +424,9 @@ impl ClientContext for IndexContext {
     }
 }
 
-/// What the index producer writes: offset index runs, and MM2's positions beside them.
+/// What the index producer writes: offset index blocks, and MM2's positions beside them.
 enum IndexWrite {
-    Run { id: RunId, run: IndexRun },
+    Run { id: RunId, run: IndexBlock },
     Position,
 }
 
@@ -454,7 +454,7 @@ impl ProducerContext for IndexContext {
         match result {
             Ok(_) => {
                 let tp: Tp = (Arc::from(run.topic.as_str()), run.partition);
-                shared.runs.lock().unwrap().persisted(&tp, id, run.len);
+                shared.runs.lock().unwrap().persisted(&tp, id, run.pairs());
             }
             Err((e, _)) => {
                 // Retried without a deadline, so this is permanent: stop rather than commit
@@ -801,9 +801,7 @@ async fn run(
         let rf =
             super::topics::effective_replication_factor(spec.index_replication_factor, brokers);
         target_admin
-            .create_topics(&[
-                TopicSpec::new(&spec.index_topic, 1, rf).config("cleanup.policy", "compact")
-            ])
+            .create_topics(&[translate::index_topic_spec(&spec.index_topic, rf)])
             .await
     })
     .await;

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::index::{Lookup, OffsetIndex};
 use super::sync_store::{OffsetSyncStore, Translation};
 use crate::kafka::tail::TopicTail;
 use crate::kafka::{ClientError, Endpoint};
-use crate::wire::{IndexRun, OffsetSync};
+use crate::wire::{IndexRecord, OffsetSync};
 
 /// How a translated offset was obtained.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +55,9 @@ pub struct Translated {
 pub struct Translator {
     index: OffsetIndex,
     index_tail: TopicTail,
+    /// The index topic and its cluster, for the log.
+    index_topic: String,
+    index_cluster: String,
     mm2: OffsetSyncStore,
     syncs_tail: Option<TopicTail>,
     loaded: bool,
@@ -71,6 +74,8 @@ impl Translator {
         Self {
             index: OffsetIndex::default(),
             index_tail: TopicTail::new(target, index_topic),
+            index_topic: index_topic.to_string(),
+            index_cluster: target.alias.clone(),
             mm2: OffsetSyncStore::new(false),
             syncs_tail: offset_syncs.map(|(ep, t)| TopicTail::new(ep, t)),
             loaded: false,
@@ -95,11 +100,18 @@ impl Translator {
     pub async fn refresh(&mut self, timeout: Duration) -> Result<(), ClientError> {
         let loaded = std::mem::take(&mut self.loaded);
         let index = std::mem::take(&mut self.index);
+        let (topic, cluster) = (self.index_topic.clone(), self.index_cluster.clone());
         self.index = self
             .index_tail
-            .fold(timeout, index, |index, r| match IndexRun::decode(r.key, r.value) {
-                Ok(run) => index.apply(&run),
-                Err(e) => debug!(offset = r.offset, error = %e, "skipping an undecodable offset index record"),
+            .fold(timeout, index, move |index, r| {
+                let applied = IndexRecord::decode(r.key, r.value)
+                    .map_err(|e| e.to_string())
+                    .and_then(|record| index.apply_record(&record));
+                // A damaged record is skipped rather than failing every translation: the
+                // others are still read.
+                if let Err(e) = applied {
+                    warn!(topic = %topic, cluster = %cluster, offset = r.offset, error = %e, "skipping an offset index record that cannot be read");
+                }
             })
             .await?;
         if let Some(tail) = &mut self.syncs_tail {

@@ -321,7 +321,11 @@ async fn checkpoints_resume_a_group_exactly(engine) {
 }
 
 /// `strait translate CONFIG --group G --source us-east --target us-west --json [extra]`.
-async fn translate_json(cfg: &std::path::Path, group: &str, extra: &[&str]) -> TranslateReport {
+pub(crate) async fn translate_json(
+    cfg: &std::path::Path,
+    group: &str,
+    extra: &[&str],
+) -> TranslateReport {
     let mut cmd = strait();
     cmd.arg("translate")
         .arg(cfg)

@@ -20,6 +20,7 @@ mod faults;
 mod kafka_bed;
 mod metrics_http;
 mod mm2;
+mod offset_index;
 mod produce_consume;
 mod replicate;
 mod run_cli;
