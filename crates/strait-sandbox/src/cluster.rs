@@ -5,6 +5,7 @@
 //! every topic, record and committed offset in it is gone.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tansu_broker::broker::Broker;
@@ -39,8 +40,23 @@ pub struct Cluster {
 /// What serves the cluster behind its proxies.
 #[derive(Debug)]
 enum Engine {
-    Tansu(JoinHandle<()>),
+    Tansu(Tansu),
     Kafka(kafka::Nodes),
+}
+
+type TansuBroker = Broker<Controller<StorageContainer>, StorageContainer>;
+
+/// The embedded broker, and the task that listens for it (stopped and started again by
+/// [`Cluster::restart_node`]; the broker and its storage stay).
+struct Tansu {
+    broker: Arc<TansuBroker>,
+    listening: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Tansu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tansu").finish_non_exhaustive()
+    }
 }
 
 impl Cluster {
@@ -86,7 +102,7 @@ impl Cluster {
                 source: e,
             })?;
             match start_broker(&name, broker_addr, public).await {
-                Ok(broker_task) => {
+                Ok(tansu) => {
                     let proxy = FaultProxy::start(listener, broker_addr).map_err(|e| {
                         SandboxError::Bind {
                             addr: public,
@@ -99,7 +115,7 @@ impl Cluster {
                         name,
                         proxies: vec![proxy],
                         broker_addr,
-                        engine: Engine::Tansu(broker_task),
+                        engine: Engine::Tansu(tansu),
                     });
                 }
                 Err(e) => {
@@ -270,13 +286,67 @@ impl Cluster {
         self.faults().heal()
     }
 
+    /// Restart node `i` (0-based): it goes away for `down`, then comes back with its data, and
+    /// this returns once it is ready again. Apache Kafka: the node's JVM is killed (SIGKILL, a
+    /// crash) and started again on its data directory; a single-node cluster is down as a whole
+    /// meanwhile. Tansu (one node, `i` = 0): the broker stops listening and every connection it
+    /// serves is dropped, then it listens again on the same storage and group coordinator (a
+    /// Tansu broker keeps topics, records, offsets and groups in its storage, which with memory
+    /// storage cannot outlive the process, so the storage stays). The fault proxies are left as
+    /// they are.
+    pub async fn restart_node(&mut self, i: usize, down: Duration) -> Result<(), SandboxError> {
+        let name = self.name.clone();
+        let broker_addr = self.broker_addr;
+        match &mut self.engine {
+            Engine::Tansu(t) => {
+                t.listening.abort();
+                let _ = (&mut t.listening).await;
+                tokio::time::sleep(down).await;
+                t.listening = listen(t.broker.clone(), broker_addr)
+                    .await
+                    .map_err(|reason| SandboxError::Broker {
+                        cluster: name,
+                        reason,
+                    })?;
+                Ok(())
+            }
+            Engine::Kafka(nodes) => {
+                nodes.kill_node(i);
+                tokio::time::sleep(down).await;
+                let (log, from) = nodes.respawn(i).map_err(|source| SandboxError::Kafka {
+                    cluster: name.clone(),
+                    source,
+                })?;
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+                loop {
+                    if let Some(e) = nodes.exited(i) {
+                        return Err(SandboxError::Kafka {
+                            cluster: name,
+                            source: e,
+                        });
+                    }
+                    if kafka::logged_ready_since(&log, from) {
+                        return Ok(());
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        return Err(SandboxError::Kafka {
+                            cluster: name,
+                            source: nodes.not_ready(i, 90),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
     /// Stop the brokers and the proxies. All data in the cluster is lost.
     pub async fn shutdown(mut self) {
         match &mut self.engine {
-            Engine::Tansu(task) => {
-                task.abort();
+            Engine::Tansu(t) => {
+                t.listening.abort();
                 // Wait for the task to be gone so that its port is free when this returns.
-                let _ = task.await;
+                let _ = (&mut t.listening).await;
             }
             Engine::Kafka(nodes) => {
                 for i in 0..nodes.external.len() {
@@ -290,8 +360,8 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         // Kafka nodes stop when `Nodes` drops.
-        if let Engine::Tansu(task) = &self.engine {
-            task.abort();
+        if let Engine::Tansu(t) = &self.engine {
+            t.listening.abort();
         }
     }
 }
@@ -319,30 +389,37 @@ async fn free_loopback_port() -> std::io::Result<SocketAddr> {
 /// connections, or the reason it could not start.
 async fn start_broker(
     name: &str,
-    listen: SocketAddr,
+    listen_on: SocketAddr,
     advertise: SocketAddr,
-) -> Result<JoinHandle<()>, String> {
+) -> Result<Tansu, String> {
     let url = |addr: SocketAddr| {
         Url::parse(&format!("tcp://{addr}")).map_err(|e| format!("bad listener url: {e}"))
     };
     let storage = Url::parse("memory://tansu/").map_err(|e| e.to_string())?;
-    let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+    let mut broker = TansuBroker::builder()
         .node_id(0)
         .cluster_id(name)
         .incarnation_id(uuid::Uuid::new_v4())
         .advertised_listener(url(advertise)?)
         .storage(storage)
-        .listener(url(listen)?)
+        .listener(url(listen_on)?)
         .silent(true)
         .build()
         .await
         .map_err(|e| format!("{e}"))?;
+    broker.register().await.map_err(|e| format!("{e}"))?;
+    let broker = Arc::new(broker);
+    let listening = listen(broker.clone(), listen_on).await?;
+    Ok(Tansu { broker, listening })
+}
 
+/// Let `broker` listen on `addr` (its listener) in a task; return once it accepts connections,
+/// or the reason it could not. Aborting the task closes the listener and every connection.
+async fn listen(broker: Arc<TansuBroker>, addr: SocketAddr) -> Result<JoinHandle<()>, String> {
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<String>();
     let task = tokio::spawn(async move {
-        // `serve` registers the broker then listens until the task is aborted; it only returns on
-        // failure (for instance the port was taken).
-        let outcome = broker.serve(tokio::time::Instant::now()).await;
+        // `listen` only returns on failure (for instance the port was taken).
+        let outcome = broker.listen(tokio::time::Instant::now()).await;
         let _ = done_tx.send(match outcome {
             Ok(()) => "the broker stopped".to_string(),
             Err(e) => format!("{e}"),
@@ -354,13 +431,13 @@ async fn start_broker(
         if let Ok(reason) = done_rx.try_recv() {
             return Err(reason);
         }
-        if TcpStream::connect(listen).await.is_ok() {
+        if TcpStream::connect(addr).await.is_ok() {
             return Ok(task);
         }
         if tokio::time::Instant::now() > deadline {
             task.abort();
             return Err(format!(
-                "the broker did not accept connections on {listen} within {BROKER_READY_TIMEOUT:?}"
+                "the broker did not accept connections on {addr} within {BROKER_READY_TIMEOUT:?}"
             ));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -289,7 +289,17 @@ pub(crate) struct Nodes {
     keep_logs: bool,
     /// With [`JvmProfile::Stock`], each node's GC log.
     pub(crate) gc_logs: Vec<PathBuf>,
+    /// How each node was started, to start it again on its data.
+    launches: Vec<Launch>,
     _data: tempfile::TempDir,
+}
+
+/// A node's command line and log: what [`Nodes::respawn`] runs again.
+#[derive(Debug)]
+struct Launch {
+    java: PathBuf,
+    args: Vec<std::ffi::OsString>,
+    log: PathBuf,
 }
 
 impl Drop for Nodes {
@@ -312,6 +322,59 @@ impl Nodes {
             j.kill();
         }
     }
+
+    /// Start node `i` again, as it was started, on its data (after [`Nodes::kill_node`]). Returns
+    /// its log and the log's length before the start: the node is ready once
+    /// [`logged_ready_since`] that point.
+    pub(crate) fn respawn(&mut self, i: usize) -> Result<(PathBuf, u64), KafkaError> {
+        let Some(l) = self.launches.get(i) else {
+            return Err(KafkaError::Pki(format!("no node {i} to start again")));
+        };
+        let io = |what: String| move |e| KafkaError::Io { what, source: e };
+        let from = std::fs::metadata(&l.log).map(|m| m.len()).unwrap_or(0);
+        let mut c = Command::new(&l.java);
+        c.args(&l.args);
+        let jvm = Jvm::spawn(c, &l.log).map_err(io(format!("starting {}", l.java.display())))?;
+        self.jvms[i] = jvm;
+        Ok((l.log.clone(), from))
+    }
+
+    /// Why node `i` is gone, if its JVM exited by itself.
+    pub(crate) fn exited(&self, i: usize) -> Option<KafkaError> {
+        let j = self.jvms.get(i)?;
+        j.exited().map(|status| KafkaError::Exited {
+            node: i as u32 + 1,
+            status: status.to_string(),
+            tail: jvm::tail(j.log(), 5),
+            log: j.log().display().to_string(),
+        })
+    }
+
+    /// Node `i` did not become ready within `secs`.
+    pub(crate) fn not_ready(&self, i: usize, secs: u64) -> KafkaError {
+        let log = self
+            .launches
+            .get(i)
+            .map(|l| l.log.clone())
+            .unwrap_or_default();
+        KafkaError::NotReady {
+            node: i as u32 + 1,
+            secs,
+            tail: jvm::tail(&log, 5),
+            log: log.display().to_string(),
+        }
+    }
+}
+
+/// Whether `log` says the node started, past its first `from` bytes.
+pub(crate) fn logged_ready_since(log: &Path, from: u64) -> bool {
+    std::fs::read(log)
+        .ok()
+        .and_then(|b| {
+            b.get(from as usize..)
+                .map(|t| String::from_utf8_lossy(t).contains(props::READY_LINE))
+        })
+        .unwrap_or(false)
 }
 
 /// The run's PKI, generated once per process on first use.
@@ -394,13 +457,17 @@ pub(crate) fn start_nodes(
     std::fs::write(&log4j, props::log4j2_yaml(props::BROKER_LOG_LEVELS))
         .map_err(io(format!("writing {}", log4j.display())))?;
     let cluster_id = random_cluster_id();
+    let java_args = |main: &str, options: Vec<String>| -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = options.into_iter().map(Into::into).collect();
+        a.push(format!("-Dlog4j2.configurationFile={}", log4j.display()).into());
+        a.push("-cp".into());
+        a.push(cp.clone().into());
+        a.push(main.into());
+        a
+    };
     let java = |main: &str, options: Vec<String>| {
         let mut c = Command::new(&jdk.java);
-        c.args(options)
-            .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
-            .arg("-cp")
-            .arg(&cp)
-            .arg(main);
+        c.args(java_args(main, options));
         c
     };
 
@@ -466,16 +533,24 @@ pub(crate) fn start_nodes(
 
     let mut jvms = Vec::new();
     let mut gc_logs = Vec::new();
+    let mut launches = Vec::new();
     for (node, file) in ports.iter().zip(&configs) {
         let gc_log = logs.join(format!("node-{}-gc.log", node.id));
         if spec.jvm == JvmProfile::Stock {
             gc_logs.push(gc_log.clone());
         }
         let options = spec.jvm.options(spec.heap_mib, "-Xmx1G -Xms1G", &gc_log);
-        let mut c = java("kafka.Kafka", options);
-        c.arg(file);
+        let mut args = java_args("kafka.Kafka", options);
+        args.push(file.into());
         let log = logs.join(format!("node-{}.log", node.id));
+        let mut c = Command::new(&jdk.java);
+        c.args(&args);
         jvms.push(Jvm::spawn(c, &log).map_err(io(format!("starting {}", jdk.java.display())))?);
+        launches.push(Launch {
+            java: jdk.java.clone(),
+            args,
+            log,
+        });
     }
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut ready = vec![false; jvms.len()];
@@ -522,6 +597,7 @@ pub(crate) fn start_nodes(
         logs,
         keep_logs,
         gc_logs,
+        launches,
         _data: data,
     })
 }

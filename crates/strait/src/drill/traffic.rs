@@ -195,15 +195,35 @@ pub struct ProducerSpec {
     pub drill_id: String,
 }
 
+/// What a record carries besides its sequence number. The default is the drill's: no key, and
+/// the number in decimal as the whole value.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecordShape {
+    /// With `n > 0`, record `seq` has the key `k{seq % n}`; 0: no key.
+    pub keys: u64,
+    /// The value is at least this many bytes: the number, then spaces (which
+    /// [`sequence_of`] ignores).
+    pub value_bytes: usize,
+}
+
 /// Start writing `rate` records a second to `topic`, sequence numbers taken from `log` (so that
 /// a producer started later continues where an earlier one stopped), record `seq` to partition
 /// `seq % partitions`.
 pub fn start_producer(spec: ProducerSpec, log: Arc<DrillLog>) -> std::io::Result<ClientThread> {
-    let name = format!("drill producer {}", spec.endpoint.alias);
-    ClientThread::spawn(name, move |state| produce(spec, log, &state))
+    start_producer_with(spec, RecordShape::default(), log)
 }
 
-fn produce(spec: ProducerSpec, log: Arc<DrillLog>, state: &AtomicU8) {
+/// [`start_producer`], with records shaped as `shape` says (keys, a longer value).
+pub fn start_producer_with(
+    spec: ProducerSpec,
+    shape: RecordShape,
+    log: Arc<DrillLog>,
+) -> std::io::Result<ClientThread> {
+    let name = format!("drill producer {}", spec.endpoint.alias);
+    ClientThread::spawn(name, move |state| produce(spec, shape, log, &state))
+}
+
+fn produce(spec: ProducerSpec, shape: RecordShape, log: Arc<DrillLog>, state: &AtomicU8) {
     let mut cfg = spec.endpoint.producer_config();
     cfg.set("client.id", format!("strait-drill-{}", spec.endpoint.alias));
     let context = AckContext {
@@ -231,12 +251,17 @@ fn produce(spec: ProducerSpec, log: Arc<DrillLog>, state: &AtomicU8) {
             // refused send leaves no hole in the sequence.
             let seq = log.next_seq.load(Ordering::SeqCst);
             let ts = now_ms();
-            let value = seq.to_string();
-            let record = BaseRecord::<(), str, _>::with_opaque_to(&spec.topic, Box::new((seq, ts)))
-                .payload(&value)
-                .partition((seq % spec.partitions.max(1) as u64) as i32)
-                .timestamp(ts)
-                .headers(headers.clone());
+            let value = format!("{seq:<width$}", width = shape.value_bytes);
+            let key = (shape.keys > 0).then(|| format!("k{}", seq % shape.keys));
+            let mut record =
+                BaseRecord::<str, str, _>::with_opaque_to(&spec.topic, Box::new((seq, ts)))
+                    .payload(&value)
+                    .partition((seq % spec.partitions.max(1) as u64) as i32)
+                    .timestamp(ts)
+                    .headers(headers.clone());
+            if let Some(k) = &key {
+                record = record.key(k.as_str());
+            }
             match producer.send(record) {
                 Ok(()) => {
                     log.next_seq.store(seq + 1, Ordering::SeqCst);
@@ -317,7 +342,7 @@ fn consume(spec: ConsumerSpec, log: Arc<DrillLog>, state: &AtomicU8) {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 next.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
-                if let Some(seq) = drill_seq(&m, &spec.drill_id) {
+                if let Some(seq) = sequence_of(&m, &spec.drill_id) {
                     if let Ok(mut d) = log.deliveries.lock() {
                         d.push(Delivery {
                             seq,
@@ -349,8 +374,10 @@ fn consume(spec: ConsumerSpec, log: Arc<DrillLog>, state: &AtomicU8) {
     }
 }
 
-/// The sequence number of a record of drill `id`, if it is one.
-fn drill_seq<M: Message>(m: &M, id: &str) -> Option<u64> {
+/// The sequence number of a record written by a producer of drill (or run) `id`, if it is one:
+/// the record carries the [`HEADER`] with `id`, and its value is the number (trailing spaces
+/// allowed).
+pub fn sequence_of<M: Message>(m: &M, id: &str) -> Option<u64> {
     let ours = m.headers().is_some_and(|hs| {
         hs.iter()
             .any(|h| h.key == HEADER && h.value == Some(id.as_bytes()))
