@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use crate::checkpoints::translate_json;
 use crate::common::*;
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 use strait::wire::IndexRecord;
 use strait_sandbox::Cluster;
@@ -68,26 +66,6 @@ fn floor(live: &BTreeMap<Vec<u8>, IndexRecord>, partition: i32) -> Option<i64> {
         }
         _ => None,
     })
-}
-
-/// Delete the records of `topic`-`partition` below `before` on `c` (Kafka's DeleteRecords, as
-/// `kafka-delete-records.sh`): its log start moves there, as retention would move it.
-async fn delete_records(c: &Cluster, topic: &str, partition: i32, before: i64) {
-    let admin: AdminClient<DefaultClientContext> =
-        endpoint(c).admin_config().create().expect("admin");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(before))
-        .unwrap();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let got = admin
-        .delete_records(&tpl, &opts)
-        .await
-        .expect("delete records");
-    for e in got.elements() {
-        assert!(e.error().is_ok(), "delete records: {:?}", e.error());
-    }
-    let (lo, _) = admin_watermarks(c, topic, partition).await;
-    assert_eq!(lo, before, "{}: log start of {topic}-{partition}", c.name());
 }
 
 async fn admin_watermarks(c: &Cluster, topic: &str, partition: i32) -> (i64, i64) {

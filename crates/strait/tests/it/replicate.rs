@@ -270,36 +270,6 @@ async fn a_source_topic_created_again_is_copied_from_its_start(engine) {
 }
 }
 
-/// Delete `topic` and wait until the cluster no longer lists it.
-async fn delete_topic(c: &strait_sandbox::Cluster, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    let a: AdminClient<DefaultClientContext> = endpoint(c).admin_config().create().unwrap();
-    let done = a
-        .delete_topics(
-            &[topic],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .expect("delete topic");
-    for r in done {
-        r.expect("topic deleted");
-    }
-    let t = Instant::now();
-    // Listing every topic: asking for this one by name would create it again (auto-creation).
-    while admin(c)
-        .topics(None)
-        .await
-        .is_ok_and(|t| t.iter().any(|t| t.name == topic))
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "{topic} still listed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Apache Kafka only (the sandbox has no record size limit). A record larger than the remote
 /// topic takes stops its partition there, with the reason, and nothing behind it lands before it;
 /// the other partitions go on. Before, the broker's refusal ended the flow after the records
@@ -412,7 +382,7 @@ async fn records_deleted_before_they_were_copied_are_counted_and_said() {
     // The flow copied up to 50 before it stopped; the source then deleted everything below 120.
     let spec = flow_spec(east, west, &["orders"]);
     commit_group(east, &spec.group_id(), &[("orders", 0, 50)]).await;
-    delete_records_before(east, "orders", 0, 120).await;
+    delete_records(east, "orders", 0, 120).await;
 
     let flow = replicate::start(spec, strait::stop::CancellationToken::new());
     wait_for_count(west, "us-east.orders", 1, 80, Duration::from_secs(60)).await;
@@ -438,31 +408,6 @@ async fn records_deleted_before_they_were_copied_are_counted_and_said() {
         values, want,
         "everything the source still held, once, in order"
     );
-}
-
-/// Delete the records of `topic`-`partition` below `before` (what retention does).
-async fn delete_records_before(
-    c: &strait_sandbox::Cluster,
-    topic: &str,
-    partition: i32,
-    before: i64,
-) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    let a: AdminClient<DefaultClientContext> = endpoint(c).admin_config().create().unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(before))
-        .unwrap();
-    let done = a
-        .delete_records(
-            &tpl,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .expect("delete records");
-    for e in done.elements() {
-        assert!(e.error().is_ok(), "delete records: {:?}", e.error());
-    }
 }
 
 /// A record's identity across clusters: partition, value, timestamp.

@@ -822,3 +822,55 @@ macro_rules! on_both_engines {
 }
 #[allow(unused_imports)]
 pub(crate) use on_both_engines;
+
+// ---- deleting what retention or an operator deletes ----
+
+/// Delete the records of `topic`-`partition` below `before` on `c` (Kafka's DeleteRecords, as
+/// `kafka-delete-records.sh`): its log start moves there, as retention would move it.
+pub(crate) async fn delete_records(c: &Cluster, topic: &str, partition: i32, before: i64) {
+    let client: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        endpoint(c).admin_config().create().expect("admin");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(before))
+        .unwrap();
+    let opts = rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let got = client
+        .delete_records(&tpl, &opts)
+        .await
+        .expect("delete records");
+    for e in got.elements() {
+        assert!(e.error().is_ok(), "delete records: {:?}", e.error());
+    }
+    let (lo, _) = admin(c).watermarks(topic, partition).await.unwrap();
+    assert_eq!(lo, before, "{}: log start of {topic}-{partition}", c.name());
+}
+
+/// Delete `topic` and wait until the cluster no longer lists it.
+pub(crate) async fn delete_topic(c: &Cluster, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let a: AdminClient<DefaultClientContext> = endpoint(c).admin_config().create().unwrap();
+    let done = a
+        .delete_topics(
+            &[topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("delete topic");
+    for r in done {
+        r.expect("topic deleted");
+    }
+    let t = Instant::now();
+    // Listing every topic: asking for this one by name would create it again (auto-creation).
+    while admin(c)
+        .topics(None)
+        .await
+        .is_ok_and(|t| t.iter().any(|t| t.name == topic))
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{topic} still listed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
