@@ -49,6 +49,9 @@ impl Condition {
     }
 }
 
+/// How many [`ErrorClass`]es there are (the counters are indexed by class).
+const CLASSES: usize = 8;
+
 /// A class of error a flow meets: the `class` label of `strait_flow_errors_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,7 +76,7 @@ pub enum ErrorClass {
 
 impl ErrorClass {
     /// Every class, in label order.
-    pub const ALL: [ErrorClass; 8] = [
+    pub const ALL: [ErrorClass; CLASSES] = [
         ErrorClass::Unreachable,
         ErrorClass::Authentication,
         ErrorClass::Tls,
@@ -220,7 +223,7 @@ impl FlowProcess {
 #[derive(Debug, Default)]
 pub struct FlowHealth {
     condition: AtomicU8,
-    errors: [AtomicU64; 8],
+    errors: [AtomicU64; CLASSES],
     skipped_retention: AtomicU64,
     /// The current problem, when it was last met, and when each class was last logged.
     state: Mutex<HealthState>,
@@ -231,7 +234,7 @@ struct HealthState {
     reason: Option<String>,
     stopped: Vec<StoppedPartition>,
     problem: Option<(Problem, Instant)>,
-    said: [Option<Instant>; 8],
+    said: [Option<Instant>; CLASSES],
 }
 
 impl FlowHealth {
