@@ -23,6 +23,9 @@ pub mod control;
 pub mod kafka;
 pub mod proxy;
 
+#[cfg(test)]
+mod coordinator_fix;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
