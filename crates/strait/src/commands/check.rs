@@ -98,7 +98,12 @@ fn positions_text(p: &[FlowPositions]) -> String {
             };
             let stale = r.mm2_past_end.map_or(String::new(), |m| {
                 format!("; MM2's position {m} is past the partition's end, not used")
-            });
+            }) + r
+                .of_earlier_topic
+                .map_or(String::new(), |o| {
+                    format!("; position {o} was taken on an earlier topic of this name, not used")
+                })
+                .as_str();
             let _ = writeln!(o, "    {:>4}  {what}{stale}", r.part.1);
         }
     }

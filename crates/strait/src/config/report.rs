@@ -330,6 +330,9 @@ pub struct Position {
     /// An MM2 position not used because it lies past the partition's end (the topic was
     /// recreated?); `None` when there was none or it was usable.
     pub mm2_position_past_end: Option<i64>,
+    /// A position not used because it was taken on an earlier topic of the same name (deleted
+    /// and created again since); `None` when there was none.
+    pub position_of_earlier_topic: Option<i64>,
 }
 
 impl Position {
@@ -346,6 +349,7 @@ impl Position {
             },
             offset: r.from.offset(),
             mm2_position_past_end: r.mm2_past_end,
+            position_of_earlier_topic: r.of_earlier_topic,
         }
     }
 }
@@ -656,6 +660,7 @@ key.converter = org.apache.kafka.connect.converters.ByteArrayConverter
             part: ("orders".into(), p),
             from,
             mm2_past_end: past,
+            of_earlier_topic: None,
         };
         r.positions = Some(vec![
             Position::new(
@@ -705,6 +710,7 @@ key.converter = org.apache.kafka.connect.converters.ByteArrayConverter
                 part: ("t".into(), 0),
                 from,
                 mm2_past_end: None,
+                of_earlier_topic: None,
             };
             let v = serde_json::to_value(Position::new("a->b", &r)).unwrap();
             assert_eq!(v["from"], from.name());

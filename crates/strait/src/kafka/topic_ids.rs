@@ -5,6 +5,10 @@
 //! the new end is reset, by the out-of-range error). A flow that kept its old position would skip
 //! what the new topic holds below it. rust-rdkafka does not wrap librdkafka's DescribeTopics, the
 //! one call that returns topic ids, so it is called here through the C API, and nowhere else.
+//!
+//! Every position strait records (its group commits, MM2's positions it keeps) is stamped with
+//! the id of the topic it was taken on, so a position of an earlier topic of the same name is
+//! recognised after a restart too, when the running check above has nothing to compare with.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -109,9 +113,41 @@ pub(crate) fn recreated(
     out
 }
 
+/// The commit metadata strait writes with a position taken on topic `id`.
+pub(crate) fn stamp(id: &str) -> String {
+    format!("{STAMP}{id}")
+}
+
+const STAMP: &str = "strait: topic id ";
+
+/// The topic id a commit's metadata was stamped with ([`stamp`]); None for any other metadata
+/// (MM2's commits, an operator's, strait's before stamps).
+pub(crate) fn stamp_of(metadata: &str) -> Option<&str> {
+    metadata.strip_prefix(STAMP).filter(|id| !id.is_empty())
+}
+
+/// Whether a position stamped with `stamped` was taken on an earlier topic than the one now
+/// called the same (`current`). Unknown on either side means no: a position is only set aside
+/// on evidence.
+pub(crate) fn of_earlier_topic(stamped: Option<&str>, current: Option<&str>) -> bool {
+    matches!((stamped, current), (Some(s), Some(c)) if s != c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamp_reads_back_and_only_a_different_id_is_earlier() {
+        assert_eq!(stamp_of(&stamp("AbC_-9")), Some("AbC_-9"));
+        for other in ["", "strait: MirrorMaker 2's position", "strait: topic id "] {
+            assert_eq!(stamp_of(other), None, "{other:?}");
+        }
+        assert!(of_earlier_topic(Some("A"), Some("B")));
+        assert!(!of_earlier_topic(Some("A"), Some("A")));
+        assert!(!of_earlier_topic(None, Some("B")));
+        assert!(!of_earlier_topic(Some("A"), None));
+    }
 
     #[test]
     fn only_a_changed_id_means_recreated() {

@@ -13,12 +13,15 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::stop::{or_cancel, pause, CancellationToken};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{
     BorrowedHeaders, DeliveryResult, Headers, Message, OwnedHeaders, OwnedMessage,
 };
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
@@ -214,6 +217,9 @@ struct Shared {
     mm2_positions: Option<(String, Mutex<PositionLog>)>,
     /// Partitions given up since the copy loop last looked (it drops what it holds for them).
     revoked: Mutex<Vec<Tp>>,
+    /// The source topics' ids as the copy loop knows them: each position recorded is stamped
+    /// with its topic's, and a commit stamped with another is of an earlier topic.
+    topic_ids: Mutex<HashMap<String, String>>,
 }
 
 impl Shared {
@@ -234,6 +240,23 @@ impl Shared {
         if self.stats.health.met(class, message.clone()) {
             warn!(flow = %self.flow, class = class.as_str(), "{message}");
         }
+    }
+
+    /// Positions to commit (topic, partition, next offset), each stamped with its topic's id.
+    fn stamped<'a>(
+        &self,
+        positions: impl IntoIterator<Item = (&'a str, i32, i64)>,
+    ) -> TopicPartitionList {
+        let ids = self.topic_ids.lock().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for (topic, p, o) in positions {
+            let mut e = tpl.add_partition(topic, p);
+            let _ = e.set_offset(Offset::Offset(o));
+            if let Some(id) = ids.get(topic) {
+                e.set_metadata(crate::kafka::topic_ids::stamp(id));
+            }
+        }
+        tpl
     }
 
     /// Hand the offset index every run that changed. Their acknowledgements raise the commit
@@ -277,7 +300,13 @@ impl Shared {
             return;
         };
         let mut log = log.lock().unwrap();
-        let records = log.changed(committed.iter().map(|((t, p), o)| (&**t, *p, *o)));
+        let ids = self.topic_ids.lock().unwrap();
+        let records = log.changed(
+            committed
+                .iter()
+                .map(|((t, p), o)| (&**t, *p, *o, ids.get(&**t).map(String::as_str))),
+        );
+        drop(ids);
         for r in records {
             let rec = BaseRecord::with_opaque_to(topic, Box::new(IndexWrite::Position))
                 .partition(r.partition)
@@ -480,6 +509,52 @@ impl ClientContext for RebalanceContext {
     }
 }
 
+impl RebalanceContext {
+    /// Where each partition of a new assignment resumes, read from the group's commits: kept in
+    /// `Progress`, so the first record is checked against it (a gap there is what retention
+    /// deleted while no one copied). A commit stamped with the id of an earlier topic of the same
+    /// name (deleted and created again while no strait ran) is not resumed from: the partition
+    /// starts at its beginning, or every record below the old position would be skipped.
+    fn resume_points(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let committed = consumer
+            .committed_offsets(tpl.clone(), Duration::from_secs(10))
+            .map_err(|e| debug!(flow = %self.shared.flow, error = %e, "cannot read the committed offsets of the partitions assigned"))
+            .ok();
+        let ids = self.shared.topic_ids.lock().unwrap();
+        let mut progress = self.shared.progress.lock().unwrap();
+        let mut restart = Vec::new();
+        for e in tpl.elements() {
+            let tp: Tp = (Arc::from(e.topic()), e.partition());
+            let commit = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(e.topic(), e.partition()));
+            let resume_at = commit.as_ref().and_then(|c| match c.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+            let stamp = commit
+                .as_ref()
+                .and_then(|c| crate::kafka::topic_ids::stamp_of(c.metadata()).map(str::to_string));
+            let earlier = resume_at.is_some()
+                && crate::kafka::topic_ids::of_earlier_topic(
+                    stamp.as_deref(),
+                    ids.get(e.topic()).map(String::as_str),
+                );
+            if earlier {
+                warn!(flow = %self.shared.flow, topic = e.topic(), partition = e.partition(), committed = resume_at, "the committed position was taken on an earlier topic {} (deleted and created again since): copying the partition from its start", e.topic());
+                restart.push((e.topic().to_string(), e.partition()));
+                progress.assigned(&tp, None);
+            } else {
+                progress.assigned(&tp, resume_at);
+            }
+        }
+        drop((progress, ids));
+        for (topic, p) in restart {
+            let _ = tpl.set_partition_offset(&topic, p, Offset::Beginning);
+        }
+    }
+}
+
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
@@ -537,26 +612,43 @@ impl ConsumerContext for RebalanceContext {
         }
     }
 
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// rust-rdkafka's own sequence (pre, assign or unassign, post), with one step before an
+    /// assignment: [`RebalanceContext::resume_points`].
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        if assign {
+            self.resume_points(consumer, tpl);
+        }
+        let tpl = &*tpl;
+        let rebalance = match err {
+            _ if assign => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            other => Rebalance::Error(KafkaError::Rebalance(other.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let done = match (assign, cooperative) {
+            (true, true) => consumer.incremental_assign(tpl),
+            (true, false) => consumer.assign(tpl),
+            (false, true) => consumer.incremental_unassign(tpl),
+            (false, false) => consumer.unassign(),
+        };
+        if let Err(e) = done {
+            warn!(flow = %self.shared.flow, error = %e, "cannot apply the group's new assignment; the group rebalances again");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            // Where each partition resumes, so that its first record is checked against it (a
-            // gap there is what retention deleted while no one copied).
-            let committed = consumer
-                .committed_offsets((*tpl).clone(), Duration::from_secs(10))
-                .map_err(|e| debug!(flow = %self.shared.flow, error = %e, "cannot read the committed offsets of the partitions assigned"))
-                .ok();
-            let mut progress = self.shared.progress.lock().unwrap();
-            for e in tpl.elements() {
-                let tp: Tp = (Arc::from(e.topic()), e.partition());
-                let resume_at = committed.as_ref().and_then(|c| {
-                    match c.find_partition(e.topic(), e.partition())?.offset() {
-                        Offset::Offset(o) => Some(o),
-                        _ => None,
-                    }
-                });
-                progress.assigned(&tp, resume_at);
-            }
-            drop(progress);
             self.shared
                 .stats
                 .assigned_partitions
@@ -622,10 +714,7 @@ fn commit(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, mode: Comm
     if to_commit.is_empty() {
         return;
     }
-    let mut tpl = TopicPartitionList::new();
-    for ((topic, p), o) in &to_commit {
-        let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(*o));
-    }
+    let tpl = shared.stamped(to_commit.iter().map(|((t, p), o)| (&**t, *p, *o)));
     if let Err(e) = consumer.commit(&tpl, mode) {
         debug!(flow = %shared.flow, error = %e, "offset commit failed; retried at the next interval");
     } else if matches!(mode, CommitMode::Sync) {
@@ -856,8 +945,8 @@ async fn run(
 
     let limits = record_limits(&target_admin, &spec.policy, &topics).await;
     let (topics_tx, topics_rx) = std::sync::mpsc::channel::<ToCopy>();
-    topics_tx.send(ToCopy::Topics(topics.clone())).ok();
-    // Topic ids, to tell a source topic deleted and created again (`kafka::topic_ids`).
+    // Topic ids, to tell a source topic deleted and created again (`kafka::topic_ids`); known
+    // to the copy loop before its first assignment, which checks the commits' stamps.
     let id_names = |topics: &[TopicInfo]| topics.iter().map(|t| t.name.clone()).collect();
     let mut ids = match source_admin.topic_ids(id_names(&topics)).await {
         Ok(ids) => ids,
@@ -866,6 +955,13 @@ async fn run(
             HashMap::new()
         }
     };
+    topics_tx
+        .send(ToCopy::Ids {
+            ids: ids.clone(),
+            recreated: Vec::new(),
+        })
+        .ok();
+    topics_tx.send(ToCopy::Topics(topics.clone())).ok();
     let copy = {
         let spec = spec.clone();
         let copy_cancel = copy_cancel.clone();
@@ -940,8 +1036,8 @@ async fn run(
                         for t in &again {
                             warn!(flow = %flow, topic = %t, "source topic {t} was deleted and created again (topic id {} is now {}): copying it from its start", ids[t], now[t]);
                         }
-                        if !again.is_empty() {
-                            topics_tx.send(ToCopy::Recreated(again)).ok();
+                        if now.iter().any(|(t, id)| ids.get(t) != Some(id)) {
+                            topics_tx.send(ToCopy::Ids { ids: now.clone(), recreated: again }).ok();
                         }
                         ids.extend(now);
                     }
@@ -981,8 +1077,12 @@ const ID_CHECK_EVERY: Duration = Duration::from_secs(30);
 enum ToCopy {
     /// The topics to replicate now (subscribe to them).
     Topics(Vec<TopicInfo>),
-    /// These source topics were deleted and created again: read them from their start.
-    Recreated(Vec<String>),
+    /// The source topics' ids now; those in `recreated` changed (deleted and created again):
+    /// read them from their start.
+    Ids {
+        ids: HashMap<String, String>,
+        recreated: Vec<String>,
+    },
     /// Each remote topic's `max.message.bytes` on the target, read again.
     Limits(HashMap<String, i64>),
 }
@@ -1310,12 +1410,13 @@ fn restart_topics(
     let Ok(assigned) = consumer.assignment() else {
         return;
     };
-    let mut tpl = TopicPartitionList::new();
-    for e in assigned.elements() {
-        if topics.iter().any(|t| t == e.topic()) {
-            let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(0));
-        }
-    }
+    let again: Vec<(String, i32)> = assigned
+        .elements()
+        .iter()
+        .filter(|e| topics.iter().any(|t| t == e.topic()))
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect();
+    let tpl = shared.stamped(again.iter().map(|(t, p)| (t.as_str(), *p, 0)));
     if tpl.count() == 0 {
         return;
     }
@@ -1550,6 +1651,7 @@ fn copy_loop(
             .zip(positions)
             .map(|(m, log)| (m.topic.clone(), Mutex::new(log))),
         revoked: Mutex::new(Vec::new()),
+        topic_ids: Mutex::new(HashMap::new()),
     });
 
     let mut pcfg = spec.target.producer_config();
@@ -1647,9 +1749,13 @@ fn copy_loop(
             match m {
                 ToCopy::Topics(t) => latest = Some(t),
                 ToCopy::Limits(l) => handing.limits = l,
-                ToCopy::Recreated(names) => {
-                    parked.retain(|m| !names.iter().any(|n| n == m.topic()));
-                    restart_topics(&consumer, &shared, &names, &mut holds);
+                ToCopy::Ids { ids, recreated } => {
+                    // Known before the restart's commits, which are stamped with the new ids.
+                    shared.topic_ids.lock().unwrap().extend(ids);
+                    if !recreated.is_empty() {
+                        parked.retain(|m| !recreated.iter().any(|n| n == m.topic()));
+                        restart_topics(&consumer, &shared, &recreated, &mut holds);
+                    }
                 }
             }
         }

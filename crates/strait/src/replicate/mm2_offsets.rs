@@ -9,6 +9,10 @@
 //! looks a position up by the key's bytes, and reads the topic's partitions in no set order, so
 //! strait writes keys exactly as Connect does and to the partition Kafka's Java producer would
 //! pick (murmur2 of the key): anything else could let an older position win over a newer one.
+//!
+//! To the values it writes strait adds one field, `"strait.topic.id"`: the id of the source topic
+//! the position was taken on (see `kafka::topic_ids`), so that a position of a topic since
+//! deleted and created again is not used. Connect and MM2 read only `offset`.
 
 use std::collections::HashMap;
 
@@ -41,11 +45,20 @@ pub fn key(cluster: &str, topic: &str, partition: i32) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The value saying that every record before `next` was copied: `{"offset":next-1}`.
-/// None for `next` <= 0: nothing was copied, and MM2 has no way to say so but silence.
-pub fn value(next: i64) -> Option<Vec<u8>> {
-    (next > 0).then(|| format!("{{\"offset\":{}}}", next - 1).into_bytes())
+/// The value saying that every record before `next` of the topic with id `topic_id` was copied:
+/// `{"offset":next-1}`, with `"strait.topic.id"` when the id is known. None for `next` <= 0:
+/// nothing was copied, and MM2 has no way to say so but silence.
+pub fn value(next: i64, topic_id: Option<&str>) -> Option<Vec<u8>> {
+    (next > 0).then(|| {
+        let id = topic_id.map_or(String::new(), |id| {
+            format!(",\"{TOPIC_ID}\":{}", Value::String(id.to_string()))
+        });
+        format!("{{\"offset\":{}{id}}}", next - 1).into_bytes()
+    })
 }
+
+/// The field strait adds to the values it writes.
+const TOPIC_ID: &str = "strait.topic.id";
 
 /// One decoded record of the offsets topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +72,8 @@ pub struct Position {
     /// The next offset to copy; None when the position was removed (a tombstone or a null
     /// offset, as Connect's offset reset writes).
     pub next: Option<i64>,
+    /// The id of the topic the position was taken on, when strait wrote it.
+    pub topic_id: Option<String>,
 }
 
 /// A record of the offsets topic, if it is a position of MM2's source connector. Records of other
@@ -74,16 +89,22 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<Position> {
     let cluster = partition.get("cluster")?.as_str()?.to_string();
     let topic = partition.get("topic")?.as_str()?.to_string();
     let partition = i32::try_from(partition.get("partition")?.as_i64()?).ok()?;
-    let next = value
+    let value = value
         .filter(|v| !v.is_empty())
-        .and_then(|v| serde_json::from_slice::<Value>(v).ok())
+        .and_then(|v| serde_json::from_slice::<Value>(v).ok());
+    let next = value
+        .as_ref()
         .and_then(|v| v.get("offset")?.as_i64())
         .map(|last| last + 1);
+    let topic_id = next
+        .and(value.as_ref())
+        .and_then(|v| Some(v.get(TOPIC_ID)?.as_str()?.to_string()));
     Some(Position {
         cluster,
         topic,
         partition,
         next,
+        topic_id,
     })
 }
 
@@ -121,19 +142,21 @@ impl PositionLog {
         }
     }
 
-    /// Records for the commits in `committed` (source partition, next offset to copy) that
-    /// differ from what was last written.
+    /// Records for the commits in `committed` (source partition, next offset to copy, the
+    /// topic's id) that differ from what was last written.
     pub fn changed<'a>(
         &mut self,
-        committed: impl IntoIterator<Item = (&'a str, i32, i64)>,
+        committed: impl IntoIterator<Item = (&'a str, i32, i64, Option<&'a str>)>,
     ) -> Vec<PositionRecord> {
         let mut out = Vec::new();
-        for (topic, p, next) in committed {
+        for (topic, p, next, id) in committed {
             let key = key(&self.cluster, topic, p);
             if self.written.get(&key) == Some(&next) {
                 continue;
             }
-            let Some(value) = value(next) else { continue };
+            let Some(value) = value(next, id) else {
+                continue;
+            };
             self.written.insert(key.clone(), next);
             out.push(PositionRecord {
                 partition: partition_for(&key, self.partitions),
@@ -215,8 +238,8 @@ mod tests {
             key("us-east", "orders", 3),
             br#"["MirrorSourceConnector",{"cluster":"us-east","partition":3,"topic":"orders"}]"#
         );
-        assert_eq!(value(42).unwrap(), br#"{"offset":41}"#);
-        assert_eq!(value(0), None);
+        assert_eq!(value(42, None).unwrap(), br#"{"offset":41}"#);
+        assert_eq!(value(0, Some("x")), None);
     }
 
     #[test]
@@ -228,7 +251,8 @@ mod tests {
                 cluster: "A".into(),
                 topic: "t".into(),
                 partition: 0,
-                next: Some(10)
+                next: Some(10),
+                topic_id: None,
             })
         );
         assert_eq!(decode(&k, None).unwrap().next, None);
@@ -243,7 +267,7 @@ mod tests {
     #[test]
     fn only_changed_positions_are_written_again() {
         let mut log = PositionLog::new("A", 25);
-        let first = log.changed([("t", 0, 10), ("t", 1, 0), ("u", 0, 3)]);
+        let first = log.changed([("t", 0, 10, None), ("t", 1, 0, None), ("u", 0, 3, None)]);
         assert_eq!(
             first.len(),
             2,
@@ -251,12 +275,17 @@ mod tests {
         );
         assert_eq!(first[0].value, br#"{"offset":9}"#);
         assert_eq!(first[0].partition, partition_for(&key("A", "t", 0), 25));
-        assert!(log.changed([("t", 0, 10), ("u", 0, 3)]).is_empty());
+        assert!(log
+            .changed([("t", 0, 10, None), ("u", 0, 3, None)])
+            .is_empty());
         log.forget(&key("A", "u", 0));
-        assert_eq!(log.changed([("t", 0, 10), ("u", 0, 3)]).len(), 1);
-        let next = log.changed([("t", 0, 11)]);
+        assert_eq!(
+            log.changed([("t", 0, 10, None), ("u", 0, 3, None)]).len(),
+            1
+        );
+        let next = log.changed([("t", 0, 11, Some("Id-1"))]);
         assert_eq!(next.len(), 1);
-        assert_eq!(next[0].value, br#"{"offset":10}"#);
+        assert_eq!(next[0].value, br#"{"offset":10,"strait.topic.id":"Id-1"}"#);
     }
 
     proptest! {
@@ -267,10 +296,12 @@ mod tests {
             partition in 0i32..100_000,
             next in 1i64..i64::MAX,
             partitions in 1i32..200,
+            id: bool,
         ) {
             let k = key(&cluster, &topic, partition);
-            let p = decode(&k, value(next).as_deref()).unwrap();
-            prop_assert_eq!(p, Position { cluster, topic, partition, next: Some(next) });
+            let topic_id = id.then(|| "MsNb3TKmQVqHL2o4lPKWbA".to_string());
+            let p = decode(&k, value(next, topic_id.as_deref()).as_deref()).unwrap();
+            prop_assert_eq!(p, Position { cluster, topic, partition, next: Some(next), topic_id });
             let to = partition_for(&k, partitions);
             prop_assert!((0..partitions).contains(&to));
         }

@@ -6,8 +6,9 @@
 //! [`super::mm2_offsets`], which strait also keeps current). A partition resumes from the further
 //! of the two: after a switch from MM2 that is MM2's, after a restart strait's own (the two are
 //! equal while strait runs, unless MM2 ran in between). An MM2 position past the partition's end
-//! (a topic deleted and created again since) is not used: it would skip records. Partitions
-//! neither knows start at the consumer's `auto.offset.reset` (earliest unless set).
+//! (a topic deleted and created again since) is not used: it would skip records; nor is a
+//! position stamped with the id of an earlier topic of the same name (`kafka::topic_ids`).
+//! Partitions neither knows start at the consumer's `auto.offset.reset` (earliest unless set).
 //!
 //! The choice is applied before the flow's consumer joins its group, by committing MM2's
 //! positions to the group, and only while the group has no members: a running strait process
@@ -65,21 +66,58 @@ pub struct Resume {
     pub from: ResumeFrom,
     /// An MM2 position that was not used because it lies past the partition's end.
     pub mm2_past_end: Option<i64>,
+    /// A position (the further, strait's or MM2's) that was not used because it was taken on an
+    /// earlier topic of the same name, deleted since.
+    pub of_earlier_topic: Option<i64>,
 }
 
-/// Decide every partition of `parts`. `group`: strait's commits; `mm2`: MM2's positions (the next
-/// offset to copy); `ends`: the partitions' end offsets, needed for every MM2 position.
+/// A recorded position: the next offset to copy, and the id of the topic it was taken on when
+/// strait recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamped {
+    /// The next offset to copy.
+    pub next: i64,
+    /// The topic's id ([`crate::kafka::topic_ids`]); None when not stamped.
+    pub topic_id: Option<String>,
+}
+
+impl Stamped {
+    /// A position without a stamp (MM2's own, or an operator's).
+    pub fn bare(next: i64) -> Self {
+        Self {
+            next,
+            topic_id: None,
+        }
+    }
+}
+
+/// Decide every partition of `parts`. `group`: strait's commits; `mm2`: MM2's positions; `ends`:
+/// the partitions' end offsets, needed for every MM2 position; `ids`: the topics' ids now.
 pub fn plan(
     parts: &[Part],
-    group: &BTreeMap<Part, i64>,
-    mm2: &HashMap<Part, i64>,
+    group: &BTreeMap<Part, Stamped>,
+    mm2: &HashMap<Part, Stamped>,
     ends: &HashMap<Part, i64>,
+    ids: &HashMap<String, String>,
 ) -> Vec<Resume> {
     parts
         .iter()
         .map(|part| {
-            let own = group.get(part).copied();
-            let theirs = mm2.get(part).copied();
+            let earlier = |s: &Stamped| {
+                crate::kafka::topic_ids::of_earlier_topic(
+                    s.topic_id.as_deref(),
+                    ids.get(&part.0).map(String::as_str),
+                )
+            };
+            let (own, theirs) = (group.get(part), mm2.get(part));
+            let set_aside = [own, theirs]
+                .into_iter()
+                .flatten()
+                .filter(|s| earlier(s))
+                .map(|s| s.next)
+                .max();
+            let own = own.filter(|s| !earlier(s)).map(|s| s.next);
+            let theirs = theirs.filter(|s| !earlier(s)).map(|s| s.next);
             let usable = theirs.filter(|m| ends.get(part).is_some_and(|end| m <= end));
             let from = match (own, usable) {
                 (Some(g), Some(m)) if m > g => ResumeFrom::Mm2(m),
@@ -91,6 +129,7 @@ pub fn plan(
                 part: part.clone(),
                 from,
                 mm2_past_end: theirs.filter(|_| usable.is_none()),
+                of_earlier_topic: set_aside,
             }
         })
         .collect()
@@ -103,14 +142,20 @@ pub async fn read_mm2_positions(
     topic: &str,
     cluster: &str,
     timeout: Duration,
-) -> Result<HashMap<Part, i64>, ClientError> {
+) -> Result<HashMap<Part, Stamped>, ClientError> {
     let cluster = cluster.to_string();
     tail::fold_topic(target, topic, timeout, HashMap::new(), move |out, _, r| {
         let value = (!r.value.is_empty()).then_some(r.value);
         if let Some(p) = mm2_offsets::decode(r.key, value) {
             if p.cluster == cluster {
                 match p.next {
-                    Some(n) => out.insert((p.topic, p.partition), n),
+                    Some(next) => out.insert(
+                        (p.topic, p.partition),
+                        Stamped {
+                            next,
+                            topic_id: p.topic_id,
+                        },
+                    ),
                     None => out.remove(&(p.topic, p.partition)),
                 };
             }
@@ -140,7 +185,7 @@ pub struct SeedSpec<'a> {
 }
 
 /// MM2's positions for the flow of `spec` ([`read_mm2_positions`]).
-async fn mm2_positions(spec: &SeedSpec<'_>) -> Result<HashMap<Part, i64>, ClientError> {
+async fn mm2_positions(spec: &SeedSpec<'_>) -> Result<HashMap<Part, Stamped>, ClientError> {
     read_mm2_positions(
         spec.target,
         spec.offsets_topic,
@@ -155,7 +200,7 @@ async fn mm2_positions(spec: &SeedSpec<'_>) -> Result<HashMap<Part, i64>, Client
 pub async fn decide(
     spec: &SeedSpec<'_>,
     topics: &[TopicInfo],
-) -> Result<(Vec<Resume>, BTreeMap<Part, i64>), ClientError> {
+) -> Result<(Vec<Resume>, BTreeMap<Part, Stamped>), ClientError> {
     let mm2 = mm2_positions(spec).await?;
     decide_from(spec, topics, &mm2).await
 }
@@ -164,24 +209,36 @@ pub async fn decide(
 async fn decide_from(
     spec: &SeedSpec<'_>,
     topics: &[TopicInfo],
-    mm2: &HashMap<Part, i64>,
-) -> Result<(Vec<Resume>, BTreeMap<Part, i64>), ClientError> {
+    mm2: &HashMap<Part, Stamped>,
+) -> Result<(Vec<Resume>, BTreeMap<Part, Stamped>), ClientError> {
     let parts: Vec<Part> = topics
         .iter()
         .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
         .collect();
-    let committed: BTreeMap<Part, i64> = Groups::new(spec.source, spec.timeout)
+    let committed: BTreeMap<Part, Stamped> = Groups::new(spec.source, spec.timeout)
         .committed(spec.group, &parts)
         .await?
         .into_iter()
-        .map(|(k, v)| (k, v.offset))
+        .map(|(k, v)| {
+            let topic_id = crate::kafka::topic_ids::stamp_of(&v.metadata).map(str::to_string);
+            (
+                k,
+                Stamped {
+                    next: v.offset,
+                    topic_id,
+                },
+            )
+        })
         .collect();
+    // Without ids (a broker before Kafka 2.8, or a refused describe) no position is set aside.
+    let names = topics.iter().map(|t| t.name.clone()).collect();
+    let ids = spec.source_admin.topic_ids(names).await.unwrap_or_default();
     let mut ends = HashMap::new();
     for part in parts.iter().filter(|p| mm2.contains_key(*p)) {
         let (_, hi) = spec.source_admin.watermarks(&part.0, part.1).await?;
         ends.insert(part.clone(), hi);
     }
-    Ok((plan(&parts, &committed, mm2, &ends), committed))
+    Ok((plan(&parts, &committed, mm2, &ends, &ids), committed))
 }
 
 /// Decide where every partition of `topics` starts ([`decide`]) and commit MM2's positions to
@@ -222,7 +279,7 @@ pub async fn seed(spec: &SeedSpec<'_>, topics: &[TopicInfo]) -> Result<Vec<Resum
                 if let ResumeFrom::Mm2(_) = r.from {
                     r.from = committed
                         .get(&r.part)
-                        .map_or(ResumeFrom::Reset, |g| ResumeFrom::Group(*g));
+                        .map_or(ResumeFrom::Reset, |g| ResumeFrom::Group(g.next));
                 }
             }
         }
@@ -264,6 +321,9 @@ fn log(spec: &SeedSpec<'_>, decided: &[Resume]) {
         for r in rs.iter().filter(|r| r.mm2_past_end.is_some()) {
             warn!(flow = %spec.flow, topic = %topic, partition = r.part.1, mm2_position = r.mm2_past_end, "MirrorMaker 2's position is past the partition's end (the topic was recreated?); not used");
         }
+        for r in rs.iter().filter(|r| r.of_earlier_topic.is_some()) {
+            warn!(flow = %spec.flow, topic = %topic, partition = r.part.1, position = r.of_earlier_topic, "the position recorded for this partition was taken on an earlier topic {topic}, deleted and created again since; not used");
+        }
     }
 }
 
@@ -276,13 +336,21 @@ mod tests {
         ("t".to_string(), p)
     }
 
+    fn bare<K: Ord + std::hash::Hash + Clone, M: FromIterator<(K, Stamped)>>(v: &[(K, i64)]) -> M {
+        v.iter()
+            .map(|(k, o)| (k.clone(), Stamped::bare(*o)))
+            .collect()
+    }
+
     #[test]
     fn the_further_position_wins_and_a_stale_one_is_ignored() {
         let parts: Vec<Part> = (0..5).map(part).collect();
-        let group = BTreeMap::from([(part(0), 10), (part(1), 50), (part(4), 7)]);
-        let mm2 = HashMap::from([(part(0), 40), (part(1), 30), (part(2), 5), (part(4), 900)]);
+        let group: BTreeMap<Part, Stamped> = bare(&[(part(0), 10), (part(1), 50), (part(4), 7)]);
+        let mm2: HashMap<Part, Stamped> =
+            bare(&[(part(0), 40), (part(1), 30), (part(2), 5), (part(4), 900)]);
         let ends = HashMap::from([(part(0), 60), (part(1), 60), (part(2), 5), (part(4), 100)]);
-        let got: Vec<ResumeFrom> = plan(&parts, &group, &mm2, &ends)
+        let none = HashMap::new();
+        let got: Vec<ResumeFrom> = plan(&parts, &group, &mm2, &ends, &none)
             .iter()
             .map(|r| r.from)
             .collect();
@@ -296,27 +364,65 @@ mod tests {
                 ResumeFrom::Group(7),
             ]
         );
-        let r = plan(&parts, &group, &mm2, &ends);
+        let r = plan(&parts, &group, &mm2, &ends, &none);
         assert_eq!(r[4].mm2_past_end, Some(900));
         assert_eq!(r[0].mm2_past_end, None);
         // Without the end offset an MM2 position is not trusted.
-        let r = plan(&[part(2)], &BTreeMap::new(), &mm2, &HashMap::new());
+        let r = plan(&[part(2)], &BTreeMap::new(), &mm2, &HashMap::new(), &none);
         assert_eq!(r[0].from, ResumeFrom::Reset);
     }
 
+    /// A topic deleted and created again under the same name: positions stamped with the old id
+    /// are set aside, however plausible their offsets; unstamped ones are still used.
+    #[test]
+    fn a_position_of_an_earlier_topic_is_not_used() {
+        let stamped = |next, id: &str| Stamped {
+            next,
+            topic_id: Some(id.to_string()),
+        };
+        let parts: Vec<Part> = (0..3).map(part).collect();
+        let group = BTreeMap::from([
+            (part(0), stamped(5000, "old")),
+            (part(1), stamped(70, "new")),
+        ]);
+        let mm2 = HashMap::from([
+            (part(0), stamped(5000, "old")),
+            (part(1), stamped(60, "new")),
+            (part(2), Stamped::bare(30)),
+        ]);
+        let ends = HashMap::from([(part(0), 9000), (part(1), 9000), (part(2), 9000)]);
+        let ids = HashMap::from([("t".to_string(), "new".to_string())]);
+        let r = plan(&parts, &group, &mm2, &ends, &ids);
+        assert_eq!(r[0].from, ResumeFrom::Reset);
+        assert_eq!(r[0].of_earlier_topic, Some(5000));
+        assert_eq!(r[1].from, ResumeFrom::Group(70));
+        assert_eq!(r[1].of_earlier_topic, None);
+        assert_eq!(r[2].from, ResumeFrom::Mm2(30));
+        // Without the topic's id now, nothing is set aside.
+        let r = plan(&parts, &group, &mm2, &ends, &HashMap::new());
+        assert_eq!(r[0].from, ResumeFrom::Group(5000));
+    }
+
     proptest! {
-        /// Never behind strait's own commit, never past the end, never a position nobody gave.
+        /// Never behind strait's own commit, never past the end, never a position nobody gave,
+        /// never one of an earlier topic.
         #[test]
         fn never_backwards_never_past_the_end(
             g in proptest::option::of(0i64..1000),
             m in proptest::option::of(0i64..1000),
             end in 0i64..1000,
+            g_old: bool,
+            m_old: bool,
         ) {
             let p = part(0);
-            let group: BTreeMap<Part, i64> = g.map(|g| (p.clone(), g)).into_iter().collect();
-            let mm2: HashMap<Part, i64> = m.map(|m| (p.clone(), m)).into_iter().collect();
+            let at = |next, old: bool| Stamped { next, topic_id: Some(if old { "old" } else { "new" }.to_string()) };
+            let group: BTreeMap<Part, Stamped> = g.map(|g| (p.clone(), at(g, g_old))).into_iter().collect();
+            let mm2: HashMap<Part, Stamped> = m.map(|m| (p.clone(), at(m, m_old))).into_iter().collect();
             let ends = HashMap::from([(p.clone(), end)]);
-            let r = &plan(std::slice::from_ref(&p), &group, &mm2, &ends)[0];
+            let ids = HashMap::from([("t".to_string(), "new".to_string())]);
+            let r = &plan(std::slice::from_ref(&p), &group, &mm2, &ends, &ids)[0];
+            let g = g.filter(|_| !g_old);
+            let m = m.filter(|_| !m_old);
             match r.from {
                 ResumeFrom::Group(o) => prop_assert_eq!(Some(o), g),
                 ResumeFrom::Mm2(o) => {

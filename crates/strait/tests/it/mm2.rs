@@ -447,7 +447,7 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
                 p,
                 (
                     PositionFrom::Mm2,
-                    Some(at_switch[&("orders".to_string(), p)]),
+                    Some(at_switch[&("orders".to_string(), p)].next),
                 ),
             )
         })
@@ -461,7 +461,7 @@ async fn an_operator_switches_from_mirrormaker2_to_strait_and_back_under_traffic
         l.contains("partitions resume from") && l.contains("topic=orders")
     })
     .await;
-    let p = |n: i32| at_switch[&("orders".to_string(), n)];
+    let p = |n: i32| at_switch[&("orders".to_string(), n)].next;
     let want = format!("from_mm2=0@{} 1@{} 2@{}", p(0), p(1), p(2));
     assert!(line.contains(&want), "{line}\nwanted {want}");
     let now = written.load(Ordering::SeqCst) as i64;

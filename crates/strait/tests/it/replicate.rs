@@ -270,6 +270,49 @@ async fn a_source_topic_created_again_is_copied_from_its_start(engine) {
 }
 }
 
+on_both_engines! {
+/// The same, while no strait runs: the positions strait recorded (its group's commit, which
+/// Apache Kafka deletes with the topic, and MM2's position, which it keeps) point into the new
+/// topic, which by then holds more records. They were taken on the earlier topic (their stamp
+/// says which), so the new one is copied from its start. Before, the restart resumed at the old
+/// position and every record below it was lost (found by the soak's topic-recreate scenario).
+async fn a_source_topic_created_again_while_stopped_is_copied_from_its_start(engine) {
+    let sb = engine.start(&["us-east", "us-west"]).await;
+    let (east, west) = (
+        sb.cluster("us-east").unwrap(),
+        sb.cluster("us-west").unwrap(),
+    );
+    create_topic(east, "orders", 1).await;
+    let flow = replicate::start(
+        flow_spec(east, west, &["orders"]),
+        strait::stop::CancellationToken::new(),
+    );
+    produce_range(east, "orders", 1, 0..300, "old", None).await;
+    wait_for_count(west, "us-east.orders", 1, 300, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // committed, and MM2's position written
+    flow.stop();
+    flow.join().await.expect("clean stop");
+
+    delete_topic(east, "orders").await;
+    create_topic(east, "orders", 1).await;
+    produce_range(east, "orders", 1, 0..600, "new", None).await;
+    let flow = replicate::start(
+        flow_spec(east, west, &["orders"]),
+        strait::stop::CancellationToken::new(),
+    );
+    wait_for_count(west, "us-east.orders", 1, 900, Duration::from_secs(90)).await;
+    flow.stop();
+    flow.join().await.expect("clean stop");
+    let copies = read_all(west, "us-east.orders", 1, 900).await;
+    let seen: std::collections::BTreeSet<String> = copies
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    let lost: Vec<usize> = (0..600).filter(|i| !seen.contains(&format!("new:{i}"))).collect();
+    assert!(lost.is_empty(), "records of the new topic never copied: {} of 600, first {:?}", lost.len(), lost.first());
+}
+}
+
 /// Apache Kafka only (the sandbox has no record size limit). A record larger than the remote
 /// topic takes stops its partition there, with the reason, and nothing behind it lands before it;
 /// the other partitions go on. Before, the broker's refusal ended the flow after the records
