@@ -279,6 +279,8 @@ struct Outcome {
     /// Places where a remote partition's copies start again from an earlier point.
     replays: u64,
     largest_replay: u64,
+    /// The replays (the first 50), with where they go back to.
+    replay_list: Vec<Replay>,
     /// A sequence number copied for the first time after a later one of the same partition.
     order_violations: u64,
     /// Copied although the producer saw no acknowledgement (the write landed, the ack was lost).
@@ -316,6 +318,8 @@ struct Bed {
     traffic: Arc<DrillLog>,
     producer: Option<ClientThread>,
     t0: Instant,
+    /// `t0` in ms since the epoch, for record timestamps.
+    t0_ms: i64,
     events: std::fs::File,
     live: Arc<Mutex<Vec<u32>>>,
     rss: Arc<Mutex<Vec<(f64, u32, f64)>>>,
@@ -388,6 +392,7 @@ impl Bed {
         let live: Arc<Mutex<Vec<u32>>> = Default::default();
         let rss: Arc<Mutex<Vec<(f64, u32, f64)>>> = Default::default();
         let t0 = Instant::now();
+        let t0_ms = strait::heartbeat::now_ms();
         let sampling = {
             let (live, rss) = (live.clone(), rss.clone());
             tokio::spawn(async move {
@@ -419,6 +424,7 @@ impl Bed {
             traffic: Arc::new(DrillLog::default()),
             producer: None,
             t0,
+            t0_ms,
             events,
             live,
             rss,
@@ -1019,40 +1025,111 @@ fn read_copies(
     copies
 }
 
-/// Replays, the longest, and order violations, from the copies in each partition's order.
-fn replays(copies: &Copies, partitions: i32) -> (u64, u64, u64) {
+/// strait's offset index on the target: (topic, partition, target start, source start, length)
+/// per run, the latest record of each key.
+fn read_index(ep: Endpoint, topic: &str) -> Vec<(String, i32, i64, i64, i64)> {
+    let Ok(consumer) = ep
+        .consumer_config("strait-soak-checker")
+        .create::<BaseConsumer>()
+    else {
+        return Vec::new();
+    };
+    let Ok((_, hi)) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)) else {
+        return Vec::new();
+    };
+    let mut tpl = TopicPartitionList::new();
+    if tpl
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .is_err()
+        || consumer.assign(&tpl).is_err()
+    {
+        return Vec::new();
+    }
+    let mut runs = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut next = 0;
+    while next < hi && Instant::now() < deadline {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        next = m.offset() + 1;
+        let (Some(k), Some(v)) = (m.key(), m.payload()) else {
+            continue;
+        };
+        let int = |b: &[u8], at: usize, n: usize| -> Option<i64> {
+            let s = b.get(at..at + n)?;
+            Some(s.iter().fold(0i64, |acc, x| (acc << 8) | i64::from(*x)))
+        };
+        let Some(len) = int(k, 0, 2) else { continue };
+        let len = len as usize;
+        let (Some(name), Some(part), Some(down), Some(up), Some(n)) = (
+            k.get(2..2 + len)
+                .map(|b| String::from_utf8_lossy(b).to_string()),
+            int(k, 2 + len, 4),
+            int(k, 6 + len, 8),
+            int(v, 2, 8),
+            int(v, 10, 8),
+        ) else {
+            continue;
+        };
+        runs.insert((name.clone(), part as i32, down), (up, n));
+    }
+    runs.into_iter()
+        .map(|((t, p, down), (up, n))| (t, p, down, up, n))
+        .collect()
+}
+
+/// One place where a remote partition's copies start again from an earlier point.
+#[derive(Clone, Debug, Serialize)]
+struct Replay {
+    partition: i32,
+    /// The first sequence number copied again, and how many copies the replay holds.
+    first_seq: u64,
+    copies: u64,
+    /// When that record was written, seconds from the scenario's start (events.log has the
+    /// same clock): the replay goes back to about there.
+    written_at_s: Option<f64>,
+}
+
+/// Replays, and first copies out of their partition's order, from the copies in each
+/// partition's order.
+fn replays(copies: &Copies, partitions: i32) -> (Vec<Replay>, u64) {
     let mut by_part: Vec<Vec<(i64, u64)>> = vec![Vec::new(); partitions as usize];
     for &(seq, p, off) in &copies.seen {
         if let Some(v) = by_part.get_mut(p as usize) {
             v.push((off, seq));
         }
     }
-    let (mut replays, mut largest, mut disorder) = (0u64, 0u64, 0u64);
-    for mut v in by_part {
+    let (mut replays, mut disorder) = (Vec::new(), 0u64);
+    for (p, mut v) in by_part.into_iter().enumerate() {
         v.sort_unstable();
         let mut seen = HashSet::new();
         let mut highest: Option<u64> = None;
-        let mut run = 0u64;
+        let mut open = false;
         for (_, seq) in v {
             if seen.insert(seq) {
-                if run > 0 {
-                    largest = largest.max(run);
-                    run = 0;
-                }
+                open = false;
                 if highest.is_some_and(|h| seq < h) {
                     disorder += 1;
                 }
                 highest = Some(highest.map_or(seq, |h| h.max(seq)));
-            } else {
-                if run == 0 {
-                    replays += 1;
+            } else if open {
+                if let Some(r) = replays.last_mut() {
+                    let r: &mut Replay = r;
+                    r.copies += 1;
                 }
-                run += 1;
+            } else {
+                open = true;
+                replays.push(Replay {
+                    partition: p as i32,
+                    first_seq: seq,
+                    copies: 1,
+                    written_at_s: None,
+                });
             }
         }
-        largest = largest.max(run);
     }
-    (replays, largest, disorder)
+    (replays, disorder)
 }
 
 /// Stop the producer, wait for every acknowledged record to be copied, stop the processes, read
@@ -1156,7 +1233,30 @@ async fn finish(
         }
         n
     });
-    let (replays, largest_replay, order_violations) = replays(&copies, bed.partitions);
+    let (mut replay_list, order_violations) = replays(&copies, bed.partitions);
+    {
+        let written: std::collections::HashMap<u64, i64> =
+            acks.iter().map(|a| (a.seq, a.record_ts_ms)).collect();
+        for r in &mut replay_list {
+            r.written_at_s = written
+                .get(&r.first_seq)
+                .map(|ts| (ts - bed.t0_ms) as f64 / 1000.0);
+        }
+    }
+    for r in replay_list.iter().take(50) {
+        let line = format!(
+            "replay: partition {}, {} copies again from seq {} (written at {})",
+            r.partition,
+            r.copies,
+            r.first_seq,
+            r.written_at_s
+                .map_or("?".to_string(), |t| format!("{t:.1}s"))
+        );
+        let _ = writeln!(bed.events, "{line}");
+    }
+    let replays = replay_list.len() as u64;
+    let largest_replay = replay_list.iter().map(|r| r.copies).max().unwrap_or(0);
+    replay_list.truncate(50);
     let mut lost_ranges: Vec<String> = v
         .lost
         .iter()
@@ -1198,6 +1298,45 @@ async fn finish(
         for (s, p, o) in &at {
             let _ = writeln!(f, "{s} {p} {o}");
         }
+        // Around the first few lost records: the target's copies of neighbouring sequence
+        // numbers in the same partition, and strait's offset index runs (source -> target
+        // offsets) there, to tell a record never sent from one the target acknowledged and
+        // does not hold.
+        let index = {
+            let ep = endpoint(&bed.b);
+            tokio::task::spawn_blocking(move || read_index(ep, "strait-offset-index.a.internal"))
+                .await
+                .unwrap_or_default()
+        };
+        let step = bed.partitions as u64;
+        for &(seq, p, o) in at.iter().take(5) {
+            let _ = writeln!(
+                f,
+                "\n# around seq {seq} (partition {p}, source offset {o}): target copies as seq -> target offset"
+            );
+            let mut near: Vec<(u64, i64)> = copies
+                .seen
+                .iter()
+                .filter(|c| c.1 == p && c.0 + 10 * step >= seq && c.0 <= seq + 10 * step)
+                .map(|c| (c.0, c.2))
+                .collect();
+            near.sort_unstable();
+            for (s, t) in near {
+                let _ = writeln!(f, "{s} -> {t}");
+            }
+            let _ = writeln!(
+                f,
+                "# offset index runs of soak[{p}] near source offset {o}: source start, target start, length"
+            );
+            for (up, down, len) in index
+                .iter()
+                .filter(|r| r.0 == "soak" && r.1 == p)
+                .map(|r| (r.3, r.2, r.4))
+                .filter(|(up, _, len)| *up <= o + 1000 && up + len + 1000 >= o)
+            {
+                let _ = writeln!(f, "{up} {down} {len}");
+            }
+        }
         let on_source = at.len();
         bed.event(&format!(
             "{} lost; {on_source} of them found on the source (seq, partition, offset in {})",
@@ -1215,8 +1354,22 @@ async fn finish(
     for slot in 0..3 {
         let log = bed.dir.join(format!("strait-{slot}.log"));
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        warn_lines += text.lines().filter(|l| l.contains(" WARN ")).count() as u64;
-        error_lines += text.lines().filter(|l| l.contains(" ERROR ")).count() as u64;
+        for l in text.lines() {
+            // The level comes third, after the timestamp, maybe between colour codes.
+            let plain: String = l
+                .split('\x1b')
+                .enumerate()
+                .map(|(i, p)| match (i, p.split_once('m')) {
+                    (0, _) | (_, None) => p,
+                    (_, Some((_, rest))) => rest,
+                })
+                .collect();
+            match plain.split_whitespace().nth(1) {
+                Some("WARN") => warn_lines += 1,
+                Some("ERROR") => error_lines += 1,
+                _ => {}
+            }
+        }
     }
     let passed = v.lost_count == 0 && bed.checks.iter().all(|c| c.ok);
     let out = Outcome {
@@ -1233,6 +1386,7 @@ async fn finish(
         duplicated_records: v.redelivered_records,
         replays,
         largest_replay,
+        replay_list,
         order_violations,
         unacked_copied: v.unacked_consumed_count,
         lost_by_topic,
