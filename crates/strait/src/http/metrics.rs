@@ -22,6 +22,7 @@ pub const NAMES: &[(&str, &str)] = &[
     ("strait_heartbeats_total", "Heartbeats emitted."),
     ("strait_checkpoints_total", "Checkpoints emitted."),
     ("strait_group_offsets_synced_total", "Group offsets committed on the target by group offset sync."),
+    ("strait_offset_index_records_pruned_total", "Offset index records tombstoned by the checkpoint job because the target no longer holds their copies."),
     ("strait_lag_records", "Source records not yet replicated, per partition."),
     ("strait_lag_seconds", "Age of the oldest source record not yet replicated, per partition (0 when caught up; MM2 record-age-ms)."),
     ("strait_flow_lag_records", "Source records not yet replicated, per flow."),
@@ -73,6 +74,7 @@ impl Metrics {
             "strait_heartbeats_total",
             "strait_checkpoints_total",
             "strait_group_offsets_synced_total",
+            "strait_offset_index_records_pruned_total",
         ]
         .into_iter()
         .map(|n| (n, FLOW))
@@ -279,6 +281,11 @@ impl Metrics {
                 "strait_group_offsets_synced_total",
                 &l,
                 stats.group_offsets_synced.load(Ordering::Relaxed),
+            );
+            self.count(
+                "strait_offset_index_records_pruned_total",
+                &l,
+                stats.index_records_pruned.load(Ordering::Relaxed),
             );
         }
         for (s, t, sent) in &observed.heartbeats {
