@@ -168,19 +168,28 @@ impl FetchService {
                 .inspect(|r| debug!(?tp, ?offset, ?r))
                 .inspect_err(|error| error!(?tp, ?error))?;
 
+            // strait patch: only batches that hold `offset` or later. Storage answers from the
+            // newest batch based at or below `offset` (dynostore.rs, `fetch`), which ends before
+            // it when the batch holding it is not written yet (the high watermark moves first):
+            // a batch fetched already, sent twice.
+            fetched.retain(|batch| last_offset(batch) >= offset);
+
             *max_bytes =
                 u32::try_from(fetched.byte_size()).map(|bytes| max_bytes.saturating_sub(bytes))?;
-
-            offset += fetched
-                .iter()
-                .map(|batch| batch.record_count as i64)
-                .sum::<i64>();
 
             debug!(?offset, ?fetched);
 
             if fetched.is_empty() || fetched.first().is_some_and(|batch| batch.record_count == 0) {
                 break;
             } else {
+                // strait patch: go on after the last record fetched. Upstream added the record
+                // counts to the requested offset, which is that many records too far when the
+                // first batch starts before the requested offset (a fetch from the middle of a
+                // batch), so the records in between were never sent: a gap consumers take for
+                // compaction.
+                offset = fetched
+                    .last()
+                    .map_or(offset, |batch| last_offset(batch) + 1);
                 batches.append(&mut fetched);
             }
         }
@@ -430,6 +439,11 @@ where
             .responses(responses))
         .inspect(|r| debug!(?r))
     }
+}
+
+/// The offset of the last record of `batch`.
+fn last_offset(batch: &Batch) -> i64 {
+    batch.base_offset + i64::from(batch.last_offset_delta)
 }
 
 trait ByteSize {
