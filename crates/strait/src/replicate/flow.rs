@@ -532,12 +532,11 @@ impl RebalanceContext {
                 Offset::Offset(o) => Some(o),
                 _ => None,
             });
-            let stamp = commit
-                .as_ref()
-                .and_then(|c| crate::kafka::topic_ids::stamp_of(c.metadata()).map(str::to_string));
             let earlier = resume_at.is_some()
                 && crate::kafka::topic_ids::of_earlier_topic(
-                    stamp.as_deref(),
+                    commit
+                        .as_ref()
+                        .and_then(|c| crate::kafka::topic_ids::stamp_of(c.metadata())),
                     ids.get(e.topic()).map(String::as_str),
                 );
             if earlier {
