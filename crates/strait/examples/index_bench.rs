@@ -20,7 +20,12 @@
 //!   (each commit takes ~110 ms on these brokers, so about 200 transactions a second here;
 //!   with P > 1 the markers interleave and the layout is irregular);
 //! - `--strait PATH`: the binary to measure (default: the release build beside this example;
-//!   an older build to compare).
+//!   an older build to compare);
+//! - `--compare PATH`: a second binary whose `strait translate` is timed too, alternating with
+//!   the first on the same positions (fairer than two runs when the machine's load varies);
+//! - `--rounds R` (default 1): time every position R times per binary;
+//! - `--hold SECS`: keep the brokers and `strait run` up for SECS after timing, printing the
+//!   configuration files, to time `strait translate` by hand.
 //!
 //! Apache Kafka only: the embedded sandbox has no transactions, and the compacted layout needs
 //! Kafka's log cleaner.
@@ -39,6 +44,9 @@ struct Args {
     transactions: bool,
     producers: u64,
     strait: Option<std::path::PathBuf>,
+    compare: Option<std::path::PathBuf>,
+    rounds: usize,
+    hold: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -47,6 +55,9 @@ fn parse_args() -> Result<Args, String> {
         transactions: false,
         producers: 1,
         strait: None,
+        compare: None,
+        rounds: 1,
+        hold: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -62,6 +73,9 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--strait" => a.strait = Some(v()?.into()),
+            "--compare" => a.compare = Some(v()?.into()),
+            "--rounds" => a.rounds = v()?.parse().map_err(|e| format!("{e}"))?,
+            "--hold" => a.hold = v()?.parse().map_err(|e| format!("{e}"))?,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -341,35 +355,19 @@ async fn run(args: Args) {
     )
     .unwrap();
     let (slo, shi) = watermarks(&admin_a, "mm2-offset-syncs.b.internal").await;
-    let mut timings = Vec::new();
-    let mut index_timings = Vec::new();
+    // Each binary measured, with its timings with and without the offset syncs.
+    let mut bins: Vec<(std::path::PathBuf, Vec<f64>, Vec<f64>)> = std::iter::once(strait.clone())
+        .chain(args.compare.clone())
+        .map(|b| (b, Vec::new(), Vec::new()))
+        .collect();
     let mut wrong = 0;
-    for (k, &g) in positions.iter().enumerate() {
+    let mut answers = 0;
+    // (seconds, downstream offset, method) of one `strait translate --json`.
+    let translate = |bin: &std::path::Path, config: &std::path::Path, k: usize| {
         let t = Instant::now();
-        let out = Command::new(&strait)
+        let out = Command::new(bin)
             .arg("translate")
-            .arg(&index_only)
-            .args([
-                "--group",
-                &format!("bench-{k}"),
-                "--source",
-                "a",
-                "--target",
-                "b",
-                "--json",
-            ])
-            .env("STRAIT_LOG", "error")
-            .output()
-            .unwrap();
-        index_timings.push(t.elapsed().as_secs_f64());
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let got = json["partitions"][0]["downstream_offset"].as_i64();
-        let want = offsets.partition_point(|&o| o < g) as i64;
-        wrong += usize::from(got != Some(want));
-        let t = Instant::now();
-        let out = Command::new(&strait)
-            .arg("translate")
-            .arg(&cfg)
+            .arg(config)
             .args([
                 "--group",
                 &format!("bench-{k}"),
@@ -386,17 +384,38 @@ async fn run(args: Args) {
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let json: serde_json::Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("translate output {text:?}: {e}"));
-        let got = json["partitions"][0]["downstream_offset"].as_i64();
-        // The copy of the first record at or after g.
-        let want = offsets.partition_point(|&o| o < g) as i64;
-        let ok = got == Some(want);
-        wrong += usize::from(!ok);
+        let p = &json["partitions"][0];
+        (secs, p["downstream_offset"].as_i64(), p["method"].clone())
+    };
+    for round in 0..args.rounds {
+        for (k, &g) in positions.iter().enumerate() {
+            // The copy of the first record at or after g.
+            let want = offsets.partition_point(|&o| o < g) as i64;
+            for (bin, timings, index_timings) in &mut bins {
+                let (secs, got, _) = translate(bin, &index_only, k);
+                index_timings.push(secs);
+                wrong += usize::from(got != Some(want));
+                let (secs, got, method) = translate(bin, &cfg, k);
+                let ok = got == Some(want);
+                wrong += usize::from(!ok);
+                answers += 2;
+                eprintln!(
+                    "round {round} translate bench-{k} (source offset {g}) by {}: {got:?}, want {want} {} in {secs:.3} s ({method})",
+                    bin.display(),
+                    if ok { "ok" } else { "WRONG" },
+                );
+                timings.push(secs);
+            }
+        }
+    }
+    if args.hold > 0 {
         eprintln!(
-            "translate bench-{k} (source offset {g}): {got:?}, want {want} {} in {secs:.3} s ({})",
-            if ok { "ok" } else { "WRONG" },
-            json["partitions"][0]["method"]
+            "holding for {} s: configurations {} and {}",
+            args.hold,
+            cfg.display(),
+            index_only.display()
         );
-        timings.push(secs);
+        tokio::time::sleep(Duration::from_secs(args.hold)).await;
     }
     let (ilo, ihi) = watermarks(&admin_b, index_topic).await;
     let (_, peak) = memory_mb(pid);
@@ -405,8 +424,6 @@ async fn run(args: Args) {
         .status();
     let _ = child.wait();
 
-    timings.sort_by(f64::total_cmp);
-    index_timings.sort_by(f64::total_cmp);
     let rss_when = |f: f64| {
         let want = (offsets.len() as f64 * f) as i64;
         samples
@@ -445,15 +462,20 @@ async fn run(args: Args) {
         "MM2 offset syncs on the source: {} records (offsets {slo}..{shi})",
         shi - slo
     );
-    println!(
-        "strait translate (wall, process start to answer): min {:.3} s, median {:.3} s, max {:.3} s; without MM2 offset syncs: min {:.3} s, median {:.3} s, max {:.3} s; {wrong} wrong of {}",
-        timings[0],
-        timings[timings.len() / 2],
-        timings[timings.len() - 1],
-        index_timings[0],
-        index_timings[index_timings.len() / 2],
-        index_timings[index_timings.len() - 1],
-        timings.len() * 2
-    );
+    for (bin, timings, index_timings) in &mut bins {
+        timings.sort_by(f64::total_cmp);
+        index_timings.sort_by(f64::total_cmp);
+        println!(
+            "strait translate by {} (wall, process start to answer): min {:.3} s, median {:.3} s, max {:.3} s; without MM2 offset syncs: min {:.3} s, median {:.3} s, max {:.3} s",
+            bin.display(),
+            timings[0],
+            timings[timings.len() / 2],
+            timings[timings.len() - 1],
+            index_timings[0],
+            index_timings[index_timings.len() / 2],
+            index_timings[index_timings.len() - 1],
+        );
+    }
+    println!("{wrong} wrong of {answers}");
     let _ = std::fs::remove_dir_all(&dir);
 }
