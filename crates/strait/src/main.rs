@@ -33,9 +33,10 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(commands::dispatch(cli.command));
-    // Commands bound their own shutdown. What is left on the blocking pool are librdkafka calls
-    // whose callers gave up (a stop cancelled them): nothing waits for their answers, so they do
-    // not keep the process alive.
+    // Commands bound their own shutdown. What is left on the blocking pool are librdkafka clients
+    // being closed (`kafka::dispose`, a tenth of a second, all at once), which this waits for, and
+    // librdkafka calls whose callers gave up (a stop cancelled them): nothing waits for their
+    // answers, so they do not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match outcome {
         Ok(code) => code,

@@ -32,6 +32,21 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
     }
 }
 
+/// Let a librdkafka client (or the last reference to one) go on tokio's blocking pool, instead
+/// of in the caller. rust-rdkafka's drop of a consumer with a group id (every reader and group
+/// client here has one) polls its queue 100 ms at a time until librdkafka says it is closed, so
+/// it takes 100 ms even for a consumer that never joined its group, where closing takes a
+/// millisecond: dropped in turn, a command's clients cost a tenth of a second each. Disposed
+/// of here, they go together and beside whatever the caller does next. A command's `main`
+/// waits for them with the rest of the blocking pool before it exits. Outside a runtime, the
+/// client is dropped in place.
+pub(crate) fn dispose<T: Send + 'static>(client: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn_blocking(move || drop(client))),
+        Err(_) => drop(client),
+    }
+}
+
 /// A partition's log start offset as the client last heard it in a fetch response, without a
 /// request (`None` when it has not heard it). rust-rdkafka only offers the watermarks through a
 /// round trip to the broker, which the copy loop cannot afford per gap.

@@ -5,6 +5,14 @@
 //! runs on tokio's blocking pool beside librdkafka's blocking consumer, and the state comes back
 //! when the end is reached. Records are never collected, so reading a long index costs what the
 //! state keeps.
+//!
+//! A read waits for nothing but the broker. The partition is assigned only once its watermarks
+//! are known, at the low one: assigned earlier (at `Beginning`, before the client had the topic's
+//! leader) librdkafka postpones the offset lookup by a fixed 500 ms. The end is the high
+//! watermark as of the start of the read, reached on the last record itself, or, when the last
+//! offsets hold no record for the reader (a transaction marker), on the position moving past
+//! them, looked at every few milliseconds. A reader's client goes away off the caller's thread
+//! (see [`super::dispose`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,8 +40,19 @@ pub(crate) struct TopicTail {
     topic: String,
     partition: i32,
     consumer: Option<Arc<BaseConsumer<Diagnosed>>>,
+    /// Whether `consumer` has the partition assigned (it is, from the first read that found the
+    /// topic on).
+    assigned: bool,
     /// The next offset to read.
     next: i64,
+}
+
+impl Drop for TopicTail {
+    fn drop(&mut self) {
+        if let Some(c) = self.consumer.take() {
+            super::dispose(c);
+        }
+    }
 }
 
 impl TopicTail {
@@ -47,6 +66,7 @@ impl TopicTail {
             topic: topic.to_string(),
             partition,
             consumer: None,
+            assigned: false,
             next: 0,
         }
     }
@@ -68,12 +88,8 @@ impl TopicTail {
                         e,
                     )
                 })?;
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&self.topic, self.partition, Offset::Beginning)
-                .map_err(|e| ClientError::from_kafka(&self.endpoint, "assign", e))?;
-            c.assign(&tpl)
-                .map_err(|e| ClientError::from_kafka(&self.endpoint, "assign", e))?;
             self.consumer = Some(Arc::new(c));
+            self.assigned = false;
         }
         Ok(self.consumer.clone().expect("just created"))
     }
@@ -98,11 +114,13 @@ impl TopicTail {
             endpoint: self.endpoint.clone(),
             topic: self.topic.clone(),
             partition: self.partition,
+            assigned: self.assigned,
             next: self.next,
         };
         // Taken while the read runs: if this future is dropped (with the caller's state, which
         // moved into it), the next call begins afresh from the first record.
         self.consumer = None;
+        self.assigned = false;
         self.next = 0;
         let (at, consumer, got) = super::blocking(move || {
             let (mut at, mut state, mut f) = (at, state, f);
@@ -113,7 +131,10 @@ impl TopicTail {
         // After a failure the state is gone with the closure: start over with it.
         if got.is_ok() {
             self.next = at.next;
+            self.assigned = at.assigned;
             self.consumer = Some(consumer);
+        } else {
+            super::dispose(consumer);
         }
         got
     }
@@ -140,8 +161,14 @@ struct Read {
     endpoint: Endpoint,
     topic: String,
     partition: i32,
+    assigned: bool,
     next: i64,
 }
+
+/// How long one poll waits before the reader looks at its position again: short, so that a read
+/// whose last offsets hold no record (a transaction marker) ends as soon as the consumer has moved
+/// past them. A poll returns at once when a record is there.
+const POLL_SLICE: Duration = Duration::from_millis(10);
 
 impl Read {
     fn until_end(
@@ -153,19 +180,31 @@ impl Read {
         let deadline = Instant::now() + timeout;
         let (topic, partition, endpoint) = (&self.topic, self.partition, &self.endpoint);
         let op = format!("read {topic}");
-        let end = match consumer.fetch_watermarks(topic, partition, timeout) {
-            Ok((_, hi)) => hi,
+        let (start, end) = match consumer.fetch_watermarks(topic, partition, timeout) {
+            Ok(w) => w,
             Err(e) if unknown_topic(&e) => {
                 return absent_or_denied(consumer, endpoint, topic, timeout);
             }
             Err(e) => return Err(ClientError::from_blocking(endpoint, &op, e, timeout)),
         };
+        if !self.assigned {
+            // At an offset, not `Beginning`: the client knows the partition's leader now (the
+            // watermarks came from it), and needs no lookup of where the log starts.
+            let from = Offset::Offset(self.next.max(start));
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(topic, partition, from)
+                .map_err(|e| ClientError::from_kafka(endpoint, "assign", e))?;
+            consumer
+                .assign(&tpl)
+                .map_err(|e| ClientError::from_kafka(endpoint, "assign", e))?;
+            self.assigned = true;
+        }
         while self.next < end {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(ClientError::timeout_diagnosed(endpoint, &op, timeout));
             }
-            match consumer.poll(left.min(Duration::from_millis(200))) {
+            match consumer.poll(left.min(POLL_SLICE)) {
                 Some(Ok(m)) => {
                     self.next = m.offset() + 1;
                     f(TailRecord {
@@ -220,14 +259,26 @@ fn read_topic(
     timeout: Duration,
     f: &mut dyn FnMut(i32, TailRecord<'_>),
 ) -> Result<(), ClientError> {
-    let deadline = Instant::now() + timeout;
-    let op = format!("read {topic}");
     let mut cfg = endpoint.consumer_config("strait-internal-reader");
     cfg.set("client.id", format!("strait-{}-reader", endpoint.alias));
     let consumer: BaseConsumer<Diagnosed> =
         cfg.create_with_context(endpoint.context()).map_err(|e| {
             ClientError::from_kafka(endpoint, &format!("create a reader of {topic}"), e)
         })?;
+    let read = read_topic_with(&consumer, endpoint, topic, timeout, f);
+    super::dispose(consumer);
+    read
+}
+
+fn read_topic_with(
+    consumer: &BaseConsumer<Diagnosed>,
+    endpoint: &Endpoint,
+    topic: &str,
+    timeout: Duration,
+    f: &mut dyn FnMut(i32, TailRecord<'_>),
+) -> Result<(), ClientError> {
+    let deadline = Instant::now() + timeout;
+    let op = format!("read {topic}");
     let md = consumer
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| ClientError::from_blocking(endpoint, &op, e, timeout))?;
@@ -254,7 +305,9 @@ fn read_topic(
             .map_err(|e| ClientError::from_blocking(endpoint, &op, e, timeout))?;
         if hi > lo {
             left.insert(p.id(), hi);
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            // At the low watermark rather than `Beginning`: no lookup of it, nor the fixed wait
+            // librdkafka puts before one for a partition whose leader it is still learning.
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(lo))
                 .map_err(|e| ClientError::from_kafka(endpoint, "assign", e))?;
         }
     }
@@ -269,7 +322,7 @@ fn read_topic(
         if wait.is_zero() {
             return Err(ClientError::timeout_diagnosed(endpoint, &op, timeout));
         }
-        match consumer.poll(wait.min(Duration::from_millis(200))) {
+        match consumer.poll(wait.min(POLL_SLICE)) {
             Some(Ok(m)) => {
                 let p = m.partition();
                 f(
