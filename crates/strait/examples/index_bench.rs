@@ -296,7 +296,7 @@ async fn run(args: Args) {
         .iter()
         .flat_map(|&f| [at(f), at(f) + 1])
         .collect();
-    let mut groups = strait::kafka::Groups::new(&Endpoint::new("a", &sa), Duration::from_secs(30));
+    let groups = strait::kafka::Groups::new(&Endpoint::new("a", &sa), Duration::from_secs(30));
     for (k, &g) in positions.iter().enumerate() {
         let mut o = BTreeMap::new();
         o.insert(

@@ -355,7 +355,7 @@ impl<'a> Run<'a> {
 
     /// Selected groups with members on the source that have not read up to `ends`.
     async fn busy_groups(&self, ends: &BTreeMap<TopicPartition, i64>) -> Vec<String> {
-        let mut groups = Groups::new(&self.flow.clients.source_consumer, self.opts.timeout);
+        let groups = Groups::new(&self.flow.clients.source_consumer, self.opts.timeout);
         let Ok(listed) = groups.list(None).await else {
             return Vec::new();
         };

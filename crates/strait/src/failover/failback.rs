@@ -207,7 +207,7 @@ async fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), Failo
     let back = run.flow;
     let (from, to) = (run.opts.from.clone(), run.opts.to.clone());
     let timeout = run.opts.timeout;
-    let mut on_b = Groups::new(&back.clients.source_consumer, timeout);
+    let on_b = Groups::new(&back.clients.source_consumer, timeout);
     let listed = on_b.list(None).await.map_err(|e| lost(&from, e))?;
     // The remote topics on B that came from A, and their partitions.
     let admin = crate::kafka::Admin::new(&back.clients.source_admin, timeout)
@@ -226,7 +226,7 @@ async fn move_groups_back(run: &mut Run<'_>, forward: &Flow) -> Result<(), Failo
     let index = target_index(forward, timeout)
         .await
         .map_err(|e| lost(&from, e))?;
-    let mut on_a = Groups::new(&back.clients.target_consumer, timeout);
+    let on_a = Groups::new(&back.clients.target_consumer, timeout);
     let mut forwards = GroupTranslator::new(back, timeout, timeout);
     for g in listed {
         let name = g.name.clone();

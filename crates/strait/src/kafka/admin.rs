@@ -26,6 +26,52 @@ pub struct TopicInfo {
     pub partitions: i32,
 }
 
+/// The topics of a metadata answer; a topic with an error fails the whole answer, except one
+/// that does not exist (left out).
+fn topic_infos(md: &rdkafka::metadata::Metadata) -> Result<Vec<TopicInfo>, KafkaError> {
+    let mut out = Vec::new();
+    for topic in md.topics() {
+        if let Some(err) = topic.error() {
+            let code = RDKafkaErrorCode::from(err);
+            if code == RDKafkaErrorCode::UnknownTopicOrPartition {
+                continue;
+            }
+            return Err(KafkaError::MetadataFetch(code));
+        }
+        out.push(TopicInfo {
+            name: topic.name().to_string(),
+            partitions: topic.partitions().len() as i32,
+        });
+    }
+    Ok(out)
+}
+
+/// The topics as [`Admin::topics`] lists them (all, or `only`), through a plain client made for
+/// this one request and let go without waiting for it (see [`super::dispose`]). For a one-shot
+/// question an [`Admin`] costs more: its client polls for results on a thread of its own, which
+/// dropping it waits for, up to 100 ms.
+pub(crate) async fn topics_once(
+    endpoint: &Endpoint,
+    only: Option<&str>,
+    timeout: Duration,
+) -> Result<Vec<TopicInfo>, ClientError> {
+    use rdkafka::consumer::Consumer as _;
+    let client: rdkafka::consumer::BaseConsumer<Diagnosed> = endpoint
+        .admin_config()
+        .create_with_context(endpoint.context())
+        .map_err(|e| ClientError::from_kafka(endpoint, "create a metadata client", e))?;
+    let (ep, only) = (endpoint.clone(), only.map(str::to_string));
+    super::blocking(move || {
+        let got = client
+            .fetch_metadata(only.as_deref(), timeout)
+            .and_then(|md| topic_infos(&md))
+            .map_err(|e| ClientError::from_blocking(&ep, "fetch metadata", e, timeout));
+        super::dispose(client);
+        got
+    })
+    .await
+}
+
 /// What to create: name, partitions, replication factor and topic configs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicSpec {
@@ -211,27 +257,10 @@ impl Admin {
     /// All topics (or one) with their partition counts.
     pub async fn topics(&self, only: Option<&str>) -> Result<Vec<TopicInfo>, ClientError> {
         let only = only.map(str::to_string);
-        let md = self
-            .blocking("fetch metadata", move |c, t| {
-                let md = c.inner().fetch_metadata(only.as_deref(), t)?;
-                let mut out = Vec::new();
-                for topic in md.topics() {
-                    if let Some(err) = topic.error() {
-                        let code = RDKafkaErrorCode::from(err);
-                        if code == RDKafkaErrorCode::UnknownTopicOrPartition {
-                            continue;
-                        }
-                        return Err(KafkaError::MetadataFetch(code));
-                    }
-                    out.push(TopicInfo {
-                        name: topic.name().to_string(),
-                        partitions: topic.partitions().len() as i32,
-                    });
-                }
-                Ok(out)
-            })
-            .await?;
-        Ok(md)
+        self.blocking("fetch metadata", move |c, t| {
+            topic_infos(&c.inner().fetch_metadata(only.as_deref(), t)?)
+        })
+        .await
     }
 
     /// The topic ids of those of `names` that exist (base64), to tell a topic created again

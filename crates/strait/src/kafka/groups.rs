@@ -4,10 +4,12 @@
 //!
 //! Reading and writing a group's offsets uses a consumer configured with that group id that never
 //! subscribes, so it never joins the group: a commit from it is the "simple consumer" commit the
-//! broker accepts only while the group has no active members.
+//! broker accepts only while the group has no active members. That client also describes the
+//! group and can fetch the cluster's metadata, so one connection to the cluster serves all that
+//! a caller asks about one group. Calls take `&self`: several may run at once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -66,8 +68,22 @@ pub struct Groups {
     endpoint: Endpoint,
     timeout: Duration,
     /// One non-joining consumer per group, kept for the next call.
-    clients: HashMap<String, Arc<BaseConsumer<Diagnosed>>>,
-    lister: Option<Arc<BaseConsumer<Diagnosed>>>,
+    clients: Mutex<HashMap<String, Arc<BaseConsumer<Diagnosed>>>>,
+    lister: Mutex<Option<Arc<BaseConsumer<Diagnosed>>>>,
+}
+
+impl Drop for Groups {
+    fn drop(&mut self) {
+        let clients = std::mem::take(self.clients.get_mut().unwrap_or_else(|e| e.into_inner()));
+        let lister = self
+            .lister
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if !clients.is_empty() || lister.is_some() {
+            super::dispose((clients, lister));
+        }
+    }
 }
 
 impl Groups {
@@ -77,8 +93,8 @@ impl Groups {
         Self {
             endpoint: endpoint.clone(),
             timeout,
-            clients: HashMap::new(),
-            lister: None,
+            clients: Mutex::new(HashMap::new()),
+            lister: Mutex::new(None),
         }
     }
 
@@ -87,47 +103,64 @@ impl Groups {
         &self.endpoint
     }
 
-    fn client(&mut self, group: &str) -> Result<Arc<BaseConsumer<Diagnosed>>, ClientError> {
-        if !self.clients.contains_key(group) {
-            let mut cfg = self.endpoint.consumer_config(group);
-            cfg.set(
-                "client.id",
-                format!("strait-{}-groups", self.endpoint.alias),
-            );
-            let c: BaseConsumer<Diagnosed> = cfg
-                .create_with_context(self.endpoint.context())
+    fn client(&self, group: &str) -> Result<Arc<BaseConsumer<Diagnosed>>, ClientError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(group) {
+            return Ok(c.clone());
+        }
+        let mut cfg = self.endpoint.consumer_config(group);
+        cfg.set(
+            "client.id",
+            format!("strait-{}-groups", self.endpoint.alias),
+        );
+        let c: Arc<BaseConsumer<Diagnosed>> = Arc::new(
+            cfg.create_with_context(self.endpoint.context())
                 .map_err(|e| {
                     ClientError::from_kafka(
                         &self.endpoint,
                         &format!("create a client for group {group}"),
                         e,
                     )
-                })?;
-            self.clients.insert(group.to_string(), Arc::new(c));
-        }
-        Ok(self.clients[group].clone())
+                })?,
+        );
+        clients.insert(group.to_string(), c.clone());
+        Ok(c)
     }
 
-    fn lister(&mut self) -> Result<Arc<BaseConsumer<Diagnosed>>, ClientError> {
-        if self.lister.is_none() {
-            let mut cfg = self.endpoint.admin_config();
-            cfg.set(
-                "client.id",
-                format!("strait-{}-groups", self.endpoint.alias),
-            );
-            self.lister = Some(Arc::new(
-                cfg.create_with_context(self.endpoint.context())
-                    .map_err(|e| {
-                        ClientError::from_kafka(&self.endpoint, "create a group listing client", e)
-                    })?,
-            ));
+    fn lister(&self) -> Result<Arc<BaseConsumer<Diagnosed>>, ClientError> {
+        let mut lister = self.lister.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = &*lister {
+            return Ok(c.clone());
         }
-        Ok(self.lister.clone().expect("just created"))
+        let mut cfg = self.endpoint.admin_config();
+        cfg.set(
+            "client.id",
+            format!("strait-{}-groups", self.endpoint.alias),
+        );
+        let c: Arc<BaseConsumer<Diagnosed>> = Arc::new(
+            cfg.create_with_context(self.endpoint.context())
+                .map_err(|e| {
+                    ClientError::from_kafka(&self.endpoint, "create a group listing client", e)
+                })?,
+        );
+        *lister = Some(c.clone());
+        Ok(c)
     }
 
-    /// Every group on the cluster, or just `group`.
-    pub async fn list(&mut self, group: Option<&str>) -> Result<Vec<GroupListing>, ClientError> {
-        let lister = self.lister()?;
+    /// Make `group`'s client now, so that it connects to the cluster while the caller does
+    /// something else before its first question about the group. A client that cannot be made
+    /// is left for that question to report.
+    pub(crate) fn prepare(&self, group: &str) {
+        let _ = self.client(group);
+    }
+
+    /// Every group on the cluster, or just `group` (asked through the client of that group, which
+    /// reads and commits its offsets too).
+    pub async fn list(&self, group: Option<&str>) -> Result<Vec<GroupListing>, ClientError> {
+        let lister = match group {
+            Some(g) => self.client(g)?,
+            None => self.lister()?,
+        };
         let op = match group {
             Some(g) => format!("describe group {g}"),
             None => "list consumer groups".to_string(),
@@ -151,7 +184,7 @@ impl Groups {
 
     /// The group's committed offsets for `partitions` (those it has no offset for are left out).
     pub async fn committed(
-        &mut self,
+        &self,
         group: &str,
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>, ClientError> {
@@ -188,7 +221,7 @@ impl Groups {
 
     /// Commit `offsets` for `group` without joining it.
     pub async fn commit(
-        &mut self,
+        &self,
         group: &str,
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
     ) -> Result<(), ClientError> {

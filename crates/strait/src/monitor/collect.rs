@@ -419,8 +419,8 @@ async fn collect_groups(
     source_ends: &BTreeMap<TopicPartition, i64>,
     opts: &Options,
 ) -> Result<Vec<GroupStatus>, ClientError> {
-    let mut source_groups = Groups::new(&flow.clients.source_consumer, opts.timeout);
-    let mut target_groups = Groups::new(&flow.clients.target_consumer, opts.timeout);
+    let source_groups = Groups::new(&flow.clients.source_consumer, opts.timeout);
+    let target_groups = Groups::new(&flow.clients.target_consumer, opts.timeout);
     let target_admin = Admin::new(&flow.clients.target_admin, opts.timeout)?;
     let mut translator = Translator::for_flow(flow);
     translator.refresh(opts.timeout).await?;

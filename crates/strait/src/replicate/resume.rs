@@ -263,7 +263,7 @@ pub async fn seed(spec: &SeedSpec<'_>, topics: &[TopicInfo]) -> Result<Vec<Resum
         })
         .collect();
     if !from_mm2.is_empty() {
-        let mut groups = Groups::new(spec.source, spec.timeout);
+        let groups = Groups::new(spec.source, spec.timeout);
         let busy = groups
             .list(Some(spec.group))
             .await?
