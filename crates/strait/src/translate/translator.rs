@@ -97,11 +97,18 @@ impl Translator {
     /// Read what was written since the last call. Until the first call succeeds, nothing is
     /// translated (as MM2's store, which waits for its initial read to the end). A call that
     /// fails (or is dropped) leaves the translator empty, to be read again from the start.
+    ///
+    /// The index and the offset syncs are read at the same time (they are on different
+    /// clusters by default, and each read waits on its broker). An index that cannot be read
+    /// fails the call at once; when both fail, the index's error is the one returned.
     pub async fn refresh(&mut self, timeout: Duration) -> Result<(), ClientError> {
         let loaded = std::mem::take(&mut self.loaded);
         let index = std::mem::take(&mut self.index);
         let (topic, cluster) = (self.index_topic.clone(), self.index_cluster.clone());
-        self.index = self
+        // A read that fails or is dropped takes its state with it: the store starts over
+        // (empty, read again from the first sync), as its reader does.
+        let mm2 = std::mem::replace(&mut self.mm2, OffsetSyncStore::new(false));
+        let index_read = self
             .index_tail
             .fold(timeout, index, move |index, r| {
                 let applied = IndexRecord::decode(r.key, r.value)
@@ -112,21 +119,39 @@ impl Translator {
                 if let Err(e) = applied {
                     warn!(topic = %topic, cluster = %cluster, offset = r.offset, error = %e, "skipping an offset index record that cannot be read");
                 }
-            })
-            .await?;
-        if let Some(tail) = &mut self.syncs_tail {
-            let mm2 = std::mem::replace(&mut self.mm2, OffsetSyncStore::new(false));
-            let read = tail
-                .fold(timeout, mm2, |mm2, r| match OffsetSync::decode(r.key, r.value) {
-                    Ok(s) => mm2.apply_record(&s),
-                    Err(e) => {
-                        debug!(offset = r.offset, error = %e, "skipping an undecodable offset sync")
-                    }
-                })
-                .await;
-            // On failure the store starts over (empty, read again from the first sync).
-            self.mm2 = read?;
-        }
+            });
+        let syncs_tail = &mut self.syncs_tail;
+        let syncs_read = async move {
+            match syncs_tail {
+                Some(tail) => {
+                    tail.fold(timeout, mm2, |mm2, r| match OffsetSync::decode(r.key, r.value) {
+                        Ok(s) => mm2.apply_record(&s),
+                        Err(e) => {
+                            debug!(offset = r.offset, error = %e, "skipping an undecodable offset sync")
+                        }
+                    })
+                    .await
+                }
+                // No syncs to read: the store stays as it was.
+                None => Ok(mm2),
+            }
+        };
+        let (index, mm2) = {
+            let index_read = std::pin::pin!(index_read);
+            let mut syncs_read = std::pin::pin!(syncs_read);
+            match futures::future::select(index_read, syncs_read.as_mut()).await {
+                // An index that cannot be read fails the call now; the syncs read, dropped,
+                // takes the store with it.
+                futures::future::Either::Left((Err(e), _)) => return Err(e),
+                futures::future::Either::Left((Ok(index), _)) => (Ok(index), syncs_read.await),
+                futures::future::Either::Right((mm2, index_read)) => (index_read.await, mm2),
+            }
+        };
+        // The store stays with its reader (which has moved on when the read succeeded), whatever
+        // became of the index.
+        let mm2 = mm2.map(|mm2| self.mm2 = mm2);
+        self.index = index?;
+        mm2?;
         if !loaded {
             self.mm2.finish_initial_load();
         }
