@@ -8,8 +8,7 @@ use std::time::Duration;
 use crate::cli::TranslateArgs;
 use crate::commands::UsageError;
 use strait::config::Config;
-use strait::kafka::Groups;
-use strait::translate::{translate_group, GroupTranslation, TranslateReport};
+use strait::translate::{GroupTranslation, GroupTranslator, TranslateReport};
 
 /// How long the source may take to answer before its checkpoints are used instead.
 const SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,7 +45,9 @@ pub(super) async fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
         "translating group {} from {} to {}",
         args.group, args.source, args.target
     ));
-    let t = translate_group(&flow, &group, timeout, SOURCE_TIMEOUT).await;
+    // Kept for `--apply`, which commits with the client that read the group on the target.
+    let mut translator = GroupTranslator::new(&flow, timeout, SOURCE_TIMEOUT);
+    let t = translator.translate(&group).await;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
@@ -81,10 +82,7 @@ pub(super) async fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
                 t.target_state.clone().unwrap_or_default()
             );
         }
-        let offsets = t.offsets_to_apply();
-        Groups::new(&flow.clients.target_consumer, timeout)
-            .commit(&t.group, &offsets)
-            .await?;
+        translator.apply(&t).await?;
         applied = true;
     }
 

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::checkpoints::CheckpointStore;
 use super::translator::{Method, Translator};
 use crate::config::Flow;
+use crate::kafka::admin::topics_once;
 use crate::kafka::groups::{GroupListing, Groups, OffsetAndMetadata, TopicPartition};
 use crate::kafka::tail::TopicTail;
-use crate::kafka::{Admin, ClientError};
+use crate::kafka::ClientError;
 use crate::wire::Checkpoint;
 
 /// One partition of the group, on both sides.
@@ -131,133 +132,120 @@ pub async fn translate_group(
 
 /// Translates any number of groups of one flow, reading the source's partitions, the offset
 /// index and (without the source) the checkpoints once for all of them, as a failover does.
-pub(crate) struct GroupTranslator<'a> {
+///
+/// One group's translation asks the clusters what it needs at the same time, not one after the
+/// other: the group on the target; on the source, the replicated partitions, the group's offsets
+/// there and then the group's offsets on the target for the same partitions; and the offset
+/// index with MM2's offset syncs. Each cluster's group client is made once, and serves every
+/// question about the group there (`--apply`'s commit too).
+pub struct GroupTranslator<'a> {
     flow: &'a Flow,
     timeout: Duration,
     source_timeout: Duration,
+    /// Group operations on the target (which must answer) and on the source.
+    target: Groups,
+    source: Groups,
     partitions: Option<Result<Vec<TopicPartition>, ClientError>>,
     translator: Option<Translator>,
     checkpoints: Option<CheckpointStore>,
 }
 
 impl<'a> GroupTranslator<'a> {
-    pub(crate) fn new(flow: &'a Flow, timeout: Duration, source_timeout: Duration) -> Self {
+    /// A translator for `flow`: the target's calls bounded by `timeout`, the source's by
+    /// `source_timeout`. Nothing is asked yet.
+    pub fn new(flow: &'a Flow, timeout: Duration, source_timeout: Duration) -> Self {
         Self {
             flow,
             timeout,
             source_timeout,
+            target: Groups::new(&flow.clients.target_consumer, timeout),
+            source: Groups::new(&flow.clients.source_consumer, source_timeout),
             partitions: None,
             translator: None,
             checkpoints: None,
         }
     }
 
-    /// The replicated partitions on the source, read once (an unreachable source stays so).
-    async fn source_partitions(&mut self) -> Result<Vec<TopicPartition>, ClientError> {
-        let (flow, t) = (self.flow, self.source_timeout);
-        if self.partitions.is_none() {
-            let read = async {
-                let admin = Admin::new(&flow.clients.source_admin, t)?;
-                let topics = admin.topics(None).await?;
-                Ok(topics
-                    .iter()
-                    .filter(|t| flow.should_replicate_topic(&t.name))
-                    .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p)))
-                    .collect())
-            };
-            self.partitions = Some(read.await);
-        }
-        self.partitions.clone().expect("just set")
-    }
-
-    async fn translator(&mut self) -> Result<&mut Translator, ClientError> {
-        if self.translator.is_none() {
-            let mut t = Translator::for_flow(self.flow);
-            t.refresh(self.timeout).await?;
-            self.translator = Some(t);
-        }
-        Ok(self.translator.as_mut().expect("just set"))
-    }
-
-    async fn checkpoints(&mut self) -> Result<&CheckpointStore, ClientError> {
-        if self.checkpoints.is_none() {
-            let store = TopicTail::new(
-                &self.flow.clients.target_consumer,
-                &self.flow.internal_topics.checkpoints.name,
-            )
-            .fold(self.timeout, CheckpointStore::new(), |store, r| {
-                if let Ok(cp) = Checkpoint::decode(r.key, r.value) {
-                    store.record(cp);
-                }
-            })
-            .await?;
-            self.checkpoints = Some(store);
-        }
-        Ok(self.checkpoints.as_ref().expect("just set"))
-    }
-
-    /// Where the offset syncs alone translate approximately, a checkpoint can be better: MM2
-    /// emits a checkpoint from the syncs it holds at the time and never moves one backwards,
-    /// while its sync store forgets older syncs as new ones come (so MM2's own
-    /// `RemoteClusterUtils.translateOffsets` may say more than the syncs say now). A checkpoint
-    /// of an upstream offset at or before the group's is a valid translation of the group's
-    /// position too; the higher of the two wins.
-    async fn better_from_checkpoints(
-        &mut self,
-        group: &str,
-        out: &mut [PartitionTranslation],
-        which: &[usize],
-    ) -> Result<(), ClientError> {
-        let store = self.checkpoints().await?;
-        for &i in which {
-            let p = &mut out[i];
-            let Some(up) = p.upstream_offset else {
-                continue;
-            };
-            let Some(cp) = store.get(group, &p.remote_topic, p.partition) else {
-                continue;
-            };
-            if cp.upstream_offset <= up && Some(cp.downstream_offset) > p.downstream_offset {
-                p.downstream_offset = Some(cp.downstream_offset);
-                p.method = "checkpoint".into();
-                p.detail = Some(format!(
-                    "from the checkpoint of upstream offset {} -> {} (better than the offset syncs now give); re-read unknown",
-                    cp.upstream_offset, cp.downstream_offset
-                ));
-                p.reread = None;
-                p.skipped = Some(0);
-            }
-        }
-        Ok(())
+    /// Commit a translation's offsets to its group on the target (what `--apply` does), with
+    /// the client that read the group there.
+    pub async fn apply(&self, t: &GroupTranslation) -> Result<(), ClientError> {
+        self.target.commit(&t.group, &t.offsets_to_apply()).await
     }
 
     /// Translate one group (see [`translate_group`]).
-    pub(crate) async fn translate(&mut self, group: &str) -> Result<GroupTranslation, ClientError> {
-        let flow = self.flow;
-        let (timeout, source_timeout) = (self.timeout, self.source_timeout);
+    pub async fn translate(&mut self, group: &str) -> Result<GroupTranslation, ClientError> {
+        let Self {
+            flow,
+            timeout,
+            source_timeout,
+            target,
+            source,
+            partitions,
+            translator,
+            checkpoints,
+        } = self;
+        let (flow, timeout, source_timeout) = (*flow, *timeout, *source_timeout);
         let rename = |t: &str| flow.policy.remote_topic(t);
+        // The group's client on the source connects while the partitions are asked for.
+        source.prepare(group);
 
-        // The target first: it must answer.
-        let mut target_groups = Groups::new(&flow.clients.target_consumer, timeout);
-        let listing = target_groups.list(Some(group)).await?;
+        // The index and the syncs, needed when the source answers: not even begun when it is
+        // already known not to (a failover asking about many groups).
+        let source_down = matches!(partitions, Some(Err(_)));
+
+        // The target: it must answer.
+        let listing = target.list(Some(group));
+        // The source: which partitions are replicated and where the group is, then where it is
+        // on the target for the same partitions. Never fails: an error means "source unreachable".
+        let target_ref = &*target;
+        let source_side = async {
+            let committed = match source_partitions(flow, partitions, source_timeout).await {
+                Ok(parts) => source.committed(group, &parts).await,
+                Err(e) => Err(e),
+            };
+            Ok::<_, ClientError>(match committed {
+                Ok(committed) => {
+                    let tps: Vec<TopicPartition> =
+                        committed.keys().map(|(t, p)| (rename(t), *p)).collect();
+                    let on_target = target_ref.committed(group, &tps).await;
+                    Ok((committed, on_target))
+                }
+                Err(e) => Err(e),
+            })
+        };
+        let cached = if source_down { None } else { translator.take() };
+        let read = async move {
+            match cached {
+                Some(t) => Ok(t),
+                None => {
+                    let mut t = Translator::for_flow(flow);
+                    t.refresh(timeout).await.map(|()| t)
+                }
+            }
+        };
+        let mut read = std::pin::pin!(futures::future::OptionFuture::from(
+            (!source_down).then_some(read)
+        ));
+        let both = std::pin::pin!(futures::future::try_join(listing, source_side));
+        let (read_done, both) = match futures::future::select(both, read.as_mut()).await {
+            futures::future::Either::Left((both, _)) => (None, both),
+            futures::future::Either::Right((t, both)) => (Some(t), both.await),
+        };
+        let (listing, source_result) = both?;
         let (target_state, target_members) = listing
             .first()
             .map_or((None, 0), |g| (Some(g.state.clone()), g.members));
 
-        // The source: which partitions are replicated and where the group is.
-        let source = match self.source_partitions().await {
-            Ok(partitions) => {
-                Groups::new(&flow.clients.source_consumer, source_timeout)
-                    .committed(group, &partitions)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
         let mut out = Vec::new();
-        let (source_reachable, source_error) = match source {
-            Ok(committed) => {
+        let (source_reachable, source_error, on_target) = match source_result {
+            Ok((committed, on_target)) => {
+                let read = match read_done {
+                    Some(t) => t,
+                    None => read.await,
+                };
+                let t = read.expect("the translator is read whenever the source answers")?;
+                let translator = translator.insert(t);
                 let mut from_checkpoints = Vec::new();
-                let translator = self.translator().await?;
                 for ((topic, partition), c) in committed {
                     let t = translator.translate(&topic, partition, c.offset);
                     if !matches!(t.method, Method::Exact(_)) {
@@ -292,14 +280,18 @@ impl<'a> GroupTranslator<'a> {
                     });
                 }
                 if !from_checkpoints.is_empty() {
-                    self.better_from_checkpoints(group, &mut out, &from_checkpoints)
-                        .await?;
+                    let store = read_checkpoints(flow, timeout, checkpoints).await?;
+                    better_from_checkpoints(store, group, &mut out, &from_checkpoints);
                 }
-                (true, None)
+                (true, None, on_target?)
             }
             Err(e) => {
+                // A read of the index that finished is kept for the next group.
+                if let Some(Some(Ok(t))) = read_done {
+                    *translator = Some(t);
+                }
                 // Without the source, the last checkpoints are the best there is.
-                let store = self.checkpoints().await?;
+                let store = read_checkpoints(flow, timeout, checkpoints).await?;
                 for cp in store.group_checkpoints(group) {
                     out.push(PartitionTranslation {
                         topic: flow
@@ -321,15 +313,15 @@ impl<'a> GroupTranslator<'a> {
                         mm2_offset: None,
                     });
                 }
-                (false, Some(e.to_string()))
+                let tps: Vec<TopicPartition> = out
+                    .iter()
+                    .map(|p| (p.remote_topic.clone(), p.partition))
+                    .collect();
+                let on_target = target.committed(group, &tps).await?;
+                (false, Some(e.to_string()), on_target)
             }
         };
 
-        let tps: Vec<TopicPartition> = out
-            .iter()
-            .map(|p| (p.remote_topic.clone(), p.partition))
-            .collect();
-        let on_target = target_groups.committed(group, &tps).await?;
         for p in &mut out {
             p.target_committed = on_target
                 .get(&(p.remote_topic.clone(), p.partition))
@@ -346,6 +338,81 @@ impl<'a> GroupTranslator<'a> {
             target_members,
             partitions: out,
         })
+    }
+}
+
+/// The replicated partitions on the source, read once (an unreachable source stays so).
+async fn source_partitions(
+    flow: &Flow,
+    cache: &mut Option<Result<Vec<TopicPartition>, ClientError>>,
+    timeout: Duration,
+) -> Result<Vec<TopicPartition>, ClientError> {
+    if cache.is_none() {
+        let read = async {
+            let topics = topics_once(&flow.clients.source_admin, None, timeout).await?;
+            Ok(topics
+                .iter()
+                .filter(|t| flow.should_replicate_topic(&t.name))
+                .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p)))
+                .collect())
+        };
+        *cache = Some(read.await);
+    }
+    cache.clone().expect("just set")
+}
+
+/// The checkpoints on the target, read once.
+async fn read_checkpoints<'c>(
+    flow: &Flow,
+    timeout: Duration,
+    cache: &'c mut Option<CheckpointStore>,
+) -> Result<&'c CheckpointStore, ClientError> {
+    if cache.is_none() {
+        let store = TopicTail::new(
+            &flow.clients.target_consumer,
+            &flow.internal_topics.checkpoints.name,
+        )
+        .fold(timeout, CheckpointStore::new(), |store, r| {
+            if let Ok(cp) = Checkpoint::decode(r.key, r.value) {
+                store.record(cp);
+            }
+        })
+        .await?;
+        *cache = Some(store);
+    }
+    Ok(cache.as_ref().expect("just set"))
+}
+
+/// Where the offset syncs alone translate approximately, a checkpoint can be better: MM2
+/// emits a checkpoint from the syncs it holds at the time and never moves one backwards,
+/// while its sync store forgets older syncs as new ones come (so MM2's own
+/// `RemoteClusterUtils.translateOffsets` may say more than the syncs say now). A checkpoint
+/// of an upstream offset at or before the group's is a valid translation of the group's
+/// position too; the higher of the two wins.
+fn better_from_checkpoints(
+    store: &CheckpointStore,
+    group: &str,
+    out: &mut [PartitionTranslation],
+    which: &[usize],
+) {
+    for &i in which {
+        let p = &mut out[i];
+        let Some(up) = p.upstream_offset else {
+            continue;
+        };
+        let Some(cp) = store.get(group, &p.remote_topic, p.partition) else {
+            continue;
+        };
+        if cp.upstream_offset <= up && Some(cp.downstream_offset) > p.downstream_offset {
+            p.downstream_offset = Some(cp.downstream_offset);
+            p.method = "checkpoint".into();
+            p.detail = Some(format!(
+                "from the checkpoint of upstream offset {} -> {} (better than the offset syncs now give); re-read unknown",
+                cp.upstream_offset, cp.downstream_offset
+            ));
+            p.reread = None;
+            p.skipped = Some(0);
+        }
     }
 }
 

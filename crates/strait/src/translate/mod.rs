@@ -8,7 +8,9 @@ pub(crate) mod index;
 pub(crate) mod sync_store;
 pub(crate) mod translator;
 
-pub use group::{translate_group, GroupTranslation, PartitionTranslation, TranslateReport};
+pub use group::{
+    translate_group, GroupTranslation, GroupTranslator, PartitionTranslation, TranslateReport,
+};
 pub use index::{Lookup, OffsetIndex, PendingRun, Prune, RunId, RunTracker};
 pub use translator::{Method, Translated, Translator};
 
