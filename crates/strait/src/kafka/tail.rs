@@ -7,12 +7,11 @@
 //! state keeps.
 //!
 //! A read waits for nothing but the broker. The partition is assigned only once its watermarks
-//! are known, at the low one: assigned earlier (at `Beginning`, before the client had the topic's
-//! leader) librdkafka postpones the offset lookup by a fixed 500 ms. The end is the high
-//! watermark as of the start of the read, reached on the last record itself, or, when the last
-//! offsets hold no record for the reader (a transaction marker), on the position moving past
-//! them, looked at every few milliseconds. A reader's client goes away off the caller's thread
-//! (see [`super::dispose`]).
+//! are known: assigned earlier, before the client had the partition's leader, librdkafka put off
+//! the lookup of where the log begins by a fixed 500 ms. The end is the high watermark as of the
+//! start of the read, reached on the last record itself or, when the last offsets hold no record
+//! for the reader (a transaction marker), on the position moving past them, looked at every few
+//! milliseconds. A reader's client goes away off the caller's thread (see [`super::dispose`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -188,9 +187,13 @@ impl Read {
             Err(e) => return Err(ClientError::from_blocking(endpoint, &op, e, timeout)),
         };
         if !self.assigned {
-            // At an offset, not `Beginning`: the client knows the partition's leader now (the
-            // watermarks came from it), and needs no lookup of where the log starts.
-            let from = Offset::Offset(self.next.max(start));
+            // Now, not when the client was made: the client knows the partition's leader now
+            // (the watermarks came from it), so librdkafka looks up where the log starts at once.
+            let from = if self.next > start {
+                Offset::Offset(self.next)
+            } else {
+                Offset::Beginning
+            };
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(topic, partition, from)
                 .map_err(|e| ClientError::from_kafka(endpoint, "assign", e))?;
@@ -199,12 +202,14 @@ impl Read {
                 .map_err(|e| ClientError::from_kafka(endpoint, "assign", e))?;
             self.assigned = true;
         }
+        // The clock is read after a poll that brought no record, and every so many records:
+        // not once per record of a topic of millions.
+        let (mut look_at_clock, mut records) = (true, 0u32);
         while self.next < end {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if look_at_clock && Instant::now() >= deadline {
                 return Err(ClientError::timeout_diagnosed(endpoint, &op, timeout));
             }
-            match consumer.poll(left.min(POLL_SLICE)) {
+            match consumer.poll(POLL_SLICE) {
                 Some(Ok(m)) => {
                     self.next = m.offset() + 1;
                     f(TailRecord {
@@ -212,10 +217,13 @@ impl Read {
                         value: m.payload().unwrap_or_default(),
                         offset: m.offset(),
                     });
+                    records = records.wrapping_add(1);
+                    look_at_clock = records % 1024 == 0;
                 }
                 Some(Err(e)) if unknown_topic(&e) => return Ok(()),
                 // Partition EOF and transient errors: keep polling until the deadline.
                 Some(Err(_)) | None => {
+                    look_at_clock = true;
                     if let Ok(pos) = consumer.position() {
                         if let Some(e) = pos.find_partition(topic, partition) {
                             if let Offset::Offset(o) = e.offset() {
@@ -305,9 +313,7 @@ fn read_topic_with(
             .map_err(|e| ClientError::from_blocking(endpoint, &op, e, timeout))?;
         if hi > lo {
             left.insert(p.id(), hi);
-            // At the low watermark rather than `Beginning`: no lookup of it, nor the fixed wait
-            // librdkafka puts before one for a partition whose leader it is still learning.
-            tpl.add_partition_offset(topic, p.id(), Offset::Offset(lo))
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
                 .map_err(|e| ClientError::from_kafka(endpoint, "assign", e))?;
         }
     }
