@@ -76,14 +76,26 @@ impl OffsetSync {
 
     /// Reads an offset sync record as MM2 or strait wrote it; trailing bytes are ignored.
     pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, DecodeError> {
+        let (topic, partition, upstream_offset, downstream_offset) =
+            Self::decode_in_place(key, value)?;
+        Ok(Self {
+            topic: topic.to_string(),
+            partition,
+            upstream_offset,
+            downstream_offset,
+        })
+    }
+
+    /// [`OffsetSync::decode`] with the topic left in the key: (topic, partition, upstream offset,
+    /// downstream offset). A reader of a whole syncs topic, one sync per replicated gap, takes
+    /// millions of them, and copying each topic name is a good part of the work.
+    pub(crate) fn decode_in_place<'k>(
+        key: &'k [u8],
+        value: &[u8],
+    ) -> Result<(&'k str, i32, i64, i64), DecodeError> {
         let mut k = Reader::new("offset sync", key);
         let mut v = Reader::new("offset sync", value);
-        Ok(Self {
-            topic: k.string()?,
-            partition: k.i32()?,
-            upstream_offset: v.i64()?,
-            downstream_offset: v.i64()?,
-        })
+        Ok((k.str()?, k.i32()?, v.i64()?, v.i64()?))
     }
 }
 
@@ -683,6 +695,11 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self) -> Result<String, DecodeError> {
+        self.str().map(str::to_string)
+    }
+
+    /// A string in place, not copied.
+    fn str(&mut self) -> Result<&'a str, DecodeError> {
         let len = self.i16()?;
         if len < 0 {
             return Err(DecodeError {
@@ -691,7 +708,7 @@ impl<'a> Reader<'a> {
             });
         }
         let bytes = self.take(len as usize)?;
-        String::from_utf8(bytes.to_vec()).map_err(|e| DecodeError {
+        std::str::from_utf8(bytes).map_err(|e| DecodeError {
             kind: self.kind,
             reason: format!("string is not UTF-8: {e}"),
         })

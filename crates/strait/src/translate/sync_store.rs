@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+#[cfg(test)]
 use crate::wire::OffsetSync;
 
 /// Slots per upstream partition: one per bit of an offset, as in MM2 (`Long.SIZE`).
@@ -132,7 +133,9 @@ impl OffsetSyncStore {
         }
     }
 
-    /// Apply a decoded record from the syncs topic (see [`OffsetSyncStore::apply`]).
+    /// Apply a decoded record from the syncs topic (see [`OffsetSyncStore::apply`]; readers of
+    /// the topic apply the fields as they decode them, without an [`OffsetSync`]).
+    #[cfg(test)]
     pub(crate) fn apply_record(&mut self, record: &OffsetSync) {
         self.apply(
             &record.topic,

@@ -124,10 +124,12 @@ impl Translator {
         let syncs_read = async move {
             match syncs_tail {
                 Some(tail) => {
-                    tail.fold(timeout, mm2, |mm2, r| match OffsetSync::decode(r.key, r.value) {
-                        Ok(s) => mm2.apply_record(&s),
-                        Err(e) => {
-                            debug!(offset = r.offset, error = %e, "skipping an undecodable offset sync")
+                    tail.fold(timeout, mm2, |mm2, r| {
+                        match OffsetSync::decode_in_place(r.key, r.value) {
+                            Ok((topic, partition, up, down)) => mm2.apply(topic, partition, up, down),
+                            Err(e) => {
+                                debug!(offset = r.offset, error = %e, "skipping an undecodable offset sync")
+                            }
                         }
                     })
                     .await
