@@ -25,7 +25,12 @@
 //!   the first on the same positions (fairer than two runs when the machine's load varies);
 //! - `--rounds R` (default 1): time every position R times per binary;
 //! - `--hold SECS`: keep the brokers and `strait run` up for SECS after timing, printing the
-//!   configuration files, to time `strait translate` by hand.
+//!   configuration files, to time `strait translate` by hand;
+//! - `--syncs full` (default) or `--syncs compacted`: MM2's offset-syncs topic (compacted, one
+//!   sync per hole, so a million here) as a broker with Kafka's default 1 GiB segments keeps it:
+//!   every sync in the active segment, which compaction never touches, so `strait translate`
+//!   reads them all; or as the test bed's brokers leave it (16 MiB segments compacted within a
+//!   second: about 65,000 syncs left).
 //!
 //! Apache Kafka only: the embedded sandbox has no transactions, and the compacted layout needs
 //! Kafka's log cleaner.
@@ -47,6 +52,7 @@ struct Args {
     compare: Option<std::path::PathBuf>,
     rounds: usize,
     hold: u64,
+    full_syncs: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -58,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
         compare: None,
         rounds: 1,
         hold: 0,
+        full_syncs: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -76,6 +83,13 @@ fn parse_args() -> Result<Args, String> {
             "--compare" => a.compare = Some(v()?.into()),
             "--rounds" => a.rounds = v()?.parse().map_err(|e| format!("{e}"))?,
             "--hold" => a.hold = v()?.parse().map_err(|e| format!("{e}"))?,
+            "--syncs" => {
+                a.full_syncs = match v()?.as_str() {
+                    "full" => true,
+                    "compacted" => false,
+                    other => return Err(format!("unknown --syncs {other}")),
+                }
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -306,6 +320,16 @@ async fn run(args: Args) {
         groups.commit(&format!("bench-{k}"), &o).await.unwrap();
     }
 
+    if args.full_syncs {
+        // Created before strait, which leaves an existing topic as it is.
+        admin_a
+            .create_topics(&[TopicSpec::new("mm2-offset-syncs.b.internal", 1, 1)
+                .config("cleanup.policy", "compact")
+                .config("segment.bytes", "1073741824")])
+            .await
+            .unwrap();
+    }
+
     let log = std::fs::File::create(dir.join("strait.log")).unwrap();
     let started = Instant::now();
     let mut child = Command::new(&strait)
@@ -459,8 +483,12 @@ async fn run(args: Args) {
     );
     println!("index topic: {} records (offsets {ilo}..{ihi})", ihi - ilo);
     println!(
-        "MM2 offset syncs on the source: {} records (offsets {slo}..{shi})",
-        shi - slo
+        "MM2 offset syncs on the source: offsets {slo}..{shi} ({})",
+        if args.full_syncs {
+            "every sync kept: 1 GiB segments"
+        } else {
+            "compacted by the test bed's brokers: most syncs gone"
+        }
     );
     for (bin, timings, index_timings) in &mut bins {
         timings.sort_by(f64::total_cmp);
