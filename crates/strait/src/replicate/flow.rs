@@ -7,12 +7,13 @@
 //! the partitions.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::stop::{or_cancel, pause, CancellationToken};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
 };
@@ -207,7 +208,7 @@ struct Shared {
     stats: Arc<FlowStats>,
     producer: OnceLock<ThreadedProducer<DeliveryContext>>,
     /// Where offset syncs go (producer and topic), when they are on.
-    sync_producer: Option<(ThreadedProducer<Diagnosed>, String)>,
+    sync_producer: Option<SyncProducer>,
     /// Runs of (upstream, downstream) pairs not yet in the offset index, and how far the index
     /// holds each partition (which bounds what may be committed).
     runs: Mutex<RunTracker>,
@@ -329,22 +330,92 @@ impl Shared {
         }
     }
 
-    /// Hand every pending offset sync to the sync producer. Called after each acknowledged record,
-    /// as MM2 does after each `commitRecord`, so a due sync is never superseded before it is sent.
+    /// Hand pending offset syncs to the sync producer, as many as may be in flight (MM2's
+    /// `firePendingOffsetSyncs`). Called after each acknowledged record, as MM2 does after each
+    /// `commitRecord`; what cannot go yet stays pending, superseded by newer syncs of its
+    /// partition, so a fast copy writes a sync per round trip rather than one per gap (one per
+    /// record for a source of single-record transactions), as MM2 does.
     fn send_syncs(&self) {
-        let Some((p, topic)) = &self.sync_producer else {
+        let Some(sp) = &self.sync_producer else {
             return;
         };
-        let pending = self.syncs.lock().unwrap().take_pending(usize::MAX);
+        let pending = {
+            let mut syncs = self.syncs.lock().unwrap();
+            let free = MAX_SYNCS_IN_FLIGHT.saturating_sub(sp.in_flight.load(Ordering::Acquire));
+            let taken = syncs.take_pending(free);
+            sp.in_flight.fetch_add(taken.len(), Ordering::AcqRel);
+            taken
+        };
         for s in pending {
             let (k, v) = (s.key(), s.value());
-            match p.send(BaseRecord::to(topic).partition(0).key(&k).payload(&v)) {
+            match sp
+                .producer
+                .send(BaseRecord::to(&sp.topic).partition(0).key(&k).payload(&v))
+            {
                 Ok(()) => {
                     self.stats.offset_syncs.fetch_add(1, Ordering::Relaxed);
                 }
                 // As MM2: a sync that cannot be sent is dropped; the next one supersedes it.
-                Err((e, _)) => debug!(flow = %self.flow, error = %e, "offset sync not sent"),
+                Err((e, _)) => {
+                    sp.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    debug!(flow = %self.flow, error = %e, "offset sync not sent");
+                }
             }
+        }
+    }
+
+    /// Send every pending sync (promoted first) before the flow stops, within `timeout`.
+    fn drain_syncs(&self, timeout: Duration) {
+        let Some(sp) = &self.sync_producer else {
+            return;
+        };
+        let deadline = Instant::now() + timeout;
+        self.syncs.lock().unwrap().promote_delayed();
+        loop {
+            self.send_syncs();
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Each flush lets the next few go.
+            let _ = sp.producer.flush(left);
+            if !self.syncs.lock().unwrap().has_pending() || Instant::now() >= deadline {
+                return;
+            }
+        }
+    }
+}
+
+/// Offset syncs in flight at once, as MM2 (`MAX_OUTSTANDING_OFFSET_SYNCS`).
+const MAX_SYNCS_IN_FLIGHT: usize = 10;
+
+/// The producer of MM2's offset syncs, and how many of its syncs are in flight.
+struct SyncProducer {
+    producer: ThreadedProducer<SyncContext>,
+    topic: String,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts offset syncs acknowledged (or failed: as MM2, a failed sync is only logged).
+struct SyncContext {
+    diagnose: Diagnosed,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl ClientContext for SyncContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.diagnose.error(error, reason)
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.diagnose.log(level, fac, message)
+    }
+}
+
+impl ProducerContext for SyncContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Err((e, _)) = result {
+            debug!(error = %e, "offset sync not written");
         }
     }
 }
@@ -1620,15 +1691,24 @@ fn copy_loop(
         reason,
     };
     let sync_producer = match &spec.offset_syncs {
-        Some(os) => Some((
-            os.cluster
-                .producer_config()
-                .create_with_context::<_, ThreadedProducer<Diagnosed>>(os.cluster.context())
-                .map_err(|e| {
-                    ClientError::from_kafka(&os.cluster, "create the offset-syncs producer", e)
-                })?,
-            os.topic.clone(),
-        )),
+        Some(os) => {
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            let context = SyncContext {
+                diagnose: os.cluster.context(),
+                in_flight: in_flight.clone(),
+            };
+            Some(SyncProducer {
+                producer: os
+                    .cluster
+                    .producer_config()
+                    .create_with_context::<_, ThreadedProducer<SyncContext>>(context)
+                    .map_err(|e| {
+                        ClientError::from_kafka(&os.cluster, "create the offset-syncs producer", e)
+                    })?,
+                topic: os.topic.clone(),
+                in_flight,
+            })
+        }
         None => None,
     };
     let shared = Arc::new(Shared {
@@ -1915,11 +1995,7 @@ fn copy_loop(
     {
         warn!(flow = %flow, "the source did not answer the group leave in time; other processes take over after the session timeout");
     }
-    shared.syncs.lock().unwrap().promote_delayed();
-    shared.send_syncs();
-    if let Some((p, _)) = &shared.sync_producer {
-        let _ = p.flush(left().min(Duration::from_secs(2)));
-    }
+    shared.drain_syncs(left().min(Duration::from_secs(2)));
     let failure = shared.failure.lock().unwrap().clone();
     // Destroying a librdkafka client waits for its broker threads, which against a cluster
     // that does not answer can take longer than the stop may: the producers go on their own.

@@ -32,8 +32,12 @@ impl Default for PartitionState {
 pub(crate) struct OffsetSyncWriter {
     offset_lag_max: i64,
     state: BTreeMap<TopicPartition, PartitionState>,
-    /// Due now; only the newest per partition.
-    pending: BTreeMap<TopicPartition, OffsetSync>,
+    /// Due now; only the newest per partition, with the order it first became due in (MM2's
+    /// `LinkedHashMap`: a newer sync keeps its partition's place, so no partition waits behind
+    /// busier ones while few syncs may be in flight).
+    pending: BTreeMap<TopicPartition, (u64, OffsetSync)>,
+    /// The next place in that order.
+    next_place: u64,
     /// Not due; only the newest per partition, promoted on flush.
     delayed: BTreeMap<TopicPartition, OffsetSync>,
 }
@@ -44,7 +48,19 @@ impl OffsetSyncWriter {
             offset_lag_max,
             state: BTreeMap::new(),
             pending: BTreeMap::new(),
+            next_place: 0,
             delayed: BTreeMap::new(),
+        }
+    }
+
+    /// Make `sync` its partition's pending sync, in the partition's place if it had one.
+    fn make_pending(&mut self, tp: TopicPartition, sync: OffsetSync) {
+        match self.pending.get_mut(&tp) {
+            Some((_, s)) => *s = sync,
+            None => {
+                self.next_place += 1;
+                self.pending.insert(tp, (self.next_place, sync));
+            }
         }
     }
 
@@ -64,32 +80,40 @@ impl OffsetSyncWriter {
         };
         if due {
             st.last_sync_downstream = d;
-            self.delayed.remove(&tp);
-            self.pending.insert(tp, sync);
-        } else {
-            self.delayed.insert(tp, sync);
         }
         st.prev_upstream = u;
         st.prev_downstream = d;
+        if due {
+            self.delayed.remove(&tp);
+            self.make_pending(tp, sync);
+        } else {
+            self.delayed.insert(tp, sync);
+        }
     }
 
     /// Move every delayed sync to pending (MM2 does this on each offset flush).
     pub(crate) fn promote_delayed(&mut self) {
         let delayed = std::mem::take(&mut self.delayed);
         for (tp, s) in delayed {
-            self.pending.insert(tp, s);
+            self.make_pending(tp, s);
         }
     }
 
-    /// Take up to `max` pending syncs to send.
+    /// Take up to `max` pending syncs to send, those due longest first.
     pub(crate) fn take_pending(&mut self, max: usize) -> Vec<OffsetSync> {
-        let keys: Vec<TopicPartition> = self.pending.keys().take(max).cloned().collect();
-        keys.into_iter()
-            .filter_map(|k| self.pending.remove(&k))
+        let mut due: Vec<(u64, TopicPartition)> = self
+            .pending
+            .iter()
+            .map(|(tp, (place, _))| (*place, tp.clone()))
+            .collect();
+        due.sort_unstable();
+        due.into_iter()
+            .take(max)
+            .filter_map(|(_, tp)| self.pending.remove(&tp).map(|(_, s)| s))
             .collect()
     }
 
-    #[cfg(test)]
+    /// Whether a sync is due and not yet taken.
     pub(crate) fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
@@ -165,6 +189,24 @@ mod tests {
         w.record("b", 0, 5, 7);
         assert_eq!(w.take_pending(2).len(), 2);
         assert_eq!(w.take_pending(10).len(), 1);
+    }
+
+    /// With few syncs allowed in flight, the partition due longest goes first, and a newer sync
+    /// keeps its partition's place: a busy partition cannot keep a quiet one waiting.
+    #[test]
+    fn the_sync_due_longest_goes_first() {
+        let mut w = OffsetSyncWriter::new(100);
+        w.record("z", 0, 0, 0);
+        w.record("a", 0, 0, 0);
+        w.record("z", 0, 5, 1); // z again (a gap): newer sync, same place
+        let first = w.take_pending(1);
+        assert_eq!(
+            (first[0].topic.as_str(), first[0].upstream_offset),
+            ("z", 5)
+        );
+        w.record("z", 0, 9, 2);
+        let next = w.take_pending(1);
+        assert_eq!(next[0].topic, "a", "z came due again after a");
     }
 
     proptest! {
