@@ -1,0 +1,426 @@
+//! Which writes to one key in two regions were concurrent.
+//!
+//! **The rule.** Region r1 writes w1 at t1 and region r2 writes w2 at t2, to the same topic and
+//! key. strait copies w1 into r2, where the copy becomes readable at V(w1→r2), and w2 into r1 at
+//! V(w2→r1). The two conflict when neither writer could have read the other's write:
+//!
+//! ```text
+//!     t2 <= V(w1→r2)   and   t1 <= V(w2→r1)
+//! ```
+//!
+//! When t2 > V(w1→r2), w2 was written after w1 was readable in r2: w2 may rest on w1, an ordinary
+//! update, not a conflict. The four instants come from different clocks (producers' timestamps,
+//! strait's delivery acknowledgements); the caller moves them onto one reference clock as
+//! [`Span`]s as wide as its knowledge of the skew, and a pair the bounds cannot settle is a
+//! conflict marked uncertain, never dropped.
+//!
+//! **When.** A pair is judged when both deliveries are known. A write that is not delivered yet
+//! (a cut between the regions) has V = +∞: it is judged after the heal, with everything written
+//! on the other side meanwhile.
+//!
+//! **Memory.** A delivery of w (from r, into q) is needed only while a write of q still to come
+//! could be concurrent with it, that is one stamped no later than V(w→q). The caller reports
+//! [`Detector::progress`]: every write of q stamped before M has been delivered into r. Past
+//! `M > V(w→q)` the delivery is let go, so what is kept is the writes of the last replication
+//! lag (all of a cut's, until the heal), and at most `per_key` deliveries of one key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+
+use serde::{Deserialize, Serialize};
+
+use crate::span::{Span, Tri};
+use crate::Rank;
+
+/// A write to a conflict topic in the region that made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Write {
+    /// The region written in.
+    pub origin: Rank,
+    /// Where in that region's topic.
+    pub partition: i32,
+    /// Where in that region's topic.
+    pub offset: i64,
+    /// Its timestamp on the reference clock.
+    pub timestamp: Span,
+    /// A digest of its value, to tell two versions apart in a report.
+    pub digest: u64,
+}
+
+/// A write's copy into another region, and when it became readable there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The write copied.
+    pub write: Write,
+    /// The region it was copied into.
+    pub into: Rank,
+    /// When the copy became readable there, on the reference clock.
+    pub visible: Span,
+}
+
+impl Delivery {
+    /// The same write copied into the same region (a copy delivered twice is one delivery).
+    fn same(&self, other: &Delivery) -> bool {
+        let (a, b) = (&self.write, &other.write);
+        a.origin == b.origin
+            && a.partition == b.partition
+            && a.offset == b.offset
+            && self.into == other.into
+    }
+}
+
+/// How two writes to one key relate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Relation {
+    /// Neither writer could have read the other's write: a conflict. `certain` is false when
+    /// the clocks' error bounds leave it open (or contradict themselves), and the conflict may
+    /// be an ordinary update.
+    Concurrent {
+        /// Whether the bounds prove it.
+        certain: bool,
+    },
+    /// One was written after the other was readable in its region.
+    After {
+        /// The later write.
+        later: Side,
+    },
+}
+
+/// One of a [`Pair`]'s two writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Side {
+    /// `a`.
+    A,
+    /// `b`.
+    B,
+}
+
+/// How deliveries `a` and `b` relate, if they are the two halves of a pair: writes of two
+/// regions, each copied into the other's region. `None` for any other two deliveries.
+pub fn relate(a: &Delivery, b: &Delivery) -> Option<Relation> {
+    let (wa, wb) = (&a.write, &b.write);
+    if wa.origin == wb.origin || a.into != wb.origin || b.into != wa.origin {
+        return None;
+    }
+    // Written before the other's copy was readable where it was written?
+    let a_blind = wa.timestamp.at_or_before(b.visible);
+    let b_blind = wb.timestamp.at_or_before(a.visible);
+    Some(match (a_blind, b_blind) {
+        (Tri::Yes, Tri::Yes) => Relation::Concurrent { certain: true },
+        // Each after the other: the bounds are wrong somewhere; say so as uncertain.
+        (Tri::No, Tri::No) => Relation::Concurrent { certain: false },
+        (Tri::No, _) => Relation::After { later: Side::A },
+        (_, Tri::No) => Relation::After { later: Side::B },
+        _ => Relation::Concurrent { certain: false },
+    })
+}
+
+/// Two deliveries of one key judged together; `a` is the write of the region first in the
+/// region order, so that every region names a pair the same way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pair<K> {
+    /// The key written.
+    pub key: K,
+    /// The write of the region first in the order, and its copy.
+    pub a: Delivery,
+    /// The other write and its copy.
+    pub b: Delivery,
+    /// How they relate.
+    pub relation: Relation,
+}
+
+/// What the detector let go of before its time, for the caller's metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// Deliveries stamped before their direction's reported progress: pairs with deliveries
+    /// already let go were not judged.
+    pub late: u64,
+    /// Deliveries pushed out by the per-key limit.
+    pub evicted: u64,
+}
+
+/// Judges pairs of deliveries as they come (see the module docs).
+#[derive(Debug)]
+pub struct Detector<K> {
+    /// Deliveries still needed, per key, oldest first, with their sequence number.
+    kept: HashMap<K, Vec<(u64, Delivery)>>,
+    /// When each kept delivery can go: (origin, into, V.hi, seq).
+    expiry: BTreeMap<(Rank, Rank, i64, u64), K>,
+    /// Reported progress per direction (from, into).
+    progress: HashMap<(Rank, Rank), i64>,
+    per_key: usize,
+    seq: u64,
+    dropped: Dropped,
+}
+
+impl<K: Clone + Eq + Hash> Detector<K> {
+    /// A detector keeping at most `per_key` deliveries of one key (at least one).
+    pub fn new(per_key: usize) -> Self {
+        Self {
+            kept: HashMap::new(),
+            expiry: BTreeMap::new(),
+            progress: HashMap::new(),
+            per_key: per_key.max(1),
+            seq: 0,
+            dropped: Dropped::default(),
+        }
+    }
+
+    /// Deliveries kept now.
+    pub fn kept(&self) -> usize {
+        self.expiry.len()
+    }
+
+    /// What was let go before its time so far.
+    pub fn dropped(&self) -> Dropped {
+        self.dropped
+    }
+
+    /// Take in a delivery of `key` and judge it with every kept delivery it pairs with. A
+    /// delivery already kept (copied twice) is ignored.
+    pub fn deliver(&mut self, key: K, d: Delivery) -> Vec<Pair<K>> {
+        let reported = self.progress.get(&(d.write.origin, d.into)).copied();
+        if reported.is_some_and(|m| d.write.timestamp.lo < m) {
+            self.dropped.late += 1;
+        }
+        let kept = self.kept.entry(key.clone()).or_default();
+        if kept.iter().any(|(_, k)| k.same(&d)) {
+            return Vec::new();
+        }
+        let mut pairs = Vec::new();
+        for (_, k) in kept.iter() {
+            let (a, b) = if k.write.origin < d.write.origin {
+                (*k, d)
+            } else {
+                (d, *k)
+            };
+            if let Some(relation) = relate(&a, &b) {
+                pairs.push(Pair {
+                    key: key.clone(),
+                    a,
+                    b,
+                    relation,
+                });
+            }
+        }
+        self.seq += 1;
+        kept.push((self.seq, d));
+        self.expiry.insert(
+            (d.write.origin, d.into, d.visible.hi, self.seq),
+            key.clone(),
+        );
+        if kept.len() > self.per_key {
+            let (seq, old) = kept.remove(0);
+            self.expiry
+                .remove(&(old.write.origin, old.into, old.visible.hi, seq));
+            self.dropped.evicted += 1;
+        }
+        pairs
+    }
+
+    /// Every write of region `from` stamped before `through` has been delivered into `into`
+    /// (and given to [`Detector::deliver`]): deliveries of `into`'s writes into `from` that
+    /// became readable before then can pair with nothing more, and are let go.
+    pub fn progress(&mut self, from: Rank, into: Rank, through: i64) {
+        let m = self.progress.entry((from, into)).or_insert(i64::MIN);
+        *m = (*m).max(through);
+        let through = *m;
+        // Kept deliveries of `into`'s writes into `from` with V.hi < through.
+        let done: Vec<_> = self
+            .expiry
+            .range((into, from, i64::MIN, 0)..(into, from, through, 0))
+            .map(|(k, key)| (*k, key.clone()))
+            .collect();
+        for (k, key) in done {
+            self.expiry.remove(&k);
+            if let Some(kept) = self.kept.get_mut(&key) {
+                kept.retain(|(seq, _)| *seq != k.3);
+                if kept.is_empty() {
+                    self.kept.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn write(origin: Rank, offset: i64, t: Span) -> Write {
+        Write {
+            origin,
+            partition: 0,
+            offset,
+            timestamp: t,
+            digest: offset as u64,
+        }
+    }
+
+    fn delivery(origin: Rank, offset: i64, t: Span, into: Rank, v: Span) -> Delivery {
+        Delivery {
+            write: write(origin, offset, t),
+            into,
+            visible: v,
+        }
+    }
+
+    /// The issue's example: us-east ships order-123 while us-west cancels it, each before the
+    /// other's write arrived.
+    #[test]
+    fn writes_made_before_either_arrived_conflict() {
+        let east = delivery(0, 7, Span::exact(1_000), 1, Span::exact(1_080));
+        let west = delivery(1, 3, Span::exact(1_010), 0, Span::exact(1_095));
+        assert_eq!(
+            relate(&east, &west),
+            Some(Relation::Concurrent { certain: true })
+        );
+    }
+
+    #[test]
+    fn a_write_made_after_the_other_arrived_is_an_update() {
+        let east = delivery(0, 7, Span::exact(1_000), 1, Span::exact(1_080));
+        let west = delivery(1, 3, Span::exact(1_200), 0, Span::exact(1_290));
+        assert_eq!(
+            relate(&east, &west),
+            Some(Relation::After { later: Side::B })
+        );
+    }
+
+    #[test]
+    fn bounds_that_cannot_settle_it_make_an_uncertain_conflict() {
+        let east = delivery(0, 7, Span::exact(1_000), 1, Span::around(1_080, 30));
+        let west = delivery(1, 3, Span::around(1_090, 30), 0, Span::exact(1_300));
+        assert_eq!(
+            relate(&east, &west),
+            Some(Relation::Concurrent { certain: false })
+        );
+    }
+
+    #[test]
+    fn deliveries_that_are_not_two_halves_do_not_pair() {
+        let east = delivery(0, 7, Span::exact(1_000), 1, Span::exact(1_080));
+        let east2 = delivery(0, 8, Span::exact(1_001), 1, Span::exact(1_081));
+        let west_into_third = delivery(1, 3, Span::exact(1_010), 2, Span::exact(1_095));
+        assert_eq!(relate(&east, &east2), None);
+        assert_eq!(relate(&east, &west_into_third), None);
+    }
+
+    #[test]
+    fn a_delivery_seen_twice_is_judged_once() {
+        let mut d = Detector::new(16);
+        let east = delivery(0, 7, Span::exact(1_000), 1, Span::exact(1_080));
+        let west = delivery(1, 3, Span::exact(1_010), 0, Span::exact(1_095));
+        assert!(d.deliver("k", east).is_empty());
+        assert_eq!(d.deliver("k", west).len(), 1);
+        assert!(d.deliver("k", west).is_empty());
+    }
+
+    #[test]
+    fn progress_lets_go_of_what_can_pair_with_nothing_more() {
+        let mut d = Detector::new(16);
+        d.deliver(
+            "k",
+            delivery(0, 7, Span::exact(1_000), 1, Span::exact(1_080)),
+        );
+        d.progress(1, 0, 1_080);
+        assert_eq!(
+            d.kept(),
+            1,
+            "a west write stamped 1080 could still conflict"
+        );
+        d.progress(1, 0, 1_081);
+        assert_eq!(d.kept(), 0);
+        // A west write stamped before the reported progress is late.
+        d.deliver(
+            "k",
+            delivery(1, 1, Span::exact(1_050), 0, Span::exact(1_100)),
+        );
+        assert_eq!(d.dropped().late, 1);
+    }
+
+    #[test]
+    fn the_per_key_limit_is_counted() {
+        let mut d = Detector::new(2);
+        for o in 0..3 {
+            d.deliver("k", delivery(0, o, Span::exact(o), 1, Span::exact(o + 50)));
+        }
+        assert_eq!(d.kept(), 2);
+        assert_eq!(d.dropped().evicted, 1);
+    }
+
+    /// Writes of three regions to a few keys, each copied into the others, with true times, and
+    /// the order the detector hears of the copies in.
+    fn scenario() -> impl Strategy<Value = (Vec<(u8, Delivery)>, Vec<usize>)> {
+        let one = (0u8..3, 0u16..3, 0i64..2_000, 0i64..40, 1i64..400, 0i64..40);
+        prop::collection::vec(one, 1..40).prop_flat_map(|ws| {
+            let mut ds = Vec::new();
+            for (i, (key, origin, t, terr, lag, verr)) in ws.into_iter().enumerate() {
+                for into in 0..3u16 {
+                    if into != origin {
+                        let v = t + lag + i64::from(into) * 7;
+                        ds.push((
+                            key,
+                            delivery(
+                                origin,
+                                i as i64,
+                                Span::around(t, terr),
+                                into,
+                                Span::around(v, verr),
+                            ),
+                        ));
+                    }
+                }
+            }
+            let n = ds.len();
+            (Just(ds), Just((0..n).collect::<Vec<_>>()).prop_shuffle())
+        })
+    }
+
+    proptest! {
+        /// In any arrival order, with progress reported as soon as it is true, the detector
+        /// finds exactly the concurrent pairs that judging every pair finds, each once.
+        #[test]
+        fn finds_what_judging_every_pair_finds((ds, order) in scenario()) {
+            let mut oracle = BTreeSet::new();
+            for (i, (ki, a)) in ds.iter().enumerate() {
+                for (kj, b) in &ds[i + 1..] {
+                    if ki != kj { continue }
+                    let (a, b) = if a.write.origin < b.write.origin { (a, b) } else { (b, a) };
+                    if let Some(Relation::Concurrent { certain }) = relate(a, b) {
+                        oracle.insert((*ki, a.write.offset, b.write.offset, a.into, b.into, certain));
+                    }
+                }
+            }
+            let mut det = Detector::new(usize::MAX);
+            let mut found = BTreeSet::new();
+            for (n, &i) in order.iter().enumerate() {
+                let (k, d) = ds[i];
+                for p in det.deliver(k, d) {
+                    if let Relation::Concurrent { certain } = p.relation {
+                        let new = found.insert((p.key, p.a.write.offset, p.b.write.offset, p.a.into, p.b.into, certain));
+                        prop_assert!(new, "a pair was judged twice");
+                    }
+                }
+                // Progress as far as is true: for each direction, the earliest stamp still to come.
+                for from in 0..3u16 {
+                    for into in 0..3u16 {
+                        if from == into { continue }
+                        let next = order[n + 1..]
+                            .iter()
+                            .map(|&j| ds[j].1)
+                            .filter(|d| d.write.origin == from && d.into == into)
+                            .map(|d| d.write.timestamp.lo)
+                            .min()
+                            .unwrap_or(i64::MAX);
+                        det.progress(from, into, next);
+                    }
+                }
+            }
+            prop_assert_eq!(found, oracle);
+            prop_assert_eq!(det.dropped(), Dropped::default());
+        }
+    }
+}
