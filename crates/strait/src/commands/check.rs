@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::cli::CheckArgs;
 use crate::commands::UsageError;
+use strait::config::conflicts::{Strategy, Violations};
 use strait::config::report::{reset, shown, CheckReport, Position};
 use strait::config::{Config, LocalFiles};
 use strait::kafka::Admin;
@@ -112,6 +113,31 @@ fn positions_text(p: &[FlowPositions]) -> String {
 
 fn interval(d: Option<Duration>) -> String {
     d.map_or_else(|| "off".to_string(), |d| format!("{}s", d.as_secs()))
+}
+
+fn conflict_strategy_text(s: &Strategy) -> String {
+    match s {
+        Strategy::Authority { owners, violations } => {
+            let owners: Vec<String> = owners
+                .iter()
+                .map(|(r, p)| format!("{r} owns {p}"))
+                .collect();
+            let v = match violations {
+                Violations::Report => "violations reported",
+                Violations::Quarantine => "violations quarantined",
+            };
+            format!("regional authority ({}; {v})", owners.join(", "))
+        }
+        Strategy::LastWriterWins => "last writer wins".to_string(),
+        Strategy::Events {
+            id_header,
+            lateness,
+        } => format!(
+            "one event order (ids from header {}, lateness {} ms)",
+            id_header.as_deref().unwrap_or("(none: no repeats dropped)"),
+            lateness.as_millis()
+        ),
+    }
 }
 
 /// The human-readable report.
@@ -251,6 +277,22 @@ pub(super) fn to_text(c: &Config) -> String {
                     cert.subject, cert.issuer, cert.not_after
                 );
             }
+        }
+    }
+    if !c.conflicts.rules.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nconflict rules (regions in tie-break order: {}):",
+            c.conflicts.regions.join(", ")
+        );
+        for r in &c.conflicts.rules {
+            let _ = writeln!(
+                o,
+                "  {}: topics {}, {}",
+                r.name,
+                r.topics,
+                conflict_strategy_text(&r.strategy)
+            );
         }
     }
     if c.warnings.is_empty() {

@@ -118,6 +118,9 @@ pub enum Problem {
     /// A client (security) setting that cannot be turned into a librdkafka setting.
     #[error("{0}")]
     Client(String),
+    /// A `strait.conflicts.` setting that is wrong, or rules that cannot work together.
+    #[error("{0}")]
+    Conflicts(String),
 }
 
 /// A key in the file and its line, for warnings and JSON output.

@@ -14,6 +14,7 @@ use crate::kafka::Endpoint;
 use crate::policy::{PolicyKind, ReplicationPolicy, HEARTBEATS_TOPIC};
 
 use super::client_props::{to_librdkafka, MapError};
+use super::conflicts;
 use super::error::{ConfigError, KeyRef, Problem, Warning};
 use super::filter::{parse_list, NameFilter};
 use super::keys::{self, KeyClass, Mm2Ignores};
@@ -101,6 +102,8 @@ struct Split {
     global: Map,
     clusters: BTreeMap<String, Map>,
     flows: BTreeMap<(String, String), Map>,
+    /// strait's own keys (`strait.`), full keys as written.
+    strait: Map,
 }
 
 impl Loader<'_> {
@@ -183,6 +186,19 @@ impl Loader<'_> {
             }
         }
 
+        let conflicts = conflicts::parse(&split.strait, &aliases)
+            .map_err(|(at, problem)| self.invalid(&at, problem))?;
+        conflicts::check_flows(&conflicts, &flows)
+            .map_err(|(at, problem)| self.invalid(&at, problem))?;
+        if let Some(first) = conflicts.rules.first() {
+            // Said until detection, views and quarantine run: a rule that is only read must not
+            // look like protection.
+            self.warnings.push(Warning::about_key(
+                "conflict rules are checked, but this version of strait does not act on them yet: no conflict is detected, recorded or settled".to_string(),
+                first.at.clone(),
+            ));
+        }
+
         self.flow_warnings(&split, &aliases, &flows, &entries);
         if !java_only.is_empty() {
             self.warnings.push(Warning::about_keys(
@@ -197,6 +213,7 @@ impl Loader<'_> {
             clusters,
             flows,
             stores,
+            conflicts,
             warnings: dedup(self.warnings),
         })
     }
@@ -364,6 +381,17 @@ impl Loader<'_> {
         for src in entries {
             let key = src.at.key.as_str();
             if key == "clusters" {
+                continue;
+            }
+            // strait's own namespace, unless a cluster is called `strait` (then only the part
+            // that cannot be one of its settings).
+            let own = if aliases.iter().any(|a| a == "strait") {
+                key.starts_with("strait.conflicts.")
+            } else {
+                key.starts_with(conflicts::PREFIX)
+            };
+            if own {
+                split.strait.insert(key.to_string(), src.clone());
                 continue;
             }
             if key.contains("->") {

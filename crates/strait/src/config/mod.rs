@@ -12,10 +12,12 @@
 //! - [`client_props`]: Java client properties -> librdkafka properties; `jaas` reads logins.
 //! - [`stores`]: JKS, PKCS#12 and PEM key and trust stores -> PEM in memory (`stores_io` reads
 //!   the files, once each).
+//! - [`conflicts`]: strait's own `strait.conflicts.` rules for active-active topics.
 //! - `model`: the typed result; `error`: errors and warnings; [`report`]: the result as
 //!   `strait check --json` shows it.
 
 pub mod client_props;
+pub mod conflicts;
 pub(crate) mod error;
 pub(crate) mod filter;
 pub(crate) mod jaas;

@@ -62,6 +62,8 @@ pub struct Config {
     pub flows: Vec<Flow>,
     /// Every key and trust store the clients use, once each, with what it held.
     pub stores: Vec<StoreSummary>,
+    /// Active-active conflict rules (`strait.conflicts.`); none unless the file sets them.
+    pub conflicts: super::conflicts::Conflicts,
     /// Everything strait accepted but the user should know (ignored keys, reproduced quirks).
     pub warnings: Vec<Warning>,
 }

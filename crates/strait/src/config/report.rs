@@ -35,6 +35,90 @@ pub struct CheckReport {
     /// enabled flow; `None` (key absent) without it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub positions: Option<Vec<Position>>,
+    /// The `strait.conflicts.` rules; key absent when the file has none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub conflicts: Option<ConflictsEntry>,
+}
+
+/// The file's active-active conflict rules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictsEntry {
+    /// Region aliases in tie-break order (first wins ties).
+    pub regions: Vec<String>,
+    /// In the order listed.
+    pub rules: Vec<ConflictRuleEntry>,
+}
+
+/// One conflict rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictRuleEntry {
+    /// As listed in `strait.conflicts.rules`.
+    pub name: String,
+    /// The topic patterns it covers.
+    pub topics: Vec<String>,
+    /// `authority`, `last-writer-wins` or `events`.
+    pub strategy: String,
+    /// Authority only: region alias -> key pattern.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub owners: Option<BTreeMap<String, String>>,
+    /// Authority only: `report` or `quarantine`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub violations: Option<String>,
+    /// Events only: the header holding event ids (null: none).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub event_id_header: Option<String>,
+    /// Events only: the allowed lateness, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lateness_ms: Option<u64>,
+}
+
+impl ConflictsEntry {
+    fn new(c: &super::conflicts::Conflicts) -> Option<Self> {
+        use super::conflicts::{Strategy, Violations};
+        if c.rules.is_empty() {
+            return None;
+        }
+        let rules = c
+            .rules
+            .iter()
+            .map(|r| {
+                let mut e = ConflictRuleEntry {
+                    name: r.name.clone(),
+                    topics: r.topics.patterns().to_vec(),
+                    strategy: r.strategy.as_str().to_string(),
+                    owners: None,
+                    violations: None,
+                    event_id_header: None,
+                    lateness_ms: None,
+                };
+                match &r.strategy {
+                    Strategy::Authority { owners, violations } => {
+                        e.owners = Some(owners.iter().cloned().collect());
+                        e.violations = Some(
+                            match violations {
+                                Violations::Report => "report",
+                                Violations::Quarantine => "quarantine",
+                            }
+                            .to_string(),
+                        );
+                    }
+                    Strategy::LastWriterWins => {}
+                    Strategy::Events {
+                        id_header,
+                        lateness,
+                    } => {
+                        e.event_id_header = id_header.clone();
+                        e.lateness_ms = Some(lateness.as_millis() as u64);
+                    }
+                }
+                e
+            })
+            .collect();
+        Some(Self {
+            regions: c.regions.clone(),
+            rules,
+        })
+    }
 }
 
 /// One cluster of the file's `clusters` list.
@@ -386,6 +470,7 @@ impl CheckReport {
                 })
                 .collect(),
             positions: None,
+            conflicts: ConflictsEntry::new(&c.conflicts),
         }
     }
 

@@ -484,3 +484,43 @@ fn json_redacts_secrets_and_lists_warnings() {
         }
     }
 }
+
+/// Conflict rules (`strait.conflicts.`) are shown as read, in text and JSON, with the warning
+/// that this version does not act on them; a mistake in them is one line naming line and key.
+#[test]
+fn conflict_rules_are_checked_and_shown() {
+    let base =
+        "clusters = east, west\neast.bootstrap.servers = e:9092\nwest.bootstrap.servers = w:9092\n\
+                east->west.enabled = true\nwest->east.enabled = true\n\
+                strait.conflicts.rules = orders\nstrait.conflicts.orders.topics = orders\n";
+    let good = temp_config(&format!(
+        "{base}strait.conflicts.orders.strategy = authority\n\
+         strait.conflicts.orders.authority.east = US-.*\nstrait.conflicts.orders.violations = quarantine\n"
+    ));
+    let (text, _, doc, _) = check_ok(good.path().to_str().unwrap());
+    assert!(
+        text.contains(
+            "orders: topics orders, regional authority (east owns US-.*; violations quarantined)"
+        ),
+        "{text}"
+    );
+    let cf = doc
+        .conflicts
+        .as_ref()
+        .expect("conflicts in the JSON document");
+    assert_eq!(cf.regions, ["east", "west"]);
+    assert_eq!(cf.rules[0].strategy, "authority");
+    assert_eq!(cf.rules[0].violations.as_deref(), Some("quarantine"));
+    assert!(warning_keys(&doc).contains(&"strait.conflicts.rules"));
+    assert!(doc
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("does not act on them yet")));
+
+    assert_config_error(
+        &format!("{base}strait.conflicts.orders.strategy = newest\n"),
+        Some(8),
+        "strait.conflicts.orders.strategy",
+        "`newest` must be `authority`, `last-writer-wins` or `events`",
+    );
+}
