@@ -103,26 +103,30 @@ impl Groups {
         &self.endpoint
     }
 
+    /// A client of this cluster from `cfg`, named as strait's group client.
+    fn make(
+        &self,
+        mut cfg: rdkafka::ClientConfig,
+        what: &str,
+    ) -> Result<Arc<BaseConsumer<Diagnosed>>, ClientError> {
+        cfg.set(
+            "client.id",
+            format!("strait-{}-groups", self.endpoint.alias),
+        );
+        cfg.create_with_context(self.endpoint.context())
+            .map(Arc::new)
+            .map_err(|e| ClientError::from_kafka(&self.endpoint, what, e))
+    }
+
     fn client(&self, group: &str) -> Result<Arc<BaseConsumer<Diagnosed>>, ClientError> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(group) {
             return Ok(c.clone());
         }
-        let mut cfg = self.endpoint.consumer_config(group);
-        cfg.set(
-            "client.id",
-            format!("strait-{}-groups", self.endpoint.alias),
-        );
-        let c: Arc<BaseConsumer<Diagnosed>> = Arc::new(
-            cfg.create_with_context(self.endpoint.context())
-                .map_err(|e| {
-                    ClientError::from_kafka(
-                        &self.endpoint,
-                        &format!("create a client for group {group}"),
-                        e,
-                    )
-                })?,
-        );
+        let c = self.make(
+            self.endpoint.consumer_config(group),
+            &format!("create a client for group {group}"),
+        )?;
         clients.insert(group.to_string(), c.clone());
         Ok(c)
     }
@@ -132,17 +136,10 @@ impl Groups {
         if let Some(c) = &*lister {
             return Ok(c.clone());
         }
-        let mut cfg = self.endpoint.admin_config();
-        cfg.set(
-            "client.id",
-            format!("strait-{}-groups", self.endpoint.alias),
-        );
-        let c: Arc<BaseConsumer<Diagnosed>> = Arc::new(
-            cfg.create_with_context(self.endpoint.context())
-                .map_err(|e| {
-                    ClientError::from_kafka(&self.endpoint, "create a group listing client", e)
-                })?,
-        );
+        let c = self.make(
+            self.endpoint.admin_config(),
+            "create a group listing client",
+        )?;
         *lister = Some(c.clone());
         Ok(c)
     }
