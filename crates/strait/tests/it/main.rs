@@ -27,3 +27,4 @@ mod run_cli;
 mod security;
 mod status;
 mod topologies;
+mod wire;
