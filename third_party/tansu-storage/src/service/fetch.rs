@@ -18,9 +18,7 @@ use rama::{Context, Service};
 use tansu_sans_io::{
     ApiKey, ErrorCode, FetchRequest, FetchResponse, IsolationLevel,
     fetch_request::{FetchPartition, FetchTopic},
-    fetch_response::{
-        EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData, SnapshotId,
-    },
+    fetch_response::{FetchableTopicResponse, PartitionData},
     metadata_response::MetadataResponseTopic,
     record::deflated::{Batch, Frame},
 };
@@ -219,10 +217,19 @@ impl FetchService {
         .inspect(|r| debug!(?r))
     }
 
-    /// As Apache Kafka answers: the topic as it was asked for (by name, or by id for fetch v13+)
-    /// with UNKNOWN_TOPIC_ID or UNKNOWN_TOPIC_OR_PARTITION. strait: a zero topic id with no name
-    /// (a topic deleted while a consumer fetched it by id) crashed librdkafka 2.12, which files
-    /// the partition's current leader under a topic it then looks up by a NULL name.
+    /// As Apache Kafka answers (`FetchResponse.partitionResponse`, sent by `KafkaApis`): the topic
+    /// as it was asked for (by name, or by id for fetch v13+) with UNKNOWN_TOPIC_OR_PARTITION or
+    /// UNKNOWN_TOPIC_ID, high watermark -1, every other field at its default, empty records, and
+    /// no tagged fields (Kafka leaves out a tagged field that holds its default).
+    ///
+    /// strait patch. Upstream answered v13+ with a zero topic id, 0 for the high watermark
+    /// and last stable offset, and the tagged `DivergingEpoch`, `SnapshotId` and `CurrentLeader`
+    /// (leader 0). librdkafka 2.12 crashed on the id and on `CurrentLeader`: it files the current
+    /// leaders under a topic it then looks up by a NULL name (fixed first: the id asked for,
+    /// leader -1); and it counts every `CurrentLeader` it reads as a leader change but fills in
+    /// only those with a leader >= 0, then reads the others' partition and leader from
+    /// uninitialised memory (fixed here: no `CurrentLeader`). Seen as `strait run` dying by
+    /// SIGSEGV after its source topic was deleted and created again.
     fn unknown_topic_response(&self, fetch: &FetchTopic) -> Result<FetchableTopicResponse> {
         let by_id = fetch.topic.is_none();
         let error_code = if by_id {
@@ -244,16 +251,12 @@ impl FetchService {
                         PartitionData::default()
                             .partition_index(partition.partition)
                             .error_code(error_code.into())
-                            .high_watermark(0)
-                            .last_stable_offset(Some(0))
+                            .high_watermark(-1)
+                            .last_stable_offset(Some(-1))
                             .log_start_offset(Some(-1))
-                            .diverging_epoch(Some(
-                                EpochEndOffset::default().epoch(-1).end_offset(-1),
-                            ))
-                            .current_leader(Some(
-                                LeaderIdAndEpoch::default().leader_id(-1).leader_epoch(-1),
-                            ))
-                            .snapshot_id(Some(SnapshotId::default().end_offset(-1).epoch(-1)))
+                            .diverging_epoch(None)
+                            .current_leader(None)
+                            .snapshot_id(None)
                             .aborted_transactions(Some([].into()))
                             .preferred_read_replica(Some(-1))
                             .records(None)
@@ -280,11 +283,16 @@ impl FetchService {
 
         let metadata = ctx.state().metadata(Some(&[fetch.into()])).await?;
 
+        // strait patch: only a topic that exists. Storage answers a topic it does not have with
+        // UNKNOWN_TOPIC_OR_PARTITION and, asked by name, that name: upstream took the name for a
+        // topic and answered a fetch by name (v12 and before) of a deleted topic as an empty one.
         if let Some(MetadataResponseTopic {
+            error_code,
             topic_id,
             name: Some(name),
             ..
         }) = metadata.topics().first()
+            && *error_code == i16::from(ErrorCode::None)
         {
             let mut partitions = Vec::new();
 
@@ -435,7 +443,9 @@ where
             .throttle_time_ms(Some(0))
             .error_code(Some(ErrorCode::None.into()))
             .session_id(Some(0))
-            .node_endpoints(Some([].into()))
+            // strait patch: none, as Kafka (it sends the tagged `NodeEndpoints` only when it names
+            // a new leader); an empty one is what lets librdkafka 2.12 act on a `CurrentLeader`.
+            .node_endpoints(None)
             .responses(responses))
         .inspect(|r| debug!(?r))
     }
