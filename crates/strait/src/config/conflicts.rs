@@ -108,6 +108,38 @@ impl Conflicts {
     }
 }
 
+/// What a last-writer-wins view is named after its topic: `orders` -> `orders.resolved`.
+pub const VIEW_SUFFIX: &str = ".resolved";
+
+/// The resolved view of `topic` (`orders.resolved`), kept in every region by a last-writer-wins
+/// rule.
+pub fn view_topic(topic: &str) -> String {
+    format!("{topic}{VIEW_SUFFIX}")
+}
+
+impl Conflicts {
+    /// The topic patterns of every last-writer-wins rule, as one filter (empty when there is
+    /// none): what [`is_view`] is asked with.
+    pub fn last_writer_wins_topics(&self) -> NameFilter {
+        let patterns: Vec<String> = self
+            .rules
+            .iter()
+            .filter(|r| r.strategy == Strategy::LastWriterWins)
+            .flat_map(|r| r.topics.patterns().iter().cloned())
+            .collect();
+        // Each pattern compiled on its own when its rule was read: together they compile too.
+        NameFilter::new(patterns).unwrap_or_default()
+    }
+}
+
+/// Whether `topic` is the resolved view of a topic `lww_topics` covers (`orders.resolved` for
+/// `orders`): strait writes it in each region, and it is never replicated.
+pub fn is_view(lww_topics: &NameFilter, topic: &str) -> bool {
+    topic
+        .strip_suffix(VIEW_SUFFIX)
+        .is_some_and(|base| lww_topics.matches(base))
+}
+
 /// Default for `lateness.ms`.
 const DEFAULT_LATENESS: Duration = Duration::from_secs(5);
 
@@ -574,6 +606,57 @@ mod tests {
             );
             assert!(e.starts_with("mm2.properties, line "), "{e}");
         }
+    }
+
+    /// A last-writer-wins view (`orders.resolved`) is kept in each region by strait and never
+    /// replicated; other topics named `.resolved` are replicated as any.
+    #[test]
+    fn a_last_writer_wins_view_is_never_replicated() {
+        let c = parse(
+            "strait.conflicts.rules = orders, owned
+             strait.conflicts.orders.topics = orders, ledger-.*
+             strait.conflicts.orders.strategy = last-writer-wins
+             strait.conflicts.owned.topics = accounts
+             strait.conflicts.owned.strategy = authority
+             strait.conflicts.owned.authority.east = E-.*
+",
+        )
+        .unwrap();
+        let enabled: Vec<_> = c.enabled_flows().collect();
+        assert_eq!(enabled.len(), 2);
+        for f in enabled {
+            assert!(f.should_replicate_topic("orders"));
+            assert!(!f.should_replicate_topic("orders.resolved"), "{}", f.name());
+            assert!(f.should_replicate_topic("ledger-eu"));
+            assert!(!f.should_replicate_topic("ledger-eu.resolved"));
+            assert!(
+                f.should_replicate_topic("accounts.resolved"),
+                "an authority rule keeps no view"
+            );
+            assert!(
+                f.should_replicate_topic("payments.resolved"),
+                "no rule covers payments"
+            );
+            assert!(f.should_replicate_topic("orders.resolved-old"));
+        }
+        let warnings: Vec<&str> = c.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert!(
+            warnings.iter().any(|w| w.contains(
+                "last-writer-wins rules (`orders`) keep a resolved view `<topic>.resolved` in each region"
+            )),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings.iter().any(|w| w.contains(
+                "(`owned`) are checked, but this version of strait does not act on them yet"
+            )),
+            "{warnings:?}"
+        );
+
+        let plain = parse("").unwrap();
+        assert!(plain
+            .enabled_flows()
+            .all(|f| f.should_replicate_topic("orders.resolved")));
     }
 
     #[test]

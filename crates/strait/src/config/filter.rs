@@ -105,6 +105,16 @@ impl NameFilter {
     }
 }
 
+/// The empty list: matches nothing.
+impl Default for NameFilter {
+    fn default() -> Self {
+        Self {
+            patterns: Vec::new(),
+            regex: None,
+        }
+    }
+}
+
 impl fmt::Display for NameFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.patterns.is_empty() {

@@ -190,14 +190,11 @@ impl Loader<'_> {
             .map_err(|(at, problem)| self.invalid(&at, problem))?;
         conflicts::check_flows(&conflicts, &flows)
             .map_err(|(at, problem)| self.invalid(&at, problem))?;
-        if let Some(first) = conflicts.rules.first() {
-            // Said until detection, views and quarantine run: a rule that is only read must not
-            // look like protection.
-            self.warnings.push(Warning::about_key(
-                "conflict rules are checked, but this version of strait does not act on them yet: no conflict is detected, recorded or settled".to_string(),
-                first.at.clone(),
-            ));
+        let lww_topics = conflicts.last_writer_wins_topics();
+        for f in &mut flows {
+            f.lww_topics = lww_topics.clone();
         }
+        self.conflict_warnings(&conflicts);
 
         self.flow_warnings(&split, &aliases, &flows, &entries);
         if !java_only.is_empty() {
@@ -660,6 +657,8 @@ impl Loader<'_> {
             admin_timeout: Duration::from_millis(admin_ms.unsigned_abs()),
             internal_topics,
             clients,
+            // Set once the conflict rules are read.
+            lww_topics: NameFilter::default(),
         };
         Ok(flow)
     }
@@ -763,6 +762,47 @@ impl Loader<'_> {
             },
             mapped.origins,
         ))
+    }
+
+    /// What this version does with the conflict rules read, so that a rule that is only read
+    /// does not look like protection: last-writer-wins rules keep resolved views, nothing else
+    /// acts yet.
+    fn conflict_warnings(&mut self, conflicts: &conflicts::Conflicts) {
+        let names = |lww: bool| -> Vec<&conflicts::ConflictRule> {
+            conflicts
+                .rules
+                .iter()
+                .filter(|r| (r.strategy == conflicts::Strategy::LastWriterWins) == lww)
+                .collect()
+        };
+        let list = |rules: &[&conflicts::ConflictRule]| -> String {
+            rules
+                .iter()
+                .map(|r| format!("`{}`", r.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let lww = names(true);
+        if let Some(first) = lww.first() {
+            self.warnings.push(Warning::about_key(
+                format!(
+                    "last-writer-wins rules ({}) keep a resolved view `<topic>{}` in each region, but this version of strait does not yet detect or record conflicts: the versions that lose are dropped from the view without a record",
+                    list(&lww),
+                    conflicts::VIEW_SUFFIX
+                ),
+                first.at.clone(),
+            ));
+        }
+        let others = names(false);
+        if let Some(first) = others.first() {
+            self.warnings.push(Warning::about_key(
+                format!(
+                    "conflict rules of strategy authority or events ({}) are checked, but this version of strait does not act on them yet: no violation of authority is recorded or quarantined, no merged event stream is kept",
+                    list(&others)
+                ),
+                first.at.clone(),
+            ));
+        }
     }
 
     /// Warnings about the flows as a whole: quirks reproduced and settings MM2 would refuse.

@@ -278,6 +278,9 @@ pub struct Flow {
     pub internal_topics: InternalTopics,
     /// librdkafka settings for each of the flow's six clients.
     pub clients: Clients,
+    /// The topics of the file's last-writer-wins rules (`strait.conflicts.`): their resolved
+    /// views (`orders.resolved`) are never replicated. Empty when there is no such rule.
+    pub lww_topics: NameFilter,
 }
 
 /// A flow's name, `S->T` as in the file: what logs, metric labels, the keys of strait's own
@@ -298,9 +301,13 @@ impl Flow {
         self.herder && (self.enabled || self.intervals.emit_heartbeats.is_some())
     }
 
-    /// Whether `topic` on the source passes this flow's topic filter (include and not exclude).
+    /// Whether `topic` on the source passes this flow's topic filter (include and not exclude),
+    /// and is not a last-writer-wins view: each region keeps its own `orders.resolved` from
+    /// its own inputs, so a copy of another region's would only be a stale duplicate.
     pub fn topic_filter_matches(&self, topic: &str) -> bool {
-        self.topics.matches(topic) && !self.topics_exclude.matches(topic)
+        self.topics.matches(topic)
+            && !self.topics_exclude.matches(topic)
+            && !super::conflicts::is_view(&self.lww_topics, topic)
     }
 
     /// MM2's `shouldReplicateTopic`: filter (or a heartbeats topic when heartbeats replication is
