@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod policy;
 pub mod reach;
 pub mod replicate;
+pub(crate) mod resolve;
 pub mod service;
 pub mod stop;
 pub mod text;

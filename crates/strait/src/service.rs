@@ -8,6 +8,8 @@
 //! - for every enabled flow: its copy flow ([`replicate::start`]), its checkpoint job
 //!   (`checkpoint::start`, when checkpoints or group offset sync are on) and its lag snapshot
 //!   recorder ([`snapshot::start`]);
+//! - for every last-writer-wins conflict rule and region the selected flows write into: its
+//!   resolved view (`resolve::start`);
 //! - optionally the HTTP server (`/metrics`, `/api/status`, the dashboard) on a listener the
 //!   caller bound beforehand, so that a busy address fails before anything starts.
 //!
@@ -35,6 +37,7 @@ use crate::http::Observed;
 use crate::kafka::ClientError;
 use crate::monitor::snapshot::{self, Recorder};
 use crate::replicate::{self, FlowError, FlowSpec, FlowStats, RunningFlow};
+use crate::resolve::{self, ResolveSpec, RunningResolver};
 use crate::stop::CancellationToken;
 
 /// How long a graceful stop may take by default before the caller moves on anyway (in-flight
@@ -51,6 +54,8 @@ pub struct Service {
     heartbeats: Vec<(String, tokio::task::JoinHandle<Result<(), ClientError>>)>,
     checkpoints: Vec<RunningCheckpoints>,
     recorders: Vec<Recorder>,
+    /// Each last-writer-wins view job (one per rule and region).
+    resolvers: Vec<RunningResolver>,
     /// Each cluster's reachability probe, by alias.
     probes: Vec<(String, tokio::task::JoinHandle<()>)>,
     http: Option<tokio::task::JoinHandle<()>>,
@@ -127,6 +132,10 @@ impl Service {
                 snapshot::start(f.clone(), stats, cancel.child_token())
             })
             .collect();
+        let resolvers = ResolveSpec::from_config(config, &|f: &Flow| selected(&f))
+            .into_iter()
+            .map(|spec| resolve::start(spec, cancel.child_token()))
+            .collect();
         // One probe per cluster the flows touch, however many flows share it.
         let mut clusters: Vec<&crate::kafka::Endpoint> = Vec::new();
         for f in config.enabled_flows().filter(selected) {
@@ -162,6 +171,7 @@ impl Service {
             heartbeats,
             checkpoints,
             recorders,
+            resolvers,
             probes,
             http,
             cancel: cancel.drop_guard(),
@@ -194,6 +204,7 @@ impl Service {
             heartbeats,
             checkpoints,
             recorders,
+            resolvers,
             probes,
             http,
             cancel,
@@ -235,6 +246,16 @@ impl Service {
         }
         for r in recorders {
             let name = format!("lag snapshots {}", r.name);
+            parts.push((
+                name,
+                Box::pin(async move {
+                    r.join().await;
+                    None
+                }),
+            ));
+        }
+        for r in resolvers {
+            let name = format!("last-writer-wins view {}", r.name);
             parts.push((
                 name,
                 Box::pin(async move {

@@ -12,6 +12,7 @@ mod cli;
 mod clients;
 mod config_sync;
 mod config_sync_run;
+mod conflicts;
 mod dashboard;
 mod demo;
 mod drill;
