@@ -347,9 +347,15 @@ impl ViewPlan {
     }
 }
 
+/// Each view with its inputs and their partition counts.
+type Signature = Vec<(String, Vec<(String, i32)>)>;
+
+/// Per input partition, the next offset to read: what a commit records.
+type Positions = BTreeMap<(String, i32), i64>;
+
 /// The inputs of every view, with their partition counts: when this changes, the job starts
 /// over with the new inputs.
-fn signature(plans: &[ViewPlan]) -> Vec<(String, Vec<(String, i32)>)> {
+fn signature(plans: &[ViewPlan]) -> Signature {
     plans
         .iter()
         .map(|v| {
@@ -380,7 +386,7 @@ pub(crate) struct ResolveStats {
     said_log_append: AtomicBool,
     said_foreign: AtomicBool,
     /// Partition problems already logged, and the last inputs announced.
-    said: Mutex<(BTreeSet<String>, Vec<(String, Vec<(String, i32)>)>)>,
+    said: Mutex<(BTreeSet<String>, Signature)>,
 }
 
 /// A running view job.
@@ -535,7 +541,7 @@ struct Rebalanced {
     changed: bool,
     /// The next input offset per partition whose views are written and acknowledged, not yet
     /// committed.
-    pending: BTreeMap<(String, i32), i64>,
+    pending: Positions,
 }
 
 impl ClientContext for InputContext {
@@ -729,7 +735,7 @@ impl Session {
                 }
             }
         };
-        self.commit(BTreeMap::new());
+        self.commit(Positions::new());
         ended
     }
 
@@ -780,10 +786,7 @@ impl Session {
     /// Offer every record of `batch` to its view, write the winners, and wait for them: the
     /// next input offset of each partition, to commit; `None` when stopped before every winner
     /// was acknowledged (nothing of the batch is committed then).
-    fn take(
-        &mut self,
-        batch: &[OwnedMessage],
-    ) -> Result<Option<BTreeMap<(String, i32), i64>>, Stop> {
+    fn take(&mut self, batch: &[OwnedMessage]) -> Result<Option<Positions>, Stop> {
         let need: BTreeSet<(usize, i32)> = batch
             .iter()
             .filter_map(|m| {
@@ -922,7 +925,7 @@ impl Session {
     }
 
     /// Commit `done` with what an earlier commit could not.
-    fn commit(&self, done: BTreeMap<(String, i32), i64>) {
+    fn commit(&self, done: Positions) {
         let mut state = self.consumer.context().state.lock().unwrap();
         state.pending.extend(done);
         if state.pending.is_empty() {
@@ -949,10 +952,23 @@ impl Session {
         for &(view, p) in need {
             self.views.insert((view, p), View::new());
             let out = &self.plans[view].output;
-            let (lo, hi) = self
-                .reader
-                .fetch_watermarks(out, p, timeout)
-                .map_err(|e| format!("cannot read the end of {out}-{p}: {e}"))?;
+            // A view topic just created may have no leader known yet: asked again until it has.
+            let asked = Instant::now();
+            let (lo, hi) = loop {
+                match self.reader.fetch_watermarks(out, p, timeout) {
+                    Ok(w) => break w,
+                    Err(e) if asked.elapsed() >= timeout => {
+                        return Err(format!("cannot read the end of {out}-{p}: {e}"))
+                    }
+                    Err(e) => {
+                        debug!(view = %self.name(), topic = %out, partition = p, error = %e, "view end not known yet; asking again");
+                        if self.cancel.is_cancelled() {
+                            return Ok(false);
+                        }
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            };
             if hi > lo {
                 ends.insert((out.clone(), p), hi);
                 tpl.add_partition_offset(out, p, Offset::Beginning)
@@ -1208,6 +1224,13 @@ mod tests {
         assert!(
             problem.contains("the flow west->east names remote topics as their source"),
             "{problem}"
+        );
+        assert!(
+            c.warnings.iter().any(|w| w
+                .message
+                .contains("no last-writer-wins view is kept; use DefaultReplicationPolicy")),
+            "strait check says so too: {:?}",
+            c.warnings
         );
     }
 

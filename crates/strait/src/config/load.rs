@@ -194,7 +194,7 @@ impl Loader<'_> {
         for f in &mut flows {
             f.lww_topics = lww_topics.clone();
         }
-        self.conflict_warnings(&conflicts);
+        self.conflict_warnings(&conflicts, &flows);
 
         self.flow_warnings(&split, &aliases, &flows, &entries);
         if !java_only.is_empty() {
@@ -767,7 +767,7 @@ impl Loader<'_> {
     /// What this version does with the conflict rules read, so that a rule that is only read
     /// does not look like protection: last-writer-wins rules keep resolved views, nothing else
     /// acts yet.
-    fn conflict_warnings(&mut self, conflicts: &conflicts::Conflicts) {
+    fn conflict_warnings(&mut self, conflicts: &conflicts::Conflicts, flows: &[Flow]) {
         let names = |lww: bool| -> Vec<&conflicts::ConflictRule> {
             conflicts
                 .rules
@@ -792,6 +792,21 @@ impl Loader<'_> {
                 ),
                 first.at.clone(),
             ));
+            let identity = flows.iter().find(|f| {
+                f.enabled
+                    && f.policy.kind() == PolicyKind::Identity
+                    && conflicts.rank(&f.source).is_some()
+                    && conflicts.rank(&f.target).is_some()
+            });
+            if let Some(f) = identity {
+                self.warnings.push(Warning::about_key(
+                    format!(
+                        "the flow {} names remote topics as their source (IdentityReplicationPolicy), so one region's writes cannot be told from another's: no last-writer-wins view is kept; use DefaultReplicationPolicy",
+                        f.name()
+                    ),
+                    first.at.clone(),
+                ));
+            }
         }
         let others = names(false);
         if let Some(first) = others.first() {

@@ -58,6 +58,9 @@ fn oracle(written: &[Written]) -> Expected {
         .collect()
 }
 
+/// Versions to write in one region: key index, timestamp, whether it is a tombstone.
+type Versions = Vec<(usize, i64, bool)>;
+
 /// Write `versions` (key index, timestamp, tombstone?) to `orders` in `region`, key `order-NN`
 /// in partition NN % 3 in both regions, each awaited in turn (their order is their offsets').
 async fn write(c: &Cluster, region: &'static str, versions: &[(usize, i64, bool)]) -> Vec<Written> {
@@ -92,7 +95,7 @@ async fn write(c: &Cluster, region: &'static str, versions: &[(usize, i64, bool)
 }
 
 /// The first round: 40 keys in five kinds, several versions per key and region.
-fn first_round(t0: i64) -> (Vec<(usize, i64, bool)>, Vec<(usize, i64, bool)>) {
+fn first_round(t0: i64) -> (Versions, Versions) {
     let (mut east, mut west) = (Vec::new(), Vec::new());
     for i in 0..40 {
         let b = t0 + i as i64 * 1_000;
@@ -127,7 +130,7 @@ fn first_round(t0: i64) -> (Vec<(usize, i64, bool)>, Vec<(usize, i64, bool)>) {
 /// The second round, written while strait is down: versions that must lose to winners taken
 /// in before the restart (only a view read back remembers those), new winners, a deleted key
 /// written again, equal timestamps again, and new keys.
-fn second_round(t0: i64) -> (Vec<(usize, i64, bool)>, Vec<(usize, i64, bool)>) {
+fn second_round(t0: i64) -> (Versions, Versions) {
     let (mut east, mut west) = (Vec::new(), Vec::new());
     for i in 0..40 {
         let b = t0 + i as i64 * 1_000;
