@@ -38,12 +38,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, Timestamp, TopicPartitionList};
+use rdkafka::{Offset, Timestamp, TopicPartitionList};
 use strait_conflicts::lww::{Offer, Version, View};
 use strait_conflicts::Rank;
 use tracing::{debug, error, info, warn};
@@ -544,15 +543,7 @@ struct Rebalanced {
     pending: Positions,
 }
 
-impl ClientContext for InputContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.diagnose.error(error, reason)
-    }
-
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        self.diagnose.log(level, fac, message)
-    }
-}
+crate::kafka::diagnose::diagnosed_client_context!(InputContext, diagnose);
 
 impl ConsumerContext for InputContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -595,15 +586,7 @@ struct OutputContext {
     failed: Mutex<Option<String>>,
 }
 
-impl ClientContext for OutputContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.diagnose.error(error, reason)
-    }
-
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        self.diagnose.log(level, fac, message)
-    }
-}
+crate::kafka::diagnose::diagnosed_client_context!(OutputContext, diagnose);
 
 impl ProducerContext for OutputContext {
     type DeliveryOpaque = ();

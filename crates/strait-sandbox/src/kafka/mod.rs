@@ -439,20 +439,25 @@ pub(crate) fn start_nodes(
         .map(str::to_string)
         .unwrap_or_default();
 
+    // Every port is held until all are chosen: a port let go at once can be handed out again by
+    // the next bind, and two listeners of one node on the same port stop Kafka at its start
+    // ("Each listener must have a different port", seen once in the suite).
+    let mut held = Vec::new();
     let ports: Vec<NodePorts> = advertised
         .iter()
         .enumerate()
         .map(|(i, adv)| {
             Ok(NodePorts {
                 id: i as u32 + 1,
-                external: free_port()?,
+                external: free_port(&mut held)?,
                 advertised: *adv,
-                internal: free_port()?,
-                controller: free_port()?,
+                internal: free_port(&mut held)?,
+                controller: free_port(&mut held)?,
             })
         })
         .collect::<std::io::Result<_>>()
         .map_err(io("choosing free loopback ports".into()))?;
+    drop(held);
     let log4j = data.path().join("log4j2.yaml");
     std::fs::write(&log4j, props::log4j2_yaml(props::BROKER_LOG_LEVELS))
         .map_err(io(format!("writing {}", log4j.display())))?;
@@ -602,8 +607,12 @@ pub(crate) fn start_nodes(
     })
 }
 
-fn free_port() -> std::io::Result<SocketAddr> {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()
+/// A free loopback port, kept bound in `held` so that no later call returns it too.
+fn free_port(held: &mut Vec<std::net::TcpListener>) -> std::io::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let addr = l.local_addr()?;
+    held.push(l);
+    Ok(addr)
 }
 
 /// Letters and digits from a v4 UUID: passwords and such, fresh for every cluster.

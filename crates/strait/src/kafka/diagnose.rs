@@ -150,6 +150,23 @@ impl ClientContext for Diagnosed {
     }
 }
 
+/// `ClientContext` for a context that carries a [`Diagnosed`] in field `$field` and adds only
+/// delivery or rebalance handling of its own: errors and logs go where every client's go.
+macro_rules! diagnosed_client_context {
+    ($ty:ty, $field:ident) => {
+        impl rdkafka::ClientContext for $ty {
+            fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+                rdkafka::ClientContext::error(&self.$field, error, reason)
+            }
+
+            fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+                rdkafka::ClientContext::log(&self.$field, level, fac, message)
+            }
+        }
+    };
+}
+pub(crate) use diagnosed_client_context;
+
 /// The error a librdkafka log line reports, for the failures [`explain`] knows.
 pub(crate) fn code_of_log(message: &str) -> Option<C> {
     if message.contains("SASL authentication error") {

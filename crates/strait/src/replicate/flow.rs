@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::stop::{or_cancel, pause, CancellationToken};
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
 };
@@ -399,15 +398,7 @@ struct SyncContext {
     in_flight: Arc<AtomicUsize>,
 }
 
-impl ClientContext for SyncContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.diagnose.error(error, reason)
-    }
-
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        self.diagnose.log(level, fac, message)
-    }
-}
+crate::kafka::diagnose::diagnosed_client_context!(SyncContext, diagnose);
 
 impl ProducerContext for SyncContext {
     type DeliveryOpaque = ();

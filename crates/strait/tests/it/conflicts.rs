@@ -296,13 +296,7 @@ async fn wait_for_views(east: &Cluster, west: &Cluster, expected: &Expected, wit
 /// No view was replicated: `<other>.orders.resolved` exists in neither region.
 async fn assert_views_not_replicated(east: &Cluster, west: &Cluster) {
     for (c, other) in [(east, "west"), (west, "east")] {
-        let names: Vec<String> = admin(c)
-            .topics(None)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
+        let names = topic_names(c).await;
         assert!(
             names.iter().any(|n| n == "orders.resolved"),
             "{}: {names:?}",

@@ -270,24 +270,12 @@ async fn a_config_drill_touches_only_its_own_topics_and_groups() {
     assert!(topic.starts_with("strait-drill-"), "{topic}");
 
     // Nothing of production was copied or moved, and the drill's topics and groups are gone.
-    let on_west: Vec<String> = admin(west)
-        .topics(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
+    let on_west = topic_names(west).await;
     assert!(!on_west.iter().any(|t| t.contains("orders")), "{on_west:?}");
     assert!(!on_west.iter().any(|t| t.contains(&topic)), "{on_west:?}");
-    let on_east: Vec<String> = admin(east)
-        .topics(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
+    let on_east = topic_names(east).await;
     assert!(!on_east.contains(&topic), "{on_east:?}");
-    assert!(on_east.contains(&"orders".to_string()));
+    assert!(on_east.contains("orders"));
     let groups = |c: &strait_sandbox::Cluster| {
         let ep = endpoint(c);
         async move {

@@ -14,7 +14,7 @@ use crate::common::*;
 use prometheus_parse::{Sample, Scrape, Value};
 use strait::http::metrics::NAMES;
 use strait::monitor::{Status, Verdict};
-use strait_sandbox::{Cluster, Sandbox};
+use strait_sandbox::Sandbox;
 
 const TOPIC: &str = "orders";
 const PARTITIONS: i32 = 3;
@@ -649,16 +649,6 @@ fn promql_words_are_read_as_metric_names_or_known_words() {
 }
 
 // ---- a bad --http ----
-
-async fn topic_names(c: &Cluster) -> BTreeSet<String> {
-    admin(c)
-        .topics(None)
-        .await
-        .expect("metadata")
-        .into_iter()
-        .map(|t| t.name)
-        .collect()
-}
 
 /// `strait run CONFIG --http ADDR`: (exit code, stderr), killed after 30 s.
 async fn run_expecting_exit(cfg: &Path, addr: &str) -> (Option<i32>, String) {

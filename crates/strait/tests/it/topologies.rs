@@ -63,17 +63,6 @@ impl Drop for Flows {
     }
 }
 
-/// Every topic name on `c`.
-async fn topic_names(c: &Cluster) -> BTreeSet<String> {
-    admin(c)
-        .topics(None)
-        .await
-        .expect("list topics")
-        .into_iter()
-        .map(|t| t.name)
-        .collect()
-}
-
 /// The topics on `c` that are neither internal nor heartbeats: the data topics.
 async fn data_topics(c: &Cluster) -> BTreeSet<String> {
     let p = ReplicationPolicy::default_policy();

@@ -29,6 +29,17 @@ pub(crate) fn admin(c: &Cluster) -> Admin {
     Admin::new(&endpoint(c), Duration::from_secs(10)).expect("admin client")
 }
 
+/// Every topic name on `c`.
+pub(crate) async fn topic_names(c: &Cluster) -> std::collections::BTreeSet<String> {
+    admin(c)
+        .topics(None)
+        .await
+        .expect("list topics")
+        .into_iter()
+        .map(|t| t.name)
+        .collect()
+}
+
 pub(crate) fn producer(c: &Cluster) -> FutureProducer {
     endpoint(c).producer_config().create().expect("producer")
 }
