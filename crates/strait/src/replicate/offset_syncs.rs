@@ -101,6 +101,10 @@ impl OffsetSyncWriter {
 
     /// Take up to `max` pending syncs to send, those due longest first.
     pub(crate) fn take_pending(&mut self, max: usize) -> Vec<OffsetSync> {
+        // Called after every acknowledged record, mostly with no room in flight: no sort then.
+        if max == 0 || self.pending.is_empty() {
+            return Vec::new();
+        }
         let mut due: Vec<(u64, TopicPartition)> = self
             .pending
             .iter()

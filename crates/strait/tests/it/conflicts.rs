@@ -363,7 +363,7 @@ async fn last_writer_wins_views_converge_in_both_regions_across_a_kill(engine) {
 
     let log = dir.path().join("first.log");
     let mut first = spawn_run_logged(&cfg, &log);
-    let _shown = ShowLog(log);
+    let _shown = ShowOnPanic(log);
     wait_for_views(east, west, &expected, Duration::from_secs(60)).await;
     assert_views_not_replicated(east, west).await;
 
@@ -387,25 +387,10 @@ async fn last_writer_wins_views_converge_in_both_regions_across_a_kill(engine) {
 
     let log = dir.path().join("second.log");
     let mut second = spawn_run_logged(&cfg, &log);
-    let _shown2 = ShowLog(log);
+    let _shown2 = ShowOnPanic(log);
     wait_for_views(east, west, &expected2, Duration::from_secs(60)).await;
     assert_views_not_replicated(east, west).await;
     signal(&second, "-TERM");
     assert!(second.wait().unwrap().success(), "SIGTERM: exit 0");
 }
-}
-
-/// Shows the end of a `strait run` log when the test fails.
-struct ShowLog(std::path::PathBuf);
-
-impl Drop for ShowLog {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- last lines of {} ---\n{}",
-                self.0.display(),
-                log_tail(&self.0, 60)
-            );
-        }
-    }
 }

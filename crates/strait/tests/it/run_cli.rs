@@ -295,21 +295,6 @@ async fn a_cluster_that_does_not_answer_is_said_within_seconds() {
     assert!(status.success(), "{status:?}");
 }
 
-/// Prints the end of a log if the test fails while it is alive.
-struct ShowOnPanic(std::path::PathBuf);
-
-impl Drop for ShowOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- last lines of {} ---\n{}",
-                self.0.display(),
-                log_tail(&self.0, 40)
-            );
-        }
-    }
-}
-
 /// Send `sig` and wait for the exit: its status, how long the stop took, and the log.
 async fn stop(
     mut child: Running,

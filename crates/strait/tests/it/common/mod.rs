@@ -547,6 +547,21 @@ fn run_logged(config: &Path, args: &[&str], log: &Path) -> Running {
     )
 }
 
+/// Prints the end of a `strait run` log if the test fails while it is alive.
+pub(crate) struct ShowOnPanic(pub(crate) std::path::PathBuf);
+
+impl Drop for ShowOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- last lines of {} ---\n{}",
+                self.0.display(),
+                log_tail(&self.0, 60)
+            );
+        }
+    }
+}
+
 /// The last `lines` lines of a log file (empty when it cannot be read).
 pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
