@@ -5,6 +5,7 @@
 pub(crate) mod backoff;
 pub(crate) mod checkpoint;
 pub mod config;
+pub mod conflicts;
 pub mod drill;
 pub mod failover;
 pub mod heartbeat;
@@ -14,7 +15,6 @@ pub mod monitor;
 pub mod policy;
 pub mod reach;
 pub mod replicate;
-pub(crate) mod resolve;
 pub mod service;
 pub mod stop;
 pub mod text;

@@ -32,12 +32,12 @@ use tracing::{error, warn};
 
 use crate::checkpoint::{self, CheckpointSpec, RunningCheckpoints};
 use crate::config::{Config, Flow};
+use crate::conflicts::resolve::{self, ResolveSpec, RunningResolver};
 use crate::heartbeat::{self, HeartbeatSpec};
 use crate::http::Observed;
 use crate::kafka::ClientError;
 use crate::monitor::snapshot::{self, Recorder};
 use crate::replicate::{self, FlowError, FlowSpec, FlowStats, RunningFlow};
-use crate::resolve::{self, ResolveSpec, RunningResolver};
 use crate::stop::CancellationToken;
 
 /// How long a graceful stop may take by default before the caller moves on anyway (in-flight

@@ -36,7 +36,12 @@ pub const NAMES: &[(&str, &str)] = &[
     ("strait_flow_errors_total", "Errors a flow met, by class (unreachable, authentication, tls, authorization, source, target, fatal)."),
     ("strait_records_skipped_total", "Source records a flow could not copy, by reason (retention: the source deleted them first)."),
     ("strait_cluster_up", "1 while the cluster answers its probes, 0 once 3 in a row failed."),
+    ("strait_conflicts_total", "Conflicts recorded in strait.conflicts, by topic, strategy and outcome (overwritten, owner-wins, reported, quarantined, merged)."),
 ];
+
+/// The metrics of [`NAMES`] that have samples only once `strait.conflicts.rules` are set and a
+/// conflict was recorded.
+pub const CONFLICTS_ONLY: &[&str] = &["strait_conflicts_total"];
 
 fn help(name: &str) -> &'static str {
     NAMES
@@ -86,6 +91,10 @@ impl Metrics {
             (
                 "strait_records_skipped_total",
                 &["source", "target", "reason"][..],
+            ),
+            (
+                "strait_conflicts_total",
+                &["topic", "strategy", "outcome"][..],
             ),
         ]) {
             let c = IntCounterVec::new(Opts::new(name, help(name)), labels).expect("valid metric");
@@ -287,6 +296,9 @@ impl Metrics {
                 &l,
                 stats.index_records_pruned.load(Ordering::Relaxed),
             );
+        }
+        for (topic, strategy, outcome, n) in observed.conflicts.counts() {
+            self.count("strait_conflicts_total", &[&topic, strategy, outcome], n);
         }
         for (s, t, sent) in &observed.heartbeats {
             self.count(

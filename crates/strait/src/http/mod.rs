@@ -40,6 +40,8 @@ pub struct Observed {
     pub heartbeats: Vec<(String, String, Arc<AtomicU64>)>,
     /// Whether each cluster the flows touch answers (see [`crate::reach`]).
     pub clusters: Vec<crate::reach::Watched>,
+    /// The conflicts recorded by this process's jobs (`strait_conflicts_total`).
+    pub conflicts: crate::conflicts::tally::ConflictTally,
 }
 
 impl Observed {

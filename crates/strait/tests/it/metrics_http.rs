@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use prometheus_parse::{Sample, Scrape, Value};
-use strait::http::metrics::NAMES;
+use strait::http::metrics::{CONFLICTS_ONLY, NAMES};
 use strait::monitor::{Status, Verdict};
 use strait_sandbox::Sandbox;
 
@@ -81,7 +81,7 @@ fn flow_value(scrape: &Scrape, name: &str, extra: &[(&str, &str)]) -> Option<f64
 fn not_yet(scrape: &Scrape) -> Vec<String> {
     let mut missing: Vec<String> = NAMES
         .iter()
-        .filter(|(n, _)| samples(scrape, n).is_empty())
+        .filter(|(n, _)| !CONFLICTS_ONLY.contains(n) && samples(scrape, n).is_empty())
         .map(|(n, _)| format!("{n} absent"))
         .collect();
     let orders = flow_samples(scrape, "strait_lag_records", &[("topic", TOPIC)]);
