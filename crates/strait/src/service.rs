@@ -10,6 +10,8 @@
 //!   recorder ([`snapshot::start`]);
 //! - for every last-writer-wins conflict rule and region the selected flows write into: its
 //!   resolved view (`resolve::start`);
+//! - for every conflict region the selected flows write into: its detector of concurrent
+//!   writes (`detect::start`), fed by the receipts the flows write (`conflicts::receipts`);
 //! - optionally the HTTP server (`/metrics`, `/api/status`, the dashboard) on a listener the
 //!   caller bound beforehand, so that a busy address fails before anything starts.
 //!
@@ -32,6 +34,8 @@ use tracing::{error, warn};
 
 use crate::checkpoint::{self, CheckpointSpec, RunningCheckpoints};
 use crate::config::{Config, Flow};
+use crate::conflicts::detect::{self, DetectSpec, RunningDetector};
+use crate::conflicts::receipts::ReceiptSpec;
 use crate::conflicts::resolve::{self, ResolveSpec, RunningResolver};
 use crate::heartbeat::{self, HeartbeatSpec};
 use crate::http::Observed;
@@ -56,6 +60,8 @@ pub struct Service {
     recorders: Vec<Recorder>,
     /// Each last-writer-wins view job (one per rule and region).
     resolvers: Vec<RunningResolver>,
+    /// Each conflict detector (one per conflict region written into).
+    detectors: Vec<RunningDetector>,
     /// Each cluster's reachability probe, by alias.
     probes: Vec<(String, tokio::task::JoinHandle<()>)>,
     http: Option<tokio::task::JoinHandle<()>>,
@@ -113,7 +119,8 @@ impl Service {
             .enabled_flows()
             .filter(selected)
             .map(|f| {
-                let spec = FlowSpec::from_config(f);
+                let mut spec = FlowSpec::from_config(f);
+                spec.receipts = ReceiptSpec::for_flow(config, f);
                 let (s, t) = (spec.source.alias.clone(), spec.target.alias.clone());
                 let running = replicate::start(spec, cancel.child_token());
                 observed.flows.push((s, t, running.stats.clone()));
@@ -136,6 +143,11 @@ impl Service {
             .into_iter()
             .map(|spec| resolve::start(spec, cancel.child_token()))
             .collect();
+        let detectors =
+            DetectSpec::from_config(config, &|f: &Flow| selected(&f), &observed.conflicts)
+                .into_iter()
+                .map(|spec| detect::start(spec, cancel.child_token()))
+                .collect();
         // One probe per cluster the flows touch, however many flows share it.
         let mut clusters: Vec<&crate::kafka::Endpoint> = Vec::new();
         for f in config.enabled_flows().filter(selected) {
@@ -172,6 +184,7 @@ impl Service {
             checkpoints,
             recorders,
             resolvers,
+            detectors,
             probes,
             http,
             cancel: cancel.drop_guard(),
@@ -205,6 +218,7 @@ impl Service {
             checkpoints,
             recorders,
             resolvers,
+            detectors,
             probes,
             http,
             cancel,
@@ -260,6 +274,16 @@ impl Service {
                 name,
                 Box::pin(async move {
                     r.join().await;
+                    None
+                }),
+            ));
+        }
+        for d in detectors {
+            let name = format!("conflict detection in {}", d.name);
+            parts.push((
+                name,
+                Box::pin(async move {
+                    d.join().await;
                     None
                 }),
             ));

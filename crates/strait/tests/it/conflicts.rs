@@ -394,3 +394,269 @@ async fn last_writer_wins_views_converge_in_both_regions_across_a_kill(engine) {
     assert!(second.wait().unwrap().success(), "SIGTERM: exit 0");
 }
 }
+
+// ---- concurrent writes, found from the receipts of each copy ----
+
+/// Write one version of each key of `keys` to `orders` in `region`, stamped now, each awaited in
+/// turn.
+async fn write_now(c: &Cluster, region: &'static str, keys: &[usize]) -> Vec<Written> {
+    let mut out = Vec::new();
+    for &i in keys {
+        out.extend(write(c, region, &[(i, now_ms(), false)]).await);
+    }
+    out
+}
+
+/// Wait until the copy of each of `written` is readable in `c` (in `<region>.orders`).
+async fn wait_for_copies(c: &Cluster, written: &[Written], within: Duration) {
+    let t = Instant::now();
+    loop {
+        let mut missing = Vec::new();
+        for (topic, ws) in [("east.orders", "east"), ("west.orders", "west")] {
+            let wanted: Vec<&Written> = written.iter().filter(|w| w.region == ws).collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let copies = read_to_end(c, topic).await.unwrap_or_default();
+            for w in wanted {
+                if !copies.iter().any(|r| r.key == w.key && r.value == w.value) {
+                    missing.push(w.key.clone());
+                }
+            }
+        }
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            t.elapsed() < within,
+            "{}: copies of {missing:?} not readable within {within:?}",
+            c.name()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The id a conflict between west's write `w` and east's write `e` is recorded under (west is
+/// first in the region order).
+fn pair_id(w: &Written, e: &Written) -> String {
+    format!(
+        "c/orders/west:{}:{}/east:{}:{}",
+        w.partition, w.offset, e.partition, e.offset
+    )
+}
+
+/// The records of `strait.conflicts` on `c`, by id (the last of each).
+async fn recorded(c: &Cluster) -> Result<BTreeMap<String, serde_json::Value>, String> {
+    let records = read_to_end(c, "strait.conflicts").await?;
+    Ok(records
+        .into_iter()
+        .filter_map(|r| Some((r.key, serde_json::from_str(&r.value?).unwrap())))
+        .collect())
+}
+
+/// Wait until both regions hold exactly the conflicts of `expected` (id -> winner region).
+async fn wait_for_conflicts(
+    east: &Cluster,
+    west: &Cluster,
+    expected: &BTreeMap<String, String>,
+    within: Duration,
+) -> BTreeMap<String, serde_json::Value> {
+    let t = Instant::now();
+    loop {
+        let (e, w) = tokio::join!(recorded(east), recorded(west));
+        let ids = |r: &Result<BTreeMap<String, serde_json::Value>, String>| {
+            r.as_ref()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        let want: Vec<String> = expected.keys().cloned().collect();
+        if ids(&e) == want && ids(&w) == want {
+            return e.unwrap();
+        }
+        if t.elapsed() > within {
+            panic!(
+                "the conflicts recorded are not the oracle's within {within:?}:\n want {want:?}\n east {:?}\n west {:?}",
+                ids(&e),
+                ids(&w)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+on_both_engines! {
+async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) {
+    let sb = engine.start(&["east", "west"]).await;
+    let (east, west) = (sb.cluster("east").unwrap(), sb.cluster("west").unwrap());
+    create_topic(east, "orders", PARTITIONS).await;
+    create_topic(west, "orders", PARTITIONS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mm2.properties");
+    std::fs::write(
+        &cfg,
+        format!(
+            "clusters = east, west\n\
+             east.bootstrap.servers = {}\n\
+             west.bootstrap.servers = {}\n\
+             east->west.enabled = true\n\
+             west->east.enabled = true\n\
+             replication.factor = 1\n\
+             offset-syncs.topic.replication.factor = 1\n\
+             checkpoints.topic.replication.factor = 1\n\
+             heartbeats.topic.replication.factor = 1\n\
+             refresh.topics.interval.seconds = 1\n\
+             east.consumer.session.timeout.ms = 10000\n\
+             west.consumer.session.timeout.ms = 10000\n\
+             strait.conflicts.rules = orders\n\
+             strait.conflicts.regions = west, east\n\
+             strait.conflicts.clock.tolerance.ms = 50\n\
+             strait.conflicts.orders.topics = orders\n\
+             strait.conflicts.orders.strategy = last-writer-wins\n",
+            east.bootstrap_servers(),
+            west.bootstrap_servers()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("first.log");
+    let mut first = spawn_run_logged(&cfg, &log);
+    let _shown = ShowOnPanic(log);
+    // (id -> LWW winner) of every concurrent pair written.
+    let mut pairs: BTreeMap<String, String> = BTreeMap::new();
+    let mut written: Vec<Written> = Vec::new();
+
+    // Updates, not conflicts: a key written in one region, then in the other once the first
+    // write's copy is readable there (plus more than the clocks' tolerance and an
+    // acknowledgement's way back). And keys written in one region only.
+    let e1 = write_now(east, "east", &[0, 1, 2, 6, 7]).await;
+    let w1 = write_now(west, "west", &[3, 4, 5, 8, 9]).await;
+    wait_for_copies(west, &e1, Duration::from_secs(60)).await;
+    wait_for_copies(east, &w1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    written.extend(e1);
+    written.extend(w1);
+    written.extend(write_now(west, "west", &[0, 1, 2]).await);
+    written.extend(write_now(east, "east", &[3, 4, 5]).await);
+
+    // A cut: west is away. West's writes wait in its producer (stamped now, readable after the
+    // heal), then east writes the same keys: neither could have seen the other's.
+    west.cut();
+    let cut_keys = [10, 11, 12, 13, 14, 15];
+    let pw = producer(west);
+    let mut pending = Vec::new();
+    for &i in &cut_keys {
+        let p = pw.clone();
+        let key = format!("order-{i:02}");
+        let (ts, value) = (now_ms(), format!("west:{key}:cut"));
+        let partition = (i % PARTITIONS as usize) as i32;
+        pending.push(tokio::spawn(async move {
+            let d = p
+                .send(
+                    FutureRecord::<str, str>::to("orders")
+                        .key(&key)
+                        .payload(&value)
+                        .partition(partition)
+                        .timestamp(ts),
+                    Duration::from_secs(120),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("west: write {key}: {e}"));
+            Written {
+                region: "west",
+                key,
+                timestamp: ts,
+                value: Some(value),
+                partition,
+                offset: d.offset,
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let e_cut = write_now(east, "east", &cut_keys).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    west.heal();
+    let mut w_cut = Vec::new();
+    for h in pending {
+        w_cut.push(h.await.unwrap());
+    }
+    for (w, e) in w_cut.iter().zip(&e_cut) {
+        assert_eq!(w.key, e.key);
+        pairs.insert(pair_id(w, e), "east".into()); // east wrote later
+    }
+    written.extend(w_cut);
+    written.extend(e_cut);
+    wait_for_conflicts(east, west, &pairs, Duration::from_secs(60)).await;
+
+    // A crash, everything before it committed; both regions write the same keys while strait
+    // is down: concurrent again, found after the restart.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal(&first, "-KILL");
+    first.wait().unwrap();
+    let down_keys = [20, 21, 22, 23];
+    let e_down = write_now(east, "east", &down_keys).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let w_down = write_now(west, "west", &down_keys).await;
+    for (w, e) in w_down.iter().zip(&e_down) {
+        pairs.insert(pair_id(w, e), "west".into()); // west wrote later
+    }
+    written.extend(e_down);
+    written.extend(w_down);
+    if engine == Engine::Tansu {
+        // Tansu gives no partitions to a member joining while the killed one is listed.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+    }
+    let log = dir.path().join("second.log");
+    let mut second = spawn_run_logged(&cfg, &log);
+    let _shown2 = ShowOnPanic(log);
+    let found = wait_for_conflicts(east, west, &pairs, Duration::from_secs(60)).await;
+    // Nothing more turns up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let found_later = wait_for_conflicts(east, west, &pairs, Duration::from_secs(1)).await;
+    assert_eq!(found.len(), found_later.len());
+
+    // Each record: certain, overwritten, the winner the oracle's and the views'.
+    let expected_view = oracle(&written);
+    wait_for_views(east, west, &expected_view, Duration::from_secs(60)).await;
+    for (id, r) in &found {
+        assert_eq!(r["kind"], "concurrent-writes", "{id}: {r}");
+        assert_eq!(r["certain"], true, "{id}: {r}");
+        assert_eq!(r["outcome"], "overwritten", "{id}: {r}");
+        assert_eq!(r["strategy"], "last-writer-wins", "{id}: {r}");
+        assert_eq!(r["winner"], pairs[id].as_str(), "{id}: {r}");
+        let key = r["key"].as_str().unwrap();
+        assert_eq!(expected_view[key].2, pairs[id], "{id}: the view's winner");
+        assert_eq!(r["versions"][0]["region"], "west", "{id}: {r}");
+        assert!(r["versions"][1]["visible_ms"].is_array(), "{id}: {r}");
+    }
+
+    // `strait conflicts` lists the same, once each.
+    let out = strait()
+        .args(["conflicts", cfg.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<String> = listed
+        .iter()
+        .map(|r| {
+            let v = |i: usize| format!("{}:{}:{}", r["versions"][i]["region"].as_str().unwrap(), r["versions"][i]["partition"], r["versions"][i]["offset"]);
+            format!("c/orders/{}/{}", v(0), v(1))
+        })
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, pairs.keys().cloned().collect::<Vec<_>>());
+    let times: Vec<i64> = listed.iter().map(|r| r["detected_at_ms"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first: {times:?}");
+    let out = strait()
+        .args(["conflicts", cfg.to_str().unwrap(), "--region", "east", "--topic", "orders", "--since", "1h"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), pairs.len(), "{text}");
+    assert!(text.lines().all(|l| l.contains("  orders  order-") && l.contains("last-writer-wins overwritten (winner ")), "{text}");
+
+    signal(&second, "-TERM");
+    assert!(second.wait().unwrap().success(), "SIGTERM: exit 0");
+}
+}
