@@ -605,7 +605,8 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
         tokio::time::sleep(Duration::from_secs(12)).await;
     }
     let log = dir.path().join("second.log");
-    let mut second = spawn_run_logged(&cfg, &log);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut second = spawn_run_http(&cfg, &addr, &log);
     let _shown2 = ShowOnPanic(log);
     let found = wait_for_conflicts(east, west, &pairs, Duration::from_secs(60)).await;
     // Nothing more turns up.
@@ -655,6 +656,22 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), pairs.len(), "{text}");
     assert!(text.lines().all(|l| l.contains("  orders  order-") && l.contains("last-writer-wins overwritten (winner ")), "{text}");
+
+    // The dashboard's source: this process found every pair again, in both regions, and counts
+    // each record it wrote once; the latest conflicts are the pairs.
+    let (code, body) = http_get(&addr, "/api/conflicts").await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api["enabled"], true, "{api}");
+    assert!(api["error"].is_null(), "{api}");
+    assert_eq!(api["latest"].as_array().unwrap().len(), pairs.len(), "{api}");
+    assert_eq!(
+        api["counts"],
+        serde_json::json!([{ "topic": "orders", "strategy": "last-writer-wins", "outcome": "overwritten", "count": 2 * pairs.len() }]),
+        "{api}"
+    );
+    let (_, page) = http_get(&addr, "/").await.unwrap();
+    assert!(page.contains("id=\"sec-conflicts\"") && page.contains("api/conflicts"));
 
     signal(&second, "-TERM");
     assert!(second.wait().unwrap().success(), "SIGTERM: exit 0");

@@ -35,8 +35,9 @@ mod session;
 pub(crate) mod spec;
 pub(crate) mod writer;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
@@ -62,6 +63,8 @@ pub(crate) struct DetectStats {
     pub evicted: AtomicU64,
     /// Records of `strait.receipts` that were not receipts.
     pub malformed: AtomicU64,
+    /// Digests of the conflict ids counted in `strait_conflicts_total` by this job.
+    pub counted: Arc<Mutex<HashSet<u64>>>,
 }
 
 /// A running detector job.

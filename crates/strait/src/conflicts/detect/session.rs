@@ -194,6 +194,7 @@ impl Session {
                 failed: Mutex::new(None),
             })
             .map_err(|e| format!("cannot create the conflicts producer: {e}"))?;
+        let writer = Writer::new(producer, stats.counted.clone());
         info!(region = %spec.region, group = %spec.group(), remotes = ?spec.remotes.iter().map(|r| r.alias.as_str()).collect::<Vec<_>>(), "detecting concurrent writes");
         Ok(Self {
             spec,
@@ -201,7 +202,7 @@ impl Session {
             stats,
             consumer,
             readers,
-            writer: Writer::new(producer),
+            writer,
             state: State::default(),
             said_malformed: false,
         })

@@ -3,7 +3,7 @@
 //! again replaces itself), and counted once per process.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -128,20 +128,20 @@ impl ProducerContext for OutputContext {
     }
 }
 
-/// Writes conflict records and counts each once in this process.
+/// Writes conflict records and counts each once per job.
 pub(crate) struct Writer {
     pub producer: ThreadedProducer<OutputContext>,
-    /// Digests of the ids counted already (a conflict found again is written again, counted
-    /// once).
-    counted: HashSet<u64>,
+    /// Digests of the ids counted already by the job (a conflict found again, by a later
+    /// session, is written again and counted once).
+    counted: Arc<Mutex<HashSet<u64>>>,
 }
 
 impl Writer {
-    pub(crate) fn new(producer: ThreadedProducer<OutputContext>) -> Self {
-        Self {
-            producer,
-            counted: HashSet::new(),
-        }
+    pub(crate) fn new(
+        producer: ThreadedProducer<OutputContext>,
+        counted: Arc<Mutex<HashSet<u64>>>,
+    ) -> Self {
+        Self { producer, counted }
     }
 
     /// Hand `record` to the producer.
@@ -171,6 +171,8 @@ impl Writer {
         }
         if self
             .counted
+            .lock()
+            .unwrap()
             .insert(crate::conflicts::resolve::digest(Some(id.as_bytes())))
         {
             let strategy = spec
