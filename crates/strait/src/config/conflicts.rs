@@ -707,6 +707,29 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_tolerance_is_read_and_defaults_to_50_ms() {
+        const RULE: &str = "strait.conflicts.rules = orders\nstrait.conflicts.orders.topics = orders\nstrait.conflicts.orders.strategy = last-writer-wins\n";
+        assert_eq!(
+            parse(RULE).unwrap().conflicts.clock_tolerance,
+            Duration::from_millis(50)
+        );
+        let c = parse(&format!(
+            "{RULE}strait.conflicts.clock.tolerance.ms = 250\n"
+        ))
+        .unwrap();
+        assert_eq!(c.conflicts.clock_tolerance, Duration::from_millis(250));
+        let e = error(&format!(
+            "{RULE}strait.conflicts.clock.tolerance.ms = soon\n"
+        ));
+        assert!(
+            e.contains("key `strait.conflicts.clock.tolerance.ms`") && e.contains("soon"),
+            "{e}"
+        );
+        let e = error("strait.conflicts.rules = clock\nstrait.conflicts.clock.topics = o\nstrait.conflicts.clock.strategy = events\n");
+        assert!(e.contains("rule name `clock` is taken"), "{e}");
+    }
+
+    #[test]
     fn a_flow_that_is_off_is_named() {
         let text = "clusters = east, west\neast.bootstrap.servers = e:9092\nwest.bootstrap.servers = w:9092\n\
                     east->west.enabled = true\n\

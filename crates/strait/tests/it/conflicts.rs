@@ -517,6 +517,7 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
         ),
     )
     .unwrap();
+    let started = Instant::now();
     let log = dir.path().join("first.log");
     let mut first = spawn_run_logged(&cfg, &log);
     let _shown = ShowOnPanic(log);
@@ -537,6 +538,7 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
     written.extend(write_now(west, "west", &[0, 1, 2]).await);
     written.extend(write_now(east, "east", &[3, 4, 5]).await);
 
+    eprintln!("{:>5.1} s: updates written", started.elapsed().as_secs_f64());
     // A cut: west is away. West's writes wait in its producer (stamped now, readable after the
     // heal), then east writes the same keys: neither could have seen the other's.
     west.cut();
@@ -584,8 +586,10 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
     }
     written.extend(w_cut);
     written.extend(e_cut);
+    eprintln!("{:>5.1} s: cut healed", started.elapsed().as_secs_f64());
     wait_for_conflicts(east, west, &pairs, Duration::from_secs(60)).await;
 
+    eprintln!("{:>5.1} s: the cut's conflicts found", started.elapsed().as_secs_f64());
     // A crash, everything before it committed; both regions write the same keys while strait
     // is down: concurrent again, found after the restart.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -604,11 +608,13 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
         // Tansu gives no partitions to a member joining while the killed one is listed.
         tokio::time::sleep(Duration::from_secs(12)).await;
     }
+    eprintln!("{:>5.1} s: restarting", started.elapsed().as_secs_f64());
     let log = dir.path().join("second.log");
     let addr = format!("127.0.0.1:{}", free_port());
     let mut second = spawn_run_http(&cfg, &addr, &log);
     let _shown2 = ShowOnPanic(log);
     let found = wait_for_conflicts(east, west, &pairs, Duration::from_secs(60)).await;
+    eprintln!("{:>5.1} s: every conflict found after the restart", started.elapsed().as_secs_f64());
     // Nothing more turns up.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let found_later = wait_for_conflicts(east, west, &pairs, Duration::from_secs(1)).await;
@@ -657,6 +663,7 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
     assert_eq!(text.lines().count(), pairs.len(), "{text}");
     assert!(text.lines().all(|l| l.contains("  orders  order-") && l.contains("last-writer-wins overwritten (winner ")), "{text}");
 
+    eprintln!("{:>5.1} s: listed", started.elapsed().as_secs_f64());
     // The dashboard's source: this process found every pair again, in both regions, and counts
     // each record it wrote once; the latest conflicts are the pairs.
     let (code, body) = http_get(&addr, "/api/conflicts").await.unwrap();

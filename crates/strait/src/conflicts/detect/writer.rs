@@ -201,3 +201,100 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::conflicts::tally::ConflictTally;
+    use strait_conflicts::detect::Write;
+    use strait_conflicts::Span;
+
+    fn spec() -> DetectSpec {
+        let c = Config::parse(
+            "clusters = east, west\n\
+             east.bootstrap.servers = e:9092\nwest.bootstrap.servers = w:9092\n\
+             east->west.enabled = true\nwest->east.enabled = true\n\
+             strait.conflicts.regions = west, east\n\
+             strait.conflicts.rules = orders, owned, log\n\
+             strait.conflicts.orders.topics = orders\n\
+             strait.conflicts.orders.strategy = last-writer-wins\n\
+             strait.conflicts.owned.topics = accounts\n\
+             strait.conflicts.owned.strategy = authority\n\
+             strait.conflicts.owned.authority.east = E-.*\n\
+             strait.conflicts.log.topics = events\n\
+             strait.conflicts.log.strategy = events\n",
+            "mm2.properties",
+        )
+        .unwrap();
+        DetectSpec::from_config(&c, &|_| true, &ConflictTally::default()).remove(1)
+    }
+
+    /// A write of region `origin` (0 west, 1 east) at `t`, copied into the other.
+    fn side(origin: Rank, offset: i64, t: i64) -> (Delivery, Raw) {
+        let d = Delivery {
+            write: Write {
+                origin,
+                partition: 1,
+                offset,
+                timestamp: Span::exact(t),
+                digest: 7 + offset as u64,
+            },
+            into: 1 - origin,
+            visible: Span::between(t + 100, t + 120),
+        };
+        let raw = Raw {
+            timestamp: t,
+            sent_ms: t + 100,
+            acked_ms: t + 120,
+        };
+        (d, raw)
+    }
+
+    #[test]
+    fn each_strategy_has_its_outcome() {
+        let spec = spec();
+        let rule = |t: &str| spec.conflicts.rule_for(t).unwrap().clone();
+        let (west, rw) = side(0, 3, 1_010);
+        let (east, re) = side(1, 9, 1_000);
+        let lww = settle(
+            &spec,
+            &rule("orders"),
+            b"order-1",
+            (&west, &rw),
+            (&east, &re),
+        );
+        assert_eq!(lww, (Outcome::Overwritten, Some(0)), "the later write wins");
+        let owned = settle(&spec, &rule("accounts"), b"E-7", (&west, &rw), (&east, &re));
+        assert_eq!(owned, (Outcome::OwnerWins, Some(1)), "east owns E-7");
+        let free = settle(&spec, &rule("accounts"), b"W-7", (&west, &rw), (&east, &re));
+        assert_eq!(free, (Outcome::Reported, None), "nobody owns W-7");
+        let events = settle(&spec, &rule("events"), b"k", (&west, &rw), (&east, &re));
+        assert_eq!(events, (Outcome::Merged, None));
+    }
+
+    #[test]
+    fn a_concurrent_pair_becomes_a_record_an_update_none() {
+        let spec = spec();
+        let rule = spec.conflicts.rule_for("orders").unwrap().clone();
+        let (west, rw) = side(0, 3, 1_010);
+        let (east, re) = side(1, 9, 1_000);
+        let mut pair = Pair {
+            key: b"order-1".to_vec(),
+            a: west,
+            b: east,
+            relation: Relation::Concurrent { certain: true },
+        };
+        let r = record(&spec, "orders", &rule, &pair, &rw, &re, 5_000).unwrap();
+        assert_eq!(r.id(), "c/orders/west:1:3/east:1:9");
+        assert_eq!(r.key.as_deref(), Some("order-1"));
+        assert_eq!(r.winner.as_deref(), Some("west"));
+        assert_eq!(r.recorded_in, "east");
+        assert_eq!(r.versions[1].visible_ms, Some([1_100, 1_120]));
+        assert_eq!(r.versions[0].value_digest, digest_text(10));
+        pair.relation = Relation::After {
+            later: strait_conflicts::detect::Side::A,
+        };
+        assert!(record(&spec, "orders", &rule, &pair, &rw, &re, 5_000).is_none());
+    }
+}
