@@ -143,13 +143,6 @@ pub fn is_view(lww_topics: &NameFilter, topic: &str) -> bool {
         .is_some_and(|base| lww_topics.matches(base))
 }
 
-/// Whether `topic` is one strait keeps in each region for conflicts (`strait.receipts`,
-/// `strait.conflicts`): what it holds is of that region, and it is never replicated.
-pub fn is_strait_topic(topic: &str) -> bool {
-    topic == crate::conflicts::receipts::RECEIPTS_TOPIC
-        || topic == crate::conflicts::record::CONFLICTS_TOPIC
-}
-
 /// Default for `lateness.ms`.
 const DEFAULT_LATENESS: Duration = Duration::from_secs(5);
 /// Default for `strait.conflicts.clock.tolerance.ms`: clocks kept by NTP agree far better.

@@ -308,7 +308,6 @@ impl Flow {
         self.topics.matches(topic)
             && !self.topics_exclude.matches(topic)
             && !super::conflicts::is_view(&self.lww_topics, topic)
-            && !super::conflicts::is_strait_topic(topic)
     }
 
     /// MM2's `shouldReplicateTopic`: filter (or a heartbeats topic when heartbeats replication is

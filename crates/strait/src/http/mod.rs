@@ -42,6 +42,8 @@ pub struct Observed {
     pub clusters: Vec<crate::reach::Watched>,
     /// The conflicts recorded by this process's jobs (`strait_conflicts_total`).
     pub conflicts: crate::conflicts::tally::ConflictTally,
+    /// The clock skew between regions this process measures (`strait_clock_skew_seconds`).
+    pub clock: crate::conflicts::clock::ClockBoard,
 }
 
 impl Observed {
@@ -90,6 +92,11 @@ impl Observed {
                 f.reasons.extend(why);
             }
             f.process = Some(process);
+        }
+        // This process's own measurement is fresher than what `strait.clock` held.
+        let skews = self.clock.skews();
+        if !skews.is_empty() {
+            status.clock_skews = skews;
         }
         status.verdict = Status::worst(&status.flows);
     }

@@ -315,6 +315,41 @@ async fn assert_views_not_replicated(east: &Cluster, west: &Cluster) {
     }
 }
 
+/// The clock skew `strait status` reads from `strait.clock` once heartbeats have crossed both
+/// ways. One process runs both directions here, so both regions' heartbeats carry its clock: the
+/// truth is 0, and it must be within the measured bound, a small one.
+async fn wait_for_skew(cfg: &std::path::Path, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let out = strait()
+            .arg("status")
+            .arg(cfg)
+            .args(["--json", "--no-groups"])
+            .output()
+            .unwrap();
+        let status: strait::monitor::Status =
+            typed("status --json", &String::from_utf8_lossy(&out.stdout));
+        if let [k] = status.clock_skews.as_slice() {
+            assert_eq!((k.a.as_str(), k.b.as_str()), ("east", "west"), "{k:?}");
+            assert!(
+                k.offset_ms.abs() <= k.bound_ms,
+                "one clock, 0 within the bound: {k:?}"
+            );
+            assert!(
+                k.bound_ms < 2_000,
+                "heartbeats are read within a second: {k:?}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no clock skew in `strait status` after {within:?}: {:?}",
+            status.clock_skews
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 on_both_engines! {
 async fn last_writer_wins_views_converge_in_both_regions_across_a_kill(engine) {
     let sb = engine.start(&["east", "west"]).await;
@@ -366,6 +401,7 @@ async fn last_writer_wins_views_converge_in_both_regions_across_a_kill(engine) {
     let _shown = ShowOnPanic(log);
     wait_for_views(east, west, &expected, Duration::from_secs(60)).await;
     assert_views_not_replicated(east, west).await;
+    wait_for_skew(&cfg, Duration::from_secs(30)).await;
 
     // A crash, while both regions keep writing.
     signal(&first, "-KILL");
