@@ -641,6 +641,7 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
     let pw = quick_producer(west);
     let warm = pw.clone();
     tokio::task::spawn_blocking(move || {
+        use rdkafka::producer::Producer as _;
         warm.client()
             .fetch_metadata(Some("orders"), Duration::from_secs(10))
             .map(|_| ())
