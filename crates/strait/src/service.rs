@@ -11,6 +11,8 @@
 //! - for every last-writer-wins conflict rule and region the selected flows write into: its
 //!   resolved view (`resolve::start`), and with any conflict rule the clock skew measurement
 //!   (`clock::run`);
+//! - for every conflict region the selected flows write into: its detector of concurrent
+//!   writes (`detect::start`), fed by the receipts the flows write (`conflicts::receipts`);
 //! - optionally the HTTP server (`/metrics`, `/api/status`, the dashboard) on a listener the
 //!   caller bound beforehand, so that a busy address fails before anything starts.
 //!
@@ -34,6 +36,8 @@ use tracing::{error, warn};
 use crate::checkpoint::{self, CheckpointSpec};
 use crate::config::{Config, Flow};
 use crate::conflicts::clock::{self, ClockSpec};
+use crate::conflicts::detect::{self, DetectSpec};
+use crate::conflicts::receipts::ReceiptSpec;
 use crate::conflicts::resolve::{self, ResolveSpec};
 use crate::heartbeat::{self, HeartbeatSpec};
 use crate::http::Observed;
@@ -125,7 +129,8 @@ impl Service {
             .enabled_flows()
             .filter(selected)
             .map(|f| {
-                let spec = FlowSpec::from_config(f);
+                let mut spec = FlowSpec::from_config(f);
+                spec.receipts = ReceiptSpec::for_flow(config, f);
                 let (s, t) = (spec.source.alias.clone(), spec.target.alias.clone());
                 let running = replicate::start(spec, cancel.child_token());
                 observed.flows.push((s, t, running.stats.clone()));
@@ -147,6 +152,11 @@ impl Service {
                 format!("last-writer-wins view {}", r.name),
                 r.join(),
             ));
+        }
+        for spec in DetectSpec::from_config(config, &|f: &Flow| selected(&f), &observed.conflicts)
+        {
+            let d = detect::start(spec, cancel.child_token());
+            jobs.push(ending(format!("conflict detection in {}", d.name), d.join()));
         }
         if let Some(spec) = ClockSpec::from_config(config, &|f: &Flow| selected(&f)) {
             let board = observed.clock.clone();

@@ -17,6 +17,15 @@
 //! **Use.** Last-writer-wins compares timestamps of two regions' producers. When two versions'
 //! timestamps are closer than the skew's reach, the winner by timestamp may not be the later
 //! write: such a conflict is marked uncertain ([`RegionSkew::reach_ms`]).
+//!
+//! **Detection.** [`Clocks`] puts the instants of conflict detection side by side (see
+//! `strait_conflicts::detect`): record timestamps, taken by each region's writers, and the
+//! instants strait takes when it copies a record (sent, acknowledged). The rule compares a write's
+//! timestamp only with the instant its rival's copy became readable in the writer's own region,
+//! taken by the process copying into that region: one region's clocks. So the skew between
+//! regions does not enter the rule; what does is how far a region's writers' clocks are from that
+//! process's, taken to be at most `strait.conflicts.clock.tolerance.ms`. Progress marks compare a
+//! region's timestamps with another's clock, and allow two minutes, far more than any skew.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -24,6 +33,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use strait_conflicts::skew::SkewEstimator;
+use strait_conflicts::{Rank, Span};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
@@ -448,6 +458,49 @@ pub async fn read_skews(config: &Config, timeout: Duration) -> Vec<RegionSkew> {
     skews(&all, now_ms())
 }
 
+/// How long after its timestamp a record may be appended to its partition at most: a producer's
+/// delivery timeout (the Java producer's `delivery.timeout.ms` default is 120 s). A record
+/// stamped earlier than that before an instant was appended before it; progress marks rely on
+/// it (see `receipts`).
+pub(crate) const WRITE_DELAY_MAX_MS: i64 = 120_000;
+
+/// Moves instants onto strait's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Clocks {
+    /// How far any clock may be from strait's, in ms.
+    tolerance_ms: i64,
+}
+
+impl Clocks {
+    /// Every clock within `tolerance_ms` of strait's.
+    pub(crate) fn new(tolerance_ms: i64) -> Self {
+        Self {
+            tolerance_ms: tolerance_ms.max(0),
+        }
+    }
+
+    /// A record timestamp of `region`'s writers, on strait's clock.
+    pub(crate) fn stamp(&self, _region: Rank, timestamp_ms: i64) -> Span {
+        Span::around(timestamp_ms, self.tolerance_ms)
+    }
+
+    /// When a copy became readable: after it was handed to the producer (`sent`), before its
+    /// acknowledgement came back (`acked`), both taken by the strait process that copied it.
+    pub(crate) fn visible(&self, sent_ms: i64, acked_ms: i64) -> Span {
+        Span::between(sent_ms, acked_ms).widen(self.tolerance_ms)
+    }
+
+    /// A progress mark of a flow out of `region`: every record appended to a partition before
+    /// `appended_before_ms` (strait's clock, the copying process's) was delivered. What it says
+    /// of timestamps, on strait's clock: every write stamped before the returned instant was
+    /// delivered (a later append of an earlier stamp is at most [`WRITE_DELAY_MAX_MS`] late).
+    pub(crate) fn progress(&self, _region: Rank, appended_before_ms: i64) -> i64 {
+        appended_before_ms
+            .saturating_sub(WRITE_DELAY_MAX_MS)
+            .saturating_sub(2 * self.tolerance_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,5 +581,41 @@ mod tests {
             prop_assert_eq!(s.len(), 1);
             prop_assert!((s[0].offset_ms - theta).abs() <= s[0].bound_ms);
         }
+    }
+}
+
+#[cfg(test)]
+mod clocks_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A write appended after a progress mark's instant, stamped at most the write delay
+        /// before its append by a clock within the tolerance, is never before the mark's bound:
+        /// so a delivery stamped before it is a copy made again.
+        #[test]
+        fn progress_never_passes_a_write_still_to_come(
+            tolerance in 0i64..2_000,
+            mark in 1_000_000i64..2_000_000,
+            appended_after in 0i64..10_000,
+            delay in 0i64..=WRITE_DELAY_MAX_MS,
+            skew in -2_000i64..2_000,
+        ) {
+            let skew = skew.clamp(-tolerance, tolerance);
+            let clocks = Clocks::new(tolerance);
+            let appended = mark + appended_after;
+            // Its producer's clock reads `skew` off strait's.
+            let stamped = appended - delay + skew;
+            let on_strait = clocks.stamp(0, stamped);
+            prop_assert!(on_strait.lo >= clocks.progress(0, mark));
+            prop_assert!(on_strait.lo <= appended - delay && appended - delay <= on_strait.hi);
+        }
+    }
+
+    #[test]
+    fn visibility_is_the_copy_window_widened() {
+        let c = Clocks::new(5);
+        assert_eq!(c.visible(100, 140), Span { lo: 95, hi: 145 });
+        assert_eq!(Clocks::new(-3).stamp(1, 7), Span::exact(7));
     }
 }

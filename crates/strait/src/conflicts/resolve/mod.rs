@@ -37,6 +37,7 @@ mod headers;
 mod session;
 mod spec;
 
+pub(crate) use headers::digest;
 pub(crate) use spec::ResolveSpec;
 use spec::Signature;
 
