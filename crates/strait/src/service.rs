@@ -131,6 +131,12 @@ impl Service {
             .map(|f| {
                 let mut spec = FlowSpec::from_config(f);
                 spec.receipts = ReceiptSpec::for_flow(config, f);
+                spec.authority = crate::conflicts::authority::AuthorityPlan::new(
+                    &config.conflicts,
+                    &f.source,
+                    &f.target,
+                    observed.conflicts.clone(),
+                );
                 let (s, t) = (spec.source.alias.clone(), spec.target.alias.clone());
                 let running = replicate::start(spec, cancel.child_token());
                 observed.flows.push((s, t, running.stats.clone()));

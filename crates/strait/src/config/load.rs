@@ -191,8 +191,10 @@ impl Loader<'_> {
         conflicts::check_flows(&conflicts, &flows)
             .map_err(|(at, problem)| self.invalid(&at, problem))?;
         let lww_topics = conflicts.last_writer_wins_topics();
+        let authority_topics = conflicts.authority_topics();
         for f in &mut flows {
             f.lww_topics = lww_topics.clone();
+            f.authority_topics = authority_topics.clone();
         }
         self.conflict_warnings(&conflicts, &flows);
 
@@ -659,6 +661,7 @@ impl Loader<'_> {
             clients,
             // Set once the conflict rules are read.
             lww_topics: NameFilter::default(),
+            authority_topics: NameFilter::default(),
         };
         Ok(flow)
     }
@@ -765,14 +768,15 @@ impl Loader<'_> {
     }
 
     /// What this version does with the conflict rules read, so that a rule that is only read
-    /// does not look like protection: last-writer-wins rules keep resolved views, nothing else
-    /// acts yet.
+    /// does not look like protection: last-writer-wins rules keep resolved views, authority
+    /// rules are applied by the flows, event rules do not act yet.
     fn conflict_warnings(&mut self, conflicts: &conflicts::Conflicts, flows: &[Flow]) {
         let names = |lww: bool| -> Vec<&conflicts::ConflictRule> {
             conflicts
                 .rules
                 .iter()
                 .filter(|r| (r.strategy == conflicts::Strategy::LastWriterWins) == lww)
+                .filter(|r| !matches!(r.strategy, conflicts::Strategy::Authority { .. }))
                 .collect()
         };
         let list = |rules: &[&conflicts::ConflictRule]| -> String {
@@ -812,7 +816,7 @@ impl Loader<'_> {
         if let Some(first) = others.first() {
             self.warnings.push(Warning::about_key(
                 format!(
-                    "conflict rules of strategy authority or events ({}) are checked, but this version of strait does not act on them yet beyond recording their concurrent writes in strait.conflicts: no violation of authority is recorded or quarantined, no merged event stream is kept",
+                    "conflict rules of strategy events ({}) are checked, but this version of strait does not act on them yet beyond recording their concurrent writes in strait.conflicts: no merged event stream is kept",
                     list(&others)
                 ),
                 first.at.clone(),

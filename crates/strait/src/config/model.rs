@@ -281,6 +281,9 @@ pub struct Flow {
     /// The topics of the file's last-writer-wins rules (`strait.conflicts.`): their resolved
     /// views (`orders.resolved`) are never replicated. Empty when there is no such rule.
     pub lww_topics: NameFilter,
+    /// The topics of the file's authority rules: the quarantine topics beside their remote
+    /// copies (`us-west.orders.quarantine`) are never replicated.
+    pub authority_topics: NameFilter,
 }
 
 /// A flow's name, `S->T` as in the file: what logs, metric labels, the keys of strait's own
@@ -308,6 +311,7 @@ impl Flow {
         self.topics.matches(topic)
             && !self.topics_exclude.matches(topic)
             && !super::conflicts::is_view(&self.lww_topics, topic)
+            && !super::conflicts::is_quarantine(&self.authority_topics, &self.policy, topic)
     }
 
     /// MM2's `shouldReplicateTopic`: filter (or a heartbeats topic when heartbeats replication is

@@ -4,14 +4,14 @@
 //! ([`record`]) and their count ([`tally`]), the clock skew between regions and the one place
 //! instants of different clocks are put side by side ([`clock`]), the jobs that keep resolved
 //! views ([`resolve`]), the receipts the flows write of each copy ([`receipts`]), the jobs that
-//! find concurrent writes in them ([`detect`]), and the listing of what was recorded ([`list`]).
+//! find concurrent writes in them ([`detect`]), the listing of what was recorded ([`list`]), and
+//! regional authority as the flows apply it ([`authority`]).
 
+pub mod authority;
 pub mod clock;
 pub(crate) mod detect;
 pub mod list;
 pub mod receipts;
-// The flows' authority path writes violations, which lands next (issue 16).
-#[allow(dead_code)]
 pub(crate) mod record;
 pub(crate) mod resolve;
 pub mod tally;

@@ -31,6 +31,7 @@ use super::offset_syncs::OffsetSyncWriter;
 use super::progress::{Jump, Owner, Progress, Sent, Tp};
 use super::topics::{names, TopicSync};
 use super::FlowError;
+use crate::conflicts::authority::{self, AuthorityPlan, TopicAuthority};
 use crate::kafka::diagnose::Diagnosed;
 use crate::kafka::{Admin, ClientError, Endpoint, TopicInfo, TopicSpec};
 use crate::policy::ReplicationPolicy;
@@ -118,6 +119,9 @@ pub struct FlowSpec {
     /// Receipts of the copies of conflict topics' records (`conflicts::receipts`), when the flow
     /// runs between two conflict regions.
     pub receipts: Option<Arc<crate::conflicts::receipts::ReceiptSpec>>,
+    /// The conflict rules of strategy authority, as this flow applies them to each record
+    /// (`conflicts::authority`); `None`: none (the service sets it from the file's rules).
+    pub authority: Option<Arc<AuthorityPlan>>,
 }
 
 impl FlowSpec {
@@ -159,6 +163,7 @@ impl FlowSpec {
             sync_topic_acls: flow.intervals.sync_topic_acls,
             group: None,
             receipts: None,
+            authority: None,
         }
     }
 
@@ -427,6 +432,22 @@ struct Delivery {
     timestamp: i64,
     /// When it was handed to the producer (ms), for a record that gets a receipt; else -1.
     receipt_sent_ms: i64,
+    /// Which write of the source record this is.
+    part: Part,
+    /// The source record's writes not acknowledged yet, shared by them, when it has more than
+    /// one (a violation of authority): it counts as acknowledged with the last.
+    writes: Option<Arc<AtomicUsize>>,
+}
+
+/// The writes one source record makes on the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    /// Its copy in the remote topic (indexed, synced).
+    Copy,
+    /// Its copy in the quarantine topic instead: a hole in the remote topic.
+    Quarantined,
+    /// Its violation record in `strait.conflicts`.
+    Violation,
 }
 
 /// Holds `Shared` weakly: `Shared` owns the producer, so a strong reference would keep both
@@ -455,36 +476,51 @@ impl ProducerContext for DeliveryContext {
         };
         match result {
             Ok(m) => {
-                // The receipt is handed over before the record counts as acknowledged: commits
-                // wait for it (see `conflicts::receipts`).
-                if d.receipt_sent_ms >= 0 {
-                    if let Some(r) = &shared.receipts {
-                        if shared.progress.lock().unwrap().owns(&d.tp, d.owner) {
-                            r.send(&d.tp, d.offset, m, d.receipt_sent_ms);
-                        }
-                    }
-                }
-                if !shared
-                    .progress
-                    .lock()
-                    .unwrap()
-                    .acked(&d.tp, d.owner, d.offset)
-                {
+                if !shared.progress.lock().unwrap().owns(&d.tp, d.owner) {
                     // Sent before the partition was given up: the new owner copies it again
                     // and accounts for it; here it must move nothing (index, syncs, commits).
                     return;
                 }
-                shared
-                    .runs
-                    .lock()
-                    .unwrap()
-                    .observe(&d.tp, d.offset, m.offset());
-                shared
-                    .syncs
-                    .lock()
-                    .unwrap()
-                    .record(&d.tp.0, d.tp.1, d.offset, m.offset());
-                shared.send_syncs();
+                // The index learns of a write before the source record may count as
+                // acknowledged (below), so that no commit passes a pair it lacks.
+                match d.part {
+                    Part::Copy => {
+                        // The receipt is handed over before the record counts as acknowledged:
+                        // commits wait for it (see `conflicts::receipts`).
+                        if d.receipt_sent_ms >= 0 {
+                            if let Some(r) = &shared.receipts {
+                                r.send(&d.tp, d.offset, m, d.receipt_sent_ms);
+                            }
+                        }
+                        shared
+                            .runs
+                            .lock()
+                            .unwrap()
+                            .observe(&d.tp, d.offset, m.offset());
+                        shared
+                            .syncs
+                            .lock()
+                            .unwrap()
+                            .record(&d.tp.0, d.tp.1, d.offset, m.offset());
+                        shared.send_syncs();
+                    }
+                    Part::Quarantined => shared.runs.lock().unwrap().skipped(&d.tp, d.offset),
+                    Part::Violation => {}
+                }
+                let last = d
+                    .writes
+                    .as_ref()
+                    .is_none_or(|w| w.fetch_sub(1, Ordering::AcqRel) == 1);
+                if last {
+                    shared
+                        .progress
+                        .lock()
+                        .unwrap()
+                        .acked(&d.tp, d.owner, d.offset);
+                }
+                if d.part == Part::Violation {
+                    return;
+                }
                 shared.stats.records.fetch_add(1, Ordering::Relaxed);
                 shared.stats.bytes.fetch_add(d.bytes, Ordering::Relaxed);
                 if d.timestamp >= 0 {
@@ -994,6 +1030,21 @@ async fn run(
             return Ok(());
         }
     }
+    if spec.authority.is_some() {
+        // Where violations of regional authority are recorded (`conflicts::authority`).
+        let created = retrying(&at, "creating the conflicts topic", || async {
+            let brokers = target_admin.broker_count().await?;
+            let rf =
+                super::topics::effective_replication_factor(spec.index_replication_factor, brokers);
+            target_admin
+                .create_topics(&[authority::conflicts_topic_spec(rf)])
+                .await
+        })
+        .await;
+        if created.is_none() {
+            return Ok(());
+        }
+    }
     if let Some(os) = &spec.offset_syncs {
         let admin = Admin::new(&os.cluster, spec.admin_timeout)?;
         let created = retrying(&at, "creating the offset-syncs topic", || async {
@@ -1021,11 +1072,20 @@ async fn run(
         config_exclude: spec.config_exclude.as_ref(),
         use_defaults_from: spec.use_defaults_from,
     };
-    let Some(mut topics) = retrying(&at, "topic discovery", || {
-        sync.ensure_remote_topics(&source_admin, &target_admin)
-    })
-    .await
-    else {
+    // Beside the remote topics, the quarantine topics of authority rules: they must exist before
+    // a violation is written to one.
+    let quarantines = |t: &str| {
+        spec.authority
+            .as_ref()
+            .is_some_and(|a| a.quarantines(&spec.policy, t))
+    };
+    let ensure_topics = || async {
+        let topics = sync.ensure_remote_topics(&source_admin, &target_admin).await?;
+        sync.ensure_quarantine_topics(&source_admin, &target_admin, &topics, &quarantines)
+            .await?;
+        Ok::<_, ClientError>(topics)
+    };
+    let Some(mut topics) = retrying(&at, "topic discovery", &ensure_topics).await else {
         return Ok(());
     };
     let positions = match &spec.mm2_positions {
@@ -1143,7 +1203,7 @@ async fn run(
             }
             _ = tokio::time::sleep_until(next_refresh) => {
                 next_refresh = tokio::time::Instant::now() + refresh;
-                let Some(refreshed) = or_cancel(&cancel, sync.ensure_remote_topics(&source_admin, &target_admin)).await else { continue };
+                let Some(refreshed) = or_cancel(&cancel, ensure_topics()).await else { continue };
                 match refreshed {
                     // Resubscribe (a group rebalance) when the set of topics or a partition count
                     // changed: librdkafka's consumer would notice new partitions only at its own
@@ -1271,6 +1331,8 @@ struct Handing<'a> {
     compressing: bool,
     /// The producer's `message.max.bytes`.
     max_send: i64,
+    /// Source topic -> how its records are judged, when an authority rule covers it.
+    authority: HashMap<String, Option<TopicAuthority>>,
 }
 
 /// A source record, borrowed from the consumer or parked for later.
@@ -1326,6 +1388,7 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
         h.remote_names
             .insert(m.topic.to_string(), (Arc::from(m.topic), r));
     }
+    let judged = judge(&m, h);
     let (tp_topic, remote) = &h.remote_names[m.topic];
     let tp: Tp = (tp_topic.clone(), m.partition);
     let bytes = (m.payload.map_or(0, <[u8]>::len) + m.key.map_or(0, <[u8]>::len)) as u64;
@@ -1352,8 +1415,14 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
     if jump != Jump::None {
         h.jumps.push((tp.clone(), jump));
     }
+    // A violation is two writes: the record (copied, or quarantined) and its violation record.
+    let writes = judged.as_ref().map(|_| Arc::new(AtomicUsize::new(2)));
+    let (destination, part, headers) = match judged.as_ref().and_then(|j| j.quarantine.clone()) {
+        Some((topic, headers)) => (topic, Part::Quarantined, Some(headers)),
+        None => (remote.clone(), Part::Copy, m.headers),
+    };
     let mut rec = BaseRecord::with_opaque_to(
-        remote.as_str(),
+        destination.as_str(),
         Box::new(Delivery {
             tp: tp.clone(),
             owner,
@@ -1361,6 +1430,8 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
             bytes,
             timestamp: m.timestamp.unwrap_or(-1),
             receipt_sent_ms,
+            part,
+            writes: writes.clone(),
         }),
     )
     .partition(m.partition);
@@ -1373,13 +1444,30 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
     if let Some(ts) = m.timestamp.filter(|t| *t >= 0) {
         rec = rec.timestamp(ts);
     }
-    if let Some(hd) = m.headers {
+    if let Some(hd) = headers {
         rec = rec.headers(hd);
     }
     let mut unknown_since: Option<Instant> = None;
     loop {
         match h.producer.send(rec) {
-            Ok(()) => return Ok(Handed::Sent),
+            Ok(()) => {
+                return match judged {
+                    None => Ok(Handed::Sent),
+                    Some(j) => {
+                        let delivery = Delivery {
+                            tp: tp.clone(),
+                            owner,
+                            offset: m.offset,
+                            bytes: 0,
+                            timestamp: -1,
+                            receipt_sent_ms: -1,
+                            part: Part::Violation,
+                            writes,
+                        };
+                        send_violation(h, j, delivery)
+                    }
+                };
+            }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::UnknownPartition), r)) => {
                 // The remote topic grew (partition growth) after the producer last read its
                 // metadata: read it again and wait, keeping the record. A target that never gets
@@ -1388,13 +1476,13 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
                 rec = r;
                 let waited = unknown_since.get_or_insert_with(Instant::now);
                 if waited.elapsed() > Duration::from_secs(30) {
-                    warn!(flow = %h.flow, topic = remote.as_str(), partition = tp.1, "the target does not have this partition of the remote topic yet; waiting");
+                    warn!(flow = %h.flow, topic = destination.as_str(), partition = tp.1, "the target does not have this partition of the remote topic yet; waiting");
                     *waited = Instant::now();
                 }
                 let _ = h
                     .producer
                     .client()
-                    .fetch_metadata(Some(remote), h.spec.admin_timeout);
+                    .fetch_metadata(Some(&destination), h.spec.admin_timeout);
                 if h.stop.is_cancelled() {
                     return Ok(Handed::Stopped);
                 }
@@ -1421,6 +1509,82 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
                     "cannot hand record {}-{}@{} to the producer: {e}",
                     tp.0, tp.1, m.offset
                 )))
+            }
+        }
+    }
+}
+
+/// A record judged a violation of regional authority: its violation record, and where it goes
+/// instead of the remote topic when it is quarantined (topic, headers).
+struct Judged {
+    violation: authority::Violation,
+    quarantine: Option<(String, OwnedHeaders)>,
+}
+
+/// Judge a record of a topic under an authority rule (`conflicts::authority`); `None` for every
+/// other record.
+fn judge(m: &Source<'_>, h: &mut Handing<'_>) -> Option<Judged> {
+    let plan = h.spec.authority.as_ref()?;
+    if !h.authority.contains_key(m.topic) {
+        let remote = &h.remote_names[m.topic].1;
+        let judging = plan.for_topic(&h.spec.policy, m.topic, remote);
+        h.authority.insert(m.topic.to_string(), judging);
+    }
+    let judging = h.authority[m.topic].as_ref()?;
+    let at = authority::At {
+        topic: m.topic,
+        partition: m.partition,
+        offset: m.offset,
+        timestamp: m.timestamp,
+        key: m.key,
+        value: m.payload,
+    };
+    let decision = judging.decide(m.key);
+    let violation = judging.violation(decision, &at, crate::heartbeat::now_ms())?;
+    let quarantine = violation.quarantined.then(|| {
+        (
+            judging.quarantine_topic.clone(),
+            judging.headers(m.headers.clone(), &violation.owner, &at),
+        )
+    });
+    Some(Judged {
+        violation,
+        quarantine,
+    })
+}
+
+/// Hand a violation record to the producer (for `strait.conflicts` on the target), right after
+/// its record: waits for room, as the offset index does. A stop meanwhile leaves the source
+/// record unacknowledged (both are written again after a restart).
+fn send_violation(h: &Handing<'_>, j: Judged, delivery: Delivery) -> Result<Handed, FlowError> {
+    let v = j.violation;
+    let mut rec = BaseRecord::with_opaque_to(
+        crate::conflicts::record::CONFLICTS_TOPIC,
+        Box::new(delivery),
+    )
+    .key(v.id.as_bytes())
+    .payload(&v.json);
+    loop {
+        match h.producer.send(rec) {
+            Ok(()) => {
+                v.count();
+                return Ok(Handed::Sent);
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                if h.stop.is_cancelled() {
+                    return Ok(Handed::Stopped);
+                }
+                rec = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => {
+                return Err(FlowError::Fatal {
+                    flow: h.flow.to_string(),
+                    reason: format!(
+                        "cannot hand the violation record {} to the producer: {e}",
+                        v.id
+                    ),
+                })
             }
         }
     }
@@ -1847,6 +2011,7 @@ fn copy_loop(
         limits,
         compressing,
         max_send,
+        authority: HashMap::new(),
     };
     // Records the producer had no room for, oldest first, while the partitions are paused.
     let mut parked: VecDeque<OwnedMessage> = VecDeque::new();

@@ -186,6 +186,80 @@ impl TopicSync<'_> {
     }
 }
 
+impl TopicSync<'_> {
+    /// Create (or grow) the quarantine topic beside the remote topic of each replicated source
+    /// topic `quarantines` accepts (regional authority, `conflicts::authority`): same partition
+    /// count as the source, its configs as the remote topic gets them, but never compacted and
+    /// never deleted by time or size (`retention.ms=-1`, `retention.bytes=-1`): each record is a
+    /// write an operator must look at, and only the operator removes it.
+    pub(crate) async fn ensure_quarantine_topics(
+        &self,
+        source: &Admin,
+        target: &Admin,
+        replicated: &[TopicInfo],
+        quarantines: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(), ClientError> {
+        let wanted: Vec<(&TopicInfo, String)> = replicated
+            .iter()
+            .filter(|t| quarantines(&t.name))
+            .map(|t| {
+                let remote = self.policy.format_remote_topic(self.source_alias, &t.name);
+                (t, crate::config::conflicts::quarantine_topic(&remote))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let existing: BTreeMap<String, i32> = target
+            .topics(None)
+            .await?
+            .into_iter()
+            .map(|t| (t.name, t.partitions))
+            .collect();
+        let mut specs = Vec::new();
+        for (t, name) in wanted {
+            match existing.get(&name) {
+                Some(&have) if have < t.partitions => {
+                    if let Err(e) = target.create_partitions(&name, t.partitions as usize).await {
+                        warn!(target = self.target_alias, topic = %name, error = %e, "quarantine topic has fewer partitions than its source and could not be grown; retried at the next refresh");
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    let mut configs = match source_config_entries(source, &t.name).await {
+                        Ok(entries) => configs_for_new_topic(
+                            &entries,
+                            self.config_exclude,
+                            self.use_defaults_from,
+                        ),
+                        Err(_) => BTreeMap::new(),
+                    };
+                    for (k, v) in [
+                        ("cleanup.policy", "delete"),
+                        ("retention.ms", "-1"),
+                        ("retention.bytes", "-1"),
+                    ] {
+                        configs.insert(k.to_string(), v.to_string());
+                    }
+                    let brokers = target.broker_count().await?;
+                    let rf = effective_replication_factor(self.replication_factor, brokers);
+                    let mut spec = TopicSpec::new(&name, t.partitions, rf);
+                    spec.configs = configs;
+                    specs.push(spec);
+                }
+            }
+        }
+        if !specs.is_empty() {
+            for (name, outcome) in target.create_topics(&specs).await? {
+                if outcome == Created::Created {
+                    info!(target = self.target_alias, topic = %name, "created quarantine topic");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The names of remote topics, for logs.
 pub(crate) fn names(topics: &[TopicInfo]) -> BTreeSet<String> {
     topics.iter().map(|t| t.name.clone()).collect()

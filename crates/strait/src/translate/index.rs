@@ -373,6 +373,9 @@ struct TrackPart {
     open: Option<RunId>,
     /// One past the highest upstream offset of a block that became durable and was dropped.
     durable_end: Option<i64>,
+    /// One past the highest upstream offset handled without a copy in the remote partition (a
+    /// violation of regional authority, quarantined): a hole, as compaction leaves.
+    skipped_end: Option<i64>,
 }
 
 /// The writer side: the copy loop reports each acknowledged (upstream, downstream) pair, and
@@ -432,6 +435,14 @@ impl RunTracker {
         }
     }
 
+    /// Upstream record `up` of `tp` was handled without a copy downstream (quarantined): nothing
+    /// to index, but commits may pass it once every pair observed below it is durable, even
+    /// when no copied record follows it (a hole at the end of what was copied).
+    pub fn skipped(&mut self, tp: &Tp, up: i64) {
+        let p = self.parts.entry(tp.clone()).or_default();
+        p.skipped_end = Some(p.skipped_end.map_or(up + 1, |e| e.max(up + 1)));
+    }
+
     /// Index records for everything that changed since the last call: each block that grew,
     /// whole (it is rewritten under its key).
     pub fn take_pending(&mut self) -> Vec<PendingRun> {
@@ -466,7 +477,8 @@ impl RunTracker {
     }
 
     /// The highest source offset that may be committed for `tp`: every pair observed below it is
-    /// durably in the index. `None` until a pair of this ownership is.
+    /// durably in the index. `None` until a pair of this ownership is, or only skipped records
+    /// were seen (then: past them).
     pub fn commit_limit(&self, tp: &Tp) -> Option<i64> {
         let p = self.parts.get(tp)?;
         let mut limit: Option<i64> = None;
@@ -483,9 +495,10 @@ impl RunTracker {
         }
         let anything_durable = end.is_some() || p.blocks.values().any(|b| b.durable > 0);
         if !anything_durable {
-            return None;
+            return p.skipped_end.filter(|_| p.blocks.is_empty());
         }
-        limit.or(end)
+        // Records skipped past the last durable pair are no pair to wait for.
+        limit.or(end.max(p.skipped_end))
     }
 
     /// Whether pairs are waiting to be written.
@@ -1278,6 +1291,50 @@ mod tests {
         );
         t.persisted(&tp(), again[0].id, b.pairs());
         assert_eq!(t.commit_limit(&tp()), Some(13));
+    }
+
+    /// Quarantined records (regional authority) leave a hole as compaction does; commits pass
+    /// them once the pairs below are durable, also when nothing copied follows them.
+    #[test]
+    fn skipped_records_are_passed_by_commits_once_the_pairs_below_are_durable() {
+        let mut t = RunTracker::default();
+        t.skipped(&tp(), 0);
+        assert_eq!(t.commit_limit(&tp()), Some(1), "only skipped records so far");
+        for i in 1..10 {
+            t.observe(&tp(), i, i - 1);
+        }
+        t.skipped(&tp(), 10);
+        t.skipped(&tp(), 11);
+        assert_eq!(t.commit_limit(&tp()), None, "1..10 not durable yet");
+        let recs = t.take_pending();
+        t.persisted(&tp(), recs[0].id, recs[0].record.pairs());
+        assert_eq!(t.commit_limit(&tp()), Some(12), "past the hole at the end");
+        t.observe(&tp(), 12, 9);
+        assert_eq!(t.commit_limit(&tp()), Some(12), "12 is not indexed yet");
+        t.skipped(&tp(), 13);
+        assert_eq!(t.commit_limit(&tp()), Some(12), "nor passed by a later hole");
+        let again = t.take_pending();
+        t.persisted(&tp(), again[0].id, again[0].record.pairs());
+        assert_eq!(t.commit_limit(&tp()), Some(14));
+        // A skip acknowledged after a later copy (another topic's acknowledgements come in
+        // their own order) changes nothing.
+        t.observe(&tp(), 15, 10);
+        t.skipped(&tp(), 14);
+        let again = t.take_pending();
+        t.persisted(&tp(), again[0].id, again[0].record.pairs());
+        assert_eq!(t.commit_limit(&tp()), Some(16));
+        // Translation crosses the hole: a group at 10 or 11 reads on from 12's copy.
+        let mut index = OffsetIndex::default();
+        apply_all(&mut index, records(again));
+        for g in [10, 11] {
+            let got = index.lookup("orders", 0, g);
+            assert_eq!(got, Lookup::Gap { downstream: 9 }, "group at {g}");
+        }
+        let mut at = |g| index.lookup("orders", 0, g);
+        assert_eq!(at(12), Lookup::InRun { downstream: 9 });
+        assert_eq!(at(13), Lookup::Gap { downstream: 10 });
+        assert_eq!(at(5), Lookup::InRun { downstream: 4 });
+        assert_eq!(at(16), Lookup::Ahead { downstream: 11 });
     }
 
     #[test]

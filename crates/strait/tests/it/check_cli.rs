@@ -485,8 +485,9 @@ fn json_redacts_secrets_and_lists_warnings() {
     }
 }
 
-/// Conflict rules (`strait.conflicts.`) are shown as read, in text and JSON, with the warning
-/// that this version does not act on them; a mistake in them is one line naming line and key.
+/// Conflict rules (`strait.conflicts.`) are shown as read, in text and JSON, an authority rule
+/// with the quarantine topic of each flow into an owner; a mistake in them is one line naming
+/// line and key.
 #[test]
 fn conflict_rules_are_checked_and_shown() {
     let base =
@@ -511,8 +512,20 @@ fn conflict_rules_are_checked_and_shown() {
     assert_eq!(cf.regions, ["east", "west"]);
     assert_eq!(cf.rules[0].strategy, "authority");
     assert_eq!(cf.rules[0].violations.as_deref(), Some("quarantine"));
-    assert!(warning_keys(&doc).contains(&"strait.conflicts.rules"));
-    assert!(doc
+    assert!(
+        text.contains("a key no pattern matches is free: any region may write it"),
+        "{text}"
+    );
+    // east owns keys: violations copied into east are quarantined beside its remote topic.
+    assert!(
+        text.contains("west->east: quarantine west.orders.quarantine on east"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("quarantine east.orders.quarantine"),
+        "west owns no key: {text}"
+    );
+    assert!(!doc
         .warnings
         .iter()
         .any(|w| w.message.contains("does not act on them yet")));

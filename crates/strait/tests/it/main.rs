@@ -6,6 +6,7 @@
 mod common;
 
 mod active_region;
+mod authority;
 mod check_cli;
 mod checkpoints;
 mod cli;

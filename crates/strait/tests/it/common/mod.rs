@@ -281,6 +281,7 @@ pub(crate) fn flow_spec(
         sync_topic_acls: Some(Duration::from_secs(2)),
         group: None,
         receipts: None,
+        authority: None,
     }
 }
 
