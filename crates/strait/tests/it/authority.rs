@@ -615,8 +615,10 @@ async fn authority_quarantines_exactly_the_violations_across_a_kill(engine) {
             assert!(w.violates(), "{w:?}");
             assert_eq!((r.partition, &r.key, r.value.as_ref()), (w.partition, &w.key, Some(&w.value)));
         }
-        // Nothing of the reported rule is quarantined, and no quarantine topic is replicated.
+        // Nothing of the reported rule is quarantined, and no quarantine topic is replicated,
+        // nor strait.conflicts (each region records its own).
         let names = topic_names(c).await;
+        assert!(!names.iter().any(|n| n.ends_with(".strait.conflicts")), "{names:?}");
         assert!(!names.contains(&format!("{from}.ledger.quarantine")), "{names:?}");
         assert!(!names.iter().any(|n| n.ends_with(".orders.quarantine") && *n != format!("{from}.orders.quarantine")), "{names:?}");
     }
@@ -702,8 +704,7 @@ async fn authority_quarantines_exactly_the_violations_across_a_kill(engine) {
     }
 
     // The second process counted what it wrote: at least the third and fourth rounds'
-    // violations (more when the second round's were copied again), never more than were written
-    // since the second round.
+    // violations.
     let (_, metrics) = http_get(&addr, "/metrics").await.unwrap();
     let counts = authority_counts(&metrics);
     let total: u64 = counts.values().sum();
@@ -712,10 +713,12 @@ async fn authority_quarantines_exactly_the_violations_across_a_kill(engine) {
             || (topic == REPORTED && outcome == "reported")),
         "{counts:?}"
     );
+    // Records the group had not committed are copied again after a rebalance (a session lost
+    // during the cut), and counted again: at least once, so only a floor.
     let since_kill = third_violations + fourth_violations;
     assert!(
-        total as usize >= since_kill && total as usize <= since_kill + third_violations,
-        "{counts:?}: {third_violations} violations in the second and third rounds each, {fourth_violations} in the fourth"
+        total as usize >= since_kill,
+        "{counts:?}: {third_violations} violations in the third round, {fourth_violations} in the fourth"
     );
     let (status, took) = signal_and_wait(&mut second, "-TERM", Duration::from_secs(15)).await;
     assert!(status.success(), "SIGTERM: exit 0 ({took:?})");
