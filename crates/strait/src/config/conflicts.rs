@@ -716,6 +716,23 @@ mod tests {
             assert!(f.should_replicate_topic("orders.resolved-old"));
             assert!(!f.should_replicate_topic("strait.receipts"));
             assert!(!f.should_replicate_topic("strait.conflicts"));
+            let other = if f.source == "east" { "west" } else { "east" };
+            assert!(
+                !f.should_replicate_topic(&format!("{other}.accounts.quarantine")),
+                "cycle"
+            );
+            assert!(
+                !f.topic_filter_matches("south.accounts.quarantine"),
+                "a quarantine topic of an authority topic is never replicated"
+            );
+            assert!(
+                f.topic_filter_matches("south.orders.quarantine"),
+                "no authority rule"
+            );
+            assert!(
+                f.topic_filter_matches("accounts.quarantine"),
+                "a local topic"
+            );
         }
         let warnings: Vec<&str> = c.warnings.iter().map(|w| w.message.as_str()).collect();
         assert!(

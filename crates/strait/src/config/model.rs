@@ -306,12 +306,15 @@ impl Flow {
 
     /// Whether `topic` on the source passes this flow's topic filter (include and not exclude),
     /// and is not a last-writer-wins view: each region keeps its own `orders.resolved` from
-    /// its own inputs, so a copy of another region's would only be a stale duplicate.
+    /// its own inputs, so a copy of another region's would only be a stale duplicate. Nor a
+    /// quarantine topic (`us-west.orders.quarantine`: kept from the owner's readers, so from
+    /// every other region's too), nor `strait.conflicts` (each region records its own).
     pub fn topic_filter_matches(&self, topic: &str) -> bool {
         self.topics.matches(topic)
             && !self.topics_exclude.matches(topic)
             && !super::conflicts::is_view(&self.lww_topics, topic)
             && !super::conflicts::is_quarantine(&self.authority_topics, &self.policy, topic)
+            && topic != crate::conflicts::record::CONFLICTS_TOPIC
     }
 
     /// MM2's `shouldReplicateTopic`: filter (or a heartbeats topic when heartbeats replication is

@@ -403,7 +403,10 @@ mod tests {
         assert_eq!(r.recorded_in, "east");
         assert_eq!(r.key.as_deref(), Some("US-1"));
         assert_eq!(r.versions.len(), 1);
-        assert_eq!(r.versions[0].value_digest, digest_text(digest(Some(b"CANCELLED"))));
+        assert_eq!(
+            r.versions[0].value_digest,
+            digest_text(digest(Some(b"CANCELLED")))
+        );
         assert_eq!(
             t.tally.counts(),
             vec![("orders".to_string(), "authority", "quarantined", 1)]
@@ -482,6 +485,8 @@ mod tests {
             "central owns nothing: copied and reported"
         );
         assert!(!plan.quarantines(&policy, "east.orders"));
-        assert!(plan.for_topic(&policy, "payments", "west.payments").is_none());
+        assert!(plan
+            .for_topic(&policy, "payments", "west.payments")
+            .is_none());
     }
 }

@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use super::record::Outcome;
 
+/// A count's labels: topic, strategy, outcome.
+type Labels = (String, &'static str, Outcome);
+
 /// The counts, shareable between jobs (cloning shares them).
 #[derive(Clone, Debug, Default)]
 pub struct ConflictTally {
-    counts: Arc<Mutex<BTreeMap<(String, &'static str, Outcome), u64>>>,
+    counts: Arc<Mutex<BTreeMap<Labels, u64>>>,
 }
 
 impl ConflictTally {

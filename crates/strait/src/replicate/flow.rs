@@ -1080,7 +1080,9 @@ async fn run(
             .is_some_and(|a| a.quarantines(&spec.policy, t))
     };
     let ensure_topics = || async {
-        let topics = sync.ensure_remote_topics(&source_admin, &target_admin).await?;
+        let topics = sync
+            .ensure_remote_topics(&source_admin, &target_admin)
+            .await?;
         sync.ensure_quarantine_topics(&source_admin, &target_admin, &topics, &quarantines)
             .await?;
         Ok::<_, ClientError>(topics)
