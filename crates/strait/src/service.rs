@@ -10,6 +10,8 @@
 //!   recorder ([`snapshot::start`]);
 //! - for every last-writer-wins conflict rule and region the selected flows write into: its
 //!   resolved view (`resolve::start`);
+//! - for every events rule and region the selected flows write into: its merged streams
+//!   (`merge::start`), and then for every region the marks its mergers read (`merge::start_marks`);
 //! - optionally the HTTP server (`/metrics`, `/api/status`, the dashboard) on a listener the
 //!   caller bound beforehand, so that a busy address fails before anything starts.
 //!
@@ -32,6 +34,7 @@ use tracing::{error, warn};
 
 use crate::checkpoint::{self, CheckpointSpec, RunningCheckpoints};
 use crate::config::{Config, Flow};
+use crate::conflicts::merge::{self, MarksSpec, MergeSpec};
 use crate::conflicts::resolve::{self, ResolveSpec, RunningResolver};
 use crate::heartbeat::{self, HeartbeatSpec};
 use crate::http::Observed;
@@ -56,6 +59,8 @@ pub struct Service {
     recorders: Vec<Recorder>,
     /// Each last-writer-wins view job (one per rule and region).
     resolvers: Vec<RunningResolver>,
+    /// Each merged-stream job (one per events rule and region) and each region's marks job.
+    mergers: Vec<merge::Running>,
     /// Each cluster's reachability probe, by alias.
     probes: Vec<(String, tokio::task::JoinHandle<()>)>,
     http: Option<tokio::task::JoinHandle<()>>,
@@ -136,6 +141,16 @@ impl Service {
             .into_iter()
             .map(|spec| resolve::start(spec, cancel.child_token()))
             .collect();
+        let merge_specs = MergeSpec::from_config(config, &|f: &Flow| selected(&f));
+        let mut mergers: Vec<merge::Running> = MarksSpec::from_config(config, &merge_specs)
+            .into_iter()
+            .map(|spec| merge::start_marks(spec, cancel.child_token()))
+            .collect();
+        mergers.extend(
+            merge_specs
+                .into_iter()
+                .map(|spec| merge::start(spec, cancel.child_token())),
+        );
         // One probe per cluster the flows touch, however many flows share it.
         let mut clusters: Vec<&crate::kafka::Endpoint> = Vec::new();
         for f in config.enabled_flows().filter(selected) {
@@ -172,6 +187,7 @@ impl Service {
             checkpoints,
             recorders,
             resolvers,
+            mergers,
             probes,
             http,
             cancel: cancel.drop_guard(),
@@ -205,6 +221,7 @@ impl Service {
             checkpoints,
             recorders,
             resolvers,
+            mergers,
             probes,
             http,
             cancel,
@@ -260,6 +277,16 @@ impl Service {
                 name,
                 Box::pin(async move {
                     r.join().await;
+                    None
+                }),
+            ));
+        }
+        for m in mergers {
+            let name = m.name.clone();
+            parts.push((
+                name,
+                Box::pin(async move {
+                    m.join().await;
                     None
                 }),
             ));

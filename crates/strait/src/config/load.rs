@@ -190,9 +190,9 @@ impl Loader<'_> {
             .map_err(|(at, problem)| self.invalid(&at, problem))?;
         conflicts::check_flows(&conflicts, &flows)
             .map_err(|(at, problem)| self.invalid(&at, problem))?;
-        let lww_topics = conflicts.last_writer_wins_topics();
+        let derived = conflicts.derived();
         for f in &mut flows {
-            f.lww_topics = lww_topics.clone();
+            f.derived = derived.clone();
         }
         self.conflict_warnings(&conflicts, &flows);
 
@@ -658,7 +658,7 @@ impl Loader<'_> {
             internal_topics,
             clients,
             // Set once the conflict rules are read.
-            lww_topics: NameFilter::default(),
+            derived: Default::default(),
         };
         Ok(flow)
     }
@@ -765,14 +765,18 @@ impl Loader<'_> {
     }
 
     /// What this version does with the conflict rules read, so that a rule that is only read
-    /// does not look like protection: last-writer-wins rules keep resolved views, nothing else
-    /// acts yet.
+    /// does not look like protection: last-writer-wins rules keep resolved views, events rules
+    /// merged streams; authority does not act yet.
     fn conflict_warnings(&mut self, conflicts: &conflicts::Conflicts, flows: &[Flow]) {
         let names = |lww: bool| -> Vec<&conflicts::ConflictRule> {
             conflicts
                 .rules
                 .iter()
-                .filter(|r| (r.strategy == conflicts::Strategy::LastWriterWins) == lww)
+                .filter(|r| match r.strategy {
+                    conflicts::Strategy::LastWriterWins => lww,
+                    conflicts::Strategy::Authority { .. } => !lww,
+                    conflicts::Strategy::Events { .. } => false,
+                })
                 .collect()
         };
         let list = |rules: &[&conflicts::ConflictRule]| -> String {
@@ -812,7 +816,7 @@ impl Loader<'_> {
         if let Some(first) = others.first() {
             self.warnings.push(Warning::about_key(
                 format!(
-                    "conflict rules of strategy authority or events ({}) are checked, but this version of strait does not act on them yet: no violation of authority is recorded or quarantined, no merged event stream is kept",
+                    "conflict rules of strategy authority ({}) are checked, but this version of strait does not act on them yet: no violation of authority is recorded or quarantined",
                     list(&others)
                 ),
                 first.at.clone(),

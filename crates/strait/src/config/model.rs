@@ -278,9 +278,9 @@ pub struct Flow {
     pub internal_topics: InternalTopics,
     /// librdkafka settings for each of the flow's six clients.
     pub clients: Clients,
-    /// The topics of the file's last-writer-wins rules (`strait.conflicts.`): their resolved
-    /// views (`orders.resolved`) are never replicated. Empty when there is no such rule.
-    pub lww_topics: NameFilter,
+    /// The topics strait derives in each region from the file's conflict rules
+    /// (`orders.resolved`, `order-events.merged`, the marks topic): never replicated.
+    pub derived: super::conflicts::Derived,
 }
 
 /// A flow's name, `S->T` as in the file: what logs, metric labels, the keys of strait's own
@@ -302,12 +302,13 @@ impl Flow {
     }
 
     /// Whether `topic` on the source passes this flow's topic filter (include and not exclude),
-    /// and is not a last-writer-wins view: each region keeps its own `orders.resolved` from
-    /// its own inputs, so a copy of another region's would only be a stale duplicate.
+    /// and is not one strait derives in each region (`orders.resolved`, `order-events.merged`):
+    /// each region keeps its own from every region's writes, so a copy of another region's
+    /// would only be a stale duplicate.
     pub fn topic_filter_matches(&self, topic: &str) -> bool {
         self.topics.matches(topic)
             && !self.topics_exclude.matches(topic)
-            && !super::conflicts::is_view(&self.lww_topics, topic)
+            && !self.derived.contains(topic)
     }
 
     /// MM2's `shouldReplicateTopic`: filter (or a heartbeats topic when heartbeats replication is

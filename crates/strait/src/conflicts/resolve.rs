@@ -17,7 +17,7 @@
 //! partitions as the local topic) in the partition it was read from: key, value (a tombstone
 //! stays a tombstone), the winner's timestamp, its headers, and `strait.origin` (the region's
 //! alias), `strait.partition` and `strait.offset` (as read in R). A version that loses, or won
-//! already, writes nothing. The view is never replicated (see `config::conflicts::is_view`).
+//! already, writes nothing. The view is never replicated (see `config::conflicts::Derived`).
 //!
 //! **Progress.** One consumer group per rule and region on R (`strait.resolve.<rule>.<R>`, a
 //! `strait.` group: never checkpointed) reads the inputs; an input offset is committed only
@@ -48,7 +48,7 @@ use strait_conflicts::Rank;
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
-use crate::config::conflicts::{is_view, view_topic, Conflicts, Strategy};
+use crate::config::conflicts::{view_topic, Conflicts, Strategy};
 use crate::config::{Config, Flow};
 use crate::kafka::diagnose::Diagnosed;
 use crate::kafka::{Admin, Created, Endpoint, TopicInfo, TopicSpec};
@@ -226,7 +226,7 @@ impl ResolveSpec {
     fn covers(&self, topic: &str) -> bool {
         !self.policy.is_internal_topic(topic)
             && !self.policy.is_heartbeats_topic(topic)
-            && !is_view(&self.conflicts.last_writer_wins_topics(), topic)
+            && !self.conflicts.derived().contains(topic)
             && !self.is_remote(topic)
             && self
                 .conflicts
