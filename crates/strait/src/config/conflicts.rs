@@ -710,15 +710,27 @@ mod tests {
         .unwrap();
         for f in c.enabled_flows() {
             assert!(f.should_replicate_topic("order-events"));
-            assert!(!f.should_replicate_topic("order-events.merged"), "{}", f.name());
+            assert!(
+                !f.should_replicate_topic("order-events.merged"),
+                "{}",
+                f.name()
+            );
             assert!(!f.should_replicate_topic("audit-eu.merged"));
             assert!(!f.should_replicate_topic(MARKS_TOPIC));
-            assert!(f.should_replicate_topic("order-events.resolved"), "not a last-writer-wins topic");
-            assert!(f.should_replicate_topic("payments.merged"), "no rule covers payments");
+            assert!(
+                f.should_replicate_topic("order-events.resolved"),
+                "not a last-writer-wins topic"
+            );
+            assert!(
+                f.should_replicate_topic("payments.merged"),
+                "no rule covers payments"
+            );
         }
         assert_eq!(merged_topic("order-events"), "order-events.merged");
         assert!(
-            !c.warnings.iter().any(|w| w.message.contains("does not act on them")),
+            !c.warnings
+                .iter()
+                .any(|w| w.message.contains("does not act on them")),
             "{:?}",
             c.warnings
         );

@@ -5,8 +5,8 @@
 //! and merged event streams ([`merge`]).
 
 // Written by the detector and the flows' authority path, which land next (issue 16).
+pub(crate) mod merge;
 #[allow(dead_code)]
 pub(crate) mod record;
-pub(crate) mod merge;
 pub(crate) mod resolve;
 pub mod tally;

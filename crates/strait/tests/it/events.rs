@@ -98,10 +98,7 @@ async fn marks(c: &Cluster) -> BTreeMap<i32, Vec<(i64, i64)>> {
         if v["topic"] == TOPIC {
             out.entry(v["partition"].as_i64().unwrap() as i32)
                 .or_default()
-                .push((
-                    v["position"].as_i64().unwrap(),
-                    v["time"].as_i64().unwrap(),
-                ));
+                .push((v["position"].as_i64().unwrap(), v["time"].as_i64().unwrap()));
         }
     }
     out
@@ -174,7 +171,12 @@ async fn merged(c: &Cluster, expected: usize) -> BTreeMap<i32, Vec<(Place, i64)>
             text(r.header("strait.partition")).parse().unwrap(),
             text(r.header("strait.offset")).parse().unwrap(),
         );
-        assert_eq!(place.1, r.partition, "{}: partition p merges partition p", c.name());
+        assert_eq!(
+            place.1,
+            r.partition,
+            "{}: partition p merges partition p",
+            c.name()
+        );
         out.entry(r.partition)
             .or_default()
             .push((place, r.timestamp.unwrap()));

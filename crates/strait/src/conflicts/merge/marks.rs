@@ -112,7 +112,8 @@ pub(crate) async fn job(spec: MarksSpec, cancel: CancellationToken) {
     // A mark that cannot be delivered soon is stale: the next one says more.
     cfg.set("message.timeout.ms", "10000");
     cfg.set("client.id", format!("strait-{}-marks", spec.region));
-    let producer: ThreadedProducer<Diagnosed> = match cfg.create_with_context(spec.producer.context())
+    let producer: ThreadedProducer<Diagnosed> = match cfg
+        .create_with_context(spec.producer.context())
     {
         Ok(p) => p,
         Err(e) => {

@@ -114,7 +114,10 @@ impl Output {
             }
         }
         let own_ts = r.event.timestamp().to_millis().unwrap_or(-1).to_string();
-        let (p, o) = (r.event.partition().to_string(), r.event.offset().to_string());
+        let (p, o) = (
+            r.event.partition().to_string(),
+            r.event.offset().to_string(),
+        );
         let resume = r.resume.to_json();
         for (k, v) in [
             (ORIGIN_HEADER, r.origin),
@@ -145,7 +148,11 @@ impl Output {
                     rec = back;
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err((e, _)) => return Err(format!("cannot hand a record of {topic} to the producer: {e}")),
+                Err((e, _)) => {
+                    return Err(format!(
+                        "cannot hand a record of {topic} to the producer: {e}"
+                    ))
+                }
             }
         }
     }
@@ -246,7 +253,16 @@ pub(super) fn read_tail(
     if hi <= lo {
         return Ok(Some(Tail::default()));
     }
-    let Some(last) = read_range(reader, topic, partition, hi - 1, hi, timeout, cancel, |_| {})?
+    let Some(last) = read_range(
+        reader,
+        topic,
+        partition,
+        hi - 1,
+        hi,
+        timeout,
+        cancel,
+        |_| {},
+    )?
     else {
         return Ok(None);
     };
@@ -259,11 +275,15 @@ pub(super) fn read_tail(
     };
     let at = tail.last.as_ref().map_or(0, |l| l.resume.at);
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(at.saturating_sub(window_ms)))
-        .map_err(|e| e.to_string())?;
-    let found = reader
-        .offsets_for_times(tpl, timeout)
-        .map_err(|e| format!("cannot find the records of the last dedupe window of {topic}-{partition}: {e}"))?;
+    tpl.add_partition_offset(
+        topic,
+        partition,
+        Offset::Offset(at.saturating_sub(window_ms)),
+    )
+    .map_err(|e| e.to_string())?;
+    let found = reader.offsets_for_times(tpl, timeout).map_err(|e| {
+        format!("cannot find the records of the last dedupe window of {topic}-{partition}: {e}")
+    })?;
     let start = found
         .elements()
         .first()
@@ -353,7 +373,13 @@ mod tests {
 
     #[test]
     fn strait_headers_are_told_from_an_events_own() {
-        for h in [ORIGIN_HEADER, PARTITION_HEADER, OFFSET_HEADER, TIMESTAMP_HEADER, RESUME_HEADER] {
+        for h in [
+            ORIGIN_HEADER,
+            PARTITION_HEADER,
+            OFFSET_HEADER,
+            TIMESTAMP_HEADER,
+            RESUME_HEADER,
+        ] {
             assert!(is_merge_header(h), "{h}");
         }
         assert!(!is_merge_header("event-id"));

@@ -386,7 +386,9 @@ impl Session {
             // Membership only: the local topic's records are not read through the group.
             for _ in 0..1_000 {
                 match self.group.poll(Duration::ZERO) {
-                    Some(Err(e)) => debug!(merger = %self.name(), error = %e, "group consumer error"),
+                    Some(Err(e)) => {
+                        debug!(merger = %self.name(), error = %e, "group consumer error")
+                    }
                     Some(Ok(_)) => {}
                     None => break,
                 }
@@ -453,15 +455,11 @@ impl Session {
                 self.marks_next[i] = m;
                 self.marks_expected[i] = Some(m);
             }
-            reader
-                .assign(&tpl)
-                .map_err(|e| format!("cannot assign {}'s reader: {e}", self.spec.origins[i].alias))?;
+            reader.assign(&tpl).map_err(|e| {
+                format!("cannot assign {}'s reader: {e}", self.spec.origins[i].alias)
+            })?;
         }
-        let owned: Vec<String> = self
-            .lanes
-            .keys()
-            .map(|(t, p)| format!("{t}-{p}"))
-            .collect();
+        let owned: Vec<String> = self.lanes.keys().map(|(t, p)| format!("{t}-{p}")).collect();
         info!(merger = %self.name(), partitions = ?owned, "merging");
         Ok(true)
     }
@@ -539,7 +537,9 @@ impl Session {
                 for ((o, s), reader) in self.spec.origins.iter().zip(&streams).zip(&self.readers) {
                     let (lo, _) = reader
                         .fetch_watermarks(topic, p, self.spec.admin_timeout)
-                        .map_err(|e| format!("cannot read the start of {topic}-{p} in {}: {e}", o.alias))?;
+                        .map_err(|e| {
+                            format!("cannot read the start of {topic}-{p} in {}: {e}", o.alias)
+                        })?;
                     merger.resume(*s, lo, None);
                     lane_streams.push(LaneStream {
                         stream: *s,
@@ -683,9 +683,7 @@ impl Session {
             }
             for ls in &mut lane.streams {
                 if ls.creators.len() > 256 {
-                    if let Some((seed, _)) =
-                        lane.merger.snapshot(ls.stream).and_then(|r| r.seed)
-                    {
+                    if let Some((seed, _)) = lane.merger.snapshot(ls.stream).and_then(|r| r.seed) {
                         ls.creators = ls.creators.split_off(&seed);
                     }
                 }
@@ -800,8 +798,7 @@ mod tests {
         assert!(partition_problem(&s, "order-events", 3, &same, Some(3)).is_none());
         let p = partition_problem(&s, "order-events", 3, &same, Some(6)).unwrap();
         assert!(p.contains("6 in order-events.merged"), "{p}");
-        let p = partition_problem(&s, "order-events", 3, &[("west".into(), vec![])], None)
-            .unwrap();
+        let p = partition_problem(&s, "order-events", 3, &[("west".into(), vec![])], None).unwrap();
         assert!(p.contains("is not on west's cluster yet"), "{p}");
     }
 }

@@ -293,7 +293,11 @@ mod tests {
         assert_eq!(only_west.len(), 1);
         let marks = MarksSpec::from_config(&c, &only_west);
         let regions: Vec<&str> = marks.iter().map(|m| m.region.as_str()).collect();
-        assert_eq!(regions, ["west", "east"], "a merger needs every region's marks");
+        assert_eq!(
+            regions,
+            ["west", "east"],
+            "a merger needs every region's marks"
+        );
         assert_eq!(marks[1].producer.alias, "east");
         assert!(MarksSpec::from_config(&c, &[]).is_empty());
     }
