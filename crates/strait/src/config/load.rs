@@ -812,6 +812,27 @@ impl Loader<'_> {
                 ));
             }
         }
+        let events: Vec<&conflicts::ConflictRule> = conflicts
+            .rules
+            .iter()
+            .filter(|r| matches!(r.strategy, conflicts::Strategy::Events { .. }))
+            .collect();
+        let identity = flows.iter().find(|f| {
+            f.enabled
+                && f.policy.kind() == PolicyKind::Identity
+                && conflicts.rank(&f.source).is_some()
+                && conflicts.rank(&f.target).is_some()
+        });
+        if let (Some(first), Some(f)) = (events.first(), identity) {
+            self.warnings.push(Warning::about_key(
+                format!(
+                    "the flow {} names remote topics as their source (IdentityReplicationPolicy), so a region's event topic also holds the other regions' copies: no merged stream is kept for events rules ({}); use DefaultReplicationPolicy",
+                    f.name(),
+                    list(&events)
+                ),
+                first.at.clone(),
+            ));
+        }
         let others = names(false);
         if let Some(first) = others.first() {
             self.warnings.push(Warning::about_key(

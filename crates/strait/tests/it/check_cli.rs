@@ -543,7 +543,9 @@ fn an_events_rule_names_its_merged_topic() {
         "{text}"
     );
     assert!(
-        !doc.warnings.iter().any(|w| w.message.contains("does not act")),
+        !doc.warnings
+            .iter()
+            .any(|w| w.message.contains("does not act")),
         "{:?}",
         doc.warnings
     );

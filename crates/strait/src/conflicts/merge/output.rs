@@ -87,6 +87,10 @@ impl Output {
     pub(super) fn new(ep: &Endpoint, region: &str) -> Result<Self, String> {
         let mut cfg = ep.producer_config();
         cfg.set("client.id", format!("strait-{region}-merger"));
+        // A record that fails must not be followed by later ones (the merged topic's last
+        // record says where to go on, so a gap before it would be a lost event): a failure is
+        // fatal, the session starts over from what landed.
+        cfg.set("enable.gapless.guarantee", "true");
         let producer = cfg
             .create_with_context(OutputContext {
                 diagnose: ep.context(),

@@ -29,6 +29,10 @@ use crate::stop::{or_cancel, pause, CancellationToken};
 const RETRY_PROBLEMS: Duration = Duration::from_secs(30);
 /// At most this many records are taken from one region's reader per turn.
 const TURN_MAX: usize = 2_000;
+/// A partition's merge holding more events than this (waiting for a region that is behind,
+/// during a cut) stops reading the regions ahead until it holds half as many: memory stays
+/// bounded, and the region behind, which is what it waits for, is always read.
+const PENDING_MAX: usize = 50_000;
 
 /// What a merger counts, and what it says only once.
 #[derive(Debug, Default)]
@@ -56,7 +60,7 @@ enum Ended {
 
 /// Keep the merged streams of `spec` until `cancel` fires.
 pub(super) async fn job(spec: MergeSpec, cancel: CancellationToken) {
-    if let Some(problem) = spec.missing_region(&spec.topics.conflicts.regions) {
+    if let Some(problem) = spec.merge_problem(&spec.topics.conflicts.regions) {
         error!(rule = %spec.rule, region = %spec.region, "no merged stream is kept: {problem}");
         return;
     }
@@ -289,6 +293,8 @@ struct Lane {
     merger: Merger<Vec<u8>, OwnedMessage>,
     /// By origin, in the spec's order.
     streams: Vec<LaneStream>,
+    /// By origin: whether its partition is paused (see [`PENDING_MAX`]).
+    paused: Vec<bool>,
     /// The last time something was released (or the lane started), and the last time its
     /// waiting was said.
     progressed: Instant,
@@ -408,7 +414,7 @@ impl Session {
             }
             if Instant::now() >= next_refresh {
                 next_refresh = Instant::now() + refresh;
-                if problems || self.topics_changed() {
+                if self.topics_changed() || (problems && self.problems_gone()) {
                     break Ok(Ended::TopicsChanged);
                 }
             }
@@ -458,6 +464,8 @@ impl Session {
             reader.assign(&tpl).map_err(|e| {
                 format!("cannot assign {}'s reader: {e}", self.spec.origins[i].alias)
             })?;
+            // Nothing paused for an earlier lane stays so.
+            let _ = reader.resume(&tpl);
         }
         let owned: Vec<String> = self.lanes.keys().map(|(t, p)| format!("{t}-{p}")).collect();
         info!(merger = %self.name(), partitions = ?owned, "merging");
@@ -555,6 +563,7 @@ impl Session {
             output,
             partition: p,
             merger,
+            paused: vec![false; lane_streams.len()],
             streams: lane_streams,
             progressed: Instant::now(),
             said_waiting: None,
@@ -681,6 +690,35 @@ impl Session {
                     }
                 }
             }
+            let pending = lane.merger.pending();
+            let behind = lane
+                .streams
+                .iter()
+                .filter_map(|ls| lane.merger.watermark(ls.stream))
+                .min();
+            for (i, ls) in lane.streams.iter().enumerate() {
+                let pause = if lane.paused[i] {
+                    pending > PENDING_MAX / 2
+                } else {
+                    pending > PENDING_MAX
+                } && lane.merger.watermark(ls.stream) > behind;
+                if pause != lane.paused[i] {
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(&lane.topic, lane.partition);
+                    let done = if pause {
+                        self.readers[i].pause(&tpl)
+                    } else {
+                        self.readers[i].resume(&tpl)
+                    };
+                    match done {
+                        Ok(()) => lane.paused[i] = pause,
+                        Err(e) => {
+                            debug!(merger = %self.spec.name(), error = %e, "pausing or resuming a region's partition failed; tried again")
+                        }
+                    }
+                    debug!(merger = %self.spec.name(), topic = %lane.topic, partition = lane.partition, region = %self.spec.origins[i].alias, pending, paused = pause, "bounding the events held");
+                }
+            }
             for ls in &mut lane.streams {
                 if ls.creators.len() > 256 {
                     if let Some((seed, _)) = lane.merger.snapshot(ls.stream).and_then(|r| r.seed) {
@@ -704,6 +742,41 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Whether a topic left out for a problem (partition counts that differ, a region without
+    /// it) could now be merged.
+    fn problems_gone(&self) -> bool {
+        let mut listed: Vec<BTreeMap<String, i32>> = Vec::new();
+        for reader in &self.readers {
+            match reader.fetch_metadata(None, self.spec.admin_timeout) {
+                Ok(md) => listed.push(
+                    md.topics()
+                        .iter()
+                        .filter(|t| t.error().is_none())
+                        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+                        .collect(),
+                ),
+                Err(_) => return false,
+            }
+        }
+        let here = self
+            .spec
+            .origins
+            .iter()
+            .position(|o| o.alias == self.spec.region);
+        self.plan
+            .candidates
+            .iter()
+            .filter(|c| !self.plan.topics.iter().any(|(t, _)| *t == c.name))
+            .any(|c| {
+                listed.iter().all(|l| l.get(&c.name) == Some(&c.partitions))
+                    && here.is_none_or(|h| {
+                        listed[h]
+                            .get(&merged_topic(&c.name))
+                            .is_none_or(|m| *m == c.partitions)
+                    })
+            })
     }
 
     /// Whether R's topics of the rule are not those planned any more.

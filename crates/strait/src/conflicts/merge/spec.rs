@@ -206,8 +206,21 @@ impl MergeSpec {
         format!("{} in {}", self.rule, self.region)
     }
 
-    /// Why some region's events cannot be merged in R, if so: no enabled flow from it into R.
-    pub(crate) fn missing_region(&self, regions: &[String]) -> Option<String> {
+    /// Why some region's events cannot be merged in R, if so: no enabled flow from it into R,
+    /// or remote topics named as their source (IdentityReplicationPolicy), which puts the other
+    /// regions' copies into R's own event topic.
+    pub(crate) fn merge_problem(&self, regions: &[String]) -> Option<String> {
+        if self
+            .topics
+            .policies
+            .iter()
+            .any(|p| p.kind() == crate::policy::PolicyKind::Identity)
+        {
+            return Some(format!(
+                "a flow into {} names remote topics as their source (IdentityReplicationPolicy), so its event topics also hold the other regions' copies; merged streams need remote topics named apart (DefaultReplicationPolicy)",
+                self.region
+            ));
+        }
         regions
             .iter()
             .find(|r| !self.origins.iter().any(|o| &o.alias == *r))
@@ -287,7 +300,7 @@ mod tests {
             .map(|o| (o.alias.as_str(), o.rank, o.consumer.alias.as_str()))
             .collect();
         assert_eq!(origins, [("west", 0, "west"), ("east", 1, "east")]);
-        assert!(east.missing_region(&c.conflicts.regions).is_none());
+        assert!(east.merge_problem(&c.conflicts.regions).is_none());
         assert_eq!(east.producer.alias, "east");
         let only_west = MergeSpec::from_config(&c, &|f| f.target == "west");
         assert_eq!(only_west.len(), 1);
@@ -300,6 +313,26 @@ mod tests {
         );
         assert_eq!(marks[1].producer.alias, "east");
         assert!(MarksSpec::from_config(&c, &[]).is_empty());
+    }
+
+    #[test]
+    fn the_identity_policy_keeps_no_merged_stream() {
+        let c = config(&format!(
+            "{RULES}replication.policy.class = org.apache.kafka.connect.mirror.IdentityReplicationPolicy\n"
+        ));
+        let east = MergeSpec::from_config(&c, &|_| true).remove(1);
+        let problem = east.merge_problem(&c.conflicts.regions).unwrap();
+        assert!(
+            problem.contains("names remote topics as their source"),
+            "{problem}"
+        );
+        assert!(
+            c.warnings.iter().any(|w| w
+                .message
+                .contains("no merged stream is kept for events rules (`log`)")),
+            "strait check says so too: {:?}",
+            c.warnings
+        );
     }
 
     #[test]
