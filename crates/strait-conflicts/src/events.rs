@@ -25,8 +25,17 @@
 //! the dedupe window earlier, is dropped (reported, not released). Decided on the released
 //! sequence, so the same everywhere; an id is forgotten once nothing can be released within the
 //! window after it.
+//!
+//! **Resuming.** A merger stopped after releasing some event K (the last one written) resumes
+//! exactly where it was from a small [`Resume`] per stream, taken with [`Merger::snapshot`]
+//! right after K: the position to read the stream again from (nothing before it is still to be
+//! released), the one mark that gives the floor there, and the position of the next mark kept,
+//! so that the caller re-reads its marks from where that one was written. A fresh merger given
+//! these ([`Merger::resume`]), the ids released within the dedupe window before K
+//! ([`Merger::remember`]) and K itself ([`Merger::skip_through`]) releases what the first one
+//! would have released after K, and nothing of what it released before.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 
 use crate::Rank;
@@ -84,6 +93,8 @@ struct StreamState<I, P> {
     read_to: i64,
     /// Events given but without a mark beyond them yet.
     waiting: BTreeMap<i64, Event<I, P>>,
+    /// Positions of the events given a time but not released yet.
+    ready: BTreeSet<i64>,
 }
 
 impl<I, P> StreamState<I, P> {
@@ -103,9 +114,35 @@ impl<I, P> StreamState<I, P> {
     fn watermark(&self) -> i64 {
         self.floor(self.read_to)
     }
+
+    /// Nothing before this position is still to be released.
+    fn from(&self) -> i64 {
+        let first = |p: Option<&i64>| p.copied().unwrap_or(i64::MAX);
+        first(self.waiting.keys().next())
+            .min(first(self.ready.first()))
+            .min(self.read_to)
+    }
+}
+
+/// Where a stream stands right after an event was released: what a merger needs to go on from
+/// there (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resume {
+    /// Read the stream again from this position: every event before it was released.
+    pub from: i64,
+    /// The last mark at or before `from` (position, floor), which gives its floor.
+    pub seed: Option<(i64, i64)>,
+    /// The position of the first mark kept after `seed`: the caller reads marks again from the
+    /// first one written at this position (`None`: from the next one it has not read yet).
+    pub next_mark: Option<i64>,
 }
 
 type Key = (i64, Rank, i32, i64);
+
+/// An event's place in the merged order: (effective time, region rank, partition, position).
+pub fn place(at: i64, stream: Stream, position: i64) -> (i64, Rank, i32, i64) {
+    (at, stream.origin, stream.partition, position)
+}
 
 /// Merges the streams of one event topic (see the module docs).
 #[derive(Debug)]
@@ -117,6 +154,8 @@ pub struct Merger<I, P> {
     /// Ids released, with their effective time and stream/position, and when each can go.
     ids: HashMap<I, (i64, Stream, i64)>,
     id_expiry: BTreeMap<(i64, Stream, i64), I>,
+    /// Events at or before this place were released before a restart: dropped unseen.
+    skip: Option<Key>,
 }
 
 impl<I: Clone + Eq + Hash, P> Merger<I, P> {
@@ -139,6 +178,7 @@ impl<I: Clone + Eq + Hash, P> Merger<I, P> {
                             marks: Vec::new(),
                             read_to: i64::MIN,
                             waiting: BTreeMap::new(),
+                            ready: BTreeSet::new(),
                         },
                     )
                 })
@@ -146,7 +186,50 @@ impl<I: Clone + Eq + Hash, P> Merger<I, P> {
             ready: BTreeMap::new(),
             ids: HashMap::new(),
             id_expiry: BTreeMap::new(),
+            skip: None,
         }
+    }
+
+    /// Start `stream` where a snapshot left it (before giving it anything): everything before
+    /// `from` is taken as given, and `seed` is its mark there.
+    pub fn resume(&mut self, stream: Stream, from: i64, seed: Option<(i64, i64)>) {
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.read_to = from;
+            s.marks = seed.into_iter().collect();
+        }
+    }
+
+    /// An id released (not as a duplicate) before a restart, at `at` from `stream`/`position`:
+    /// a repeat of it within the window is dropped as if the merger had not stopped.
+    pub fn remember(&mut self, id: I, at: i64, stream: Stream, position: i64) {
+        if let Some(old) = self.ids.insert(id.clone(), (at, stream, position)) {
+            self.id_expiry.remove(&old);
+        }
+        self.id_expiry.insert((at, stream, position), id);
+    }
+
+    /// Everything up to and including `place` (see [`place`]) was released before a restart:
+    /// it is dropped when it comes again, without a trace (not even in the dedupe ids).
+    pub fn skip_through(&mut self, place: (i64, Rank, i32, i64)) {
+        self.skip = Some(place);
+    }
+
+    /// How far `stream` is known to have come: nothing heard of from it from now on has an
+    /// earlier effective time (`i64::MIN` before its first mark).
+    pub fn watermark(&self, stream: Stream) -> Option<i64> {
+        self.streams.get(&stream).map(StreamState::watermark)
+    }
+
+    /// Where `stream` stands now (call right after an event was released).
+    pub fn snapshot(&self, stream: Stream) -> Option<Resume> {
+        let s = self.streams.get(&stream)?;
+        let from = s.from();
+        let n = s.marks.partition_point(|(o, _)| *o <= from);
+        Some(Resume {
+            from,
+            seed: n.checked_sub(1).map(|i| s.marks[i]),
+            next_mark: s.marks.get(n).map(|(o, _)| *o),
+        })
     }
 
     /// Events waiting for a mark or for release.
@@ -216,17 +299,13 @@ impl<I: Clone + Eq + Hash, P> Merger<I, P> {
             let now = std::mem::replace(&mut s.waiting, later);
             for (pos, e) in now {
                 let at = e.timestamp.max(s.floor(pos));
+                s.ready.insert(pos);
                 self.ready
                     .insert((at, stream.origin, stream.partition, pos), e);
             }
-            // Marks before the last one that applies to what is still to come can go.
-            let keep_from = s
-                .waiting
-                .keys()
-                .next()
-                .copied()
-                .unwrap_or(i64::MAX)
-                .min(s.read_to);
+            // Marks before the last one that applies to what is still to be released can go
+            // (the one kept gives a snapshot its floor).
+            let keep_from = s.from();
             let n = s.marks.partition_point(|(o, _)| *o <= keep_from);
             if n > 1 {
                 s.marks.drain(..n - 1);
@@ -236,19 +315,46 @@ impl<I: Clone + Eq + Hash, P> Merger<I, P> {
 
     /// The events that can be released now, in the merged order.
     pub fn release(&mut self) -> Vec<Output<I, P>> {
+        std::iter::from_fn(|| self.release_next()).collect()
+    }
+
+    /// The next event that can be released now, if any (one at a time, so that a
+    /// [`snapshot`](Self::snapshot) can be taken after each).
+    pub fn release_next(&mut self) -> Option<Output<I, P>> {
         let frontier = self
             .streams
             .values()
             .map(StreamState::watermark)
             .min()
             .unwrap_or(i64::MIN);
-        let mut out = Vec::new();
-        while let Some(entry) = self.ready.first_entry() {
-            let (at, _, _, pos) = *entry.key();
-            if at >= frontier {
+        // Ids nothing can repeat any more: whatever is released from now on is at or after the
+        // frontier or the first event ready. (So forgetting never changes a decision: each is a
+        // function of the released sequence alone.)
+        let bound = self
+            .ready
+            .first_key_value()
+            .map_or(frontier, |(k, _)| k.0.min(frontier));
+        while let Some(entry) = self.id_expiry.first_entry() {
+            if entry.key().0.saturating_add(self.dedupe_window) >= bound {
                 break;
             }
+            let id = entry.remove();
+            self.ids.remove(&id);
+        }
+        loop {
+            let entry = self.ready.first_entry()?;
+            let key = *entry.key();
+            let (at, _, _, pos) = key;
+            if at >= frontier {
+                return None;
+            }
             let event = entry.remove();
+            if let Some(s) = self.streams.get_mut(&event.stream) {
+                s.ready.remove(&pos);
+            }
+            if self.skip.is_some_and(|k| key <= k) {
+                continue;
+            }
             let here = (event.stream, pos);
             let repeat =
                 event
@@ -258,31 +364,16 @@ impl<I: Clone + Eq + Hash, P> Merger<I, P> {
                     .and_then(|&(first_at, s, p)| {
                         (at - first_at <= self.dedupe_window).then_some((s, p))
                     });
-            match repeat {
-                Some(of) => out.push(Output::Duplicate { event, at, of }),
+            return Some(match repeat {
+                Some(of) => Output::Duplicate { event, at, of },
                 None => {
                     if let Some(id) = &event.id {
-                        if let Some((old_at, s, p)) =
-                            self.ids.insert(id.clone(), (at, here.0, here.1))
-                        {
-                            self.id_expiry.remove(&(old_at, s, p));
-                        }
-                        self.id_expiry.insert((at, here.0, here.1), id.clone());
+                        self.remember(id.clone(), at, here.0, here.1);
                     }
-                    out.push(Output::Event { event, at });
+                    Output::Event { event, at }
                 }
-            }
+            });
         }
-        // Ids nothing can repeat any more: whatever is released from now on is at or after the
-        // frontier.
-        while let Some(entry) = self.id_expiry.first_entry() {
-            if entry.key().0.saturating_add(self.dedupe_window) >= frontier {
-                break;
-            }
-            let id = entry.remove();
-            self.ids.remove(&id);
-        }
-        out
     }
 }
 
@@ -448,6 +539,151 @@ mod tests {
         take(&mut m);
         assert_eq!(m.pending(), 0);
         out
+    }
+
+    type Row = (Stream, i64, i64, bool);
+
+    fn row(o: Output<u8, ()>) -> (Row, Option<u8>) {
+        match o {
+            Output::Event { event, at } => ((event.stream, event.position, at, true), event.id),
+            Output::Duplicate { event, at, .. } => {
+                ((event.stream, event.position, at, false), event.id)
+            }
+        }
+    }
+
+    fn feed(m: &mut Merger<u8, ()>, s: Stream, item: &Item) {
+        match *item {
+            Item::Event(pos, t, id) => m.event(Event {
+                stream: s,
+                position: pos,
+                timestamp: t,
+                id: Some(id),
+                payload: (),
+            }),
+            Item::Mark(o, t) => m.mark(s, o, t),
+        }
+    }
+
+    fn finish(m: &mut Merger<u8, ()>, streams: &[Stream], out: &mut Vec<(Row, Option<u8>)>) {
+        for s in streams {
+            m.mark(*s, 1_000, 10_000);
+            m.read_to(*s, 1_000);
+        }
+        out.extend(m.release().into_iter().map(row));
+        assert_eq!(m.pending(), 0);
+    }
+
+    proptest! {
+        /// A merger stopped right after any event it released, and started again from its
+        /// snapshot (each stream read again from `from`, its marks from `next_mark`), the ids
+        /// released within the window before, and the last place, releases exactly what an
+        /// uninterrupted one releases after that event.
+        #[test]
+        fn a_merger_resumed_from_a_snapshot_goes_on_as_if_never_stopped(
+            items in prop::collection::vec(stream_items(), 4),
+            seeds in (any::<u64>(), any::<u64>()),
+            stop in any::<prop::sample::Index>(),
+        ) {
+            let streams = [
+                Stream { origin: 0, partition: 0 },
+                Stream { origin: 0, partition: 1 },
+                Stream { origin: 1, partition: 0 },
+                Stream { origin: 1, partition: 1 },
+            ];
+            let (lateness, window) = (5, 100);
+            let tagged: Vec<Vec<(Stream, Item)>> = items
+                .iter()
+                .zip(streams)
+                .map(|(its, s)| its.iter().map(|i| (s, i.clone())).collect())
+                .collect();
+            let heard = interleave(tagged, seeds.0);
+
+            // Uninterrupted.
+            let mut whole = Vec::new();
+            let mut m: Merger<u8, ()> = Merger::new(streams, lateness, window);
+            for (s, item) in &heard {
+                feed(&mut m, *s, item);
+                whole.extend(m.release().into_iter().map(row));
+            }
+            finish(&mut m, &streams, &mut whole);
+            let events: Vec<usize> = (0..whole.len()).filter(|&i| whole[i].0 .3).collect();
+            prop_assume!(!events.is_empty());
+            let k = events[stop.index(events.len())] + 1;
+
+            // Stopped right after the k-th output (an event written), as a crash would.
+            let mut before = Vec::new();
+            let mut m: Merger<u8, ()> = Merger::new(streams, lateness, window);
+            let mut marks_read: BTreeMap<Stream, usize> = BTreeMap::new();
+            let mut stopped = false;
+            for (s, item) in &heard {
+                feed(&mut m, *s, item);
+                if matches!(item, Item::Mark(..)) {
+                    *marks_read.entry(*s).or_default() += 1;
+                }
+                while before.len() < k {
+                    match m.release_next() {
+                        Some(o) => before.push(row(o)),
+                        None => break,
+                    }
+                }
+                if before.len() == k {
+                    stopped = true;
+                    break;
+                }
+            }
+            if !stopped {
+                for s in &streams {
+                    m.mark(*s, 1_000, 10_000);
+                    m.read_to(*s, 1_000);
+                }
+                // The final marks are not part of any stream's items: read again in `finish`.
+                while before.len() < k {
+                    before.push(row(m.release_next().expect("the whole run released it")));
+                }
+            }
+            prop_assert_eq!(&before[..], &whole[..k]);
+            let ((ls, lpos, lat, _), _) = before[k - 1];
+
+            // Started again from the snapshot.
+            let mut again: Merger<u8, ()> = Merger::new(streams, lateness, window);
+            again.skip_through(place(lat, ls, lpos));
+            for ((s, pos, at, kept), id) in &before {
+                if *kept && *at >= lat - window {
+                    again.remember(id.unwrap(), *at, *s, *pos);
+                }
+            }
+            let mut lists = Vec::new();
+            for (its, s) in items.iter().zip(streams) {
+                let r = m.snapshot(s).unwrap();
+                again.resume(s, r.from, r.seed);
+                let marks: Vec<&Item> = its.iter().filter(|i| matches!(i, Item::Mark(..))).collect();
+                let first_mark = match r.next_mark {
+                    // Not among the items: the final mark, which `finish` gives again.
+                    Some(p) => marks
+                        .iter()
+                        .position(|i| matches!(i, Item::Mark(o, _) if *o == p))
+                        .unwrap_or(marks.len()),
+                    None => marks_read.get(&s).copied().unwrap_or(0).min(marks.len()),
+                };
+                let mut list: Vec<(Stream, Item)> = its
+                    .iter()
+                    .filter(|i| matches!(i, Item::Event(pos, ..) if *pos >= r.from))
+                    .map(|i| (s, i.clone()))
+                    .collect();
+                list.extend(marks[first_mark..].iter().map(|i| (s, (*i).clone())));
+                lists.push(list);
+            }
+            let mut after = Vec::new();
+            for (s, item) in interleave(lists, seeds.1) {
+                feed(&mut again, s, &item);
+                after.extend(again.release().into_iter().map(row));
+            }
+            finish(&mut again, &streams, &mut after);
+            let mut joined = before.clone();
+            joined.extend(after);
+            prop_assert_eq!(joined, whole);
+        }
     }
 
     proptest! {

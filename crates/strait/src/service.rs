@@ -11,6 +11,8 @@
 //! - for every last-writer-wins conflict rule and region the selected flows write into: its
 //!   resolved view (`resolve::start`), and with any conflict rule the clock skew measurement
 //!   (`clock::run`);
+//! - for every events rule and region the selected flows write into: its merged streams
+//!   (`merge::start`), and then for every region the marks its mergers read (`merge::start_marks`);
 //! - for every conflict region the selected flows write into: its detector of concurrent
 //!   writes (`detect::start`), fed by the receipts the flows write (`conflicts::receipts`);
 //! - optionally the HTTP server (`/metrics`, `/api/status`, the dashboard) on a listener the
@@ -37,6 +39,7 @@ use crate::checkpoint::{self, CheckpointSpec};
 use crate::config::{Config, Flow};
 use crate::conflicts::clock::{self, ClockSpec};
 use crate::conflicts::detect::{self, DetectSpec};
+use crate::conflicts::merge::{self, MarksSpec, MergeSpec};
 use crate::conflicts::receipts::ReceiptSpec;
 use crate::conflicts::resolve::{self, ResolveSpec};
 use crate::heartbeat::{self, HeartbeatSpec};
@@ -159,10 +162,21 @@ impl Service {
                 r.join(),
             ));
         }
-        for spec in DetectSpec::from_config(config, &|f: &Flow| selected(&f), &observed.conflicts)
-        {
+        let merge_specs = MergeSpec::from_config(config, &|f: &Flow| selected(&f));
+        for spec in MarksSpec::from_config(config, &merge_specs) {
+            let m = merge::start_marks(spec, cancel.child_token());
+            jobs.push(ending(m.name.clone(), m.join()));
+        }
+        for spec in merge_specs {
+            let m = merge::start(spec, cancel.child_token());
+            jobs.push(ending(m.name.clone(), m.join()));
+        }
+        for spec in DetectSpec::from_config(config, &|f: &Flow| selected(&f), &observed.conflicts) {
             let d = detect::start(spec, cancel.child_token());
-            jobs.push(ending(format!("conflict detection in {}", d.name), d.join()));
+            jobs.push(ending(
+                format!("conflict detection in {}", d.name),
+                d.join(),
+            ));
         }
         if let Some(spec) = ClockSpec::from_config(config, &|f: &Flow| selected(&f)) {
             let board = observed.clock.clone();

@@ -133,7 +133,8 @@ fn conflict_strategy_text(s: &Strategy) -> String {
             id_header,
             lateness,
         } => format!(
-            "one event order (ids from header {}, lateness {} ms)",
+            "one event order in `<topic>{}` in each region (ids from header {}, lateness {} ms)",
+            strait::config::conflicts::MERGED_SUFFIX,
             id_header.as_deref().unwrap_or("(none: no repeats dropped)"),
             lateness.as_millis()
         ),

@@ -114,33 +114,71 @@ impl Conflicts {
 /// What a last-writer-wins view is named after its topic: `orders` -> `orders.resolved`.
 pub const VIEW_SUFFIX: &str = ".resolved";
 
+/// What a merged event stream is named after its topic: `order-events` -> `order-events.merged`.
+pub const MERGED_SUFFIX: &str = ".merged";
+
+/// The topic on each region's cluster where strait marks the progress of that region's event
+/// topics (see `conflicts::merge::marks`). Internal by name, so no flow's filter takes it.
+pub const MARKS_TOPIC: &str = "strait-marks.internal";
+
 /// The resolved view of `topic` (`orders.resolved`), kept in every region by a last-writer-wins
 /// rule.
 pub fn view_topic(topic: &str) -> String {
     format!("{topic}{VIEW_SUFFIX}")
 }
 
+/// The merged stream of `topic` (`order-events.merged`), kept in every region by an events
+/// rule.
+pub fn merged_topic(topic: &str) -> String {
+    format!("{topic}{MERGED_SUFFIX}")
+}
+
+/// The topics strait derives in each region from the rules' topics: each region computes its
+/// own from every region's writes, so they are never replicated (a copy of another region's
+/// would only be a stale duplicate of what the region keeps itself). The one place that says
+/// which they are: resolved views of last-writer-wins topics, merged streams of event topics,
+/// and the marks topic.
+#[derive(Clone, Debug, Default)]
+pub struct Derived {
+    last_writer_wins: NameFilter,
+    events: NameFilter,
+}
+
+impl Derived {
+    /// Whether strait derives `topic` in each region (`orders.resolved` for a last-writer-wins
+    /// `orders`, `order-events.merged` for an events `order-events`, the marks topic).
+    pub fn contains(&self, topic: &str) -> bool {
+        topic == MARKS_TOPIC
+            || topic
+                .strip_suffix(VIEW_SUFFIX)
+                .is_some_and(|base| self.last_writer_wins.matches(base))
+            || topic
+                .strip_suffix(MERGED_SUFFIX)
+                .is_some_and(|base| self.events.matches(base))
+    }
+}
+
 impl Conflicts {
-    /// The topic patterns of every last-writer-wins rule, as one filter (empty when there is
-    /// none): what [`is_view`] is asked with.
-    pub fn last_writer_wins_topics(&self) -> NameFilter {
+    /// The topics of every rule whose strategy `pick` accepts, as one filter (empty when
+    /// there is none).
+    fn topics_of(&self, pick: impl Fn(&Strategy) -> bool) -> NameFilter {
         let patterns: Vec<String> = self
             .rules
             .iter()
-            .filter(|r| r.strategy == Strategy::LastWriterWins)
+            .filter(|r| pick(&r.strategy))
             .flat_map(|r| r.topics.patterns().iter().cloned())
             .collect();
         // Each pattern compiled on its own when its rule was read: together they compile too.
         NameFilter::new(patterns).unwrap_or_default()
     }
-}
 
-/// Whether `topic` is the resolved view of a topic `lww_topics` covers (`orders.resolved` for
-/// `orders`): strait writes it in each region, and it is never replicated.
-pub fn is_view(lww_topics: &NameFilter, topic: &str) -> bool {
-    topic
-        .strip_suffix(VIEW_SUFFIX)
-        .is_some_and(|base| lww_topics.matches(base))
+    /// The topics strait derives from these rules (see [`Derived`]).
+    pub fn derived(&self) -> Derived {
+        Derived {
+            last_writer_wins: self.topics_of(|s| *s == Strategy::LastWriterWins),
+            events: self.topics_of(|s| matches!(s, Strategy::Events { .. })),
+        }
+    }
 }
 
 /// What a quarantine topic is named after the remote topic it stands beside:
@@ -750,6 +788,45 @@ mod tests {
         assert!(plain
             .enabled_flows()
             .all(|f| f.should_replicate_topic("orders.resolved")));
+    }
+
+    /// A merged stream (`order-events.merged`) and the marks topic are kept in each region by
+    /// strait and never replicated, as views are; an events rule's warning is gone.
+    #[test]
+    fn merged_streams_and_marks_are_never_replicated() {
+        let c = parse(
+            "strait.conflicts.rules = log
+             strait.conflicts.log.topics = order-events, audit-.*
+             strait.conflicts.log.strategy = events
+",
+        )
+        .unwrap();
+        for f in c.enabled_flows() {
+            assert!(f.should_replicate_topic("order-events"));
+            assert!(
+                !f.should_replicate_topic("order-events.merged"),
+                "{}",
+                f.name()
+            );
+            assert!(!f.should_replicate_topic("audit-eu.merged"));
+            assert!(!f.should_replicate_topic(MARKS_TOPIC));
+            assert!(
+                f.should_replicate_topic("order-events.resolved"),
+                "not a last-writer-wins topic"
+            );
+            assert!(
+                f.should_replicate_topic("payments.merged"),
+                "no rule covers payments"
+            );
+        }
+        assert_eq!(merged_topic("order-events"), "order-events.merged");
+        assert!(
+            !c.warnings
+                .iter()
+                .any(|w| w.message.contains("does not act on them")),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

@@ -190,10 +190,10 @@ impl Loader<'_> {
             .map_err(|(at, problem)| self.invalid(&at, problem))?;
         conflicts::check_flows(&conflicts, &flows)
             .map_err(|(at, problem)| self.invalid(&at, problem))?;
-        let lww_topics = conflicts.last_writer_wins_topics();
         let authority_topics = conflicts.authority_topics();
+        let derived = conflicts.derived();
         for f in &mut flows {
-            f.lww_topics = lww_topics.clone();
+            f.derived = derived.clone();
             f.authority_topics = authority_topics.clone();
         }
         self.conflict_warnings(&conflicts, &flows);
@@ -660,7 +660,7 @@ impl Loader<'_> {
             internal_topics,
             clients,
             // Set once the conflict rules are read.
-            lww_topics: NameFilter::default(),
+            derived: Default::default(),
             authority_topics: NameFilter::default(),
         };
         Ok(flow)
@@ -769,14 +769,13 @@ impl Loader<'_> {
 
     /// What this version does with the conflict rules read, so that a rule that is only read
     /// does not look like protection: last-writer-wins rules keep resolved views, authority
-    /// rules are applied by the flows, event rules do not act yet.
+    /// rules are applied by the flows, events rules keep merged streams.
     fn conflict_warnings(&mut self, conflicts: &conflicts::Conflicts, flows: &[Flow]) {
         let names = |lww: bool| -> Vec<&conflicts::ConflictRule> {
             conflicts
                 .rules
                 .iter()
-                .filter(|r| (r.strategy == conflicts::Strategy::LastWriterWins) == lww)
-                .filter(|r| !matches!(r.strategy, conflicts::Strategy::Authority { .. }))
+                .filter(|r| lww && r.strategy == conflicts::Strategy::LastWriterWins)
                 .collect()
         };
         let list = |rules: &[&conflicts::ConflictRule]| -> String {
@@ -790,7 +789,7 @@ impl Loader<'_> {
         if let Some(first) = lww.first() {
             self.warnings.push(Warning::about_key(
                 format!(
-                    "last-writer-wins rules ({}) keep a resolved view `<topic>{}` in each region; the versions that lose to a concurrent write are recorded in strait.conflicts, but clock skew is not measured yet: concurrency is judged with every clock within strait.conflicts.clock.tolerance.ms",
+                    "last-writer-wins rules ({}) keep a resolved view `<topic>{}` in each region; the versions that lose to a concurrent write are recorded in strait.conflicts; concurrency is judged taking each region's writers' clocks to be within strait.conflicts.clock.tolerance.ms of strait's",
                     list(&lww),
                     conflicts::VIEW_SUFFIX
                 ),
@@ -812,12 +811,23 @@ impl Loader<'_> {
                 ));
             }
         }
-        let others = names(false);
-        if let Some(first) = others.first() {
+        let events: Vec<&conflicts::ConflictRule> = conflicts
+            .rules
+            .iter()
+            .filter(|r| matches!(r.strategy, conflicts::Strategy::Events { .. }))
+            .collect();
+        let identity = flows.iter().find(|f| {
+            f.enabled
+                && f.policy.kind() == PolicyKind::Identity
+                && conflicts.rank(&f.source).is_some()
+                && conflicts.rank(&f.target).is_some()
+        });
+        if let (Some(first), Some(f)) = (events.first(), identity) {
             self.warnings.push(Warning::about_key(
                 format!(
-                    "conflict rules of strategy events ({}) are checked, but this version of strait does not act on them yet beyond recording their concurrent writes in strait.conflicts: no merged event stream is kept",
-                    list(&others)
+                    "the flow {} names remote topics as their source (IdentityReplicationPolicy), so a region's event topic also holds the other regions' copies: no merged stream is kept for events rules ({}); use DefaultReplicationPolicy",
+                    f.name(),
+                    list(&events)
                 ),
                 first.at.clone(),
             ));

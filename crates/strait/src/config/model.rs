@@ -278,9 +278,9 @@ pub struct Flow {
     pub internal_topics: InternalTopics,
     /// librdkafka settings for each of the flow's six clients.
     pub clients: Clients,
-    /// The topics of the file's last-writer-wins rules (`strait.conflicts.`): their resolved
-    /// views (`orders.resolved`) are never replicated. Empty when there is no such rule.
-    pub lww_topics: NameFilter,
+    /// The topics strait derives in each region from the file's conflict rules
+    /// (`orders.resolved`, `order-events.merged`, the marks topic): never replicated.
+    pub derived: super::conflicts::Derived,
     /// The topics of the file's authority rules: the quarantine topics beside their remote
     /// copies (`us-west.orders.quarantine`) are never replicated.
     pub authority_topics: NameFilter,
@@ -305,14 +305,15 @@ impl Flow {
     }
 
     /// Whether `topic` on the source passes this flow's topic filter (include and not exclude),
-    /// and is not a last-writer-wins view: each region keeps its own `orders.resolved` from
-    /// its own inputs, so a copy of another region's would only be a stale duplicate. Nor a
-    /// quarantine topic (`us-west.orders.quarantine`: kept from the owner's readers, so from
-    /// every other region's too), nor `strait.conflicts` (each region records its own).
+    /// and is not one strait derives in each region (`orders.resolved`, `order-events.merged`):
+    /// each region keeps its own from every region's writes, so a copy of another region's
+    /// would only be a stale duplicate. Nor a quarantine topic (`us-west.orders.quarantine`:
+    /// kept from the owner's readers, so from every other region's too), nor `strait.conflicts`
+    /// (each region records its own).
     pub fn topic_filter_matches(&self, topic: &str) -> bool {
         self.topics.matches(topic)
             && !self.topics_exclude.matches(topic)
-            && !super::conflicts::is_view(&self.lww_topics, topic)
+            && !self.derived.contains(topic)
             && !super::conflicts::is_quarantine(&self.authority_topics, &self.policy, topic)
             && topic != crate::conflicts::record::CONFLICTS_TOPIC
     }

@@ -37,7 +37,6 @@ use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use tracing::{debug, error, warn};
 
-use crate::config::conflicts::is_view;
 use crate::config::{Config, Flow};
 use crate::heartbeat::now_ms;
 use crate::kafka::diagnose::Diagnosed;
@@ -273,12 +272,12 @@ impl ReceiptSpec {
             return None;
         }
         let conflicts = Arc::new(c.clone());
-        let lww = c.last_writer_wins_topics();
+        let derived = c.derived();
         let aliases: Vec<String> = config.clusters.iter().map(|c| c.alias.clone()).collect();
         let policy = flow.policy.clone();
         let covers: NameMatcher = Arc::new(move |t: &str| {
             conflicts.rule_for(t).is_some()
-                && !is_view(&lww, t)
+                && !derived.contains(t)
                 && !policy.is_internal_topic(t)
                 && !policy.is_heartbeats_topic(t)
                 && !policy

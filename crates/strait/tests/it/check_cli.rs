@@ -537,3 +537,29 @@ fn conflict_rules_are_checked_and_shown() {
         "`newest` must be `authority`, `last-writer-wins` or `events`",
     );
 }
+
+/// An events rule is acted on: `check` names the merged topic each region keeps, and no
+/// warning says it is only read.
+#[test]
+fn an_events_rule_names_its_merged_topic() {
+    let cfg = temp_config(
+        "clusters = east, west\neast.bootstrap.servers = e:9092\nwest.bootstrap.servers = w:9092\n\
+         east->west.enabled = true\nwest->east.enabled = true\n\
+         strait.conflicts.rules = log\nstrait.conflicts.log.topics = order-events\n\
+         strait.conflicts.log.strategy = events\nstrait.conflicts.log.event.id.header = event-id\n",
+    );
+    let (text, _, doc, _) = check_ok(cfg.path().to_str().unwrap());
+    assert!(
+        text.contains(
+            "log: topics order-events, one event order in `<topic>.merged` in each region (ids from header event-id, lateness 5000 ms)"
+        ),
+        "{text}"
+    );
+    assert!(
+        !doc.warnings
+            .iter()
+            .any(|w| w.message.contains("does not act")),
+        "{:?}",
+        doc.warnings
+    );
+}

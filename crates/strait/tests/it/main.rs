@@ -17,6 +17,7 @@ mod conflicts;
 mod dashboard;
 mod demo;
 mod drill;
+mod events;
 mod failover;
 mod faults;
 mod kafka_bed;

@@ -17,7 +17,7 @@
 //! partitions as the local topic) in the partition it was read from: key, value (a tombstone
 //! stays a tombstone), the winner's timestamp, its headers, and `strait.origin` (the region's
 //! alias), `strait.partition` and `strait.offset` (as read in R). A version that loses, or won
-//! already, writes nothing. The view is never replicated (see `config::conflicts::is_view`).
+//! already, writes nothing. The view is never replicated (see `config::conflicts::Derived`).
 //!
 //! **Progress.** One consumer group per rule and region on R (`strait.resolve.<rule>.<R>`, a
 //! `strait.` group: never checkpointed) reads the inputs; an input offset is committed only
@@ -37,7 +37,7 @@ mod headers;
 mod session;
 mod spec;
 
-pub(crate) use headers::digest;
+pub(crate) use headers::{digest, OFFSET_HEADER, ORIGIN_HEADER, PARTITION_HEADER};
 pub(crate) use spec::ResolveSpec;
 use spec::Signature;
 

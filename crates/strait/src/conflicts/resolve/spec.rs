@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use strait_conflicts::Rank;
 
-use crate::config::conflicts::{is_view, view_topic, Conflicts, Strategy};
+use crate::config::conflicts::{view_topic, Conflicts, Strategy};
 use crate::config::{Config, Flow};
 use crate::kafka::{Endpoint, TopicInfo};
 use crate::policy::{PolicyKind, ReplicationPolicy};
@@ -129,7 +129,7 @@ impl ResolveSpec {
     fn covers(&self, topic: &str) -> bool {
         !self.policy.is_internal_topic(topic)
             && !self.policy.is_heartbeats_topic(topic)
-            && !is_view(&self.conflicts.last_writer_wins_topics(), topic)
+            && !self.conflicts.derived().contains(topic)
             && !self.is_remote(topic)
             && self
                 .conflicts
