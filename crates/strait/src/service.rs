@@ -153,10 +153,12 @@ impl Service {
                 r.join(),
             ));
         }
-        for spec in DetectSpec::from_config(config, &|f: &Flow| selected(&f), &observed.conflicts)
-        {
+        for spec in DetectSpec::from_config(config, &|f: &Flow| selected(&f), &observed.conflicts) {
             let d = detect::start(spec, cancel.child_token());
-            jobs.push(ending(format!("conflict detection in {}", d.name), d.join()));
+            jobs.push(ending(
+                format!("conflict detection in {}", d.name),
+                d.join(),
+            ));
         }
         if let Some(spec) = ClockSpec::from_config(config, &|f: &Flow| selected(&f)) {
             let board = observed.clock.clone();
