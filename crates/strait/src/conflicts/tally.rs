@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use super::record::Outcome;
 
+/// Per (topic, strategy, outcome), how many.
+type Counts = BTreeMap<(String, &'static str, Outcome), u64>;
+
 /// The counts, shareable between jobs (cloning shares them).
 #[derive(Clone, Debug, Default)]
 pub struct ConflictTally {
-    counts: Arc<Mutex<BTreeMap<(String, &'static str, Outcome), u64>>>,
+    counts: Arc<Mutex<Counts>>,
 }
 
 impl ConflictTally {
