@@ -20,9 +20,16 @@
 //!
 //! **Memory.** A delivery of w (from r, into q) is needed only while a write of q still to come
 //! could be concurrent with it, that is one stamped no later than V(w→q). The caller reports
-//! [`Detector::progress`]: every write of q stamped before M has been delivered into r. Past
-//! `M > V(w→q)` the delivery is let go, so what is kept is the writes of the last replication
-//! lag (all of a cut's, until the heal), and at most `per_key` deliveries of one key.
+//! [`Detector::progress`] per partition: every write of q to partition p stamped before M has
+//! been delivered into r. Past `M > V(w→q)` a delivery of partition p is let go (a key is in the
+//! same partition number in every region: the default partitioner, equal partition counts), so
+//! what is kept is the writes of the last replication lag (all of a cut's, until the heal), and
+//! at most `per_key` deliveries of one key.
+//!
+//! **Copies made again.** Replication is at-least-once: after a crash a write is copied again,
+//! later than its first copy. A delivery stamped before its own direction's progress is such a
+//! copy (progress says the first was delivered already): it is counted as late and not judged,
+//! since its later V could make an ordinary update look concurrent.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
@@ -144,13 +151,15 @@ pub struct Dropped {
 pub struct Detector<K> {
     /// Deliveries still needed, per key, oldest first, with their sequence number.
     kept: HashMap<K, Vec<(u64, Delivery)>>,
-    /// When each kept delivery can go: (origin, into, V.hi, seq).
-    expiry: BTreeMap<(Rank, Rank, i64, u64), K>,
-    /// Reported progress per direction (from, into).
-    progress: HashMap<(Rank, Rank), i64>,
+    /// When each kept delivery can go: (origin, into, partition, V.hi, seq).
+    expiry: BTreeMap<(Rank, Rank, i32, i64, u64), K>,
+    /// Reported progress per direction and partition (from, into, partition).
+    progress: HashMap<(Rank, Rank, i32), i64>,
     per_key: usize,
     seq: u64,
     dropped: Dropped,
+    /// Deliveries let go since the caller last took them, when it asked to be told.
+    released: Option<Vec<Delivery>>,
 }
 
 impl<K: Clone + Eq + Hash> Detector<K> {
@@ -163,6 +172,32 @@ impl<K: Clone + Eq + Hash> Detector<K> {
             per_key: per_key.max(1),
             seq: 0,
             dropped: Dropped::default(),
+            released: None,
+        }
+    }
+
+    /// As [`Detector::new`], also keeping each delivery let go (by progress or the per-key
+    /// limit) until [`Detector::take_released`]: for a caller that must know what is still
+    /// kept (to restart from the earliest).
+    pub fn telling_releases(per_key: usize) -> Self {
+        Self {
+            released: Some(Vec::new()),
+            ..Self::new(per_key)
+        }
+    }
+
+    /// The deliveries let go since the last call (none unless made by
+    /// [`Detector::telling_releases`]).
+    pub fn take_released(&mut self) -> Vec<Delivery> {
+        self.released
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn release(&mut self, d: Delivery) {
+        if let Some(r) = self.released.as_mut() {
+            r.push(d);
         }
     }
 
@@ -177,11 +212,16 @@ impl<K: Clone + Eq + Hash> Detector<K> {
     }
 
     /// Take in a delivery of `key` and judge it with every kept delivery it pairs with. A
-    /// delivery already kept (copied twice) is ignored.
+    /// delivery already kept (copied twice) is ignored, and so is one stamped before its
+    /// direction's reported progress (a copy made again, counted as late: see the module docs).
     pub fn deliver(&mut self, key: K, d: Delivery) -> Vec<Pair<K>> {
-        let reported = self.progress.get(&(d.write.origin, d.into)).copied();
+        let reported = self
+            .progress
+            .get(&(d.write.origin, d.into, d.write.partition))
+            .copied();
         if reported.is_some_and(|m| d.write.timestamp.lo < m) {
             self.dropped.late += 1;
+            return Vec::new();
         }
         let kept = self.kept.entry(key.clone()).or_default();
         if kept.iter().any(|(_, k)| k.same(&d)) {
@@ -206,38 +246,60 @@ impl<K: Clone + Eq + Hash> Detector<K> {
         self.seq += 1;
         kept.push((self.seq, d));
         self.expiry.insert(
-            (d.write.origin, d.into, d.visible.hi, self.seq),
+            (
+                d.write.origin,
+                d.into,
+                d.write.partition,
+                d.visible.hi,
+                self.seq,
+            ),
             key.clone(),
         );
         if kept.len() > self.per_key {
             let (seq, old) = kept.remove(0);
-            self.expiry
-                .remove(&(old.write.origin, old.into, old.visible.hi, seq));
+            self.expiry.remove(&(
+                old.write.origin,
+                old.into,
+                old.write.partition,
+                old.visible.hi,
+                seq,
+            ));
             self.dropped.evicted += 1;
+            self.release(old);
         }
         pairs
     }
 
-    /// Every write of region `from` stamped before `through` has been delivered into `into`
-    /// (and given to [`Detector::deliver`]): deliveries of `into`'s writes into `from` that
-    /// became readable before then can pair with nothing more, and are let go.
-    pub fn progress(&mut self, from: Rank, into: Rank, through: i64) {
-        let m = self.progress.entry((from, into)).or_insert(i64::MIN);
+    /// Every write of region `from` to `partition` stamped before `through` has been delivered
+    /// into `into` (and given to [`Detector::deliver`]): deliveries of `into`'s writes to that
+    /// partition into `from` that became readable before then can pair with nothing more, and
+    /// are let go.
+    pub fn progress(&mut self, from: Rank, into: Rank, partition: i32, through: i64) {
+        let m = self
+            .progress
+            .entry((from, into, partition))
+            .or_insert(i64::MIN);
         *m = (*m).max(through);
         let through = *m;
-        // Kept deliveries of `into`'s writes into `from` with V.hi < through.
+        // Kept deliveries of `into`'s writes to `partition` into `from` with V.hi < through.
         let done: Vec<_> = self
             .expiry
-            .range((into, from, i64::MIN, 0)..(into, from, through, 0))
+            .range((into, from, partition, i64::MIN, 0)..(into, from, partition, through, 0))
             .map(|(k, key)| (*k, key.clone()))
             .collect();
         for (k, key) in done {
             self.expiry.remove(&k);
+            let mut gone = None;
             if let Some(kept) = self.kept.get_mut(&key) {
-                kept.retain(|(seq, _)| *seq != k.3);
+                if let Some(i) = kept.iter().position(|(seq, _)| *seq == k.4) {
+                    gone = Some(kept.remove(i).1);
+                }
                 if kept.is_empty() {
                     self.kept.remove(&key);
                 }
+            }
+            if let Some(d) = gone {
+                self.release(d);
             }
         }
     }
@@ -265,6 +327,19 @@ mod tests {
             into,
             visible: v,
         }
+    }
+
+    fn delivery_in(
+        partition: i32,
+        origin: Rank,
+        offset: i64,
+        t: Span,
+        into: Rank,
+        v: Span,
+    ) -> Delivery {
+        let mut d = delivery(origin, offset, t, into, v);
+        d.write.partition = partition;
+        d
     }
 
     /// The example: us-east ships order-123 while us-west cancels it, each before the
@@ -325,19 +400,66 @@ mod tests {
             "k",
             delivery(0, 7, Span::exact(1_000), 1, Span::exact(1_080)),
         );
-        d.progress(1, 0, 1_080);
+        d.progress(1, 0, 0, 1_080);
         assert_eq!(
             d.kept(),
             1,
             "a west write stamped 1080 could still conflict"
         );
-        d.progress(1, 0, 1_081);
+        d.progress(1, 0, 1, 5_000);
+        assert_eq!(d.kept(), 1, "progress of another partition lets nothing go");
+        d.progress(1, 0, 0, 1_081);
         assert_eq!(d.kept(), 0);
-        // A west write stamped before the reported progress is late.
-        d.deliver(
+        // A west write stamped before the reported progress is a copy made again: late, and
+        // neither judged nor kept.
+        let again = d.deliver(
             "k",
             delivery(1, 1, Span::exact(1_050), 0, Span::exact(1_100)),
         );
+        assert!(again.is_empty());
+        assert_eq!(d.dropped().late, 1);
+        assert_eq!(d.kept(), 0);
+    }
+
+    #[test]
+    fn releases_are_told_when_asked_for() {
+        let mut d = Detector::telling_releases(1);
+        let first = delivery(0, 7, Span::exact(1_000), 1, Span::exact(1_080));
+        let second = delivery(0, 8, Span::exact(1_001), 1, Span::exact(1_090));
+        d.deliver("k", first);
+        d.deliver("k", second);
+        assert_eq!(
+            d.take_released(),
+            vec![first],
+            "pushed out by the per-key limit"
+        );
+        d.progress(1, 0, 0, 2_000);
+        assert_eq!(d.take_released(), vec![second]);
+        assert!(d.take_released().is_empty());
+        let mut quiet = Detector::new(1);
+        quiet.deliver("k", first);
+        quiet.deliver("k", second);
+        assert!(quiet.take_released().is_empty());
+    }
+
+    /// A write copied again after a crash, its first copy judged and let go, is not judged
+    /// with the later V of its second copy.
+    #[test]
+    fn a_copy_made_again_after_progress_is_not_judged() {
+        let mut d = Detector::new(16);
+        // East writes at 1000, readable in west at 1080; west writes at 1200 (an update).
+        let east = delivery(0, 7, Span::exact(1_000), 1, Span::exact(1_080));
+        let west = delivery(1, 3, Span::exact(1_200), 0, Span::exact(1_290));
+        assert!(d.deliver("k", east).is_empty());
+        // Every east write stamped before 1100 is in west.
+        d.progress(0, 1, 0, 1_100);
+        assert_eq!(
+            d.deliver("k", west)[0].relation,
+            Relation::After { later: Side::B }
+        );
+        // East's write copied again after a restart, readable at 5000.
+        let again = delivery(0, 7, Span::exact(1_000), 1, Span::exact(5_000));
+        assert!(d.deliver("k", again).is_empty());
         assert_eq!(d.dropped().late, 1);
     }
 
@@ -351,8 +473,9 @@ mod tests {
         assert_eq!(d.dropped().evicted, 1);
     }
 
-    /// Writes of three regions to a few keys, each copied into the others, with true times, and
-    /// the order the detector hears of the copies in.
+    /// Writes of three regions to a few keys (key k in partition k % 2, in every region), each
+    /// copied into the others, with true times, and the order the detector hears of the copies
+    /// in.
     fn scenario() -> impl Strategy<Value = (Vec<(u8, Delivery)>, Vec<usize>)> {
         let one = (0u8..3, 0u16..3, 0i64..2_000, 0i64..40, 1i64..400, 0i64..40);
         prop::collection::vec(one, 1..40).prop_flat_map(|ws| {
@@ -363,7 +486,8 @@ mod tests {
                         let v = t + lag + i64::from(into) * 7;
                         ds.push((
                             key,
-                            delivery(
+                            delivery_in(
+                                i32::from(key % 2),
                                 origin,
                                 i as i64,
                                 Span::around(t, terr),
@@ -394,8 +518,9 @@ mod tests {
                     }
                 }
             }
-            let mut det = Detector::new(usize::MAX);
+            let mut det = Detector::telling_releases(usize::MAX);
             let mut found = BTreeSet::new();
+            let mut released = 0;
             for (n, &i) in order.iter().enumerate() {
                 let (k, d) = ds[i];
                 for p in det.deliver(k, d) {
@@ -404,23 +529,29 @@ mod tests {
                         prop_assert!(new, "a pair was judged twice");
                     }
                 }
-                // Progress as far as is true: for each direction, the earliest stamp still to come.
+                // Progress as far as is true: for each direction and partition, the earliest
+                // stamp still to come.
                 for from in 0..3u16 {
                     for into in 0..3u16 {
                         if from == into { continue }
-                        let next = order[n + 1..]
-                            .iter()
-                            .map(|&j| ds[j].1)
-                            .filter(|d| d.write.origin == from && d.into == into)
-                            .map(|d| d.write.timestamp.lo)
-                            .min()
-                            .unwrap_or(i64::MAX);
-                        det.progress(from, into, next);
+                        for partition in 0..2 {
+                            let next = order[n + 1..]
+                                .iter()
+                                .map(|&j| ds[j].1)
+                                .filter(|d| d.write.origin == from && d.into == into && d.write.partition == partition)
+                                .map(|d| d.write.timestamp.lo)
+                                .min()
+                                .unwrap_or(i64::MAX);
+                            det.progress(from, into, partition, next);
+                        }
                     }
                 }
             }
+            released += det.take_released().len();
             prop_assert_eq!(found, oracle);
             prop_assert_eq!(det.dropped(), Dropped::default());
+            // Every delivery is kept or was told as let go, once.
+            prop_assert_eq!(det.kept() + released, ds.len());
         }
     }
 }

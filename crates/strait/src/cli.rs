@@ -30,6 +30,8 @@ pub(crate) enum Command {
     Check(CheckArgs),
     /// Replication lag, heartbeat age, checkpoint age and group positions, per flow.
     Status(StatusArgs),
+    /// The active-active conflicts strait recorded (strait.conflicts), oldest first.
+    Conflicts(ConflictsArgs),
     /// A consumer group's offsets on the target for its position on the source.
     Translate(TranslateArgs),
     /// Switch consumers from one region to another and report RTO and RPO.
@@ -87,6 +89,26 @@ pub(crate) struct StatusArgs {
     /// Leave out the consumer groups (faster on clusters with many groups).
     #[arg(long)]
     pub no_groups: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ConflictsArgs {
+    pub config: PathBuf,
+    /// Only the conflicts recorded in this region (default: every conflict region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Only the conflicts of this topic (its name in the regions that write it).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Only those found since: a duration ago (10m, 2h) or an RFC 3339 time.
+    #[arg(long, value_name = "DURATION|RFC3339")]
+    pub since: Option<String>,
+    /// The records as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+    /// How long each cluster may take to answer.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub timeout: f64,
 }
 
 #[derive(Args, Debug)]

@@ -207,10 +207,11 @@ impl ReplicationPolicy {
         topic.ends_with(&format!("{}internal", self.internal_separator))
     }
 
-    /// Topics never replicated: MM2's own, Kafka's (`__*`, `.*`) and Connect's (`*-internal`,
-    /// `*.internal`).
+    /// Topics never replicated: MM2's own, Kafka's (`__*`, `.*`), Connect's (`*-internal`,
+    /// `*.internal`) and strait's (`strait.*`: conflicts, clock, receipts, marks).
     pub fn is_internal_topic(&self, topic: &str) -> bool {
         self.is_mm2_internal_topic(topic)
+            || topic.starts_with("strait.")
             || topic.starts_with("__")
             || topic.starts_with('.')
             || topic.ends_with("-internal")
@@ -302,10 +303,18 @@ mod tests {
             "mm2-offsets.A.internal",
             "connect-internal",
             "x.internal",
+            "strait.clock",
+            "strait.conflicts",
         ] {
             assert!(p.is_internal_topic(t), "{t}");
         }
-        for t in ["orders", "A.orders", "heartbeats", "A.heartbeats"] {
+        for t in [
+            "orders",
+            "A.orders",
+            "heartbeats",
+            "A.heartbeats",
+            "straits",
+        ] {
             assert!(!p.is_internal_topic(t), "{t}");
         }
         assert!(p.is_heartbeats_topic("heartbeats"));

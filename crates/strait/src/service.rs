@@ -9,7 +9,10 @@
 //!   (`checkpoint::start`, when checkpoints or group offset sync are on) and its lag snapshot
 //!   recorder ([`snapshot::start`]);
 //! - for every last-writer-wins conflict rule and region the selected flows write into: its
-//!   resolved view (`resolve::start`);
+//!   resolved view (`resolve::start`), and with any conflict rule the clock skew measurement
+//!   (`clock::run`);
+//! - for every conflict region the selected flows write into: its detector of concurrent
+//!   writes (`detect::start`), fed by the receipts the flows write (`conflicts::receipts`);
 //! - for every events rule and region the selected flows write into: its merged streams
 //!   (`merge::start`), and then for every region the marks its mergers read (`merge::start_marks`);
 //! - optionally the HTTP server (`/metrics`, `/api/status`, the dashboard) on a listener the
@@ -32,14 +35,16 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tracing::{error, warn};
 
-use crate::checkpoint::{self, CheckpointSpec, RunningCheckpoints};
+use crate::checkpoint::{self, CheckpointSpec};
 use crate::config::{Config, Flow};
+use crate::conflicts::clock::{self, ClockSpec};
+use crate::conflicts::detect::{self, DetectSpec};
 use crate::conflicts::merge::{self, MarksSpec, MergeSpec};
-use crate::conflicts::resolve::{self, ResolveSpec, RunningResolver};
+use crate::conflicts::receipts::ReceiptSpec;
+use crate::conflicts::resolve::{self, ResolveSpec};
 use crate::heartbeat::{self, HeartbeatSpec};
 use crate::http::Observed;
-use crate::kafka::ClientError;
-use crate::monitor::snapshot::{self, Recorder};
+use crate::monitor::snapshot;
 use crate::replicate::{self, FlowError, FlowSpec, FlowStats, RunningFlow};
 use crate::stop::CancellationToken;
 
@@ -50,23 +55,33 @@ pub const STOP_GRACE: Duration = Duration::from_secs(8);
 /// How long the HTTP server's lag collection waits for each cluster.
 const HTTP_COLLECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A job that runs until the service's stop and then ends: its name for the log, and its task.
+type Job = (String, tokio::task::JoinHandle<()>);
+
 /// Replication for a config's selected flows, running on the current tokio runtime.
 pub struct Service {
     flows: Vec<RunningFlow>,
-    /// Each emitter with its pair's name.
-    heartbeats: Vec<(String, tokio::task::JoinHandle<Result<(), ClientError>>)>,
-    checkpoints: Vec<RunningCheckpoints>,
-    recorders: Vec<Recorder>,
-    /// Each last-writer-wins view job (one per rule and region).
-    resolvers: Vec<RunningResolver>,
-    /// Each merged-stream job (one per events rule and region) and each region's marks job.
-    mergers: Vec<merge::Running>,
-    /// Each cluster's reachability probe, by alias.
-    probes: Vec<(String, tokio::task::JoinHandle<()>)>,
-    http: Option<tokio::task::JoinHandle<()>>,
+    /// Everything else (heartbeats, checkpoints, lag snapshots, conflict jobs, probes, the HTTP
+    /// server), each ending once `cancel` is.
+    jobs: Vec<Job>,
     /// The root of the stop tree (every task above holds a child of it), cancelled when the
     /// service is shut down or dropped.
     cancel: tokio_util::sync::DropGuard,
+}
+
+/// A named job from a spawned task (its result is logged by the task itself, if at all).
+fn task<T: Send + 'static>(name: String, h: tokio::task::JoinHandle<T>) -> Job {
+    (
+        name,
+        tokio::spawn(async move {
+            let _ = h.await;
+        }),
+    )
+}
+
+/// A named job from a job's own end.
+fn ending(name: String, end: impl std::future::Future<Output = ()> + Send + 'static) -> Job {
+    (name, tokio::spawn(end))
 }
 
 impl Service {
@@ -84,73 +99,86 @@ impl Service {
         let selected = |f: &&Flow| targets.is_empty() || targets.contains(&f.target);
         let cancel = CancellationToken::new();
         let mut observed = Observed::default();
-        let heartbeats = config
+        let mut jobs: Vec<Job> = Vec::new();
+        for spec in config
             .flows
             .iter()
             .filter(selected)
             .filter_map(HeartbeatSpec::from_config)
-            .map(|spec| {
-                let sent = Arc::new(AtomicU64::new(0));
-                observed.heartbeats.push((
-                    spec.source_alias.clone(),
-                    spec.target.alias.clone(),
-                    sent.clone(),
-                ));
-                let name = spec.name();
-                (
-                    name,
-                    tokio::spawn(heartbeat::run(spec, cancel.child_token(), sent)),
-                )
-            })
-            .collect();
-        let checkpoints = config
+        {
+            let sent = Arc::new(AtomicU64::new(0));
+            observed.heartbeats.push((
+                spec.source_alias.clone(),
+                spec.target.alias.clone(),
+                sent.clone(),
+            ));
+            let name = format!("heartbeats {}", spec.name());
+            jobs.push(task(
+                name,
+                tokio::spawn(heartbeat::run(spec, cancel.child_token(), sent)),
+            ));
+        }
+        for spec in config
             .enabled_flows()
             .filter(selected)
             .filter_map(CheckpointSpec::from_config)
-            .map(|spec| {
-                let (s, t) = (spec.source_alias.clone(), spec.target_alias.clone());
-                let c = checkpoint::start(spec, cancel.child_token());
-                observed.checkpoints.push((s, t, c.stats.clone()));
-                c
-            })
-            .collect();
+        {
+            let (s, t) = (spec.source_alias.clone(), spec.target_alias.clone());
+            let c = checkpoint::start(spec, cancel.child_token());
+            observed.checkpoints.push((s, t, c.stats.clone()));
+            jobs.push(ending(format!("checkpoints {}", c.name), c.join()));
+        }
         let flows = config
             .enabled_flows()
             .filter(selected)
             .map(|f| {
-                let spec = FlowSpec::from_config(f);
+                let mut spec = FlowSpec::from_config(f);
+                spec.receipts = ReceiptSpec::for_flow(config, f);
                 let (s, t) = (spec.source.alias.clone(), spec.target.alias.clone());
                 let running = replicate::start(spec, cancel.child_token());
                 observed.flows.push((s, t, running.stats.clone()));
                 running
             })
             .collect();
-        let recorders = config
-            .enabled_flows()
-            .filter(selected)
-            .map(|f| {
-                let stats = observed
-                    .flows
-                    .iter()
-                    .find(|(s, t, _)| *s == f.source && *t == f.target)
-                    .map(|(_, _, stats)| stats.clone());
-                snapshot::start(f.clone(), stats, cancel.child_token())
-            })
-            .collect();
-        let resolvers = ResolveSpec::from_config(config, &|f: &Flow| selected(&f))
-            .into_iter()
-            .map(|spec| resolve::start(spec, cancel.child_token()))
-            .collect();
+        for f in config.enabled_flows().filter(selected) {
+            let stats = observed
+                .flows
+                .iter()
+                .find(|(s, t, _)| *s == f.source && *t == f.target)
+                .map(|(_, _, stats)| stats.clone());
+            let r = snapshot::start(f.clone(), stats, cancel.child_token());
+            jobs.push(ending(format!("lag snapshots {}", r.name), r.join()));
+        }
+        for spec in ResolveSpec::from_config(config, &|f: &Flow| selected(&f)) {
+            let r = resolve::start(spec, cancel.child_token());
+            jobs.push(ending(
+                format!("last-writer-wins view {}", r.name),
+                r.join(),
+            ));
+        }
+        for spec in DetectSpec::from_config(config, &|f: &Flow| selected(&f), &observed.conflicts) {
+            let d = detect::start(spec, cancel.child_token());
+            jobs.push(ending(
+                format!("conflict detection in {}", d.name),
+                d.join(),
+            ));
+        }
         let merge_specs = MergeSpec::from_config(config, &|f: &Flow| selected(&f));
-        let mut mergers: Vec<merge::Running> = MarksSpec::from_config(config, &merge_specs)
-            .into_iter()
-            .map(|spec| merge::start_marks(spec, cancel.child_token()))
-            .collect();
-        mergers.extend(
-            merge_specs
-                .into_iter()
-                .map(|spec| merge::start(spec, cancel.child_token())),
-        );
+        for spec in MarksSpec::from_config(config, &merge_specs) {
+            let m = merge::start_marks(spec, cancel.child_token());
+            jobs.push(ending(m.name.clone(), m.join()));
+        }
+        for spec in merge_specs {
+            let m = merge::start(spec, cancel.child_token());
+            jobs.push(ending(m.name.clone(), m.join()));
+        }
+        if let Some(spec) = ClockSpec::from_config(config, &|f: &Flow| selected(&f)) {
+            let board = observed.clock.clone();
+            jobs.push(task(
+                "clock skew".into(),
+                tokio::spawn(clock::run(spec, board, cancel.child_token())),
+            ));
+        }
         // One probe per cluster the flows touch, however many flows share it.
         let mut clusters: Vec<&crate::kafka::Endpoint> = Vec::new();
         for f in config.enabled_flows().filter(selected) {
@@ -160,36 +188,31 @@ impl Service {
                 }
             }
         }
-        let probes = clusters
-            .into_iter()
-            .map(|ep| {
-                let (watched, task) = crate::reach::watch(ep, cancel.child_token());
-                observed.clusters.push(watched);
-                (ep.alias.clone(), task)
-            })
-            .collect();
-        let http = http.map(|listener| {
+        for ep in clusters {
+            let (watched, probe) = crate::reach::watch(ep, cancel.child_token());
+            observed.clusters.push(watched);
+            jobs.push(task(
+                format!("the reachability probe of {}", ep.alias),
+                probe,
+            ));
+        }
+        if let Some(listener) = http {
             let opts = crate::monitor::Options {
                 timeout: HTTP_COLLECT_TIMEOUT,
                 ..Default::default()
             };
-            crate::http::serve(
+            let server = crate::http::serve(
                 listener,
                 config.clone(),
                 observed,
                 opts,
                 cancel.child_token(),
-            )
-        });
+            );
+            jobs.push(task("the HTTP server".into(), server));
+        }
         Service {
             flows,
-            heartbeats,
-            checkpoints,
-            recorders,
-            resolvers,
-            mergers,
-            probes,
-            http,
+            jobs,
             cancel: cancel.drop_guard(),
         }
     }
@@ -217,13 +240,7 @@ impl Service {
     pub async fn shutdown(self, grace: Duration) -> Result<(), FlowError> {
         let Service {
             flows,
-            heartbeats,
-            checkpoints,
-            recorders,
-            resolvers,
-            mergers,
-            probes,
-            http,
+            jobs,
             cancel,
         } = self;
         drop(cancel);
@@ -242,69 +259,11 @@ impl Service {
                 }),
             ));
         }
-        for (pair, h) in heartbeats {
-            parts.push((
-                format!("heartbeats {pair}"),
-                Box::pin(async move {
-                    let _ = h.await;
-                    None
-                }),
-            ));
-        }
-        for c in checkpoints {
-            let name = format!("checkpoints {}", c.name);
+        for (name, end) in jobs {
             parts.push((
                 name,
                 Box::pin(async move {
-                    c.join().await;
-                    None
-                }),
-            ));
-        }
-        for r in recorders {
-            let name = format!("lag snapshots {}", r.name);
-            parts.push((
-                name,
-                Box::pin(async move {
-                    r.join().await;
-                    None
-                }),
-            ));
-        }
-        for r in resolvers {
-            let name = format!("last-writer-wins view {}", r.name);
-            parts.push((
-                name,
-                Box::pin(async move {
-                    r.join().await;
-                    None
-                }),
-            ));
-        }
-        for m in mergers {
-            let name = m.name.clone();
-            parts.push((
-                name,
-                Box::pin(async move {
-                    m.join().await;
-                    None
-                }),
-            ));
-        }
-        for (alias, h) in probes {
-            parts.push((
-                format!("the reachability probe of {alias}"),
-                Box::pin(async move {
-                    let _ = h.await;
-                    None
-                }),
-            ));
-        }
-        if let Some(h) = http {
-            parts.push((
-                "the HTTP server".into(),
-                Box::pin(async move {
-                    let _ = h.await;
+                    let _ = end.await;
                     None
                 }),
             ));

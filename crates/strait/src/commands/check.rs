@@ -283,8 +283,9 @@ pub(super) fn to_text(c: &Config) -> String {
     if !c.conflicts.rules.is_empty() {
         let _ = writeln!(
             o,
-            "\nconflict rules (regions in tie-break order: {}):",
-            c.conflicts.regions.join(", ")
+            "\nconflict rules (regions in tie-break order: {}; clocks within {} ms):",
+            c.conflicts.regions.join(", "),
+            c.conflicts.clock_tolerance.as_millis()
         );
         for r in &c.conflicts.rules {
             let _ = writeln!(

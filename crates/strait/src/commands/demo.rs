@@ -27,7 +27,12 @@ use crate::cli::DemoArgs;
 
 const REGIONS: [&str; 2] = ["us-east", "us-west"];
 const TOPIC: &str = "orders";
+/// Order statuses, updated in both regions: a last-writer-wins conflict topic.
+const STATUS_TOPIC: &str = "order-status";
 const PARTITIONS: i32 = 3;
+/// How often each region updates an order's status. Every other update goes to the order the
+/// other region updates at the same moment: a concurrent write, a conflict by construction.
+const STATUS_EVERY: Duration = Duration::from_millis(500);
 /// Orders written per second in each region.
 const RATE: u32 = 25;
 /// The consumer group reading `orders` in each region (one app homed in each region, so that
@@ -68,7 +73,10 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for c in sandbox.clusters() {
         let ep = Endpoint::new(c.name(), c.bootstrap_servers());
         Admin::new(&ep, Duration::from_secs(10))?
-            .create_topics(&[TopicSpec::new(TOPIC, PARTITIONS, 1)])
+            .create_topics(&[
+                TopicSpec::new(TOPIC, PARTITIONS, 1),
+                TopicSpec::new(STATUS_TOPIC, PARTITIONS, 1),
+            ])
             .await?;
     }
 
@@ -184,7 +192,14 @@ fn properties(sandbox: &Sandbox) -> String {
          {clusters}\
          us-east->us-west.enabled = true\n\
          us-west->us-east.enabled = true\n\
-         topics = {TOPIC}\n\
+         topics = {TOPIC}, {STATUS_TOPIC}\n\
+         \n\
+         # Both regions update order statuses: the latest update of an order wins in every region\n\
+         # ({STATUS_TOPIC}.resolved), and every concurrent update is recorded as a conflict.\n\
+         strait.conflicts.rules = status\n\
+         strait.conflicts.regions = us-east, us-west\n\
+         strait.conflicts.status.topics = {STATUS_TOPIC}\n\
+         strait.conflicts.status.strategy = last-writer-wins\n\
          \n\
          # Keep consumer groups' positions in the other region up to date, for failover.\n\
          sync.group.offsets.enabled = true\n\
@@ -245,7 +260,9 @@ fn banner(sandbox: &Sandbox, dashboard: &str, control: &str, config: &Path) -> S
         "  Config     {config}  (MM2 properties; removed when the demo stops)\n\n\
          Traffic: {RATE} orders/s into `{TOPIC}` in each region; consumer group {g0} reads them on {east}, {g1} on {west}.\n\
          strait copies {east}'s orders to {west} as `{east}.{TOPIC}` and {west}'s to {east} as `{west}.{TOPIC}`,\n\
-         with heartbeats, checkpoints and group offset sync.\n\n\
+         with heartbeats, checkpoints and group offset sync.\n\
+         Both regions update order statuses in `{STATUS_TOPIC}`, some of the same orders at the same moment:\n\
+         the latest update of each order wins in `{STATUS_TOPIC}.resolved` in both regions.\n\n\
          Try in another terminal:\n\
          \x20 {strait} status {config}\n\
          \x20 {strait} translate {config} --group {g0} --source {east} --target {west}\n\
@@ -393,12 +410,21 @@ fn produce(ep: &Endpoint, stop: &AtomicBool, counters: Arc<Counters>) {
     };
     let period = Duration::from_secs(1) / RATE;
     let mut next = Instant::now();
+    let mut next_status = Instant::now();
     let mut seq: u64 = 0;
     while !stop.load(Ordering::SeqCst) {
         let (key, value) = order(&ep.alias, seq);
         match producer.send(BaseRecord::to(TOPIC).key(&key).payload(&value)) {
             Ok(()) => seq += 1,
             Err((e, _)) => debug!(region = %ep.alias, error = %e, "demo order not queued"),
+        }
+        if Instant::now() >= next_status {
+            next_status += STATUS_EVERY;
+            let (key, value) = status_update(&ep.alias, strait::heartbeat::now_ms());
+            let record = BaseRecord::to(STATUS_TOPIC).key(&key).payload(&value);
+            if let Err((e, _)) = producer.send(record) {
+                debug!(region = %ep.alias, error = %e, "demo status update not queued");
+            }
         }
         next += period;
         let now = Instant::now();
@@ -429,6 +455,35 @@ fn order(region: &str, seq: u64) -> (String, String) {
         strait::heartbeat::now_ms()
     );
     (customer, value)
+}
+
+/// A status update of an order at `now_ms`. In even slots of [`STATUS_EVERY`] both regions
+/// update the same order (us-east ships it, us-west cancels it: `order-123` of the README); in
+/// odd slots each region updates an order of its own choice, which the other region may update
+/// later (an ordinary, sequential update).
+fn status_update(region: &str, now_ms: i64) -> (String, String) {
+    let slot = now_ms.max(0) as u64 / STATUS_EVERY.as_millis() as u64;
+    let mix = |x: u64| x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    let (order, status) = if slot % 2 == 0 {
+        let status = if region == REGIONS[0] {
+            "SHIPPED"
+        } else {
+            "CANCELLED"
+        };
+        (mix(slot) % 1000, status)
+    } else {
+        let statuses = ["PLACED", "PAID", "PACKED", "DELIVERED"];
+        let salt = region
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let h = mix(slot ^ mix(salt));
+        (h % 1000, statuses[(h >> 20) as usize % statuses.len()])
+    };
+    let key = format!("order-{order:03}");
+    let value = format!(
+        "{{\"order_id\":\"{key}\",\"status\":\"{status}\",\"region\":\"{region}\",\"at_ms\":{now_ms}}}"
+    );
+    (key, value)
 }
 
 /// Read `orders` as `group` and commit every second until `stop`.
@@ -476,6 +531,27 @@ fn consume(ep: &Endpoint, group: &str, stop: &AtomicBool, counters: &Counters) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_regions_update_the_same_order_in_even_slots_and_their_own_in_odd_ones() {
+        let slot = STATUS_EVERY.as_millis() as i64;
+        let t = 1_700_000_000_000 / (2 * slot) * (2 * slot);
+        let (east, east_value) = status_update("us-east", t + 10);
+        let (west, west_value) = status_update("us-west", t + 20);
+        assert_eq!(east, west, "the same order, at the same moment");
+        assert!(east_value.contains("SHIPPED") && west_value.contains("CANCELLED"));
+        let odd: Vec<bool> = (0..20)
+            .map(|i| {
+                let at = t + (2 * i + 1) * slot;
+                status_update("us-east", at).0 != status_update("us-west", at).0
+            })
+            .collect();
+        assert!(
+            odd.iter().filter(|d| **d).count() >= 18,
+            "mostly different orders: {odd:?}"
+        );
+        assert!(east.starts_with("order-") && east.len() == 9, "{east}");
+    }
 
     #[test]
     fn orders_are_json_with_the_region_and_a_customer_key() {

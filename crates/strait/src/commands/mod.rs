@@ -2,6 +2,7 @@
 
 mod check;
 mod clients;
+mod conflicts;
 #[cfg(feature = "sandbox")]
 mod demo;
 mod drill;
@@ -50,6 +51,7 @@ pub(crate) async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Conflicts(args) => conflicts::run(args).await,
         Command::Translate(args) => translate::run(args).await,
         Command::Failover(args) => failover::run(args).await,
         Command::Failback(args) => failback::run(args).await,

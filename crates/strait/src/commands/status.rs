@@ -165,6 +165,12 @@ pub(super) fn to_text(s: &Status) -> String {
     if !s.active_regions.is_empty() {
         o += "\n";
     }
+    for k in &s.clock_skews {
+        o += &format!("\nclock skew {} / {}: {}", k.a, k.b, k.describe());
+    }
+    if !s.clock_skews.is_empty() {
+        o += "\n";
+    }
     o += &format!(
         "\noverall: {} (LAGGING above {:.0}s of lag)\n",
         s.verdict.as_str(),

@@ -91,6 +91,9 @@ pub struct Conflicts {
     pub regions: Vec<String>,
     /// The rules, in the order listed.
     pub rules: Vec<ConflictRule>,
+    /// How far the clocks of every region's writers and of strait's processes may be from each
+    /// other (`strait.conflicts.clock.tolerance.ms`): concurrency is judged within it.
+    pub clock_tolerance: Duration,
 }
 
 impl Conflicts {
@@ -116,7 +119,7 @@ pub const MERGED_SUFFIX: &str = ".merged";
 
 /// The topic on each region's cluster where strait marks the progress of that region's event
 /// topics (see `conflicts::merge::marks`). Internal by name, so no flow's filter takes it.
-pub const MARKS_TOPIC: &str = "strait-marks.internal";
+pub const MARKS_TOPIC: &str = "strait.marks";
 
 /// The resolved view of `topic` (`orders.resolved`), kept in every region by a last-writer-wins
 /// rule.
@@ -180,6 +183,9 @@ impl Conflicts {
 
 /// Default for `lateness.ms`.
 const DEFAULT_LATENESS: Duration = Duration::from_secs(5);
+/// Default for `strait.conflicts.clock.tolerance.ms`: clocks kept by NTP agree far better.
+const DEFAULT_CLOCK_TOLERANCE: Duration = Duration::from_millis(50);
+const CLOCK_TOLERANCE_KEY: &str = "strait.conflicts.clock.tolerance.ms";
 
 fn bad(at: &KeyRef, message: String) -> (KeyRef, Problem) {
     (at.clone(), Problem::Conflicts(message))
@@ -240,8 +246,36 @@ pub(crate) fn parse(
         return Err(bad(&listed.at, "lists no rule".into()));
     }
     let mut rules = Vec::new();
-    let mut used: BTreeSet<&str> = ["strait.conflicts.rules", "strait.conflicts.regions"].into();
+    let clock_tolerance = match keys.get(CLOCK_TOLERANCE_KEY) {
+        None => DEFAULT_CLOCK_TOLERANCE,
+        Some(src) => src
+            .value
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| {
+                (
+                    src.at.clone(),
+                    Problem::NotANumber {
+                        value: src.value.trim().to_string(),
+                        expected: "a number of milliseconds",
+                    },
+                )
+            })?,
+    };
+    let mut used: BTreeSet<&str> = [
+        "strait.conflicts.rules",
+        "strait.conflicts.regions",
+        CLOCK_TOLERANCE_KEY,
+    ]
+    .into();
     for name in &names {
+        if name == "clock" {
+            return Err(bad(
+                &listed.at,
+                "rule name `clock` is taken by `strait.conflicts.clock.tolerance.ms`; name the rule otherwise".into(),
+            ));
+        }
         if name.is_empty() || name.contains('.') || name.contains(char::is_whitespace) {
             return Err(bad(
                 &listed.at,
@@ -274,7 +308,11 @@ pub(crate) fn parse(
             ),
         ));
     }
-    Ok(Conflicts { regions, rules })
+    Ok(Conflicts {
+        regions,
+        rules,
+        clock_tolerance,
+    })
 }
 
 fn rule(
@@ -676,6 +714,8 @@ mod tests {
                 "no rule covers payments"
             );
             assert!(f.should_replicate_topic("orders.resolved-old"));
+            assert!(!f.should_replicate_topic("strait.receipts"));
+            assert!(!f.should_replicate_topic("strait.conflicts"));
         }
         let warnings: Vec<&str> = c.warnings.iter().map(|w| w.message.as_str()).collect();
         assert!(
@@ -734,6 +774,29 @@ mod tests {
             "{:?}",
             c.warnings
         );
+    }
+
+    #[test]
+    fn the_clock_tolerance_is_read_and_defaults_to_50_ms() {
+        const RULE: &str = "strait.conflicts.rules = orders\nstrait.conflicts.orders.topics = orders\nstrait.conflicts.orders.strategy = last-writer-wins\n";
+        assert_eq!(
+            parse(RULE).unwrap().conflicts.clock_tolerance,
+            Duration::from_millis(50)
+        );
+        let c = parse(&format!(
+            "{RULE}strait.conflicts.clock.tolerance.ms = 250\n"
+        ))
+        .unwrap();
+        assert_eq!(c.conflicts.clock_tolerance, Duration::from_millis(250));
+        let e = error(&format!(
+            "{RULE}strait.conflicts.clock.tolerance.ms = soon\n"
+        ));
+        assert!(
+            e.contains("key `strait.conflicts.clock.tolerance.ms`") && e.contains("soon"),
+            "{e}"
+        );
+        let e = error("strait.conflicts.rules = clock\nstrait.conflicts.clock.topics = o\nstrait.conflicts.clock.strategy = events\n");
+        assert!(e.contains("rule name `clock` is taken"), "{e}");
     }
 
     #[test]

@@ -790,7 +790,7 @@ impl Loader<'_> {
         if let Some(first) = lww.first() {
             self.warnings.push(Warning::about_key(
                 format!(
-                    "last-writer-wins rules ({}) keep a resolved view `<topic>{}` in each region, but this version of strait does not yet detect or record conflicts: the versions that lose are dropped from the view without a record",
+                    "last-writer-wins rules ({}) keep a resolved view `<topic>{}` in each region; the versions that lose to a concurrent write are recorded in strait.conflicts, but clock skew is not measured yet: concurrency is judged with every clock within strait.conflicts.clock.tolerance.ms",
                     list(&lww),
                     conflicts::VIEW_SUFFIX
                 ),
@@ -837,7 +837,7 @@ impl Loader<'_> {
         if let Some(first) = others.first() {
             self.warnings.push(Warning::about_key(
                 format!(
-                    "conflict rules of strategy authority ({}) are checked, but this version of strait does not act on them yet: no violation of authority is recorded or quarantined",
+                    "conflict rules of strategy authority ({}) are checked, but this version of strait does not act on them yet beyond recording their concurrent writes in strait.conflicts: no violation of authority is recorded or quarantined",
                     list(&others)
                 ),
                 first.at.clone(),

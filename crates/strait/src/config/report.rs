@@ -47,6 +47,8 @@ pub struct ConflictsEntry {
     pub regions: Vec<String>,
     /// In the order listed.
     pub rules: Vec<ConflictRuleEntry>,
+    /// `strait.conflicts.clock.tolerance.ms`: how far apart clocks are taken to be.
+    pub clock_tolerance_ms: u64,
 }
 
 /// One conflict rule.
@@ -117,6 +119,7 @@ impl ConflictsEntry {
         Some(Self {
             regions: c.regions.clone(),
             rules,
+            clock_tolerance_ms: c.clock_tolerance.as_millis() as u64,
         })
     }
 }

@@ -1,11 +1,18 @@
 //! Active-active conflicts at run time (issue 16): what the rules of `strait.conflicts.*` make
 //! strait do. The pure rules (concurrency, last-writer-wins, authority, skew, event order) live
 //! in the `strait-conflicts` crate; this module gives them Kafka: the record of a conflict
-//! ([`record`]) and their count ([`tally`]), and the jobs that keep resolved views ([`resolve`])
-//! and merged event streams ([`merge`]).
+//! ([`record`]) and their count ([`tally`]), the clock skew between regions and the one place
+//! instants of different clocks are put side by side ([`clock`]), the jobs that keep resolved
+//! views ([`resolve`]) and merged event streams ([`merge`]), the receipts the flows write of each
+//! copy ([`receipts`]), the jobs that find concurrent writes in them ([`detect`]), and the listing
+//! of what was recorded ([`list`]).
 
-// Written by the detector and the flows' authority path, which land next (issue 16).
+pub mod clock;
+pub(crate) mod detect;
+pub mod list;
 pub(crate) mod merge;
+pub mod receipts;
+// The flows' authority path writes violations, which lands next (issue 16).
 #[allow(dead_code)]
 pub(crate) mod record;
 pub(crate) mod resolve;

@@ -74,6 +74,7 @@ mod tests {
             lag_threshold_seconds: 30.0,
             active_regions: vec![],
             clusters: vec![],
+            clock_skews: vec![],
             flows: vec![FlowStatus {
                 source: "a".into(),
                 target: "b".into(),

@@ -36,12 +36,18 @@ pub const NAMES: &[(&str, &str)] = &[
     ("strait_flow_errors_total", "Errors a flow met, by class (unreachable, authentication, tls, authorization, source, target, fatal)."),
     ("strait_records_skipped_total", "Source records a flow could not copy, by reason (retention: the source deleted them first)."),
     ("strait_cluster_up", "1 while the cluster answers its probes, 0 once 3 in a row failed."),
+    ("strait_clock_skew_seconds", "The second region's clock minus the first's (region_a, region_b), measured from heartbeats both ways; with strait.conflicts.rules set."),
+    ("strait_clock_skew_bound_seconds", "The most the true clock skew can differ from strait_clock_skew_seconds."),
     ("strait_conflicts_total", "Conflicts recorded in strait.conflicts, by topic, strategy and outcome (overwritten, owner-wins, reported, quarantined, merged)."),
 ];
 
-/// The metrics of [`NAMES`] that have samples only once `strait.conflicts.rules` are set and a
-/// conflict was recorded.
-pub const CONFLICTS_ONLY: &[&str] = &["strait_conflicts_total"];
+/// The metrics of [`NAMES`] that have samples only once `strait.conflicts.rules` are set (and a
+/// conflict was recorded, or heartbeats crossed both ways).
+pub const CONFLICTS_ONLY: &[&str] = &[
+    "strait_conflicts_total",
+    "strait_clock_skew_seconds",
+    "strait_clock_skew_bound_seconds",
+];
 
 fn help(name: &str) -> &'static str {
     NAMES
@@ -128,6 +134,11 @@ impl Metrics {
             ("strait_heartbeat_age_seconds", FLOW),
             ("strait_checkpoint_age_seconds", FLOW),
             ("strait_status_collection_seconds", &[][..]),
+            ("strait_clock_skew_seconds", &["region_a", "region_b"][..]),
+            (
+                "strait_clock_skew_bound_seconds",
+                &["region_a", "region_b"][..],
+            ),
         ] {
             let g = GaugeVec::new(Opts::new(name, help(name)), labels).expect("valid metric");
             registry
@@ -296,6 +307,21 @@ impl Metrics {
                 &l,
                 stats.index_records_pruned.load(Ordering::Relaxed),
             );
+        }
+        for name in [
+            "strait_clock_skew_seconds",
+            "strait_clock_skew_bound_seconds",
+        ] {
+            self.gauges[name].reset();
+        }
+        for k in observed.clock.skews() {
+            let l = [k.a.as_str(), k.b.as_str()];
+            self.gauges["strait_clock_skew_seconds"]
+                .with_label_values(&l)
+                .set(k.offset_ms as f64 / 1000.0);
+            self.gauges["strait_clock_skew_bound_seconds"]
+                .with_label_values(&l)
+                .set(k.bound_ms as f64 / 1000.0);
         }
         for (topic, strategy, outcome, n) in observed.conflicts.counts() {
             self.count("strait_conflicts_total", &[&topic, strategy, outcome], n);

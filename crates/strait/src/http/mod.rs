@@ -42,6 +42,8 @@ pub struct Observed {
     pub clusters: Vec<crate::reach::Watched>,
     /// The conflicts recorded by this process's jobs (`strait_conflicts_total`).
     pub conflicts: crate::conflicts::tally::ConflictTally,
+    /// The clock skew between regions this process measures (`strait_clock_skew_seconds`).
+    pub clock: crate::conflicts::clock::ClockBoard,
 }
 
 impl Observed {
@@ -90,6 +92,11 @@ impl Observed {
                 f.reasons.extend(why);
             }
             f.process = Some(process);
+        }
+        // This process's own measurement is fresher than what `strait.clock` held.
+        let skews = self.clock.skews();
+        if !skews.is_empty() {
+            status.clock_skews = skews;
         }
         status.verdict = Status::worst(&status.flows);
     }
@@ -158,6 +165,11 @@ pub fn serve(
             Router::new()
                 .route("/api/clients/{group}", get(api_clients))
                 .with_state(Arc::new(config.clone())),
+        )
+        .merge(
+            Router::new()
+                .route("/api/conflicts", get(api_conflicts))
+                .with_state(Arc::new((config.clone(), state.observed.conflicts.clone()))),
         );
     info!(address = %sock, "serving /metrics, /api/status and the dashboard");
     let collector = {
@@ -275,6 +287,51 @@ async fn api_clients(
         Err(e) if e.is_bad_request() => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
+}
+
+/// How many of the latest conflicts `/api/conflicts` shows.
+const LATEST_CONFLICTS: usize = 20;
+
+/// `GET /api/conflicts`: whether conflict rules are set, this process's counts
+/// (`strait_conflicts_total`), and the latest conflicts recorded in every region (read from
+/// `strait.conflicts`; `error` says why not, when a cluster did not answer).
+async fn api_conflicts(
+    State(s): State<Arc<(Config, crate::conflicts::tally::ConflictTally)>>,
+) -> Response {
+    let (config, tally) = &*s;
+    let enabled = !config.conflicts.rules.is_empty();
+    let counts: Vec<serde_json::Value> = tally
+        .counts()
+        .into_iter()
+        .map(|(topic, strategy, outcome, count)| {
+            serde_json::json!({ "topic": topic, "strategy": strategy, "outcome": outcome, "count": count })
+        })
+        .collect();
+    let (latest, error) = if enabled {
+        match crate::conflicts::list::list(
+            config,
+            None,
+            &Default::default(),
+            Duration::from_secs(3),
+        )
+        .await
+        {
+            Ok(all) => {
+                let skip = all.len().saturating_sub(LATEST_CONFLICTS);
+                (all[skip..].iter().map(|l| l.to_json()).collect(), None)
+            }
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        }
+    } else {
+        (Vec::new(), None)
+    };
+    Json(serde_json::json!({
+        "enabled": enabled,
+        "counts": counts,
+        "latest": latest,
+        "error": error,
+    }))
+    .into_response()
 }
 
 async fn api_history(State(s): State<Arc<AppState>>) -> Response {

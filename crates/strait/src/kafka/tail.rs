@@ -44,6 +44,9 @@ pub(crate) struct TopicTail {
     assigned: bool,
     /// The next offset to read.
     next: i64,
+    /// Whether a read that starts afresh skips what the topic holds already (a tail of what
+    /// arrives from now on).
+    from_end: bool,
 }
 
 impl Drop for TopicTail {
@@ -67,7 +70,16 @@ impl TopicTail {
             consumer: None,
             assigned: false,
             next: 0,
+            from_end: false,
         }
+    }
+
+    /// A reader of partition 0 of `topic` that skips the records there now: each read hands only
+    /// what arrived since the previous one (after a failure, since the failed read started).
+    pub(crate) fn from_end(endpoint: &Endpoint, topic: &str) -> Self {
+        let mut tail = Self::new(endpoint, topic);
+        tail.from_end = true;
+        tail
     }
 
     fn consumer(&mut self) -> Result<Arc<BaseConsumer<Diagnosed>>, ClientError> {
@@ -115,6 +127,7 @@ impl TopicTail {
             partition: self.partition,
             assigned: self.assigned,
             next: self.next,
+            from_end: self.from_end,
         };
         // Taken while the read runs: if this future is dropped (with the caller's state, which
         // moved into it), the next call begins afresh from the first record.
@@ -162,6 +175,7 @@ struct Read {
     partition: i32,
     assigned: bool,
     next: i64,
+    from_end: bool,
 }
 
 /// How long one poll waits before the reader looks at its position again: short, so that a read
@@ -186,6 +200,9 @@ impl Read {
             }
             Err(e) => return Err(ClientError::from_blocking(endpoint, &op, e, timeout)),
         };
+        if !self.assigned && self.from_end && self.next == 0 {
+            self.next = end;
+        }
         if !self.assigned {
             // Now, not when the client was made: the client knows the partition's leader now
             // (the watermarks came from it), so librdkafka looks up where the log starts at once.

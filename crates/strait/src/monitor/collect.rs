@@ -77,13 +77,20 @@ impl Default for Options {
 pub async fn collect(config: &Config, opts: &Options) -> Status {
     // Flows are read concurrently: each waits on its own clusters (up to `timeout` when one is
     // down), and a slow or dead cluster must not delay the others.
-    let (per_flow, active_regions) = tokio::join!(
+    let (per_flow, active_regions, clock_skews) = tokio::join!(
         futures::future::join_all(
             config
                 .enabled_flows()
                 .map(|flow| collect_flow(config, flow, opts))
         ),
-        active_regions(config, opts.timeout)
+        active_regions(config, opts.timeout),
+        async {
+            if config.conflicts.rules.is_empty() {
+                Vec::new()
+            } else {
+                crate::conflicts::clock::read_skews(config, opts.timeout).await
+            }
+        }
     );
     let mut flows = Vec::new();
     let mut groups = Vec::new();
@@ -99,6 +106,7 @@ pub async fn collect(config: &Config, opts: &Options) -> Status {
         groups,
         active_regions,
         clusters: Vec::new(),
+        clock_skews,
     }
 }
 

@@ -193,6 +193,10 @@ pub struct Status {
     /// (absent from `strait status`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<crate::reach::ClusterReach>,
+    /// The clock skew between each pair of regions measured from heartbeats both ways (with
+    /// `strait.conflicts.rules` set; see `conflicts::clock`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clock_skews: Vec<crate::conflicts::clock::RegionSkew>,
 }
 
 impl Status {
@@ -360,6 +364,13 @@ mod tests {
                     "ap:9092/bootstrap: Connect to ipv4#10.0.0.9:9092 failed: Connection refused"
                         .into(),
                 ),
+            }],
+            clock_skews: vec![crate::conflicts::clock::RegionSkew {
+                a: "us-east".into(),
+                b: "us-west".into(),
+                offset_ms: -120,
+                bound_ms: 35,
+                measured_at_ms: 1_714_564_795_000,
             }],
         };
         let json = serde_json::to_string_pretty(&status).unwrap() + "\n";

@@ -115,6 +115,9 @@ pub struct FlowSpec {
     /// The replication group on the source; `None`: `strait.S->T`, the group every process
     /// running this flow shares. A drill names its own so that it never joins a running flow's.
     pub group: Option<String>,
+    /// Receipts of the copies of conflict topics' records (`conflicts::receipts`), when the flow
+    /// runs between two conflict regions.
+    pub receipts: Option<Arc<crate::conflicts::receipts::ReceiptSpec>>,
 }
 
 impl FlowSpec {
@@ -155,6 +158,7 @@ impl FlowSpec {
             sync_topic_configs: flow.intervals.sync_topic_configs,
             sync_topic_acls: flow.intervals.sync_topic_acls,
             group: None,
+            receipts: None,
         }
     }
 
@@ -220,6 +224,8 @@ struct Shared {
     /// The source topics' ids as the copy loop knows them: each position recorded is stamped
     /// with its topic's, and a commit stamped with another is of an earlier topic.
     topic_ids: Mutex<HashMap<String, String>>,
+    /// Receipts of conflict topics' copies, when the flow writes them.
+    receipts: Option<Arc<crate::conflicts::receipts::ReceiptSink>>,
 }
 
 impl Shared {
@@ -419,6 +425,8 @@ struct Delivery {
     bytes: u64,
     /// Source timestamp (ms), or -1.
     timestamp: i64,
+    /// When it was handed to the producer (ms), for a record that gets a receipt; else -1.
+    receipt_sent_ms: i64,
 }
 
 /// Holds `Shared` weakly: `Shared` owns the producer, so a strong reference would keep both
@@ -447,6 +455,15 @@ impl ProducerContext for DeliveryContext {
         };
         match result {
             Ok(m) => {
+                // The receipt is handed over before the record counts as acknowledged: commits
+                // wait for it (see `conflicts::receipts`).
+                if d.receipt_sent_ms >= 0 {
+                    if let Some(r) = &shared.receipts {
+                        if shared.progress.lock().unwrap().owns(&d.tp, d.owner) {
+                            r.send(&d.tp, d.offset, m, d.receipt_sent_ms);
+                        }
+                    }
+                }
                 if !shared
                     .progress
                     .lock()
@@ -761,6 +778,16 @@ fn settle<C: ProducerContext>(
     }
 }
 
+/// How far `tp` may be committed: as far as the offset index holds it, and not past a record
+/// whose receipt is not acknowledged.
+fn commit_limit(shared: &Shared, runs: &RunTracker, tp: &Tp) -> Option<i64> {
+    let limit = runs.commit_limit(tp)?;
+    match shared.receipts.as_ref().and_then(|r| r.pending_min(tp)) {
+        Some(m) => Some(limit.min(m)),
+        None => Some(limit),
+    }
+}
+
 /// Commit what is safe to commit: acknowledged by the target, and held by the offset index.
 fn commit(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, mode: CommitMode) {
     shared.write_index();
@@ -770,7 +797,7 @@ fn commit(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, mode: Comm
             .progress
             .lock()
             .unwrap()
-            .to_commit_within(|tp| runs.commit_limit(tp))
+            .to_commit_within(|tp| commit_limit(shared, &runs, tp))
     };
     if to_commit.is_empty() {
         return;
@@ -957,6 +984,15 @@ async fn run(
     .await;
     if created.is_none() {
         return Ok(());
+    }
+    if let Some(r) = &spec.receipts {
+        let created = retrying(&at, "creating the receipts topic", || {
+            crate::conflicts::receipts::ensure_topic(&target_admin, r.replication_factor)
+        })
+        .await;
+        if created.is_none() {
+            return Ok(());
+        }
     }
     if let Some(os) = &spec.offset_syncs {
         let admin = Admin::new(&os.cluster, spec.admin_timeout)?;
@@ -1307,6 +1343,10 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
             }
         }
     }
+    let receipt_sent_ms = match &h.shared.receipts {
+        Some(r) if r.covers(m.topic) => crate::heartbeat::now_ms(),
+        _ => -1,
+    };
     // Counted in flight from now on, so that nothing past it is committed while it waits.
     let Sent { owner, jump } = h.shared.progress.lock().unwrap().sent(&tp, m.offset);
     if jump != Jump::None {
@@ -1320,6 +1360,7 @@ fn hand(m: Source<'_>, h: &mut Handing<'_>) -> Result<Handed, FlowError> {
             offset: m.offset,
             bytes,
             timestamp: m.timestamp.unwrap_or(-1),
+            receipt_sent_ms,
         }),
     )
     .partition(m.partition);
@@ -1702,6 +1743,16 @@ fn copy_loop(
         }
         None => None,
     };
+    let receipts = match &spec.receipts {
+        Some(r) => Some(crate::conflicts::receipts::ReceiptSink::start(
+            r.clone(),
+            &spec.source,
+            &spec.target,
+            stats.clone(),
+            stop.clone(),
+        )?),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         flow: flow.clone(),
         source: Named::of(&spec.source),
@@ -1722,6 +1773,7 @@ fn copy_loop(
             .map(|(m, log)| (m.topic.clone(), Mutex::new(log))),
         revoked: Mutex::new(Vec::new()),
         topic_ids: Mutex::new(HashMap::new()),
+        receipts,
     });
 
     let mut pcfg = spec.target.producer_config();
@@ -1809,6 +1861,9 @@ fn copy_loop(
     let mut holds = Holds::default();
     'copy: loop {
         if let Some(reason) = shared.failure.lock().unwrap().clone() {
+            return Err(fatal(reason));
+        }
+        if let Some(reason) = shared.receipts.as_ref().and_then(|r| r.failure()) {
             return Err(fatal(reason));
         }
         if stop.is_cancelled() {
@@ -1957,6 +2012,11 @@ fn copy_loop(
     if let Err(n) = settle(producer, left().min(Duration::from_secs(5))) {
         warn!(flow = %flow, in_flight = n, "not every record was acknowledged before stopping; they will be copied again on restart");
     }
+    if let Some(r) = &shared.receipts {
+        if !r.settle(left().min(Duration::from_secs(2))) {
+            warn!(flow = %flow, "not every receipt was acknowledged before stopping; their records will be copied again on restart");
+        }
+    }
     if let Err(n) = shared.flush_index(left().min(Duration::from_secs(2))) {
         warn!(flow = %flow, in_flight = n, "the offset index was not fully written before stopping; the records it misses will be copied again on restart");
     }
@@ -1968,7 +2028,7 @@ fn copy_loop(
             .progress
             .lock()
             .unwrap()
-            .to_commit_within(|tp| runs.commit_limit(tp))
+            .to_commit_within(|tp| commit_limit(&shared, &runs, tp))
             .is_empty()
     };
     while Instant::now() < deadline && uncommitted() {

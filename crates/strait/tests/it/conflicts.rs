@@ -315,6 +315,41 @@ async fn assert_views_not_replicated(east: &Cluster, west: &Cluster) {
     }
 }
 
+/// The clock skew `strait status` reads from `strait.clock` once heartbeats have crossed both
+/// ways. One process runs both directions here, so both regions' heartbeats carry its clock: the
+/// truth is 0, and it must be within the measured bound, a small one.
+async fn wait_for_skew(cfg: &std::path::Path, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let out = strait()
+            .arg("status")
+            .arg(cfg)
+            .args(["--json", "--no-groups"])
+            .output()
+            .unwrap();
+        let status: strait::monitor::Status =
+            typed("status --json", &String::from_utf8_lossy(&out.stdout));
+        if let [k] = status.clock_skews.as_slice() {
+            assert_eq!((k.a.as_str(), k.b.as_str()), ("east", "west"), "{k:?}");
+            assert!(
+                k.offset_ms.abs() <= k.bound_ms,
+                "one clock, 0 within the bound: {k:?}"
+            );
+            assert!(
+                k.bound_ms < 2_000,
+                "heartbeats are read within a second: {k:?}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no clock skew in `strait status` after {within:?}: {:?}",
+            status.clock_skews
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 on_both_engines! {
 async fn last_writer_wins_views_converge_in_both_regions_across_a_kill(engine) {
     let sb = engine.start(&["east", "west"]).await;
@@ -366,6 +401,7 @@ async fn last_writer_wins_views_converge_in_both_regions_across_a_kill(engine) {
     let _shown = ShowOnPanic(log);
     wait_for_views(east, west, &expected, Duration::from_secs(60)).await;
     assert_views_not_replicated(east, west).await;
+    wait_for_skew(&cfg, Duration::from_secs(30)).await;
 
     // A crash, while both regions keep writing.
     signal(&first, "-KILL");
@@ -393,4 +429,456 @@ async fn last_writer_wins_views_converge_in_both_regions_across_a_kill(engine) {
     signal(&second, "-TERM");
     assert!(second.wait().unwrap().success(), "SIGTERM: exit 0");
 }
+}
+
+// ---- concurrent writes, found from the receipts of each copy ----
+
+/// Write one version of each key of `keys` to `orders` in `region`, stamped now, each awaited in
+/// turn.
+async fn write_now(c: &Cluster, region: &'static str, keys: &[usize]) -> Vec<Written> {
+    let mut out = Vec::new();
+    for &i in keys {
+        out.extend(write(c, region, &[(i, now_ms(), false)]).await);
+    }
+    out
+}
+
+/// Hand `key` for `topic` in `region` to `p` (partition: its number, as `write` places keys),
+/// stamped now, without waiting: the task gives where it landed.
+fn write_later(
+    p: &rdkafka::producer::FutureProducer,
+    region: &'static str,
+    topic: &'static str,
+    key: String,
+    partition: i32,
+) -> tokio::task::JoinHandle<Written> {
+    let p = p.clone();
+    let ts = now_ms();
+    let value = format!("{region}:{key}:{ts}");
+    tokio::spawn(async move {
+        let d = p
+            .send(
+                FutureRecord::<str, str>::to(topic)
+                    .key(&key)
+                    .payload(&value)
+                    .partition(partition)
+                    .timestamp(ts),
+                Duration::from_secs(120),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("{region}: write {topic} {key}: {e}"));
+        Written {
+            region,
+            key,
+            timestamp: ts,
+            value: Some(value),
+            partition,
+            offset: d.offset,
+        }
+    })
+}
+
+/// A producer that reconnects soon after a heal, as strait's clients are told to.
+fn quick_producer(c: &Cluster) -> rdkafka::producer::FutureProducer {
+    endpoint(c)
+        .producer_config()
+        .set("reconnect.backoff.max.ms", "500")
+        .create()
+        .unwrap()
+}
+
+/// Wait until the copy of each of `written` is readable in `c` (in `<region>.orders`).
+async fn wait_for_copies(c: &Cluster, written: &[Written], within: Duration) {
+    let t = Instant::now();
+    loop {
+        let mut missing = Vec::new();
+        for (topic, ws) in [("east.orders", "east"), ("west.orders", "west")] {
+            let wanted: Vec<&Written> = written.iter().filter(|w| w.region == ws).collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let copies = read_to_end(c, topic).await.unwrap_or_default();
+            for w in wanted {
+                if !copies.iter().any(|r| r.key == w.key && r.value == w.value) {
+                    missing.push(w.key.clone());
+                }
+            }
+        }
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            t.elapsed() < within,
+            "{}: copies of {missing:?} not readable within {within:?}",
+            c.name()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The id a conflict between west's write `w` and east's write `e` is recorded under (west is
+/// first in the region order).
+fn pair_id(topic: &str, w: &Written, e: &Written) -> String {
+    format!(
+        "c/{topic}/west:{}:{}/east:{}:{}",
+        w.partition, w.offset, e.partition, e.offset
+    )
+}
+
+/// The concurrent writes recorded in `strait.conflicts` on `c`, by id (the last of each).
+async fn recorded(c: &Cluster) -> Result<BTreeMap<String, serde_json::Value>, String> {
+    let records = read_to_end(c, "strait.conflicts").await?;
+    Ok(records
+        .into_iter()
+        .filter_map(|r| {
+            Some((
+                r.key,
+                serde_json::from_str::<serde_json::Value>(&r.value?).unwrap(),
+            ))
+        })
+        .filter(|(_, v)| v["kind"] == "concurrent-writes")
+        .collect())
+}
+
+/// What a conflict must say: its outcome and winner.
+type Settled = (&'static str, Option<&'static str>);
+
+/// Wait until both regions hold exactly the conflicts of `expected` (id -> outcome, winner).
+async fn wait_for_conflicts(
+    east: &Cluster,
+    west: &Cluster,
+    expected: &BTreeMap<String, Settled>,
+    within: Duration,
+) -> BTreeMap<String, serde_json::Value> {
+    let t = Instant::now();
+    loop {
+        let (e, w) = tokio::join!(recorded(east), recorded(west));
+        let ids = |r: &Result<BTreeMap<String, serde_json::Value>, String>| {
+            r.as_ref()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        let want: Vec<String> = expected.keys().cloned().collect();
+        if ids(&e) == want && ids(&w) == want {
+            return e.unwrap();
+        }
+        if t.elapsed() > within {
+            panic!(
+                "the conflicts recorded are not the oracle's within {within:?}:\n want {want:?}\n east {:?}\n west {:?}",
+                ids(&e),
+                ids(&w)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+on_both_engines! {
+async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) {
+    let sb = engine.start(&["east", "west"]).await;
+    let (east, west) = (sb.cluster("east").unwrap(), sb.cluster("west").unwrap());
+    for c in [east, west] {
+        create_topic(c, "orders", PARTITIONS).await;
+        create_topic(c, "accounts", PARTITIONS).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mm2.properties");
+    // `orders` under last-writer-wins, `accounts` under regional authority (east owns `E-*`).
+    std::fs::write(
+        &cfg,
+        format!(
+            "clusters = east, west\n\
+             east.bootstrap.servers = {}\n\
+             west.bootstrap.servers = {}\n\
+             east->west.enabled = true\n\
+             west->east.enabled = true\n\
+             replication.factor = 1\n\
+             offset-syncs.topic.replication.factor = 1\n\
+             checkpoints.topic.replication.factor = 1\n\
+             heartbeats.topic.replication.factor = 1\n\
+             refresh.topics.interval.seconds = 1\n\
+             east.consumer.session.timeout.ms = 6000\n\
+             west.consumer.session.timeout.ms = 6000\n\
+             east.reconnect.backoff.max.ms = 500\n\
+             west.reconnect.backoff.max.ms = 500\n\
+             strait.conflicts.rules = orders, owned\n\
+             strait.conflicts.regions = west, east\n\
+             strait.conflicts.clock.tolerance.ms = 50\n\
+             strait.conflicts.orders.topics = orders\n\
+             strait.conflicts.orders.strategy = last-writer-wins\n\
+             strait.conflicts.owned.topics = accounts\n\
+             strait.conflicts.owned.strategy = authority\n\
+             strait.conflicts.owned.authority.east = E-.*\n",
+            east.bootstrap_servers(),
+            west.bootstrap_servers()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let log = dir.path().join("first.log");
+    let mut first = spawn_run_logged(&cfg, &log);
+    let _shown = ShowOnPanic(log);
+    // Every concurrent pair written: id -> (outcome, winner).
+    let mut pairs: BTreeMap<String, Settled> = BTreeMap::new();
+    let mut written: Vec<Written> = Vec::new();
+
+    // Updates, not conflicts: a key written in one region, then in the other once the first
+    // write's copy is readable there (plus more than the clocks' tolerance and an
+    // acknowledgement's way back). And keys written in one region only.
+    let e1 = write_now(east, "east", &[0, 1, 2, 6, 7]).await;
+    let w1 = write_now(west, "west", &[3, 4, 5, 8, 9]).await;
+    wait_for_copies(west, &e1, Duration::from_secs(60)).await;
+    wait_for_copies(east, &w1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    written.extend(e1);
+    written.extend(w1);
+    written.extend(write_now(west, "west", &[0, 1, 2]).await);
+    written.extend(write_now(east, "east", &[3, 4, 5]).await);
+
+    // A WAN: 500 ms each way to and from west, no cut. West writes, then east 300 ms later:
+    // west's write reaches east a second later at the earliest, and east's copy leaves for
+    // west only after east's write, 300 ms after west's. Concurrent.
+    let pw = quick_producer(west);
+    let warm = pw.clone();
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::producer::Producer as _;
+        warm.client()
+            .fetch_metadata(Some("orders"), Duration::from_secs(10))
+            .map(|_| ())
+    })
+    .await
+    .unwrap()
+    .expect("west's metadata");
+    west.delay(Duration::from_millis(500));
+    let wan_keys = [30, 31, 32];
+    let w_wan: Vec<_> = wan_keys
+        .iter()
+        .map(|&i| write_later(&pw, "west", "orders", format!("order-{i:02}"), (i % PARTITIONS as usize) as i32))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let e_wan = write_now(east, "east", &wan_keys).await;
+    for (h, e) in w_wan.into_iter().zip(e_wan) {
+        let w = h.await.unwrap();
+        pairs.insert(pair_id("orders", &w, &e), ("overwritten", Some("east"))); // east later
+        written.push(w);
+        written.push(e);
+    }
+    west.heal();
+
+    eprintln!("{:>5.1} s: updates written", started.elapsed().as_secs_f64());
+    // A cut: west is away. West's writes wait in its producer (stamped now, readable after the
+    // heal), then east writes the same keys: neither could have seen the other's.
+    west.cut();
+    let cut_keys = [10, 11, 12, 13, 14, 15];
+    let mut pending = Vec::new();
+    for &i in &cut_keys {
+        let partition = (i % PARTITIONS as usize) as i32;
+        pending.push(write_later(&pw, "west", "orders", format!("order-{i:02}"), partition));
+    }
+    // Accounts: E-1 is east's (west's write is also a violation), W-1 is nobody's.
+    let acc: Vec<_> = ["E-1", "W-1"]
+        .iter()
+        .map(|k| write_later(&pw, "west", "accounts", k.to_string(), 1))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let e_cut = write_now(east, "east", &cut_keys).await;
+    let pe = producer(east);
+    let mut e_acc = Vec::new();
+    for k in ["E-1", "W-1"] {
+        e_acc.push(write_later(&pe, "east", "accounts", k.to_string(), 1).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    west.heal();
+    let mut w_cut = Vec::new();
+    for h in pending {
+        w_cut.push(h.await.unwrap());
+    }
+    for (w, e) in w_cut.iter().zip(&e_cut) {
+        assert_eq!(w.key, e.key);
+        pairs.insert(pair_id("orders", w, e), ("overwritten", Some("east"))); // east later
+    }
+    for (h, e) in acc.into_iter().zip(&e_acc) {
+        let w = h.await.unwrap();
+        let settled = if e.key == "E-1" { ("owner-wins", Some("east")) } else { ("reported", None) };
+        pairs.insert(pair_id("accounts", &w, e), settled);
+    }
+    written.extend(w_cut);
+    written.extend(e_cut);
+    eprintln!("{:>5.1} s: cut healed", started.elapsed().as_secs_f64());
+
+    // A crash while strait catches up after the heal (copies, receipts and conflict records on
+    // their way); both regions write the same keys while it is down: concurrent again. The
+    // restarted process finds every conflict once, whatever the crash interrupted.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    signal(&first, "-KILL");
+    first.wait().unwrap();
+    let down_keys = [20, 21, 22, 23];
+    let e_down = write_now(east, "east", &down_keys).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let w_down = write_now(west, "west", &down_keys).await;
+    for (w, e) in w_down.iter().zip(&e_down) {
+        pairs.insert(pair_id("orders", w, e), ("overwritten", Some("west"))); // west later
+    }
+    written.extend(e_down);
+    written.extend(w_down);
+    if engine == Engine::Tansu {
+        // Tansu gives no partitions to a member joining while the killed one is listed.
+        tokio::time::sleep(Duration::from_secs(7)).await;
+    }
+    eprintln!("{:>5.1} s: restarting", started.elapsed().as_secs_f64());
+    let log = dir.path().join("second.log");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut second = spawn_run_http(&cfg, &addr, &log);
+    let _shown2 = ShowOnPanic(log);
+    let found = wait_for_conflicts(east, west, &pairs, Duration::from_secs(60)).await;
+    eprintln!("{:>5.1} s: every conflict found after the restart", started.elapsed().as_secs_f64());
+    // Nothing more turns up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let found_later = wait_for_conflicts(east, west, &pairs, Duration::from_secs(1)).await;
+    assert_eq!(found.len(), found_later.len());
+
+    // Each record: certain, with the oracle's outcome and winner; a last-writer-wins winner is
+    // also the views'.
+    let expected_view = oracle(&written);
+    wait_for_views(east, west, &expected_view, Duration::from_secs(60)).await;
+    for (id, r) in &found {
+        let (outcome, winner) = pairs[id];
+        assert_eq!(r["certain"], true, "{id}: {r}");
+        assert_eq!(r["outcome"], outcome, "{id}: {r}");
+        assert_eq!(r["winner"].as_str(), winner, "{id}: {r}");
+        assert_eq!(r["versions"][0]["region"], "west", "{id}: {r}");
+        assert!(r["versions"][1]["visible_ms"].is_array(), "{id}: {r}");
+        if r["topic"] == "orders" {
+            assert_eq!(r["strategy"], "last-writer-wins", "{id}: {r}");
+            let key = r["key"].as_str().unwrap();
+            assert_eq!(Some(expected_view[key].2.as_str()), winner, "{id}: the view's winner");
+        } else {
+            assert_eq!(r["strategy"], "authority", "{id}: {r}");
+        }
+    }
+
+    // `strait conflicts` lists the same, once each, oldest first.
+    let out = strait()
+        .args(["conflicts", cfg.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let listed: Vec<&serde_json::Value> =
+        listed.iter().filter(|r| r["kind"] == "concurrent-writes").collect();
+    let mut ids: Vec<String> = listed
+        .iter()
+        .map(|r| {
+            let v = |i: usize| {
+                let v = &r["versions"][i];
+                format!("{}:{}:{}", v["region"].as_str().unwrap(), v["partition"], v["offset"])
+            };
+            format!("c/{}/{}/{}", r["topic"].as_str().unwrap(), v(0), v(1))
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, pairs.keys().cloned().collect::<Vec<_>>());
+    let times: Vec<i64> = listed.iter().map(|r| r["detected_at_ms"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first: {times:?}");
+    let out = strait()
+        .args(["conflicts", cfg.to_str().unwrap(), "--region", "east", "--topic", "orders", "--since", "1h"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let orders = pairs.keys().filter(|id| id.starts_with("c/orders/")).count();
+    assert_eq!(text.lines().count(), orders, "{text}");
+    assert!(
+        text.lines().all(|l| l.contains("  orders  order-") && l.contains("last-writer-wins overwritten (winner ")),
+        "{text}"
+    );
+
+    eprintln!("{:>5.1} s: listed", started.elapsed().as_secs_f64());
+    // The dashboard's source: this process found every pair again after the restart, in both
+    // regions (everything is kept for two minutes: it read the receipts again from their
+    // start), and counts each record it wrote once; the latest conflicts are the pairs.
+    let (code, body) = http_get(&addr, "/api/conflicts").await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api["enabled"], true, "{api}");
+    assert!(api["error"].is_null(), "{api}");
+    let latest = api["latest"].as_array().unwrap();
+    assert_eq!(
+        latest.iter().filter(|r| r["kind"] == "concurrent-writes").count(),
+        pairs.len(),
+        "{api}"
+    );
+    let count = |topic: &str, outcome: &str| {
+        api["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["topic"] == topic && c["outcome"] == outcome)
+            .map_or(0, |c| c["count"].as_u64().unwrap())
+    };
+    assert_eq!(count("orders", "overwritten") as usize, 2 * orders, "{api}");
+    assert_eq!(count("accounts", "owner-wins"), 2, "{api}");
+    // At least the concurrent pair of W-1 (violations of authority may be counted there too).
+    assert!(count("accounts", "reported") >= 2, "{api}");
+    let (_, page) = http_get(&addr, "/").await.unwrap();
+    assert!(page.contains("id=\"sec-conflicts\"") && page.contains("api/conflicts"));
+
+    signal(&second, "-TERM");
+    assert!(second.wait().unwrap().success(), "SIGTERM: exit 0");
+}
+}
+
+/// `strait conflicts` against a cluster nobody answers: one sentence naming it, exit 1; a file
+/// without conflict rules or an unknown region: exit 2.
+#[test]
+fn strait_conflicts_says_what_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mm2.properties");
+    let port = free_port();
+    let base = format!(
+        "clusters = east, west\n\
+         east.bootstrap.servers = 127.0.0.1:{port}\n\
+         west.bootstrap.servers = 127.0.0.1:{port}\n\
+         east->west.enabled = true\n\
+         west->east.enabled = true\n"
+    );
+    std::fs::write(
+        &cfg,
+        format!("{base}strait.conflicts.rules = orders\nstrait.conflicts.orders.topics = orders\nstrait.conflicts.orders.strategy = last-writer-wins\n"),
+    )
+    .unwrap();
+    let out = strait()
+        .args([
+            "conflicts",
+            cfg.to_str().unwrap(),
+            "--region",
+            "east",
+            "--timeout",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot read strait.conflicts on east (127.0.0.1:{port})"
+        )),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    let out = strait()
+        .args(["conflicts", cfg.to_str().unwrap(), "--region", "south"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("`south` is not a conflict region of the file (east, west)"));
+    std::fs::write(&cfg, &base).unwrap();
+    let out = strait()
+        .args(["conflicts", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sets no `strait.conflicts.rules`"));
 }

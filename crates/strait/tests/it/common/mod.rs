@@ -280,6 +280,7 @@ pub(crate) fn flow_spec(
         sync_topic_configs: Some(Duration::from_secs(2)),
         sync_topic_acls: Some(Duration::from_secs(2)),
         group: None,
+        receipts: None,
     }
 }
 

@@ -1,40 +1,13 @@
-//! Last-writer-wins resolved views (issue 16, item 4): for every topic a `last-writer-wins` rule
-//! covers, each region R keeps `<topic>.resolved` on its own cluster, holding for each key the
-//! version that wins among every region's writes (the rule of [`strait_conflicts::lww`]: the
-//! later timestamp, then the region earlier in `strait.conflicts.regions`, then partition,
-//! offset and a digest of the value).
-//!
-//! **Inputs.** R's writes are its local topic (`orders`); another region Q's writes reach R as
-//! the direct remote copy the flow Q->R makes (`Q.orders`, named by that flow's replication
-//! policy). Copies of copies (`W.E.orders` in a chain of three regions) are ignored: the writes
-//! they hold arrive directly too. A version is the record's timestamp, the rank of the region it
-//! was written in, and its partition and offset as read in R: a remote copy keeps the partition
-//! and the order of its records, so the versions of one region compare the same way in every
-//! region, and every region's view converges to the same winners whatever order the inputs are
-//! read in. Records without a key are skipped (counted, said once).
-//!
-//! **Output.** When a version wins, it is written to `<topic>.resolved` (compacted, as many
-//! partitions as the local topic) in the partition it was read from: key, value (a tombstone
-//! stays a tombstone), the winner's timestamp, its headers, and `strait.origin` (the region's
-//! alias), `strait.partition` and `strait.offset` (as read in R). A version that loses, or won
-//! already, writes nothing. The view is never replicated (see `config::conflicts::Derived`).
-//!
-//! **Progress.** One consumer group per rule and region on R (`strait.resolve.<rule>.<R>`, a
-//! `strait.` group: never checkpointed) reads the inputs; an input offset is committed only
-//! once what it produced is acknowledged, so a crash re-reads, and a version read again is
-//! `Again`: nothing is written twice for it. A partition's winners are read back from the view
-//! topic whenever this process is given the partition (at start, after a rebalance), so a
-//! restart resumes with the view as written.
-//!
-//! **Several processes.** The group shares partitions with the range assignor, which gives
-//! partition p of every input to the same member when the inputs have the same partition count.
-//! So a key must be in the same partition number in every input: the same partition count
-//! everywhere and the default partitioner (flows keep partition numbers, so that holds for the
-//! remote copies whenever it holds for the local topics). Different counts are logged as errors
-//! naming the topics.
+//! One session of a view job on a blocking thread: the input consumer (a group on R), the view
+//! producer, the winners per key, and the commits after acknowledgements.
 
+use super::headers::{
+    digest, is_view_header, parse_view_headers, OFFSET_HEADER, ORIGIN_HEADER, PARTITION_HEADER,
+};
+use super::spec::{signature, Positions, ResolveSpec, ViewPlan};
+use super::{Ended, ResolveStats};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,407 +20,24 @@ use strait_conflicts::lww::{Offer, Version, View};
 use strait_conflicts::Rank;
 use tracing::{debug, error, info, warn};
 
-use crate::backoff::Backoff;
-use crate::config::conflicts::{view_topic, Conflicts, Strategy};
-use crate::config::{Config, Flow};
 use crate::kafka::diagnose::Diagnosed;
-use crate::kafka::{Admin, Created, Endpoint, TopicInfo, TopicSpec};
-use crate::policy::{PolicyKind, ReplicationPolicy};
+use crate::kafka::{Admin, Created, TopicInfo, TopicSpec};
 use crate::replicate::topics::effective_replication_factor;
 use crate::stop::{or_cancel, pause, CancellationToken};
 
-/// The header naming the region a view record's version was written in.
-pub(crate) const ORIGIN_HEADER: &str = "strait.origin";
-/// The header holding the partition the version was read from in this region.
-pub(crate) const PARTITION_HEADER: &str = "strait.partition";
-/// The header holding the offset the version was read at in this region.
-pub(crate) const OFFSET_HEADER: &str = "strait.offset";
-
 /// How often the topics are listed again while an input is still missing (a remote copy the
 /// flow has not created yet), or no input exists at all.
-const INCOMPLETE_REFRESH: Duration = Duration::from_secs(2);
+pub(super) const INCOMPLETE_REFRESH: Duration = Duration::from_secs(2);
 /// At most this many records are taken in before what they produced is awaited and committed.
-const BATCH_MAX: usize = 5_000;
+pub(super) const BATCH_MAX: usize = 5_000;
 /// ... or what arrived within this time.
-const BATCH_WINDOW: Duration = Duration::from_millis(100);
+pub(super) const BATCH_WINDOW: Duration = Duration::from_millis(100);
 /// How long a stop waits for records already handed to the producer.
-const STOP_FLUSH: Duration = Duration::from_secs(2);
-
-/// A digest of a value, the same in every process and release (FNV-1a, 64 bits; a tombstone
-/// and an empty value differ).
-pub(crate) fn digest(value: Option<&[u8]>) -> u64 {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let step = |h: u64, b: u8| (h ^ u64::from(b)).wrapping_mul(PRIME);
-    match value {
-        None => step(OFFSET_BASIS, 0),
-        Some(v) => v.iter().fold(step(OFFSET_BASIS, 1), |h, &b| step(h, b)),
-    }
-}
-
-/// Whether a header is one of those strait writes on view records (an input's own are dropped,
-/// so that each view record has one of each).
-fn is_view_header(key: &str) -> bool {
-    matches!(key, ORIGIN_HEADER | PARTITION_HEADER | OFFSET_HEADER)
-}
-
-/// Where a view record's version was read: (region alias, partition, offset), from its headers
-/// (the last of each name). `None` for a record strait did not write.
-fn parse_view_headers<'a>(
-    headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
-) -> Option<(String, i32, i64)> {
-    let (mut origin, mut partition, mut offset) = (None, None, None);
-    for (k, v) in headers {
-        let text = || v.and_then(|v| std::str::from_utf8(v).ok());
-        match k {
-            ORIGIN_HEADER => origin = text().map(str::to_string),
-            PARTITION_HEADER => partition = text().and_then(|s| s.parse().ok()),
-            OFFSET_HEADER => offset = text().and_then(|s| s.parse().ok()),
-            _ => {}
-        }
-    }
-    Some((origin?, partition?, offset?))
-}
-
-/// The last-writer-wins view job of one rule in one region.
-#[derive(Clone, Debug)]
-pub(crate) struct ResolveSpec {
-    /// The rule's name.
-    pub rule: String,
-    /// R: the region whose cluster holds the inputs and the views.
-    pub region: String,
-    /// Every rule of the file (a topic belongs to the first rule covering it), with the region
-    /// order.
-    pub conflicts: Arc<Conflicts>,
-    /// Every cluster alias of the file, to tell remote topics from local ones.
-    pub aliases: Vec<String>,
-    /// R's policy (that of a flow into R): which topics are internal or heartbeats.
-    pub policy: ReplicationPolicy,
-    /// Each other region Q whose flow Q->R is enabled, with that flow's policy (which names
-    /// Q's remote topics on R).
-    pub remotes: Vec<(String, ReplicationPolicy)>,
-    /// Consumer, producer and admin properties for R (those of the first flow into R).
-    pub consumer: Endpoint,
-    pub producer: Endpoint,
-    pub admin: Endpoint,
-    /// For view topics strait creates (lowered to R's broker count when it has fewer).
-    pub replication_factor: i32,
-    /// How often R's topics are listed again for new inputs (`refresh.topics.interval.seconds`).
-    pub refresh: Duration,
-    pub admin_timeout: Duration,
-}
-
-impl ResolveSpec {
-    /// One job per last-writer-wins rule and region R of `strait.conflicts.regions` that is the
-    /// target of an enabled flow `selected` accepts, with another region's flow into R.
-    pub(crate) fn from_config(config: &Config, selected: &dyn Fn(&Flow) -> bool) -> Vec<Self> {
-        let conflicts = Arc::new(config.conflicts.clone());
-        let mut out = Vec::new();
-        for rule in &conflicts.rules {
-            if rule.strategy != Strategy::LastWriterWins {
-                continue;
-            }
-            for region in &conflicts.regions {
-                let into: Vec<&Flow> = conflicts
-                    .regions
-                    .iter()
-                    .filter(|q| *q != region)
-                    .filter_map(|q| config.flow(q, region))
-                    .filter(|f| f.enabled)
-                    .collect();
-                let Some(first) = into.first() else {
-                    continue;
-                };
-                if !into.iter().any(|f| selected(f)) {
-                    continue;
-                }
-                out.push(Self {
-                    rule: rule.name.clone(),
-                    region: region.clone(),
-                    conflicts: conflicts.clone(),
-                    aliases: config.clusters.iter().map(|c| c.alias.clone()).collect(),
-                    policy: first.policy.clone(),
-                    remotes: into
-                        .iter()
-                        .map(|f| (f.source.clone(), f.policy.clone()))
-                        .collect(),
-                    consumer: first.clients.target_consumer.clone(),
-                    producer: first.clients.target_producer.clone(),
-                    admin: first.clients.target_admin.clone(),
-                    replication_factor: i32::from(first.replication_factor),
-                    refresh: into
-                        .iter()
-                        .filter_map(|f| f.intervals.refresh_topics)
-                        .min()
-                        .unwrap_or(Duration::from_secs(600)),
-                    admin_timeout: first.admin_timeout,
-                });
-            }
-        }
-        out
-    }
-
-    /// The consumer group reading the inputs on R: a `strait.` group, never checkpointed.
-    pub(crate) fn group(&self) -> String {
-        format!("strait.resolve.{}.{}", self.rule, self.region)
-    }
-
-    /// The job's name in logs and on the stop list: `orders in us-east`.
-    pub(crate) fn name(&self) -> String {
-        format!("{} in {}", self.rule, self.region)
-    }
-
-    fn rank(&self, alias: &str) -> Option<Rank> {
-        self.conflicts.rank(alias)
-    }
-
-    /// Why no view can be kept, if so: with a policy that names remote topics as their source
-    /// (IdentityReplicationPolicy), another region's writes cannot be told from R's own.
-    fn naming_problem(&self) -> Option<String> {
-        let (q, _) = self
-            .remotes
-            .iter()
-            .find(|(_, p)| p.kind() == PolicyKind::Identity)?;
-        Some(format!(
-            "the flow {q}->{} names remote topics as their source (IdentityReplicationPolicy), so {q}'s writes cannot be told from {}'s own; last-writer-wins needs remote topics named apart (DefaultReplicationPolicy)",
-            self.region, self.region
-        ))
-    }
-
-    /// Whether `topic` is a remote copy (named after a cluster of the file), at any depth.
-    fn is_remote(&self, topic: &str) -> bool {
-        self.remotes.iter().any(|(_, p)| {
-            p.topic_source(topic)
-                .is_some_and(|s| self.aliases.iter().any(|a| a == s))
-        })
-    }
-
-    /// Whether `topic` is a local topic of this rule (the first rule covering it).
-    fn covers(&self, topic: &str) -> bool {
-        !self.policy.is_internal_topic(topic)
-            && !self.policy.is_heartbeats_topic(topic)
-            && !self.conflicts.derived().contains(topic)
-            && !self.is_remote(topic)
-            && self
-                .conflicts
-                .rule_for(topic)
-                .is_some_and(|r| r.name == self.rule)
-    }
-
-    /// The views to keep given R's topics: one per local topic of the rule that has any input
-    /// on R (the local topic itself, or a direct remote copy of it).
-    fn plan(&self, topics: &[TopicInfo]) -> Vec<ViewPlan> {
-        let have: BTreeMap<&str, i32> = topics
-            .iter()
-            .map(|t| (t.name.as_str(), t.partitions))
-            .collect();
-        let mut bases = BTreeSet::new();
-        for t in have.keys() {
-            if self.covers(t) {
-                bases.insert(t.to_string());
-                continue;
-            }
-            for (q, p) in &self.remotes {
-                if p.topic_source(t) != Some(q.as_str()) {
-                    continue;
-                }
-                if let Some(up) = p.upstream_topic(t) {
-                    if self.covers(&up) {
-                        bases.insert(up);
-                    }
-                }
-            }
-        }
-        bases
-            .into_iter()
-            .map(|base| {
-                let expected = std::iter::once((base.clone(), self.region.clone())).chain(
-                    self.remotes
-                        .iter()
-                        .map(|(q, p)| (p.remote_topic(&base), q.clone())),
-                );
-                let (mut inputs, mut missing) = (Vec::new(), Vec::new());
-                for (topic, origin) in expected {
-                    match have.get(topic.as_str()) {
-                        Some(&partitions) => inputs.push(Input {
-                            topic,
-                            origin,
-                            partitions,
-                        }),
-                        None => missing.push(topic),
-                    }
-                }
-                let output = view_topic(&base);
-                ViewPlan {
-                    output_partitions: have.get(output.as_str()).copied(),
-                    topic: base,
-                    output,
-                    inputs,
-                    missing,
-                }
-            })
-            .filter(|v| !v.inputs.is_empty())
-            .collect()
-    }
-}
-
-/// One input topic of a view on R.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Input {
-    topic: String,
-    /// The region its records were written in.
-    origin: String,
-    partitions: i32,
-}
-
-/// One view on R: the local topic it is named after, its inputs on R, and its topic.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct ViewPlan {
-    topic: String,
-    output: String,
-    inputs: Vec<Input>,
-    /// Inputs expected but not on R yet (a flow has not created its remote copy).
-    missing: Vec<String>,
-    /// The view topic's partition count, when it exists.
-    output_partitions: Option<i32>,
-}
-
-impl ViewPlan {
-    /// The view's partition count: the local topic's, else its remote copies' (the largest).
-    fn partitions(&self) -> i32 {
-        self.inputs
-            .iter()
-            .find(|i| i.topic == self.topic)
-            .map(|i| i.partitions)
-            .or_else(|| self.inputs.iter().map(|i| i.partitions).max())
-            .unwrap_or(1)
-    }
-
-    /// Why a key may not be in the same partition of every input and of the view, if so.
-    fn partition_problem(&self) -> Option<String> {
-        let n = self.partitions();
-        let mut counts: Vec<String> = self
-            .inputs
-            .iter()
-            .map(|i| format!("{} has {}", i.topic, i.partitions))
-            .collect();
-        if let Some(o) = self.output_partitions {
-            counts.push(format!("{} has {o}", self.output));
-        }
-        let differ = self.inputs.iter().any(|i| i.partitions != n)
-            || self.output_partitions.is_some_and(|o| o != n);
-        differ.then(|| {
-            format!(
-                "the partition counts of {}'s inputs and view differ ({}): a key must be in the same partition of every input and of the view, or the view may keep a version that lost; give them the same number of partitions",
-                self.topic,
-                counts.join(", ")
-            )
-        })
-    }
-}
-
-/// Each view with its inputs and their partition counts.
-type Signature = Vec<(String, Vec<(String, i32)>)>;
-
-/// Per input partition, the next offset to read: what a commit records.
-type Positions = BTreeMap<(String, i32), i64>;
-
-/// The inputs of every view, with their partition counts: when this changes, the job starts
-/// over with the new inputs.
-fn signature(plans: &[ViewPlan]) -> Signature {
-    plans
-        .iter()
-        .map(|v| {
-            (
-                v.output.clone(),
-                v.inputs
-                    .iter()
-                    .map(|i| (i.topic.clone(), i.partitions))
-                    .collect(),
-            )
-        })
-        .collect()
-}
-
-/// What the job counts, and what it says only once.
-#[derive(Debug, Default)]
-pub(crate) struct ResolveStats {
-    /// Input records taken in.
-    pub read: AtomicU64,
-    /// Winners written to the views (acknowledged or not).
-    pub written: AtomicU64,
-    /// Input records without a key, skipped.
-    pub keyless: AtomicU64,
-    /// Input records without a timestamp, skipped.
-    pub untimed: AtomicU64,
-    said_keyless: AtomicBool,
-    said_untimed: AtomicBool,
-    said_log_append: AtomicBool,
-    said_foreign: AtomicBool,
-    /// Partition problems already logged, and the last inputs announced.
-    said: Mutex<(BTreeSet<String>, Signature)>,
-}
-
-/// A running view job.
-pub(crate) struct RunningResolver {
-    /// `rule in region`.
-    pub name: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RunningResolver {
-    /// Wait for the job to end (after its token was cancelled).
-    pub(crate) async fn join(self) {
-        let _ = self.task.await;
-    }
-}
-
-/// Start the job on the current runtime; it runs until `cancel` fires.
-pub(crate) fn start(spec: ResolveSpec, cancel: CancellationToken) -> RunningResolver {
-    let name = spec.name();
-    let task = tokio::spawn(job(spec, cancel, Arc::new(ResolveStats::default())));
-    RunningResolver { name, task }
-}
-
-/// How a session ended other than by failing.
-enum Ended {
-    /// Stopped by the service.
-    Stopped,
-    /// The inputs changed: start over with the new ones.
-    TopicsChanged,
-}
-
-async fn job(spec: ResolveSpec, cancel: CancellationToken, stats: Arc<ResolveStats>) {
-    if let Some(problem) = spec.naming_problem() {
-        error!(rule = %spec.rule, region = %spec.region, "no last-writer-wins view is kept: {problem}");
-        return;
-    }
-    let mut backoff = Backoff::standard();
-    loop {
-        match session(&spec, &cancel, &stats).await {
-            Ok(Ended::Stopped) => break,
-            Ok(Ended::TopicsChanged) => backoff = Backoff::standard(),
-            Err(e) => {
-                warn!(rule = %spec.rule, region = %spec.region, error = %e, "the last-writer-wins view stopped; starting over (what was not committed is read again)");
-                if !backoff.wait(&cancel).await {
-                    break;
-                }
-            }
-        }
-    }
-    info!(
-        rule = %spec.rule,
-        region = %spec.region,
-        read = stats.read.load(Ordering::Relaxed),
-        written = stats.written.load(Ordering::Relaxed),
-        keyless = stats.keyless.load(Ordering::Relaxed),
-        "last-writer-wins view stopped"
-    );
-}
+pub(super) const STOP_FLUSH: Duration = Duration::from_secs(2);
 
 /// Set up the views for the inputs R has now, then keep them until stopped, failed, or the
 /// inputs change.
-async fn session(
+pub(super) async fn session(
     spec: &ResolveSpec,
     cancel: &CancellationToken,
     stats: &Arc<ResolveStats>,
@@ -528,14 +118,14 @@ async fn session(
 }
 
 /// Errors and rebalances of the input consumer, and what was taken in but not yet committed.
-struct InputContext {
+pub(super) struct InputContext {
     diagnose: Diagnosed,
     name: String,
     state: Mutex<Rebalanced>,
 }
 
 #[derive(Default)]
-struct Rebalanced {
+pub(super) struct Rebalanced {
     /// Partitions were given up or assigned since the loop last looked.
     changed: bool,
     /// The next input offset per partition whose views are written and acknowledged, not yet
@@ -581,7 +171,7 @@ impl ConsumerContext for InputContext {
 }
 
 /// Delivery failures of view records: the session stops on the first and starts over.
-struct OutputContext {
+pub(super) struct OutputContext {
     diagnose: Diagnosed,
     failed: Mutex<Option<String>>,
 }
@@ -602,10 +192,10 @@ impl ProducerContext for OutputContext {
 }
 
 /// Why the blocking loop ended early.
-type Stop = String;
+pub(super) type Stop = String;
 
 /// One session's clients and views, on a blocking thread.
-struct Session {
+pub(super) struct Session {
     spec: ResolveSpec,
     plans: Vec<ViewPlan>,
     cancel: CancellationToken,
@@ -1064,204 +654,5 @@ impl Session {
                 .iter()
                 .map(|p| &p.missing)
                 .ne(self.plans.iter().map(|p| &p.missing))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(extra: &str) -> Config {
-        Config::parse(
-            &format!(
-                "clusters = east, west, south\n\
-                 east.bootstrap.servers = e:9092\nwest.bootstrap.servers = w:9092\nsouth.bootstrap.servers = s:9092\n\
-                 east->west.enabled = true\nwest->east.enabled = true\n\
-                 strait.conflicts.regions = west, east\n{extra}"
-            ),
-            "mm2.properties",
-        )
-        .unwrap()
-    }
-
-    fn ti(name: &str, partitions: i32) -> TopicInfo {
-        TopicInfo {
-            name: name.into(),
-            partitions,
-        }
-    }
-
-    const RULES: &str = "strait.conflicts.rules = orders, owned\n\
-                         strait.conflicts.orders.topics = orders, ledger-.*\n\
-                         strait.conflicts.orders.strategy = last-writer-wins\n\
-                         strait.conflicts.owned.topics = accounts\n\
-                         strait.conflicts.owned.strategy = authority\n\
-                         strait.conflicts.owned.authority.east = E-.*\n";
-
-    #[test]
-    fn one_job_per_rule_and_region_with_its_remote_flows() {
-        let c = config(RULES);
-        let all = ResolveSpec::from_config(&c, &|_| true);
-        let names: Vec<String> = all.iter().map(ResolveSpec::name).collect();
-        assert_eq!(names, ["orders in west", "orders in east"]);
-        let east = &all[1];
-        assert_eq!(east.group(), "strait.resolve.orders.east");
-        assert!(crate::replicate::is_strait_group(&east.group()));
-        assert_eq!(
-            east.remotes
-                .iter()
-                .map(|(q, _)| q.as_str())
-                .collect::<Vec<_>>(),
-            ["west"]
-        );
-        assert_eq!(east.consumer.alias, "east");
-        assert_eq!(east.rank("west"), Some(0));
-        // `--clusters west`: only the job on west.
-        let west_only = ResolveSpec::from_config(&c, &|f| f.target == "west");
-        assert_eq!(west_only.len(), 1);
-        assert_eq!(west_only[0].region, "west");
-        assert!(west_only[0].naming_problem().is_none());
-    }
-
-    #[test]
-    fn views_take_the_local_topic_and_direct_remote_copies() {
-        let c = config(RULES);
-        let east = ResolveSpec::from_config(&c, &|_| true).remove(1);
-        let plans = east.plan(&[
-            ti("orders", 3),
-            ti("west.orders", 3),
-            ti("orders.resolved", 3),
-            ti("west.south.orders", 3), // a copy of a copy: ignored
-            ti("west.ledger-eu", 2),    // only the remote copy so far
-            ti("accounts", 1),          // another rule's
-            ti("west.accounts", 1),
-            ti("payments", 1), // no rule
-            ti("heartbeats", 1),
-            ti("west.heartbeats", 1),
-        ]);
-        assert_eq!(
-            plans,
-            vec![
-                ViewPlan {
-                    topic: "ledger-eu".into(),
-                    output: "ledger-eu.resolved".into(),
-                    inputs: vec![Input {
-                        topic: "west.ledger-eu".into(),
-                        origin: "west".into(),
-                        partitions: 2
-                    }],
-                    missing: vec!["ledger-eu".into()],
-                    output_partitions: None,
-                },
-                ViewPlan {
-                    topic: "orders".into(),
-                    output: "orders.resolved".into(),
-                    inputs: vec![
-                        Input {
-                            topic: "orders".into(),
-                            origin: "east".into(),
-                            partitions: 3
-                        },
-                        Input {
-                            topic: "west.orders".into(),
-                            origin: "west".into(),
-                            partitions: 3
-                        },
-                    ],
-                    missing: vec![],
-                    output_partitions: Some(3),
-                },
-            ]
-        );
-        assert_eq!(plans[0].partitions(), 2);
-        assert!(plans.iter().all(|p| p.partition_problem().is_none()));
-    }
-
-    #[test]
-    fn different_partition_counts_are_named() {
-        let c = config(RULES);
-        let east = ResolveSpec::from_config(&c, &|_| true).remove(1);
-        let plans = east.plan(&[ti("orders", 3), ti("west.orders", 4)]);
-        let problem = plans[0].partition_problem().unwrap();
-        assert!(
-            problem.contains("(orders has 3, west.orders has 4)"),
-            "{problem}"
-        );
-        assert_eq!(plans[0].partitions(), 3, "the local topic's count");
-        let plans = east.plan(&[
-            ti("orders", 3),
-            ti("west.orders", 3),
-            ti("orders.resolved", 6),
-        ]);
-        let problem = plans[0].partition_problem().unwrap();
-        assert!(problem.contains("orders.resolved has 6"), "{problem}");
-    }
-
-    #[test]
-    fn the_identity_policy_keeps_no_view() {
-        let c = config(&format!(
-            "{RULES}replication.policy.class = org.apache.kafka.connect.mirror.IdentityReplicationPolicy\n"
-        ));
-        let east = ResolveSpec::from_config(&c, &|_| true).remove(1);
-        let problem = east.naming_problem().unwrap();
-        assert!(
-            problem.contains("the flow west->east names remote topics as their source"),
-            "{problem}"
-        );
-        assert!(
-            c.warnings.iter().any(|w| w
-                .message
-                .contains("no last-writer-wins view is kept; use DefaultReplicationPolicy")),
-            "strait check says so too: {:?}",
-            c.warnings
-        );
-    }
-
-    #[test]
-    fn digests_are_fixed_and_tell_a_tombstone_from_an_empty_value() {
-        // FNV-1a of [1, b'a'] and of [0]: the same in every process and release.
-        assert_eq!(digest(Some(b"a")), digest_reference(&[1, b'a']));
-        assert_eq!(digest(None), digest_reference(&[0]));
-        assert_eq!(digest(Some(b"shipped")), 0xbeac73fff1f8d063);
-        assert_ne!(digest(None), digest(Some(b"")));
-        assert_ne!(digest(Some(b"ab")), digest(Some(b"ba")));
-    }
-
-    /// FNV-1a as published (http://www.isthe.com/chongo/tech/comp/fnv/).
-    fn digest_reference(bytes: &[u8]) -> u64 {
-        let mut h: u64 = 14_695_981_039_346_656_037;
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(1_099_511_628_211);
-        }
-        h
-    }
-
-    #[test]
-    fn view_headers_are_read_back_last_one_winning() {
-        let h = |k: &'static str, v: &'static str| (k, Some(v.as_bytes()));
-        assert_eq!(
-            parse_view_headers([
-                h("trace", "x"),
-                h(ORIGIN_HEADER, "east"),
-                h(PARTITION_HEADER, "2"),
-                h(OFFSET_HEADER, "41"),
-                h(OFFSET_HEADER, "42"),
-            ]),
-            Some(("east".into(), 2, 42))
-        );
-        assert_eq!(
-            parse_view_headers([h(ORIGIN_HEADER, "east"), h(PARTITION_HEADER, "2")]),
-            None
-        );
-        assert_eq!(
-            parse_view_headers([
-                h(ORIGIN_HEADER, "east"),
-                h(PARTITION_HEADER, "x"),
-                h(OFFSET_HEADER, "1")
-            ]),
-            None
-        );
-        assert!(is_view_header(ORIGIN_HEADER) && !is_view_header("trace"));
     }
 }

@@ -1,0 +1,564 @@
+//! The detector's reading session: R's receipts under the group, each Q's by assignment of the
+//! same partitions, fed to one `Detector` per (receipts partition, topic), on a blocking thread.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use strait_conflicts::detect::{Delivery, Detector, Write};
+use strait_conflicts::Rank;
+use tracing::{debug, info, warn};
+
+use crate::conflicts::receipts::{self, Entry, RECEIPTS_TOPIC};
+use crate::conflicts::record::CONFLICTS_TOPIC;
+use crate::heartbeat::now_ms;
+use crate::kafka::diagnose::Diagnosed;
+use crate::kafka::{Admin, Created, TopicSpec};
+use crate::replicate::topics::effective_replication_factor;
+use crate::stop::{or_cancel, CancellationToken};
+
+use super::spec::DetectSpec;
+use super::writer::{self, OutputContext, Raw, Writer};
+use super::{DetectStats, DELIVERIES_PER_KEY};
+
+/// How often positions are committed (after the conflict records found are acknowledged).
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// At most this many records of one input are taken in a round.
+const ROUND_MAX: usize = 2_000;
+/// How long a stop waits for conflict records already handed over.
+const STOP_FLUSH: Duration = Duration::from_secs(2);
+/// The tag of the positions stored in a commit's metadata.
+const METADATA_TAG: &str = "strait.detect/1";
+
+/// Create the topics, then read until stopped or failed.
+pub(super) async fn run(
+    spec: &DetectSpec,
+    cancel: &CancellationToken,
+    stats: &Arc<DetectStats>,
+) -> Result<(), String> {
+    let admin = Admin::new(&spec.admin, spec.admin_timeout).map_err(|e| e.to_string())?;
+    let created = or_cancel(cancel, async {
+        receipts::ensure_topic(&admin, spec.replication_factor).await?;
+        let brokers = admin.broker_count().await?;
+        let rf = effective_replication_factor(spec.replication_factor, brokers);
+        admin
+            .create_topics(&[
+                TopicSpec::new(CONFLICTS_TOPIC, 1, rf).config("cleanup.policy", "compact")
+            ])
+            .await
+    })
+    .await;
+    match created {
+        None => return Ok(()),
+        Some(Err(e)) => return Err(e.to_string()),
+        Some(Ok(outcomes)) => {
+            for (name, outcome) in outcomes {
+                if outcome == Created::Created {
+                    info!(region = %spec.region, topic = %name, "created the conflicts topic");
+                }
+            }
+        }
+    }
+    drop(admin);
+    let (spec, cancel, stats) = (spec.clone(), cancel.clone(), stats.clone());
+    crate::kafka::blocking(move || Session::new(spec, cancel, stats)?.run()).await
+}
+
+/// Positions stored in the metadata of R's commit of partition p: each Q's.
+pub(crate) fn metadata(positions: &BTreeMap<String, i64>) -> String {
+    let mut out = METADATA_TAG.to_string();
+    for (q, o) in positions {
+        out.push_str(&format!(" {q}={o}"));
+    }
+    out
+}
+
+/// Read back what [`metadata`] wrote (nothing from metadata it did not write).
+pub(crate) fn parse_metadata(text: &str) -> BTreeMap<String, i64> {
+    let mut words = text.split_whitespace();
+    if words.next() != Some(METADATA_TAG) {
+        return BTreeMap::new();
+    }
+    words
+        .filter_map(|w| {
+            let (q, o) = w.split_once('=')?;
+            Some((q.to_string(), o.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The position to restart an input partition from: its earliest receipt still kept, else the
+/// next one to read.
+pub(crate) fn restart_position(
+    kept: Option<&BTreeMap<i64, u32>>,
+    next: Option<i64>,
+) -> Option<i64> {
+    let earliest = kept.and_then(|k| k.keys().next().copied());
+    match (earliest, next) {
+        (Some(e), Some(n)) => Some(e.min(n)),
+        (e, n) => e.or(n),
+    }
+}
+
+struct GroupContext {
+    diagnose: Diagnosed,
+    changed: AtomicBool,
+}
+
+crate::kafka::diagnose::diagnosed_client_context!(GroupContext, diagnose);
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(_) | Rebalance::Assign(_) => {
+                self.changed.store(true, Ordering::SeqCst)
+            }
+            Rebalance::Error(e) => warn!(error = %e, "rebalance of the detector's group failed"),
+        }
+    }
+}
+
+/// A delivery taken in: (receipts partition, topic, origin, partition, offset, into).
+type Identity = (i32, String, Rank, i32, i64, Rank);
+
+/// Where a kept delivery's receipt was read, and what the record needs of it.
+struct Kept {
+    input: usize,
+    offset: i64,
+    raw: Raw,
+}
+
+/// What the session holds for its assignment.
+#[derive(Default)]
+struct State {
+    detectors: HashMap<(i32, String), Detector<Vec<u8>>>,
+    kept: HashMap<Identity, Kept>,
+    /// Per (input, partition), the offsets of the receipts kept.
+    kept_offsets: HashMap<(usize, i32), BTreeMap<i64, u32>>,
+    /// Per (input, partition), the next offset to read, when known.
+    next: HashMap<(usize, i32), i64>,
+    assigned: Vec<i32>,
+}
+
+struct Session {
+    spec: DetectSpec,
+    cancel: CancellationToken,
+    stats: Arc<DetectStats>,
+    /// Input 0: R's receipts.
+    consumer: BaseConsumer<GroupContext>,
+    /// Input i + 1: `spec.remotes[i]`'s receipts.
+    readers: Vec<BaseConsumer<Diagnosed>>,
+    writer: Writer,
+    state: State,
+    said_malformed: bool,
+}
+
+impl Session {
+    fn new(
+        spec: DetectSpec,
+        cancel: CancellationToken,
+        stats: Arc<DetectStats>,
+    ) -> Result<Self, String> {
+        let mut cfg = spec.consumer.consumer_config(&spec.group());
+        cfg.set("partition.assignment.strategy", "range");
+        cfg.set("auto.offset.reset", "earliest");
+        cfg.set("client.id", format!("strait-{}-detector", spec.region));
+        let consumer: BaseConsumer<GroupContext> = cfg
+            .create_with_context(GroupContext {
+                diagnose: spec.consumer.context(),
+                changed: AtomicBool::new(false),
+            })
+            .map_err(|e| format!("cannot create the detector's consumer: {e}"))?;
+        consumer
+            .subscribe(&[RECEIPTS_TOPIC])
+            .map_err(|e| format!("cannot subscribe to {RECEIPTS_TOPIC}: {e}"))?;
+        let mut readers = Vec::new();
+        for q in &spec.remotes {
+            let mut cfg = q.consumer.consumer_config("strait-internal-reader");
+            cfg.set("client.id", format!("strait-{}-detector", spec.region));
+            readers.push(
+                cfg.create_with_context(q.consumer.context()).map_err(|e| {
+                    format!("cannot create a reader of {}'s receipts: {e}", q.alias)
+                })?,
+            );
+        }
+        let mut cfg = spec.producer.producer_config();
+        cfg.set("client.id", format!("strait-{}-detector", spec.region));
+        let producer = cfg
+            .create_with_context(OutputContext {
+                diagnose: spec.producer.context(),
+                failed: Mutex::new(None),
+            })
+            .map_err(|e| format!("cannot create the conflicts producer: {e}"))?;
+        let writer = Writer::new(producer, stats.counted.clone());
+        info!(region = %spec.region, group = %spec.group(), remotes = ?spec.remotes.iter().map(|r| r.alias.as_str()).collect::<Vec<_>>(), "detecting concurrent writes");
+        Ok(Self {
+            spec,
+            cancel,
+            stats,
+            consumer,
+            readers,
+            writer,
+            state: State::default(),
+            said_malformed: false,
+        })
+    }
+
+    fn run(mut self) -> Result<(), String> {
+        let mut last_commit = Instant::now();
+        while !self.cancel.is_cancelled() {
+            let until = Instant::now() + Duration::from_millis(100);
+            for _ in 0..ROUND_MAX {
+                let left = until.saturating_duration_since(Instant::now());
+                let got = match self.consumer.poll(left) {
+                    Some(Ok(m)) => Some(Ok((
+                        m.partition(),
+                        m.offset(),
+                        m.payload().map(<[u8]>::to_vec),
+                    ))),
+                    Some(Err(e)) => Some(Err(e)),
+                    None => None,
+                };
+                if self
+                    .consumer
+                    .context()
+                    .changed
+                    .swap(false, Ordering::SeqCst)
+                {
+                    self.reassign()?;
+                }
+                match got {
+                    Some(Ok((p, o, payload))) => {
+                        self.handle(0, p, o, payload.as_deref())?;
+                    }
+                    Some(Err(e)) => {
+                        debug!(region = %self.spec.region, error = %e, "receipts consumer error");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            for i in 0..self.readers.len() {
+                for _ in 0..ROUND_MAX {
+                    match self.readers[i].poll(Duration::ZERO) {
+                        Some(Ok(m)) => {
+                            let (p, o) = (m.partition(), m.offset());
+                            let payload = m.payload().map(<[u8]>::to_vec);
+                            drop(m);
+                            self.handle(i + 1, p, o, payload.as_deref())?;
+                        }
+                        Some(Err(e)) => {
+                            debug!(region = %self.spec.region, remote = %self.spec.remotes[i].alias, error = %e, "receipts reader error");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            if last_commit.elapsed() >= COMMIT_EVERY {
+                last_commit = Instant::now();
+                if !self.writer.settle(|| self.cancel.is_cancelled())? {
+                    break;
+                }
+                self.commit();
+            }
+        }
+        let deadline = Instant::now() + STOP_FLUSH;
+        if self.writer.settle(|| Instant::now() >= deadline)? {
+            self.commit();
+        }
+        Ok(())
+    }
+
+    /// The group gave or took partitions: start over from the commits of those assigned.
+    fn reassign(&mut self) -> Result<(), String> {
+        self.state = State::default();
+        let assignment = self
+            .consumer
+            .assignment()
+            .map_err(|e| format!("cannot read the detector's assignment: {e}"))?;
+        let parts: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .filter(|e| e.topic() == RECEIPTS_TOPIC)
+            .map(|e| e.partition())
+            .collect();
+        // Per partition, each Q's position stored with R's commit.
+        let mut starts: HashMap<i32, BTreeMap<String, i64>> = HashMap::new();
+        if !parts.is_empty() {
+            let committed = self
+                .consumer
+                .committed(self.spec.admin_timeout)
+                .map_err(|e| format!("cannot read the detector's commits: {e}"))?;
+            for e in committed.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    self.state.next.insert((0, e.partition()), o);
+                }
+                starts.insert(e.partition(), parse_metadata(e.metadata()));
+            }
+        }
+        for (i, q) in self.spec.remotes.iter().enumerate() {
+            let mut tpl = TopicPartitionList::new();
+            for &p in &parts {
+                let at = starts.get(&p).and_then(|m| m.get(&q.alias).copied());
+                let offset = match at {
+                    Some(o) => {
+                        self.state.next.insert((i + 1, p), o);
+                        Offset::Offset(o)
+                    }
+                    None => Offset::Beginning,
+                };
+                tpl.add_partition_offset(RECEIPTS_TOPIC, p, offset)
+                    .map_err(|e| e.to_string())?;
+            }
+            self.readers[i]
+                .assign(&tpl)
+                .map_err(|e| format!("cannot read {}'s receipts: {e}", q.alias))?;
+        }
+        debug!(region = %self.spec.region, partitions = ?parts, "receipts partitions assigned");
+        self.state.assigned = parts;
+        Ok(())
+    }
+
+    /// Commit, per partition assigned, where a restart must read again from.
+    fn commit(&self) {
+        let mut tpl = TopicPartitionList::new();
+        for &p in &self.state.assigned {
+            let at = |input: usize| {
+                restart_position(
+                    self.state.kept_offsets.get(&(input, p)),
+                    self.state.next.get(&(input, p)).copied(),
+                )
+            };
+            let Some(here) = at(0) else { continue };
+            let remote: BTreeMap<String, i64> = self
+                .spec
+                .remotes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, q)| Some((q.alias.clone(), at(i + 1)?)))
+                .collect();
+            let mut e = tpl.add_partition(RECEIPTS_TOPIC, p);
+            let _ = e.set_offset(Offset::Offset(here));
+            e.set_metadata(metadata(&remote));
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+            debug!(region = %self.spec.region, error = %e, "detector positions not committed; tried again in a second");
+        }
+    }
+
+    /// Take in one record of input `input`'s receipts partition `p`.
+    fn handle(
+        &mut self,
+        input: usize,
+        p: i32,
+        offset: i64,
+        payload: Option<&[u8]>,
+    ) -> Result<(), String> {
+        if !self.state.assigned.contains(&p) {
+            return Ok(());
+        }
+        self.state.next.insert((input, p), offset + 1);
+        let entry = match Entry::decode(payload.unwrap_or_default()) {
+            Ok(e) => e,
+            Err(e) => {
+                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                if !self.said_malformed {
+                    self.said_malformed = true;
+                    warn!(region = %self.spec.region, partition = p, offset, "{e}; skipped (said once)");
+                }
+                return Ok(());
+            }
+        };
+        // The region whose cluster this input is.
+        let here = if input == 0 {
+            self.spec.rank
+        } else {
+            self.spec.remotes[input - 1].rank
+        };
+        let rank = |alias: &str| self.spec.conflicts.rank(alias);
+        match entry {
+            Entry::Receipt(r) => {
+                self.stats.receipts.fetch_add(1, Ordering::Relaxed);
+                let (Some(origin), Some(into)) = (rank(&r.origin), rank(&r.into)) else {
+                    return Ok(());
+                };
+                // On R: copies of the others' writes into R. On Q: copies of R's into Q.
+                let wanted = into == here
+                    && if input == 0 {
+                        origin != self.spec.rank
+                    } else {
+                        origin == self.spec.rank
+                    };
+                let Some(rule) = self.spec.conflicts.rule_for(&r.topic) else {
+                    return Ok(());
+                };
+                if !wanted {
+                    return Ok(());
+                }
+                let id: Identity = (p, r.topic.clone(), origin, r.partition, r.offset, into);
+                if self.state.kept.contains_key(&id) {
+                    return Ok(()); // copied twice, both kept: judged once
+                }
+                let clocks = self.spec.clocks;
+                let d = Delivery {
+                    write: Write {
+                        origin,
+                        partition: r.partition,
+                        offset: r.offset,
+                        timestamp: clocks.stamp(origin, r.timestamp),
+                        digest: r.value_digest,
+                    },
+                    into,
+                    visible: clocks.visible(r.sent_ms, r.acked_ms),
+                };
+                let det = self
+                    .state
+                    .detectors
+                    .entry((p, r.topic.clone()))
+                    .or_insert_with(|| Detector::telling_releases(DELIVERIES_PER_KEY));
+                let before = det.dropped();
+                let pairs = det.deliver(r.key.clone(), d);
+                let after = det.dropped();
+                self.stats
+                    .evicted
+                    .fetch_add(after.evicted - before.evicted, Ordering::Relaxed);
+                if after.late != before.late {
+                    self.stats.late.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                let raw = Raw {
+                    timestamp: r.timestamp,
+                    sent_ms: r.sent_ms,
+                    acked_ms: r.acked_ms,
+                };
+                self.state.kept.insert(id, Kept { input, offset, raw });
+                *self
+                    .state
+                    .kept_offsets
+                    .entry((input, p))
+                    .or_default()
+                    .entry(offset)
+                    .or_default() += 1;
+                let now = now_ms();
+                for pair in &pairs {
+                    let raw_of = |d: &Delivery| {
+                        self.state
+                            .kept
+                            .get(&(
+                                p,
+                                r.topic.clone(),
+                                d.write.origin,
+                                d.write.partition,
+                                d.write.offset,
+                                d.into,
+                            ))
+                            .map(|k| k.raw)
+                    };
+                    let (Some(ra), Some(rb)) = (raw_of(&pair.a), raw_of(&pair.b)) else {
+                        continue;
+                    };
+                    if let Some(record) =
+                        writer::record(&self.spec, &r.topic, rule, pair, &ra, &rb, now)
+                    {
+                        self.writer.write(&self.spec, &record)?;
+                        self.stats.written.fetch_add(1, Ordering::Relaxed);
+                        debug!(region = %self.spec.region, id = %record.id(), certain = record.certain, "concurrent writes recorded");
+                    }
+                }
+                self.released(p, &r.topic);
+            }
+            Entry::Progress(m) => {
+                let (Some(origin), Some(into)) = (rank(&m.origin), rank(&m.into)) else {
+                    return Ok(());
+                };
+                if into != here {
+                    return Ok(());
+                }
+                for (topic, partition, before) in m.marks {
+                    if self.spec.conflicts.rule_for(&topic).is_none() {
+                        continue;
+                    }
+                    let through = self.spec.clocks.progress(origin, before);
+                    self.state
+                        .detectors
+                        .entry((p, topic.clone()))
+                        .or_insert_with(|| Detector::telling_releases(DELIVERIES_PER_KEY))
+                        .progress(origin, into, partition, through);
+                    self.released(p, &topic);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forget the receipts of deliveries the detector of (`p`, `topic`) let go.
+    fn released(&mut self, p: i32, topic: &str) {
+        let Some(det) = self.state.detectors.get_mut(&(p, topic.to_string())) else {
+            return;
+        };
+        for d in det.take_released() {
+            let id = (
+                p,
+                topic.to_string(),
+                d.write.origin,
+                d.write.partition,
+                d.write.offset,
+                d.into,
+            );
+            if let Some(k) = self.state.kept.remove(&id) {
+                if let Some(offsets) = self.state.kept_offsets.get_mut(&(k.input, p)) {
+                    if let Some(n) = offsets.get_mut(&k.offset) {
+                        *n -= 1;
+                        if *n == 0 {
+                            offsets.remove(&k.offset);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn positions_in_metadata_read_back(positions in prop::collection::btree_map("[a-z][a-z0-9-]{0,10}", 0i64..i64::MAX, 0..4)) {
+            prop_assert_eq!(parse_metadata(&metadata(&positions)), positions);
+        }
+
+        /// A restart reads again from the earliest receipt kept, never past the next unread.
+        #[test]
+        fn restart_is_at_the_earliest_kept_receipt(kept in prop::collection::btree_map(0i64..1_000, 1u32..3, 0..10), next in prop::option::of(0i64..1_000)) {
+            let at = restart_position(Some(&kept), next);
+            for o in kept.keys() {
+                prop_assert!(at.unwrap() <= *o);
+            }
+            if let Some(n) = next {
+                prop_assert!(at.unwrap() <= n);
+            }
+            prop_assert_eq!(at.is_none(), kept.is_empty() && next.is_none());
+        }
+    }
+
+    #[test]
+    fn metadata_strait_did_not_write_gives_no_position() {
+        assert!(parse_metadata("").is_empty());
+        assert!(parse_metadata("something else west=4").is_empty());
+        assert_eq!(
+            parse_metadata("strait.detect/1 west=4 east=x"),
+            BTreeMap::from([("west".to_string(), 4)])
+        );
+    }
+}
