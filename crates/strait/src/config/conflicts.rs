@@ -119,7 +119,7 @@ pub const MERGED_SUFFIX: &str = ".merged";
 
 /// The topic on each region's cluster where strait marks the progress of that region's event
 /// topics (see `conflicts::merge::marks`). Internal by name, so no flow's filter takes it.
-pub const MARKS_TOPIC: &str = "strait-marks.internal";
+pub const MARKS_TOPIC: &str = "strait.marks";
 
 /// The resolved view of `topic` (`orders.resolved`), kept in every region by a last-writer-wins
 /// rule.

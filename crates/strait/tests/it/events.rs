@@ -14,7 +14,7 @@ use strait_sandbox::Cluster;
 
 const TOPIC: &str = "order-events";
 const MERGED: &str = "order-events.merged";
-const MARKS: &str = "strait-marks.internal";
+const MARKS: &str = "strait.marks";
 const PARTITIONS: i32 = 2;
 /// The region order of the file: west first, though `clusters` lists east first.
 const ORDER: [&str; 2] = ["west", "east"];

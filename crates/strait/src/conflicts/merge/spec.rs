@@ -350,7 +350,7 @@ mod tests {
             ti("audit-eu"),
             ti("orders"),
             ti("heartbeats"),
-            ti("strait-marks.internal"),
+            ti("strait.marks"),
         ];
         let names: Vec<String> = east
             .topics
