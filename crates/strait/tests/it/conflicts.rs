@@ -516,6 +516,29 @@ async fn wait_for_copies(c: &Cluster, written: &[Written], within: Duration) {
     }
 }
 
+/// Wait until the flow from each write's region has committed past it: its receipt (and so the
+/// instant its copy was acknowledged) is written, since commits wait for receipts.
+async fn wait_for_receipts(source: &Cluster, target: &str, written: &[Written], within: Duration) {
+    let t = Instant::now();
+    let group = format!("strait.{}->{target}", source.name());
+    loop {
+        let at = committed(source, &group, "orders", PARTITIONS).await;
+        let behind: Vec<&str> = written
+            .iter()
+            .filter(|w| at.get(&w.partition).is_none_or(|o| *o <= w.offset))
+            .map(|w| w.key.as_str())
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        assert!(
+            t.elapsed() < within,
+            "{group} did not commit past {behind:?} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The id a conflict between west's write `w` and east's write `e` is recorded under (west is
 /// first in the region order).
 fn pair_id(topic: &str, w: &Written, e: &Written) -> String {
@@ -629,7 +652,11 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
     let w1 = write_now(west, "west", &[3, 4, 5, 8, 9]).await;
     wait_for_copies(west, &e1, Duration::from_secs(60)).await;
     wait_for_copies(east, &w1, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Past the acknowledgement of each copy, however late the machine's load makes it, and
+    // more than the clocks' tolerance twice over.
+    wait_for_receipts(east, "west", &e1, Duration::from_secs(60)).await;
+    wait_for_receipts(west, "east", &w1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     written.extend(e1);
     written.extend(w1);
     written.extend(write_now(west, "west", &[0, 1, 2]).await);
@@ -656,9 +683,14 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
         .map(|&i| write_later(&pw, "west", "orders", format!("order-{i:02}"), (i % PARTITIONS as usize) as i32))
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let e_wan = write_now(east, "east", &wan_keys).await;
+    // All stamped now, whatever each write then waits for.
+    let pe = producer(east);
+    let e_wan: Vec<_> = wan_keys
+        .iter()
+        .map(|&i| write_later(&pe, "east", "orders", format!("order-{i:02}"), (i % PARTITIONS as usize) as i32))
+        .collect();
     for (h, e) in w_wan.into_iter().zip(e_wan) {
-        let w = h.await.unwrap();
+        let (w, e) = (h.await.unwrap(), e.await.unwrap());
         pairs.insert(pair_id("orders", &w, &e), ("overwritten", Some("east"))); // east later
         written.push(w);
         written.push(e);
@@ -682,7 +714,6 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let e_cut = write_now(east, "east", &cut_keys).await;
-    let pe = producer(east);
     let mut e_acc = Vec::new();
     for k in ["E-1", "W-1"] {
         e_acc.push(write_later(&pe, "east", "accounts", k.to_string(), 1).await.unwrap());
