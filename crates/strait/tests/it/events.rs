@@ -42,7 +42,7 @@ async fn write(c: &Cluster, region: &'static str, plan: &[(usize, String, i64)])
         let key = format!("order-{order}");
         let partition = (*order % PARTITIONS as usize) as i32;
         let timestamp = now_ms() - behind;
-        let kind = if order % 3 == 0 {
+        let kind = if order.is_multiple_of(3) {
             "ORDER_CANCELLED"
         } else {
             "ORDER_SHIPPED"
