@@ -464,7 +464,7 @@ fn order(region: &str, seq: u64) -> (String, String) {
 fn status_update(region: &str, now_ms: i64) -> (String, String) {
     let slot = now_ms.max(0) as u64 / STATUS_EVERY.as_millis() as u64;
     let mix = |x: u64| x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
-    let (order, status) = if slot % 2 == 0 {
+    let (order, status) = if slot.is_multiple_of(2) {
         let status = if region == REGIONS[0] {
             "SHIPPED"
         } else {
