@@ -126,12 +126,12 @@ fn floor(marks: &[(i64, i64)], position: i64) -> Option<i64> {
 /// One merged record: (region, partition, offset) of its event, and its timestamp.
 type Place = (String, i32, i64);
 
+/// Per region, per partition, the marks read back: (position, time).
+type RegionMarks<'a> = BTreeMap<&'a str, BTreeMap<i32, Vec<(i64, i64)>>>;
+
 /// For each partition, the events in the merged order: by effective time (the timestamp raised
 /// to its partition's floor), then region order, then offset; the first event of each id only.
-fn oracle(
-    written: &[Written],
-    marks: &BTreeMap<&str, BTreeMap<i32, Vec<(i64, i64)>>>,
-) -> BTreeMap<i32, Vec<(Place, i64)>> {
+fn oracle(written: &[Written], marks: &RegionMarks<'_>) -> BTreeMap<i32, Vec<(Place, i64)>> {
     let rank = |r: &str| ORDER.iter().position(|o| *o == r).unwrap();
     let mut out: BTreeMap<i32, Vec<(Place, i64)>> = BTreeMap::new();
     for p in 0..PARTITIONS {
