@@ -265,6 +265,7 @@ fn banner(sandbox: &Sandbox, dashboard: &str, control: &str, config: &Path) -> S
          the latest update of each order wins in `{STATUS_TOPIC}.resolved` in both regions.\n\n\
          Try in another terminal:\n\
          \x20 {strait} status {config}\n\
+         \x20 {strait} conflicts {config}        # concurrent updates of one order, and who won\n\
          \x20 {strait} translate {config} --group {g0} --source {east} --target {west}\n\
          \x20 {strait} failover {config} --from {east} --to {west} --dry-run\n\
          \x20 {strait} check {config}\n\n\
