@@ -529,20 +529,8 @@ async fn authority_quarantines_exactly_the_violations_across_a_kill(engine) {
     let cfg = dir.path().join("mm2.properties");
     std::fs::write(
         &cfg,
-        format!(
-            "clusters = east, west\n\
-             east.bootstrap.servers = {}\n\
-             west.bootstrap.servers = {}\n\
-             east->west.enabled = true\n\
-             west->east.enabled = true\n\
-             replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
-             refresh.topics.interval.seconds = 1\n\
-             east.consumer.session.timeout.ms = 6000\n\
-             west.consumer.session.timeout.ms = 6000\n\
-             strait.conflicts.rules = orders, ledger\n\
+        two_regions_config(east, west, 6000, &format!(
+            "strait.conflicts.rules = orders, ledger\n\
              strait.conflicts.orders.topics = {QUARANTINED}\n\
              strait.conflicts.orders.strategy = authority\n\
              strait.conflicts.orders.authority.east = US-.*\n\
@@ -552,10 +540,8 @@ async fn authority_quarantines_exactly_the_violations_across_a_kill(engine) {
              strait.conflicts.ledger.strategy = authority\n\
              strait.conflicts.ledger.authority.east = US-.*\n\
              strait.conflicts.ledger.authority.west = EU-.*\n\
-             strait.conflicts.ledger.violations = report\n",
-            east.bootstrap_servers(),
-            west.bootstrap_servers()
-        ),
+             strait.conflicts.ledger.violations = report\n"
+        )),
     )
     .unwrap();
 

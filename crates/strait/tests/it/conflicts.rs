@@ -360,26 +360,10 @@ async fn last_writer_wins_views_converge_in_both_regions_across_a_kill(engine) {
     let cfg = dir.path().join("mm2.properties");
     std::fs::write(
         &cfg,
-        format!(
-            "clusters = east, west\n\
-             east.bootstrap.servers = {}\n\
-             west.bootstrap.servers = {}\n\
-             east->west.enabled = true\n\
-             west->east.enabled = true\n\
-             replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
-             refresh.topics.interval.seconds = 1\n\
-             east.consumer.session.timeout.ms = 10000\n\
-             west.consumer.session.timeout.ms = 10000\n\
-             strait.conflicts.rules = orders\n\
+        two_regions_config(east, west, 10000, "strait.conflicts.rules = orders\n\
              strait.conflicts.regions = west, east\n\
              strait.conflicts.orders.topics = orders\n\
-             strait.conflicts.orders.strategy = last-writer-wins\n",
-            east.bootstrap_servers(),
-            west.bootstrap_servers()
-        ),
+             strait.conflicts.orders.strategy = last-writer-wins\n"),
     )
     .unwrap();
 
@@ -609,20 +593,7 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
     // `orders` under last-writer-wins, `accounts` under regional authority (east owns `E-*`).
     std::fs::write(
         &cfg,
-        format!(
-            "clusters = east, west\n\
-             east.bootstrap.servers = {}\n\
-             west.bootstrap.servers = {}\n\
-             east->west.enabled = true\n\
-             west->east.enabled = true\n\
-             replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
-             refresh.topics.interval.seconds = 1\n\
-             east.consumer.session.timeout.ms = 6000\n\
-             west.consumer.session.timeout.ms = 6000\n\
-             east.reconnect.backoff.max.ms = 500\n\
+        two_regions_config(east, west, 6000, "east.reconnect.backoff.max.ms = 500\n\
              west.reconnect.backoff.max.ms = 500\n\
              strait.conflicts.rules = orders, owned\n\
              strait.conflicts.regions = west, east\n\
@@ -631,10 +602,7 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
              strait.conflicts.orders.strategy = last-writer-wins\n\
              strait.conflicts.owned.topics = accounts\n\
              strait.conflicts.owned.strategy = authority\n\
-             strait.conflicts.owned.authority.east = E-.*\n",
-            east.bootstrap_servers(),
-            west.bootstrap_servers()
-        ),
+             strait.conflicts.owned.authority.east = E-.*\n"),
     )
     .unwrap();
     let started = Instant::now();

@@ -219,28 +219,14 @@ async fn merged_streams_are_one_order_in_both_regions_across_a_cut_and_a_kill(en
     let cfg = dir.path().join("mm2.properties");
     std::fs::write(
         &cfg,
-        format!(
-            "clusters = east, west\n\
-             east.bootstrap.servers = {}\n\
-             west.bootstrap.servers = {}\n\
-             east->west.enabled = true\n\
-             west->east.enabled = true\n\
-             replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
-             refresh.topics.interval.seconds = 1\n\
-             east.consumer.session.timeout.ms = 10000\n\
-             west.consumer.session.timeout.ms = 10000\n\
-             strait.conflicts.rules = log\n\
+        two_regions_config(east, west, 10000, &format!(
+            "strait.conflicts.rules = log\n\
              strait.conflicts.regions = west, east\n\
              strait.conflicts.log.topics = {TOPIC}\n\
              strait.conflicts.log.strategy = events\n\
              strait.conflicts.log.event.id.header = event-id\n\
-             strait.conflicts.log.lateness.ms = {LATENESS}\n",
-            east.bootstrap_servers(),
-            west.bootstrap_servers()
-        ),
+             strait.conflicts.log.lateness.ms = {LATENESS}\n"
+        )),
     )
     .unwrap();
 

@@ -902,3 +902,31 @@ pub(crate) async fn delete_topic(c: &Cluster, topic: &str) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// An active-active MM2 file for the two test regions `east` and `west`: both flows on,
+/// replication factor 1, topics looked for every second, consumer sessions of `session_ms` (so a
+/// killed process's partitions move on in time), then `extra` (the conflict rules).
+pub(crate) fn two_regions_config(
+    east: &Cluster,
+    west: &Cluster,
+    session_ms: u32,
+    extra: &str,
+) -> String {
+    format!(
+        "clusters = east, west\n\
+         east.bootstrap.servers = {}\n\
+         west.bootstrap.servers = {}\n\
+         east->west.enabled = true\n\
+         west->east.enabled = true\n\
+         replication.factor = 1\n\
+         offset-syncs.topic.replication.factor = 1\n\
+         checkpoints.topic.replication.factor = 1\n\
+         heartbeats.topic.replication.factor = 1\n\
+         refresh.topics.interval.seconds = 1\n\
+         east.consumer.session.timeout.ms = {session_ms}\n\
+         west.consumer.session.timeout.ms = {session_ms}\n\
+         {extra}",
+        east.bootstrap_servers(),
+        west.bootstrap_servers()
+    )
+}
