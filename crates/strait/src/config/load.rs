@@ -771,13 +771,6 @@ impl Loader<'_> {
     /// does not look like protection: last-writer-wins rules keep resolved views, authority
     /// rules are applied by the flows, events rules keep merged streams.
     fn conflict_warnings(&mut self, conflicts: &conflicts::Conflicts, flows: &[Flow]) {
-        let names = |lww: bool| -> Vec<&conflicts::ConflictRule> {
-            conflicts
-                .rules
-                .iter()
-                .filter(|r| lww && r.strategy == conflicts::Strategy::LastWriterWins)
-                .collect()
-        };
         let list = |rules: &[&conflicts::ConflictRule]| -> String {
             rules
                 .iter()
@@ -785,7 +778,11 @@ impl Loader<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let lww = names(true);
+        let lww: Vec<&conflicts::ConflictRule> = conflicts
+            .rules
+            .iter()
+            .filter(|r| r.strategy == conflicts::Strategy::LastWriterWins)
+            .collect();
         if let Some(first) = lww.first() {
             self.warnings.push(Warning::about_key(
                 format!(
