@@ -164,7 +164,9 @@ impl Groups {
         };
         let (group, timeout) = (group.map(str::to_string), self.timeout);
         super::blocking(move || {
-            let list = lister.fetch_group_list(group.as_deref(), timeout)?;
+            let list = coordinator_retry(timeout, || {
+                lister.fetch_group_list(group.as_deref(), timeout)
+            })?;
             Ok(list
                 .groups()
                 .iter()
