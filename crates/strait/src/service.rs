@@ -171,7 +171,12 @@ impl Service {
             let m = merge::start(spec, cancel.child_token());
             jobs.push(ending(m.name.clone(), m.join()));
         }
-        for spec in DetectSpec::from_config(config, &|f: &Flow| selected(&f), &observed.conflicts) {
+        for spec in DetectSpec::from_config(
+            config,
+            &|f: &Flow| selected(&f),
+            &observed.conflicts,
+            &observed.clock,
+        ) {
             let d = detect::start(spec, cancel.child_token());
             jobs.push(ending(
                 format!("conflict detection in {}", d.name),

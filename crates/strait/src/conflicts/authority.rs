@@ -276,6 +276,8 @@ impl TopicAuthority {
                 visible_ms: None,
             }],
             certain: true,
+            winner_certain: None,
+            skew_reach_ms: None,
             outcome,
             winner: Some(owner.clone()),
             recorded_in: self.target.clone(),

@@ -116,6 +116,35 @@ impl RegionSkew {
     }
 }
 
+/// What the measured skew says of a last-writer-wins verdict between a timestamp of region `a`
+/// and one of region `b`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OrderCheck {
+    /// False when the two timestamps are within the skew's reach: in truth the write stamped
+    /// earlier may have been the later one.
+    pub certain: bool,
+    /// The skew's reach between the two regions, ms ([`RegionSkew::reach_ms`]).
+    pub reach_ms: i64,
+}
+
+/// Whether timestamps `ta` (of region `a`) and `tb` (of `b`) are far enough apart for their
+/// order to be the order of the writes, by the skew between `a` and `b` in `skews`; None when
+/// that skew is not measured (yet).
+pub(crate) fn order_check(
+    skews: &[RegionSkew],
+    (a, ta): (&str, i64),
+    (b, tb): (&str, i64),
+) -> Option<OrderCheck> {
+    let s = skews
+        .iter()
+        .find(|s| (s.a == a && s.b == b) || (s.a == b && s.b == a))?;
+    let reach_ms = s.reach_ms();
+    Some(OrderCheck {
+        certain: ta.abs_diff(tb) > reach_ms.unsigned_abs(),
+        reach_ms,
+    })
+}
+
 /// The skew of every pair of regions with a fresh observation each way, from `observations` (in
 /// any order, repeats allowed: the newest per direction counts).
 pub fn skews(observations: &[Observation], now_ms: i64) -> Vec<RegionSkew> {
@@ -514,6 +543,33 @@ mod tests {
             samples: 10,
             at_ms: at,
         }
+    }
+
+    #[test]
+    fn timestamps_within_the_skew_reach_leave_the_order_uncertain() {
+        let skew = RegionSkew {
+            a: "east".into(),
+            b: "west".into(),
+            offset_ms: -10,
+            bound_ms: 40,
+            measured_at_ms: 0,
+        };
+        let skews = [skew];
+        let check = |ta, tb| order_check(&skews, ("west", ta), ("east", tb));
+        assert_eq!(
+            check(1_000, 1_050),
+            Some(OrderCheck {
+                certain: false,
+                reach_ms: 50
+            }),
+            "50 ms apart, reach 50"
+        );
+        assert_eq!(check(1_051, 1_000).map(|c| c.certain), Some(true));
+        assert_eq!(
+            order_check(&skews, ("west", 0), ("south", 900)),
+            None,
+            "no measure between west and south"
+        );
     }
 
     #[test]

@@ -92,6 +92,9 @@ impl Listed {
         if !r.certain {
             line.push_str("  uncertain");
         }
+        if let (Some(false), Some(reach)) = (r.winner_certain, r.skew_reach_ms) {
+            line.push_str(&format!("  winner uncertain (clock skew reach {reach} ms)"));
+        }
         line
     }
 }
@@ -272,6 +275,8 @@ mod tests {
             strategy: "last-writer-wins".into(),
             versions: vec![v("west", offset), v("east", 3)],
             certain: offset % 2 == 0,
+            winner_certain: None,
+            skew_reach_ms: None,
             outcome: Outcome::Overwritten,
             winner: Some("east".into()),
             recorded_in: recorded_in.into(),

@@ -97,6 +97,15 @@ pub(crate) struct ConflictRecord {
     /// False when the clocks' bounds could not tell whether the writes were concurrent (they were
     /// recorded as concurrent, never dropped).
     pub certain: bool,
+    /// Last-writer-wins: false when the two timestamps are closer than the measured clock skew
+    /// between their regions allows to order (offset plus its bound, `skew_reach_ms`), so the
+    /// winner by timestamp may not be the later write. Absent for other strategies, and while
+    /// the skew is not measured yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner_certain: Option<bool>,
+    /// The skew's reach the winner was judged with, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skew_reach_ms: Option<i64>,
     pub outcome: Outcome,
     /// The region whose version stands (last-writer-wins: the winner; authority: the owner).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +190,8 @@ mod tests {
             strategy: "last-writer-wins".into(),
             versions: vec![version("us-east", 7), version("us-west", 9)],
             certain: true,
+            winner_certain: None,
+            skew_reach_ms: None,
             outcome: Outcome::Overwritten,
             winner: Some("us-west".into()),
             recorded_in: "us-east".into(),

@@ -9,7 +9,7 @@ use strait_conflicts::Rank;
 
 use crate::config::conflicts::{Conflicts, Strategy};
 use crate::config::{Config, Flow};
-use crate::conflicts::clock::Clocks;
+use crate::conflicts::clock::{ClockBoard, Clocks};
 use crate::conflicts::tally::ConflictTally;
 use crate::kafka::Endpoint;
 
@@ -30,6 +30,8 @@ pub(crate) struct DetectSpec {
     pub rank: Rank,
     pub conflicts: Arc<Conflicts>,
     pub clocks: Clocks,
+    /// The measured skew between regions, for last-writer-wins verdicts.
+    pub clock: ClockBoard,
     /// R's cluster: consumer, producer and admin properties (those of the first flow into R).
     pub consumer: Endpoint,
     pub producer: Endpoint,
@@ -52,6 +54,7 @@ impl DetectSpec {
         config: &Config,
         selected: &dyn Fn(&Flow) -> bool,
         tally: &ConflictTally,
+        clock: &ClockBoard,
     ) -> Vec<Self> {
         let c = &config.conflicts;
         if c.rules.is_empty() {
@@ -104,6 +107,7 @@ impl DetectSpec {
                 rank: rank as Rank,
                 conflicts: conflicts.clone(),
                 clocks: Clocks::new(c.clock_tolerance.as_millis() as i64),
+                clock: clock.clone(),
                 consumer: first.clients.target_consumer.clone(),
                 producer: first.clients.target_producer.clone(),
                 admin: first.clients.target_admin.clone(),
@@ -152,7 +156,7 @@ mod tests {
         )
         .unwrap();
         let tally = ConflictTally::default();
-        let all = DetectSpec::from_config(&c, &|_| true, &tally);
+        let all = DetectSpec::from_config(&c, &|_| true, &tally, &ClockBoard::default());
         let names: Vec<&str> = all.iter().map(|s| s.region.as_str()).collect();
         assert_eq!(names, ["west", "east"]);
         let east = &all[1];
@@ -165,7 +169,8 @@ mod tests {
         assert_eq!(east.remotes[0].consumer.alias, "west");
         assert!(east.authorities.contains_key("owned"));
         assert_eq!(east.alias(0), "west");
-        let west_only = DetectSpec::from_config(&c, &|f| f.target == "west", &tally);
+        let west_only =
+            DetectSpec::from_config(&c, &|f| f.target == "west", &tally, &ClockBoard::default());
         assert_eq!(west_only.len(), 1);
         assert_eq!(west_only[0].region, "west");
     }

@@ -14,6 +14,7 @@ use strait_conflicts::lww::Version;
 use strait_conflicts::Rank;
 
 use crate::config::conflicts::{ConflictRule, Strategy};
+use crate::conflicts::clock::order_check;
 use crate::conflicts::record::{
     digest_text, ConflictRecord, Kind, Outcome, VersionRecord, CONFLICTS_TOPIC,
 };
@@ -80,6 +81,14 @@ pub(crate) fn record(
         return None;
     };
     let (outcome, winner) = settle(spec, rule, &pair.key, (&pair.a, raw_a), (&pair.b, raw_b));
+    let order = match rule.strategy {
+        Strategy::LastWriterWins => order_check(
+            &spec.clock.skews(),
+            (spec.alias(pair.a.write.origin), raw_a.timestamp),
+            (spec.alias(pair.b.write.origin), raw_b.timestamp),
+        ),
+        _ => None,
+    };
     let version = |d: &Delivery, r: &Raw| VersionRecord {
         region: spec.alias(d.write.origin).to_string(),
         partition: d.write.partition,
@@ -98,6 +107,8 @@ pub(crate) fn record(
             strategy: rule.strategy.as_str().to_string(),
             versions: vec![version(&pair.a, raw_a), version(&pair.b, raw_b)],
             certain,
+            winner_certain: order.map(|o| o.certain),
+            skew_reach_ms: order.map(|o| o.reach_ms),
             outcome,
             winner: winner.map(|w| spec.alias(w).to_string()),
             recorded_in: spec.region.clone(),
@@ -227,7 +238,13 @@ mod tests {
             "mm2.properties",
         )
         .unwrap();
-        DetectSpec::from_config(&c, &|_| true, &ConflictTally::default()).remove(1)
+        DetectSpec::from_config(
+            &c,
+            &|_| true,
+            &ConflictTally::default(),
+            &crate::conflicts::clock::ClockBoard::default(),
+        )
+        .remove(1)
     }
 
     /// A write of region `origin` (0 west, 1 east) at `t`, copied into the other.
@@ -292,6 +309,23 @@ mod tests {
         assert_eq!(r.recorded_in, "east");
         assert_eq!(r.versions[1].visible_ms, Some([1_100, 1_120]));
         assert_eq!(r.versions[0].value_digest, digest_text(10));
+        assert_eq!(r.winner_certain, None, "no skew measured yet");
+        // A measured skew between west and east.
+        spec.clock.sample("west", "east", 30);
+        spec.clock.sample("east", "west", 50);
+        let reach = spec.clock.skews()[0].reach_ms();
+        assert!(reach > 10, "{reach}");
+        let r = record(&spec, "orders", &rule, &pair, &rw, &re, 5_000).unwrap();
+        assert_eq!(
+            r.winner_certain,
+            Some(false),
+            "10 ms apart is within the skew"
+        );
+        assert_eq!(r.skew_reach_ms, Some(reach));
+        let (far, rf) = side(0, 3, 1_000 + reach + 1);
+        pair.a = far;
+        let r = record(&spec, "orders", &rule, &pair, &rf, &re, 5_000).unwrap();
+        assert_eq!(r.winner_certain, Some(true));
         pair.relation = Relation::After {
             later: strait_conflicts::detect::Side::A,
         };
