@@ -141,37 +141,6 @@ fn conflict_strategy_text(s: &Strategy) -> String {
     }
 }
 
-/// Per enabled flow into a region that owns keys of authority rule `r` with
-/// `violations = quarantine`: (flow, quarantine topic, target). A topic pattern that is not a
-/// plain name is shown as a pattern (`us-west.orders-.*.quarantine`).
-fn quarantine_topics(
-    c: &Config,
-    r: &strait::config::conflicts::ConflictRule,
-) -> Vec<(String, String, String)> {
-    let Strategy::Authority {
-        owners,
-        violations: Violations::Quarantine,
-    } = &r.strategy
-    else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for f in c.enabled_flows() {
-        if !owners.iter().any(|(region, _)| *region == f.target) {
-            continue;
-        }
-        for topic in r.topics.patterns() {
-            let remote = f.policy.remote_topic(topic);
-            out.push((
-                f.name(),
-                strait::config::conflicts::quarantine_topic(&remote),
-                f.target.clone(),
-            ));
-        }
-    }
-    out
-}
-
 /// The human-readable report.
 pub(super) fn to_text(c: &Config) -> String {
     use std::fmt::Write;
@@ -332,8 +301,8 @@ pub(super) fn to_text(c: &Config) -> String {
                     "    a key no pattern matches is free: any region may write it; a violation is recorded in strait.conflicts of the region it is copied into"
                 );
             }
-            for (flow, topic, target) in quarantine_topics(c, r) {
-                let _ = writeln!(o, "    {flow}: quarantine {topic} on {target}");
+            for q in strait::config::report::quarantine_topics(c, r) {
+                let _ = writeln!(o, "    {}: quarantine {} on {}", q.flow, q.topic, q.target);
             }
         }
     }

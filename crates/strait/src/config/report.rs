@@ -72,11 +72,55 @@ pub struct ConflictRuleEntry {
     /// Events only: the allowed lateness, milliseconds.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub lateness_ms: Option<u64>,
+    /// Authority with `violations = quarantine` only: where each flow into an owner writes the
+    /// violations it keeps out of the remote topic.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub quarantine_topics: Option<Vec<QuarantineEntry>>,
+}
+
+/// A quarantine topic a flow writes violations to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    /// The flow (`us-west->us-east`).
+    pub flow: String,
+    /// The topic beside the remote topic (`us-west.orders.quarantine`); a rule's topic pattern
+    /// that is not a plain name gives a pattern (`us-west.orders-.*.quarantine`).
+    pub topic: String,
+    /// The cluster holding it (the owner's).
+    pub target: String,
+}
+
+/// Per enabled flow into a region that owns keys of authority rule `r` with
+/// `violations = quarantine`, the quarantine topic of each of the rule's topic patterns.
+pub fn quarantine_topics(c: &Config, r: &super::conflicts::ConflictRule) -> Vec<QuarantineEntry> {
+    use super::conflicts::{Strategy, Violations};
+    let Strategy::Authority {
+        owners,
+        violations: Violations::Quarantine,
+    } = &r.strategy
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for f in c.enabled_flows() {
+        if !owners.iter().any(|(region, _)| *region == f.target) {
+            continue;
+        }
+        for topic in r.topics.patterns() {
+            out.push(QuarantineEntry {
+                flow: f.name(),
+                topic: super::conflicts::quarantine_topic(&f.policy.remote_topic(topic)),
+                target: f.target.clone(),
+            });
+        }
+    }
+    out
 }
 
 impl ConflictsEntry {
-    fn new(c: &super::conflicts::Conflicts) -> Option<Self> {
+    fn new(config: &Config) -> Option<Self> {
         use super::conflicts::{Strategy, Violations};
+        let c = &config.conflicts;
         if c.rules.is_empty() {
             return None;
         }
@@ -92,6 +136,7 @@ impl ConflictsEntry {
                     violations: None,
                     event_id_header: None,
                     lateness_ms: None,
+                    quarantine_topics: None,
                 };
                 match &r.strategy {
                     Strategy::Authority { owners, violations } => {
@@ -103,6 +148,8 @@ impl ConflictsEntry {
                             }
                             .to_string(),
                         );
+                        let q = quarantine_topics(config, r);
+                        e.quarantine_topics = (!q.is_empty()).then_some(q);
                     }
                     Strategy::LastWriterWins => {}
                     Strategy::Events {
@@ -473,7 +520,7 @@ impl CheckReport {
                 })
                 .collect(),
             positions: None,
-            conflicts: ConflictsEntry::new(&c.conflicts),
+            conflicts: ConflictsEntry::new(c),
         }
     }
 

@@ -37,7 +37,6 @@ use super::resolve::digest;
 use super::tally::ConflictTally;
 use crate::config::conflicts::{Conflicts, Strategy, Violations};
 use crate::config::NameFilter;
-use crate::kafka::TopicSpec;
 use crate::policy::ReplicationPolicy;
 
 pub use crate::config::conflicts::{quarantine_topic, QUARANTINE_SUFFIX};
@@ -326,13 +325,6 @@ impl TopicAuthority {
         }
         out
     }
-}
-
-/// `strait.conflicts` as strait creates it where it is missing: compacted (a record replaces
-/// an earlier one of the same conflict), one partition.
-pub(crate) fn conflicts_topic_spec(replication_factor: i32) -> TopicSpec {
-    TopicSpec::new(super::record::CONFLICTS_TOPIC, 1, replication_factor)
-        .config("cleanup.policy", "compact")
 }
 
 #[cfg(test)]

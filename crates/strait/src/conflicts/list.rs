@@ -101,7 +101,7 @@ impl Listed {
 
 /// The cluster of region `alias`, with consumer properties: those of a flow into it, else out
 /// of it.
-fn endpoint(config: &Config, alias: &str) -> Option<Endpoint> {
+pub(crate) fn endpoint(config: &Config, alias: &str) -> Option<Endpoint> {
     config
         .flows
         .iter()

@@ -9,6 +9,7 @@
 
 pub mod authority;
 pub mod clock;
+pub mod derived;
 pub(crate) mod detect;
 pub mod list;
 pub(crate) mod merge;

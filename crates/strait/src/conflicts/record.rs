@@ -14,6 +14,13 @@ use serde::{Deserialize, Serialize};
 /// The topic on every region's cluster that holds the conflicts found there (compacted).
 pub(crate) const CONFLICTS_TOPIC: &str = "strait.conflicts";
 
+/// `strait.conflicts` as every job that records conflicts creates it: one partition, compacted
+/// (a conflict found again, by the other region or after a restart, replaces itself).
+pub(crate) fn topic_spec(replication_factor: i32) -> crate::kafka::TopicSpec {
+    crate::kafka::TopicSpec::new(CONFLICTS_TOPIC, 1, replication_factor)
+        .config("cleanup.policy", "compact")
+}
+
 /// What was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -170,6 +170,11 @@ pub fn serve(
             Router::new()
                 .route("/api/conflicts", get(api_conflicts))
                 .with_state(Arc::new((config.clone(), state.observed.conflicts.clone()))),
+        )
+        .merge(
+            Router::new()
+                .route("/api/views", get(api_views))
+                .with_state(Arc::new(config.clone())),
         );
     info!(address = %sock, "serving /metrics, /api/status and the dashboard");
     let collector = {
@@ -332,6 +337,27 @@ async fn api_conflicts(
         "error": error,
     }))
     .into_response()
+}
+
+/// How many of each derived topic's newest records `/api/views` shows.
+const LATEST_DERIVED: usize = 8;
+
+/// `GET /api/views`: the resolved views and merged streams in every conflict region, each with
+/// the records written to it and its newest records (`enabled`, `topics`, `error`).
+async fn api_views(State(config): State<Arc<Config>>) -> Response {
+    let enabled = !config.conflicts.rules.is_empty();
+    let (topics, error) = if enabled {
+        match crate::conflicts::derived::derived(&config, LATEST_DERIVED, Duration::from_secs(3))
+            .await
+        {
+            Ok(t) => (t, None),
+            Err(e) => (Vec::new(), Some(e)),
+        }
+    } else {
+        (Vec::new(), None)
+    };
+    Json(serde_json::json!({ "enabled": enabled, "topics": topics, "error": error }))
+        .into_response()
 }
 
 async fn api_history(State(s): State<Arc<AppState>>) -> Response {

@@ -1037,7 +1037,7 @@ async fn run(
             let rf =
                 super::topics::effective_replication_factor(spec.index_replication_factor, brokers);
             target_admin
-                .create_topics(&[authority::conflicts_topic_spec(rf)])
+                .create_topics(&[crate::conflicts::record::topic_spec(rf)])
                 .await
         })
         .await;

@@ -525,6 +525,15 @@ fn conflict_rules_are_checked_and_shown() {
         !text.contains("quarantine east.orders.quarantine"),
         "west owns no key: {text}"
     );
+    assert_eq!(
+        cf.rules[0].quarantine_topics,
+        Some(vec![strait::config::report::QuarantineEntry {
+            flow: "west->east".into(),
+            topic: "west.orders.quarantine".into(),
+            target: "east".into(),
+        }]),
+        "the same in --json"
+    );
     assert!(!doc
         .warnings
         .iter()

@@ -406,10 +406,36 @@ async fn last_writer_wins_views_converge_in_both_regions_across_a_kill(engine) {
     }
 
     let log = dir.path().join("second.log");
-    let mut second = spawn_run_logged(&cfg, &log);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut second = spawn_run_http(&cfg, &addr, &log);
     let _shown2 = ShowOnPanic(log);
     wait_for_views(east, west, &expected2, Duration::from_secs(60)).await;
     assert_views_not_replicated(east, west).await;
+
+    // The dashboard's source shows both regions' views, their newest winners the oracle's.
+    let (code, body) = http_get(&addr, "/api/views").await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(api["error"].is_null(), "{api}");
+    let topics = api["topics"].as_array().unwrap();
+    let mut regions: Vec<&str> = topics.iter().map(|t| t["region"].as_str().unwrap()).collect();
+    regions.sort();
+    assert_eq!(regions, ["east", "west"], "{api}");
+    for t in topics {
+        assert_eq!(t["topic"], "orders.resolved", "{t}");
+        assert_eq!(t["kind"], "resolved-view", "{t}");
+        assert!(t["written"].as_i64().unwrap() >= expected2.len() as i64, "{t}");
+        let latest = t["latest"].as_array().unwrap();
+        assert!(!latest.is_empty() && latest.len() <= 8, "{t}");
+        for r in latest {
+            let (value, ts, region) = &expected2[r["key"].as_str().unwrap()];
+            assert_eq!(r["value"].as_str(), value.as_deref(), "{r}");
+            assert_eq!(r["timestamp_ms"].as_i64(), Some(*ts), "{r}");
+            assert_eq!(r["origin"].as_str(), Some(region.as_str()), "{r}");
+        }
+    }
+    let (_, page) = http_get(&addr, "/").await.unwrap();
+    assert!(page.contains("id=\"sec-views\"") && page.contains("api/views"));
     signal(&second, "-TERM");
     assert!(second.wait().unwrap().success(), "SIGTERM: exit 0");
 }

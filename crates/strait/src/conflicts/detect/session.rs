@@ -14,10 +14,9 @@ use strait_conflicts::Rank;
 use tracing::{debug, info, warn};
 
 use crate::conflicts::receipts::{self, Entry, RECEIPTS_TOPIC};
-use crate::conflicts::record::CONFLICTS_TOPIC;
 use crate::heartbeat::now_ms;
 use crate::kafka::diagnose::Diagnosed;
-use crate::kafka::{Admin, Created, TopicSpec};
+use crate::kafka::{Admin, Created};
 use crate::replicate::topics::effective_replication_factor;
 use crate::stop::{or_cancel, CancellationToken};
 
@@ -46,9 +45,7 @@ pub(super) async fn run(
         let brokers = admin.broker_count().await?;
         let rf = effective_replication_factor(spec.replication_factor, brokers);
         admin
-            .create_topics(&[
-                TopicSpec::new(CONFLICTS_TOPIC, 1, rf).config("cleanup.policy", "compact")
-            ])
+            .create_topics(&[crate::conflicts::record::topic_spec(rf)])
             .await
     })
     .await;
