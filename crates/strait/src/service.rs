@@ -178,6 +178,7 @@ impl Service {
             &observed.clock,
         ) {
             let d = detect::start(spec, cancel.child_token());
+            observed.detectors.push((d.name.clone(), d.stats.clone()));
             jobs.push(ending(
                 format!("conflict detection in {}", d.name),
                 d.join(),

@@ -314,5 +314,14 @@ mod tests {
             "1970-01-01T00:00:00.010Z  orders  order-123  last-writer-wins overwritten (winner east)  west:0@1 (t=1000) vs east:0@3 (t=1000)  uncertain"
         );
         assert_eq!(Listed(got[1].clone()).to_json()["recorded_in"], "west");
+        let mut close = got[1].clone();
+        close.winner_certain = Some(false);
+        close.skew_reach_ms = Some(90);
+        assert!(
+            Listed(close)
+                .line()
+                .ends_with("  winner uncertain (clock skew reach 90 ms)"),
+            "the stamps are within the skew's reach"
+        );
     }
 }

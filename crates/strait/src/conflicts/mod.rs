@@ -10,7 +10,7 @@
 pub mod authority;
 pub mod clock;
 pub mod derived;
-pub(crate) mod detect;
+pub mod detect;
 pub mod list;
 pub(crate) mod merge;
 pub mod receipts;

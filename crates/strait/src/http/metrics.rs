@@ -39,12 +39,14 @@ pub const NAMES: &[(&str, &str)] = &[
     ("strait_clock_skew_seconds", "The second region's clock minus the first's (region_a, region_b), measured from heartbeats both ways; with strait.conflicts.rules set."),
     ("strait_clock_skew_bound_seconds", "The most the true clock skew can differ from strait_clock_skew_seconds."),
     ("strait_conflicts_total", "Conflicts recorded in strait.conflicts, by topic, strategy and outcome (overwritten, owner-wins, reported, quarantined, merged)."),
+    ("strait_conflict_writes_unjudged_total", "Writes a region's conflict detector could not judge, by reason: late (copied again after its direction's progress) or evicted (beyond 64 kept deliveries of one key)."),
 ];
 
 /// The metrics of [`NAMES`] that have samples only once `strait.conflicts.rules` are set (and a
 /// conflict was recorded, or heartbeats crossed both ways).
 pub const CONFLICTS_ONLY: &[&str] = &[
     "strait_conflicts_total",
+    "strait_conflict_writes_unjudged_total",
     "strait_clock_skew_seconds",
     "strait_clock_skew_bound_seconds",
 ];
@@ -101,6 +103,10 @@ impl Metrics {
             (
                 "strait_conflicts_total",
                 &["topic", "strategy", "outcome"][..],
+            ),
+            (
+                "strait_conflict_writes_unjudged_total",
+                &["region", "reason"][..],
             ),
         ]) {
             let c = IntCounterVec::new(Opts::new(name, help(name)), labels).expect("valid metric");
@@ -322,6 +328,15 @@ impl Metrics {
             self.gauges["strait_clock_skew_bound_seconds"]
                 .with_label_values(&l)
                 .set(k.bound_ms as f64 / 1000.0);
+        }
+        for (region, stats) in &observed.detectors {
+            for (reason, n) in [("late", &stats.late), ("evicted", &stats.evicted)] {
+                self.count(
+                    "strait_conflict_writes_unjudged_total",
+                    &[region.as_str(), reason],
+                    n.load(Ordering::Relaxed),
+                );
+            }
         }
         for (topic, strategy, outcome, n) in observed.conflicts.counts() {
             self.count("strait_conflicts_total", &[&topic, strategy, outcome], n);

@@ -44,6 +44,8 @@ pub struct Observed {
     pub conflicts: crate::conflicts::tally::ConflictTally,
     /// The clock skew between regions this process measures (`strait_clock_skew_seconds`).
     pub clock: crate::conflicts::clock::ClockBoard,
+    /// Each conflict detector's counters, by region.
+    pub detectors: Vec<(String, Arc<crate::conflicts::detect::DetectStats>)>,
 }
 
 impl Observed {

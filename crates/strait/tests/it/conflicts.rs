@@ -868,6 +868,23 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
     assert!(count("accounts", "reported") >= 2, "{api}");
     let (_, page) = http_get(&addr, "/").await.unwrap();
     assert!(page.contains("id=\"sec-conflicts\"") && page.contains("api/conflicts"));
+    // Each region's detector says what it could not judge: no key here had 64 deliveries kept.
+    let (_, scrape) = http_get(&addr, "/metrics").await.unwrap();
+    for region in ["east", "west"] {
+        for reason in ["late", "evicted"] {
+            let sample = scrape
+                .lines()
+                .find(|l| {
+                    l.starts_with("strait_conflict_writes_unjudged_total{")
+                        && l.contains(&format!("region=\"{region}\""))
+                        && l.contains(&format!("reason=\"{reason}\""))
+                })
+                .unwrap_or_else(|| panic!("no {region} {reason} sample: {scrape}"));
+            if reason == "evicted" {
+                assert!(sample.ends_with(" 0"), "{sample}");
+            }
+        }
+    }
 
     signal(&second, "-TERM");
     assert!(second.wait().unwrap().success(), "SIGTERM: exit 0");

@@ -52,14 +52,15 @@ pub(crate) const DELIVERIES_PER_KEY: usize = 64;
 
 /// What the job counts.
 #[derive(Debug, Default)]
-pub(crate) struct DetectStats {
+pub struct DetectStats {
     /// Receipts read.
     pub receipts: AtomicU64,
     /// Conflict records written (again after a restart).
     pub written: AtomicU64,
-    /// Copies made again after their direction's progress, not judged.
+    /// Copies made again after their direction's progress, not judged
+    /// (`strait_conflict_writes_unjudged_total{reason="late"}`).
     pub late: AtomicU64,
-    /// Deliveries pushed out by [`DELIVERIES_PER_KEY`].
+    /// Deliveries pushed out by [`DELIVERIES_PER_KEY`] (`reason="evicted"`).
     pub evicted: AtomicU64,
     /// Records of `strait.receipts` that were not receipts.
     pub malformed: AtomicU64,
@@ -71,6 +72,8 @@ pub(crate) struct DetectStats {
 pub(crate) struct RunningDetector {
     /// The region, R.
     pub name: String,
+    /// What it counts (for `/metrics`).
+    pub stats: Arc<DetectStats>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -84,8 +87,9 @@ impl RunningDetector {
 /// Start the job on the current runtime; it runs until `cancel` fires.
 pub(crate) fn start(spec: DetectSpec, cancel: CancellationToken) -> RunningDetector {
     let name = spec.region.clone();
-    let task = tokio::spawn(job(spec, cancel, Arc::new(DetectStats::default())));
-    RunningDetector { name, task }
+    let stats = Arc::new(DetectStats::default());
+    let task = tokio::spawn(job(spec, cancel, stats.clone()));
+    RunningDetector { name, stats, task }
 }
 
 async fn job(spec: DetectSpec, cancel: CancellationToken, stats: Arc<DetectStats>) {
