@@ -262,7 +262,8 @@ fn banner(sandbox: &Sandbox, dashboard: &str, control: &str, config: &Path) -> S
          strait copies {east}'s orders to {west} as `{east}.{TOPIC}` and {west}'s to {east} as `{west}.{TOPIC}`,\n\
          with heartbeats, checkpoints and group offset sync.\n\
          Both regions update order statuses in `{STATUS_TOPIC}`, some of the same orders at the same moment:\n\
-         the latest update of each order wins in `{STATUS_TOPIC}.resolved` in both regions.\n\n\
+         the latest update of each order wins in `{STATUS_TOPIC}.resolved` in both regions\n\
+         (the dashboard shows the conflicts and both regions' views side by side).\n\n\
          Try in another terminal:\n\
          \x20 {strait} status {config}\n\
          \x20 {strait} conflicts {config}        # concurrent updates of one order, and who won\n\
