@@ -119,8 +119,9 @@ impl ConsumerContext for GroupContext {
     }
 }
 
-/// A delivery taken in: (receipts partition, topic, origin, partition, offset, into).
-type Identity = (i32, String, Rank, i32, i64, Rank);
+/// A delivery taken in: (receipts partition, topic number, origin, partition, offset, into).
+/// The topic by number: a name per delivery held cost 56 bytes.
+type Identity = (i32, u32, Rank, i32, i64, Rank);
 
 /// Where a kept delivery's receipt was read, and what the record needs of it.
 struct Kept {
@@ -133,12 +134,26 @@ struct Kept {
 #[derive(Default)]
 struct State {
     detectors: HashMap<(i32, String), Detector<Vec<u8>>>,
+    /// Conflict topics by number, for [`Identity`].
+    topics: HashMap<String, u32>,
     kept: HashMap<Identity, Kept>,
     /// Per (input, partition), the offsets of the receipts kept.
     kept_offsets: HashMap<(usize, i32), BTreeMap<i64, u32>>,
     /// Per (input, partition), the next offset to read, when known.
     next: HashMap<(usize, i32), i64>,
     assigned: Vec<i32>,
+}
+
+impl State {
+    /// The number of a conflict topic's name, given on first sight.
+    fn topic_number(&mut self, topic: &str) -> u32 {
+        if let Some(&n) = self.topics.get(topic) {
+            return n;
+        }
+        let n = self.topics.len() as u32;
+        self.topics.insert(topic.to_string(), n);
+        n
+    }
 }
 
 struct Session {
@@ -400,7 +415,8 @@ impl Session {
                 if !wanted {
                     return Ok(());
                 }
-                let id: Identity = (p, r.topic.clone(), origin, r.partition, r.offset, into);
+                let topic = self.state.topic_number(&r.topic);
+                let id: Identity = (p, topic, origin, r.partition, r.offset, into);
                 if self.state.kept.contains_key(&id) {
                     return Ok(()); // copied twice, both kept: judged once
                 }
@@ -451,7 +467,7 @@ impl Session {
                             .kept
                             .get(&(
                                 p,
-                                r.topic.clone(),
+                                topic,
                                 d.write.origin,
                                 d.write.partition,
                                 d.write.offset,
@@ -498,13 +514,15 @@ impl Session {
 
     /// Forget the receipts of deliveries the detector of (`p`, `topic`) let go.
     fn released(&mut self, p: i32, topic: &str) {
+        let number = self.state.topic_number(topic);
         let Some(det) = self.state.detectors.get_mut(&(p, topic.to_string())) else {
             return;
         };
+        let topic = number;
         for d in det.take_released() {
             let id = (
                 p,
-                topic.to_string(),
+                topic,
                 d.write.origin,
                 d.write.partition,
                 d.write.offset,
