@@ -2,6 +2,9 @@
 //!
 //! `cargo run --release -p strait --example bench -- [--mb 1024] [--partitions 6]
 //!  [--engine tansu|kafka] [--probe-secs 20]`
+//! `cargo run --release -p strait --example bench -- --conflicts [--keys 1000000] [--partitions 6]
+//!  [--engine tansu|kafka]`: the conflict-topic run instead (see `run_conflicts`): last-writer-wins
+//!  views of N keys in two regions, against the same records replicated with no rule, and a restart.
 //!
 //! Starts two clusters, A and B (the Tansu sandbox in this process, or Apache Kafka brokers from
 //! the test bed's jars), writes about `--mb` MB of ~1 KB JSON-like records with random fields
@@ -24,7 +27,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use strait::kafka::{Admin, Endpoint, TopicSpec};
@@ -35,6 +38,9 @@ struct Args {
     partitions: i32,
     engine: Engine,
     probe_secs: u64,
+    /// `--conflicts`: the conflict-topic run instead of the replication runs.
+    conflicts: bool,
+    keys: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -43,9 +49,15 @@ fn parse_args() -> Result<Args, String> {
         partitions: 6,
         engine: Engine::Tansu,
         probe_secs: 20,
+        conflicts: false,
+        keys: 1_000_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
+        if k == "--conflicts" {
+            a.conflicts = true;
+            continue;
+        }
         let v = it.next().ok_or(format!("{k} needs a value"))?;
         match k.as_str() {
             "--mb" => a.mb = v.parse().map_err(|_| format!("--mb {v}: not a number"))?,
@@ -66,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|_| format!("--probe-secs {v}: not a number"))?
             }
+            "--keys" => a.keys = v.parse().map_err(|_| format!("--keys {v}: not a number"))?,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -469,7 +482,11 @@ fn main() {
         }
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(run(args));
+    if args.conflicts {
+        rt.block_on(run_conflicts(args));
+    } else {
+        rt.block_on(run(args));
+    }
 }
 
 /// A replicator under test, started: its pid, and how to stop it.
@@ -855,5 +872,487 @@ async fn run(args: Args) {
         }
     }
     // Last: MM2's GC logs are in it.
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- `--conflicts`: last-writer-wins views ----
+
+/// The conflict run's key `i`: the same bytes in both regions.
+fn kv_key(i: u64) -> String {
+    format!("key-{i:08}")
+}
+
+/// About 100 bytes of JSON: one key's state as one region writes it.
+fn kv_value(rng: &mut Rng, i: u64, region: &str) -> Vec<u8> {
+    format!(
+        "{{\"id\":{i},\"region\":\"{region}\",\"status\":\"{}\",\"qty\":{},\"note\":\"{}\"}}",
+        rng.word(10),
+        rng.next() % 90 + 10,
+        rng.word(40)
+    )
+    .into_bytes()
+}
+
+/// Write one version of each key of `keys` to `topic`, key `i` in partition `i % partitions`
+/// (the same in both regions, as conflict handling needs), stamped now by the producer; returns
+/// the bytes written (keys and values).
+fn produce_kv(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    keys: std::ops::Range<u64>,
+    region: &str,
+    seed: u64,
+) -> u64 {
+    let p = producer(bootstrap);
+    let mut rng = Rng(seed);
+    let mut bytes = 0;
+    for i in keys {
+        let k = kv_key(i);
+        let v = kv_value(&mut rng, i, region);
+        bytes += (k.len() + v.len()) as u64;
+        send(&p, topic, (i % partitions as u64) as i32, k.as_bytes(), &v);
+    }
+    p.flush(Duration::from_secs(300)).expect("flush");
+    bytes
+}
+
+/// Two regions `a` and `b` replicating `topic` both ways; with `rule`, a last-writer-wins rule
+/// on it.
+fn active_active_config(sa: &str, sb: &str, topic: &str, rule: bool) -> String {
+    let mut text = format!(
+        "clusters = a, b\na.bootstrap.servers = {sa}\nb.bootstrap.servers = {sb}\n\
+         a->b.enabled = true\nb->a.enabled = true\na->b.topics = {topic}\nb->a.topics = {topic}\n\
+         replication.factor = 1\noffset-syncs.topic.replication.factor = 1\n\
+         checkpoints.topic.replication.factor = 1\nheartbeats.topic.replication.factor = 1\n"
+    );
+    for c in ["a", "b"] {
+        text.push_str(&format!(
+            "{c}.producer.compression.type = zstd\n{c}.producer.linger.ms = 20\n\
+             {c}.producer.batch.size = 1000000\n"
+        ));
+    }
+    if rule {
+        text.push_str(&format!(
+            "strait.conflicts.rules = lww\nstrait.conflicts.regions = a, b\n\
+             strait.conflicts.lww.topics = {topic}\nstrait.conflicts.lww.strategy = last-writer-wins\n"
+        ));
+    }
+    text
+}
+
+/// Resident set size now, MB.
+fn rss_now(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|x| x.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// One region as the conflict run watches it: its admin, a client of its view job's group (to
+/// read the group's commits, never joining it), and its inputs with how many records each must
+/// hold.
+struct Region {
+    admin: Admin,
+    group: BaseConsumer,
+    inputs: Vec<(String, u64)>,
+}
+
+impl Region {
+    async fn new(bootstrap: &str, group: &str, inputs: Vec<(String, u64)>, parts: i32) -> Region {
+        let ep = Endpoint::new("bench", bootstrap);
+        // Fresh once every input exists (the remote copy is the replicator's to create).
+        for (t, _) in &inputs {
+            fresh_admin(&ep, t, parts).await;
+        }
+        let admin = Admin::new(&ep, Duration::from_secs(30)).unwrap();
+        let group = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("group reader");
+        Region {
+            admin,
+            group,
+            inputs,
+        }
+    }
+
+    /// Every input holds its records and, when `committed`, the group has committed every
+    /// input partition to its end: the view job has written, and had acknowledged, the
+    /// winners of everything.
+    async fn done(&self, parts: i32, committed: bool) -> bool {
+        for (topic, want) in &self.inputs {
+            let mut ends = Vec::new();
+            let mut total = 0;
+            for p in 0..parts {
+                let (lo, hi) = self.admin.watermarks(topic, p).await.unwrap_or((0, 0));
+                total += hi - lo;
+                ends.push(hi);
+            }
+            if (total as u64) < *want {
+                return false;
+            }
+            if committed {
+                let mut tpl = TopicPartitionList::new();
+                for p in 0..parts {
+                    tpl.add_partition(topic, p);
+                }
+                let got = tokio::task::block_in_place(|| {
+                    self.group.committed_offsets(tpl, Duration::from_secs(10))
+                });
+                let Ok(got) = got else { return false };
+                for e in got.elements() {
+                    match e.offset() {
+                        Offset::Offset(o) if o >= ends[e.partition() as usize] => {}
+                        _ => return false,
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Wait until both regions are `done`.
+async fn wait_done(regions: &[Region], parts: i32, committed: bool) {
+    loop {
+        let mut all = true;
+        for r in regions {
+            if !r.done(parts, committed).await {
+                all = false;
+                break;
+            }
+        }
+        if all {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Read a view topic to its end: each key's last value's digest, how many records, and their
+/// bytes (keys, values, header names and values).
+fn read_view(
+    bootstrap: &str,
+    topic: &str,
+    parts: i32,
+) -> (std::collections::HashMap<Vec<u8>, u64>, u64, u64) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "bench-view-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("view reader");
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = std::collections::HashMap::new();
+    for p in 0..parts {
+        let (lo, hi) = c
+            .fetch_watermarks(topic, p, Duration::from_secs(30))
+            .expect("view watermarks");
+        if hi > lo {
+            ends.insert(p, hi);
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
+    }
+    c.assign(&tpl).unwrap();
+    let mut view = std::collections::HashMap::new();
+    let (mut records, mut bytes) = (0, 0);
+    while !ends.is_empty() {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                records += 1;
+                bytes += m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len);
+                if let Some(hs) = m.headers() {
+                    bytes += hs
+                        .iter()
+                        .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+                        .sum::<usize>();
+                }
+                if ends
+                    .get(&m.partition())
+                    .is_some_and(|e| m.offset() + 1 >= *e)
+                {
+                    ends.remove(&m.partition());
+                }
+                let d = m.payload().map_or(0, |v| {
+                    v.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+                    })
+                });
+                view.insert(m.key().unwrap_or_default().to_vec(), d);
+            }
+            _ => {
+                // Compaction can leave the last offsets empty.
+                if let Ok(pos) = c.position() {
+                    for e in pos.elements() {
+                        if let Offset::Offset(o) = e.offset() {
+                            if ends.get(&e.partition()).is_some_and(|end| o >= *end) {
+                                ends.remove(&e.partition());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (view, records, bytes as u64)
+}
+
+/// A `strait run` of `cfg`, its stderr to `log`.
+fn spawn_strait(
+    strait: &std::path::Path,
+    cfg: &std::path::Path,
+    log: &std::path::Path,
+) -> std::process::Child {
+    Command::new(strait)
+        .arg("run")
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e} (build it with cargo build --release)",
+                strait.display()
+            )
+        })
+}
+
+/// What one conflict-run phase measured.
+struct Phase {
+    name: &'static str,
+    secs: f64,
+    records: u64,
+    bytes: u64,
+    cpu: f64,
+    peak_mb: f64,
+    end_mb: f64,
+}
+
+/// The conflict-topic run (`--conflicts --keys N`): two regions writing the same topic, both
+/// flows on; N distinct keys, a ~60 % of them written in a, ~60 % in b (a fifth in both).
+/// Baseline: `plain`, replicated both ways with no rule, until both remote copies are complete.
+/// Then `kv`, the same records, with a last-writer-wins rule on it, until both regions' view
+/// jobs have committed every input (every winner written and acknowledged). Then a restart
+/// (SIGTERM, one new version per partition in each region, start again) until the views are
+/// current again: read back from the view topics, then the new versions taken in. Finally both
+/// views are read: each must hold the N keys, with the same winners.
+async fn run_conflicts(args: Args) {
+    let sb = match args.engine {
+        Engine::Tansu => Sandbox::start(&["a", "b"]).await.expect("sandbox"),
+        Engine::Kafka => {
+            let mut spec = strait_sandbox::KafkaSpec::new(strait_sandbox::Security::Plaintext);
+            spec.jvm = strait_sandbox::JvmProfile::Stock;
+            Sandbox::start_kafka(&["a", "b"], &spec)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    let (ca, cb) = (sb.cluster("a").unwrap(), sb.cluster("b").unwrap());
+    let (sa, sb_) = (ca.bootstrap_servers(), cb.bootstrap_servers());
+    let (n, parts) = (args.keys, args.partitions);
+    // a writes keys [0, 0.6 n), b writes [0.4 n, n): a fifth of the keys in both.
+    let (a_keys, b_keys) = (0..n * 6 / 10, n * 4 / 10..n);
+    let (na, nb) = (a_keys.end - a_keys.start, b_keys.end - b_keys.start);
+    let admin_a = Admin::new(&Endpoint::new("a", &sa), Duration::from_secs(30)).unwrap();
+    let admin_b = Admin::new(&Endpoint::new("b", &sb_), Duration::from_secs(30)).unwrap();
+    for ad in [&admin_a, &admin_b] {
+        ad.create_topics(&[
+            TopicSpec::new("plain", parts, 1),
+            TopicSpec::new("kv", parts, 1),
+        ])
+        .await
+        .unwrap();
+    }
+    eprintln!("writing {na} keys to a and {nb} to b, in plain and kv ...");
+    let mut bytes = 0;
+    for topic in ["plain", "kv"] {
+        let (s1, s2, k1, k2) = (sa.clone(), sb_.clone(), a_keys.clone(), b_keys.clone());
+        let (x, y) = tokio::task::spawn_blocking(move || {
+            (
+                produce_kv(&s1, topic, parts, k1, "a", 0x5eed),
+                produce_kv(&s2, topic, parts, k2, "b", 0xbeef),
+            )
+        })
+        .await
+        .unwrap();
+        bytes = x + y;
+    }
+    let dir = std::env::temp_dir().join(format!("strait-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let strait = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("strait");
+    let mut phases = Vec::new();
+
+    // Baseline: plain active-active replication.
+    eprintln!("baseline: plain, both ways, no rule ...");
+    let cfg = dir.join("plain.properties");
+    std::fs::write(&cfg, active_active_config(&sa, &sb_, "plain", false)).unwrap();
+    let launched = Instant::now();
+    let child = spawn_strait(&strait, &cfg, &dir.join("plain.log"));
+    let regions = [
+        Region::new(&sa, "bench-none", vec![("b.plain".into(), nb)], parts).await,
+        Region::new(&sb_, "bench-none", vec![("a.plain".into(), na)], parts).await,
+    ];
+    wait_done(&regions, parts, false).await;
+    let (cpu, peak) = proc_usage(child.id());
+    phases.push(Phase {
+        name: "plain active-active (no rule)",
+        secs: launched.elapsed().as_secs_f64(),
+        records: na + nb,
+        bytes,
+        cpu,
+        peak_mb: peak,
+        end_mb: rss_now(child.id()),
+    });
+    Child::Process(child).stop();
+
+    // With the rule: the views built.
+    eprintln!("kv, both ways, last-writer-wins ...");
+    let cfg = dir.join("kv.properties");
+    std::fs::write(&cfg, active_active_config(&sa, &sb_, "kv", true)).unwrap();
+    let launched = Instant::now();
+    let child = spawn_strait(&strait, &cfg, &dir.join("kv.log"));
+    let mut regions = [
+        Region::new(
+            &sa,
+            "strait.resolve.lww.a",
+            vec![("kv".into(), na), ("b.kv".into(), nb)],
+            parts,
+        )
+        .await,
+        Region::new(
+            &sb_,
+            "strait.resolve.lww.b",
+            vec![("kv".into(), nb), ("a.kv".into(), na)],
+            parts,
+        )
+        .await,
+    ];
+    wait_done(&regions, parts, true).await;
+    let (cpu, peak) = proc_usage(child.id());
+    phases.push(Phase {
+        name: "the same with a last-writer-wins rule (views built)",
+        secs: launched.elapsed().as_secs_f64(),
+        records: na + nb,
+        bytes,
+        cpu,
+        peak_mb: peak,
+        end_mb: rss_now(child.id()),
+    });
+    let stopping = Instant::now();
+    Child::Process(child).stop();
+    let stop_secs = stopping.elapsed().as_secs_f64();
+
+    // A restart: one new version per partition in each region, so that every partition's view
+    // is read back.
+    eprintln!("restart ...");
+    let (s1, s2) = (sa.clone(), sb_.clone());
+    let (up_a, up_b) = (0..parts as u64, n - parts as u64..n);
+    let (ua, ub) = (up_a.clone(), up_b.clone());
+    tokio::task::spawn_blocking(move || {
+        produce_kv(&s1, "kv", parts, ua, "a", 0xa11);
+        produce_kv(&s2, "kv", parts, ub, "b", 0xb11);
+    })
+    .await
+    .unwrap();
+    let (pa, pb) = (up_a.end - up_a.start, up_b.end - up_b.start);
+    regions[0].inputs = vec![("kv".into(), na + pa), ("b.kv".into(), nb + pb)];
+    regions[1].inputs = vec![("kv".into(), nb + pb), ("a.kv".into(), na + pa)];
+    let launched = Instant::now();
+    let child = spawn_strait(&strait, &cfg, &dir.join("kv-restart.log"));
+    wait_done(&regions, parts, true).await;
+    let (cpu, peak) = proc_usage(child.id());
+    phases.push(Phase {
+        name: "restart: views read back, new versions taken in",
+        secs: launched.elapsed().as_secs_f64(),
+        records: pa + pb,
+        bytes: 0,
+        cpu,
+        peak_mb: peak,
+        end_mb: rss_now(child.id()),
+    });
+    Child::Process(child).stop();
+
+    eprintln!("reading both views ...");
+    let (s1, s2) = (sa.clone(), sb_.clone());
+    let ((va, ra, ba), (vb, rb, bb)) = tokio::task::spawn_blocking(move || {
+        (
+            read_view(&s1, "kv.resolved", parts),
+            read_view(&s2, "kv.resolved", parts),
+        )
+    })
+    .await
+    .unwrap();
+
+    println!(
+        "{n} keys, {} records ({na} written in a, {nb} in b, {} keys in both), {:.0} MB ({:.0} bytes a record), \
+         {parts} partitions, zstd, on {}\n",
+        na + nb,
+        na + nb - n,
+        bytes as f64 / 1e6,
+        bytes as f64 / (na + nb) as f64,
+        match args.engine {
+            Engine::Tansu => "the Tansu sandbox".to_string(),
+            Engine::Kafka => format!(
+                "Apache Kafka {}",
+                strait_sandbox::kafka::maven::kafka_version()
+            ),
+        }
+    );
+    println!("| run | seconds | records/s | MB/s | CPU-s | peak RSS MB | RSS at the end MB |");
+    println!("|---|---|---|---|---|---|---|");
+    for p in &phases {
+        println!(
+            "| {} | {:.1} | {:.0} | {} | {:.1} | {:.0} | {:.0} |",
+            p.name,
+            p.secs,
+            p.records as f64 / p.secs,
+            if p.bytes > 0 {
+                format!("{:.1}", p.bytes as f64 / 1e6 / p.secs)
+            } else {
+                "-".into()
+            },
+            p.cpu,
+            p.peak_mb,
+            p.end_mb
+        );
+    }
+    let (base, views) = (&phases[0], &phases[1]);
+    // Two views (one per region) of n keys each, in the one process.
+    let per_key = |a: f64, b: f64| (b - a) * 1024.0 * 1024.0 / (2 * n) as f64;
+    println!(
+        "\nthe views' cost over the baseline, per key and region (2 x {n} entries in the process): \
+         {:.0} bytes by peak RSS, {:.0} by RSS at the end; {:.1}x the time, {:.1}x the CPU-s; stop (SIGTERM) took {stop_secs:.1} s",
+        per_key(base.peak_mb, views.peak_mb),
+        per_key(base.end_mb, views.end_mb),
+        views.secs / base.secs,
+        views.cpu / base.cpu,
+    );
+    let same = va.len() == vb.len() && va.iter().all(|(k, d)| vb.get(k) == Some(d));
+    println!(
+        "views: a holds {} keys in {ra} records ({:.0} bytes a record: key, value, headers), b {} keys in {rb} records ({:.0}); \
+         the same winners in both: {}",
+        va.len(),
+        ba as f64 / ra.max(1) as f64,
+        vb.len(),
+        bb as f64 / rb.max(1) as f64,
+        if same { "yes" } else { "NO" }
+    );
+    if va.len() as u64 != n || vb.len() as u64 != n || !same {
+        eprintln!("bench: the views are not what they should be");
+        std::process::exit(1);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -26,6 +26,11 @@
 //! topic whenever this process is given the partition (at start, after a rebalance), so a
 //! restart resumes with the view as written.
 //!
+//! **Memory.** A process holds the winners of the partitions it was given, per key a 128-bit
+//! digest of the key and its [`strait_conflicts::lww::Version`]: 48 bytes in a table whose
+//! bucket count is a power of two, about 77 bytes a key with the buckets left free (measured
+//! at 1M keys; BENCHMARKS.md, "Conflict topics"). The key bytes themselves stay in the view topic.
+//!
 //! **Several processes.** The group shares partitions with the range assignor, which gives
 //! partition p of every input to the same member when the inputs have the same partition count.
 //! So a key must be in the same partition number in every input: the same partition count
