@@ -11,6 +11,7 @@ pub mod authority;
 pub mod clock;
 pub mod derived;
 pub mod detect;
+pub(crate) mod keys;
 pub mod list;
 pub(crate) mod merge;
 pub mod receipts;

@@ -13,6 +13,7 @@ use strait_conflicts::detect::{Delivery, Detector, Write};
 use strait_conflicts::Rank;
 use tracing::{debug, info, warn};
 
+use crate::conflicts::keys::{KeyDigest, KeyDigester};
 use crate::conflicts::receipts::{self, Entry, RECEIPTS_TOPIC};
 use crate::heartbeat::now_ms;
 use crate::kafka::diagnose::Diagnosed;
@@ -133,7 +134,7 @@ struct Kept {
 /// What the session holds for its assignment.
 #[derive(Default)]
 struct State {
-    detectors: HashMap<(i32, String), Detector<Vec<u8>>>,
+    detectors: HashMap<(i32, String), Detector<KeyDigest>>,
     /// Conflict topics by number, for [`Identity`].
     topics: HashMap<String, u32>,
     kept: HashMap<Identity, Kept>,
@@ -166,6 +167,8 @@ struct Session {
     readers: Vec<BaseConsumer<Diagnosed>>,
     writer: Writer,
     state: State,
+    /// The detectors hold key digests; the receipt in hand has the bytes a record needs.
+    keys: KeyDigester,
     said_malformed: bool,
 }
 
@@ -216,6 +219,7 @@ impl Session {
             readers,
             writer,
             state: State::default(),
+            keys: KeyDigester::new(),
             said_malformed: false,
         })
     }
@@ -438,7 +442,7 @@ impl Session {
                     .entry((p, r.topic.clone()))
                     .or_insert_with(|| Detector::telling_releases(DELIVERIES_PER_KEY));
                 let before = det.dropped();
-                let pairs = det.deliver(r.key.clone(), d);
+                let pairs = det.deliver(self.keys.digest(&r.key), d);
                 let after = det.dropped();
                 self.stats
                     .evicted
@@ -479,7 +483,7 @@ impl Session {
                         continue;
                     };
                     if let Some(record) =
-                        writer::record(&self.spec, &r.topic, rule, pair, &ra, &rb, now)
+                        writer::record(&self.spec, &r.topic, rule, &r.key, pair, &ra, &rb, now)
                     {
                         self.writer.write(&self.spec, &record)?;
                         self.stats.written.fetch_add(1, Ordering::Relaxed);

@@ -67,12 +67,14 @@ pub(crate) fn settle(
     }
 }
 
-/// The record of a concurrent pair found by `spec`'s detector.
-pub(crate) fn record(
+/// The record of a concurrent pair of writes to `key` found by `spec`'s detector.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record<K>(
     spec: &DetectSpec,
     topic: &str,
     rule: &ConflictRule,
-    pair: &Pair<Vec<u8>>,
+    key: &[u8],
+    pair: &Pair<K>,
     raw_a: &Raw,
     raw_b: &Raw,
     detected_at_ms: i64,
@@ -80,7 +82,7 @@ pub(crate) fn record(
     let Relation::Concurrent { certain } = pair.relation else {
         return None;
     };
-    let (outcome, winner) = settle(spec, rule, &pair.key, (&pair.a, raw_a), (&pair.b, raw_b));
+    let (outcome, winner) = settle(spec, rule, key, (&pair.a, raw_a), (&pair.b, raw_b));
     let order = match rule.strategy {
         Strategy::LastWriterWins => order_check(
             &spec.clock.skews(),
@@ -114,7 +116,7 @@ pub(crate) fn record(
             recorded_in: spec.region.clone(),
             detected_at_ms,
         }
-        .with_key(&pair.key),
+        .with_key(key),
     )
 }
 
@@ -302,7 +304,7 @@ mod tests {
             b: east,
             relation: Relation::Concurrent { certain: true },
         };
-        let r = record(&spec, "orders", &rule, &pair, &rw, &re, 5_000).unwrap();
+        let r = record(&spec, "orders", &rule, b"order-1", &pair, &rw, &re, 5_000).unwrap();
         assert_eq!(r.id(), "c/orders/west:1:3/east:1:9");
         assert_eq!(r.key.as_deref(), Some("order-1"));
         assert_eq!(r.winner.as_deref(), Some("west"));
@@ -315,7 +317,7 @@ mod tests {
         spec.clock.sample("east", "west", 50);
         let reach = spec.clock.skews()[0].reach_ms();
         assert!(reach > 10, "{reach}");
-        let r = record(&spec, "orders", &rule, &pair, &rw, &re, 5_000).unwrap();
+        let r = record(&spec, "orders", &rule, b"order-1", &pair, &rw, &re, 5_000).unwrap();
         assert_eq!(
             r.winner_certain,
             Some(false),
@@ -324,11 +326,11 @@ mod tests {
         assert_eq!(r.skew_reach_ms, Some(reach));
         let (far, rf) = side(0, 3, 1_000 + reach + 1);
         pair.a = far;
-        let r = record(&spec, "orders", &rule, &pair, &rf, &re, 5_000).unwrap();
+        let r = record(&spec, "orders", &rule, b"order-1", &pair, &rf, &re, 5_000).unwrap();
         assert_eq!(r.winner_certain, Some(true));
         pair.relation = Relation::After {
             later: strait_conflicts::detect::Side::A,
         };
-        assert!(record(&spec, "orders", &rule, &pair, &rw, &re, 5_000).is_none());
+        assert!(record(&spec, "orders", &rule, b"order-1", &pair, &rw, &re, 5_000).is_none());
     }
 }

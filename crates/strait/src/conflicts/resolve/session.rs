@@ -20,6 +20,7 @@ use strait_conflicts::lww::{Offer, Version, View};
 use strait_conflicts::Rank;
 use tracing::{debug, error, info, warn};
 
+use crate::conflicts::keys::{KeyDigest, KeyDigester};
 use crate::kafka::diagnose::Diagnosed;
 use crate::kafka::{Admin, Created, TopicInfo, TopicSpec};
 use crate::replicate::topics::effective_replication_factor;
@@ -188,30 +189,6 @@ impl ProducerContext for OutputContext {
                 .unwrap()
                 .get_or_insert_with(|| format!("a record of {} was not written: {e}", m.topic()));
         }
-    }
-}
-
-/// A key as a view holds it in memory: a 128-bit digest of its bytes (the bytes are needed
-/// only to write a winner, and the record in hand has them). 48 bytes a table entry with the
-/// version, where the bytes took 56 and a heap allocation of their own.
-type KeyDigest = u128;
-
-/// Digests keys for one session: SipHash-1-3 under a key drawn at random when the session
-/// starts, twice, told apart by a prefix byte. Never written anywhere (a restart reads the key
-/// bytes back from the views), so it need not be the same in another process; keyed, so that
-/// keys cannot be chosen to collide. Two keys of 10^9 share a digest with a chance of about
-/// 10^-21.
-struct KeyDigester(std::hash::RandomState);
-
-impl KeyDigester {
-    fn new() -> Self {
-        Self(std::hash::RandomState::new())
-    }
-
-    fn digest(&self, key: &[u8]) -> KeyDigest {
-        use std::hash::BuildHasher;
-        let (hi, lo) = (self.0.hash_one((0u8, key)), self.0.hash_one((1u8, key)));
-        (u128::from(hi) << 64) | u128::from(lo)
     }
 }
 
@@ -680,26 +657,5 @@ impl Session {
                 .iter()
                 .map(|p| &p.missing)
                 .ne(self.plans.iter().map(|p| &p.missing))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_key_digest_is_the_same_for_the_same_bytes_and_differs_otherwise() {
-        let keys = KeyDigester::new();
-        assert_eq!(keys.digest(b"order-123"), keys.digest(b"order-123"));
-        assert_ne!(keys.digest(b"order-123"), keys.digest(b"order-124"));
-        assert_ne!(keys.digest(b""), keys.digest(b"\0"));
-        // Two independent halves, not one 64-bit hash twice.
-        let d = keys.digest(b"order-123");
-        assert_ne!(d >> 64, d & u128::from(u64::MAX));
-        // 100,000 keys, 100,000 digests.
-        let all: std::collections::HashSet<KeyDigest> = (0..100_000)
-            .map(|i| keys.digest(format!("key-{i:08}").as_bytes()))
-            .collect();
-        assert_eq!(all.len(), 100_000);
     }
 }
