@@ -7,6 +7,11 @@
 //! copy ([`receipts`]), the jobs that find concurrent writes in them ([`detect`]), the listing of
 //! what was recorded ([`list`]), and regional authority as the flows apply it ([`authority`]).
 
+/// What each consumer of the conflict jobs (detection, views, merged streams) may hold of
+/// records fetched ahead, in KB: librdkafka's default is 64 MB a consumer, and a backlog taken in
+/// filled them all (a dozen consumers in a process serving two regions).
+pub(crate) const CONSUMER_QUEUE_KB: &str = "8192";
+
 pub mod authority;
 pub mod clock;
 pub mod derived;

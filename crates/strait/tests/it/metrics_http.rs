@@ -444,6 +444,7 @@ const NOT_METRICS: &[&str] = &[
     "side",
     "class",
     "reason",
+    "region",
     "cluster",
     "job",
     "instance",

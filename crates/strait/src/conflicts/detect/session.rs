@@ -179,6 +179,10 @@ impl Session {
         stats: Arc<DetectStats>,
     ) -> Result<Self, String> {
         let mut cfg = spec.consumer.consumer_config(&spec.group());
+        cfg.set(
+            "queued.max.messages.kbytes",
+            crate::conflicts::CONSUMER_QUEUE_KB,
+        );
         cfg.set("partition.assignment.strategy", "range");
         cfg.set("auto.offset.reset", "earliest");
         cfg.set("client.id", format!("strait-{}-detector", spec.region));
@@ -194,6 +198,10 @@ impl Session {
         let mut readers = Vec::new();
         for q in &spec.remotes {
             let mut cfg = q.consumer.consumer_config("strait-internal-reader");
+            cfg.set(
+                "queued.max.messages.kbytes",
+                crate::conflicts::CONSUMER_QUEUE_KB,
+            );
             cfg.set("client.id", format!("strait-{}-detector", spec.region));
             readers.push(
                 cfg.create_with_context(q.consumer.context()).map_err(|e| {
