@@ -19,6 +19,7 @@ pub mod detect;
 pub(crate) mod keys;
 pub mod list;
 pub(crate) mod merge;
+pub(crate) mod output;
 pub mod receipts;
 pub(crate) mod record;
 pub(crate) mod resolve;

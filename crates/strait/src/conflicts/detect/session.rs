@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -22,8 +22,9 @@ use crate::replicate::topics::effective_replication_factor;
 use crate::stop::{or_cancel, CancellationToken};
 
 use super::spec::DetectSpec;
-use super::writer::{self, OutputContext, Raw, Writer};
+use super::writer::{self, Raw, Writer};
 use super::{DetectStats, DELIVERIES_PER_KEY};
+use crate::conflicts::output::OutputContext;
 
 /// How often positions are committed (after the conflict records found are acknowledged).
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
@@ -212,10 +213,7 @@ impl Session {
         let mut cfg = spec.producer.producer_config();
         cfg.set("client.id", format!("strait-{}-detector", spec.region));
         let producer = cfg
-            .create_with_context(OutputContext {
-                diagnose: spec.producer.context(),
-                failed: Mutex::new(None),
-            })
+            .create_with_context(OutputContext::new(spec.producer.context()))
             .map_err(|e| format!("cannot create the conflicts producer: {e}"))?;
         let writer = Writer::new(producer, stats.counted.clone());
         info!(region = %spec.region, group = %spec.group(), remotes = ?spec.remotes.iter().map(|r| r.alias.as_str()).collect::<Vec<_>>(), "detecting concurrent writes");

@@ -7,18 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use strait_conflicts::detect::{Delivery, Pair, Relation};
 use strait_conflicts::lww::Version;
 use strait_conflicts::Rank;
 
 use crate::config::conflicts::{ConflictRule, Strategy};
 use crate::conflicts::clock::order_check;
+use crate::conflicts::output::OutputContext;
 use crate::conflicts::record::{
     digest_text, ConflictRecord, Kind, Outcome, VersionRecord, CONFLICTS_TOPIC,
 };
-use crate::kafka::diagnose::Diagnosed;
 
 use super::spec::DetectSpec;
 
@@ -120,27 +119,6 @@ pub(crate) fn record<K>(
     )
 }
 
-/// Failures of conflict records: the session stops on the first and starts over (what it had
-/// not committed is read again, and found again).
-pub(crate) struct OutputContext {
-    pub diagnose: Diagnosed,
-    pub failed: Mutex<Option<String>>,
-}
-
-crate::kafka::diagnose::diagnosed_client_context!(OutputContext, diagnose);
-
-impl ProducerContext for OutputContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            self.failed.lock().unwrap().get_or_insert_with(|| {
-                format!("a conflict record was not written to {CONFLICTS_TOPIC}: {e}")
-            });
-        }
-    }
-}
-
 /// Writes conflict records and counts each once per job.
 pub(crate) struct Writer {
     pub producer: ThreadedProducer<OutputContext>,
@@ -201,7 +179,7 @@ impl Writer {
     /// `give_up` says so first, an error when one failed.
     pub(crate) fn settle(&self, give_up: impl Fn() -> bool) -> Result<bool, String> {
         loop {
-            if let Some(e) = self.producer.context().failed.lock().unwrap().take() {
+            if let Some(e) = self.producer.context().take_failure() {
                 return Err(e);
             }
             if self.producer.in_flight_count() <= 0 {

@@ -1,17 +1,17 @@
 //! The merged topics on R: writing merged records, and reading back a partition's tail (its
 //! last record's `strait.resume` and the ids of the last dedupe window) to resume from.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::debug;
 
 use super::resume::{ResumeState, RESUME_HEADER};
+use crate::conflicts::output::OutputContext;
 use crate::conflicts::resolve::{OFFSET_HEADER, ORIGIN_HEADER, PARTITION_HEADER};
 use crate::kafka::diagnose::Diagnosed;
 use crate::kafka::Endpoint;
@@ -45,27 +45,6 @@ fn header_text<'a, M: Message>(m: &'a M, name: &str) -> Option<&'a str> {
     header(m, name).and_then(|v| std::str::from_utf8(v).ok())
 }
 
-/// Delivery failures of merged records: the session stops on the first and starts over.
-pub(super) struct OutputContext {
-    diagnose: Diagnosed,
-    failed: Mutex<Option<String>>,
-}
-
-crate::kafka::diagnose::diagnosed_client_context!(OutputContext, diagnose);
-
-impl ProducerContext for OutputContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, m)) = result {
-            self.failed
-                .lock()
-                .unwrap()
-                .get_or_insert_with(|| format!("a record of {} was not written: {e}", m.topic()));
-        }
-    }
-}
-
 /// What a merged record is made of.
 pub(super) struct Merged<'a, M: Message> {
     /// The event, as read in its region.
@@ -92,10 +71,7 @@ impl Output {
         // fatal, the session starts over from what landed.
         cfg.set("enable.gapless.guarantee", "true");
         let producer = cfg
-            .create_with_context(OutputContext {
-                diagnose: ep.context(),
-                failed: Mutex::new(None),
-            })
+            .create_with_context(OutputContext::new(ep.context()))
             .map_err(|e| format!("cannot create the merged streams' producer: {e}"))?;
         Ok(Self { producer })
     }
@@ -170,7 +146,7 @@ impl Output {
 
     /// The first delivery failure, if any.
     pub(super) fn failed(&self) -> Option<String> {
-        self.producer.context().failed.lock().unwrap().take()
+        self.producer.context().take_failure()
     }
 
     /// Wait until every record handed over is acknowledged: true when they are, false when

@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 use strait_conflicts::lww::{Offer, Version, View};
 use strait_conflicts::Rank;
 use tracing::{debug, error, info, warn};
 
 use crate::conflicts::keys::{KeyDigest, KeyDigester};
+use crate::conflicts::output::OutputContext;
 use crate::kafka::diagnose::Diagnosed;
 use crate::kafka::{Admin, Created, TopicInfo, TopicSpec};
 use crate::replicate::topics::effective_replication_factor;
@@ -171,27 +172,6 @@ impl ConsumerContext for InputContext {
     }
 }
 
-/// Delivery failures of view records: the session stops on the first and starts over.
-pub(super) struct OutputContext {
-    diagnose: Diagnosed,
-    failed: Mutex<Option<String>>,
-}
-
-crate::kafka::diagnose::diagnosed_client_context!(OutputContext, diagnose);
-
-impl ProducerContext for OutputContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, m)) = result {
-            self.failed
-                .lock()
-                .unwrap()
-                .get_or_insert_with(|| format!("a record of {} was not written: {e}", m.topic()));
-        }
-    }
-}
-
 /// Why the blocking loop ended early.
 pub(super) type Stop = String;
 
@@ -256,10 +236,7 @@ impl Session {
         let mut cfg = spec.producer.producer_config();
         cfg.set("client.id", format!("strait-{}-resolver", spec.region));
         let producer: ThreadedProducer<OutputContext> = cfg
-            .create_with_context(OutputContext {
-                diagnose: spec.producer.context(),
-                failed: Mutex::new(None),
-            })
+            .create_with_context(OutputContext::new(spec.producer.context()))
             .map_err(|e| format!("cannot create the view's producer: {e}"))?;
         let mut cfg = spec.consumer.consumer_config("strait-internal-reader");
         cfg.set(
@@ -492,7 +469,7 @@ impl Session {
     fn settle(&self) -> Result<bool, Stop> {
         let mut deadline: Option<Instant> = None;
         loop {
-            if let Some(e) = self.producer.context().failed.lock().unwrap().take() {
+            if let Some(e) = self.producer.context().take_failure() {
                 return Err(e);
             }
             if self.producer.in_flight_count() <= 0 {
