@@ -140,34 +140,12 @@ fn read(
     if !ends.is_empty() {
         consumer.assign(&tpl).map_err(|e| e.to_string())?;
     }
-    let deadline = Instant::now() + timeout;
-    while !ends.is_empty() && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                let at = (m.topic().to_string(), m.partition());
-                if ends.get(&at).is_some_and(|e| m.offset() + 1 >= *e) {
-                    ends.remove(&at);
-                }
-                if let Some(t) = topics.get_mut(m.topic()) {
-                    t.latest.push(shown(&m));
-                }
-            }
-            Some(Err(e)) => return Err(e.to_string()),
-            // Compaction may leave the last offsets empty: a position at the end is the end.
-            None => {
-                if let Ok(pos) = consumer.position() {
-                    for e in pos.elements() {
-                        if let Offset::Offset(o) = e.offset() {
-                            let at = (e.topic().to_string(), e.partition());
-                            if ends.get(&at).is_some_and(|end| o >= *end) {
-                                ends.remove(&at);
-                            }
-                        }
-                    }
-                }
-            }
+    // What is not read by the deadline is left out: the dashboard shows what it has.
+    super::list::read_to_ends(&consumer, &mut ends, Instant::now() + timeout, |m| {
+        if let Some(t) = topics.get_mut(m.topic()) {
+            t.latest.push(shown(m));
         }
-    }
+    })?;
     Ok(topics
         .into_values()
         .map(|mut t| {

@@ -206,7 +206,7 @@ fn read(ep: &Endpoint, timeout: Duration) -> Result<Vec<ConflictRecord>, String>
             .fetch_watermarks(CONFLICTS_TOPIC, p.id(), timeout)
             .map_err(|e| e.to_string())?;
         if hi > lo {
-            ends.insert(p.id(), hi);
+            ends.insert((CONFLICTS_TOPIC.to_string(), p.id()), hi);
             tpl.add_partition_offset(CONFLICTS_TOPIC, p.id(), Offset::Beginning)
                 .map_err(|e| e.to_string())?;
         }
@@ -217,31 +217,47 @@ fn read(ep: &Endpoint, timeout: Duration) -> Result<Vec<ConflictRecord>, String>
     }
     consumer.assign(&tpl).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + timeout.max(Duration::from_secs(10));
+    let read = read_to_ends(&consumer, &mut ends, deadline, |m| {
+        let record = m
+            .payload()
+            .and_then(|v| serde_json::from_slice::<ConflictRecord>(v).ok());
+        latest.insert(m.key().unwrap_or_default().to_vec(), record);
+    })?;
+    if !read {
+        return Err(format!("not read to its end within {}s", timeout.as_secs()));
+    }
+    Ok(latest.into_values().flatten().collect())
+}
+
+/// Poll `consumer` (assigned where the reading starts) until every partition of `ends` is read
+/// to its end offset, handing each record to `each`: true once all are, false at `deadline`.
+/// A compacted partition can end with empty offsets: a position at the end is the end.
+pub(crate) fn read_to_ends<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    ends: &mut BTreeMap<(String, i32), i64>,
+    deadline: Instant,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) -> Result<bool, String> {
     while !ends.is_empty() {
         if Instant::now() > deadline {
-            return Err(format!("not read to its end within {}s", timeout.as_secs()));
+            return Ok(false);
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                if ends
-                    .get(&m.partition())
-                    .is_some_and(|e| m.offset() + 1 >= *e)
-                {
-                    ends.remove(&m.partition());
+                let at = (m.topic().to_string(), m.partition());
+                if ends.get(&at).is_some_and(|e| m.offset() + 1 >= *e) {
+                    ends.remove(&at);
                 }
-                let record = m
-                    .payload()
-                    .and_then(|v| serde_json::from_slice::<ConflictRecord>(v).ok());
-                latest.insert(m.key().unwrap_or_default().to_vec(), record);
+                each(&m);
             }
             Some(Err(e)) => return Err(e.to_string()),
-            // Compaction leaves the last offsets empty: a position at the end is the end.
             None => {
                 if let Ok(pos) = consumer.position() {
                     for e in pos.elements() {
                         if let Offset::Offset(o) = e.offset() {
-                            if ends.get(&e.partition()).is_some_and(|end| o >= *end) {
-                                ends.remove(&e.partition());
+                            let at = (e.topic().to_string(), e.partition());
+                            if ends.get(&at).is_some_and(|end| o >= *end) {
+                                ends.remove(&at);
                             }
                         }
                     }
@@ -249,7 +265,7 @@ fn read(ep: &Endpoint, timeout: Duration) -> Result<Vec<ConflictRecord>, String>
             }
         }
     }
-    Ok(latest.into_values().flatten().collect())
+    Ok(true)
 }
 
 #[cfg(test)]
