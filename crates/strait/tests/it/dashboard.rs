@@ -296,20 +296,36 @@ fn shown(dom: &str) -> Shown {
     }
 }
 
-/// Load the page until it shows the snapshot `/api/status` serves right after (a collection
-/// may land in between: then again).
+/// Load the page and the snapshot of `/api/status` it shows. `/api/status` is polled while the
+/// browser runs, so the snapshot the page fetched is at hand even when a collection lands before
+/// the browser is done (under load a dump takes seconds, a collection every 5 s).
 async fn snapshot(url: &str, addr: &str, scratch: &Path) -> (Shown, Status) {
     let mut seen = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..4 {
+        let docs = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<i64, Status>::new()));
+        let poller = {
+            let (docs, addr) = (docs.clone(), addr.to_string());
+            tokio::spawn(async move {
+                loop {
+                    if let Some(doc) = api_status(&addr).await {
+                        docs.lock().unwrap().insert(doc.generated_at_ms, doc);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        };
         let page = shown(&dump_dom(url, scratch).await);
-        let doc = api_status(addr).await.expect("/api/status answers");
-        let at = doc.generated_at_ms;
-        if page.generated_at == at {
-            return (page, doc);
+        if let Some(doc) = api_status(addr).await {
+            docs.lock().unwrap().insert(doc.generated_at_ms, doc);
         }
-        seen.push((page.generated_at, at));
+        poller.abort();
+        let docs = std::mem::take(&mut *docs.lock().unwrap());
+        if let Some(doc) = docs.get(&page.generated_at) {
+            return (page, doc.clone());
+        }
+        seen.push((page.generated_at, docs.keys().copied().collect::<Vec<_>>()));
     }
-    panic!("the page never showed the snapshot /api/status served (page, api): {seen:?}");
+    panic!("the page never showed a snapshot /api/status served (page, api): {seen:?}");
 }
 
 /// Seconds as the page renders them: one decimal, within rounding of the JSON value.
