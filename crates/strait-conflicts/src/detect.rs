@@ -31,7 +31,8 @@
 //! copy (progress says the first was delivered already): it is counted as late and not judged,
 //! since its later V could make an ordinary update look concurrent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
@@ -125,7 +126,7 @@ pub fn relate(a: &Delivery, b: &Delivery) -> Option<Relation> {
 /// Two deliveries of one key judged together; `a` is the write of the region first in the
 /// region order, so that every region names a pair the same way.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pair<K> {
+pub struct Pair<K, P = ()> {
     /// The key written.
     pub key: K,
     /// The write of the region first in the order, and its copy.
@@ -134,6 +135,8 @@ pub struct Pair<K> {
     pub b: Delivery,
     /// How they relate.
     pub relation: Relation,
+    /// What the caller gave with `a` and with `b` (see [`Detector::deliver_with`]).
+    pub carried: (P, P),
 }
 
 /// What the detector let go of before its time, for the caller's metrics.
@@ -146,30 +149,73 @@ pub struct Dropped {
     pub evicted: u64,
 }
 
-/// Judges pairs of deliveries as they come (see the module docs).
+/// No slot: the end of a key's chain.
+const NIL: u32 = u32::MAX;
+/// Slots are allocated this many at a time: the slab grows by a chunk, never by doubling (a
+/// doubling vector holds up to twice what it needs, three times while it moves).
+const CHUNK: usize = 1 << 14;
+
+/// A kept delivery, in [`Detector`]'s slab.
 #[derive(Debug)]
-pub struct Detector<K> {
-    /// Deliveries still needed, per key, oldest first, with their sequence number.
-    kept: HashMap<K, Vec<(u64, Delivery)>>,
-    /// When each kept delivery can go: (origin, into, partition, V.hi, seq).
-    expiry: BTreeMap<(Rank, Rank, i32, i64, u64), K>,
+struct Slot<K, P> {
+    /// Its intake number; 0 when the slot is free (its other fields are then stale).
+    seq: u64,
+    key: K,
+    delivery: Delivery,
+    carried: P,
+    /// The next newer kept delivery of the same key.
+    next: u32,
+}
+
+/// A key's kept deliveries: a chain through the slab, oldest first.
+#[derive(Clone, Copy, Debug)]
+struct Chain {
+    first: u32,
+    last: u32,
+    len: u32,
+}
+
+/// When a kept delivery can go: (V.hi, seq, slot), earliest on top. An entry whose slot no
+/// longer holds that seq (pushed out by the per-key limit) is skipped when it comes up.
+type Due = Reverse<(i64, u64, u32)>;
+
+/// Judges pairs of deliveries as they come (see the module docs).
+///
+/// Held in few large allocations, since a burst or a cut makes it hold millions of deliveries:
+/// a slab of slots (reused after release, grown a chunk at a time), a map from key to its chain
+/// of slots, and per direction and partition a heap of when each can go. With a 128-bit key and
+/// strait's 40-byte payload: a 144-byte slot, 33 bytes a key in the map (at a load between 7/16
+/// and 7/8) and 24 in a heap (a vector, up to twice that), about 220-300 bytes a delivery, where
+/// a map of vectors, a B-tree and the caller's own index took ~600 and fragmented.
+#[derive(Debug)]
+pub struct Detector<K, P = ()> {
+    /// Chunks of [`CHUNK`] slots; slot `i` is `slots[i / CHUNK][i % CHUNK]`.
+    slots: Vec<Vec<Slot<K, P>>>,
+    free: Vec<u32>,
+    chains: HashMap<K, Chain>,
+    /// Per (origin, into, partition) of the kept deliveries, when each can go.
+    due: HashMap<(Rank, Rank, i32), BinaryHeap<Due>>,
     /// Reported progress per direction and partition (from, into, partition).
     progress: HashMap<(Rank, Rank, i32), i64>,
+    live: usize,
     per_key: usize,
     seq: u64,
     dropped: Dropped,
     /// Deliveries let go since the caller last took them, when it asked to be told.
-    released: Option<Vec<Delivery>>,
+    released: Option<Vec<(Delivery, P)>>,
 }
 
-impl<K: Clone + Eq + Hash> Detector<K> {
+impl<K: Clone + Eq + Hash, P: Clone> Detector<K, P> {
     /// A detector keeping at most `per_key` deliveries of one key (at least one).
     pub fn new(per_key: usize) -> Self {
         Self {
-            kept: HashMap::new(),
-            expiry: BTreeMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            chains: HashMap::new(),
+            due: HashMap::new(),
             progress: HashMap::new(),
-            per_key: per_key.max(1),
+            live: 0,
+            per_key: per_key.clamp(1, u32::MAX as usize),
             seq: 0,
             dropped: Dropped::default(),
             released: None,
@@ -177,8 +223,8 @@ impl<K: Clone + Eq + Hash> Detector<K> {
     }
 
     /// As [`Detector::new`], also keeping each delivery let go (by progress or the per-key
-    /// limit) until [`Detector::take_released`]: for a caller that must know what is still
-    /// kept (to restart from the earliest).
+    /// limit) with what was carried with it, until [`Detector::take_released`]: for a caller
+    /// that must know what is still kept (to restart from the earliest).
     pub fn telling_releases(per_key: usize) -> Self {
         Self {
             released: Some(Vec::new()),
@@ -186,24 +232,18 @@ impl<K: Clone + Eq + Hash> Detector<K> {
         }
     }
 
-    /// The deliveries let go since the last call (none unless made by
-    /// [`Detector::telling_releases`]).
-    pub fn take_released(&mut self) -> Vec<Delivery> {
+    /// The deliveries let go since the last call, with what was carried with each (none unless
+    /// made by [`Detector::telling_releases`]).
+    pub fn take_released(&mut self) -> Vec<(Delivery, P)> {
         self.released
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
     }
 
-    fn release(&mut self, d: Delivery) {
-        if let Some(r) = self.released.as_mut() {
-            r.push(d);
-        }
-    }
-
     /// Deliveries kept now.
     pub fn kept(&self) -> usize {
-        self.expiry.len()
+        self.live
     }
 
     /// What was let go before its time so far.
@@ -214,7 +254,32 @@ impl<K: Clone + Eq + Hash> Detector<K> {
     /// Take in a delivery of `key` and judge it with every kept delivery it pairs with. A
     /// delivery already kept (copied twice) is ignored, and so is one stamped before its
     /// direction's reported progress (a copy made again, counted as late: see the module docs).
-    pub fn deliver(&mut self, key: K, d: Delivery) -> Vec<Pair<K>> {
+    /// `carried` is kept with it, and given back in its pairs and when it is let go.
+    pub fn deliver_with(&mut self, key: K, d: Delivery, carried: P) -> Vec<Pair<K, P>> {
+        let chain = self.chains.get(&key).copied();
+        let mut at = chain.map_or(NIL, |c| c.first);
+        let mut pairs = Vec::new();
+        while at != NIL {
+            let k = self.slot(at);
+            if k.delivery.same(&d) {
+                return Vec::new();
+            }
+            let ((a, ca), (b, cb)) = if k.delivery.write.origin < d.write.origin {
+                ((k.delivery, &k.carried), (d, &carried))
+            } else {
+                ((d, &carried), (k.delivery, &k.carried))
+            };
+            if let Some(relation) = relate(&a, &b) {
+                pairs.push(Pair {
+                    key: key.clone(),
+                    a,
+                    b,
+                    relation,
+                    carried: (ca.clone(), cb.clone()),
+                });
+            }
+            at = k.next;
+        }
         let reported = self
             .progress
             .get(&(d.write.origin, d.into, d.write.partition))
@@ -223,62 +288,59 @@ impl<K: Clone + Eq + Hash> Detector<K> {
             self.dropped.late += 1;
             return Vec::new();
         }
-        // Most keys are written once within the window: room for one delivery, not the four
-        // a first push makes room for (a 1M-write burst held 288 bytes a delivery this way).
-        let kept = self
-            .kept
-            .entry(key.clone())
-            .or_insert_with(|| Vec::with_capacity(1));
-        if kept.iter().any(|(_, k)| k.same(&d)) {
-            return Vec::new();
-        }
-        let mut pairs = Vec::new();
-        for (_, k) in kept.iter() {
-            let (a, b) = if k.write.origin < d.write.origin {
-                (*k, d)
-            } else {
-                (d, *k)
-            };
-            if let Some(relation) = relate(&a, &b) {
-                pairs.push(Pair {
-                    key: key.clone(),
-                    a,
-                    b,
-                    relation,
-                });
-            }
-        }
         self.seq += 1;
-        kept.push((self.seq, d));
-        self.expiry.insert(
-            (
-                d.write.origin,
-                d.into,
-                d.write.partition,
-                d.visible.hi,
-                self.seq,
-            ),
-            key.clone(),
-        );
-        if kept.len() > self.per_key {
-            let (seq, old) = kept.remove(0);
-            self.expiry.remove(&(
-                old.write.origin,
-                old.into,
-                old.write.partition,
-                old.visible.hi,
-                seq,
-            ));
+        let slot = Slot {
+            seq: self.seq,
+            key: key.clone(),
+            delivery: d,
+            carried,
+            next: NIL,
+        };
+        let at = match self.free.pop() {
+            Some(i) => {
+                *self.slot_mut(i) = slot;
+                i
+            }
+            None => {
+                if self.slots.last().is_none_or(|c| c.len() == CHUNK) {
+                    self.slots.push(Vec::with_capacity(CHUNK));
+                }
+                let n = self.slots.len() - 1;
+                let chunk = &mut self.slots[n];
+                chunk.push(slot);
+                (n * CHUNK + chunk.len() - 1) as u32
+            }
+        };
+        self.live += 1;
+        self.due
+            .entry((d.write.origin, d.into, d.write.partition))
+            .or_default()
+            .push(Reverse((d.visible.hi, self.seq, at)));
+        let chain = match chain {
+            Some(mut c) => {
+                self.slot_mut(c.last).next = at;
+                c.last = at;
+                c.len += 1;
+                c
+            }
+            None => Chain {
+                first: at,
+                last: at,
+                len: 1,
+            },
+        };
+        self.chains.insert(key, chain);
+        if chain.len as usize > self.per_key {
+            self.let_go(chain.first);
             self.dropped.evicted += 1;
-            self.release(old);
         }
         pairs
     }
 
     /// Every write of region `from` to `partition` stamped before `through` has been delivered
-    /// into `into` (and given to [`Detector::deliver`]): deliveries of `into`'s writes to that
-    /// partition into `from` that became readable before then can pair with nothing more, and
-    /// are let go.
+    /// into `into` (and given to [`Detector::deliver_with`]): deliveries of `into`'s writes to
+    /// that partition into `from` that became readable before then can pair with nothing more,
+    /// and are let go.
     pub fn progress(&mut self, from: Rank, into: Rank, partition: i32, through: i64) {
         let m = self
             .progress
@@ -287,26 +349,79 @@ impl<K: Clone + Eq + Hash> Detector<K> {
         *m = (*m).max(through);
         let through = *m;
         // Kept deliveries of `into`'s writes to `partition` into `from` with V.hi < through.
-        let done: Vec<_> = self
-            .expiry
-            .range((into, from, partition, i64::MIN, 0)..(into, from, partition, through, 0))
-            .map(|(k, key)| (*k, key.clone()))
-            .collect();
-        for (k, key) in done {
-            self.expiry.remove(&k);
-            let mut gone = None;
-            if let Some(kept) = self.kept.get_mut(&key) {
-                if let Some(i) = kept.iter().position(|(seq, _)| *seq == k.4) {
-                    gone = Some(kept.remove(i).1);
-                }
-                if kept.is_empty() {
-                    self.kept.remove(&key);
-                }
+        let Some(heap) = self.due.get_mut(&(into, from, partition)) else {
+            return;
+        };
+        let mut done = Vec::new();
+        while let Some(&Reverse((hi, seq, at))) = heap.peek() {
+            if hi >= through {
+                break;
             }
-            if let Some(d) = gone {
-                self.release(d);
+            heap.pop();
+            if slot(&self.slots, at).seq == seq {
+                done.push(at);
             }
         }
+        if heap.is_empty() {
+            self.due.remove(&(into, from, partition));
+        }
+        for at in done {
+            self.let_go(at);
+        }
+    }
+
+    fn slot(&self, at: u32) -> &Slot<K, P> {
+        slot(&self.slots, at)
+    }
+
+    fn slot_mut(&mut self, at: u32) -> &mut Slot<K, P> {
+        slot_mut(&mut self.slots, at)
+    }
+
+    /// Unlink the delivery in slot `at` from its key's chain and free the slot.
+    fn let_go(&mut self, at: u32) {
+        let gone = slot_mut(&mut self.slots, at);
+        gone.seq = 0;
+        let (key, next) = (gone.key.clone(), gone.next);
+        if let Some(r) = self.released.as_mut() {
+            r.push((gone.delivery, gone.carried.clone()));
+        }
+        self.free.push(at);
+        self.live -= 1;
+        let Some(chain) = self.chains.get_mut(&key) else {
+            return;
+        };
+        if chain.first == at {
+            chain.first = next;
+        } else {
+            let mut prev = chain.first;
+            while slot(&self.slots, prev).next != at {
+                prev = slot(&self.slots, prev).next;
+            }
+            slot_mut(&mut self.slots, prev).next = next;
+            if chain.last == at {
+                chain.last = prev;
+            }
+        }
+        chain.len -= 1;
+        if chain.len == 0 {
+            self.chains.remove(&key);
+        }
+    }
+}
+
+fn slot<K, P>(slots: &[Vec<Slot<K, P>>], at: u32) -> &Slot<K, P> {
+    &slots[at as usize / CHUNK][at as usize % CHUNK]
+}
+
+fn slot_mut<K, P>(slots: &mut [Vec<Slot<K, P>>], at: u32) -> &mut Slot<K, P> {
+    &mut slots[at as usize / CHUNK][at as usize % CHUNK]
+}
+
+impl<K: Clone + Eq + Hash, P: Clone + Default> Detector<K, P> {
+    /// [`Detector::deliver_with`], carrying nothing.
+    pub fn deliver(&mut self, key: K, d: Delivery) -> Vec<Pair<K, P>> {
+        self.deliver_with(key, d, P::default())
     }
 }
 
@@ -390,7 +505,7 @@ mod tests {
 
     #[test]
     fn a_delivery_seen_twice_is_judged_once() {
-        let mut d = Detector::new(16);
+        let mut d: Detector<_> = Detector::new(16);
         let east = delivery(0, 7, Span::exact(1_000), 1, Span::exact(1_080));
         let west = delivery(1, 3, Span::exact(1_010), 0, Span::exact(1_095));
         assert!(d.deliver("k", east).is_empty());
@@ -400,7 +515,7 @@ mod tests {
 
     #[test]
     fn progress_lets_go_of_what_can_pair_with_nothing_more() {
-        let mut d = Detector::new(16);
+        let mut d: Detector<_> = Detector::new(16);
         d.deliver(
             "k",
             delivery(0, 7, Span::exact(1_000), 1, Span::exact(1_080)),
@@ -428,20 +543,20 @@ mod tests {
 
     #[test]
     fn releases_are_told_when_asked_for() {
-        let mut d = Detector::telling_releases(1);
+        let mut d: Detector<_> = Detector::telling_releases(1);
         let first = delivery(0, 7, Span::exact(1_000), 1, Span::exact(1_080));
         let second = delivery(0, 8, Span::exact(1_001), 1, Span::exact(1_090));
         d.deliver("k", first);
         d.deliver("k", second);
         assert_eq!(
             d.take_released(),
-            vec![first],
+            vec![(first, ())],
             "pushed out by the per-key limit"
         );
         d.progress(1, 0, 0, 2_000);
-        assert_eq!(d.take_released(), vec![second]);
+        assert_eq!(d.take_released(), vec![(second, ())]);
         assert!(d.take_released().is_empty());
-        let mut quiet = Detector::new(1);
+        let mut quiet: Detector<_> = Detector::new(1);
         quiet.deliver("k", first);
         quiet.deliver("k", second);
         assert!(quiet.take_released().is_empty());
@@ -451,7 +566,7 @@ mod tests {
     /// with the later V of its second copy.
     #[test]
     fn a_copy_made_again_after_progress_is_not_judged() {
-        let mut d = Detector::new(16);
+        let mut d: Detector<_> = Detector::new(16);
         // East writes at 1000, readable in west at 1080; west writes at 1200 (an update).
         let east = delivery(0, 7, Span::exact(1_000), 1, Span::exact(1_080));
         let west = delivery(1, 3, Span::exact(1_200), 0, Span::exact(1_290));
@@ -462,15 +577,58 @@ mod tests {
             d.deliver("k", west)[0].relation,
             Relation::After { later: Side::B }
         );
-        // East's write copied again after a restart, readable at 5000.
+        // East's write copied again after a restart, readable at 5000: while its first copy
+        // is kept, a copy delivered twice, judged once and not counted.
         let again = delivery(0, 7, Span::exact(1_000), 1, Span::exact(5_000));
+        assert!(d.deliver("k", again).is_empty());
+        assert_eq!(d.dropped().late, 0);
+        // Once the first copy is let go, the second is late: not judged, counted.
+        d.progress(1, 0, 0, 1_081);
         assert!(d.deliver("k", again).is_empty());
         assert_eq!(d.dropped().late, 1);
     }
 
+    /// What a delivery costs (see [`Detector`]): a slot with a 128-bit key and a 40-byte payload.
+    #[test]
+    fn a_slot_is_144_bytes() {
+        assert_eq!(size_of::<Slot<u128, [u64; 5]>>(), 144);
+        assert_eq!(size_of::<Chain>(), 12);
+        assert_eq!(size_of::<Due>(), 24);
+    }
+
+    /// Past a chunk of slots, and with slots freed and taken again, every delivery is found
+    /// under its key with what it carries.
+    #[test]
+    fn slots_beyond_one_chunk_keep_their_deliveries() {
+        let n = 2 * CHUNK as i64 + 7;
+        let mut d: Detector<i64, i64> = Detector::telling_releases(4);
+        for round in 0..2 {
+            // The second round takes the slots the first let go.
+            let t = round * 10_000;
+            for k in 0..n {
+                let east = delivery(0, k, Span::exact(t + 1_000), 1, Span::exact(t + 1_080));
+                assert!(d.deliver_with(k, east, k).is_empty());
+            }
+            assert_eq!(d.kept(), n as usize);
+            for k in 0..n {
+                let west = delivery(1, k, Span::exact(t + 1_010), 0, Span::exact(t + 1_095));
+                let pairs = d.deliver_with(k, west, -k);
+                assert_eq!(pairs.len(), 1, "key {k}, round {round}");
+                assert_eq!(pairs[0].carried, (k, -k));
+                assert_eq!(pairs[0].a.write.offset, k);
+            }
+            d.progress(1, 0, 0, t + 2_000);
+            d.progress(0, 1, 0, t + 2_000);
+            assert_eq!(d.kept(), 0);
+            assert_eq!(d.take_released().len(), 2 * n as usize);
+        }
+        // 2n deliveries at once: 4 chunks and a few slots, the second round in the same.
+        assert_eq!(d.slots.len(), 5, "{} chunks", d.slots.len());
+    }
+
     #[test]
     fn the_per_key_limit_is_counted() {
-        let mut d = Detector::new(2);
+        let mut d: Detector<_> = Detector::new(2);
         for o in 0..3 {
             d.deliver("k", delivery(0, o, Span::exact(o), 1, Span::exact(o + 50)));
         }
@@ -523,7 +681,7 @@ mod tests {
                     }
                 }
             }
-            let mut det = Detector::telling_releases(usize::MAX);
+            let mut det: Detector<_> = Detector::telling_releases(usize::MAX);
             let mut found = BTreeSet::new();
             let mut released = 0;
             for (n, &i) in order.iter().enumerate() {
@@ -557,6 +715,34 @@ mod tests {
             prop_assert_eq!(det.dropped(), Dropped::default());
             // Every delivery is kept or was told as let go, once.
             prop_assert_eq!(det.kept() + released, ds.len());
+        }
+
+        /// With a small per-key limit (slots pushed out and reused), what is carried with each
+        /// delivery comes back with it, in its pairs and when it is let go, once; and every
+        /// delivery is kept, let go or refused as late.
+        #[test]
+        fn what_is_carried_comes_back_with_its_delivery((ds, order) in scenario(), per_key in 1usize..4) {
+            let mut det: Detector<u8, usize> = Detector::telling_releases(per_key);
+            let mut released = BTreeSet::new();
+            for (n, &i) in order.iter().enumerate() {
+                let (k, d) = ds[i];
+                for p in det.deliver_with(k, d, i) {
+                    prop_assert_eq!(ds[p.carried.0].1, p.a);
+                    prop_assert_eq!(ds[p.carried.1].1, p.b);
+                    prop_assert_eq!(ds[p.carried.0].0, k);
+                    prop_assert_eq!(ds[p.carried.1].0, k);
+                }
+                if n % 3 == 2 {
+                    det.progress(0, 1, 0, 1_000);
+                    det.progress(1, 0, 1, 1_500);
+                }
+                for (d, c) in det.take_released() {
+                    prop_assert_eq!(ds[c].1, d);
+                    prop_assert!(released.insert(c), "let go twice");
+                }
+            }
+            let dropped = det.dropped();
+            prop_assert_eq!(det.kept() + released.len() + dropped.late as usize, ds.len());
         }
     }
 }

@@ -3,7 +3,7 @@
 //! `cargo run --release -p strait --example bench -- [--mb 1024] [--partitions 6]
 //!  [--engine tansu|kafka] [--probe-secs 20]`
 //! `cargo run --release -p strait --example bench -- --conflicts [--keys 1000000] [--partitions 6]
-//!  [--engine tansu|kafka]`: the conflict-topic run instead (see `run_conflicts`): last-writer-wins
+//!  [--engine tansu|kafka] [--write-delay-ms N] [--rate R]`: the conflict-topic run instead (see `run_conflicts`): last-writer-wins
 //!  views of N keys in two regions, against the same records replicated with no rule, and a restart.
 //!
 //! Starts two clusters, A and B (the Tansu sandbox in this process, or Apache Kafka brokers from
@@ -41,6 +41,11 @@ struct Args {
     /// `--conflicts`: the conflict-topic run instead of the replication runs.
     conflicts: bool,
     keys: u64,
+    /// `--write-delay-ms`: `strait.conflicts.write.delay.max.ms` of the rule's run (default: unset).
+    write_delay_ms: Option<u64>,
+    /// `--rate`: the conflict run's writes a second (both regions together), written while
+    /// strait runs, instead of all before it starts.
+    rate: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +56,8 @@ fn parse_args() -> Result<Args, String> {
         probe_secs: 20,
         conflicts: false,
         keys: 1_000_000,
+        write_delay_ms: None,
+        rate: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -79,6 +86,20 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| format!("--probe-secs {v}: not a number"))?
             }
             "--keys" => a.keys = v.parse().map_err(|_| format!("--keys {v}: not a number"))?,
+            "--rate" => {
+                a.rate = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|r| *r > 0)
+                        .ok_or(format!("--rate {v}: a number of writes a second"))?,
+                )
+            }
+            "--write-delay-ms" => {
+                a.write_delay_ms = Some(
+                    v.parse()
+                        .map_err(|_| format!("--write-delay-ms {v}: not a number"))?,
+                )
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -894,8 +915,8 @@ fn kv_value(rng: &mut Rng, i: u64, region: &str) -> Vec<u8> {
 }
 
 /// Write one version of each key of `keys` to `topic`, key `i` in partition `i % partitions`
-/// (the same in both regions, as conflict handling needs), stamped now by the producer; returns
-/// the bytes written (keys and values).
+/// (the same in both regions, as conflict handling needs), stamped now by the producer, at most
+/// `rate` a second when given; returns the bytes written (keys and values).
 fn produce_kv(
     bootstrap: &str,
     topic: &str,
@@ -903,11 +924,19 @@ fn produce_kv(
     keys: std::ops::Range<u64>,
     region: &str,
     seed: u64,
+    rate: Option<u64>,
 ) -> u64 {
     let p = producer(bootstrap);
     let mut rng = Rng(seed);
     let mut bytes = 0;
-    for i in keys {
+    let start = Instant::now();
+    for (n, i) in keys.enumerate() {
+        if let Some(r) = rate {
+            let due = start + Duration::from_secs_f64(n as f64 / r as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
         let k = kv_key(i);
         let v = kv_value(&mut rng, i, region);
         bytes += (k.len() + v.len()) as u64;
@@ -917,9 +946,36 @@ fn produce_kv(
     bytes
 }
 
+/// Both regions' writes to `topic` (`keys.0` on a, `keys.1` on b) at once, each at half of
+/// `rate` when given; the bytes written.
+fn write_both(
+    sa: &str,
+    sb: &str,
+    topic: &'static str,
+    parts: i32,
+    keys: (std::ops::Range<u64>, std::ops::Range<u64>),
+    rate: Option<u64>,
+) -> tokio::task::JoinHandle<u64> {
+    let (s1, s2) = (sa.to_string(), sb.to_string());
+    let half = rate.map(|r| (r / 2).max(1));
+    tokio::task::spawn_blocking(move || {
+        std::thread::scope(|s| {
+            let x = s.spawn(|| produce_kv(&s1, topic, parts, keys.0, "a", 0x5eed, half));
+            let y = s.spawn(|| produce_kv(&s2, topic, parts, keys.1, "b", 0xbeef, half));
+            x.join().unwrap() + y.join().unwrap()
+        })
+    })
+}
+
 /// Two regions `a` and `b` replicating `topic` both ways; with `rule`, a last-writer-wins rule
 /// on it.
-fn active_active_config(sa: &str, sb: &str, topic: &str, rule: bool) -> String {
+fn active_active_config(
+    sa: &str,
+    sb: &str,
+    topic: &str,
+    rule: bool,
+    write_delay_ms: Option<u64>,
+) -> String {
     let mut text = format!(
         "clusters = a, b\na.bootstrap.servers = {sa}\nb.bootstrap.servers = {sb}\n\
          a->b.enabled = true\nb->a.enabled = true\na->b.topics = {topic}\nb->a.topics = {topic}\n\
@@ -937,6 +993,9 @@ fn active_active_config(sa: &str, sb: &str, topic: &str, rule: bool) -> String {
             "strait.conflicts.rules = lww\nstrait.conflicts.regions = a, b\n\
              strait.conflicts.lww.topics = {topic}\nstrait.conflicts.lww.strategy = last-writer-wins\n"
         ));
+        if let Some(ms) = write_delay_ms {
+            text.push_str(&format!("strait.conflicts.write.delay.max.ms = {ms}\n"));
+        }
     }
     text
 }
@@ -1171,19 +1230,22 @@ async fn run_conflicts(args: Args) {
         .await
         .unwrap();
     }
-    eprintln!("writing {na} keys to a and {nb} to b, in plain and kv ...");
+    let write = |topic: &'static str, rate: Option<u64>| {
+        write_both(
+            &sa,
+            &sb_,
+            topic,
+            parts,
+            (a_keys.clone(), b_keys.clone()),
+            rate,
+        )
+    };
     let mut bytes = 0;
-    for topic in ["plain", "kv"] {
-        let (s1, s2, k1, k2) = (sa.clone(), sb_.clone(), a_keys.clone(), b_keys.clone());
-        let (x, y) = tokio::task::spawn_blocking(move || {
-            (
-                produce_kv(&s1, topic, parts, k1, "a", 0x5eed),
-                produce_kv(&s2, topic, parts, k2, "b", 0xbeef),
-            )
-        })
-        .await
-        .unwrap();
-        bytes = x + y;
+    if args.rate.is_none() {
+        eprintln!("writing {na} keys to a and {nb} to b, in plain and kv ...");
+        for topic in ["plain", "kv"] {
+            bytes = write(topic, None).await.unwrap();
+        }
     }
     let dir = std::env::temp_dir().join(format!("strait-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -1198,14 +1260,21 @@ async fn run_conflicts(args: Args) {
     // Baseline: plain active-active replication.
     eprintln!("baseline: plain, both ways, no rule ...");
     let cfg = dir.join("plain.properties");
-    std::fs::write(&cfg, active_active_config(&sa, &sb_, "plain", false)).unwrap();
+    std::fs::write(&cfg, active_active_config(&sa, &sb_, "plain", false, None)).unwrap();
     let launched = Instant::now();
     let child = spawn_strait(&strait, &cfg, &dir.join("plain.log"));
+    let writing = args.rate.map(|r| {
+        eprintln!("writing {na} keys to a and {nb} to b in plain, {r} a second ...");
+        write("plain", Some(r))
+    });
     let regions = [
         Region::new(&sa, "bench-none", vec![("b.plain".into(), nb)], parts).await,
         Region::new(&sb_, "bench-none", vec![("a.plain".into(), na)], parts).await,
     ];
     wait_done(&regions, parts, false).await;
+    if let Some(w) = writing {
+        bytes = w.await.unwrap();
+    }
     let (cpu, peak) = proc_usage(child.id());
     phases.push(Phase {
         name: "plain active-active (no rule)",
@@ -1221,9 +1290,17 @@ async fn run_conflicts(args: Args) {
     // With the rule: the views built.
     eprintln!("kv, both ways, last-writer-wins ...");
     let cfg = dir.join("kv.properties");
-    std::fs::write(&cfg, active_active_config(&sa, &sb_, "kv", true)).unwrap();
+    std::fs::write(
+        &cfg,
+        active_active_config(&sa, &sb_, "kv", true, args.write_delay_ms),
+    )
+    .unwrap();
     let launched = Instant::now();
     let child = spawn_strait(&strait, &cfg, &dir.join("kv.log"));
+    let writing = args.rate.map(|r| {
+        eprintln!("writing {na} keys to a and {nb} to b in kv, {r} a second ...");
+        write("kv", Some(r))
+    });
     let mut regions = [
         Region::new(
             &sa,
@@ -1241,6 +1318,9 @@ async fn run_conflicts(args: Args) {
         .await,
     ];
     wait_done(&regions, parts, true).await;
+    if let Some(w) = writing {
+        bytes = w.await.unwrap();
+    }
     let (cpu, peak) = proc_usage(child.id());
     phases.push(Phase {
         name: "the same with a last-writer-wins rule (views built)",
@@ -1262,8 +1342,8 @@ async fn run_conflicts(args: Args) {
     let (up_a, up_b) = (0..parts as u64, n - parts as u64..n);
     let (ua, ub) = (up_a.clone(), up_b.clone());
     tokio::task::spawn_blocking(move || {
-        produce_kv(&s1, "kv", parts, ua, "a", 0xa11);
-        produce_kv(&s2, "kv", parts, ub, "b", 0xb11);
+        produce_kv(&s1, "kv", parts, ua, "a", 0xa11, None);
+        produce_kv(&s2, "kv", parts, ub, "b", 0xb11, None);
     })
     .await
     .unwrap();
@@ -1298,11 +1378,15 @@ async fn run_conflicts(args: Args) {
 
     println!(
         "{n} keys, {} records ({na} written in a, {nb} in b, {} keys in both), {:.0} MB ({:.0} bytes a record), \
-         {parts} partitions, zstd, on {}\n",
+         {parts} partitions, zstd, {}, on {}\n",
         na + nb,
         na + nb - n,
         bytes as f64 / 1e6,
         bytes as f64 / (na + nb) as f64,
+        match args.rate {
+            Some(r) => format!("written while strait runs, {r} a second"),
+            None => "all written before strait starts".to_string(),
+        },
         match args.engine {
             Engine::Tansu => "the Tansu sandbox".to_string(),
             Engine::Kafka => format!(

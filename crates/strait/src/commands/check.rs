@@ -283,9 +283,10 @@ pub(super) fn to_text(c: &Config) -> String {
     if !c.conflicts.rules.is_empty() {
         let _ = writeln!(
             o,
-            "\nconflict rules (regions in tie-break order: {}; clocks within {} ms):",
+            "\nconflict rules (regions in tie-break order: {}; clocks within {} ms; writes appended at most {} ms after their timestamp):",
             c.conflicts.regions.join(", "),
-            c.conflicts.clock_tolerance.as_millis()
+            c.conflicts.clock_tolerance.as_millis(),
+            c.conflicts.write_delay_max.as_millis()
         );
         for r in &c.conflicts.rules {
             let _ = writeln!(

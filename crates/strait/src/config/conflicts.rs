@@ -85,7 +85,7 @@ pub struct ConflictRule {
 }
 
 /// Every conflict rule of a file.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Conflicts {
     /// Region aliases in tie-break order (first wins ties).
     pub regions: Vec<String>,
@@ -94,6 +94,21 @@ pub struct Conflicts {
     /// How far the clocks of every region's writers and of strait's processes may be from each
     /// other (`strait.conflicts.clock.tolerance.ms`): concurrency is judged within it.
     pub clock_tolerance: Duration,
+    /// How long after its timestamp a write may be appended at most
+    /// (`strait.conflicts.write.delay.max.ms`, the writers' delivery timeout): detection keeps
+    /// each delivery that much longer than the replication lag.
+    pub write_delay_max: Duration,
+}
+
+impl Default for Conflicts {
+    fn default() -> Self {
+        Self {
+            regions: Vec::new(),
+            rules: Vec::new(),
+            clock_tolerance: DEFAULT_CLOCK_TOLERANCE,
+            write_delay_max: DEFAULT_WRITE_DELAY_MAX,
+        }
+    }
 }
 
 impl Conflicts {
@@ -224,6 +239,32 @@ const DEFAULT_LATENESS: Duration = Duration::from_secs(5);
 /// Default for `strait.conflicts.clock.tolerance.ms`: clocks kept by NTP agree far better.
 const DEFAULT_CLOCK_TOLERANCE: Duration = Duration::from_millis(50);
 const CLOCK_TOLERANCE_KEY: &str = "strait.conflicts.clock.tolerance.ms";
+/// Default for `strait.conflicts.write.delay.max.ms`: the Java producer's `delivery.timeout.ms`.
+pub const DEFAULT_WRITE_DELAY_MAX: Duration = Duration::from_secs(120);
+const WRITE_DELAY_KEY: &str = "strait.conflicts.write.delay.max.ms";
+/// Rule names taken by the settings above (a rule's keys are `strait.conflicts.<name>.`).
+const RESERVED_NAMES: [(&str, &str); 2] =
+    [("clock", CLOCK_TOLERANCE_KEY), ("write", WRITE_DELAY_KEY)];
+
+/// A setting in milliseconds (`src`, where given), or its default.
+fn millis(src: Option<&Sourced>, default: Duration) -> Result<Duration, (KeyRef, Problem)> {
+    let Some(src) = src else {
+        return Ok(default);
+    };
+    src.value
+        .trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| {
+            (
+                src.at.clone(),
+                Problem::NotANumber {
+                    value: src.value.trim().to_string(),
+                    expected: "a number of milliseconds",
+                },
+            )
+        })
+}
 
 fn bad(at: &KeyRef, message: String) -> (KeyRef, Problem) {
     (at.clone(), Problem::Conflicts(message))
@@ -284,34 +325,20 @@ pub(crate) fn parse(
         return Err(bad(&listed.at, "lists no rule".into()));
     }
     let mut rules = Vec::new();
-    let clock_tolerance = match keys.get(CLOCK_TOLERANCE_KEY) {
-        None => DEFAULT_CLOCK_TOLERANCE,
-        Some(src) => src
-            .value
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| {
-                (
-                    src.at.clone(),
-                    Problem::NotANumber {
-                        value: src.value.trim().to_string(),
-                        expected: "a number of milliseconds",
-                    },
-                )
-            })?,
-    };
+    let clock_tolerance = millis(keys.get(CLOCK_TOLERANCE_KEY), DEFAULT_CLOCK_TOLERANCE)?;
+    let write_delay_max = millis(keys.get(WRITE_DELAY_KEY), DEFAULT_WRITE_DELAY_MAX)?;
     let mut used: BTreeSet<&str> = [
         "strait.conflicts.rules",
         "strait.conflicts.regions",
         CLOCK_TOLERANCE_KEY,
+        WRITE_DELAY_KEY,
     ]
     .into();
     for name in &names {
-        if name == "clock" {
+        if let Some((_, key)) = RESERVED_NAMES.iter().find(|(n, _)| n == name) {
             return Err(bad(
                 &listed.at,
-                "rule name `clock` is taken by `strait.conflicts.clock.tolerance.ms`; name the rule otherwise".into(),
+                format!("rule name `{name}` is taken by `{key}`; name the rule otherwise"),
             ));
         }
         if name.is_empty() || name.contains('.') || name.contains(char::is_whitespace) {
@@ -350,6 +377,7 @@ pub(crate) fn parse(
         regions,
         rules,
         clock_tolerance,
+        write_delay_max,
     })
 }
 
@@ -461,23 +489,7 @@ fn rule(
                 .get("event.id.header")
                 .map(|s| s.value.trim().to_string())
                 .filter(|s| !s.is_empty());
-            let lateness = match own.get("lateness.ms") {
-                None => DEFAULT_LATENESS,
-                Some(src) => src
-                    .value
-                    .trim()
-                    .parse::<u64>()
-                    .map(Duration::from_millis)
-                    .map_err(|_| {
-                        (
-                            src.at.clone(),
-                            Problem::NotANumber {
-                                value: src.value.trim().to_string(),
-                                expected: "a number of milliseconds",
-                            },
-                        )
-                    })?,
-            };
+            let lateness = millis(own.get("lateness.ms").copied(), DEFAULT_LATENESS)?;
             Strategy::Events {
                 id_header,
                 lateness,
@@ -829,27 +841,43 @@ mod tests {
         );
     }
 
+    /// The settings of every rule, in milliseconds: read, defaulted, refused when not a number,
+    /// and their names not taken by a rule.
     #[test]
-    fn the_clock_tolerance_is_read_and_defaults_to_50_ms() {
+    fn the_millisecond_settings_are_read_and_defaulted() {
         const RULE: &str = "strait.conflicts.rules = orders\nstrait.conflicts.orders.topics = orders\nstrait.conflicts.orders.strategy = last-writer-wins\n";
-        assert_eq!(
-            parse(RULE).unwrap().conflicts.clock_tolerance,
-            Duration::from_millis(50)
-        );
-        let c = parse(&format!(
-            "{RULE}strait.conflicts.clock.tolerance.ms = 250\n"
-        ))
-        .unwrap();
-        assert_eq!(c.conflicts.clock_tolerance, Duration::from_millis(250));
-        let e = error(&format!(
-            "{RULE}strait.conflicts.clock.tolerance.ms = soon\n"
-        ));
-        assert!(
-            e.contains("key `strait.conflicts.clock.tolerance.ms`") && e.contains("soon"),
-            "{e}"
-        );
-        let e = error("strait.conflicts.rules = clock\nstrait.conflicts.clock.topics = o\nstrait.conflicts.clock.strategy = events\n");
-        assert!(e.contains("rule name `clock` is taken"), "{e}");
+        type Get = fn(&Conflicts) -> Duration;
+        let settings: [(&str, &str, Get, u64); 2] = [
+            (
+                "strait.conflicts.clock.tolerance.ms",
+                "clock",
+                |c| c.clock_tolerance,
+                50,
+            ),
+            (
+                "strait.conflicts.write.delay.max.ms",
+                "write",
+                |c| c.write_delay_max,
+                120_000,
+            ),
+        ];
+        for (key, word, get, default) in settings {
+            let ms = |c: &Config| get(&c.conflicts).as_millis() as u64;
+            assert_eq!(ms(&parse(RULE).unwrap()), default, "{key}");
+            assert_eq!(ms(&parse(&format!("{RULE}{key} = 250\n")).unwrap()), 250);
+            let e = error(&format!("{RULE}{key} = soon\n"));
+            assert!(
+                e.contains(&format!("key `{key}`")) && e.contains("soon"),
+                "{e}"
+            );
+            let e = error(&format!(
+                "strait.conflicts.rules = {word}\nstrait.conflicts.{word}.topics = o\nstrait.conflicts.{word}.strategy = events\n"
+            ));
+            assert!(
+                e.contains(&format!("rule name `{word}` is taken by `{key}`")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

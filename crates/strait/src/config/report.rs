@@ -49,6 +49,9 @@ pub struct ConflictsEntry {
     pub rules: Vec<ConflictRuleEntry>,
     /// `strait.conflicts.clock.tolerance.ms`: how far apart clocks are taken to be.
     pub clock_tolerance_ms: u64,
+    /// `strait.conflicts.write.delay.max.ms`: how late after its timestamp a write may be
+    /// appended; detection keeps deliveries that much past the replication lag.
+    pub write_delay_max_ms: u64,
 }
 
 /// One conflict rule.
@@ -167,6 +170,7 @@ impl ConflictsEntry {
             regions: c.regions.clone(),
             rules,
             clock_tolerance_ms: c.clock_tolerance.as_millis() as u64,
+            write_delay_max_ms: c.write_delay_max.as_millis() as u64,
         })
     }
 }

@@ -487,24 +487,25 @@ pub async fn read_skews(config: &Config, timeout: Duration) -> Vec<RegionSkew> {
     skews(&all, now_ms())
 }
 
-/// How long after its timestamp a record may be appended to its partition at most: a producer's
-/// delivery timeout (the Java producer's `delivery.timeout.ms` default is 120 s). A record
-/// stamped earlier than that before an instant was appended before it; progress marks rely on
-/// it (see `receipts`).
-pub(crate) const WRITE_DELAY_MAX_MS: i64 = 120_000;
-
 /// Moves instants onto strait's clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Clocks {
     /// How far any clock may be from strait's, in ms.
     tolerance_ms: i64,
+    /// How long after its timestamp a record may be appended to its partition at most
+    /// (`strait.conflicts.write.delay.max.ms`, a producer's delivery timeout). A record stamped
+    /// earlier than that before an instant was appended before it; progress marks rely on it
+    /// (see `receipts`).
+    write_delay_max_ms: i64,
 }
 
 impl Clocks {
-    /// Every clock within `tolerance_ms` of strait's.
-    pub(crate) fn new(tolerance_ms: i64) -> Self {
+    /// Every clock within `tolerance_ms` of strait's, writes appended at most
+    /// `write_delay_max_ms` after their timestamps.
+    pub(crate) fn new(tolerance_ms: i64, write_delay_max_ms: i64) -> Self {
         Self {
             tolerance_ms: tolerance_ms.max(0),
+            write_delay_max_ms: write_delay_max_ms.max(0),
         }
     }
 
@@ -522,10 +523,10 @@ impl Clocks {
     /// A progress mark of a flow out of `region`: every record appended to a partition before
     /// `appended_before_ms` (strait's clock, the copying process's) was delivered. What it says
     /// of timestamps, on strait's clock: every write stamped before the returned instant was
-    /// delivered (a later append of an earlier stamp is at most [`WRITE_DELAY_MAX_MS`] late).
+    /// delivered (a later append of an earlier stamp is at most the write delay late).
     pub(crate) fn progress(&self, _region: Rank, appended_before_ms: i64) -> i64 {
         appended_before_ms
-            .saturating_sub(WRITE_DELAY_MAX_MS)
+            .saturating_sub(self.write_delay_max_ms)
             .saturating_sub(2 * self.tolerance_ms)
     }
 }
@@ -654,11 +655,13 @@ mod clocks_tests {
             tolerance in 0i64..2_000,
             mark in 1_000_000i64..2_000_000,
             appended_after in 0i64..10_000,
-            delay in 0i64..=WRITE_DELAY_MAX_MS,
+            max_delay in 0i64..=300_000,
+            delay in any::<prop::sample::Index>(),
             skew in -2_000i64..2_000,
         ) {
             let skew = skew.clamp(-tolerance, tolerance);
-            let clocks = Clocks::new(tolerance);
+            let delay = delay.index(max_delay as usize + 1) as i64;
+            let clocks = Clocks::new(tolerance, max_delay);
             let appended = mark + appended_after;
             // Its producer's clock reads `skew` off strait's.
             let stamped = appended - delay + skew;
@@ -670,8 +673,8 @@ mod clocks_tests {
 
     #[test]
     fn visibility_is_the_copy_window_widened() {
-        let c = Clocks::new(5);
+        let c = Clocks::new(5, 0);
         assert_eq!(c.visible(100, 140), Span { lo: 95, hi: 145 });
-        assert_eq!(Clocks::new(-3).stamp(1, 7), Span::exact(7));
+        assert_eq!(Clocks::new(-3, 0).stamp(1, 7), Span::exact(7));
     }
 }

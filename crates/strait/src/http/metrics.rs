@@ -40,6 +40,7 @@ pub const NAMES: &[(&str, &str)] = &[
     ("strait_clock_skew_bound_seconds", "The most the true clock skew can differ from strait_clock_skew_seconds."),
     ("strait_conflicts_total", "Conflicts recorded in strait.conflicts, by topic, strategy and outcome (overwritten, owner-wins, reported, quarantined, merged)."),
     ("strait_conflict_writes_unjudged_total", "Writes a region's conflict detector could not judge, by reason: late (copied again after its direction's progress) or evicted (beyond 64 kept deliveries of one key)."),
+    ("strait_conflict_deliveries_kept", "Deliveries a region's conflict detector keeps in memory: the writes of the last replication lag plus strait.conflicts.write.delay.max.ms (about 130 bytes each)."),
 ];
 
 /// The metrics of [`NAMES`] that have samples only once `strait.conflicts.rules` are set (and a
@@ -47,6 +48,7 @@ pub const NAMES: &[(&str, &str)] = &[
 pub const CONFLICTS_ONLY: &[&str] = &[
     "strait_conflicts_total",
     "strait_conflict_writes_unjudged_total",
+    "strait_conflict_deliveries_kept",
     "strait_clock_skew_seconds",
     "strait_clock_skew_bound_seconds",
 ];
@@ -122,6 +124,7 @@ impl Metrics {
             ("strait_flow_up", FLOW),
             ("strait_flow_verdict", FLOW),
             ("strait_cluster_up", &["cluster"][..]),
+            ("strait_conflict_deliveries_kept", &["region"][..]),
             (
                 "strait_group_lag_records",
                 &["source", "target", "group", "side"][..],
@@ -330,6 +333,9 @@ impl Metrics {
                 .set(k.bound_ms as f64 / 1000.0);
         }
         for (region, stats) in &observed.detectors {
+            self.int_gauges["strait_conflict_deliveries_kept"]
+                .with_label_values(&[region.as_str()])
+                .set(stats.kept.load(Ordering::Relaxed) as i64);
             for (reason, n) in [("late", &stats.late), ("evicted", &stats.evicted)] {
                 self.count(
                     "strait_conflict_writes_unjudged_total",

@@ -884,6 +884,17 @@ async fn concurrent_writes_are_recorded_exactly_across_a_cut_and_a_kill(engine) 
                 assert!(sample.ends_with(" 0"), "{sample}");
             }
         }
+        // What it keeps: the writes of the last lag plus two minutes, so all of this test's
+        // recent ones.
+        let kept = scrape
+            .lines()
+            .find(|l| {
+                l.starts_with("strait_conflict_deliveries_kept{")
+                    && l.contains(&format!("region=\"{region}\""))
+            })
+            .unwrap_or_else(|| panic!("no {region} deliveries kept sample: {scrape}"));
+        let n: f64 = kept.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n > 0.0, "{kept}");
     }
 
     signal(&second, "-TERM");

@@ -16,7 +16,7 @@
 //! `strait.detect.<R>` (shared by every process running the job) and partition p of each Q by
 //! assignment, together. Progress marks in the same partitions let go of what can pair with
 //! nothing more: what is kept is about the last replication lag's writes plus the writers'
-//! delivery delay (`clock::WRITE_DELAY_MAX_MS`), all of a cut's until its heal. During a cut R's
+//! delivery delay (`strait.conflicts.write.delay.max.ms`, two minutes by default), all of a cut's until its heal. During a cut R's
 //! detector cannot read Q's receipts: it waits, and finds the cut's conflicts after the heal.
 //!
 //! **Output.** One `ConflictRecord` (kind `concurrent-writes`) per pair, keyed by its id, with
@@ -62,6 +62,9 @@ pub struct DetectStats {
     pub late: AtomicU64,
     /// Deliveries pushed out by [`DELIVERIES_PER_KEY`] (`reason="evicted"`).
     pub evicted: AtomicU64,
+    /// Deliveries kept now, in every detector of the session
+    /// (`strait_conflict_deliveries_kept`).
+    pub kept: AtomicU64,
     /// Records of `strait.receipts` that were not receipts.
     pub malformed: AtomicU64,
     /// Digests of the conflict ids counted in `strait_conflicts_total` by this job.

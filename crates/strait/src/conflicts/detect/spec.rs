@@ -106,7 +106,10 @@ impl DetectSpec {
                 region: region.clone(),
                 rank: rank as Rank,
                 conflicts: conflicts.clone(),
-                clocks: Clocks::new(c.clock_tolerance.as_millis() as i64),
+                clocks: Clocks::new(
+                    c.clock_tolerance.as_millis() as i64,
+                    c.write_delay_max.as_millis() as i64,
+                ),
                 clock: clock.clone(),
                 consumer: first.clients.target_consumer.clone(),
                 producer: first.clients.target_producer.clone(),

@@ -68,12 +68,12 @@ pub(crate) fn settle(
 
 /// The record of a concurrent pair of writes to `key` found by `spec`'s detector.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn record<K>(
+pub(crate) fn record<K, P>(
     spec: &DetectSpec,
     topic: &str,
     rule: &ConflictRule,
     key: &[u8],
-    pair: &Pair<K>,
+    pair: &Pair<K, P>,
     raw_a: &Raw,
     raw_b: &Raw,
     detected_at_ms: i64,
@@ -281,6 +281,7 @@ mod tests {
             a: west,
             b: east,
             relation: Relation::Concurrent { certain: true },
+            carried: ((), ()),
         };
         let r = record(&spec, "orders", &rule, b"order-1", &pair, &rw, &re, 5_000).unwrap();
         assert_eq!(r.id(), "c/orders/west:1:3/east:1:9");

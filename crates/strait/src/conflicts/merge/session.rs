@@ -330,10 +330,7 @@ impl Session {
         let name = spec.name();
         let output = Arc::new(Output::new(&spec.producer, &spec.region)?);
         let mut cfg = spec.consumer.consumer_config(&spec.group());
-        cfg.set(
-            "queued.max.messages.kbytes",
-            crate::conflicts::CONSUMER_QUEUE_KB,
-        );
+        crate::conflicts::bound_fetch_ahead(&mut cfg, crate::conflicts::Reading::Steady);
         cfg.set("client.id", format!("strait-{}-merger", spec.region));
         let group: BaseConsumer<GroupContext> = cfg
             .create_with_context(GroupContext {
@@ -346,10 +343,7 @@ impl Session {
         let mut readers = Vec::new();
         for o in &spec.origins {
             let mut cfg = o.consumer.consumer_config("strait-internal-reader");
-            cfg.set(
-                "queued.max.messages.kbytes",
-                crate::conflicts::CONSUMER_QUEUE_KB,
-            );
+            crate::conflicts::bound_fetch_ahead(&mut cfg, crate::conflicts::Reading::Steady);
             cfg.set("client.id", format!("strait-{}-merge-reader", spec.region));
             readers.push(
                 cfg.create_with_context(o.consumer.context())
@@ -357,10 +351,7 @@ impl Session {
             );
         }
         let mut cfg = spec.consumer.consumer_config("strait-internal-reader");
-        cfg.set(
-            "queued.max.messages.kbytes",
-            crate::conflicts::CONSUMER_QUEUE_KB,
-        );
+        crate::conflicts::bound_fetch_ahead(&mut cfg, crate::conflicts::Reading::ReadBack);
         cfg.set("client.id", format!("strait-{}-reader", spec.region));
         let tail_reader = cfg
             .create_with_context(spec.consumer.context())

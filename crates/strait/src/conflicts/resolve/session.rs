@@ -217,10 +217,7 @@ impl Session {
             .map(|(i, p)| (p.output.clone(), i))
             .collect();
         let mut cfg = spec.consumer.consumer_config(&spec.group());
-        cfg.set(
-            "queued.max.messages.kbytes",
-            crate::conflicts::CONSUMER_QUEUE_KB,
-        );
+        crate::conflicts::bound_fetch_ahead(&mut cfg, crate::conflicts::Reading::Steady);
         // Partition p of every input to one member (see the module's comment), from the
         // beginning where the group has no commit.
         cfg.set("partition.assignment.strategy", "range");
@@ -239,10 +236,7 @@ impl Session {
             .create_with_context(OutputContext::new(spec.producer.context()))
             .map_err(|e| format!("cannot create the view's producer: {e}"))?;
         let mut cfg = spec.consumer.consumer_config("strait-internal-reader");
-        cfg.set(
-            "queued.max.messages.kbytes",
-            crate::conflicts::CONSUMER_QUEUE_KB,
-        );
+        crate::conflicts::bound_fetch_ahead(&mut cfg, crate::conflicts::Reading::ReadBack);
         cfg.set("client.id", format!("strait-{}-reader", spec.region));
         let reader: BaseConsumer<Diagnosed> = cfg
             .create_with_context(spec.consumer.context())
