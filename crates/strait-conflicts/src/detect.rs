@@ -151,9 +151,10 @@ pub struct Dropped {
 
 /// No slot: the end of a key's chain.
 const NIL: u32 = u32::MAX;
-/// Slots are allocated this many at a time: the slab grows by a chunk, never by doubling (a
-/// doubling vector holds up to twice what it needs, three times while it moves).
-const CHUNK: usize = 1 << 14;
+/// Slots are allocated this many at a time (590 KB): the slab grows by a chunk, never by
+/// doubling (a doubling vector holds up to twice what it needs, three times while it moves).
+/// Small, since a process has one detector per partition and conflict topic, most nearly empty.
+const CHUNK: usize = 1 << 12;
 
 /// A kept delivery, in [`Detector`]'s slab.
 #[derive(Debug)]
