@@ -512,7 +512,7 @@ impl Session {
                         debug!(region = %self.spec.region, id = %record.id(), certain = record.certain, "concurrent writes recorded");
                     }
                 }
-                self.released(p, &r.topic);
+                self.released(p, topic);
             }
             Entry::Progress(m) => {
                 let (Some(origin), Some(into)) = (rank(&m.origin), rank(&m.into)) else {
@@ -532,17 +532,16 @@ impl Session {
                         .entry((p, number))
                         .or_insert_with(|| Detector::telling_releases(DELIVERIES_PER_KEY))
                         .progress(origin, into, partition, through);
-                    self.released(p, &topic);
+                    self.released(p, number);
                 }
             }
         }
         Ok(())
     }
 
-    /// Forget the receipts of deliveries the detector of (`p`, `topic`) let go.
-    fn released(&mut self, p: i32, topic: &str) {
-        let number = self.state.topic_number(topic);
-        let Some(det) = self.state.detectors.get_mut(&(p, number)) else {
+    /// Forget the receipts of deliveries the detector of (`p`, topic number `topic`) let go.
+    fn released(&mut self, p: i32, topic: u32) {
+        let Some(det) = self.state.detectors.get_mut(&(p, topic)) else {
             return;
         };
         for (_, k) in det.take_released() {
