@@ -112,6 +112,10 @@ fn base(alias: &str, role: &str) -> ClientConfig {
     cfg.set("client.id", format!("strait-{alias}-{role}"));
     // Quiet librdkafka's own logging; strait reports connection problems itself, once, by cluster.
     cfg.set("log_level", "3");
+    // No KIP-714 metrics push unless a user asks for it: librdkafka otherwise keeps eight
+    // latency histograms per broker in every client (~100 KB each time), and strait's clients
+    // are many and its own metrics are on `/metrics`.
+    cfg.set("enable.metrics.push", "false");
     cfg
 }
 
