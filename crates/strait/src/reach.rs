@@ -4,7 +4,8 @@
 //! whole timeout (a minute for admin calls), so without a watch an operator whose bootstrap
 //! address has a typo reads "flow starting" and then nothing. `strait run` therefore probes every
 //! cluster its flows touch with one kept-alive client and a tiny request (metadata of one topic
-//! that need not exist, never auto-created) every second. [`DOWN_AFTER`] failures in a row make
+//! that need not exist, never auto-created) every `strait.region.probe.interval.ms` (500 ms by
+//! default; see `config::region`). `strait.region.down.after.probes` failures in a row (6) make
 //! the cluster *down*: said at once in the log with the cluster, its address and librdkafka's last
 //! reason, said again every [`REPEAT_EVERY`] while it lasts, and exported to `/api/status`,
 //! `/metrics` and the dashboard. The first success after that says how long it was away.
@@ -21,15 +22,12 @@ use rdkafka::error::KafkaError;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
+use crate::config::region::RegionWatch;
 use crate::kafka::Endpoint;
 use crate::stop::{pause, CancellationToken};
 
-/// How often each cluster is probed.
-pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(1);
-/// How long one probe waits for an answer.
-pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Failed probes in a row after which a cluster is down (about three seconds in all).
-pub(crate) const DOWN_AFTER: u32 = 3;
+/// Failed probes in a row, at the least, before a cluster is down (however fast they fail).
+pub(crate) const MIN_FAILURES: u32 = 3;
 /// How often a cluster that stays down is mentioned again in the log.
 pub(crate) const REPEAT_EVERY: Duration = Duration::from_secs(30);
 /// The topic whose metadata a probe asks for: any answer, even "unknown topic" or "not
@@ -44,7 +42,7 @@ pub enum Reach {
     Unknown,
     /// The last probe was answered.
     Up,
-    /// [`DOWN_AFTER`] probes in a row (or more) went unanswered.
+    /// `strait.region.down.after.probes` probes in a row (or more) went unanswered.
     Down,
 }
 
@@ -63,6 +61,15 @@ pub struct ClusterReach {
     pub failed_probes: u32,
     /// Why the last probe failed (librdkafka's reason when it gave one); `None` when it did not.
     pub error: Option<String>,
+    /// Epoch milliseconds of the last answered probe (`None`: none yet).
+    #[serde(default)]
+    pub answered_at_ms: Option<i64>,
+    /// By when the cluster stopped answering, at the latest (epoch milliseconds): the start of
+    /// the first failed probe in a row plus the round trip of the last answered one, since an
+    /// answering cluster would have answered it by then (`None` when the last probe was
+    /// answered).
+    #[serde(default)]
+    pub failing_since_ms: Option<i64>,
 }
 
 impl ClusterReach {
@@ -74,6 +81,8 @@ impl ClusterReach {
             since_ms: crate::heartbeat::now_ms(),
             failed_probes: 0,
             error: None,
+            answered_at_ms: None,
+            failing_since_ms: None,
         }
     }
 
@@ -108,23 +117,26 @@ pub(crate) enum Change {
 /// The decision of [`Change`]s from probe outcomes, without I/O.
 #[derive(Debug)]
 pub(crate) struct Tracker {
-    down_after: u32,
+    down_after: Duration,
     repeat_every: Duration,
     failures: u32,
     reach: Reach,
     since: Instant,
     last_said: Instant,
+    /// When the first failure of the current row was seen.
+    first_failure: Option<Instant>,
 }
 
 impl Tracker {
-    pub(crate) fn new(down_after: u32, repeat_every: Duration, now: Instant) -> Self {
+    pub(crate) fn new(down_after: Duration, repeat_every: Duration, now: Instant) -> Self {
         Self {
-            down_after: down_after.max(1),
+            down_after,
             repeat_every,
             failures: 0,
             reach: Reach::Unknown,
             since: now,
             last_said: now,
+            first_failure: None,
         }
     }
 
@@ -136,10 +148,13 @@ impl Tracker {
         self.failures
     }
 
-    /// Take in one probe's outcome at `now`.
-    pub(crate) fn observe(&mut self, answered: bool, now: Instant) -> Change {
+    /// Take in the outcome of one probe that began at `started`, known at `now`. A cluster is
+    /// down once its probes have failed for [`Tracker::down_after`]'s time in a row, at least
+    /// [`MIN_FAILURES`] of them.
+    pub(crate) fn observe(&mut self, answered: bool, started: Instant, now: Instant) -> Change {
         if answered {
             self.failures = 0;
+            self.first_failure = None;
             let was = std::mem::replace(&mut self.reach, Reach::Up);
             return match was {
                 Reach::Up => Change::Quiet,
@@ -155,6 +170,7 @@ impl Tracker {
             };
         }
         self.failures = self.failures.saturating_add(1);
+        let first = *self.first_failure.get_or_insert(started);
         match self.reach {
             Reach::Down => {
                 if now.saturating_duration_since(self.last_said) >= self.repeat_every {
@@ -164,12 +180,12 @@ impl Tracker {
                     Change::Quiet
                 }
             }
-            _ if self.failures >= self.down_after => {
+            _ if self.failures >= MIN_FAILURES
+                && now.saturating_duration_since(first) >= self.down_after =>
+            {
                 self.reach = Reach::Down;
                 // Down since the first failure of the row: that is when it stopped answering.
-                self.since = now
-                    .checked_sub(PROBE_EVERY * (self.failures - 1))
-                    .unwrap_or(now);
+                self.since = first;
                 self.last_said = now;
                 Change::Down
             }
@@ -204,15 +220,18 @@ impl ConsumerContext for ProbeContext {}
 /// A cluster's watch: its latest state, read by the HTTP server and the flows' reports.
 pub type Watched = Arc<Mutex<ClusterReach>>;
 
-/// Probe `ep` every [`PROBE_EVERY`] until `cancel` fires; the state is kept in the returned
-/// value.
-pub fn watch(ep: &Endpoint, cancel: CancellationToken) -> (Watched, tokio::task::JoinHandle<()>) {
+/// Probe `ep` as `how` says until `cancel` fires; the state is kept in the returned value.
+pub fn watch(
+    ep: &Endpoint,
+    how: RegionWatch,
+    cancel: CancellationToken,
+) -> (Watched, tokio::task::JoinHandle<()>) {
     let shared = Arc::new(Mutex::new(ClusterReach::new(ep)));
-    let task = tokio::spawn(run(ep.clone(), shared.clone(), cancel));
+    let task = tokio::spawn(run(ep.clone(), how, shared.clone(), cancel));
     (shared, task)
 }
 
-async fn run(ep: Endpoint, shared: Watched, cancel: CancellationToken) {
+async fn run(ep: Endpoint, how: RegionWatch, shared: Watched, cancel: CancellationToken) {
     let mut cfg = ep.consumer_config("strait-probe");
     cfg.set("client.id", format!("strait-{}-probe", ep.alias));
     cfg.set("allow.auto.create.topics", "false");
@@ -228,13 +247,17 @@ async fn run(ep: Endpoint, shared: Watched, cancel: CancellationToken) {
             return;
         }
     };
-    let mut tracker = Tracker::new(DOWN_AFTER, REPEAT_EVERY, Instant::now());
+    let mut tracker = Tracker::new(how.down_after, REPEAT_EVERY, Instant::now());
+    let (probe_every, probe_timeout) = (how.probe_every, how.probe_timeout);
     let (alias, address) = (ep.alias.clone(), ep.bootstrap_servers().to_string());
+    // The last answered probe's round trip (a probe that fails dates the loss by it).
+    let mut round_trip_ms = 0i64;
     loop {
         let started = Instant::now();
+        let started_ms = crate::heartbeat::now_ms();
         let c = client.clone();
         let answered = crate::kafka::blocking(move || {
-            let r = c.fetch_metadata(Some(PROBE_TOPIC), PROBE_TIMEOUT);
+            let r = c.fetch_metadata(Some(PROBE_TOPIC), probe_timeout);
             // Serve the error events queued meanwhile (they carry the reason).
             let _ = c.poll(Duration::ZERO);
             r.is_ok()
@@ -254,15 +277,31 @@ async fn run(ep: Endpoint, shared: Watched, cancel: CancellationToken) {
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
                 Some(recent.or(last).unwrap_or_else(|| {
-                    format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())
+                    format!("no answer within {} ms", probe_timeout.as_millis())
                 }))
             };
-        let change = tracker.observe(answered, Instant::now());
+        let change = tracker.observe(answered, started, Instant::now());
         let snapshot = {
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let now = crate::heartbeat::now_ms();
+            if answered {
+                round_trip_ms = now - started_ms;
+                tracing::trace!(cluster = %alias, round_trip_ms, "probe answered");
+                s.answered_at_ms = Some(now);
+                s.failing_since_ms = None;
+            } else if s.failing_since_ms.is_none() {
+                tracing::trace!(cluster = %alias, started_ms, "first probe failed");
+                s.failing_since_ms = Some(match s.answered_at_ms {
+                    Some(_) => (started_ms + round_trip_ms).min(now),
+                    None => now,
+                });
+            }
             if s.reach != tracker.reach() {
-                s.since_ms = crate::heartbeat::now_ms()
-                    - (PROBE_EVERY * tracker.failures().saturating_sub(1)).as_millis() as i64;
+                // Down since the first failure of the row, up since now.
+                s.since_ms = match tracker.reach() {
+                    Reach::Down => s.failing_since_ms.unwrap_or(now),
+                    _ => now,
+                };
             }
             s.reach = tracker.reach();
             s.failed_probes = tracker.failures();
@@ -281,7 +320,7 @@ async fn run(ep: Endpoint, shared: Watched, cancel: CancellationToken) {
                 info!(cluster = %alias, address = %address, "cluster {alias} ({address}) answers again after {:.0}s", away.as_secs_f64());
             }
         }
-        let wait = PROBE_EVERY.saturating_sub(started.elapsed());
+        let wait = probe_every.saturating_sub(started.elapsed());
         if !pause(&cancel, wait).await {
             return;
         }
@@ -294,12 +333,30 @@ mod tests {
 
     fn run(outcomes: &[bool]) -> Vec<Change> {
         let t0 = Instant::now();
-        let mut t = Tracker::new(3, Duration::from_secs(30), t0);
+        let mut t = Tracker::new(Duration::from_secs(2), Duration::from_secs(30), t0);
         outcomes
             .iter()
             .enumerate()
-            .map(|(i, ok)| t.observe(*ok, t0 + Duration::from_secs(i as u64)))
+            .map(|(i, ok)| {
+                let at = t0 + Duration::from_secs(i as u64);
+                t.observe(*ok, at, at)
+            })
             .collect()
+    }
+
+    #[test]
+    fn fast_failures_make_a_cluster_down_only_after_the_time() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(Duration::from_secs(3), Duration::from_secs(30), t0);
+        let tick = Duration::from_millis(100);
+        let downs: Vec<u32> = (0..40)
+            .filter(|i| {
+                let at = t0 + tick * *i;
+                t.observe(false, at, at + Duration::from_millis(2)) == Change::Down
+            })
+            .collect();
+        // Failing since t0: down at the first probe ending 3 s after it.
+        assert_eq!(downs, vec![30]);
     }
 
     #[test]

@@ -61,6 +61,8 @@ type Job = (String, tokio::task::JoinHandle<()>);
 /// Replication for a config's selected flows, running on the current tokio runtime.
 pub struct Service {
     flows: Vec<RunningFlow>,
+    /// Each cluster's reachability probe (see [`crate::reach`]).
+    clusters: Vec<crate::reach::Watched>,
     /// Everything else (heartbeats, checkpoints, lag snapshots, conflict jobs, probes, the HTTP
     /// server), each ending once `cancel` is.
     jobs: Vec<Job>,
@@ -146,13 +148,38 @@ impl Service {
                 running
             })
             .collect();
+        // One probe per cluster the flows touch, however many flows share it.
+        let mut clusters = Vec::new();
+        let mut touched: Vec<&crate::kafka::Endpoint> = Vec::new();
+        for f in config.enabled_flows().filter(selected) {
+            for ep in [&f.clients.source_admin, &f.clients.target_admin] {
+                if !touched.iter().any(|c| c.alias == ep.alias) {
+                    touched.push(ep);
+                }
+            }
+        }
+        for ep in touched {
+            let (watched, probe) =
+                crate::reach::watch(ep, config.region_watch, cancel.child_token());
+            clusters.push(watched.clone());
+            observed.clusters.push(watched);
+            jobs.push(task(
+                format!("the reachability probe of {}", ep.alias),
+                probe,
+            ));
+        }
         for f in config.enabled_flows().filter(selected) {
             let stats = observed
                 .flows
                 .iter()
                 .find(|(s, t, _)| *s == f.source && *t == f.target)
                 .map(|(_, _, stats)| stats.clone());
-            let r = snapshot::start(f.clone(), stats, cancel.child_token());
+            let source = observed
+                .clusters
+                .iter()
+                .find(|c| c.lock().unwrap_or_else(|e| e.into_inner()).cluster == f.source)
+                .cloned();
+            let r = snapshot::start(f.clone(), stats, source, cancel.child_token());
             jobs.push(ending(format!("lag snapshots {}", r.name), r.join()));
         }
         for spec in ResolveSpec::from_config(config, &|f: &Flow| selected(&f)) {
@@ -191,23 +218,6 @@ impl Service {
                 tokio::spawn(clock::run(spec, board, cancel.child_token())),
             ));
         }
-        // One probe per cluster the flows touch, however many flows share it.
-        let mut clusters: Vec<&crate::kafka::Endpoint> = Vec::new();
-        for f in config.enabled_flows().filter(selected) {
-            for ep in [&f.clients.source_admin, &f.clients.target_admin] {
-                if !clusters.iter().any(|c| c.alias == ep.alias) {
-                    clusters.push(ep);
-                }
-            }
-        }
-        for ep in clusters {
-            let (watched, probe) = crate::reach::watch(ep, cancel.child_token());
-            observed.clusters.push(watched);
-            jobs.push(task(
-                format!("the reachability probe of {}", ep.alias),
-                probe,
-            ));
-        }
         if let Some(listener) = http {
             let opts = crate::monitor::Options {
                 timeout: HTTP_COLLECT_TIMEOUT,
@@ -224,6 +234,7 @@ impl Service {
         }
         Service {
             flows,
+            clusters,
             jobs,
             cancel: cancel.drop_guard(),
         }
@@ -232,6 +243,14 @@ impl Service {
     /// The copy flows running, by name (`S->T`), with their counters.
     pub fn flows(&self) -> impl Iterator<Item = (&str, &Arc<FlowStats>)> {
         self.flows.iter().map(|f| (f.name.as_str(), &f.stats))
+    }
+
+    /// Cluster `alias`'s reachability as its probe sees it, if the service probes it.
+    pub fn reach_of(&self, alias: &str) -> Option<crate::reach::Watched> {
+        self.clusters
+            .iter()
+            .find(|c| c.lock().unwrap_or_else(|e| e.into_inner()).cluster == alias)
+            .cloned()
     }
 
     /// The name of the first copy flow that ended without being asked to (a fatal error: its
@@ -254,6 +273,7 @@ impl Service {
             flows,
             jobs,
             cancel,
+            ..
         } = self;
         drop(cancel);
         // Every part by name, joined together: what has not ended at the deadline is named.

@@ -280,6 +280,14 @@ pub(super) fn to_text(c: &Config) -> String {
             }
         }
     }
+    let w = &c.region_watch;
+    let _ = writeln!(
+        o,
+        "\nregions: probed every {} ms ({} ms timeout), down after {} ms of failed probes",
+        w.probe_every.as_millis(),
+        w.probe_timeout.as_millis(),
+        w.down_after.as_millis()
+    );
     if !c.conflicts.rules.is_empty() {
         let _ = writeln!(
             o,

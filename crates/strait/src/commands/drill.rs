@@ -158,13 +158,20 @@ fn summary(r: &DrillReport, dir: &std::path::Path) -> String {
         opt(r.durations.detection_ms),
         opt(r.durations.failover_ms)
     ));
+    let check = r
+        .estimate_check()
+        .map_or_else(String::new, |c| format!(" ({})", c.describe()));
     let estimate = match r.strait_estimate.as_ref() {
-        Some(e) if e.source.contains("upper bound") => e
-            .records
-            .map_or_else(String::new, |n| format!("; strait estimated at most {n}")),
-        Some(e) => e
-            .records
-            .map_or_else(String::new, |n| format!("; strait estimated {n}")),
+        Some(e) => match (e.at_least, e.records) {
+            (Some(lo), Some(n)) if lo < n => {
+                format!("; strait estimated {lo} to {n}{check}")
+            }
+            (_, Some(n)) if e.source.contains("upper bound") => {
+                format!("; strait estimated at most {n}{check}")
+            }
+            (_, Some(n)) => format!("; strait estimated {n}{check}"),
+            (_, None) => String::new(),
+        },
         None => String::new(),
     };
     out.push_str(&format!(

@@ -20,6 +20,8 @@ pub(super) async fn run(args: FailoverArgs) -> anyhow::Result<ExitCode> {
         args.max_wait.as_deref(),
     )?;
     opts.dry_run = args.dry_run;
+    // As long as `strait run` takes to call a region down: no longer a wait than the watch's.
+    opts.probe_timeout = config.region_watch.verdict_within();
     failover::flow_for(&config, &opts.from, &opts.to)
         .map_err(|e| UsageError(format!("{}: {e}", args.config.display())))?;
     let report = failover::failover(&config, &opts, &|line| eprintln!("strait: {line}")).await;

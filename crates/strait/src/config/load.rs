@@ -186,7 +186,14 @@ impl Loader<'_> {
             }
         }
 
-        let conflicts = conflicts::parse(&split.strait, &aliases)
+        let (region_keys, conflict_keys): (Map, Map) = split
+            .strait
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .partition(|(k, _)| k.starts_with(super::region::PREFIX));
+        let region_watch = super::region::parse(&region_keys)
+            .map_err(|(at, problem)| self.invalid(&at, problem))?;
+        let conflicts = conflicts::parse(&conflict_keys, &aliases)
             .map_err(|(at, problem)| self.invalid(&at, problem))?;
         conflicts::check_flows(&conflicts, &flows)
             .map_err(|(at, problem)| self.invalid(&at, problem))?;
@@ -213,6 +220,7 @@ impl Loader<'_> {
             flows,
             stores,
             conflicts,
+            region_watch,
             warnings: dedup(self.warnings),
         })
     }
@@ -385,7 +393,7 @@ impl Loader<'_> {
             // strait's own namespace, unless a cluster is called `strait` (then only the part
             // that cannot be one of its settings).
             let own = if aliases.iter().any(|a| a == "strait") {
-                key.starts_with("strait.conflicts.")
+                key.starts_with("strait.conflicts.") || key.starts_with(super::region::PREFIX)
             } else {
                 key.starts_with(conflicts::PREFIX)
             };

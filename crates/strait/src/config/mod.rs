@@ -26,6 +26,7 @@ mod load;
 pub(crate) mod model;
 pub mod properties;
 pub mod providers;
+pub mod region;
 pub mod report;
 pub mod stores;
 mod stores_io;

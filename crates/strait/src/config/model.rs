@@ -64,6 +64,8 @@ pub struct Config {
     pub stores: Vec<StoreSummary>,
     /// Active-active conflict rules (`strait.conflicts.`); none unless the file sets them.
     pub conflicts: super::conflicts::Conflicts,
+    /// How `strait run` watches each region (`strait.region.*`).
+    pub region_watch: super::region::RegionWatch,
     /// Everything strait accepted but the user should know (ignored keys, reproduced quirks).
     pub warnings: Vec<Warning>,
 }

@@ -38,6 +38,19 @@ pub struct CheckReport {
     /// The `strait.conflicts.` rules; key absent when the file has none.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub conflicts: Option<ConflictsEntry>,
+    /// How `strait run` watches each region (`strait.region.*`, defaults included).
+    pub region_watch: RegionWatchEntry,
+}
+
+/// `strait.region.*`: when a region is declared down.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionWatchEntry {
+    /// `strait.region.probe.interval.ms`.
+    pub probe_interval_ms: u64,
+    /// `strait.region.probe.timeout.ms`.
+    pub probe_timeout_ms: u64,
+    /// `strait.region.down.after.ms`.
+    pub down_after_ms: u64,
 }
 
 /// The file's active-active conflict rules.
@@ -507,6 +520,11 @@ impl CheckReport {
                 })
                 .collect(),
             flows: c.flows.iter().map(FlowEntry::new).collect(),
+            region_watch: RegionWatchEntry {
+                probe_interval_ms: c.region_watch.probe_every.as_millis() as u64,
+                probe_timeout_ms: c.region_watch.probe_timeout.as_millis() as u64,
+                down_after_ms: c.region_watch.down_after.as_millis() as u64,
+            },
             stores: c.stores.iter().map(StoreEntry::new).collect(),
             warnings: c
                 .warnings

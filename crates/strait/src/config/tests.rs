@@ -859,3 +859,27 @@ fn a_source_consumer_starting_at_the_end_is_warned_about() {
         "auto.offset.reset"
     ));
 }
+
+#[test]
+fn region_watch_settings_are_read_and_checked() {
+    let d = parse("").region_watch;
+    assert_eq!(d.probe_every, Duration::from_millis(100));
+    assert_eq!(d.down_after, Duration::from_secs(3));
+    let c = parse(
+        "strait.region.probe.interval.ms = 250\nstrait.region.probe.timeout.ms = 2000\nstrait.region.down.after.ms = 5000\n",
+    )
+    .region_watch;
+    assert_eq!(c.probe_every, Duration::from_millis(250));
+    assert_eq!(c.probe_timeout, Duration::from_secs(2));
+    assert_eq!(c.down_after, Duration::from_secs(5));
+    assert_eq!(c.verdict_within(), Duration::from_millis(7_250));
+    let e = error(&format!("{BASE}strait.region.down.after.ms = soon\n")).to_string();
+    assert!(
+        e.contains("mm2.properties")
+            && e.contains("strait.region.down.after.ms")
+            && e.contains("`soon`"),
+        "{e}"
+    );
+    let e = error(&format!("{BASE}strait.region.probes = 3\n")).to_string();
+    assert!(e.contains("strait.region.probe.interval.ms"), "{e}");
+}

@@ -63,6 +63,10 @@ pub(crate) enum Say {
         b: String,
         bound: Duration,
     },
+    WatchingProbes {
+        a: String,
+        how: crate::config::region::RegionWatch,
+    },
     Detected {
         after_ms: i64,
     },
@@ -147,6 +151,12 @@ impl fmt::Display for Say {
                 f,
                 "watching the drill topic's copies on {b}: the failure shows when they stop growing for {} s",
                 bound.as_secs()
+            ),
+            Say::WatchingProbes { a, how } => write!(
+                f,
+                "watching {a} with strait's probes: one every {} ms, down after {:.1} s unanswered",
+                how.probe_every.as_millis(),
+                how.down_after.as_secs_f64()
             ),
             Say::Detected { after_ms } => write!(
                 f,
@@ -238,6 +248,10 @@ pub(crate) enum Note {
         b: String,
         bound: Duration,
     },
+    DetectionByProbes {
+        a: String,
+        how: crate::config::region::RegionWatch,
+    },
     FailoverRan {
         mode: Mode,
         /// Each step as `name outcome 1.2 s`.
@@ -316,6 +330,16 @@ impl fmt::Display for Note {
                 "Failure detection: the drill topic's copies on {b} stopped growing for {} s (the heartbeat staleness \
                  bound, 3 × emit.heartbeats.interval + 10 s): the primary's heartbeats keep flowing in a simulation.",
                 bound.as_secs()
+            ),
+            Note::DetectionByProbes { a, how } => write!(
+                f,
+                "Failure detection: `strait run`'s probes of {a} (a metadata request on a kept-alive connection every {} ms, \
+                 {} ms timeout) unanswered for {:.1} s in a row (strait.region.probe.interval.ms, strait.region.probe.timeout.ms, \
+                 strait.region.down.after.ms). Heartbeat staleness (3 × emit.heartbeats.interval + 10 s) stays the \
+                 slower second signal in `strait status`.",
+                how.probe_every.as_millis(),
+                how.probe_timeout.as_millis(),
+                how.down_after.as_secs_f64()
             ),
             Note::FailoverRan {
                 mode,

@@ -139,6 +139,8 @@ struct Drill<R> {
     samples: Vec<Sample>,
     estimate: Option<RpoEstimate>,
     marks: Vec<Mark>,
+    /// Why the primary is down, when the probes found it so (the failover does not ask again).
+    source_down: Option<String>,
 }
 
 impl<R: Regions> Drill<R> {
@@ -168,6 +170,7 @@ impl<R: Regions> Drill<R> {
             sampler: None,
             samples: Vec::new(),
             estimate: None,
+            source_down: None,
             marks: Vec::new(),
         }
     }
@@ -475,6 +478,16 @@ impl<R: Regions> Drill<R> {
                     bound,
                 });
             }
+            Detection::Probes(_, how) => {
+                self.narrator.say(Say::WatchingProbes {
+                    a: a.clone(),
+                    how: *how,
+                });
+                self.narrator.note(Note::DetectionByProbes {
+                    a: a.clone(),
+                    how: *how,
+                });
+            }
         }
         let bound_ms = bound.as_millis() as i64;
         let mut last_ends: Option<i64> = None;
@@ -497,6 +510,14 @@ impl<R: Regions> Drill<R> {
                         None => now - failure_at > bound_ms,
                     };
                     (detected, now)
+                }
+                Detection::Probes(watch, _) => {
+                    let seen = watch.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let down = seen.reach == crate::reach::Reach::Down;
+                    if down {
+                        self.source_down = Some(seen.down_reason());
+                    }
+                    (down, now_ms())
                 }
                 Detection::CopiesStopGrowing { .. } => {
                     let ends =
@@ -524,7 +545,11 @@ impl<R: Regions> Drill<R> {
                 });
                 return Ok(None);
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            let every = match &detection {
+                Detection::Probes(..) => Duration::from_millis(50),
+                _ => Duration::from_millis(500),
+            };
+            tokio::time::sleep(every).await;
         }
     }
 
@@ -536,6 +561,8 @@ impl<R: Regions> Drill<R> {
             fancy_regex::Regex::new(&exact(&self.plan.group)).expect("an escaped name is a regex"),
         );
         fo.probe_timeout = PROBE_TIMEOUT;
+        // Found down by the probes already: not asked again.
+        fo.source_down = self.source_down.clone();
         fo.max_wait = Duration::from_secs(30);
         self.narrator.say(Say::FailingOver {
             kind: self.regions.kind(),
@@ -695,6 +722,7 @@ impl<R: Regions> Drill<R> {
             DrillReport::new(settings, self.times.clone(), self.log.produced(), sequence);
         report.timeline = std::mem::take(&mut self.samples);
         report.strait_estimate = self.estimate.clone();
+        report.strait_estimate_check = report.estimate_check();
         report.marks.extend(self.marks.iter().cloned());
         report.marks.sort_by_key(|m| m.t_ms);
         let (notes, problems) = self.narrator.rendered();

@@ -97,8 +97,62 @@ pub fn for_pair<'a>(records: &'a [ActiveRegion], a: &str, b: &str) -> Option<&'a
     current(records.iter().filter(|r| r.key() == key))
 }
 
-/// Write `record` to the cluster of `admin` / `producer` (creating the topic if needed) and wait
-/// for the acknowledgement.
+/// A writer of the active-region record on one cluster: the topic made sure of and the producer
+/// created by [`Writer::open`], so that a failover does it while it reads the current record.
+pub struct Writer {
+    producer: rdkafka::producer::FutureProducer,
+    endpoint: crate::kafka::Endpoint,
+    timeout: std::time::Duration,
+}
+
+impl Writer {
+    /// Create the topic if needed (compacted, one partition) on the cluster of `admin`, and a
+    /// producer of `producer_ep`.
+    pub async fn open(
+        admin: &crate::kafka::Admin,
+        producer_ep: &crate::kafka::Endpoint,
+        replication_factor: i32,
+        timeout: std::time::Duration,
+    ) -> Result<Self, crate::kafka::ClientError> {
+        let brokers = admin.broker_count().await?;
+        let rf =
+            crate::replicate::topics::effective_replication_factor(replication_factor, brokers);
+        admin
+            .create_topics(&[
+                crate::kafka::TopicSpec::new(TOPIC, 1, rf).config("cleanup.policy", "compact")
+            ])
+            .await?;
+        let producer = producer_ep.producer_config().create().map_err(|e| {
+            crate::kafka::ClientError::from_kafka(producer_ep, "create a producer", e)
+        })?;
+        Ok(Self {
+            producer,
+            endpoint: producer_ep.clone(),
+            timeout,
+        })
+    }
+
+    /// Write `record` and wait for the acknowledgement.
+    pub async fn send(&self, record: &ActiveRegion) -> Result<(), crate::kafka::ClientError> {
+        let (k, v) = (record.key(), record.value());
+        self.producer
+            .send(
+                rdkafka::producer::FutureRecord::to(TOPIC)
+                    .partition(0)
+                    .key(&k)
+                    .payload(&v),
+                self.timeout,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| {
+                crate::kafka::ClientError::from_kafka(&self.endpoint, "record the active region", e)
+            })
+    }
+}
+
+/// Write `record` to the cluster of `admin` / `producer` (creating the topic if needed) and
+/// wait for the acknowledgement.
 pub async fn write(
     admin: &crate::kafka::Admin,
     producer: &crate::kafka::Endpoint,
@@ -106,28 +160,10 @@ pub async fn write(
     replication_factor: i32,
     timeout: std::time::Duration,
 ) -> Result<(), crate::kafka::ClientError> {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let brokers = admin.broker_count().await?;
-    let rf = crate::replicate::topics::effective_replication_factor(replication_factor, brokers);
-    admin
-        .create_topics(&[
-            crate::kafka::TopicSpec::new(TOPIC, 1, rf).config("cleanup.policy", "compact")
-        ])
-        .await?;
-    let p: FutureProducer = producer
-        .producer_config()
-        .create()
-        .map_err(|e| crate::kafka::ClientError::from_kafka(producer, "create a producer", e))?;
-    let (k, v) = (record.key(), record.value());
-    p.send(
-        FutureRecord::to(TOPIC).partition(0).key(&k).payload(&v),
-        timeout,
-    )
-    .await
-    .map(|_| ())
-    .map_err(|(e, _)| {
-        crate::kafka::ClientError::from_kafka(producer, "record the active region", e)
-    })
+    Writer::open(admin, producer, replication_factor, timeout)
+        .await?
+        .send(record)
+        .await
 }
 
 #[cfg(test)]

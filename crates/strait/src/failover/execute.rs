@@ -15,14 +15,12 @@ use super::report::*;
 use crate::config::{Config, Flow};
 use crate::heartbeat::now_ms;
 use crate::kafka::groups::{Groups, TopicPartition};
-use crate::kafka::tail::TopicTail;
 use crate::kafka::{Admin, ClientError};
-use crate::monitor::collect::source_lag;
+use crate::monitor::collect::{source_lag_with, SourceClients};
 use crate::monitor::snapshot::{self, LagSnapshot};
 use crate::monitor::PartitionLag;
 use crate::translate::group::GroupTranslator;
 use crate::translate::Translator;
-use crate::wire::Checkpoint;
 
 /// How the failover is to run.
 #[derive(Clone, Debug)]
@@ -41,6 +39,9 @@ pub struct Options {
     pub probe_timeout: Duration,
     /// How long the new region may take to answer each request.
     pub timeout: Duration,
+    /// The old region is known not to answer (why, in one sentence): a caller that watched it
+    /// (`strait run`'s probes) says so, and the failover is unplanned without probing it again.
+    pub source_down: Option<String>,
 }
 
 impl Options {
@@ -55,6 +56,7 @@ impl Options {
             dry_run: false,
             probe_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
+            source_down: None,
         }
     }
 }
@@ -75,9 +77,13 @@ pub enum FailoverError {
 pub type Progress<'a> = dyn Fn(&str) + Sync + 'a;
 
 /// Writes quiet for this long count as stopped.
-const QUIET: Duration = Duration::from_secs(2);
+const QUIET: Duration = Duration::from_secs(1);
 /// How often the clusters are sampled while waiting.
-const SAMPLE: Duration = Duration::from_secs(1);
+const SAMPLE: Duration = Duration::from_millis(250);
+/// An unplanned failover's drain: the target's copies still for this long...
+const DRAIN_QUIET: Duration = Duration::from_millis(300);
+/// ... sampled this often.
+const DRAIN_SAMPLE: Duration = Duration::from_millis(100);
 
 /// Run a failover from `opts.from` to `opts.to` (see the module doc). `progress` receives one
 /// line whenever there is something a person waiting should know (what is being waited for).
@@ -90,6 +96,7 @@ pub async fn failover(
     let mut run = Run::new(Procedure::Failover, flow, opts, progress);
     run.heartbeats = crate::monitor::collect::heartbeat_source(config, flow);
     run.probe().await?;
+    run.open_writer();
     if run.planned {
         if opts.dry_run {
             run.preview_planned().await?;
@@ -97,18 +104,80 @@ pub async fn failover(
             run.quiesce().await?;
             run.catch_up().await?;
         }
+        run.move_groups().await?;
     } else {
-        if !opts.dry_run {
-            run.drain().await;
-        }
+        // The groups are read (and their clients find their coordinators) while the copies land.
+        let prepare = prepare_groups(flow, opts, false);
+        let prepared = if opts.dry_run {
+            prepare.await
+        } else {
+            tokio::join!(run.drain(), prepare).1
+        };
         run.rpo_from_snapshot().await?;
+        run.move_prepared_groups(prepared).await?;
     }
-    run.move_groups().await?;
     if run.planned && !opts.dry_run {
         run.final_rpo().await;
     }
     run.switch(format!("failover from {}", opts.from)).await?;
     Ok(run.finish())
+}
+
+/// Whether `group` is one the procedure moves: replicated by the flow, not strait's own, and
+/// selected by `--groups`.
+fn selected(flow: &Flow, opts: &Options, group: &str) -> bool {
+    flow.should_replicate_group(group)
+        && !crate::replicate::is_strait_group(group)
+        && opts.groups.as_ref().is_none_or(|re| whole_match(re, group))
+}
+
+/// The groups to move, and the translator that reads them (one for every group: the index and
+/// checkpoints are read once).
+pub(crate) type PreparedGroups<'a> = (GroupTranslator<'a>, Vec<String>);
+
+/// The groups to move: those with offsets on the source (planned), or with checkpoints on the
+/// target (unplanned, read by the translator, which keeps them), that the filters select; each
+/// group's client on the target is created at once, so that it has found the group's
+/// coordinator when the group is committed. An unplanned failover does this while it drains.
+pub(crate) async fn prepare_groups<'a>(
+    flow: &'a Flow,
+    opts: &'a Options,
+    planned: bool,
+) -> Result<PreparedGroups<'a>, ClientError> {
+    let source_timeout = if planned {
+        opts.timeout
+    } else {
+        Duration::from_millis(500)
+    };
+    let mut translator = GroupTranslator::new(flow, opts.timeout, source_timeout);
+    if let Some(why) = opts.source_down.as_deref().filter(|_| !planned) {
+        translator = translator.without_source(why);
+    }
+    let names: BTreeSet<String> = if planned {
+        Groups::new(&flow.clients.source_consumer, opts.timeout)
+            .list(None)
+            .await?
+            .into_iter()
+            .map(|g| g.name)
+            .collect()
+    } else {
+        translator.checkpoint_groups().await?.into_iter().collect()
+    };
+    let names: Vec<String> = names
+        .into_iter()
+        .filter(|g| selected(flow, opts, g))
+        .collect();
+    for g in &names {
+        translator.prepare_target(g);
+    }
+    Ok((translator, names))
+}
+
+/// The active-region writer on `flow`'s target (topic made sure of, producer created).
+async fn open_writer(flow: &Flow, timeout: Duration) -> Result<active::Writer, ClientError> {
+    let admin = Admin::new(&flow.clients.target_admin, timeout)?;
+    let rf = i32::from(flow.checkpoints_topic_replication_factor);
+    active::Writer::open(&admin, &flow.clients.target_producer, rf, timeout).await
 }
 
 /// Move the consumer groups `opts.groups` selects along `flow` from their checkpoints, as an
@@ -172,6 +241,10 @@ pub(crate) struct Run<'a> {
     /// Where heartbeats that crossed the flow are on the target, and whose (see
     /// `monitor::collect::heartbeat_source`): the last sign of life of a lost source.
     pub(crate) heartbeats: Option<crate::monitor::collect::HeartbeatSource>,
+    /// The target's active-region writer being made ready (see [`Run::open_writer`]).
+    pub(crate) writer: Option<tokio::task::JoinHandle<Result<active::Writer, ClientError>>>,
+    /// The source's clients, kept for every sample of it.
+    pub(crate) source: std::sync::OnceLock<Result<SourceClients, ClientError>>,
 }
 
 impl<'a> Run<'a> {
@@ -198,6 +271,8 @@ impl<'a> Run<'a> {
             switched_at: None,
             source_error: None,
             heartbeats: None,
+            source: std::sync::OnceLock::new(),
+            writer: None,
         }
     }
 
@@ -216,26 +291,55 @@ impl<'a> Run<'a> {
         self.started + self.opts.max_wait
     }
 
+    /// Start making the target's active-region writer ready (topic, producer) in the
+    /// background, unless a dry run: [`Run::switch`] takes it.
+    pub(crate) fn open_writer(&mut self) {
+        if !self.opts.dry_run {
+            let (flow, timeout) = (self.flow.clone(), self.opts.timeout);
+            self.writer = Some(tokio::spawn(
+                async move { open_writer(&flow, timeout).await },
+            ));
+        }
+    }
+
     /// The new region must answer; the old one decides planned or unplanned.
     pub(crate) async fn probe(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let (from, to) = (&self.opts.from, &self.opts.to);
-        let target = match Admin::new(&self.flow.clients.target_admin, self.opts.timeout) {
-            Ok(a) => a.topics(None).await,
-            Err(e) => Err(e),
+        // Both at once: the old region's answer (or its timeout) need not wait for the new one's.
+        let target = async {
+            Admin::new(&self.flow.clients.target_admin, self.opts.timeout)?
+                .topics(None)
+                .await
         };
+        let source = async {
+            match &self.opts.source_down {
+                Some(why) => Err(why.clone()),
+                None => async {
+                    Admin::new(&self.flow.clients.source_admin, self.opts.probe_timeout)?
+                        .topics(None)
+                        .await
+                }
+                .await
+                .map_err(|e| e.to_string()),
+            }
+        };
+        let (target, source) = tokio::join!(target, source);
         if let Err(e) = target {
             return Err(FailoverError::Aborted(format!(
                 "{to} does not answer, so there is nowhere to move consumers to ({e}); nothing was changed"
             )));
         }
-        let source = match Admin::new(&self.flow.clients.source_admin, self.opts.probe_timeout) {
-            Ok(a) => a.topics(None).await,
-            Err(e) => Err(e),
-        };
         self.planned = source.is_ok();
         let detail = match &source {
             Ok(_) => format!("{from} and {to} answer: planned {}", self.kind),
+            Err(e) if self.opts.source_down.is_some() => {
+                self.source_error = Some(e.clone());
+                format!(
+                    "{from} found down before the {}: unplanned ({e})",
+                    self.kind
+                )
+            }
             Err(e) => {
                 self.source_error = Some(e.to_string());
                 format!(
@@ -254,7 +358,12 @@ impl<'a> Run<'a> {
     async fn sample(&self) -> Result<Vec<PartitionLag>, ClientError> {
         // Commits, not what the target acknowledged: translation needs the offset index, which
         // holds a record before its offset is committed.
-        let lag = source_lag(self.flow, self.opts.timeout, &Default::default).await?;
+        let clients = self
+            .source
+            .get_or_init(|| SourceClients::new(self.flow, self.opts.timeout))
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let lag = source_lag_with(clients, self.flow, &Default::default).await?;
         Ok(lag
             .partitions
             .into_iter()
@@ -377,13 +486,7 @@ impl<'a> Run<'a> {
     }
 
     fn selected(&self, group: &str) -> bool {
-        self.flow.should_replicate_group(group)
-            && !crate::replicate::is_strait_group(group)
-            && self
-                .opts
-                .groups
-                .as_ref()
-                .is_none_or(|re| whole_match(re, group))
+        selected(self.flow, self.opts, group)
     }
 
     /// Wait until replication has every record of the source (lag 0 on every partition).
@@ -434,7 +537,7 @@ impl<'a> Run<'a> {
         let t = Instant::now();
         let from = self.opts.from.clone();
         let first = self.sample().await.map_err(|e| self.lost_source(e))?;
-        tokio::time::sleep(SAMPLE).await;
+        tokio::time::sleep(QUIET).await;
         let second = self.sample().await.map_err(|e| self.lost_source(e))?;
         self.note_topics(&second);
         let ends = |v: &[PartitionLag]| -> BTreeMap<TopicPartition, i64> {
@@ -444,7 +547,7 @@ impl<'a> Run<'a> {
         };
         let growing = grown_topics(&ends(&first), &ends(&second));
         let detail = if growing.is_empty() {
-            format!("no writes on {from} in the last {} s", SAMPLE.as_secs())
+            format!("no writes on {from} in the last {} s", QUIET.as_secs())
         } else {
             format!(
                 "writes arriving on {from}: {} (a failover waits for them to stop)",
@@ -505,11 +608,14 @@ impl<'a> Run<'a> {
     pub(crate) async fn drain(&mut self) {
         let t = Instant::now();
         let limit = Instant::now() + self.opts.max_wait.min(Duration::from_secs(30));
-        let mut last = self.target_ends().await;
+        let admin = Admin::new(&self.flow.clients.target_admin, self.opts.timeout).ok();
+        let mut last = self.target_ends(admin.as_ref()).await;
         let mut quiet_since = Instant::now();
-        while quiet_since.elapsed() < QUIET && Instant::now() < limit {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let now = self.target_ends().await;
+        // What replication had fetched lands within a produce round trip (a few ms, or
+        // `linger.ms`): copies still for DRAIN_QUIET mean nothing is in flight.
+        while quiet_since.elapsed() < DRAIN_QUIET && Instant::now() < limit {
+            tokio::time::sleep(DRAIN_SAMPLE).await;
+            let now = self.target_ends(admin.as_ref()).await;
             if now != last {
                 quiet_since = Instant::now();
                 last = now;
@@ -529,28 +635,30 @@ impl<'a> Run<'a> {
         );
     }
 
-    /// End offsets on the target of the topics replicated from the source.
-    async fn target_ends(&self) -> BTreeMap<TopicPartition, i64> {
-        let mut out = BTreeMap::new();
-        let Ok(admin) = Admin::new(&self.flow.clients.target_admin, self.opts.timeout) else {
-            return out;
+    /// End offsets on the target of the topics replicated from the source, read all at once.
+    async fn target_ends(&self, admin: Option<&Admin>) -> BTreeMap<TopicPartition, i64> {
+        let Some(admin) = admin else {
+            return BTreeMap::new();
         };
         let Ok(topics) = admin.topics(None).await else {
-            return out;
+            return BTreeMap::new();
         };
-        for t in topics {
-            if self.flow.policy.topic_source(&t.name) != Some(self.opts.from.as_str())
-                || self.flow.policy.is_heartbeats_topic(&t.name)
-            {
-                continue;
-            }
-            for p in 0..t.partitions {
-                if let Ok((_, hi)) = admin.watermarks(&t.name, p).await {
-                    out.insert((t.name.clone(), p), hi);
-                }
-            }
+        let parts: Vec<(String, i32)> = topics
+            .into_iter()
+            .filter(|t| {
+                self.flow.policy.topic_source(&t.name) == Some(self.opts.from.as_str())
+                    && !self.flow.policy.is_heartbeats_topic(&t.name)
+            })
+            .flat_map(|t| (0..t.partitions).map(move |p| (t.name.clone(), p)))
+            .collect();
+        match crate::kafka::watermarks_of(admin, &parts).await {
+            Ok(marks) => parts
+                .into_iter()
+                .zip(marks)
+                .map(|(tp, (_, hi))| (tp, hi))
+                .collect(),
+            Err(_) => BTreeMap::new(),
         }
-        out
     }
 
     /// Unplanned: the loss from strait's last lag snapshot of the source and what the target
@@ -558,9 +666,12 @@ impl<'a> Run<'a> {
     pub(crate) async fn rpo_from_snapshot(&mut self) -> Result<(), FailoverError> {
         let t = Instant::now();
         let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
-        let snap = snapshot::read_latest(self.flow, self.opts.timeout)
-            .await
-            .map_err(|e| self.lost_target(e))?;
+        // Both at once; the index is needed unless there is no snapshot.
+        let (snap, index) = tokio::join!(
+            snapshot::read_latest(self.flow, self.opts.timeout),
+            self.index()
+        );
+        let snap = snap.map_err(|e| self.lost_target(e))?;
         let Some(snap) = snap else {
             self.rpo = Some(Rpo::unknown(format!(
                 "no lag snapshot of {} on {to}: `strait run` records one every {} s while {from} answers, and none was found",
@@ -575,7 +686,7 @@ impl<'a> Run<'a> {
             );
             return Ok(());
         };
-        let translator = self.index().await.map_err(|e| self.lost_target(e))?;
+        let translator = index.map_err(|e| self.lost_target(e))?;
         let parts: Vec<PartitionLag> = snap
             .partitions
             .iter()
@@ -641,51 +752,27 @@ impl<'a> Run<'a> {
             .flatten()
     }
 
-    /// Groups to move: those with offsets on the source (planned), or with checkpoints on the
-    /// target (unplanned), that the filters select.
-    async fn group_names(&self) -> Result<Vec<String>, ClientError> {
-        let mut names = BTreeSet::new();
-        if self.planned {
-            for g in Groups::new(&self.flow.clients.source_consumer, self.opts.timeout)
-                .list(None)
-                .await?
-            {
-                names.insert(g.name);
-            }
-        } else {
-            names = TopicTail::new(
-                &self.flow.clients.target_consumer,
-                &self.flow.internal_topics.checkpoints.name,
-            )
-            .fold(self.opts.timeout, names, |names, r| {
-                if let Ok(cp) = Checkpoint::decode(r.key, r.value) {
-                    names.insert(cp.group);
-                }
-            })
-            .await?;
-        }
-        Ok(names.into_iter().filter(|g| self.selected(g)).collect())
-    }
-
     /// Translate every selected group and commit it on the target (not in a dry run), group by
     /// group; a group with consumers on the target is refused.
     pub(crate) async fn move_groups(&mut self) -> Result<(), FailoverError> {
+        let prepared = prepare_groups(self.flow, self.opts, self.planned).await;
+        self.move_prepared_groups(prepared).await
+    }
+
+    /// [`Run::move_groups`] with the groups and translator [`prepare_groups`] made ready.
+    pub(crate) async fn move_prepared_groups(
+        &mut self,
+        prepared: Result<PreparedGroups<'a>, ClientError>,
+    ) -> Result<(), FailoverError> {
         let t = Instant::now();
         let to = self.opts.to.clone();
-        let names = self.group_names().await.map_err(|e| {
+        let (mut translator, names) = prepared.map_err(|e| {
             if self.planned {
                 self.lost_source(e)
             } else {
                 self.lost_target(e)
             }
         })?;
-        let source_timeout = if self.planned {
-            self.opts.timeout
-        } else {
-            Duration::from_millis(500)
-        };
-        // One translator for every group: the index and checkpoints are read once.
-        let mut translator = GroupTranslator::new(self.flow, self.opts.timeout, source_timeout);
         for g in names {
             let tr = match translator.translate(&g).await {
                 Ok(tr) => tr,
@@ -733,10 +820,8 @@ impl<'a> Run<'a> {
             } else if self.opts.dry_run {
                 (GroupAction::WouldCommit, None)
             } else {
-                match Groups::new(&self.flow.clients.target_consumer, self.opts.timeout)
-                    .commit(&g, &tr.offsets_to_apply())
-                    .await
-                {
+                // With the client that read the group: it knows the group's coordinator.
+                match translator.apply(&tr).await {
                     Ok(()) => (GroupAction::Committed, None),
                     Err(e) => (GroupAction::Failed, Some(e.to_string())),
                 }
@@ -787,7 +872,27 @@ impl<'a> Run<'a> {
         let t = Instant::now();
         let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
         let mut records = Vec::new();
-        match active::read(&self.flow.clients.target_consumer, self.opts.timeout).await {
+        let rf = i32::from(self.flow.checkpoints_topic_replication_factor);
+        // The writer on the target was made ready while the procedure ran (see `open_writer`).
+        let opening = self.writer.take();
+        let (read, writer) = tokio::join!(
+            active::read(&self.flow.clients.target_consumer, self.opts.timeout),
+            async {
+                match opening {
+                    Some(task) => Some(task.await.unwrap_or_else(|e| {
+                        Err(ClientError::Refused {
+                            alias: self.flow.clients.target_admin.alias.clone(),
+                            bootstrap: self.flow.clients.target_admin.bootstrap_servers().into(),
+                            op: "prepare the active-region record".into(),
+                            cause: e.to_string(),
+                        })
+                    })),
+                    None if self.opts.dry_run => None,
+                    None => Some(open_writer(self.flow, self.opts.timeout).await),
+                }
+            }
+        );
+        match read {
             Ok(r) => records.extend(r),
             Err(e) => return Err(self.lost_target(e)),
         }
@@ -812,21 +917,12 @@ impl<'a> Run<'a> {
             self.active_region = Some(record);
             return Ok(());
         }
-        let rf = i32::from(self.flow.checkpoints_topic_replication_factor);
-        let write = |admin_ep, producer_ep, timeout| {
-            let record = &record;
-            async move {
-                let admin = Admin::new(admin_ep, timeout)?;
-                active::write(&admin, producer_ep, record, rf, timeout).await
-            }
+        let on_target = match writer {
+            Some(Ok(w)) => w.send(&record).await,
+            Some(Err(e)) => Err(e),
+            None => unreachable!("a dry run returned above"),
         };
-        if let Err(e) = write(
-            &self.flow.clients.target_admin,
-            &self.flow.clients.target_producer,
-            self.opts.timeout,
-        )
-        .await
-        {
+        if let Err(e) = on_target {
             return Err(FailoverError::Aborted(format!(
                 "the group offsets are committed on {to}, but recording {to} as the active region failed ({e}); run the {} again",
                 self.kind
@@ -834,14 +930,19 @@ impl<'a> Run<'a> {
         }
         self.switched_at = Some(Instant::now());
         let on_source = if self.planned {
-            write(
-                &self.flow.clients.source_admin,
-                // The source's admin properties carry its connection and security settings.
-                &self.flow.clients.source_admin,
-                self.opts.timeout,
-            )
-            .await
-            .map_err(|e| e.to_string())
+            let write = async {
+                let admin = Admin::new(&self.flow.clients.source_admin, self.opts.timeout)?;
+                active::write(
+                    &admin,
+                    // The source's admin properties carry its connection and security settings.
+                    &self.flow.clients.source_admin,
+                    &record,
+                    rf,
+                    self.opts.timeout,
+                )
+                .await
+            };
+            write.await.map_err(|e| e.to_string())
         } else {
             Err(format!("{from} does not answer"))
         };

@@ -47,14 +47,15 @@ pub(crate) fn dispose<T: Send + 'static>(client: T) {
     }
 }
 
-/// A partition's log start offset as the client last heard it in a fetch response, without a
-/// request (`None` when it has not heard it). rust-rdkafka only offers the watermarks through a
-/// round trip to the broker, which the copy loop cannot afford per gap.
-pub(crate) fn cached_log_start<C: rdkafka::ClientContext>(
+/// A partition's watermarks (log start, end) as the client last heard them in a fetch
+/// response, without a request (`None` when it has not heard them). rust-rdkafka only offers
+/// the watermarks through a round trip to the broker, which the copy loop cannot afford per gap
+/// or every tenth of a second.
+pub(crate) fn cached_watermarks<C: rdkafka::ClientContext>(
     client: &rdkafka::client::Client<C>,
     topic: &str,
     partition: i32,
-) -> Option<i64> {
+) -> Option<(i64, i64)> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid for the borrow of `client`; librdkafka only reads the
@@ -68,8 +69,27 @@ pub(crate) fn cached_log_start<C: rdkafka::ClientContext>(
             &mut high,
         )
     };
-    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0)
-        .then_some(low)
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR)
+        .then_some((low, high))
+}
+
+/// The watermarks (log start, end) of each of `partitions`, in their order: many requests in
+/// flight at once (a few dozen), rather than one round trip after another.
+pub(crate) async fn watermarks_of(
+    admin: &Admin,
+    partitions: &[TopicPartition],
+) -> Result<Vec<(i64, i64)>, ClientError> {
+    use futures::stream::{StreamExt, TryStreamExt};
+    // Owned inputs: a borrowing closure here makes callers' futures fail to be `Send`
+    // (rust-lang/rust#102211).
+    futures::stream::iter(partitions.to_vec())
+        .map(|(t, p)| {
+            let admin = admin.clone();
+            async move { admin.watermarks(&t, p).await }
+        })
+        .buffered(32)
+        .try_collect()
+        .await
 }
 
 /// How long a failed call's diagnosis may take.

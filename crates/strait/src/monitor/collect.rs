@@ -344,35 +344,63 @@ async fn recent_delivered(flow: &Flow, timeout: Duration) -> Option<Delivered> {
     })
 }
 
-/// Read [`SourceLag`] off the source cluster of `flow`; a partition's `replicated` is the further
-/// of its commit and what `delivered` says, asked once the source's ends are read (so that the
-/// positions are no older than the ends).
+/// The clients [`source_lag`] reads a flow's source with, kept by callers that read it round
+/// after round (a failover's samples, the lag recorder): each new client costs a connection,
+/// a metadata request and librdkafka's threads.
+pub(crate) struct SourceClients {
+    admin: Admin,
+    groups: Groups,
+    timeout: Duration,
+}
+
+impl SourceClients {
+    /// Clients of `flow`'s source, each call waiting at most `timeout` (no I/O yet).
+    pub(crate) fn new(flow: &Flow, timeout: Duration) -> Result<Self, ClientError> {
+        Ok(Self {
+            admin: Admin::new(&flow.clients.source_admin, timeout)?,
+            groups: Groups::new(&flow.clients.source_consumer, timeout),
+            timeout,
+        })
+    }
+}
+
+/// Read [`SourceLag`] off the source cluster of `flow` with new clients (see
+/// [`source_lag_with`]).
 pub(crate) async fn source_lag(
     flow: &Flow,
     timeout: Duration,
     delivered: &(dyn Fn() -> Delivered + Sync),
 ) -> Result<SourceLag, ClientError> {
-    let admin = Admin::new(&flow.clients.source_admin, timeout)?;
+    source_lag_with(&SourceClients::new(flow, timeout)?, flow, delivered).await
+}
+
+/// Read [`SourceLag`] off the source cluster of `flow`; a partition's `replicated` is the further
+/// of its commit and what `delivered` says, asked once the source's ends are read (so that the
+/// positions are no older than the ends).
+pub(crate) async fn source_lag_with(
+    clients: &SourceClients,
+    flow: &Flow,
+    delivered: &(dyn Fn() -> Delivered + Sync),
+) -> Result<SourceLag, ClientError> {
+    let (admin, timeout) = (&clients.admin, clients.timeout);
     let strait_group = crate::replicate::replication_group(&flow.source, &flow.target);
     let all = admin.topics(None).await?;
     let replicated: Vec<_> = all
         .into_iter()
         .filter(|t| flow.should_replicate_topic(&t.name))
         .collect();
+    let partitions: Vec<TopicPartition> = replicated
+        .iter()
+        .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
+        .collect();
+    let marks = crate::kafka::watermarks_of(admin, &partitions).await?;
     let mut starts = BTreeMap::new();
     let mut ends = BTreeMap::new();
-    let mut partitions = Vec::new();
-    for t in &replicated {
-        for p in 0..t.partitions {
-            let (lo, hi) = admin.watermarks(&t.name, p).await?;
-            starts.insert((t.name.clone(), p), lo);
-            ends.insert((t.name.clone(), p), hi);
-            partitions.push((t.name.clone(), p));
-        }
+    for (tp, (lo, hi)) in partitions.iter().zip(marks) {
+        starts.insert(tp.clone(), lo);
+        ends.insert(tp.clone(), hi);
     }
-    let done = Groups::new(&flow.clients.source_consumer, timeout)
-        .committed(&strait_group, &partitions)
-        .await?;
+    let done = clients.groups.committed(&strait_group, &partitions).await?;
     let delivered = delivered();
     let mut lags = Vec::new();
     for tp in &partitions {

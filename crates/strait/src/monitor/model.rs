@@ -364,6 +364,8 @@ mod tests {
                     "ap:9092/bootstrap: Connect to ipv4#10.0.0.9:9092 failed: Connection refused"
                         .into(),
                 ),
+                answered_at_ms: Some(1_714_564_789_000),
+                failing_since_ms: Some(1_714_564_790_500),
             }],
             clock_skews: vec![crate::conflicts::clock::RegionSkew {
                 a: "us-east".into(),

@@ -3,8 +3,16 @@
 //!
 //! `strait run` records one per flow every [`INTERVAL`] while S answers, into
 //! `strait-lag.internal` on T (compacted, key `S->T`, JSON value: the lag model's per-partition
-//! figures and when they were read). Nothing is written while S is unreachable, so the newest
-//! snapshot is the last view of S before it went away.
+//! figures and when they were true). When S stops answering, one more is written at once: the
+//! last view of S, dated by when its ends last moved, with `unreachable_from_ms` set to the
+//! first sign of the loss. Nothing more is written until S answers again.
+//!
+//! Where the figures come from: when this process's flow owns every partition, from the flow's
+//! own view of its source (`replicate::source_view`: the ends every fetch response brings, no
+//! request to S), so a snapshot is never more than a fraction of a second behind and the last
+//! one brackets the failure within about a tenth of a second when writes were flowing.
+//! Otherwise (the partitions shared among processes, or before the flow has seen every
+//! partition) S is read, as `strait status` does, which takes a round of requests.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,20 +23,24 @@ use crate::kafka::diagnose::Diagnosed;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
-use super::collect::source_lag;
+use super::collect::{source_lag_with, SourceClients};
 use super::PartitionLag;
 use crate::config::Flow;
 use crate::heartbeat::now_ms;
 use crate::kafka::tail::TopicTail;
 use crate::kafka::{Admin, ClientError, TopicSpec};
+use crate::reach::Watched;
+use crate::replicate::{FlowStats, SourceView};
 use crate::stop::{or_cancel, pause, CancellationToken};
 
 /// The topic, on every target cluster.
 pub const TOPIC: &str = "strait-lag.internal";
 
-/// How often a snapshot is taken. Writes to S in the last interval before it fails are the
-/// part of an unplanned failover's RPO that no snapshot can see.
+/// How often a snapshot is written while S answers.
 pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often the recorder looks at the flow's view (for the snapshot of a loss, written at once).
+const LOOK: Duration = Duration::from_millis(100);
 
 /// One look at the source of a flow.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -87,10 +99,11 @@ pub async fn read_latest(
             if r.key != key.as_bytes() {
                 return;
             }
+            // The last written, not the latest `at_ms`: the snapshot of a loss is dated by when
+            // the source's ends last moved, which can be before the regular one written
+            // just before it.
             if let Ok(s) = serde_json::from_slice::<LagSnapshot>(r.value) {
-                if newest.as_ref().is_none_or(|n| s.at_ms >= n.at_ms) {
-                    *newest = Some(s);
-                }
+                *newest = Some(s);
             }
         })
         .await
@@ -111,108 +124,286 @@ impl Recorder {
 }
 
 /// Record snapshots of `flow` every [`INTERVAL`] until `cancel` fires; `stats`, the counters of
-/// the flow's copy in this process, if any, give what the target holds (ahead of the commits).
+/// the flow's copy in this process, if any, give what the target holds (ahead of the commits)
+/// and the flow's own view of S; `source`, S's reachability probe, tells when S stopped
+/// answering.
 pub fn start(
     flow: Flow,
-    stats: Option<std::sync::Arc<crate::replicate::FlowStats>>,
+    stats: Option<std::sync::Arc<FlowStats>>,
+    source: Option<Watched>,
     cancel: CancellationToken,
 ) -> Recorder {
     Recorder {
         name: flow.name(),
-        task: tokio::spawn(record(flow, stats, cancel)),
+        task: tokio::spawn(record(flow, stats, source, cancel)),
     }
+}
+
+/// The recorder's state between snapshots.
+struct Recording {
+    flow: Flow,
+    producer: Option<ThreadedProducer<Diagnosed>>,
+    warned: bool,
+    /// The last snapshot written (rates are measured against it).
+    previous: Option<LagSnapshot>,
+    /// The last few snapshots written while S answered, newest last: the write rates of a loss's
+    /// snapshot are measured against one from before its ends stopped moving (the snapshots
+    /// between the failure and its first sign saw no writes).
+    answered: std::collections::VecDeque<LagSnapshot>,
+    written: Option<Instant>,
+    /// The source's clients, kept from one reading to the next.
+    source: Option<SourceClients>,
 }
 
 async fn record(
     flow: Flow,
-    stats: Option<std::sync::Arc<crate::replicate::FlowStats>>,
+    stats: Option<std::sync::Arc<FlowStats>>,
+    source: Option<Watched>,
     cancel: CancellationToken,
 ) {
-    let timeout = Duration::from_secs(5);
-    let mut producer: Option<ThreadedProducer<Diagnosed>> = None;
-    let mut warned = false;
-    let mut previous: Option<LagSnapshot> = None;
+    let mut r = Recording {
+        flow,
+        producer: None,
+        warned: false,
+        previous: None,
+        answered: std::collections::VecDeque::new(),
+        written: None,
+        source: None,
+    };
     while !cancel.is_cancelled() {
-        let started = Instant::now();
-        // The reads begin now: a snapshot is dated by its oldest figure.
-        let attempt_ms = now_ms();
-        let delivered = || super::Delivered {
-            at_ms: now_ms(),
-            positions: stats
-                .as_ref()
-                .map(|s| {
-                    s.delivered
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clone()
-                })
-                .unwrap_or_default(),
-        };
-        let Some(lag) = or_cancel(&cancel, source_lag(&flow, timeout, &delivered)).await else {
-            break;
-        };
-        let snap = match lag {
-            Ok(lag) => {
-                let mut snap = LagSnapshot {
-                    source: flow.source.clone(),
-                    target: flow.target.clone(),
-                    at_ms: attempt_ms,
-                    partitions: lag.partitions,
-                    write_rates: BTreeMap::new(),
-                    unreachable_from_ms: None,
-                };
-                if let Some(prev) = &previous {
-                    snap.write_rates = write_rates(prev, &snap);
-                }
-                previous = Some(snap.clone());
-                Some(snap)
-            }
-            Err(e) => {
-                debug!(flow = %flow.name(), error = %e, "source not read; no lag snapshot");
-                // Once per outage: the last view, marked with when the source went quiet.
-                match previous.take() {
-                    Some(mut last) if last.unreachable_from_ms.is_none() => {
-                        // When the failed attempt gave up, not when it began: an attempt
-                        // under way when the source failed began before the failure.
-                        last.unreachable_from_ms = Some(now_ms());
-                        previous = Some(last.clone());
-                        Some(last)
-                    }
-                    other => {
-                        previous = other;
-                        None
-                    }
-                }
-            }
-        };
-        if let Some(snap) = snap {
-            if producer.is_none() {
-                let Some(opened) = or_cancel(&cancel, open(&flow, timeout)).await else {
-                    break;
-                };
-                producer = opened
-                    .map_err(|e| {
-                        if !warned {
-                            warn!(flow = %flow.name(), error = %e, "cannot record lag snapshots yet");
-                            warned = true;
-                        }
-                    })
-                    .ok();
-            }
-            if let Some(p) = &producer {
-                let key = LagSnapshot::key(&snap.source, &snap.target);
-                let value = serde_json::to_vec(&snap).expect("plain data serializes");
-                if let Err((e, _)) =
-                    p.send(BaseRecord::to(TOPIC).partition(0).key(&key).payload(&value))
-                {
-                    debug!(flow = %flow.name(), error = %e, "lag snapshot not queued");
-                }
+        let due = r.written.is_none_or(|w| w.elapsed() >= INTERVAL);
+        let view = stats.as_ref().map(|s| {
+            s.source_view
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        });
+        if due {
+            if let Some(v) = view.as_ref().filter(|v| !v.complete()) {
+                debug!(flow = %r.flow.name(), owned = v.owned.len(), partitions = v.partitions_total, "the flow's view of its source is not complete; reading the source");
             }
         }
-        pause(&cancel, INTERVAL.saturating_sub(started.elapsed())).await;
+        let view = view.filter(SourceView::complete);
+        let snap = match view {
+            Some(view) => {
+                let probe = source
+                    .as_ref()
+                    .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone());
+                let lost = view.lost_by(
+                    probe.as_ref().and_then(|p| p.answered_at_ms),
+                    probe.as_ref().and_then(|p| p.failing_since_ms),
+                );
+                match lost {
+                    // Once per loss, the last view of S, and again when an earlier sign of
+                    // the loss comes in (a probe's failure is known only once it times out,
+                    // after the flow's own errors).
+                    Some(by) => r
+                        .previous
+                        .as_ref()
+                        .is_none_or(|p| p.unreachable_from_ms.is_none_or(|was| by < was))
+                        .then(|| {
+                            let at = view.ends_since_ms.unwrap_or(view.at_ms).min(by);
+                            let mut snap = of_view(&r.flow, &view, at, rate_base(&r.answered, at));
+                            snap.unreachable_from_ms = Some(by);
+                            snap
+                        }),
+                    None if due => {
+                        // The ends were true within the last look.
+                        let at = view.at_ms
+                            - crate::replicate::source_view::LOOK_EVERY.as_millis() as i64;
+                        Some(of_view(&r.flow, &view, at, rate_base(&r.answered, at)))
+                    }
+                    None => None,
+                }
+            }
+            None if due => {
+                let Some(snap) = or_cancel(&cancel, read_source(&mut r, stats.as_deref())).await
+                else {
+                    break;
+                };
+                // Read again an interval after this attempt, whatever it gave.
+                r.written = Some(Instant::now());
+                snap
+            }
+            None => None,
+        };
+        if let Some(snap) = snap {
+            debug!(
+                flow = %r.flow.name(),
+                at_ms = snap.at_ms,
+                lag = snap.lag_records(),
+                unreachable_from_ms = ?snap.unreachable_from_ms,
+                "lag snapshot"
+            );
+            if snap.unreachable_from_ms.is_none() {
+                r.written = Some(Instant::now());
+            }
+            if snap.unreachable_from_ms.is_none() {
+                if r.answered.len() >= 5 {
+                    r.answered.pop_front();
+                }
+                r.answered.push_back(snap.clone());
+            }
+            r.previous = Some(snap.clone());
+            if or_cancel(&cancel, r.write(&snap)).await.is_none() {
+                break;
+            }
+        }
+        pause(&cancel, LOOK).await;
     }
-    if let Some(p) = producer {
+    if let Some(p) = r.producer {
         let _ = crate::kafka::blocking(move || p.flush(Duration::from_secs(2))).await;
+    }
+}
+
+/// What the rates of a snapshot dated `at_ms` are measured against: the newest of `answered`
+/// at least half a second older, else the oldest.
+fn rate_base(
+    answered: &std::collections::VecDeque<LagSnapshot>,
+    at_ms: i64,
+) -> Option<&LagSnapshot> {
+    answered
+        .iter()
+        .rev()
+        .find(|s| at_ms - s.at_ms >= 500)
+        .or(answered.front())
+}
+
+/// A snapshot of the flow's own view, dated `at_ms`; rates against `previous` when it is at
+/// least half a second older, else carried over from it.
+fn of_view(
+    flow: &Flow,
+    view: &SourceView,
+    at_ms: i64,
+    previous: Option<&LagSnapshot>,
+) -> LagSnapshot {
+    let partitions: Vec<PartitionLag> = view
+        .owned
+        .iter()
+        .map(|((topic, partition), p)| {
+            let end = p.end.unwrap_or(0);
+            let replicated = p.delivered.unwrap_or(0).min(end);
+            PartitionLag {
+                topic: topic.clone(),
+                partition: *partition,
+                remote_topic: flow.policy.remote_topic(topic),
+                source_end: end,
+                replicated,
+                committed: replicated,
+                lag_records: end - replicated,
+                lag_seconds: 0.0,
+            }
+        })
+        .collect();
+    let mut snap = LagSnapshot {
+        source: flow.source.clone(),
+        target: flow.target.clone(),
+        at_ms,
+        partitions,
+        write_rates: BTreeMap::new(),
+        unreachable_from_ms: None,
+    };
+    snap.write_rates = match previous {
+        Some(p) if at_ms - p.at_ms >= 500 => write_rates(p, &snap),
+        Some(p) => p.write_rates.clone(),
+        None => BTreeMap::new(),
+    };
+    // The age of the oldest record the target lacks, from the rate it was written at.
+    for l in &mut snap.partitions {
+        let rate = snap
+            .write_rates
+            .get(&LagSnapshot::rate_key(&l.topic, l.partition))
+            .copied()
+            .unwrap_or(0.0);
+        if l.lag_records > 0 && rate > 0.0 {
+            l.lag_seconds = l.lag_records as f64 / rate;
+        }
+    }
+    snap
+}
+
+/// A snapshot read off S, as `strait status` reads it (a round of requests): when the flow's
+/// own view does not cover every partition. `None` when S did not answer and its last view was
+/// already marked.
+async fn read_source(r: &mut Recording, stats: Option<&FlowStats>) -> Option<LagSnapshot> {
+    let timeout = Duration::from_secs(5);
+    // The reads begin now: a snapshot is dated by its oldest figure.
+    let attempt_ms = now_ms();
+    let delivered = || super::Delivered {
+        at_ms: now_ms(),
+        positions: stats
+            .map(|s| {
+                s.delivered
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+            })
+            .unwrap_or_default(),
+    };
+    if r.source.is_none() {
+        r.source = SourceClients::new(&r.flow, timeout)
+            .map_err(|e| debug!(flow = %r.flow.name(), error = %e, "no source clients"))
+            .ok();
+    }
+    let read = match &r.source {
+        Some(clients) => source_lag_with(clients, &r.flow, &delivered).await,
+        None => return None,
+    };
+    match read {
+        Ok(lag) => {
+            let mut snap = LagSnapshot {
+                source: r.flow.source.clone(),
+                target: r.flow.target.clone(),
+                at_ms: attempt_ms,
+                partitions: lag.partitions,
+                write_rates: BTreeMap::new(),
+                unreachable_from_ms: None,
+            };
+            if let Some(prev) = &r.previous {
+                snap.write_rates = write_rates(prev, &snap);
+            }
+            Some(snap)
+        }
+        Err(e) => {
+            debug!(flow = %r.flow.name(), error = %e, "source not read; no lag snapshot");
+            // Once per outage: the last view, marked with when the source went quiet (when
+            // the failed attempt gave up, not when it began: an attempt under way when the
+            // source failed began before the failure).
+            let last = r.previous.as_ref()?;
+            if last.unreachable_from_ms.is_some() {
+                return None;
+            }
+            let mut last = last.clone();
+            last.unreachable_from_ms = Some(now_ms());
+            Some(last)
+        }
+    }
+}
+
+impl Recording {
+    /// Queue `snap` on the target, creating the topic and the producer the first time.
+    async fn write(&mut self, snap: &LagSnapshot) {
+        let timeout = Duration::from_secs(5);
+        if self.producer.is_none() {
+            self.producer = open(&self.flow, timeout)
+                .await
+                .map_err(|e| {
+                    if !self.warned {
+                        warn!(flow = %self.flow.name(), error = %e, "cannot record lag snapshots yet");
+                        self.warned = true;
+                    }
+                })
+                .ok();
+        }
+        if let Some(p) = &self.producer {
+            let key = LagSnapshot::key(&snap.source, &snap.target);
+            let value = serde_json::to_vec(snap).expect("plain data serializes");
+            if let Err((e, _)) =
+                p.send(BaseRecord::to(TOPIC).partition(0).key(&key).payload(&value))
+            {
+                debug!(flow = %self.flow.name(), error = %e, "lag snapshot not queued");
+            }
+        }
     }
 }
 
@@ -277,6 +468,22 @@ mod tests {
             write_rates: BTreeMap::new(),
             unreachable_from_ms: None,
         }
+    }
+
+    #[test]
+    fn a_loss_is_rated_against_a_snapshot_from_before_its_ends_stopped() {
+        let answered: std::collections::VecDeque<LagSnapshot> =
+            [1_000, 2_000, 3_000, 4_000].map(|t| snap(t, &[])).into();
+        // The snapshot of a loss dated 2_700 (its ends last moved then): against 2_000, not
+        // against the snapshots taken after, which saw no writes.
+        assert_eq!(rate_base(&answered, 2_700).map(|s| s.at_ms), Some(2_000));
+        assert_eq!(rate_base(&answered, 4_900).map(|s| s.at_ms), Some(4_000));
+        assert_eq!(
+            rate_base(&answered, 1_200).map(|s| s.at_ms),
+            Some(1_000),
+            "the oldest"
+        );
+        assert!(rate_base(&Default::default(), 1_000).is_none());
     }
 
     #[test]

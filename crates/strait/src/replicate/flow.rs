@@ -202,6 +202,9 @@ pub struct FlowStats {
     /// Per source partition this process owns, the offset up to which the target holds every
     /// record (updated every commit interval): the flow's true position, ahead of its commits.
     pub delivered: Mutex<std::collections::BTreeMap<crate::kafka::TopicPartition, i64>>,
+    /// What the flow knows of its source without asking it (ends and positions, and when the
+    /// source last answered), for the lag snapshots.
+    pub source_view: Mutex<super::SourceView>,
 }
 
 /// State shared by the copy loop, the producer's delivery callbacks and the rebalance callbacks.
@@ -248,6 +251,13 @@ impl Shared {
             "" => format!("cluster {cluster}: {error}"),
             reason => format!("cluster {cluster}: {error}: {reason}"),
         };
+        if !on_target && class == ErrorClass::Unreachable {
+            self.stats
+                .source_view
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .unreachable(crate::heartbeat::now_ms());
+        }
         if self.stats.health.met(class, message.clone()) {
             warn!(flow = %self.flow, class = class.as_str(), "{message}");
         }
@@ -1592,8 +1602,37 @@ fn send_violation(h: &Handing<'_>, j: Judged, delivery: Delivery) -> Result<Hand
     }
 }
 
-/// How often the flow's delivered positions ([`FlowStats::delivered`]) are brought up to date.
-const DELIVERED_EVERY: Duration = Duration::from_millis(100);
+/// How often the flow's delivered positions ([`FlowStats::delivered`]) and its view of the
+/// source ([`FlowStats::source_view`]) are brought up to date.
+const DELIVERED_EVERY: Duration = super::source_view::LOOK_EVERY;
+
+/// Bring [`FlowStats::source_view`] up to date: each owned partition's end as librdkafka last
+/// heard it from a fetch response (no request) and the target's position.
+fn look_at_source(
+    consumer: &BaseConsumer<RebalanceContext>,
+    shared: &Shared,
+    partitions_total: usize,
+) {
+    let positions = shared.progress.lock().unwrap().positions();
+    let owned = positions
+        .into_iter()
+        .map(|((t, p), delivered)| {
+            let end = crate::kafka::cached_watermarks(consumer.client(), &t, p)
+                .map(|(_, hi)| hi)
+                .filter(|hi| *hi >= 0);
+            (
+                (t.to_string(), p),
+                super::source_view::OwnedPartition { end, delivered },
+            )
+        })
+        .collect();
+    shared
+        .stats
+        .source_view
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .look(crate::heartbeat::now_ms(), owned, partitions_total);
+}
 
 /// How long the target may acknowledge nothing while records wait before the flow says it waits.
 const STALL_AFTER: Duration = Duration::from_secs(10);
@@ -1650,7 +1689,10 @@ fn look_into(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, tp: &Tp
         Jump::None => {}
         Jump::Gap { from, to } => {
             // The log start offset as the last fetch response gave it (no request).
-            let Some(low) = crate::kafka::cached_log_start(consumer.client(), &tp.0, tp.1) else {
+            let Some(low) = crate::kafka::cached_watermarks(consumer.client(), &tp.0, tp.1)
+                .map(|(low, _)| low)
+                .filter(|low| *low >= 0)
+            else {
                 return;
             };
             if low > from {
@@ -1992,9 +2034,23 @@ fn copy_loop(
         })?;
     let _ = shared.index_producer.set(index_producer);
 
-    let consumer: BaseConsumer<RebalanceContext> = spec
-        .source
-        .consumer_config(&spec.group_id())
+    let mut ccfg = spec.source.consumer_config(&spec.group_id());
+    // A fetch waits at most this long for records (librdkafka's default is 500 ms): it bounds
+    // how old the source's ends in the flow's view can be, and so the RPO estimate's margin.
+    if !spec.source.props.contains_key("fetch.wait.max.ms") {
+        ccfg.set("fetch.wait.max.ms", "100");
+    }
+    let fetch_wait_ms = ccfg
+        .get("fetch.wait.max.ms")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(500);
+    shared
+        .stats
+        .source_view
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .fetch_wait_ms = fetch_wait_ms;
+    let consumer: BaseConsumer<RebalanceContext> = ccfg
         .create_with_context(RebalanceContext {
             shared: shared.clone(),
         })
@@ -2022,6 +2078,7 @@ fn copy_loop(
     let mut last_promote = Instant::now();
     let mut last_stall_check = Instant::now();
     let mut last_delivered = Instant::now();
+    let mut partitions_total = 0usize;
     let mut stall = Stall::new(shared.stats.records.load(Ordering::Relaxed));
     shared.stats.health.replicating();
     let mut subscribed: Option<Vec<String>> = None;
@@ -2039,7 +2096,10 @@ fn copy_loop(
         let mut latest = None;
         for m in topics_rx.try_iter() {
             match m {
-                ToCopy::Topics(t) => latest = Some(t),
+                ToCopy::Topics(t) => {
+                    partitions_total = t.iter().map(|t| t.partitions.max(0) as usize).sum();
+                    latest = Some(t)
+                }
                 ToCopy::Limits(l) => handing.limits = l,
                 ToCopy::Ids { ids, recreated } => {
                     // Known before the restart's commits, which are stamped with the new ids.
@@ -2159,6 +2219,7 @@ fn copy_loop(
                 .into_iter()
                 .map(|((t, p), o)| ((t.to_string(), p), o))
                 .collect();
+            look_at_source(&consumer, &shared, partitions_total);
         }
         if last_commit.elapsed() >= spec.commit_interval {
             commit(&consumer, &shared, CommitMode::Async);

@@ -8,6 +8,7 @@ pub mod mm2_offsets;
 pub(crate) mod offset_syncs;
 pub(crate) mod progress;
 pub mod resume;
+pub mod source_view;
 pub(crate) mod topics;
 
 pub use acls::sync_topic_acls;
@@ -18,6 +19,7 @@ pub use flow::{
 pub use health::{
     Condition, ErrorClass, FlowHealth, FlowProcess, Problem, SkipReason, StoppedPartition,
 };
+pub use source_view::SourceView;
 pub use topics::TopicSync;
 
 use crate::kafka::ClientError;

@@ -151,6 +151,14 @@ impl Progress {
             .collect()
     }
 
+    /// Every partition owned, with [`Progress::delivered`]'s position when one is known.
+    pub(crate) fn positions(&self) -> Vec<(Tp, Option<i64>)> {
+        self.parts
+            .iter()
+            .map(|(tp, p)| (tp.clone(), p.safe()))
+            .collect()
+    }
+
     /// Offsets that advanced since the last commit: (partition, offset to commit).
     #[cfg(test)]
     pub(crate) fn to_commit(&self) -> Vec<(Tp, i64)> {

@@ -166,6 +166,31 @@ impl<'a> GroupTranslator<'a> {
         }
     }
 
+    /// The source is known not to answer (`why`, one sentence): nothing is asked of it, and
+    /// groups are translated from the last checkpoints at once (an unplanned failover).
+    pub fn without_source(mut self, why: &str) -> Self {
+        let ep = &self.flow.clients.source_admin;
+        self.partitions = Some(Err(ClientError::Refused {
+            alias: ep.alias.clone(),
+            bootstrap: ep.bootstrap_servers().to_string(),
+            op: "read the replicated partitions".into(),
+            cause: why.to_string(),
+        }));
+        self
+    }
+
+    /// Create `group`'s client on the target now, so that it has found the group's coordinator
+    /// by the time the group is translated and committed.
+    pub fn prepare_target(&self, group: &str) {
+        self.target.prepare(group);
+    }
+
+    /// The groups with checkpoints on the target, read once (and kept for the translations).
+    pub async fn checkpoint_groups(&mut self) -> Result<Vec<String>, ClientError> {
+        let store = read_checkpoints(self.flow, self.timeout, &mut self.checkpoints).await?;
+        Ok(store.groups().into_iter().map(str::to_string).collect())
+    }
+
     /// Commit a translation's offsets to its group on the target (what `--apply` does), with
     /// the client that read the group there.
     pub async fn apply(&self, t: &GroupTranslation) -> Result<(), ClientError> {

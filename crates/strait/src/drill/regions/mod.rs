@@ -66,6 +66,9 @@ pub(crate) enum Detection {
         /// `emit.heartbeats.interval` of the flow.
         interval: Duration,
     },
+    /// The primary's reachability probe (`strait run`'s, see `crate::reach`) declares it down:
+    /// `strait.region.down.after.probes` probes in a row unanswered. A real outage only.
+    Probes(crate::reach::Watched, crate::config::region::RegionWatch),
 }
 
 impl Detection {
@@ -79,12 +82,15 @@ impl Detection {
         }
     }
 
-    /// The rule `strait status` uses: 3 × the heartbeat interval + 10 s.
+    /// How long after the failure it shows at most: for the probes, that many probes each
+    /// waiting out its timeout; otherwise the rule `strait status` uses, 3 × the heartbeat
+    /// interval + 10 s.
     pub(crate) fn bound(&self) -> Duration {
-        heartbeat_stale_after(match self {
-            Detection::Heartbeats(hb) => hb.interval,
-            Detection::CopiesStopGrowing { interval } => *interval,
-        })
+        match self {
+            Detection::Heartbeats(hb) => heartbeat_stale_after(hb.interval),
+            Detection::CopiesStopGrowing { interval } => heartbeat_stale_after(*interval),
+            Detection::Probes(_, how) => how.verdict_within(),
+        }
     }
 }
 

@@ -173,6 +173,13 @@ impl Regions for SandboxRegions {
     async fn failure_settled(&mut self) {}
 
     fn detection(&self) -> Detection {
+        if let Some(w) = self
+            .service
+            .as_ref()
+            .and_then(|s| s.reach_of(&self.primary))
+        {
+            return Detection::Probes(w, self.config.region_watch);
+        }
         match heartbeat_source(&self.config, &self.flow) {
             Some(hb) => Detection::Heartbeats(hb),
             None => Detection::copies_of(&self.flow),
@@ -211,6 +218,7 @@ impl Regions for SandboxRegions {
         });
         RpoEstimate {
             records: report.rpo.records.map(|r| r.max(0) as u64),
+            at_least: report.rpo.records_at_least.map(|r| r.max(0) as u64),
             source: match (report.rpo.records_at_least, report.rpo.records) {
                 (Some(lo), Some(hi)) if lo < hi => format!(
                     "strait failover, an upper bound (at least {lo}): {}",

@@ -160,6 +160,7 @@ impl Regions for SimulatedRegions {
         };
         RpoEstimate {
             records,
+            at_least: None,
             source: format!(
                 "the drill topic's end offsets on {} minus its copies' on {}, read after the failover (a simulation \
                  leaves the primary readable; strait's lag snapshots are left to the production replicator)",

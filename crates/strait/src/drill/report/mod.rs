@@ -81,11 +81,53 @@ pub struct DrillDurations {
 /// whether strait's figure can be trusted in a real incident.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RpoEstimate {
-    /// `None` when strait could not estimate.
+    /// `None` when strait could not estimate. An upper bound when `at_least` is set.
     pub records: Option<u64>,
+    /// The records strait knew for certain were lost (its lower bound), when it gave one.
+    #[serde(default)]
+    pub at_least: Option<u64>,
     /// Where the figure came from, e.g. "lag snapshot of us-east->us-west taken 1.4 s before the
     /// failure".
     pub source: String,
+}
+
+/// How strait's RPO estimate compares with the loss the drill measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EstimateCheck {
+    /// The measured loss is within the estimate's bounds, and the upper bound is at most twice
+    /// the loss: a figure to act on.
+    #[serde(rename = "within-2x")]
+    Within2x,
+    /// The upper bound is more than twice the measured loss: safe, but too cautious to act on.
+    #[serde(rename = "over-2x")]
+    Over2x,
+    /// strait promised less loss than happened (its upper bound below the loss, or its lower
+    /// bound above it): the dangerous direction.
+    #[serde(rename = "under")]
+    Under,
+}
+
+impl EstimateCheck {
+    /// Judge an estimate (`records`, with its lower bound `at_least` if any) against the
+    /// `measured` loss.
+    pub fn of(measured: u64, records: u64, at_least: Option<u64>) -> Self {
+        if records < measured || at_least.is_some_and(|lo| lo > measured) {
+            EstimateCheck::Under
+        } else if records > measured.saturating_mul(2) {
+            EstimateCheck::Over2x
+        } else {
+            EstimateCheck::Within2x
+        }
+    }
+
+    /// For the report's tables and the command's summary.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EstimateCheck::Within2x => "within 2x of the loss",
+            EstimateCheck::Over2x => "MORE THAN 2x the loss",
+            EstimateCheck::Under => "UNDER the loss",
+        }
+    }
 }
 
 /// Record counts of the drill topic. Consumed counts are deliveries, duplicates included.
@@ -324,6 +366,9 @@ pub struct DrillReport {
     pub rpo_seconds: f64,
     /// strait's own prediction, to compare with `rpo_records`.
     pub strait_estimate: Option<RpoEstimate>,
+    /// `strait_estimate` against the measured loss (see [`DrillReport::estimate_check`]).
+    #[serde(default)]
+    pub strait_estimate_check: Option<EstimateCheck>,
     /// The sequence check in full.
     pub sequence: Verification,
     /// Records produced, acknowledged and consumed on each side.
@@ -364,6 +409,7 @@ impl DrillReport {
             rpo_records: 0,
             rpo_seconds: 0.0,
             strait_estimate: None,
+            strait_estimate_check: None,
             sequence,
             counts: DrillCounts {
                 produced,
@@ -414,6 +460,12 @@ impl DrillReport {
         }
         self.passed = failures.is_empty();
         self.failures = failures;
+    }
+
+    /// strait's estimate against the measured loss (`None` without a figure).
+    pub fn estimate_check(&self) -> Option<EstimateCheck> {
+        let e = self.strait_estimate.as_ref()?;
+        Some(EstimateCheck::of(self.rpo_records, e.records?, e.at_least))
     }
 
     /// strait's estimate minus the measured loss: 0 when strait was right, negative when it
@@ -545,11 +597,33 @@ mod tests {
             .collect();
         r.strait_estimate = Some(RpoEstimate {
             records: Some(80),
+            at_least: None,
             source: "lag snapshot 1.2 s before the failure".into(),
         });
+        r.strait_estimate_check = r.estimate_check();
         r.notes
             .push("us-east was failed through the sandbox fault proxy".into());
         r
+    }
+
+    #[test]
+    fn an_estimate_is_judged_against_the_loss() {
+        use EstimateCheck::*;
+        assert_eq!(EstimateCheck::of(58, 88, Some(40)), Within2x);
+        assert_eq!(EstimateCheck::of(58, 116, None), Within2x);
+        assert_eq!(EstimateCheck::of(58, 1150, None), Over2x);
+        assert_eq!(
+            EstimateCheck::of(58, 0, None),
+            Under,
+            "promised less than happened"
+        );
+        assert_eq!(
+            EstimateCheck::of(58, 90, Some(60)),
+            Under,
+            "a lower bound above the loss"
+        );
+        assert_eq!(EstimateCheck::of(0, 0, Some(0)), Within2x);
+        assert_eq!(EstimateCheck::of(0, 3, None), Over2x);
     }
 
     #[test]
@@ -785,8 +859,10 @@ mod tests {
         });
         r.strait_estimate = Some(RpoEstimate {
             records: Some(80),
+            at_least: None,
             source: "lag snapshot 1.2 s before the failure".into(),
         });
+        r.strait_estimate_check = r.estimate_check();
         r.notes
             .push("us-east was failed through the sandbox fault proxy".into());
         r

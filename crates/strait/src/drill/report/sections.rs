@@ -63,13 +63,17 @@ impl DrillReport {
             ],
         ];
         if let Some(e) = &self.strait_estimate {
-            let (figure, verdict) = match (e.records, self.estimate_error()) {
-                (Some(r), Some(d)) => (
-                    format!("{r} records ({})", e.source),
+            let (figure, verdict) = match (e.records, self.estimate_error(), self.estimate_check())
+            {
+                (Some(r), Some(d), Some(check)) => (
+                    match e.at_least {
+                        Some(lo) if lo < r => format!("{lo} to {r} records ({})", e.source),
+                        _ => format!("{r} records ({})", e.source),
+                    },
                     match d {
                         0 => "matched".to_string(),
-                        d if d > 0 => format!("over by {d}"),
-                        d => format!("under by {}", -d),
+                        d if d > 0 => format!("over by {d}: {}", check.describe()),
+                        d => format!("under by {}: {}", -d, check.describe()),
                     },
                 ),
                 _ => (format!("no estimate ({})", e.source), "-".to_string()),
