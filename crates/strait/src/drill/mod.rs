@@ -25,7 +25,7 @@ pub use error::{DrillError, Halt, NotReady};
 pub use options::{check, DrillOptions, DrillOutcome, Environment, Progress};
 pub use report::{
     budgets, BudgetResult, BudgetUnit, DrillCounts, DrillDurations, DrillReport, DrillSettings,
-    DrillTimes, Mark, MarkKind, RpoEstimate, Sample,
+    DrillTimes, EstimateCheck, Mark, MarkKind, RpoEstimate, Sample,
 };
 pub use run::{run, MIN_ON_SECONDARY, NO_SANDBOX, PARTITIONS};
 pub use sampler::SAMPLE_EVERY;

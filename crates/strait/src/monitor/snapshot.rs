@@ -161,6 +161,17 @@ async fn record(
     source: Option<Watched>,
     cancel: CancellationToken,
 ) {
+    // Partitions on the source the flow should replicate, counted now and then: a topic created
+    // since the flow last refreshed its list is in no view, and its records are what a loss
+    // takes first.
+    let on_source = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    if stats.is_some() {
+        tokio::spawn(count_partitions(
+            flow.clone(),
+            on_source.clone(),
+            cancel.clone(),
+        ));
+    }
     let mut r = Recording {
         flow,
         producer: None,
@@ -183,7 +194,8 @@ async fn record(
                 debug!(flow = %r.flow.name(), owned = v.owned.len(), partitions = v.partitions_total, "the flow's view of its source is not complete; reading the source");
             }
         }
-        let view = view.filter(SourceView::complete);
+        let counted = on_source.load(std::sync::atomic::Ordering::Relaxed);
+        let view = view.filter(|v| v.complete() && v.owned.len() >= counted);
         let snap = match view {
             Some(view) => {
                 let probe = source
@@ -267,6 +279,34 @@ fn rate_base(
         .rev()
         .find(|s| at_ms - s.at_ms >= 500)
         .or(answered.front())
+}
+
+/// How often [`count_partitions`] counts.
+const COUNT_EVERY: Duration = Duration::from_secs(10);
+
+/// Count, every [`COUNT_EVERY`], the partitions on `flow`'s source of the topics it should
+/// replicate, into `into` (left as it was when the source does not answer).
+async fn count_partitions(
+    flow: Flow,
+    into: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    cancel: CancellationToken,
+) {
+    let Ok(admin) = Admin::new(&flow.clients.source_admin, Duration::from_secs(2)) else {
+        return;
+    };
+    loop {
+        if let Some(Ok(topics)) = or_cancel(&cancel, admin.topics(None)).await {
+            let n: usize = topics
+                .iter()
+                .filter(|t| flow.should_replicate_topic(&t.name))
+                .map(|t| t.partitions.max(0) as usize)
+                .sum();
+            into.store(n, std::sync::atomic::Ordering::Relaxed);
+        }
+        if !pause(&cancel, COUNT_EVERY).await {
+            return;
+        }
+    }
 }
 
 /// A snapshot of the flow's own view, dated `at_ms`; rates against `previous` when it is at

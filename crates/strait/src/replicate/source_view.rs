@@ -51,7 +51,9 @@ pub struct SourceView {
     pub unreachable_at_ms: Option<i64>,
     /// The latest such error (ms since the epoch), cleared with the first.
     pub last_unreachable_at_ms: Option<i64>,
-    /// The look at which the ends last moved (ms since the epoch): the source answered by then.
+    /// The look before the ends last moved (ms since the epoch): the source answered after it
+    /// (the look that saw them moved may be a tenth of a second after the answer, and after a
+    /// failure).
     pub moved_seen_ms: i64,
     /// Partitions of the topics the flow replicates, all of them (this process owns some).
     pub partitions_total: usize,
@@ -75,7 +77,7 @@ impl SourceView {
             // True after the previous look (or now, at the first).
             let since = if self.at_ms > 0 { self.at_ms } else { now_ms };
             self.ends_since_ms = Some(since - self.fetch_wait_ms);
-            self.moved_seen_ms = now_ms;
+            self.moved_seen_ms = since;
             if self.last_unreachable_at_ms.is_some_and(|u| u <= now_ms) {
                 self.unreachable_at_ms = None;
                 self.last_unreachable_at_ms = None;
@@ -95,7 +97,7 @@ impl SourceView {
         self.last_unreachable_at_ms = Some(at_ms);
     }
 
-    /// When the source was last seen answering: the look at which its ends last moved, or
+    /// When the source was last seen answering: the look before its ends last moved, or
     /// `answered_ms` (its reachability probe's last answer), whichever is later.
     fn alive_at(&self, answered_ms: Option<i64>) -> Option<i64> {
         let moved = self.ends_since_ms.map(|_| self.moved_seen_ms);
@@ -200,6 +202,12 @@ mod tests {
         let mut quiet = SourceView::default();
         quiet.look(1_000, owned(&[("o", 0, Some(10), Some(10))]), 1);
         assert_eq!(quiet.lost_by(Some(1_500), Some(2_600)), Some(2_600));
+        // Ends seen moved at a look after the failure came with an answer from before it: a
+        // probe that failed in between still dates the loss.
+        let mut late = SourceView::default();
+        late.look(1_000, owned(&[("o", 0, Some(10), Some(10))]), 1);
+        late.look(1_100, owned(&[("o", 0, Some(11), Some(10))]), 1);
+        assert_eq!(late.lost_by(Some(1_080), Some(1_093)), Some(1_093));
         // An error before the ends last moved is forgotten.
         let mut w = SourceView::default();
         w.look(1_000, owned(&[("o", 0, Some(10), Some(10))]), 1);
