@@ -622,3 +622,98 @@ async fn failback_returns_outage_writes_and_salvages_what_never_left(engine) {
     assert_eq!(salvaged, 120);
 }
 }
+
+on_both_engines! {
+/// Issue 17's loop on each engine: the replication service copies 200 records/s, us-east is cut,
+/// its probes call it down within seconds, the unplanned failover runs without asking us-east
+/// again, and its RPO range holds the records us-east took and us-west never got.
+async fn a_cut_region_is_found_down_in_seconds_and_failed_over_at_once(engine) {
+    use rdkafka::producer::FutureRecord;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let _heavy = heavy().await;
+    let regions = Regions::start_on(engine, "").await;
+    let (east, west) = (regions.east(), regions.west());
+    let config = strait::config::Config::load(&regions.config).unwrap();
+    let service = strait::service::Service::start(&config, &[], None);
+
+    // 200 records/s on us-east: how many were sent, and how many acknowledged.
+    let (sent, acked, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let traffic = tokio::spawn({
+        let (p, sent, acked, stop) = (producer(east), sent.clone(), acked.clone(), stop.clone());
+        async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                for _ in 0..10 {
+                    let key = i.to_string();
+                    let delivery = p.send_result(FutureRecord::to("orders").key(&key).payload("v"));
+                    i += 1;
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    if let Ok(delivery) = delivery {
+                        let acked = acked.clone();
+                        tokio::spawn(async move {
+                            if let Ok(Ok(_)) = delivery.await {
+                                acked.fetch_add(1, Ordering::SeqCst);
+                            }
+                        });
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    wait_for_count(west, "us-east.orders", 3, 1000, Duration::from_secs(60)).await;
+
+    let cut_at = Instant::now();
+    stop.store(true, Ordering::SeqCst);
+    east.cut();
+    let _ = traffic.await;
+    let watch = service.reach_of("us-east").expect("us-east is probed");
+    let reason = loop {
+        let seen = watch.lock().unwrap().clone();
+        if seen.reach == strait::reach::Reach::Down {
+            break seen.down_reason();
+        }
+        assert!(cut_at.elapsed() < Duration::from_secs(20), "never down: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let detection = cut_at.elapsed();
+
+    let mut opts = strait::failover::Options::new("us-east", "us-west");
+    opts.source_down = Some(reason);
+    opts.max_wait = Duration::from_secs(30);
+    let started = Instant::now();
+    let report = strait::failover::failover(&config, &opts, &|_| {})
+        .await
+        .expect("failover");
+    let took = started.elapsed();
+    let on_west = record_count(west, "us-east.orders", 3).await as u64;
+    // Taken by us-east and never copied: at least the acknowledged ones missing on us-west, at
+    // most every one sent.
+    let (sent, acked) = (sent.load(Ordering::SeqCst), acked.load(Ordering::SeqCst));
+    let (lost_least, lost_most) = (acked.saturating_sub(on_west), sent.saturating_sub(on_west));
+    eprintln!(
+        "{engine:?}: detection {} ms, failover {} ms, lost {lost_least}..{lost_most}, strait's estimate {:?}..{:?}",
+        detection.as_millis(),
+        took.as_millis(),
+        report.rpo.records_at_least,
+        report.rpo.records
+    );
+    assert_eq!(report.mode, Mode::Unplanned, "{report:?}");
+    assert!(
+        (Duration::from_millis(2_900)..Duration::from_secs(8)).contains(&detection),
+        "detection {detection:?}"
+    );
+    assert!(took < Duration::from_secs(5), "failover {took:?}: {report:?}");
+    assert!(report.rpo.source.contains("lag snapshot"), "{report:?}");
+    let (least, most) = (
+        report.rpo.records_at_least.unwrap() as u64,
+        report.rpo.records.unwrap() as u64,
+    );
+    assert!(least <= lost_most && most >= lost_least, "{least}..{most} against {lost_least}..{lost_most} lost: {report:?}");
+    let _ = service.shutdown(Duration::from_secs(2)).await;
+}
+}
