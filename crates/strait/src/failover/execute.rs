@@ -135,8 +135,8 @@ fn selected(flow: &Flow, opts: &Options, group: &str) -> bool {
 /// checkpoints are read once).
 pub(crate) type PreparedGroups<'a> = (GroupTranslator<'a>, Vec<String>);
 
-/// The groups to move: those with offsets on the source (planned), or with checkpoints on the
-/// target (unplanned, read by the translator, which keeps them), that the filters select; each
+/// The groups to move: those with checkpoints on the target (read by the translator, which
+/// keeps them) and, when planned, those with offsets on the source, that the filters select; each
 /// group's client on the target is created at once, so that it has found the group's
 /// coordinator when the group is committed. An unplanned failover does this while it drains.
 pub(crate) async fn prepare_groups<'a>(
@@ -153,16 +153,18 @@ pub(crate) async fn prepare_groups<'a>(
     if let Some(why) = opts.source_down.as_deref().filter(|_| !planned) {
         translator = translator.without_source(why);
     }
-    let names: BTreeSet<String> = if planned {
-        Groups::new(&flow.clients.source_consumer, opts.timeout)
-            .list(None)
-            .await?
-            .into_iter()
-            .map(|g| g.name)
-            .collect()
-    } else {
-        translator.checkpoint_groups().await?.into_iter().collect()
-    };
+    let mut names: BTreeSet<String> = translator.checkpoint_groups().await?.into_iter().collect();
+    if planned {
+        // And every group on the source. A group whose last member just left can be missing
+        // from one listing (seen on Apache Kafka), so the checkpoints' groups are kept too.
+        names.extend(
+            Groups::new(&flow.clients.source_consumer, opts.timeout)
+                .list(None)
+                .await?
+                .into_iter()
+                .map(|g| g.name),
+        );
+    }
     let names: Vec<String> = names
         .into_iter()
         .filter(|g| selected(flow, opts, g))
@@ -178,6 +180,29 @@ async fn open_writer(flow: &Flow, timeout: Duration) -> Result<active::Writer, C
     let admin = Admin::new(&flow.clients.target_admin, timeout)?;
     let rf = i32::from(flow.checkpoints_topic_replication_factor);
     active::Writer::open(&admin, &flow.clients.target_producer, rf, timeout).await
+}
+
+/// The same on `flow`'s source, for a planned procedure (which records the switch on both).
+async fn open_source_writer(flow: &Flow, timeout: Duration) -> Result<active::Writer, ClientError> {
+    let admin = Admin::new(&flow.clients.source_admin, timeout)?;
+    let rf = i32::from(flow.checkpoints_topic_replication_factor);
+    // The source's admin properties carry its connection and security settings.
+    active::Writer::open(&admin, &flow.clients.source_admin, rf, timeout).await
+}
+
+/// The writer a background task made ready, or its failure as the error of the cluster of `ep`.
+async fn writer_of(
+    task: tokio::task::JoinHandle<Result<active::Writer, ClientError>>,
+    ep: &crate::kafka::Endpoint,
+) -> Result<active::Writer, ClientError> {
+    task.await.unwrap_or_else(|e| {
+        Err(ClientError::Refused {
+            alias: ep.alias.clone(),
+            bootstrap: ep.bootstrap_servers().into(),
+            op: "prepare the active-region record".into(),
+            cause: e.to_string(),
+        })
+    })
 }
 
 /// Move the consumer groups `opts.groups` selects along `flow` from their checkpoints, as an
@@ -243,6 +268,8 @@ pub(crate) struct Run<'a> {
     pub(crate) heartbeats: Option<crate::monitor::collect::HeartbeatSource>,
     /// The target's active-region writer being made ready (see [`Run::open_writer`]).
     pub(crate) writer: Option<tokio::task::JoinHandle<Result<active::Writer, ClientError>>>,
+    /// The same on the source, for a planned procedure.
+    pub(crate) source_writer: Option<tokio::task::JoinHandle<Result<active::Writer, ClientError>>>,
     /// The source's clients, kept for every sample of it.
     pub(crate) source: std::sync::OnceLock<Result<SourceClients, ClientError>>,
 }
@@ -273,6 +300,7 @@ impl<'a> Run<'a> {
             heartbeats: None,
             source: std::sync::OnceLock::new(),
             writer: None,
+            source_writer: None,
         }
     }
 
@@ -299,6 +327,12 @@ impl<'a> Run<'a> {
             self.writer = Some(tokio::spawn(
                 async move { open_writer(&flow, timeout).await },
             ));
+            if self.planned {
+                let (flow, timeout) = (self.flow.clone(), self.opts.timeout);
+                self.source_writer = Some(tokio::spawn(async move {
+                    open_source_writer(&flow, timeout).await
+                }));
+            }
         }
     }
 
@@ -872,21 +906,23 @@ impl<'a> Run<'a> {
         let t = Instant::now();
         let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
         let mut records = Vec::new();
-        let rf = i32::from(self.flow.checkpoints_topic_replication_factor);
         // The writer on the target was made ready while the procedure ran (see `open_writer`).
         let opening = self.writer.take();
-        let (read, writer) = tokio::join!(
+        // Both clusters' records (the source's when it answers) read at once.
+        let (read, on_source, writer) = tokio::join!(
             active::read(&self.flow.clients.target_consumer, self.opts.timeout),
             async {
+                if self.planned {
+                    active::read(&self.flow.clients.source_consumer, self.opts.timeout)
+                        .await
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                }
+            },
+            async {
                 match opening {
-                    Some(task) => Some(task.await.unwrap_or_else(|e| {
-                        Err(ClientError::Refused {
-                            alias: self.flow.clients.target_admin.alias.clone(),
-                            bootstrap: self.flow.clients.target_admin.bootstrap_servers().into(),
-                            op: "prepare the active-region record".into(),
-                            cause: e.to_string(),
-                        })
-                    })),
+                    Some(task) => Some(writer_of(task, &self.flow.clients.target_admin).await),
                     None if self.opts.dry_run => None,
                     None => Some(open_writer(self.flow, self.opts.timeout).await),
                 }
@@ -896,12 +932,7 @@ impl<'a> Run<'a> {
             Ok(r) => records.extend(r),
             Err(e) => return Err(self.lost_target(e)),
         }
-        if self.planned {
-            if let Ok(r) = active::read(&self.flow.clients.source_consumer, self.opts.timeout).await
-            {
-                records.extend(r);
-            }
-        }
+        records.extend(on_source);
         let previous = active::for_pair(&records, &from, &to).cloned();
         let record = ActiveRegion::switch(previous.as_ref(), &from, &to, &to, now_ms(), reason);
         if self.opts.dry_run {
@@ -930,17 +961,13 @@ impl<'a> Run<'a> {
         }
         self.switched_at = Some(Instant::now());
         let on_source = if self.planned {
+            let opening = self.source_writer.take();
             let write = async {
-                let admin = Admin::new(&self.flow.clients.source_admin, self.opts.timeout)?;
-                active::write(
-                    &admin,
-                    // The source's admin properties carry its connection and security settings.
-                    &self.flow.clients.source_admin,
-                    &record,
-                    rf,
-                    self.opts.timeout,
-                )
-                .await
+                let writer = match opening {
+                    Some(task) => writer_of(task, &self.flow.clients.source_admin).await?,
+                    None => open_source_writer(self.flow, self.opts.timeout).await?,
+                };
+                writer.send(&record).await
             };
             write.await.map_err(|e| e.to_string())
         } else {

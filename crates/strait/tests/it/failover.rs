@@ -717,3 +717,46 @@ async fn a_cut_region_is_found_down_in_seconds_and_failed_over_at_once(engine) {
     let _ = service.shutdown(Duration::from_secs(2)).await;
 }
 }
+
+on_both_engines! {
+/// A planned failover once the producers have stopped: quiesce (1 s of no writes), catch-up,
+/// translate, switch, timed by the report's steps, with the replication service running.
+async fn a_planned_failover_is_done_in_seconds_once_writes_stop(engine) {
+    let _heavy = heavy().await;
+    let regions = Regions::start_on(engine, "").await;
+    let (east, west) = (regions.east(), regions.west());
+    let config = strait::config::Config::load(&regions.config).unwrap();
+    let service = strait::service::Service::start(&config, &[], None);
+    produce_range(east, "orders", 3, 0..600, "v", None).await;
+    commit_group(
+        east,
+        "app",
+        &[("orders", 0, 150), ("orders", 1, 120), ("orders", 2, 90)],
+    )
+    .await;
+    wait_for_count(west, "us-east.orders", 3, 600, Duration::from_secs(60)).await;
+
+    let opts = strait::failover::Options::new("us-east", "us-west");
+    let started = Instant::now();
+    let report = strait::failover::failover(&config, &opts, &|_| {})
+        .await
+        .expect("failover");
+    let took = started.elapsed();
+    let steps: Vec<String> = report
+        .steps
+        .iter()
+        .map(|s| format!("{} {} ms", s.name, s.duration_ms))
+        .collect();
+    eprintln!("{engine:?}: planned failover {} ms: {}", took.as_millis(), steps.join(", "));
+    assert_eq!(report.mode, Mode::Planned, "{report:?}");
+    assert_eq!(report.rpo.records, Some(0), "{report:?}");
+    assert_eq!(
+        report.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["probe", "quiesce", "catch-up", "translate", "switch"],
+        "{report:?}"
+    );
+    assert_eq!(group(&report, "app").action, GroupAction::Committed, "{report:?}");
+    assert!(took < Duration::from_secs(6), "planned failover {took:?}: {steps:?}");
+    let _ = service.shutdown(Duration::from_secs(2)).await;
+}
+}
