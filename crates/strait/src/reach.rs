@@ -4,9 +4,9 @@
 //! whole timeout (a minute for admin calls), so without a watch an operator whose bootstrap
 //! address has a typo reads "flow starting" and then nothing. `strait run` therefore probes every
 //! cluster its flows touch with one kept-alive client and a tiny request (metadata of one topic
-//! that need not exist, never auto-created) every `strait.region.probe.interval.ms` (500 ms by
-//! default; see `config::region`). `strait.region.down.after.probes` failures in a row (6) make
-//! the cluster *down*: said at once in the log with the cluster, its address and librdkafka's last
+//! that need not exist, never auto-created) every `strait.region.probe.interval.ms` (100 ms by
+//! default; see `config::region`). Probes failing for `strait.region.down.after.ms` in a row
+//! (3 s, at least [`MIN_FAILURES`] of them) make the cluster *down*: said at once in the log with the cluster, its address and librdkafka's last
 //! reason, said again every [`REPEAT_EVERY`] while it lasts, and exported to `/api/status`,
 //! `/metrics` and the dashboard. The first success after that says how long it was away.
 //!
@@ -42,7 +42,7 @@ pub enum Reach {
     Unknown,
     /// The last probe was answered.
     Up,
-    /// `strait.region.down.after.probes` probes in a row (or more) went unanswered.
+    /// Probes went unanswered for `strait.region.down.after.ms` in a row (or longer).
     Down,
 }
 
@@ -219,6 +219,14 @@ impl ConsumerContext for ProbeContext {}
 
 /// A cluster's watch: its latest state, read by the HTTP server and the flows' reports.
 pub type Watched = Arc<Mutex<ClusterReach>>;
+
+/// The watch of cluster `alias` among `watches`.
+pub fn of(watches: &[Watched], alias: &str) -> Option<Watched> {
+    watches
+        .iter()
+        .find(|c| c.lock().unwrap_or_else(|e| e.into_inner()).cluster == alias)
+        .cloned()
+}
 
 /// Probe `ep` as `how` says until `cancel` fires; the state is kept in the returned value.
 pub fn watch(

@@ -174,11 +174,7 @@ impl Service {
                 .iter()
                 .find(|(s, t, _)| *s == f.source && *t == f.target)
                 .map(|(_, _, stats)| stats.clone());
-            let source = observed
-                .clusters
-                .iter()
-                .find(|c| c.lock().unwrap_or_else(|e| e.into_inner()).cluster == f.source)
-                .cloned();
+            let source = crate::reach::of(&clusters, &f.source);
             let r = snapshot::start(f.clone(), stats, source, cancel.child_token());
             jobs.push(ending(format!("lag snapshots {}", r.name), r.join()));
         }
@@ -247,10 +243,7 @@ impl Service {
 
     /// Cluster `alias`'s reachability as its probe sees it, if the service probes it.
     pub fn reach_of(&self, alias: &str) -> Option<crate::reach::Watched> {
-        self.clusters
-            .iter()
-            .find(|c| c.lock().unwrap_or_else(|e| e.into_inner()).cluster == alias)
-            .cloned()
+        crate::reach::of(&self.clusters, alias)
     }
 
     /// The name of the first copy flow that ended without being asked to (a fatal error: its

@@ -175,19 +175,22 @@ pub(crate) async fn prepare_groups<'a>(
     Ok((translator, names))
 }
 
-/// The active-region writer on `flow`'s target (topic made sure of, producer created).
-async fn open_writer(flow: &Flow, timeout: Duration) -> Result<active::Writer, ClientError> {
-    let admin = Admin::new(&flow.clients.target_admin, timeout)?;
-    let rf = i32::from(flow.checkpoints_topic_replication_factor);
-    active::Writer::open(&admin, &flow.clients.target_producer, rf, timeout).await
-}
-
-/// The same on `flow`'s source, for a planned procedure (which records the switch on both).
-async fn open_source_writer(flow: &Flow, timeout: Duration) -> Result<active::Writer, ClientError> {
-    let admin = Admin::new(&flow.clients.source_admin, timeout)?;
-    let rf = i32::from(flow.checkpoints_topic_replication_factor);
+/// The active-region writer on `flow`'s target, or on its source (a planned procedure records
+/// the switch on both): topic made sure of, producer created.
+async fn open_writer(
+    flow: &Flow,
+    on_source: bool,
+    timeout: Duration,
+) -> Result<active::Writer, ClientError> {
     // The source's admin properties carry its connection and security settings.
-    active::Writer::open(&admin, &flow.clients.source_admin, rf, timeout).await
+    let (admin_ep, producer_ep) = if on_source {
+        (&flow.clients.source_admin, &flow.clients.source_admin)
+    } else {
+        (&flow.clients.target_admin, &flow.clients.target_producer)
+    };
+    let admin = Admin::new(admin_ep, timeout)?;
+    let rf = i32::from(flow.checkpoints_topic_replication_factor);
+    active::Writer::open(&admin, producer_ep, rf, timeout).await
 }
 
 /// The writer a background task made ready, or its failure as the error of the cluster of `ep`.
@@ -322,17 +325,13 @@ impl<'a> Run<'a> {
     /// Start making the target's active-region writer ready (topic, producer) in the
     /// background, unless a dry run: [`Run::switch`] takes it.
     pub(crate) fn open_writer(&mut self) {
-        if !self.opts.dry_run {
+        let spawn = |on_source: bool| {
             let (flow, timeout) = (self.flow.clone(), self.opts.timeout);
-            self.writer = Some(tokio::spawn(
-                async move { open_writer(&flow, timeout).await },
-            ));
-            if self.planned {
-                let (flow, timeout) = (self.flow.clone(), self.opts.timeout);
-                self.source_writer = Some(tokio::spawn(async move {
-                    open_source_writer(&flow, timeout).await
-                }));
-            }
+            tokio::spawn(async move { open_writer(&flow, on_source, timeout).await })
+        };
+        if !self.opts.dry_run {
+            self.writer = Some(spawn(false));
+            self.source_writer = self.planned.then(|| spawn(true));
         }
     }
 
@@ -924,7 +923,7 @@ impl<'a> Run<'a> {
                 match opening {
                     Some(task) => Some(writer_of(task, &self.flow.clients.target_admin).await),
                     None if self.opts.dry_run => None,
-                    None => Some(open_writer(self.flow, self.opts.timeout).await),
+                    None => Some(open_writer(self.flow, false, self.opts.timeout).await),
                 }
             }
         );
@@ -965,7 +964,7 @@ impl<'a> Run<'a> {
             let write = async {
                 let writer = match opening {
                     Some(task) => writer_of(task, &self.flow.clients.source_admin).await?,
-                    None => open_source_writer(self.flow, self.opts.timeout).await?,
+                    None => open_writer(self.flow, true, self.opts.timeout).await?,
                 };
                 writer.send(&record).await
             };

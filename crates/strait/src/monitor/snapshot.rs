@@ -76,7 +76,12 @@ impl LagSnapshot {
 
     /// Records per second written to a partition before this snapshot; 0 when not known.
     pub fn write_rate(&self, topic: &str, partition: i32) -> f64 {
-        self.write_rates
+        Self::rate_in(&self.write_rates, topic, partition)
+    }
+
+    /// [`LagSnapshot::write_rate`] in `rates`, a snapshot's `write_rates`.
+    fn rate_in(rates: &BTreeMap<String, f64>, topic: &str, partition: i32) -> f64 {
+        rates
             .get(&Self::rate_key(topic, partition))
             .copied()
             .unwrap_or(0.0)
@@ -249,8 +254,6 @@ async fn record(
             );
             if snap.unreachable_from_ms.is_none() {
                 r.written = Some(Instant::now());
-            }
-            if snap.unreachable_from_ms.is_none() {
                 if r.answered.len() >= 5 {
                     r.answered.pop_front();
                 }
@@ -268,8 +271,11 @@ async fn record(
     }
 }
 
+/// The shortest time write rates are measured over: shorter, a look's jitter would swing them.
+const RATE_WINDOW_MS: i64 = 500;
+
 /// What the rates of a snapshot dated `at_ms` are measured against: the newest of `answered`
-/// at least half a second older, else the oldest.
+/// at least [`RATE_WINDOW_MS`] older, else the oldest.
 fn rate_base(
     answered: &std::collections::VecDeque<LagSnapshot>,
     at_ms: i64,
@@ -277,7 +283,7 @@ fn rate_base(
     answered
         .iter()
         .rev()
-        .find(|s| at_ms - s.at_ms >= 500)
+        .find(|s| at_ms - s.at_ms >= RATE_WINDOW_MS)
         .or(answered.front())
 }
 
@@ -310,7 +316,7 @@ async fn count_partitions(
 }
 
 /// A snapshot of the flow's own view, dated `at_ms`; rates against `previous` when it is at
-/// least half a second older, else carried over from it.
+/// least [`RATE_WINDOW_MS`] older, else carried over from it.
 fn of_view(
     flow: &Flow,
     view: &SourceView,
@@ -344,17 +350,18 @@ fn of_view(
         unreachable_from_ms: None,
     };
     snap.write_rates = match previous {
-        Some(p) if at_ms - p.at_ms >= 500 => write_rates(p, &snap),
+        Some(p) if at_ms - p.at_ms >= RATE_WINDOW_MS => write_rates(p, &snap),
         Some(p) => p.write_rates.clone(),
         None => BTreeMap::new(),
     };
     // The age of the oldest record the target lacks, from the rate it was written at.
-    for l in &mut snap.partitions {
-        let rate = snap
-            .write_rates
-            .get(&LagSnapshot::rate_key(&l.topic, l.partition))
-            .copied()
-            .unwrap_or(0.0);
+    let LagSnapshot {
+        partitions,
+        write_rates,
+        ..
+    } = &mut snap;
+    for l in partitions {
+        let rate = LagSnapshot::rate_in(write_rates, &l.topic, l.partition);
         if l.lag_records > 0 && rate > 0.0 {
             l.lag_seconds = l.lag_records as f64 / rate;
         }

@@ -1606,15 +1606,16 @@ fn send_violation(h: &Handing<'_>, j: Judged, delivery: Delivery) -> Result<Hand
 /// source ([`FlowStats::source_view`]) are brought up to date.
 const DELIVERED_EVERY: Duration = super::source_view::LOOK_EVERY;
 
-/// Bring [`FlowStats::source_view`] up to date: each owned partition's end as librdkafka last
-/// heard it from a fetch response (no request) and the target's position.
+/// Bring [`FlowStats::delivered`] and [`FlowStats::source_view`] up to date from one look at
+/// the progress: each owned partition's position and its end as librdkafka last heard it from a
+/// fetch response (no request).
 fn look_at_source(
     consumer: &BaseConsumer<RebalanceContext>,
     shared: &Shared,
     partitions_total: usize,
 ) {
     let positions = shared.progress.lock().unwrap().positions();
-    let owned = positions
+    let owned: std::collections::BTreeMap<_, _> = positions
         .into_iter()
         .map(|((t, p), delivered)| {
             let end = crate::kafka::cached_watermarks(consumer.client(), &t, p)
@@ -1625,6 +1626,10 @@ fn look_at_source(
                 super::source_view::OwnedPartition { end, delivered },
             )
         })
+        .collect();
+    *shared.stats.delivered.lock().unwrap() = owned
+        .iter()
+        .filter_map(|(tp, o)| Some((tp.clone(), o.delivered?)))
         .collect();
     shared
         .stats
@@ -2214,11 +2219,6 @@ fn copy_loop(
         }
         if last_delivered.elapsed() >= DELIVERED_EVERY {
             last_delivered = Instant::now();
-            let delivered = shared.progress.lock().unwrap().delivered();
-            *shared.stats.delivered.lock().unwrap() = delivered
-                .into_iter()
-                .map(|((t, p), o)| ((t.to_string(), p), o))
-                .collect();
             look_at_source(&consumer, &shared, partitions_total);
         }
         if last_commit.elapsed() >= spec.commit_interval {

@@ -142,16 +142,9 @@ impl Progress {
         self.parts.is_empty()
     }
 
-    /// Per partition owned, the offset up to which the target holds every record (the next
-    /// record it lacks): what a commit would write, before the offset index bounds it.
-    pub(crate) fn delivered(&self) -> Vec<(Tp, i64)> {
-        self.parts
-            .iter()
-            .filter_map(|(tp, p)| Some((tp.clone(), p.safe()?)))
-            .collect()
-    }
-
-    /// Every partition owned, with [`Progress::delivered`]'s position when one is known.
+    /// Every partition owned, with the offset up to which the target holds every record (the
+    /// next record it lacks) when one is known: what a commit would write, before the offset
+    /// index bounds it.
     pub(crate) fn positions(&self) -> Vec<(Tp, Option<i64>)> {
         self.parts
             .iter()

@@ -67,7 +67,7 @@ pub(crate) enum Detection {
         interval: Duration,
     },
     /// The primary's reachability probe (`strait run`'s, see `crate::reach`) declares it down:
-    /// `strait.region.down.after.probes` probes in a row unanswered. A real outage only.
+    /// probes unanswered for `strait.region.down.after.ms` in a row. A real outage only.
     Probes(crate::reach::Watched, crate::config::region::RegionWatch),
 }
 
@@ -82,9 +82,8 @@ impl Detection {
         }
     }
 
-    /// How long after the failure it shows at most: for the probes, that many probes each
-    /// waiting out its timeout; otherwise the rule `strait status` uses, 3 × the heartbeat
-    /// interval + 10 s.
+    /// How long after the failure it shows at most: for the probes, `RegionWatch::verdict_within`;
+    /// otherwise the rule `strait status` uses, 3 × the heartbeat interval + 10 s.
     pub(crate) fn bound(&self) -> Duration {
         match self {
             Detection::Heartbeats(hb) => heartbeat_stale_after(hb.interval),
