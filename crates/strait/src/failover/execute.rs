@@ -16,7 +16,7 @@ use crate::config::{Config, Flow};
 use crate::heartbeat::now_ms;
 use crate::kafka::groups::{Groups, TopicPartition};
 use crate::kafka::{Admin, ClientError};
-use crate::monitor::collect::{source_lag_with, SourceClients};
+use crate::monitor::collect::{lag_in_records, SourceClients};
 use crate::monitor::snapshot::{self, LagSnapshot};
 use crate::monitor::PartitionLag;
 use crate::translate::group::GroupTranslator;
@@ -78,8 +78,9 @@ pub type Progress<'a> = dyn Fn(&str) + Sync + 'a;
 
 /// Writes quiet for this long count as stopped.
 const QUIET: Duration = Duration::from_secs(1);
-/// How often the clusters are sampled while waiting.
-const SAMPLE: Duration = Duration::from_millis(250);
+/// How often the clusters are sampled while waiting (a sample is a metadata request, the
+/// partitions' watermarks and the flow's commits: a few requests).
+const SAMPLE: Duration = Duration::from_millis(100);
 /// An unplanned failover's drain: the target's copies still for this long...
 const DRAIN_QUIET: Duration = Duration::from_millis(300);
 /// ... sampled this often.
@@ -101,8 +102,24 @@ pub async fn failover(
         if opts.dry_run {
             run.preview_planned().await?;
         } else {
-            run.quiesce().await?;
-            run.catch_up().await?;
+            // The groups are read (and their clients find their coordinators) while writes stop.
+            let prepare = prepare_groups(flow, opts, true);
+            let (stopped, prepared) = tokio::join!(
+                async {
+                    run.quiesce().await?;
+                    run.catch_up().await
+                },
+                prepare
+            );
+            stopped?;
+            let prepared = match prepared {
+                Ok(p) => also_new_groups(p, flow, opts).await,
+                Err(e) => Err(e),
+            };
+            run.move_prepared_groups(prepared).await?;
+            run.final_rpo().await;
+            run.switch(format!("failover from {}", opts.from)).await?;
+            return Ok(run.finish());
         }
         run.move_groups().await?;
     } else {
@@ -115,9 +132,6 @@ pub async fn failover(
         };
         run.rpo_from_snapshot().await?;
         run.move_prepared_groups(prepared).await?;
-    }
-    if run.planned && !opts.dry_run {
-        run.final_rpo().await;
     }
     run.switch(format!("failover from {}", opts.from)).await?;
     Ok(run.finish())
@@ -171,6 +185,25 @@ pub(crate) async fn prepare_groups<'a>(
         .collect();
     for g in &names {
         translator.prepare_target(g);
+    }
+    Ok((translator, names))
+}
+
+/// `prepared` with the source's groups that appeared since it was made (a planned failover
+/// prepares while writes stop, and a group may commit for the first time meanwhile).
+async fn also_new_groups<'a>(
+    (translator, mut names): PreparedGroups<'a>,
+    flow: &'a Flow,
+    opts: &'a Options,
+) -> Result<PreparedGroups<'a>, ClientError> {
+    let listed = Groups::new(&flow.clients.source_consumer, opts.timeout)
+        .list(None)
+        .await?;
+    for g in listed {
+        if !names.contains(&g.name) && selected(flow, opts, &g.name) {
+            translator.prepare_target(&g.name);
+            names.push(g.name);
+        }
     }
     Ok((translator, names))
 }
@@ -275,6 +308,8 @@ pub(crate) struct Run<'a> {
     pub(crate) source_writer: Option<tokio::task::JoinHandle<Result<active::Writer, ClientError>>>,
     /// The source's clients, kept for every sample of it.
     pub(crate) source: std::sync::OnceLock<Result<SourceClients, ClientError>>,
+    /// The quiesce's last sample, taken once writes had stopped: the catch-up's first.
+    pub(crate) quiet_sample: Option<Vec<PartitionLag>>,
 }
 
 impl<'a> Run<'a> {
@@ -304,6 +339,7 @@ impl<'a> Run<'a> {
             source: std::sync::OnceLock::new(),
             writer: None,
             source_writer: None,
+            quiet_sample: None,
         }
     }
 
@@ -396,7 +432,7 @@ impl<'a> Run<'a> {
             .get_or_init(|| SourceClients::new(self.flow, self.opts.timeout))
             .as_ref()
             .map_err(Clone::clone)?;
-        let lag = source_lag_with(clients, self.flow, &Default::default).await?;
+        let (lag, _) = lag_in_records(clients, self.flow, &Default::default).await?;
         Ok(lag
             .partitions
             .into_iter()
@@ -418,8 +454,12 @@ impl<'a> Run<'a> {
         let mut said = String::new();
         let mut growing: Vec<String>;
         loop {
+            let sample_started = Instant::now();
             let parts = self.sample().await.map_err(|e| self.lost_source(e))?;
             self.note_topics(&parts);
+            // Quiet from the end of the sample that saw the last growth (its read may have
+            // been at any time in it), until the start of the one that finds none since.
+            let sampled_at = Instant::now();
             let ends: BTreeMap<TopicPartition, i64> = parts
                 .iter()
                 .map(|p| ((p.topic.clone(), p.partition), p.source_end))
@@ -429,7 +469,7 @@ impl<'a> Run<'a> {
                 None => Vec::new(),
             };
             if !growing.is_empty() || last.is_none() {
-                quiet_since = Instant::now();
+                quiet_since = sampled_at;
             }
             if !growing.is_empty() {
                 // Said again only when the set of partitions changes, not their counts.
@@ -447,7 +487,8 @@ impl<'a> Run<'a> {
                 }
             }
             last = Some(ends);
-            if quiet_since.elapsed() >= QUIET {
+            if sample_started.saturating_duration_since(quiet_since) >= QUIET {
+                self.quiet_sample = Some(parts);
                 break;
             }
             if Instant::now() >= self.deadline() {
@@ -528,7 +569,10 @@ impl<'a> Run<'a> {
         let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
         let mut said = String::new();
         loop {
-            let parts = self.sample().await.map_err(|e| self.lost_source(e))?;
+            let parts = match self.quiet_sample.take() {
+                Some(parts) => parts,
+                None => self.sample().await.map_err(|e| self.lost_source(e))?,
+            };
             self.note_topics(&parts);
             let behind: i64 = parts.iter().map(|p| p.lag_records).sum();
             if behind == 0 {

@@ -382,7 +382,20 @@ pub(crate) async fn source_lag_with(
     flow: &Flow,
     delivered: &(dyn Fn() -> Delivered + Sync),
 ) -> Result<SourceLag, ClientError> {
-    let (admin, timeout) = (&clients.admin, clients.timeout);
+    let (mut lag, as_of_ms) = lag_in_records(clients, flow, delivered).await?;
+    date_lag(&mut lag.partitions, flow, clients.timeout, as_of_ms).await?;
+    Ok(lag)
+}
+
+/// [`source_lag_with`] without the seconds (each lagging partition's oldest record, read by a
+/// consumer made for it): what a failover samples several times a second needs records only.
+/// Also returns when the positions were true (ms since the epoch).
+pub(crate) async fn lag_in_records(
+    clients: &SourceClients,
+    flow: &Flow,
+    delivered: &(dyn Fn() -> Delivered + Sync),
+) -> Result<(SourceLag, i64), ClientError> {
+    let admin = &clients.admin;
     let strait_group = crate::replicate::replication_group(&flow.source, &flow.target);
     let all = admin.topics(None).await?;
     let replicated: Vec<_> = all
@@ -422,6 +435,26 @@ pub(crate) async fn source_lag_with(
             lag_seconds: 0.0,
         });
     }
+    let as_of_ms = if delivered.positions.is_empty() {
+        now_ms()
+    } else {
+        delivered.at_ms
+    };
+    let lag = SourceLag {
+        topics: replicated.len(),
+        partitions: lags,
+    };
+    Ok((lag, as_of_ms))
+}
+
+/// Lag in seconds as of `as_of_ms`, when the positions were true: the age then of the oldest
+/// record the target lacked (the evidence's own age is reported beside it).
+async fn date_lag(
+    lags: &mut [PartitionLag],
+    flow: &Flow,
+    timeout: Duration,
+    as_of_ms: i64,
+) -> Result<(), ClientError> {
     let behind: Vec<(TopicPartition, i64)> = lags
         .iter()
         .filter(|l| l.lag_records > 0)
@@ -431,22 +464,12 @@ pub(crate) async fn source_lag_with(
         let ep = flow.clients.source_consumer.clone();
         crate::kafka::blocking(move || first_timestamps(&ep, &behind, timeout)).await?
     };
-    // Lag in seconds as of when the positions were true: the age then of the oldest record the
-    // target lacked (the evidence's own age is reported beside it).
-    let now = if delivered.positions.is_empty() {
-        now_ms()
-    } else {
-        delivered.at_ms
-    };
-    for l in &mut lags {
+    for l in lags {
         if let Some(ts) = stamps.get(&(l.topic.clone(), l.partition)) {
-            l.lag_seconds = ((now - ts) as f64 / 1000.0).max(0.0);
+            l.lag_seconds = ((as_of_ms - ts) as f64 / 1000.0).max(0.0);
         }
     }
-    Ok(SourceLag {
-        topics: replicated.len(),
-        partitions: lags,
-    })
+    Ok(())
 }
 
 async fn collect_groups(
