@@ -235,52 +235,56 @@ async fn a_wrong_password_an_unknown_ca_or_a_missing_acl_is_one_line_naming_clus
             &["authoriz", "acl"][..],
         ),
     ];
-    for (i, (case, west_lines, causes)) in cases.iter().enumerate() {
+    // The cases run at once: each waits out its own client timeouts.
+    let check = |i: usize,
+                 case: &'static str,
+                 west_lines: String,
+                 causes: &'static [&'static str]| {
         let cfg = config(
             dir.path(),
             &format!("case{i}.properties"),
             &sb,
             &good_east,
-            west_lines,
+            &west_lines,
             "",
         );
-        let t = std::time::Instant::now();
-        let (code, out, err) = run(args("status", &cfg, &[])).await;
-        let all = format!("{out}{err}");
-        assert_no_secret(&sb, case, &all);
-        assert_ne!(code, Some(0), "{case}: status succeeded: {all}");
-        let line = all
-            .lines()
-            .find(|l| l.contains("us-west") && l.contains(&west.bootstrap_servers()))
-            .unwrap_or_else(|| panic!("{case}: no line names us-west and its address: {all}"));
-        let lower = line.to_lowercase();
-        assert!(
-            causes.iter().any(|c| lower.contains(c)),
-            "{case}: the line does not say why ({causes:?}): {line}\n{all}"
-        );
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "{case}: took {:?}",
-            t.elapsed()
-        );
-        let (code, out, err) = run(args(
-            "translate",
-            &cfg,
-            &["--group", "g", "--source", "us-east", "--target", "us-west"],
-        ))
-        .await;
-        assert_no_secret(&sb, case, &format!("{out}{err}"));
-        assert_ne!(code, Some(0), "{case}: translate succeeded: {out}{err}");
-        assert!(
-            err.lines()
-                .any(|l| l.contains("us-west")
+        let sb = &sb;
+        async move {
+            let t = std::time::Instant::now();
+            let (code, out, err) = run(args("status", &cfg, &[])).await;
+            let all = format!("{out}{err}");
+            assert_no_secret(&sb, case, &all);
+            assert_ne!(code, Some(0), "{case}: status succeeded: {all}");
+            let line = all
+                .lines()
+                .find(|l| l.contains("us-west") && l.contains(&west.bootstrap_servers()))
+                .unwrap_or_else(|| panic!("{case}: no line names us-west and its address: {all}"));
+            let lower = line.to_lowercase();
+            assert!(
+                causes.iter().any(|c| lower.contains(c)),
+                "{case}: the line does not say why ({causes:?}): {line}\n{all}"
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "{case}: took {:?}",
+                t.elapsed()
+            );
+            let (code, out, err) = run(args(
+                "translate",
+                &cfg,
+                &["--group", "g", "--source", "us-east", "--target", "us-west"],
+            ))
+            .await;
+            assert_no_secret(&sb, case, &format!("{out}{err}"));
+            assert_ne!(code, Some(0), "{case}: translate succeeded: {out}{err}");
+            assert!(
+                err.lines().any(|l| l.contains("us-west")
                     && causes.iter().any(|c| l.to_lowercase().contains(c))),
-            "{case}: translate does not say why: {err}"
-        );
-    }
-
-    // `strait run` keeps running, and says why the flow is BROKEN, in /api/status and its log.
-    let cfg = config(
+                "{case}: translate does not say why: {err}"
+            );
+        }
+    };
+    let run_cfg = config(
         dir.path(),
         "run.properties",
         &sb,
@@ -288,6 +292,16 @@ async fn a_wrong_password_an_unknown_ca_or_a_missing_acl_is_one_line_naming_clus
         &cases[0].1,
         "",
     );
+    futures::future::join_all(
+        cases
+            .into_iter()
+            .enumerate()
+            .map(|(i, (case, west_lines, causes))| check(i, case, west_lines, causes)),
+    )
+    .await;
+
+    // `strait run` keeps running, and says why the flow is BROKEN, in /api/status and its log.
+    let cfg = run_cfg;
     let addr = format!("127.0.0.1:{}", free_port());
     let log = dir.path().join("run.log");
     let _run = spawn_run_http(&cfg, &addr, &log);
