@@ -228,18 +228,48 @@ pub fn of(watches: &[Watched], alias: &str) -> Option<Watched> {
         .cloned()
 }
 
+/// The clusters `flows` touch, each once however many flows share it (one probe each).
+pub fn touched<'a>(flows: impl Iterator<Item = &'a crate::config::Flow>) -> Vec<&'a Endpoint> {
+    let mut touched: Vec<&Endpoint> = Vec::new();
+    for f in flows {
+        for ep in [&f.clients.source_admin, &f.clients.target_admin] {
+            if !touched.iter().any(|c| c.alias == ep.alias) {
+                touched.push(ep);
+            }
+        }
+    }
+    touched
+}
+
+/// Whether a watch logs its verdicts: `strait run` does (an operator's alert); a command that
+/// prints them in its report does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logging {
+    /// A line when a cluster goes down, stays down and answers again.
+    Verdicts,
+    /// Nothing.
+    Quiet,
+}
+
 /// Probe `ep` as `how` says until `cancel` fires; the state is kept in the returned value.
 pub fn watch(
     ep: &Endpoint,
     how: RegionWatch,
+    logging: Logging,
     cancel: CancellationToken,
 ) -> (Watched, tokio::task::JoinHandle<()>) {
     let shared = Arc::new(Mutex::new(ClusterReach::new(ep)));
-    let task = tokio::spawn(run(ep.clone(), how, shared.clone(), cancel));
+    let task = tokio::spawn(run(ep.clone(), how, logging, shared.clone(), cancel));
     (shared, task)
 }
 
-async fn run(ep: Endpoint, how: RegionWatch, shared: Watched, cancel: CancellationToken) {
+async fn run(
+    ep: Endpoint,
+    how: RegionWatch,
+    logging: Logging,
+    shared: Watched,
+    cancel: CancellationToken,
+) {
     let mut cfg = ep.consumer_config("strait-probe");
     cfg.set("client.id", format!("strait-{}-probe", ep.alias));
     cfg.set("allow.auto.create.topics", "false");
@@ -317,6 +347,7 @@ async fn run(ep: Endpoint, how: RegionWatch, shared: Watched, cancel: Cancellati
             s.clone()
         };
         match change {
+            _ if logging == Logging::Quiet => {}
             Change::Quiet => {}
             Change::Down => {
                 warn!(cluster = %alias, address = %address, "{}; replication to and from it waits until it answers", snapshot.down_reason());

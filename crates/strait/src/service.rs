@@ -150,17 +150,13 @@ impl Service {
             .collect();
         // One probe per cluster the flows touch, however many flows share it.
         let mut clusters = Vec::new();
-        let mut touched: Vec<&crate::kafka::Endpoint> = Vec::new();
-        for f in config.enabled_flows().filter(selected) {
-            for ep in [&f.clients.source_admin, &f.clients.target_admin] {
-                if !touched.iter().any(|c| c.alias == ep.alias) {
-                    touched.push(ep);
-                }
-            }
-        }
-        for ep in touched {
-            let (watched, probe) =
-                crate::reach::watch(ep, config.region_watch, cancel.child_token());
+        for ep in crate::reach::touched(config.enabled_flows().filter(selected)) {
+            let (watched, probe) = crate::reach::watch(
+                ep,
+                config.region_watch,
+                crate::reach::Logging::Verdicts,
+                cancel.child_token(),
+            );
             clusters.push(watched.clone());
             observed.clusters.push(watched);
             jobs.push(task(

@@ -4,12 +4,13 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cli::StatusArgs;
 use crate::commands::UsageError;
 use strait::config::Config;
 use strait::monitor::{self, Options, Status};
+use strait::reach::{ClusterReach, Logging, Reach, Watched};
 
 pub(super) async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config).map_err(|e| UsageError(e.to_string()))?;
@@ -37,8 +38,25 @@ pub(super) async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         groups: !args.no_groups,
         ..Options::default()
     };
+    // The clusters are probed as `strait run` probes them, for as long as the command runs.
+    let probing = tokio_util::sync::CancellationToken::new();
+    let _stop_probes = probing.clone().drop_guard();
+    let watches: Vec<Watched> = strait::reach::touched(config.enabled_flows())
+        .into_iter()
+        .map(|ep| {
+            strait::reach::watch(
+                ep,
+                config.region_watch,
+                Logging::Quiet,
+                probing.child_token(),
+            )
+            .0
+        })
+        .collect();
+    let started = Instant::now();
     loop {
-        let status = collect(&config, &opts).await?;
+        let mut status = collect(&config, &opts).await?;
+        status.clusters = verdicts(&watches, started + config.region_watch.verdict_within()).await;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&status)?);
         } else {
@@ -66,6 +84,26 @@ async fn collect(config: &Config, opts: &Options) -> anyhow::Result<Status> {
         pb.finish_and_clear();
     }
     Ok(status)
+}
+
+/// Each cluster's state once the probes have decided (up at the first answer; down after
+/// `strait.region.down.after.ms` of failures), or as it is at `by`.
+async fn verdicts(watches: &[Watched], by: Instant) -> Vec<ClusterReach> {
+    loop {
+        let now: Vec<ClusterReach> = watches
+            .iter()
+            .map(|w| w.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
+        let decided = now.iter().all(|c| match c.reach {
+            Reach::Up => c.failed_probes == 0,
+            Reach::Down => true,
+            Reach::Unknown => false,
+        });
+        if decided || Instant::now() >= by {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn age(s: Option<f64>) -> String {
@@ -151,6 +189,35 @@ pub(super) fn to_text(s: &Status) -> String {
             &rows,
         );
     }
+    if !s.clusters.is_empty() {
+        o += "\n";
+        let rows: Vec<Vec<String>> = s
+            .clusters
+            .iter()
+            .map(|c| {
+                let since = (s.generated_at_ms - c.since_ms).max(0) as f64 / 1000.0;
+                vec![
+                    c.cluster.clone(),
+                    c.address.clone(),
+                    reach_word(c.reach).to_string(),
+                    format!("{since:.1}s"),
+                    c.failed_probes.to_string(),
+                    c.error.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        o += &super::table(
+            &[
+                "CLUSTER",
+                "ADDRESS",
+                "REACH",
+                "FOR",
+                "FAILED PROBES",
+                "LAST ERROR",
+            ],
+            &rows,
+        );
+    }
     for a in &s.active_regions {
         o += &format!(
             "\nactive region of {} <-> {}: {} (version {}, {}, {:.0} s ago)",
@@ -177,4 +244,12 @@ pub(super) fn to_text(s: &Status) -> String {
         s.lag_threshold_seconds
     );
     o
+}
+
+fn reach_word(r: Reach) -> &'static str {
+    match r {
+        Reach::Up => "UP",
+        Reach::Down => "DOWN",
+        Reach::Unknown => "UNKNOWN",
+    }
 }

@@ -91,6 +91,16 @@ emit.checkpoints.interval.seconds = 1",
     assert_eq!(doc.flows[0].verdict, Verdict::Broken);
     let reasons = doc.flows[0].reasons.join("\n");
     assert!(reasons.contains("us-west"), "{reasons}");
+    // The command's own probes: us-west down (3 s of failures, within the command's run), us-east up.
+    let reach = |alias: &str| {
+        doc.clusters
+            .iter()
+            .find(|c| c.cluster == alias)
+            .unwrap_or_else(|| panic!("no cluster {alias}: {doc:?}"))
+            .reach
+    };
+    assert_eq!(reach("us-west"), strait::reach::Reach::Down, "{doc:?}");
+    assert_eq!(reach("us-east"), strait::reach::Reach::Up, "{doc:?}");
     assert!(
         t.elapsed() < Duration::from_secs(10),
         "took {:?}",
