@@ -253,7 +253,7 @@ async fn a_wrong_password_an_unknown_ca_or_a_missing_acl_is_one_line_naming_clus
             let t = std::time::Instant::now();
             let (code, out, err) = run(args("status", &cfg, &[])).await;
             let all = format!("{out}{err}");
-            assert_no_secret(&sb, case, &all);
+            assert_no_secret(sb, case, &all);
             assert_ne!(code, Some(0), "{case}: status succeeded: {all}");
             let line = all
                 .lines()
@@ -275,7 +275,7 @@ async fn a_wrong_password_an_unknown_ca_or_a_missing_acl_is_one_line_naming_clus
                 &["--group", "g", "--source", "us-east", "--target", "us-west"],
             ))
             .await;
-            assert_no_secret(&sb, case, &format!("{out}{err}"));
+            assert_no_secret(sb, case, &format!("{out}{err}"));
             assert_ne!(code, Some(0), "{case}: translate succeeded: {out}{err}");
             assert!(
                 err.lines().any(|l| l.contains("us-west")
