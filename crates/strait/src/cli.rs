@@ -143,6 +143,10 @@ pub(crate) struct FailoverArgs {
     /// Change nothing; print what a failover now would lose and re-read.
     #[arg(long)]
     pub dry_run: bool,
+    /// The old region is known to be down (an alert, `strait status`): fail over unplanned at
+    /// once instead of waiting up to ~4 s for it to answer.
+    #[arg(long)]
+    pub source_down: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -1,4 +1,4 @@
-//! `strait failover CONFIG --from A --to B [--groups REGEX] [--max-wait DUR] [--dry-run] [--json]`:
+//! `strait failover CONFIG --from A --to B [--groups REGEX] [--max-wait DUR] [--dry-run] [--source-down] [--json]`:
 //! move consumers from A to B and report RTO, RPO and what each group re-reads. Exit 0 when every
 //! group moved, 1 when something did not (the report says what) or a precondition failed
 //! (nothing changed), 2 for a usage mistake.
@@ -22,6 +22,9 @@ pub(super) async fn run(args: FailoverArgs) -> anyhow::Result<ExitCode> {
     opts.dry_run = args.dry_run;
     // As long as `strait run` takes to call a region down: no longer a wait than the watch's.
     opts.probe_timeout = config.region_watch.verdict_within();
+    if args.source_down {
+        opts.source_down = Some("declared down by --source-down".to_string());
+    }
     failover::flow_for(&config, &opts.from, &opts.to)
         .map_err(|e| UsageError(format!("{}: {e}", args.config.display())))?;
     let report = failover::failover(&config, &opts, &|line| eprintln!("strait: {line}")).await;

@@ -316,13 +316,24 @@ async fn unplanned_failover_reports_exactly_what_never_left(engine) {
 
     east.cut();
     let started = Instant::now();
-    let (child, _lines, stdout) = failover_child(
-        &cfg,
-        &["--from", "us-east", "--to", "us-west", "--max-wait", "20s"],
-    );
+    // On Kafka the operator says us-east is down (no wait for it); on Tansu strait finds out.
+    let mut args = vec!["--from", "us-east", "--to", "us-west", "--max-wait", "20s"];
+    let declared = engine == Engine::Kafka;
+    if declared {
+        args.push("--source-down");
+    }
+    let (child, _lines, stdout) = failover_child(&cfg, &args);
     let (code, doc) = finish(child, stdout).await;
     assert_eq!(code, 0, "{doc:?}");
     assert_eq!(doc.mode, Mode::Unplanned, "{doc:?}");
+    let probe = &doc.steps[0];
+    assert_eq!(probe.name, "probe", "{doc:?}");
+    if declared {
+        assert!(probe.detail.contains("--source-down"), "{probe:?}");
+        assert!(probe.duration_ms < 2_000, "{probe:?}");
+    } else {
+        assert!(probe.detail.contains("does not answer"), "{probe:?}");
+    }
     assert!(!doc.rpo.exact, "{doc:?}");
     assert!(doc.rpo.source.contains("lag snapshot"), "{doc:?}");
     // What never reached us-west, as the test knows it: all of `late`, none of `orders`.
