@@ -198,7 +198,15 @@ impl Groups {
         let op = format!("read the committed offsets of group {group}");
         let client = self.client(group)?;
         let got = super::blocking(move || {
-            coordinator_retry(timeout, || client.committed_offsets(tpl.clone(), timeout))
+            coordinator_retry(timeout, || {
+                let got = client.committed_offsets(tpl.clone(), timeout)?;
+                // A partition's own error (the coordinator loading, a group being rebalanced)
+                // is the call's: read as "no commit", it made a group look as if it had none.
+                match got.elements().iter().find_map(|e| e.error().err()) {
+                    Some(e) => Err(e),
+                    None => Ok(got),
+                }
+            })
         })
         .await
         .map_err(|e| self.error(&op, e))?;
