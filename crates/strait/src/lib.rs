@@ -11,6 +11,7 @@ pub mod failover;
 pub mod heartbeat;
 pub mod http;
 pub mod kafka;
+pub(crate) mod memory;
 pub mod monitor;
 pub mod policy;
 pub mod reach;

@@ -148,6 +148,10 @@ impl Service {
                 running
             })
             .collect();
+        jobs.push(task(
+            "giving freed memory back".to_string(),
+            tokio::spawn(crate::memory::keep_giving_back(cancel.child_token())),
+        ));
         // One probe per cluster the flows touch, however many flows share it.
         let mut clusters = Vec::new();
         for ep in crate::reach::touched(config.enabled_flows().filter(selected)) {

@@ -609,7 +609,8 @@ impl Session {
         }
         let _ = self.reader.unassign();
         debug!(view = %self.name(), partitions = need.len(), records = kept, "winners read back from the views");
-        give_back_freed_memory();
+        // The read-back's buffers are freed among the tables: give them back now.
+        crate::memory::give_back_freed();
         Ok(true)
     }
 
@@ -639,18 +640,3 @@ impl Session {
                 .ne(self.plans.iter().map(|p| &p.missing))
     }
 }
-
-/// Return to the system the memory freed by a read-back. Reading a view back passes every record
-/// of its topic through librdkafka's buffers while the view's tables grow among them, and glibc
-/// keeps the freed pages between the tables resident: a restart held ~140 MB more than the same
-/// views built while running.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn give_back_freed_memory() {
-    // SAFETY: `malloc_trim` only releases free memory of the allocator's arenas.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn give_back_freed_memory() {}
