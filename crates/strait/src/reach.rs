@@ -6,9 +6,10 @@
 //! cluster its flows touch with one kept-alive client and a tiny request (metadata of one topic
 //! that need not exist, never auto-created) every `strait.region.probe.interval.ms` (100 ms by
 //! default; see `config::region`). Probes failing for `strait.region.down.after.ms` in a row
-//! (3 s, at least [`MIN_FAILURES`] of them) make the cluster *down*: said at once in the log with the cluster, its address and librdkafka's last
-//! reason, said again every [`REPEAT_EVERY`] while it lasts, and exported to `/api/status`,
-//! `/metrics` and the dashboard. The first success after that says how long it was away.
+//! (3 s, at least [`MIN_FAILURES`] of them) make the cluster *down*: said at once in the log
+//! with the cluster, its address and librdkafka's last reason, said again every
+//! [`REPEAT_EVERY`] while it lasts, and exported to `/api/status`, `/metrics` and the
+//! dashboard. The first success after that says how long it was away.
 //!
 //! The decision ([`Tracker`]) is pure, so it is tested on its own; the probing is
 //! [`watch`]'s task.

@@ -98,30 +98,26 @@ pub async fn failover(
     run.heartbeats = crate::monitor::collect::heartbeat_source(config, flow);
     run.probe().await?;
     run.open_writer();
-    if run.planned {
-        if opts.dry_run {
-            run.preview_planned().await?;
-        } else {
-            // The groups are read (and their clients find their coordinators) while writes stop.
-            let prepare = prepare_groups(flow, opts, true);
-            let (stopped, prepared) = tokio::join!(
-                async {
-                    run.quiesce().await?;
-                    run.catch_up().await
-                },
-                prepare
-            );
-            stopped?;
-            let prepared = match prepared {
-                Ok(p) => also_new_groups(p, flow, opts).await,
-                Err(e) => Err(e),
-            };
-            run.move_prepared_groups(prepared).await?;
-            run.final_rpo().await;
-            run.switch(format!("failover from {}", opts.from)).await?;
-            return Ok(run.finish());
-        }
+    if run.planned && opts.dry_run {
+        run.preview_planned().await?;
         run.move_groups().await?;
+    } else if run.planned {
+        // The groups are read (and their clients find their coordinators) while writes stop.
+        let prepare = prepare_groups(flow, opts, true);
+        let (stopped, prepared) = tokio::join!(
+            async {
+                let quiet = run.quiesce().await?;
+                run.catch_up(quiet).await
+            },
+            prepare
+        );
+        stopped?;
+        let prepared = match prepared {
+            Ok(p) => also_new_groups(p, flow, opts).await,
+            Err(e) => Err(e),
+        };
+        run.move_prepared_groups(prepared).await?;
+        run.final_rpo().await;
     } else {
         // The groups are read (and their clients find their coordinators) while the copies land.
         let prepare = prepare_groups(flow, opts, false);
@@ -171,13 +167,7 @@ pub(crate) async fn prepare_groups<'a>(
     if planned {
         // And every group on the source. A group whose last member just left can be missing
         // from one listing (seen on Apache Kafka), so the checkpoints' groups are kept too.
-        names.extend(
-            Groups::new(&flow.clients.source_consumer, opts.timeout)
-                .list(None)
-                .await?
-                .into_iter()
-                .map(|g| g.name),
-        );
+        names.extend(listed_on_source(flow, opts).await?);
     }
     let names: Vec<String> = names
         .into_iter()
@@ -196,16 +186,21 @@ async fn also_new_groups<'a>(
     flow: &'a Flow,
     opts: &'a Options,
 ) -> Result<PreparedGroups<'a>, ClientError> {
-    let listed = Groups::new(&flow.clients.source_consumer, opts.timeout)
-        .list(None)
-        .await?;
-    for g in listed {
-        if !names.contains(&g.name) && selected(flow, opts, &g.name) {
-            translator.prepare_target(&g.name);
-            names.push(g.name);
+    for g in listed_on_source(flow, opts).await? {
+        if !names.contains(&g) && selected(flow, opts, &g) {
+            translator.prepare_target(&g);
+            names.push(g);
         }
     }
     Ok((translator, names))
+}
+
+/// The names of the groups on `flow`'s source.
+async fn listed_on_source(flow: &Flow, opts: &Options) -> Result<Vec<String>, ClientError> {
+    let listed = Groups::new(&flow.clients.source_consumer, opts.timeout)
+        .list(None)
+        .await?;
+    Ok(listed.into_iter().map(|g| g.name).collect())
 }
 
 /// The active-region writer on `flow`'s target, or on its source (a planned procedure records
@@ -308,8 +303,6 @@ pub(crate) struct Run<'a> {
     pub(crate) source_writer: Option<tokio::task::JoinHandle<Result<active::Writer, ClientError>>>,
     /// The source's clients, kept for every sample of it.
     pub(crate) source: std::sync::OnceLock<Result<SourceClients, ClientError>>,
-    /// The quiesce's last sample, taken once writes had stopped: the catch-up's first.
-    pub(crate) quiet_sample: Option<Vec<PartitionLag>>,
 }
 
 impl<'a> Run<'a> {
@@ -339,7 +332,6 @@ impl<'a> Run<'a> {
             source: std::sync::OnceLock::new(),
             writer: None,
             source_writer: None,
-            quiet_sample: None,
         }
     }
 
@@ -445,14 +437,16 @@ impl<'a> Run<'a> {
     }
 
     /// Wait until no partition of a replicated topic has grown for [`QUIET`], and for the
-    /// selected groups to stop or catch up (the latter with a warning at the deadline).
-    pub(crate) async fn quiesce(&mut self) -> Result<(), FailoverError> {
+    /// selected groups to stop or catch up (the latter with a warning at the deadline). Returns
+    /// the last sample, taken once writes had stopped: [`Run::catch_up`]'s first.
+    pub(crate) async fn quiesce(&mut self) -> Result<Vec<PartitionLag>, FailoverError> {
         let t = Instant::now();
         let from = self.opts.from.clone();
         let mut last: Option<BTreeMap<TopicPartition, i64>> = None;
         let mut quiet_since = Instant::now();
         let mut said = String::new();
         let mut growing: Vec<String>;
+        let quiet: Vec<PartitionLag>;
         loop {
             let sample_started = Instant::now();
             let parts = self.sample().await.map_err(|e| self.lost_source(e))?;
@@ -488,7 +482,7 @@ impl<'a> Run<'a> {
             }
             last = Some(ends);
             if sample_started.saturating_duration_since(quiet_since) >= QUIET {
-                self.quiet_sample = Some(parts);
+                quiet = parts;
                 break;
             }
             if Instant::now() >= self.deadline() {
@@ -533,7 +527,7 @@ impl<'a> Run<'a> {
             Outcome::Warning
         };
         self.step("quiesce", t, outcome, detail);
-        Ok(())
+        Ok(quiet)
     }
 
     /// Selected groups with members on the source that have not read up to `ends`.
@@ -563,13 +557,15 @@ impl<'a> Run<'a> {
         selected(self.flow, self.opts, group)
     }
 
-    /// Wait until replication has every record of the source (lag 0 on every partition).
-    pub(crate) async fn catch_up(&mut self) -> Result<(), FailoverError> {
+    /// Wait until replication has every record of the source (lag 0 on every partition),
+    /// starting from `quiet`, the quiesce's last sample.
+    pub(crate) async fn catch_up(&mut self, quiet: Vec<PartitionLag>) -> Result<(), FailoverError> {
+        let mut first = Some(quiet);
         let t = Instant::now();
         let (from, to) = (self.opts.from.clone(), self.opts.to.clone());
         let mut said = String::new();
         loop {
-            let parts = match self.quiet_sample.take() {
+            let parts = match first.take() {
                 Some(parts) => parts,
                 None => self.sample().await.map_err(|e| self.lost_source(e))?,
             };

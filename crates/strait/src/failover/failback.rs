@@ -90,8 +90,8 @@ pub async fn failback(
     ));
     let service = Service::start(&cfg, &[], None);
     let outcome = async {
-        run.quiesce().await?;
-        run.catch_up().await?;
+        let quiet = run.quiesce().await?;
+        run.catch_up(quiet).await?;
         let mut copied = 0;
         if opts.salvage && records > 0 {
             let t = Instant::now();
