@@ -162,6 +162,17 @@ async fn planned_failover_under_live_traffic_loses_and_repeats_nothing(engine) {
     let producer = seq_producer(east, &log);
     let consumer = seq_consumer(east, "app", &["orders"], Side::Primary, &log);
     wait_for_count(west, "us-east.orders", 3, 300, Duration::from_secs(60)).await;
+    // The group must have read (and so will commit) something before the failover lists the
+    // groups: a member still joining when it is stopped leaves the group with no offsets, and
+    // nothing to move (seen under a loaded machine).
+    let joined = Instant::now();
+    while received(&log, Side::Primary).len() < 100 {
+        assert!(
+            joined.elapsed() < Duration::from_secs(60),
+            "the group app read nothing on us-east in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let started = Instant::now();
     let (child, lines, stdout) = failover_child(
