@@ -199,6 +199,21 @@ pub(super) fn to_text(c: &Config) -> String {
             f.tasks_max,
             if f.heartbeats_replication { "yes" } else { "no" }
         );
+        let _ = match &f.exactly_once {
+            Some(e) => writeln!(
+                o,
+                "  delivery         exactly once ({}): a transaction on {} every {}ms, the positions in group `{}` there; \
+                 read the remote topics with isolation.level=read_committed",
+                e.because,
+                f.target,
+                e.transaction_interval.as_millis(),
+                strait::replicate::replication_group(&f.source, &f.target),
+            ),
+            None => writeln!(
+                o,
+                "  delivery         at least once (a crash or a rebalance copies some records again)"
+            ),
+        };
         let _ = writeln!(
             o,
             "  intervals        refresh.topics {}, sync.topic.configs {}, sync.topic.acls {}, refresh.groups {}, \
@@ -248,14 +263,26 @@ pub(super) fn to_text(c: &Config) -> String {
             f.source_offsets_topic_partitions,
             f.source_offsets_topic_replication_factor
         );
-        let _ = writeln!(
-            o,
-            "  first run        each partition resumes from the further of group `{}` on {} and MirrorMaker 2's position; \
-             partitions neither knows start at {} (auto.offset.reset); `--positions` asks the clusters",
-            strait::replicate::replication_group(&f.source, &f.target),
-            f.source,
-            reset(f)
-        );
+        let _ = if f.exactly_once.is_some() {
+            writeln!(
+                o,
+                "  first run        each partition resumes from group `{}` on {} (the positions of committed transactions), \
+                 else from the same group on {}; partitions neither knows start at {} (auto.offset.reset)",
+                strait::replicate::replication_group(&f.source, &f.target),
+                f.target,
+                f.source,
+                reset(f)
+            )
+        } else {
+            writeln!(
+                o,
+                "  first run        each partition resumes from the further of group `{}` on {} and MirrorMaker 2's position; \
+                 partitions neither knows start at {} (auto.offset.reset); `--positions` asks the clusters",
+                strait::replicate::replication_group(&f.source, &f.target),
+                f.source,
+                reset(f)
+            )
+        };
         let _ = writeln!(o, "  clients");
         for (role, ep) in f.clients.roles() {
             let props: Vec<String> = shown(ep).iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -134,6 +134,7 @@ pub(super) fn to_text(s: &Status) -> String {
                 },
                 age(f.heartbeat_age_seconds),
                 age(f.checkpoint_age_seconds),
+                f.delivery.as_str().to_string(),
             ]
         })
         .collect();
@@ -147,6 +148,7 @@ pub(super) fn to_text(s: &Status) -> String {
             "LAG SECONDS",
             "HEARTBEAT AGE",
             "CHECKPOINT AGE",
+            "DELIVERY",
         ],
         &rows,
     );

@@ -612,6 +612,31 @@ pub(crate) fn check_flows(
             }
         }
     }
+    // The conflict jobs read the flows' receipts and quarantines, which are written outside any
+    // transaction: not yet for an exactly-once flow.
+    if let Some(rule) = conflicts.rules.first() {
+        let between = |f: &&super::model::Flow| {
+            conflicts.regions.contains(&f.source) && conflicts.regions.contains(&f.target)
+        };
+        if let Some(f) = flows
+            .iter()
+            .filter(between)
+            .find(|f| f.exactly_once.is_some())
+        {
+            let eo = f.exactly_once.as_ref().expect("found with it");
+            return Err((
+                eo.because.clone(),
+                Problem::ExactlyOnce(format!(
+                    "the flow {} copies exactly once ({}), but it runs between the regions of conflict rule `{}`; \
+                     conflict rules need at-least-once flows for now: set `{}.exactly.once.support = disabled`",
+                    f.name(),
+                    eo.because.key,
+                    rule.name,
+                    f.name()
+                )),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -619,6 +644,17 @@ pub(crate) fn check_flows(
 mod tests {
     use super::*;
     use crate::config::{Config, ConfigError};
+
+    #[test]
+    fn an_exactly_once_flow_between_conflict_regions_is_refused() {
+        let e = error(
+            "east->west.exactly.once.support = required\nstrait.conflicts.rules = r\n\
+             strait.conflicts.regions = east, west\nstrait.conflicts.r.topics = orders\n\
+             strait.conflicts.r.strategy = last-writer-wins\n",
+        );
+        assert!(e.contains("east->west.exactly.once.support"), "{e}");
+        assert!(e.contains("conflict rule `r`"), "{e}");
+    }
 
     const BASE: &str =
         "clusters = east, west\neast.bootstrap.servers = e:9092\nwest.bootstrap.servers = w:9092\n\

@@ -121,6 +121,10 @@ pub enum Problem {
     /// A `strait.conflicts.` setting that is wrong, or rules that cannot work together.
     #[error("{0}")]
     Conflicts(String),
+    /// An exactly-once setting (`exactly.once.support`, `exactly.once.source.support`,
+    /// `transaction.boundary`) that is wrong, or that the flow cannot have.
+    #[error("{0}")]
+    ExactlyOnce(String),
 }
 
 /// A key in the file and its line, for warnings and JSON output.

@@ -31,6 +31,11 @@ pub(crate) const CONNECTOR_PROPERTIES: &[&str] = &[
     "sync.topic.acls.interval.seconds",
     "config.properties.exclude",
     "heartbeats.replication.enabled",
+    // Exactly-once (KIP-618): MM2 reads these per flow only; strait also takes them as defaults
+    // for every flow at top level, as its other connector properties.
+    "exactly.once.support",
+    "transaction.boundary",
+    "transaction.boundary.interval.ms",
     "refresh.groups.enabled",
     "refresh.groups.interval.seconds",
     "emit.checkpoints.enabled",
@@ -56,6 +61,8 @@ pub(crate) const WORKER_HONOURED: &[&str] = &[
     "offset.storage.topic",
     "offset.storage.partitions",
     "offset.storage.replication.factor",
+    // Whether the target's worker runs source connectors exactly once (KIP-618).
+    "exactly.once.source.support",
 ];
 
 /// Connector (and Connect) properties MM2 knows and strait does not honour: exact names.
@@ -73,9 +80,6 @@ const CONNECTOR_IGNORED: &[&str] = &[
     "config.property.filter.class",
     "forwarding.admin.class",
     "metric.reporters",
-    "exactly.once.support",
-    "transaction.boundary",
-    "transaction.boundary.interval.ms",
     "offsets.storage.topic",
     "use.incremental.alter.configs",
     "add.source.alias.to.metrics",
@@ -101,7 +105,6 @@ const CONNECTOR_IGNORED_PREFIXES: &[&str] = &[
 const GLOBAL_IGNORED: &[&str] = &[
     "listeners",
     "admin.listeners",
-    "exactly.once.source.support",
     "plugin.path",
     "scheduled.rebalance.max.delay.ms",
     "connector.client.config.override.policy",
@@ -124,7 +127,6 @@ const GLOBAL_IGNORED_PREFIXES: &[&str] = &[
 
 /// Per-cluster worker keys (`<alias>.<key>`) strait has no use for.
 const CLUSTER_IGNORED: &[&str] = &[
-    "exactly.once.source.support",
     "group.id",
     "client.id",
     "key.converter",
@@ -307,9 +309,14 @@ mod tests {
             classify_global("dedicated.mode.enable.internal.rest"),
             KeyClass::NotHonoured
         );
+        assert_eq!(classify_global("exactly.once.support"), KeyClass::Honoured);
         assert_eq!(
-            classify_global("exactly.once.support"),
-            KeyClass::NotHonoured
+            classify_global("exactly.once.source.support"),
+            KeyClass::Honoured
+        );
+        assert_eq!(
+            classify_global("transaction.boundary.interval.ms"),
+            KeyClass::Honoured
         );
         assert_eq!(
             classify_global("consumer.max.poll.records"),
@@ -331,6 +338,10 @@ mod tests {
             KeyClass::Honoured
         );
         assert_eq!(classify_cluster("offset.storage.topic"), KeyClass::Honoured);
+        assert_eq!(
+            classify_cluster("exactly.once.source.support"),
+            KeyClass::Honoured
+        );
         assert_eq!(
             classify_cluster("config.storage.replication.factor"),
             KeyClass::NotHonoured
@@ -354,7 +365,9 @@ mod tests {
             classify_flow("source.consumer.fetch.min.bytes"),
             KeyClass::Honoured
         );
-        assert_eq!(classify_flow("exactly.once.support"), KeyClass::NotHonoured);
+        assert_eq!(classify_flow("exactly.once.support"), KeyClass::Honoured);
+        assert_eq!(classify_flow("transaction.boundary"), KeyClass::Honoured);
+        assert_eq!(classify_flow("metric.reporters"), KeyClass::NotHonoured);
         assert_eq!(classify_flow("enable"), KeyClass::Unknown);
     }
 }

@@ -19,7 +19,7 @@ use super::error::{ConfigError, KeyRef, Problem, Warning};
 use super::filter::{parse_list, NameFilter};
 use super::keys::{self, KeyClass, Mm2Ignores};
 use super::model::{
-    Clients, Cluster, Config, Flow, InternalTopic, InternalTopics, Intervals, Origin,
+    Clients, Cluster, Config, ExactlyOnce, Flow, InternalTopic, InternalTopics, Intervals, Origin,
     PolicySettings, Side, Sourced,
 };
 use super::properties::{decode_latin1, Properties};
@@ -636,6 +636,29 @@ impl Loader<'_> {
             "a positive number of milliseconds",
         )?;
         let clients = self.clients(s, t, map, target_props, location, java_only)?;
+        let r = Resolver { loader: self, map };
+        let worker = Resolver {
+            loader: self,
+            map: worker_props,
+        };
+        let exactly_once = exactly_once(&r, &worker, offset_flush_ms)?;
+        if let Some(eo) = &exactly_once {
+            let isolation = clients.source_consumer.props.get("isolation.level");
+            if isolation.is_some_and(|v| v.trim().eq_ignore_ascii_case("read_uncommitted")) {
+                let src = map
+                    .get("exactly.once.support")
+                    .or_else(|| worker_props.get("exactly.once.source.support"));
+                let problem = Problem::ExactlyOnce(format!(
+                    "exactly-once replication ({}) needs the source consumer's isolation.level = read_committed, \
+                     or records of aborted source transactions are copied; it is read_uncommitted",
+                    eo.because.key
+                ));
+                return Err(match src {
+                    Some(src) => r.err(src, problem),
+                    None => self.invalid(&eo.because, problem),
+                });
+            }
+        }
 
         let flow = Flow {
             source: s.to_string(),
@@ -665,6 +688,7 @@ impl Loader<'_> {
             offset_flush_interval: Duration::from_millis(offset_flush_ms.unsigned_abs()),
             consumer_poll_timeout: Duration::from_millis(poll_ms.unsigned_abs()),
             admin_timeout: Duration::from_millis(admin_ms.unsigned_abs()),
+            exactly_once,
             internal_topics,
             clients,
             // Set once the conflict rules are read.
@@ -1043,6 +1067,83 @@ impl Resolver<'_, '_> {
     }
 }
 
+/// A flow's exactly-once replication, as MM2 decides it: the flow's `exactly.once.support`
+/// (`requested` by default) and its target worker's `exactly.once.source.support` (`disabled`
+/// by default). On when the flow requires it (`required`, or strait's `enabled`), or requests it
+/// of a worker that has it `enabled`; `disabled` keeps it off whatever the worker says.
+fn exactly_once(
+    r: &Resolver<'_, '_>,
+    worker: &Resolver<'_, '_>,
+    flush_ms: i64,
+) -> Result<Option<ExactlyOnce>, ConfigError> {
+    let word = |s: &Sourced| s.value.trim().to_ascii_lowercase();
+    let worker_support = worker.map.get("exactly.once.source.support");
+    if let Some(w) = worker_support {
+        if !matches!(word(w).as_str(), "enabled" | "preparing" | "disabled") {
+            return Err(worker.err(
+                w,
+                Problem::ExactlyOnce(format!(
+                    "`{}` must be enabled, preparing or disabled",
+                    w.value.trim()
+                )),
+            ));
+        }
+    }
+    let worker_enabled = || {
+        worker_support
+            .filter(|w| word(w) == "enabled")
+            .map(|w| w.at.clone())
+    };
+    let because = match r.map.get("exactly.once.support") {
+        None => worker_enabled(),
+        Some(s) => match word(s).as_str() {
+            "required" | "enabled" => Some(s.at.clone()),
+            "requested" => worker_enabled(),
+            "disabled" => None,
+            _ => {
+                return Err(r.err(
+                    s,
+                    Problem::ExactlyOnce(format!(
+                        "`{}` must be requested, required, enabled or disabled",
+                        s.value.trim()
+                    )),
+                ))
+            }
+        },
+    };
+    let Some(because) = because else {
+        return Ok(None);
+    };
+    let boundary = r.map.get("transaction.boundary");
+    let transaction_interval = match boundary.map(word).as_deref() {
+        None | Some("poll") => Duration::from_millis(100),
+        Some("interval") => Duration::from_millis(
+            r.number(
+                "transaction.boundary.interval.ms",
+                flush_ms,
+                1,
+                "a positive number of milliseconds",
+            )?
+            .unsigned_abs(),
+        ),
+        Some(_) => {
+            let b = boundary.expect("matched a value");
+            return Err(r.err(
+                b,
+                Problem::ExactlyOnce(format!(
+                    "`{}` must be poll or interval: MirrorMaker 2's source connector defines no \
+                     transactions of its own",
+                    b.value.trim()
+                )),
+            ));
+        }
+    };
+    Ok(Some(ExactlyOnce {
+        transaction_interval,
+        because,
+    }))
+}
+
 /// Lines (1-based) other than comments with bytes beyond ASCII.
 fn non_ascii_lines(bytes: &[u8]) -> Vec<usize> {
     bytes
@@ -1092,7 +1193,7 @@ fn worker_map(target: &Map, global: &Map) -> Map {
     let mut m = target.clone();
     for (k, v) in global
         .iter()
-        .filter(|(k, _)| k.starts_with("offset.storage."))
+        .filter(|(k, _)| k.starts_with("offset.storage.") || *k == "exactly.once.source.support")
     {
         m.insert(k.clone(), v.clone());
     }

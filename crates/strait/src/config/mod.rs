@@ -38,6 +38,6 @@ pub use error::{ConfigError, KeyRef, Problem, Warning};
 pub use filter::{parse_list, NameFilter};
 pub use load::LocalFiles;
 pub use model::{
-    flow_name, Clients, Cluster, Config, Flow, InternalTopic, InternalTopics, Intervals, Origin,
-    PolicySettings, Side, StoreSummary,
+    flow_name, Clients, Cluster, Config, ExactlyOnce, Flow, InternalTopic, InternalTopics,
+    Intervals, Origin, PolicySettings, Side, StoreSummary,
 };

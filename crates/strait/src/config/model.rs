@@ -130,6 +130,19 @@ pub struct PolicySettings {
     pub internal_topic_separator_enabled: bool,
 }
 
+/// A flow's exactly-once replication (issue 18; MM2's KIP-618 keys), when it is on: the
+/// copies, their offset index records and the flow's source positions are committed in one
+/// transaction on the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExactlyOnce {
+    /// How long one transaction takes in records before it is committed: MM2's
+    /// `transaction.boundary` (`poll`: strait's 100 ms; `interval`:
+    /// `transaction.boundary.interval.ms`, by default the target's `offset.flush.interval.ms`).
+    pub transaction_interval: Duration,
+    /// The key that turned it on, for `strait check` and the logs.
+    pub because: KeyRef,
+}
+
 /// How often each periodic job runs; `None` means switched off (`<feature>.enabled = false` or a
 /// negative interval, as in MM2).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -276,6 +289,9 @@ pub struct Flow {
     pub consumer_poll_timeout: Duration,
     /// `admin.timeout.ms` (default 60 s).
     pub admin_timeout: Duration,
+    /// Exactly-once replication, when on (`exactly.once.support`,
+    /// `exactly.once.source.support`).
+    pub exactly_once: Option<ExactlyOnce>,
     /// Names and clusters of MM2's internal topics for this flow.
     pub internal_topics: InternalTopics,
     /// librdkafka settings for each of the flow's six clients.

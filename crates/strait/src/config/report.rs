@@ -444,12 +444,23 @@ pub struct FlowEntry {
     pub consumer_poll_timeout_ms: u64,
     /// `admin.timeout.ms`, in milliseconds.
     pub admin_timeout_ms: u64,
+    /// Exactly-once replication, when on (null: at least once).
+    pub exactly_once: Option<ExactlyOnceEntry>,
     /// Names and clusters of the flow's internal topics.
     pub internal_topics: InternalTopicsEntry,
     /// Where a first `strait run` resumes each partition, as a rule (`--positions` applies it).
     pub first_run: FirstRunEntry,
     /// Role (`source_consumer`, ...) -> client.
     pub clients: BTreeMap<String, ClientEntry>,
+}
+
+/// A flow's exactly-once replication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExactlyOnceEntry {
+    /// How long one transaction takes in records, in milliseconds (`transaction.boundary`).
+    pub transaction_interval_ms: u64,
+    /// The key that turned it on, with its line (`us-east->us-west.exactly.once.support:7`).
+    pub because: String,
 }
 
 /// Where a first run would resume one partition: strait's group, MM2's position, or
@@ -706,6 +717,10 @@ impl FlowEntry {
             offset_flush_interval_ms: millis(f.offset_flush_interval),
             consumer_poll_timeout_ms: millis(f.consumer_poll_timeout),
             admin_timeout_ms: millis(f.admin_timeout),
+            exactly_once: f.exactly_once.as_ref().map(|e| ExactlyOnceEntry {
+                transaction_interval_ms: millis(e.transaction_interval),
+                because: format!("{}:{}", e.because.key, e.because.line),
+            }),
             internal_topics: InternalTopicsEntry {
                 offset_syncs: topic(&it.offset_syncs),
                 checkpoints: topic(&it.checkpoints),

@@ -276,7 +276,7 @@ fn mm2_source_positions_are_where_the_target_worker_keeps_them() {
 #[test]
 fn unhonoured_keys_are_one_warning_listing_them_all() {
     let c = parse(
-        "key.converter = x\ntransforms = t\nA->B.exactly.once.support = required\n\
+        "key.converter = x\ntransforms = t\nA->B.metric.reporters = r\n\
          dedicated.mode.enable.internal.rest = true\nA.config.storage.replication.factor = 1\n\
          listeners = http://:8083\n",
     );
@@ -289,7 +289,7 @@ fn unhonoured_keys_are_one_warning_listing_them_all() {
     for k in [
         "key.converter",
         "transforms",
-        "A->B.exactly.once.support",
+        "A->B.metric.reporters",
         "dedicated.mode.enable.internal.rest",
         "A.config.storage.replication.factor",
         "listeners",
@@ -882,4 +882,92 @@ fn region_watch_settings_are_read_and_checked() {
     );
     let e = error(&format!("{BASE}strait.region.probes = 3\n")).to_string();
     assert!(e.contains("strait.region.probe.interval.ms"), "{e}");
+}
+
+#[test]
+fn exactly_once_is_decided_as_mm2_decides_it() {
+    let eo = |extra: &str, s: &str, t: &str| {
+        parse(extra)
+            .flow(s, t)
+            .unwrap()
+            .exactly_once
+            .as_ref()
+            .map(|e| (e.transaction_interval, e.because.key.clone()))
+    };
+    assert_eq!(eo("", "A", "B"), None, "off by default");
+    assert_eq!(
+        eo("A->B.exactly.once.support = required\n", "A", "B"),
+        Some((
+            Duration::from_millis(100),
+            "A->B.exactly.once.support".into()
+        ))
+    );
+    assert_eq!(eo("A->B.exactly.once.support = enabled\n", "B", "A"), None);
+    // MM2's way: the target's worker has it, and flows request it by default.
+    let worker = "B.exactly.once.source.support = enabled\n";
+    assert_eq!(
+        eo(worker, "A", "B").map(|e| e.1),
+        Some("B.exactly.once.source.support".into())
+    );
+    assert_eq!(eo(worker, "B", "A"), None, "A's worker does not have it");
+    assert!(eo("exactly.once.source.support = enabled\n", "B", "A").is_some());
+    assert_eq!(
+        eo(
+            &format!("{worker}A->B.exactly.once.support = disabled\n"),
+            "A",
+            "B"
+        ),
+        None
+    );
+    assert_eq!(
+        eo("B.exactly.once.source.support = preparing\n", "A", "B"),
+        None
+    );
+    // Transaction boundaries: `poll` is strait's 100 ms; `interval` defaults to the worker's
+    // offset flush interval.
+    let interval = "exactly.once.support = required\ntransaction.boundary = interval\n";
+    assert_eq!(
+        eo(interval, "A", "B").map(|e| e.0),
+        Some(Duration::from_secs(60))
+    );
+    assert_eq!(
+        eo(
+            &format!("{interval}A->B.transaction.boundary.interval.ms = 500\n"),
+            "A",
+            "B"
+        )
+        .map(|e| e.0),
+        Some(Duration::from_millis(500))
+    );
+    let c = parse("A->B.exactly.once.support = required\n");
+    assert!(!warned(&c, "exactly.once"), "{:?}", c.warnings);
+}
+
+#[test]
+fn exactly_once_settings_that_cannot_work_are_errors_naming_their_key() {
+    for (extra, key, needle) in [
+        (
+            "A->B.exactly.once.support = always\n",
+            "A->B.exactly.once.support",
+            "requested, required, enabled or disabled",
+        ),
+        (
+            "B.exactly.once.source.support = on\n",
+            "B.exactly.once.source.support",
+            "enabled, preparing or disabled",
+        ),
+        (
+            "A->B.exactly.once.support = required\nA->B.transaction.boundary = connector\n",
+            "A->B.transaction.boundary",
+            "poll or interval",
+        ),
+        (
+            "A->B.exactly.once.support = required\nA->B.consumer.isolation.level = read_uncommitted\n",
+            "A->B.exactly.once.support",
+            "read_committed",
+        ),
+    ] {
+        let e = error(&format!("{BASE}{extra}")).to_string();
+        assert!(e.contains(key) && e.contains(needle), "{extra}: {e}");
+    }
 }

@@ -91,6 +91,7 @@ mod tests {
                 groups_known: true,
                 partition_lags: vec![],
                 replicated_from: crate::monitor::model::ReplicatedFrom::Commits,
+                delivery: crate::monitor::model::Delivery::AtLeastOnce,
                 replicated_age_seconds: 0.0,
                 process: None,
             }],

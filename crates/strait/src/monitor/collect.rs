@@ -310,6 +310,7 @@ async fn collect_flow(
         groups_known,
         partition_lags: lags,
         replicated_from,
+        delivery: Delivery::of(flow),
         replicated_age_seconds,
         process: None,
     };

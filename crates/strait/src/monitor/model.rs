@@ -85,6 +85,37 @@ impl ReplicatedFrom {
     }
 }
 
+/// How a flow copies records: a closed set, as `check`, `status` and the dashboard say it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Commits after the target acknowledged: a crash or a rebalance copies some records again.
+    #[default]
+    AtLeastOnce,
+    /// Records, index and positions in one transaction on the target (`read_committed`
+    /// readers see each record once).
+    ExactlyOnce,
+}
+
+impl Delivery {
+    /// What a flow configured so does.
+    pub fn of(flow: &crate::config::Flow) -> Self {
+        if flow.exactly_once.is_some() {
+            Delivery::ExactlyOnce
+        } else {
+            Delivery::AtLeastOnce
+        }
+    }
+
+    /// As written in `--json` and on the dashboard.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::AtLeastOnce => "at-least-once",
+            Delivery::ExactlyOnce => "exactly-once",
+        }
+    }
+}
+
 /// One flow `S->T`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowStatus {
@@ -121,6 +152,9 @@ pub struct FlowStatus {
     /// Where the partitions' `replicated` positions come from.
     #[serde(default = "ReplicatedFrom::commits")]
     pub replicated_from: ReplicatedFrom,
+    /// How the flow copies: at least once, or exactly once (transactions on the target).
+    #[serde(default)]
+    pub delivery: Delivery,
     /// How old those positions were when collected (0 for commits, read now); the lag in seconds
     /// is as of then.
     #[serde(default)]
@@ -286,6 +320,7 @@ mod tests {
             checkpoint_age_seconds: None,
             groups_known: verdict == Verdict::Ok,
             replicated_from: ReplicatedFrom::Snapshot,
+            delivery: Delivery::AtLeastOnce,
             replicated_age_seconds: 0.8,
             partition_lags: vec![PartitionLag {
                 topic: "orders".into(),

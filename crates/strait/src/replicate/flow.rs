@@ -38,6 +38,8 @@ use crate::policy::ReplicationPolicy;
 use crate::translate::{self, PendingRun, RunId, RunTracker};
 use crate::wire::IndexBlock;
 
+mod exactly_once;
+
 /// A test on a name (a topic, a config property), shareable between the flow's tasks.
 pub type NameMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
@@ -122,6 +124,9 @@ pub struct FlowSpec {
     /// The conflict rules of strategy authority, as this flow applies them to each record
     /// (`conflicts::authority`); `None`: none (the service sets it from the file's rules).
     pub authority: Option<Arc<AuthorityPlan>>,
+    /// Exactly-once replication (see `exactly_once`): how long one transaction takes in records;
+    /// `None`: at least once, with the source group's commits.
+    pub exactly_once: Option<Duration>,
 }
 
 impl FlowSpec {
@@ -164,6 +169,7 @@ impl FlowSpec {
             group: None,
             receipts: None,
             authority: None,
+            exactly_once: flow.exactly_once.as_ref().map(|e| e.transaction_interval),
         }
     }
 
@@ -234,6 +240,20 @@ struct Shared {
     topic_ids: Mutex<HashMap<String, String>>,
     /// Receipts of conflict topics' copies, when the flow writes them.
     receipts: Option<Arc<crate::conflicts::receipts::ReceiptSink>>,
+    /// Whether the flow copies exactly once (`exactly_once`): then what follows is used.
+    exactly_once: bool,
+    /// The flow's stop, seen by what waits inside a callback.
+    stop: CancellationToken,
+    /// The transactional producer failed for good (`failure` says why): the copy loop starts
+    /// again rather than ending the flow.
+    fenced: std::sync::atomic::AtomicBool,
+    /// Offset syncs of the open transaction's records, written once it commits.
+    transaction_syncs: Mutex<Vec<(Tp, i64, i64)>>,
+    /// Source topic -> remote topic, for every topic the flow copies.
+    remote_names: Mutex<HashMap<String, String>>,
+    /// The remote partitions the group on the target assigned last, until the copy loop has
+    /// made the source consumer read their sources (empty: none).
+    exactly_once_assignment: Mutex<Option<Vec<(String, i32)>>>,
 }
 
 impl Shared {
@@ -263,6 +283,29 @@ impl Shared {
         }
     }
 
+    /// Forget partitions given up: their progress, runs and syncs, and what the copy loop still
+    /// holds of them (told through `revoked`).
+    fn give_up(&self, tps: &[Tp]) {
+        let mut progress = self.progress.lock().unwrap();
+        let mut syncs = self.syncs.lock().unwrap();
+        let mut runs = self.runs.lock().unwrap();
+        let mut revoked = self.revoked.lock().unwrap();
+        for tp in tps {
+            progress.forget(tp);
+            runs.forget(tp);
+            syncs.forget(&tp.0, tp.1);
+            revoked.push(tp.clone());
+        }
+        drop((progress, syncs, runs, revoked));
+        self.stats
+            .delivered
+            .lock()
+            .unwrap()
+            .retain(|(t, p), _| !tps.iter().any(|(u, q)| **u == **t && q == p));
+        self.stats.assigned_partitions.store(0, Ordering::Relaxed);
+        self.stats.revocations.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Positions to commit (topic, partition, next offset), each stamped with its topic's id.
     fn stamped<'a>(
         &self,
@@ -286,6 +329,10 @@ impl Shared {
         let Some(p) = self.index_producer.get() else {
             return;
         };
+        if self.exactly_once {
+            // Only in transactions (`exactly_once::end`).
+            return;
+        }
         let pending = self.runs.lock().unwrap().take_pending();
         for PendingRun { id, record: run } in pending {
             let (k, v) = (run.key(), run.value());
@@ -458,6 +505,25 @@ enum Part {
     Quarantined,
     /// Its violation record in `strait.conflicts`.
     Violation,
+    /// Not a source record's: an offset index record written in a transaction, which commits
+    /// or fails as a whole (see `exactly_once`).
+    Index,
+}
+
+impl Delivery {
+    /// What an offset index record of `tp` written in a transaction carries.
+    fn index(tp: &Tp) -> Self {
+        Delivery {
+            tp: tp.clone(),
+            owner: 0,
+            offset: -1,
+            bytes: 0,
+            timestamp: -1,
+            receipt_sent_ms: -1,
+            part: Part::Index,
+            writes: None,
+        }
+    }
 }
 
 /// Holds `Shared` weakly: `Shared` owns the producer, so a strong reference would keep both
@@ -484,6 +550,10 @@ impl ProducerContext for DeliveryContext {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
+        if d.part == Part::Index {
+            // Its transaction's commit fails if it was not written.
+            return;
+        }
         match result {
             Ok(m) => {
                 if !shared.progress.lock().unwrap().owns(&d.tp, d.owner) {
@@ -507,15 +577,25 @@ impl ProducerContext for DeliveryContext {
                             .lock()
                             .unwrap()
                             .observe(&d.tp, d.offset, m.offset());
-                        shared
-                            .syncs
-                            .lock()
-                            .unwrap()
-                            .record(&d.tp.0, d.tp.1, d.offset, m.offset());
-                        shared.send_syncs();
+                        if shared.exactly_once {
+                            // Named only once its transaction commits.
+                            shared.transaction_syncs.lock().unwrap().push((
+                                d.tp.clone(),
+                                d.offset,
+                                m.offset(),
+                            ));
+                        } else {
+                            shared.syncs.lock().unwrap().record(
+                                &d.tp.0,
+                                d.tp.1,
+                                d.offset,
+                                m.offset(),
+                            );
+                            shared.send_syncs();
+                        }
                     }
                     Part::Quarantined => shared.runs.lock().unwrap().skipped(&d.tp, d.offset),
-                    Part::Violation => {}
+                    Part::Violation | Part::Index => {}
                 }
                 let last = d
                     .writes
@@ -547,6 +627,12 @@ impl ProducerContext for DeliveryContext {
                 // Given up meanwhile (and purged, when the revoke could not wait for it): the
                 // new owner copies it again.
                 debug!(flow = %shared.flow, error = %e, partition = %format!("{}-{}", d.tp.0, d.tp.1), offset = d.offset, "record of a partition given up not written");
+            }
+            Err((e, _)) if shared.exactly_once => {
+                // Its transaction cannot commit: it is aborted, and the partition copied again
+                // from its committed position (a target away longer than the transaction's
+                // timeout, for instance).
+                debug!(flow = %shared.flow, error = %e, partition = %format!("{}-{}", d.tp.0, d.tp.1), offset = d.offset, "record not written; its transaction will be aborted");
             }
             Err((e, _)) => {
                 // Delivery is retried for as long as librdkafka allows (no message timeout), so an
@@ -635,47 +721,54 @@ impl ClientContext for RebalanceContext {
 }
 
 impl RebalanceContext {
-    /// Where each partition of a new assignment resumes, read from the group's commits: kept in
-    /// `Progress`, so the first record is checked against it (a gap there is what retention
-    /// deleted while no one copied). A commit stamped with the id of an earlier topic of the same
-    /// name (deleted and created again while no strait ran) is not resumed from: the partition
-    /// starts at its beginning, or every record below the old position would be skipped.
+    /// [`resume_points`], from the source group's commits.
     fn resume_points(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
         let committed = consumer
             .committed_offsets(tpl.clone(), Duration::from_secs(10))
             .map_err(|e| debug!(flow = %self.shared.flow, error = %e, "cannot read the committed offsets of the partitions assigned"))
             .ok();
-        let ids = self.shared.topic_ids.lock().unwrap();
-        let mut progress = self.shared.progress.lock().unwrap();
-        let mut restart = Vec::new();
-        for e in tpl.elements() {
-            let tp: Tp = (Arc::from(e.topic()), e.partition());
-            let commit = committed
-                .as_ref()
-                .and_then(|c| c.find_partition(e.topic(), e.partition()));
-            let resume_at = commit.as_ref().and_then(|c| match c.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            });
-            let earlier = resume_at.is_some()
-                && crate::kafka::topic_ids::of_earlier_topic(
-                    commit
-                        .as_ref()
-                        .and_then(|c| crate::kafka::topic_ids::stamp_of(c.metadata())),
-                    ids.get(e.topic()).map(String::as_str),
-                );
-            if earlier {
-                warn!(flow = %self.shared.flow, topic = e.topic(), partition = e.partition(), committed = resume_at, "the committed position was taken on an earlier topic {} (deleted and created again since): copying the partition from its start", e.topic());
-                restart.push((e.topic().to_string(), e.partition()));
-                progress.assigned(&tp, None);
-            } else {
-                progress.assigned(&tp, resume_at);
-            }
+        resume_points(&self.shared, committed.as_ref(), tpl);
+    }
+}
+
+/// Where each partition of a new assignment resumes, read from `committed`: kept in
+/// `Progress`, so the first record is checked against it (a gap there is what retention
+/// deleted while no one copied). A commit stamped with the id of an earlier topic of the same
+/// name (deleted and created again while no strait ran) is not resumed from: the partition
+/// starts at its beginning, or every record below the old position would be skipped.
+fn resume_points(
+    shared: &Shared,
+    committed: Option<&TopicPartitionList>,
+    tpl: &mut TopicPartitionList,
+) {
+    let ids = shared.topic_ids.lock().unwrap();
+    let mut progress = shared.progress.lock().unwrap();
+    let mut restart = Vec::new();
+    for e in tpl.elements() {
+        let tp: Tp = (Arc::from(e.topic()), e.partition());
+        let commit = committed.and_then(|c| c.find_partition(e.topic(), e.partition()));
+        let resume_at = commit.as_ref().and_then(|c| match c.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        });
+        let earlier = resume_at.is_some()
+            && crate::kafka::topic_ids::of_earlier_topic(
+                commit
+                    .as_ref()
+                    .and_then(|c| crate::kafka::topic_ids::stamp_of(c.metadata())),
+                ids.get(e.topic()).map(String::as_str),
+            );
+        if earlier {
+            warn!(flow = %shared.flow, topic = e.topic(), partition = e.partition(), committed = resume_at, "the committed position was taken on an earlier topic {} (deleted and created again since): copying the partition from its start", e.topic());
+            restart.push((e.topic().to_string(), e.partition()));
+            progress.assigned(&tp, None);
+        } else {
+            progress.assigned(&tp, resume_at);
         }
-        drop((progress, ids));
-        for (topic, p) in restart {
-            let _ = tpl.set_partition_offset(&topic, p, Offset::Beginning);
-        }
+    }
+    drop((progress, ids));
+    for (topic, p) in restart {
+        let _ = tpl.set_partition_offset(&topic, p, Offset::Beginning);
     }
 }
 
@@ -696,26 +789,13 @@ impl ConsumerContext for RebalanceContext {
                 warn!(flow = %self.shared.flow, in_flight = n, "offset index not fully written before giving up partitions; the next owner will copy the rest again");
             }
             commit(consumer, &self.shared, CommitMode::Sync);
-            let mut progress = self.shared.progress.lock().unwrap();
-            let mut syncs = self.shared.syncs.lock().unwrap();
-            let mut runs = self.shared.runs.lock().unwrap();
-            let mut revoked = self.shared.revoked.lock().unwrap();
-            for e in tpl.elements() {
-                let tp: Tp = (Arc::from(e.topic()), e.partition());
-                progress.forget(&tp);
-                runs.forget(&tp);
-                syncs.forget(e.topic(), e.partition());
-                revoked.push(tp);
-            }
-            drop(revoked);
-            let none_left = progress.is_empty();
-            self.shared
-                .stats
-                .delivered
-                .lock()
-                .unwrap()
-                .retain(|(t, p), _| tpl.find_partition(t, *p).is_none());
-            drop((progress, syncs, runs));
+            let tps: Vec<Tp> = tpl
+                .elements()
+                .iter()
+                .map(|e| (Arc::from(e.topic()), e.partition()))
+                .collect();
+            self.shared.give_up(&tps);
+            let none_left = self.shared.progress.lock().unwrap().is_empty();
             // Records still queued for partitions given up would otherwise be written later,
             // beside the new owner's copies of them. When every partition went (an eager
             // rebalance, or a stop), nothing queued is still ours: purge it all.
@@ -724,14 +804,6 @@ impl ConsumerContext for RebalanceContext {
                     p.purge(PurgeConfig::default().queue().inflight());
                 }
             }
-            self.shared
-                .stats
-                .assigned_partitions
-                .store(0, Ordering::Relaxed);
-            self.shared
-                .stats
-                .revocations
-                .fetch_add(1, Ordering::Relaxed);
             info!(flow = %self.shared.flow, partitions = tpl.count(), "partitions revoked");
         }
     }
@@ -860,6 +932,9 @@ fn commit(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, mode: Comm
         shared.write_positions(&to_commit);
     }
 }
+
+/// How often the copy loop serves the flow's group on the target, when it copies exactly once.
+const MEMBERSHIP_POLL_EVERY: Duration = Duration::from_millis(10);
 
 /// How long a copy loop's graceful stop (flush, index, commit, group leave, offset syncs) may
 /// take in all: a second inside the service's grace period.
@@ -1136,7 +1211,33 @@ async fn run(
         let copy_cancel = copy_cancel.clone();
         let stats = stats.clone();
         tokio::task::spawn_blocking(move || {
-            copy_loop(&spec, topics_rx, &copy_cancel, stats, positions, limits)
+            let mut told = Told {
+                limits: Some(limits),
+                ..Told::default()
+            };
+            let mut positions = positions;
+            loop {
+                let copied = copy_loop(
+                    &spec,
+                    &topics_rx,
+                    &copy_cancel,
+                    stats.clone(),
+                    positions.take(),
+                    &mut told,
+                );
+                match copied {
+                    Err(FlowError::Restart { reason, .. }) if !copy_cancel.is_cancelled() => {
+                        warn!(flow = %spec.name(), "{reason}; the flow starts again with a new producer, from its committed positions");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    // Stopping anyway: what the producer did not commit is copied again.
+                    Err(FlowError::Restart { reason, .. }) => {
+                        warn!(flow = %spec.name(), "{reason}; stopping");
+                        return Ok(());
+                    }
+                    done => return done,
+                }
+            }
         })
     };
     tokio::pin!(copy);
@@ -1241,6 +1342,41 @@ async fn run(
 
 /// How often (at most) the source's topic ids are compared with those seen before.
 const ID_CHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// What the flow's task last told the copy loop, told again to a copy loop started again (see
+/// [`FlowError::Restart`]).
+#[derive(Default)]
+struct Told {
+    topics: Option<Vec<TopicInfo>>,
+    ids: HashMap<String, String>,
+    limits: Option<HashMap<String, i64>>,
+}
+
+impl Told {
+    /// Keep what `m` tells.
+    fn keep(&mut self, m: &ToCopy) {
+        match m {
+            ToCopy::Topics(t) => self.topics = Some(t.clone()),
+            ToCopy::Ids { ids, .. } => self.ids.extend(ids.clone()),
+            ToCopy::Limits(l) => self.limits = Some(l.clone()),
+        }
+    }
+
+    /// What a new copy loop must be told first.
+    fn again(&self) -> Vec<ToCopy> {
+        let mut again = Vec::new();
+        if !self.ids.is_empty() {
+            again.push(ToCopy::Ids {
+                ids: self.ids.clone(),
+                recreated: Vec::new(),
+            });
+        }
+        if let Some(t) = &self.topics {
+            again.push(ToCopy::Topics(t.clone()));
+        }
+        again
+    }
+}
 
 /// What the flow's task tells the copy loop.
 enum ToCopy {
@@ -1924,12 +2060,14 @@ fn resume_source(consumer: &BaseConsumer<RebalanceContext>, flow: &str, holds: &
 /// The copy loop: poll the source, produce to the target, commit what the target acknowledged.
 fn copy_loop(
     spec: &FlowSpec,
-    topics_rx: std::sync::mpsc::Receiver<ToCopy>,
+    topics_rx: &std::sync::mpsc::Receiver<ToCopy>,
     stop: &CancellationToken,
     stats: Arc<FlowStats>,
     positions: Option<PositionLog>,
-    limits: HashMap<String, i64>,
+    told: &mut Told,
 ) -> Result<(), FlowError> {
+    let limits = told.limits.clone().unwrap_or_default();
+    let mut again = told.again();
     let flow = spec.name();
     let fatal = |reason: String| FlowError::Fatal {
         flow: flow.clone(),
@@ -1987,6 +2125,12 @@ fn copy_loop(
         revoked: Mutex::new(Vec::new()),
         topic_ids: Mutex::new(HashMap::new()),
         receipts,
+        exactly_once: spec.exactly_once.is_some(),
+        stop: stop.clone(),
+        fenced: std::sync::atomic::AtomicBool::new(false),
+        transaction_syncs: Mutex::new(Vec::new()),
+        remote_names: Mutex::new(HashMap::new()),
+        exactly_once_assignment: Mutex::new(None),
     });
 
     let mut pcfg = spec.target.producer_config();
@@ -2012,6 +2156,9 @@ fn copy_loop(
             pcfg.set("batch.size", (min - 1024).max(1).to_string());
         }
     }
+    if spec.exactly_once.is_some() {
+        exactly_once::transactional(&mut pcfg, &flow, &spec.target);
+    }
     let max_send: i64 = pcfg
         .get("message.max.bytes")
         .and_then(|v| v.parse().ok())
@@ -2027,6 +2174,34 @@ fn copy_loop(
         .map_err(|e| ClientError::from_kafka(&spec.target, "create the replication producer", e))?;
     let _ = shared.producer.set(producer);
     let producer = shared.producer.get().expect("just set");
+    // Exactly once: the target proves it commits a transaction before anything is copied, and
+    // the flow's member of its group there decides what this process copies.
+    let membership = match spec.exactly_once {
+        Some(_) => {
+            exactly_once::begin(
+                producer,
+                &spec.target_reader,
+                &spec.index_topic,
+                spec.admin_timeout,
+            )
+            .map_err(fatal)?;
+            let membership: BaseConsumer<exactly_once::MembershipContext> =
+                exactly_once::membership_config(&spec.target_reader, &spec.group_id())
+                    .create_with_context(exactly_once::MembershipContext {
+                        shared: shared.clone(),
+                    })
+                    .map_err(|e| {
+                        ClientError::from_kafka(
+                            &spec.target_reader,
+                            "create the flow's group member on the target",
+                            e,
+                        )
+                    })?;
+            info!(flow = %flow, interval_ms = spec.exactly_once.unwrap_or_default().as_millis() as u64, "exactly once: transactions on the target, the group {} there", spec.group_id());
+            Some(membership)
+        }
+        None => None,
+    };
     let mut icfg = spec.target.producer_config();
     icfg.set("message.timeout.ms", "2147483647");
     let index_producer: ThreadedProducer<IndexContext> = icfg
@@ -2088,8 +2263,12 @@ fn copy_loop(
     shared.stats.health.replicating();
     let mut subscribed: Option<Vec<String>> = None;
     let mut holds = Holds::default();
+    let mut last_membership_poll = Instant::now();
     'copy: loop {
         if let Some(reason) = shared.failure.lock().unwrap().clone() {
+            if shared.fenced.load(Ordering::Relaxed) {
+                return Err(FlowError::Restart { flow, reason });
+            }
             return Err(fatal(reason));
         }
         if let Some(reason) = shared.receipts.as_ref().and_then(|r| r.failure()) {
@@ -2099,7 +2278,12 @@ fn copy_loop(
             break;
         }
         let mut latest = None;
-        for m in topics_rx.try_iter() {
+        let messages: Vec<ToCopy> = std::mem::take(&mut again)
+            .into_iter()
+            .chain(topics_rx.try_iter())
+            .collect();
+        for m in messages {
+            told.keep(&m);
             match m {
                 ToCopy::Topics(t) => {
                     partitions_total = t.iter().map(|t| t.partitions.max(0) as usize).sum();
@@ -2116,7 +2300,10 @@ fn copy_loop(
                 }
             }
         }
-        if let Some(topics) = latest {
+        if let (Some(topics), Some(m)) = (&latest, &membership) {
+            exactly_once::subscribe(m, &shared, &spec.policy, topics, spec.admin_timeout)
+                .map_err(fatal)?;
+        } else if let Some(topics) = latest {
             let list: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
             let mut same: Vec<String> = list.iter().map(|t| t.to_string()).collect();
             same.sort_unstable();
@@ -2137,6 +2324,17 @@ fn copy_loop(
                     .map_err(|e| fatal(format!("cannot subscribe to {list:?}: {e}")))?;
             }
             subscribed = Some(same);
+        }
+        // Exactly once: the group on the target is served (its rebalances end transactions) and
+        // the source consumer follows what it assigns, before anything more is read.
+        if let Some(m) = &membership {
+            if last_membership_poll.elapsed() >= MEMBERSHIP_POLL_EVERY {
+                last_membership_poll = Instant::now();
+                if let Some(Err(e)) = m.poll(Duration::ZERO) {
+                    shared.client_error(true, &e, "");
+                }
+                exactly_once::follow_assignment(m, &consumer, &shared);
+            }
         }
         // Partitions given up since the last round (the revoke callback runs inside `poll`):
         // what waits for them is the new owner's now. The counter keeps the lock off the
@@ -2221,10 +2419,22 @@ fn copy_loop(
             last_delivered = Instant::now();
             look_at_source(&consumer, &shared, partitions_total);
         }
-        if last_commit.elapsed() >= spec.commit_interval {
-            commit(&consumer, &shared, CommitMode::Async);
-            last_commit = Instant::now();
-            shared.send_syncs();
+        match (&membership, spec.exactly_once) {
+            (Some(m), Some(interval)) => {
+                if last_commit.elapsed() >= interval {
+                    exactly_once::commit(m, &consumer, &shared);
+                    // After an abort, nothing more is read before the positions are.
+                    exactly_once::follow_assignment(m, &consumer, &shared);
+                    last_commit = Instant::now();
+                }
+            }
+            _ => {
+                if last_commit.elapsed() >= spec.commit_interval {
+                    commit(&consumer, &shared, CommitMode::Async);
+                    last_commit = Instant::now();
+                    shared.send_syncs();
+                }
+            }
         }
         if last_promote.elapsed() >= spec.offset_flush_interval {
             shared.syncs.lock().unwrap().promote_delayed();
@@ -2245,10 +2455,15 @@ fn copy_loop(
             warn!(flow = %flow, "not every receipt was acknowledged before stopping; their records will be copied again on restart");
         }
     }
-    if let Err(n) = shared.flush_index(left().min(Duration::from_secs(2))) {
-        warn!(flow = %flow, in_flight = n, "the offset index was not fully written before stopping; the records it misses will be copied again on restart");
+    if let Some(m) = &membership {
+        // The last transaction: what was copied since the previous one, and its positions.
+        exactly_once::commit(m, &consumer, &shared);
+    } else {
+        if let Err(n) = shared.flush_index(left().min(Duration::from_secs(2))) {
+            warn!(flow = %flow, in_flight = n, "the offset index was not fully written before stopping; the records it misses will be copied again on restart");
+        }
+        commit(&consumer, &shared, CommitMode::Async);
     }
-    commit(&consumer, &shared, CommitMode::Async);
     let deadline = Instant::now() + left().min(Duration::from_secs(2));
     let uncommitted = || {
         let runs = shared.runs.lock().unwrap();
@@ -2265,7 +2480,9 @@ fn copy_loop(
     }
     let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        drop(consumer); // leaves the group so another process takes over at once
+        // Both leave their groups, so that another process takes over at once.
+        drop(membership);
+        drop(consumer);
         let _ = closed_tx.send(());
     });
     if closed_rx
@@ -2276,12 +2493,14 @@ fn copy_loop(
     }
     shared.drain_syncs(left().min(Duration::from_secs(2)));
     let failure = shared.failure.lock().unwrap().clone();
+    let fenced = shared.fenced.load(Ordering::Relaxed);
     // Destroying a librdkafka client waits for its broker threads, which against a cluster
     // that does not answer can take longer than the stop may: the producers go on their own.
     let _ = std::thread::Builder::new()
         .name(format!("close {flow}"))
         .spawn(move || drop(shared));
     match failure {
+        Some(reason) if fenced => Err(FlowError::Restart { flow, reason }),
         Some(reason) => Err(fatal(reason)),
         None => Ok(()),
     }

@@ -40,6 +40,16 @@ pub enum FlowError {
         /// What went wrong, in one sentence.
         reason: String,
     },
+    /// The flow's transactional producer can go on no more (fenced: its transaction outlived
+    /// `transaction.timeout.ms` while the target was away). Nothing of the failed transaction
+    /// is visible; the copy loop starts again with a new producer. Never ends a flow.
+    #[error("flow {flow}: {reason}")]
+    Restart {
+        /// The flow, `S->T`.
+        flow: String,
+        /// What ended the producer.
+        reason: String,
+    },
 }
 
 /// The consumer group through which every process running flow `S->T` shares its partitions

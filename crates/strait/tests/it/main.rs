@@ -18,6 +18,7 @@ mod dashboard;
 mod demo;
 mod drill;
 mod events;
+mod exactly_once;
 mod failover;
 mod faults;
 mod kafka_bed;

@@ -285,6 +285,7 @@ pub(crate) fn flow_spec(
         group: None,
         receipts: None,
         authority: None,
+        exactly_once: None,
     }
 }
 
