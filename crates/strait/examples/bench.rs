@@ -14,7 +14,11 @@
 //! - (b) a bare rdkafka consume -> produce loop with no bookkeeping, in a child process;
 //! - (c) `strait run` replicating `bench` A -> B, in a child process;
 //! - with `--engine kafka`: (d) MirrorMaker 2 in dedicated mode on the same file with its
-//!   defaults, and (e) with `tasks.max` = partitions.
+//!   defaults, and (e) with `tasks.max` = partitions; (f) and (g) `strait run` exactly once
+//!   (`exactly.once.support = required`), with a transaction every 100 ms (the default) and
+//!   every second. Their copies are counted by the remote topic's end, which transaction markers
+//!   also move (one a partition a transaction): their window ends up to a few tenths of a per
+//!   cent early.
 //!
 //! For (b)-(e): time from launch to the first copy on B, then from the first copy to the last;
 //! MB/s and records/s over that window; the process's CPU-seconds per GB in the window (a JVM's
@@ -604,6 +608,14 @@ async fn run(args: Args) {
     let admin_b = Admin::new(&Endpoint::new("b", &sb_), Duration::from_secs(30)).unwrap();
     let mut runs: Vec<(&str, &str)> = vec![("(c) strait run", "c")];
     if args.engine == Engine::Kafka {
+        runs.push((
+            "(f) strait run, exactly once (a transaction every 100 ms)",
+            "f",
+        ));
+        runs.push((
+            "(g) strait run, exactly once (a transaction every 1 s)",
+            "g",
+        ));
         runs.push(("(d) MirrorMaker 2, defaults", "d"));
         runs.push(("(e) MirrorMaker 2, tasks.max = partitions", "e"));
     }
@@ -614,7 +626,7 @@ async fn run(args: Args) {
         (&admin_b, "loop.probe-b".to_string()),
         (&admin_b, "probe-a".to_string()),
     ];
-    for id in ["b", "c", "d", "e"] {
+    for id in ["b", "c", "d", "e", "f", "g"] {
         topics.push((&admin_a, format!("probe-{id}")));
     }
     for (ad, t) in &topics {
@@ -704,8 +716,17 @@ async fn run(args: Args) {
                 if id == "e" {
                     text.push_str(&format!("tasks.max = {parts}\n"));
                 }
+                if id == "f" || id == "g" {
+                    text.push_str(&format!("{alias}->t{id}.exactly.once.support = required\n"));
+                }
+                if id == "g" {
+                    text.push_str(&format!(
+                        "{alias}->t{id}.transaction.boundary = interval\n\
+                         {alias}->t{id}.transaction.boundary.interval.ms = 1000\n"
+                    ));
+                }
                 std::fs::write(&cfg, text).unwrap();
-                let child = if id == "c" {
+                let child = if matches!(id, "c" | "f" | "g") {
                     Child::Process(
                         Command::new(&strait)
                             .arg("run")

@@ -126,6 +126,54 @@ async fn kill_9_in_a_loop_loses_and_duplicates_nothing() {
     assert_once(n, check_once(west, n).await);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("exactly once"), "{}", log_tail(&log, 20));
+
+    // Translation points at committed records only: a group's position on us-east, translated
+    // through the offset index (written in the same transactions), is the same record on
+    // us-west, past the aborted copies and the transaction markers between.
+    let at = [(0, 1_000), (1, 2_345), (2, 3_999)];
+    let offsets: Vec<(&str, i32, i64)> = at.iter().map(|(p, o)| ("orders", *p, *o)).collect();
+    commit_group(east, "app", &offsets).await;
+    let report = super::checkpoints::translate_json(&cfg, "app", &[]).await;
+    for (p, o) in at {
+        let t = report
+            .translation
+            .partitions
+            .iter()
+            .find(|t| t.partition == p)
+            .unwrap_or_else(|| panic!("partition {p} not translated: {report:?}"));
+        assert_eq!(t.method, "exact", "{t:?}");
+        let d = t.downstream_offset.expect("a translation");
+        let upstream = first_at(east, "orders", p, o).await;
+        let downstream = first_at(west, "us-east.orders", p, d).await;
+        assert_eq!(
+            upstream, downstream,
+            "orders-{p}@{o} translates to {d}, which holds another record"
+        );
+    }
+}
+
+/// The value of the first committed record at or after `offset` of `topic`-`partition` on `c`.
+async fn first_at(c: &Cluster, topic: &str, partition: i32, offset: i64) -> Option<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let ep = endpoint(c);
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ep.consumer_config("strait-test-reader").create().unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, partition, rdkafka::Offset::Offset(offset))
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                return m.payload().map(|v| String::from_utf8_lossy(v).into_owned());
+            }
+        }
+        None
+    })
+    .await
+    .unwrap()
 }
 
 /// Two processes, then three, then one stopped and one killed: every rebalance ends the open
