@@ -244,6 +244,8 @@ struct Shared {
     exactly_once: bool,
     /// The flow's stop, seen by what waits inside a callback.
     stop: CancellationToken,
+    /// When the committed positions are next copied to the source group (exactly once).
+    source_commit_due: Mutex<Instant>,
     /// The transactional producer failed for good (`failure` says why): the copy loop starts
     /// again rather than ending the flow.
     fenced: std::sync::atomic::AtomicBool,
@@ -2128,6 +2130,7 @@ fn copy_loop(
         exactly_once: spec.exactly_once.is_some(),
         stop: stop.clone(),
         fenced: std::sync::atomic::AtomicBool::new(false),
+        source_commit_due: Mutex::new(Instant::now()),
         transaction_syncs: Mutex::new(Vec::new()),
         remote_names: Mutex::new(HashMap::new()),
         exactly_once_assignment: Mutex::new(None),

@@ -99,7 +99,6 @@ async fn kill_9_in_a_loop_loses_and_duplicates_nothing() {
     if !kafka_enabled() {
         return;
     }
-    let _heavy = heavy().await;
     let regions = Regions::start_on(Engine::Kafka, EXACTLY_ONCE).await;
     let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
     // At 250 a second for 48 s; each process lives long enough to be given partitions (a killed
@@ -184,7 +183,6 @@ async fn rebalances_between_two_and_three_processes_copy_each_record_once() {
     if !kafka_enabled() {
         return;
     }
-    let _heavy = heavy().await;
     let regions = Regions::start_on(Engine::Kafka, EXACTLY_ONCE).await;
     let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
     let n = 12_000;
@@ -226,7 +224,6 @@ async fn a_target_cut_and_healed_loses_and_duplicates_nothing() {
     if !kafka_enabled() {
         return;
     }
-    let _heavy = heavy().await;
     let regions = Regions::start_on(Engine::Kafka, EXACTLY_ONCE).await;
     let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
     let n = 10_000;

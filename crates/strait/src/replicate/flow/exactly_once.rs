@@ -301,13 +301,30 @@ pub(super) fn commit(
         return;
     };
     match end(shared, &group, TRANSACTION_WAIT) {
-        Ok(positions) if !positions.is_empty() => {
+        Ok(_) => {
+            // At most every second, as at-least-once flows commit: the newest positions.
+            let mut due = shared.source_commit_due.lock().unwrap();
+            if due.elapsed() < Duration::from_secs(1) {
+                return;
+            }
+            *due = std::time::Instant::now();
+            drop(due);
+            let positions: Vec<(Tp, i64)> = shared
+                .progress
+                .lock()
+                .unwrap()
+                .positions()
+                .into_iter()
+                .filter_map(|(tp, o)| Some((tp, o?)))
+                .collect();
+            if positions.is_empty() {
+                return;
+            }
             let tpl = shared.stamped(positions.iter().map(|((t, p), o)| (&**t, *p, *o)));
             if let Err(e) = source.commit(&tpl, CommitMode::Async) {
                 debug!(flow = %shared.flow, error = %e, "positions not copied to the source group; copied at the next transaction");
             }
         }
-        Ok(_) => {}
         Err(e) => {
             warn!(flow = %shared.flow, error = %e, "the transaction failed; it is aborted, and its partitions start again from their committed positions");
             abort(shared);
