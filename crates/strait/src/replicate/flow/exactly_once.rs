@@ -202,10 +202,11 @@ impl ConsumerContext for MembershipContext {
     }
 }
 
-/// End the open transaction and begin the next: every record sent acknowledged, the index
-/// records of their runs sent, the positions added, the transaction committed. Then what only
-/// committed records may name: offset syncs, MirrorMaker 2's positions. Returns the positions
-/// committed (source topic, partition, next offset).
+/// End the open transaction and begin the next: every record sent acknowledged (their offsets
+/// on the target make the index), the index records of their runs sent, the positions added,
+/// the transaction committed. Then what only committed records may name: offset syncs,
+/// MirrorMaker 2's positions. Returns the positions committed (source topic, partition, next
+/// offset).
 pub(super) fn end(
     shared: &Shared,
     group: &ConsumerGroupMetadata,
@@ -235,7 +236,8 @@ pub(super) fn end(
             .map_err(|(e, _)| format!("cannot send an offset index record: {e}"))?;
         written.push((tp, run.id, run.record.pairs()));
     }
-    settle(producer, timeout).map_err(waited)?;
+    // The index records are not waited for here: the commit flushes them, and fails if one
+    // was not written.
     let positions = shared
         .progress
         .lock()
