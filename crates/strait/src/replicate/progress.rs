@@ -152,6 +152,11 @@ impl Progress {
             .collect()
     }
 
+    /// The partitions owned.
+    pub(crate) fn owned(&self) -> Vec<Tp> {
+        self.parts.keys().cloned().collect()
+    }
+
     /// Offsets that advanced since the last commit: (partition, offset to commit).
     #[cfg(test)]
     pub(crate) fn to_commit(&self) -> Vec<(Tp, i64)> {

@@ -182,19 +182,12 @@ impl ConsumerContext for MembershipContext {
             return;
         }
         if let Some(metadata) = consumer.group_metadata() {
-            if let Err(e) = end(shared, &metadata, Duration::from_secs(30)) {
+            if let Err(e) = end(shared, &metadata, TRANSACTION_WAIT) {
                 warn!(flow = %shared.flow, error = %e, "the open transaction could not be committed before giving up partitions; it is aborted, and the next owner copies its records again");
                 abort(shared);
             }
         }
-        let owned: Vec<Tp> = shared
-            .progress
-            .lock()
-            .unwrap()
-            .positions()
-            .into_iter()
-            .map(|(tp, _)| tp)
-            .collect();
+        let owned = shared.progress.lock().unwrap().owned();
         shared.give_up(&owned);
         let _ = consumer.unassign();
         *shared.exactly_once_assignment.lock().unwrap() = Some(Vec::new());
@@ -392,7 +385,8 @@ pub(super) fn abort(shared: &Shared) {
             Ok(()) => break true,
             // Stopping: the broker aborts it when its timeout passes.
             Err(_) if shared.stop.is_cancelled() => break false,
-            Err(KafkaError::Transaction(e)) if e.is_retriable() => {
+            // A fenced producer says so again at every call: it is replaced.
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && !e.is_fatal() => {
                 debug!(flow = %shared.flow, error = %e, "the abort of the transaction did not get through; asked again");
                 std::thread::sleep(backoff.next_wait());
             }
@@ -413,14 +407,7 @@ pub(super) fn abort(shared: &Shared) {
         shared.failure.lock().unwrap().get_or_insert(msg);
         return;
     }
-    let owned: Vec<Tp> = shared
-        .progress
-        .lock()
-        .unwrap()
-        .positions()
-        .into_iter()
-        .map(|(tp, _)| tp)
-        .collect();
+    let owned = shared.progress.lock().unwrap().owned();
     // Read again, as the group assigned them.
     let again: Vec<(String, i32)> = {
         let remote = shared.remote_names.lock().unwrap();
