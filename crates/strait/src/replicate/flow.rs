@@ -2187,7 +2187,13 @@ fn copy_loop(
                 &spec.index_topic,
                 spec.admin_timeout,
             )
-            .map_err(fatal)?;
+            .map_err(|e| match e {
+                exactly_once::Probe::Unsupported(reason) => fatal(reason),
+                exactly_once::Probe::Failed(reason) => FlowError::Restart {
+                    flow: flow.clone(),
+                    reason,
+                },
+            })?;
             let membership: BaseConsumer<exactly_once::MembershipContext> =
                 exactly_once::membership_config(&spec.target_reader, &spec.group_id())
                     .create_with_context(exactly_once::MembershipContext {

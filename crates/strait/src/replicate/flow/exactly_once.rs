@@ -70,6 +70,25 @@ pub(super) fn transactional(cfg: &mut rdkafka::ClientConfig, flow: &str, target:
     cfg.remove("enable.gapless.guarantee");
 }
 
+/// Why the start's probe transaction failed.
+pub(super) enum Probe {
+    /// The broker has no transactions: the flow cannot run exactly once there.
+    Unsupported(String),
+    /// Anything else (the target away, the producer fenced meanwhile): tried again with a new
+    /// producer.
+    Failed(String),
+}
+
+/// Whether `e` says the broker lacks what transactions need (Tansu answers an unknown request
+/// by closing the connection, which librdkafka reports as an unsupported feature or version).
+fn unsupported_by_broker(e: &KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::UnsupportedFeature | C::UnsupportedVersion | C::UnsupportedForMessageFormat)
+    ) || e.to_string().contains("not supported")
+}
+
 /// Make the producer's transactions ready, and prove the target commits one before anything is
 /// written: a transaction that only commits an offset of [`PROBE_GROUP`]. A broker without
 /// transactions (the Tansu sandbox) fails here with one sentence, and no record is written.
@@ -78,42 +97,55 @@ pub(super) fn begin(
     target_reader: &Endpoint,
     index_topic: &str,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), Probe> {
     let cluster = format!(
         "cluster {} ({})",
         target_reader.alias,
         target_reader.bootstrap_servers()
     );
-    let unsupported = |step: &str, e: &KafkaError| {
-        format!(
-            "{cluster} cannot run exactly-once replication: {step} failed ({e}); exactly-once needs \
-             a broker with transactions (Apache Kafka 2.5 or later; the Tansu sandbox has none): \
-             set `exactly.once.support = disabled` for this flow, or point it at such a broker"
-        )
+    let failed = |step: &str, e: KafkaError| {
+        if unsupported_by_broker(&e) {
+            Probe::Unsupported(format!(
+                "{cluster} cannot run exactly-once replication: {step} failed ({e}); exactly-once \
+                 needs a broker with transactions (Apache Kafka 2.5 or later; the Tansu sandbox \
+                 has none): set `exactly.once.support = disabled` for this flow, or point it at \
+                 such a broker"
+            ))
+        } else {
+            Probe::Failed(format!(
+                "the start's probe transaction on {cluster} failed: {step}: {e}"
+            ))
+        }
     };
     producer
         .init_transactions(timeout)
-        .map_err(|e| unsupported("starting transactions (InitProducerId)", &e))?;
+        .map_err(|e| failed("starting transactions (InitProducerId)", e))?;
     let probe: BaseConsumer = target_reader
         .consumer_config(PROBE_GROUP)
         .create()
-        .map_err(|e| format!("cannot create the exactly-once probe on {cluster}: {e}"))?;
-    let metadata = probe
-        .group_metadata()
-        .ok_or_else(|| format!("no group metadata for the exactly-once probe on {cluster}"))?;
+        .map_err(|e| {
+            Probe::Failed(format!(
+                "cannot create the exactly-once probe on {cluster}: {e}"
+            ))
+        })?;
+    let metadata = probe.group_metadata().ok_or_else(|| {
+        Probe::Failed(format!(
+            "no group metadata for the exactly-once probe on {cluster}"
+        ))
+    })?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(index_topic, 0, Offset::Offset(0))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Probe::Failed(e.to_string()))?;
     producer
         .begin_transaction()
-        .map_err(|e| unsupported("beginning a transaction", &e))?;
+        .map_err(|e| failed("beginning a transaction", e))?;
     let probed = producer
         .send_offsets_to_transaction(&tpl, &metadata, timeout)
-        .map_err(|e| unsupported("adding offsets to a transaction (TxnOffsetCommit)", &e))
+        .map_err(|e| failed("adding offsets to a transaction (TxnOffsetCommit)", e))
         .and_then(|()| {
             producer
                 .commit_transaction(timeout)
-                .map_err(|e| unsupported("committing a transaction (EndTxn)", &e))
+                .map_err(|e| failed("committing a transaction (EndTxn)", e))
         });
     if let Err(e) = probed {
         let _ = producer.abort_transaction(timeout);
@@ -121,7 +153,7 @@ pub(super) fn begin(
     }
     producer
         .begin_transaction()
-        .map_err(|e| unsupported("beginning a transaction", &e))
+        .map_err(|e| failed("beginning a transaction", e))
 }
 
 /// The configuration of the flow's member of its group on the target. A member that dies is
