@@ -7,7 +7,7 @@
 //! the partitions.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -248,7 +248,7 @@ struct Shared {
     source_commit_due: Mutex<Instant>,
     /// The transactional producer failed for good (`failure` says why): the copy loop starts
     /// again rather than ending the flow.
-    fenced: std::sync::atomic::AtomicBool,
+    fenced: AtomicBool,
     /// Offset syncs of the open transaction's records, written once it commits.
     transaction_syncs: Mutex<Vec<(Tp, i64, i64)>>,
     /// Source topic -> remote topic, for every topic the flow copies.
@@ -308,15 +308,22 @@ impl Shared {
         self.stats.revocations.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Positions to commit (topic, partition, next offset), each stamped with its topic's id.
+    /// Positions to commit (source topic, partition, next offset), each stamped with its topic's
+    /// id, listed under the source topic's name or its remote topic's (`listed`).
     fn stamped<'a>(
         &self,
         positions: impl IntoIterator<Item = (&'a str, i32, i64)>,
+        listed: Listed,
     ) -> TopicPartitionList {
         let ids = self.topic_ids.lock().unwrap();
+        let remote = matches!(listed, Listed::Remote).then(|| self.remote_names.lock().unwrap());
         let mut tpl = TopicPartitionList::new();
         for (topic, p, o) in positions {
-            let mut e = tpl.add_partition(topic, p);
+            let name = remote
+                .as_ref()
+                .and_then(|r| r.get(topic))
+                .map_or(topic, String::as_str);
+            let mut e = tpl.add_partition(name, p);
             let _ = e.set_offset(Offset::Offset(o));
             if let Some(id) = ids.get(topic) {
                 e.set_metadata(crate::kafka::topic_ids::stamp(id));
@@ -922,7 +929,10 @@ fn commit(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, mode: Comm
     if to_commit.is_empty() {
         return;
     }
-    let tpl = shared.stamped(to_commit.iter().map(|((t, p), o)| (&**t, *p, *o)));
+    let tpl = shared.stamped(
+        to_commit.iter().map(|((t, p), o)| (&**t, *p, *o)),
+        Listed::Source,
+    );
     if let Err(e) = consumer.commit(&tpl, mode) {
         debug!(flow = %shared.flow, error = %e, "offset commit failed; retried at the next interval");
     } else if matches!(mode, CommitMode::Sync) {
@@ -937,6 +947,14 @@ fn commit(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, mode: Comm
 
 /// How often the copy loop serves the flow's group on the target, when it copies exactly once.
 const MEMBERSHIP_POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// Under which name [`Shared::stamped`] lists a position: the source group's commits name
+/// source topics; the exactly-once group on the target names their remote topics.
+#[derive(Clone, Copy)]
+enum Listed {
+    Source,
+    Remote,
+}
 
 /// How long a copy loop's graceful stop (flush, index, commit, group leave, offset syncs) may
 /// take in all: a second inside the service's grace period.
@@ -1869,7 +1887,10 @@ fn restart_topics(
         .filter(|e| topics.iter().any(|t| t == e.topic()))
         .map(|e| (e.topic().to_string(), e.partition()))
         .collect();
-    let tpl = shared.stamped(again.iter().map(|(t, p)| (t.as_str(), *p, 0)));
+    let tpl = shared.stamped(
+        again.iter().map(|(t, p)| (t.as_str(), *p, 0)),
+        Listed::Source,
+    );
     if tpl.count() == 0 {
         return;
     }
@@ -2129,7 +2150,7 @@ fn copy_loop(
         receipts,
         exactly_once: spec.exactly_once.is_some(),
         stop: stop.clone(),
-        fenced: std::sync::atomic::AtomicBool::new(false),
+        fenced: AtomicBool::new(false),
         source_commit_due: Mutex::new(Instant::now()),
         transaction_syncs: Mutex::new(Vec::new()),
         remote_names: Mutex::new(HashMap::new()),
@@ -2273,6 +2294,8 @@ fn copy_loop(
     let mut subscribed: Option<Vec<String>> = None;
     let mut holds = Holds::default();
     let mut last_membership_poll = Instant::now();
+    // Exactly once, a commit is a transaction's end.
+    let commit_every = spec.exactly_once.unwrap_or(spec.commit_interval);
     'copy: loop {
         if let Some(reason) = shared.failure.lock().unwrap().clone() {
             if shared.fenced.load(Ordering::Relaxed) {
@@ -2428,19 +2451,16 @@ fn copy_loop(
             last_delivered = Instant::now();
             look_at_source(&consumer, &shared, partitions_total);
         }
-        match (&membership, spec.exactly_once) {
-            (Some(m), Some(interval)) => {
-                if last_commit.elapsed() >= interval {
+        if last_commit.elapsed() >= commit_every {
+            last_commit = Instant::now();
+            match &membership {
+                Some(m) => {
                     exactly_once::commit(m, &consumer, &shared);
                     // After an abort, nothing more is read before the positions are.
                     exactly_once::follow_assignment(m, &consumer, &shared);
-                    last_commit = Instant::now();
                 }
-            }
-            _ => {
-                if last_commit.elapsed() >= spec.commit_interval {
+                None => {
                     commit(&consumer, &shared, CommitMode::Async);
-                    last_commit = Instant::now();
                     shared.send_syncs();
                 }
             }

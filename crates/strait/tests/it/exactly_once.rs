@@ -19,6 +19,15 @@ const EXACTLY_ONCE: &str = "us-east->us-west.exactly.once.support = required\n\
                             refresh.topics.interval.seconds = 2\n\
                             emit.checkpoints.interval.seconds = 1";
 
+/// us-east and us-west on Apache Kafka with an exactly-once flow between them; `None` (said on
+/// stderr) when Apache Kafka tests are turned off.
+async fn kafka_regions() -> Option<Regions> {
+    if !kafka_enabled() {
+        return None;
+    }
+    Some(Regions::start_on(Engine::Kafka, EXACTLY_ONCE).await)
+}
+
 /// Writes `v:0`, `v:1`, ... to `orders` (3 partitions) on `c` at about `rate` a second until
 /// `n` are written and acknowledged; how many so far in `written`.
 struct Writer {
@@ -96,10 +105,9 @@ async fn written(w: Writer) {
 /// different point of its life; the next resumes from the positions committed on the target.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_in_a_loop_loses_and_duplicates_nothing() {
-    if !kafka_enabled() {
+    let Some(regions) = kafka_regions().await else {
         return;
-    }
-    let regions = Regions::start_on(Engine::Kafka, EXACTLY_ONCE).await;
+    };
     let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
     // At 250 a second for 48 s; each process lives long enough to be given partitions (a killed
     // member holds them until 10 s of silence) and is killed at a different point.
@@ -180,10 +188,9 @@ async fn first_at(c: &Cluster, topic: &str, partition: i32, offset: i64) -> Opti
 /// commit it (the group on the target fences it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rebalances_between_two_and_three_processes_copy_each_record_once() {
-    if !kafka_enabled() {
+    let Some(regions) = kafka_regions().await else {
         return;
-    }
-    let regions = Regions::start_on(Engine::Kafka, EXACTLY_ONCE).await;
+    };
     let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
     let n = 12_000;
     let w = write_numbered(east, n, 250);
@@ -235,10 +242,9 @@ async fn assigned(log: &std::path::Path) {
 /// from their committed positions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_target_cut_and_healed_loses_and_duplicates_nothing() {
-    if !kafka_enabled() {
+    let Some(regions) = kafka_regions().await else {
         return;
-    }
-    let regions = Regions::start_on(Engine::Kafka, EXACTLY_ONCE).await;
+    };
     let (east, west, cfg) = (regions.east(), regions.west(), regions.config.clone());
     let n = 10_000;
     let log = regions.dir.path().join("run.log");

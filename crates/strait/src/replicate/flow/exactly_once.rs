@@ -41,7 +41,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use tracing::{debug, info, warn};
 
-use super::{settle, Delivery, DeliveryContext, RebalanceContext, Shared, Tp};
+use super::{settle, Delivery, DeliveryContext, Listed, RebalanceContext, Shared, Tp};
 use crate::kafka::Endpoint;
 
 /// `transaction.timeout.ms` unless the target's producer properties set it: how long a crashed
@@ -269,19 +269,10 @@ pub(super) fn end(
         .unwrap()
         .to_commit_within(|_| Some(i64::MAX));
     if !positions.is_empty() {
-        // By remote partition, each stamped with its source topic's id.
-        let remote = shared.remote_names.lock().unwrap();
-        let ids = shared.topic_ids.lock().unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for ((t, p), o) in &positions {
-            let name = remote.get(&**t).map_or(&**t, String::as_str);
-            let mut e = tpl.add_partition(name, *p);
-            let _ = e.set_offset(Offset::Offset(*o));
-            if let Some(id) = ids.get(&**t) {
-                e.set_metadata(crate::kafka::topic_ids::stamp(id));
-            }
-        }
-        drop((remote, ids));
+        let tpl = shared.stamped(
+            positions.iter().map(|((t, p), o)| (&**t, *p, *o)),
+            Listed::Remote,
+        );
         producer
             .send_offsets_to_transaction(&tpl, group, timeout)
             .map_err(|e| format!("cannot add the positions to the transaction: {e}"))?;
@@ -347,7 +338,10 @@ pub(super) fn commit(
             if positions.is_empty() {
                 return;
             }
-            let tpl = shared.stamped(positions.iter().map(|((t, p), o)| (&**t, *p, *o)));
+            let tpl = shared.stamped(
+                positions.iter().map(|((t, p), o)| (&**t, *p, *o)),
+                Listed::Source,
+            );
             if let Err(e) = source.commit(&tpl, CommitMode::Async) {
                 debug!(flow = %shared.flow, error = %e, "positions not copied to the source group; copied at the next transaction");
             }
@@ -477,20 +471,27 @@ pub(super) fn follow_assignment(
         shared.stats.assigned_partitions.store(0, Ordering::Relaxed);
         return;
     }
-    let upstream: HashMap<String, String> = shared
-        .remote_names
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(s, r)| (r.clone(), s.clone()))
-        .collect();
+    // (remote topic, source topic, partition) of each partition assigned.
+    let pairs: Vec<(String, String, i32)> = {
+        let names = shared.remote_names.lock().unwrap();
+        let upstream: HashMap<&str, &str> = names
+            .iter()
+            .map(|(s, r)| (r.as_str(), s.as_str()))
+            .collect();
+        remote
+            .iter()
+            .filter_map(|(r, p)| match upstream.get(r.as_str()) {
+                Some(s) => Some((r.clone(), s.to_string(), *p)),
+                None => {
+                    debug!(flow = %shared.flow, topic = %r, "an assigned remote topic whose source is not known yet; taken at the next assignment");
+                    None
+                }
+            })
+            .collect()
+    };
     let mut on_target = TopicPartitionList::new();
     let mut tpl = TopicPartitionList::new();
-    for (r, p) in &remote {
-        let Some(s) = upstream.get(r) else {
-            debug!(flow = %shared.flow, topic = %r, "an assigned remote topic whose source is not known yet; taken at the next assignment");
-            continue;
-        };
+    for (r, s, p) in &pairs {
         on_target.add_partition(r, *p);
         tpl.add_partition(s, *p);
     }
@@ -502,7 +503,7 @@ pub(super) fn follow_assignment(
         warn!(flow = %shared.flow, took_ms = asked.elapsed().as_millis() as u64, "slow read of the positions");
     }
     let committed_on_target = match read {
-        Ok(c) => Some(c),
+        Ok(c) => c,
         Err(e) => {
             warn!(flow = %shared.flow, error = %e, "cannot read the flow's positions on the target; asked again before anything is copied");
             let _ = source.unassign();
@@ -522,29 +523,20 @@ pub(super) fn follow_assignment(
         .ok();
     // One list of commits, by source partition: the target's first.
     let mut committed = TopicPartitionList::new();
-    for e in tpl.elements() {
-        let remote_name = shared
-            .remote_names
-            .lock()
-            .unwrap()
-            .get(e.topic())
-            .cloned()
-            .unwrap_or_default();
+    for (r, s, p) in &pairs {
         let from_target = committed_on_target
-            .as_ref()
-            .and_then(|c| c.find_partition(&remote_name, e.partition()))
+            .find_partition(r, *p)
             .filter(|c| matches!(c.offset(), Offset::Offset(_)));
         let from_source = committed_on_source
             .as_ref()
-            .and_then(|c| c.find_partition(e.topic(), e.partition()))
+            .and_then(|c| c.find_partition(s, *p))
             .filter(|c| matches!(c.offset(), Offset::Offset(_)));
         if let Some(c) = from_target.or(from_source) {
-            let mut added = committed.add_partition(e.topic(), e.partition());
+            let mut added = committed.add_partition(s, *p);
             let _ = added.set_offset(c.offset());
             added.set_metadata(c.metadata());
         }
     }
-    let mut tpl = tpl;
     super::resume_points(shared, Some(&committed), &mut tpl);
     for e in committed.elements() {
         if let Some(mut at) = tpl.find_partition(e.topic(), e.partition()) {
