@@ -2452,7 +2452,6 @@ fn copy_loop(
             look_at_source(&consumer, &shared, partitions_total);
         }
         if last_commit.elapsed() >= commit_every {
-            last_commit = Instant::now();
             match &membership {
                 Some(m) => {
                     exactly_once::commit(m, &consumer, &shared);
@@ -2464,6 +2463,9 @@ fn copy_loop(
                     shared.send_syncs();
                 }
             }
+            // From the end of this one: a transaction's end may take as long as the interval,
+            // and the next transaction must still get the interval's reading.
+            last_commit = Instant::now();
         }
         if last_promote.elapsed() >= spec.offset_flush_interval {
             shared.syncs.lock().unwrap().promote_delayed();
