@@ -1,7 +1,7 @@
 //! Replication benchmark (README: "Benchmark").
 //!
 //! `cargo run --release -p strait --example bench -- [--mb 1024] [--partitions 6]
-//!  [--engine tansu|kafka] [--probe-secs 20]`
+//!  [--engine tansu|kafka] [--probe-secs 20] [--skip b,d,e,f,g,h]`
 //! `cargo run --release -p strait --example bench -- --conflicts [--keys 1000000] [--partitions 6]
 //!  [--engine tansu|kafka] [--write-delay-ms N] [--rate R]`: the conflict-topic run instead (see `run_conflicts`): last-writer-wins
 //!  views of N keys in two regions, against the same records replicated with no rule, and a restart.
@@ -12,6 +12,8 @@
 //! `bench` on A, then, in the same run, measures:
 //! - (a) the raw produce rate of the same records straight into B: the ceiling;
 //! - (b) a bare rdkafka consume -> produce loop with no bookkeeping, in a child process;
+//! - (h) the passthrough prototype (`raw_loop.rs`): record batches fetched and produced as bytes,
+//!   never decompressed, in a child process;
 //! - (c) `strait run` replicating `bench` A -> B, in a child process;
 //! - with `--engine kafka`: (d) MirrorMaker 2 in dedicated mode on the same file with its
 //!   defaults, and (e) with `tasks.max` = partitions; (f) and (g) `strait run` exactly once
@@ -37,6 +39,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use strait::kafka::{Admin, Endpoint, TopicSpec};
 use strait_sandbox::Sandbox;
 
+mod raw_loop;
+
 struct Args {
     mb: u64,
     partitions: i32,
@@ -50,6 +54,8 @@ struct Args {
     /// `--rate`: the conflict run's writes a second (both regions together), written while
     /// strait runs, instead of all before it starts.
     rate: Option<u64>,
+    /// `--skip d,e`: replication runs left out (any but (a) and (c), which sets the probes' rate).
+    skip: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -62,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
         keys: 1_000_000,
         write_delay_ms: None,
         rate: None,
+        skip: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -103,6 +110,16 @@ fn parse_args() -> Result<Args, String> {
                     v.parse()
                         .map_err(|_| format!("--write-delay-ms {v}: not a number"))?,
                 )
+            }
+            "--skip" => {
+                a.skip = v.split(',').map(|r| r.trim().to_string()).collect();
+                if let Some(r) = a
+                    .skip
+                    .iter()
+                    .find(|r| !matches!(r.as_str(), "b" | "d" | "e" | "f" | "g" | "h"))
+                {
+                    return Err(format!("--skip {r}: one of b, d, e, f, g, h"));
+                }
             }
             other => return Err(format!("unknown option {other}")),
         }
@@ -499,6 +516,11 @@ fn main() {
         bare_loop(&argv[2], &argv[3], &argv[4], argv[5].parse().unwrap(), n);
         return;
     }
+    if argv.get(1).map(String::as_str) == Some("--raw-loop") {
+        let n = argv[6].parse().unwrap();
+        raw_loop::raw_loop(&argv[2], &argv[3], &argv[4], argv[5].parse().unwrap(), n);
+        return;
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -624,9 +646,11 @@ async fn run(args: Args) {
         (&admin_b, "raw".to_string()),
         (&admin_b, "loop.bench".to_string()),
         (&admin_b, "loop.probe-b".to_string()),
+        (&admin_b, "rawloop.bench".to_string()),
+        (&admin_b, "rawloop.probe-h".to_string()),
         (&admin_b, "probe-a".to_string()),
     ];
-    for id in ["b", "c", "d", "e", "f", "g"] {
+    for id in ["b", "c", "d", "e", "f", "g", "h"] {
         topics.push((&admin_a, format!("probe-{id}")));
     }
     for (ad, t) in &topics {
@@ -672,7 +696,11 @@ async fn run(args: Args) {
     for (name, id) in runs
         .iter()
         .copied()
-        .chain([("(b) bare consume->produce loop", "b")])
+        .chain([
+            ("(b) bare consume->produce loop", "b"),
+            ("(h) raw batch loop (passthrough prototype)", "h"),
+        ])
+        .filter(|(_, id)| !args.skip.iter().any(|s| s == id))
     {
         eprintln!("{name} ...");
         // Each run replicates under its own source alias, so its copies land in a topic of their own.
@@ -682,10 +710,15 @@ async fn run(args: Args) {
         let probe_n = (rate * probe_secs as f64) as u64 + (rate / 5.0 * probe_secs as f64) as u64;
         let launched = Instant::now();
         let (child, remote, remote_probe) = match id {
-            "b" => {
+            "b" | "h" => {
+                let (flag, prefix) = if id == "b" {
+                    ("--loop", "loop")
+                } else {
+                    ("--raw-loop", "rawloop")
+                };
                 let c = Command::new(&exe)
                     .args([
-                        "--loop",
+                        flag,
                         &sa,
                         &sb_,
                         &format!("bench,{probe_topic}"),
@@ -698,8 +731,8 @@ async fn run(args: Args) {
                     .expect("loop child");
                 (
                     Child::Process(c),
-                    "loop.bench".to_string(),
-                    format!("loop.{probe_topic}"),
+                    format!("{prefix}.bench"),
+                    format!("{prefix}.{probe_topic}"),
                 )
             }
             _ => {
@@ -731,7 +764,11 @@ async fn run(args: Args) {
                         Command::new(&strait)
                             .arg("run")
                             .arg(&cfg)
-                            .stderr(Stdio::null())
+                            // Kept with the run's files (removed at the end of a whole run).
+                            .stderr(
+                                std::fs::File::create(dir.join(format!("{id}.log")))
+                                    .expect("strait's log"),
+                            )
                             .spawn()
                             .unwrap_or_else(|e| {
                                 panic!(
@@ -815,9 +852,13 @@ async fn run(args: Args) {
         rows[0].latency.push(got);
     }
     rows[0].gc_logs = broker_gc.clone();
-    // Print (b) before (c), as in the earlier tables.
-    let b = rows.pop().expect("the loop's row");
-    rows.insert(1, b);
+    // Print (b) and (h) before (c), as in the earlier tables.
+    rows.sort_by_key(|r| match &r.name[..3] {
+        "(a)" => 0,
+        "(b)" => 1,
+        "(h)" => 2,
+        _ => 3,
+    });
 
     println!(
         "{n} records, {mb:.0} MB ({:.0} bytes each), {parts} partitions, zstd, on {}\n",
@@ -898,12 +939,17 @@ async fn run(args: Args) {
             .find(|r| r.name.starts_with(name))
             .and_then(|r| r.cpu)
     };
-    let (c, bl) = (secs("(c)").unwrap(), secs("(b)").unwrap());
-    println!(
-        "\nstrait vs (a): {:.0} % of the rate   strait vs (b): {:.0} % of the rate",
-        100.0 * raw_secs / c,
-        100.0 * bl / c
-    );
+    let c = secs("(c)").expect("strait's run");
+    println!("\nstrait vs (a): {:.0} % of the rate", 100.0 * raw_secs / c);
+    for other in ["(b)", "(h)"] {
+        if let Some(o) = secs(other) {
+            println!(
+                "strait vs {other}: {:.0} % of the rate; {other} vs (a): {:.0} %",
+                100.0 * o / c,
+                100.0 * raw_secs / o
+            );
+        }
+    }
     for m in ["(d)", "(e)"] {
         if let (Some(ms), Some(mc), Some(sc)) = (secs(m), cpu(m), cpu("(c)")) {
             println!(

@@ -7,6 +7,7 @@ pub(crate) mod alter_configs;
 pub(crate) mod config;
 pub(crate) mod diagnose;
 pub(crate) mod groups;
+pub mod raw;
 pub(crate) mod tail;
 pub(crate) mod topic_ids;
 

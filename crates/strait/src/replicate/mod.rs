@@ -6,6 +6,7 @@ pub(crate) mod flow;
 pub(crate) mod health;
 pub mod mm2_offsets;
 pub(crate) mod offset_syncs;
+pub mod passthrough;
 pub(crate) mod progress;
 pub mod resume;
 pub mod source_view;

@@ -26,6 +26,7 @@ mod metrics_http;
 mod mm2;
 mod offset_index;
 mod produce_consume;
+mod raw_client;
 mod replicate;
 mod run_cli;
 mod security;

@@ -1,0 +1,248 @@
+//! (h): the passthrough prototype of issue 19. It fetches record batches from the source and
+//! produces them to `rawloop.<topic>` on the target as bytes: never decompressed, never parsed
+//! beyond the 61-byte batch header. It measures the ceiling of that design before anything is
+//! built on it, so it does no more than the ceiling needs:
+//! - one broker a cluster (the bench's), so every partition's leader is the bootstrap broker;
+//! - no idempotence: the producer fields are cleared (-1), which changes the CRC only when the
+//!   source's producer had an id; acks = all, as strait;
+//! - control batches dropped; a batch with offset holes (a compacted source), which Kafka refuses
+//!   from a producer, is a panic here (the bench's source has none);
+//! - any error is a panic.
+//!
+//! One fetch request at a time to the source (all partitions, 1 MB a partition as librdkafka's
+//! default); up to five produce requests in flight to the target, one per fetch response.
+//! `bench --raw-loop SRC DST TOPIC[,TOPIC] PARTITIONS N` exits once N records were acknowledged.
+
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use strait::replicate::passthrough::batch::{
+    append_for_produce, disposition, Batches, Disposition, Stamp,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+/// Copy the whole batches of a fetched partition's `records` that end at or after `from` into
+/// `out`, made ready to produce (the library's rules, `replicate::passthrough::batch`). Returns
+/// (records copied, the next offset to fetch).
+fn rewrite(records: &[u8], from: i64, out: &mut BytesMut) -> (u64, i64) {
+    let (mut next, mut copied) = (from, 0u64);
+    for b in Batches::new(records) {
+        let b = b.expect("a v2 record batch");
+        match disposition(&b.header, next) {
+            Disposition::Behind => continue,
+            Disposition::Marker => {}
+            Disposition::Bytes => {
+                append_for_produce(&b, Stamp::NONE, out);
+                copied += b.header.count as u64;
+            }
+            Disposition::Rewrite(why) => {
+                panic!("batch at {} needs rewriting: {why:?}", b.header.base_offset)
+            }
+        }
+        next = b.header.next_offset();
+    }
+    (copied, next)
+}
+
+/// Write one request, framed, with correlation id `id`.
+async fn write_request<R: Encodable + HeaderVersion>(
+    w: &mut OwnedWriteHalf,
+    key: ApiKey,
+    version: i16,
+    id: i32,
+    req: &R,
+) {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(id)
+        .with_client_id(Some(StrBytes::from_static_str("bench-raw-loop")));
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    header.encode(&mut buf, R::header_version(version)).unwrap();
+    req.encode(&mut buf, version).unwrap();
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    w.write_all(&buf).await.unwrap();
+}
+
+/// Read one response, its header checked against correlation id `id`.
+async fn read_response<R: Decodable + HeaderVersion>(
+    r: &mut OwnedReadHalf,
+    version: i16,
+    id: i32,
+) -> R {
+    let size = r.read_i32().await.unwrap() as usize;
+    let mut buf = BytesMut::zeroed(size);
+    r.read_exact(&mut buf).await.unwrap();
+    let mut buf: Bytes = buf.freeze();
+    let header = ResponseHeader::decode(&mut buf, R::header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, id, "responses come in order");
+    let resp = R::decode(&mut buf, version).unwrap();
+    assert!(!buf.has_remaining() || buf.remaining() < 8);
+    resp
+}
+
+async fn connect(bootstrap: &str) -> (OwnedReadHalf, OwnedWriteHalf) {
+    let addr = bootstrap.split(',').next().unwrap();
+    let s = TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    s.into_split()
+}
+
+/// The highest version of `key` both this crate and the broker speak, at most `cap`.
+async fn negotiate(
+    r: &mut OwnedReadHalf,
+    w: &mut OwnedWriteHalf,
+    keys: &[(ApiKey, i16)],
+) -> Vec<i16> {
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("strait-bench"))
+        .with_client_software_version(StrBytes::from_static_str("0"));
+    write_request(w, ApiKey::ApiVersions, 3, 0, &req).await;
+    let resp: ApiVersionsResponse = read_response(r, 3, 0).await;
+    assert_eq!(resp.error_code, 0, "ApiVersions");
+    keys.iter()
+        .map(|&(key, cap)| {
+            let v = resp
+                .api_keys
+                .iter()
+                .find(|k| k.api_key == key as i16)
+                .unwrap_or_else(|| panic!("{key:?} not offered"));
+            v.max_version.min(cap)
+        })
+        .collect()
+}
+
+pub(crate) fn raw_loop(src: &str, dst: &str, topics: &str, partitions: i32, n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run(src, dst, topics, partitions, n));
+}
+
+async fn run(src: &str, dst: &str, topics: &str, partitions: i32, n: u64) {
+    let (mut sr, mut sw) = connect(src).await;
+    let (mut tr, mut tw) = connect(dst).await;
+    // Fetch up to v12 and produce up to v12: the last versions that name topics.
+    let fetch_v = negotiate(&mut sr, &mut sw, &[(ApiKey::Fetch, 12)]).await[0];
+    let produce_v = negotiate(&mut tr, &mut tw, &[(ApiKey::Produce, 12)]).await[0];
+    let topics: Vec<String> = topics.split(',').map(String::from).collect();
+    let mut next: Vec<Vec<i64>> = vec![vec![0; partitions as usize]; topics.len()];
+
+    // Produce side: up to five requests in flight; acknowledged records counted by the reader.
+    let inflight = Arc::new(tokio::sync::Semaphore::new(5));
+    let (ids_tx, mut ids_rx) = tokio::sync::mpsc::unbounded_channel::<(i32, u64)>();
+    let acked = tokio::spawn({
+        let inflight = inflight.clone();
+        async move {
+            let mut acked = 0u64;
+            while acked < n {
+                let Some((id, records)) = ids_rx.recv().await else {
+                    break;
+                };
+                let resp: ProduceResponse = read_response(&mut tr, produce_v, id).await;
+                for t in &resp.responses {
+                    for p in &t.partition_responses {
+                        assert_eq!(p.error_code, 0, "produce to {:?}-{}", t.name, p.index);
+                    }
+                }
+                acked += records;
+                inflight.add_permits(1);
+            }
+        }
+    });
+
+    let mut fetch_id = 1;
+    let mut produce_id = 1;
+    while !acked.is_finished() {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(50 << 20)
+            .with_topics(
+                topics
+                    .iter()
+                    .zip(&next)
+                    .map(|(t, offsets)| {
+                        FetchTopic::default()
+                            .with_topic(TopicName(StrBytes::from_string(t.clone())))
+                            .with_partitions(
+                                offsets
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(p, &o)| {
+                                        FetchPartition::default()
+                                            .with_partition(p as i32)
+                                            .with_fetch_offset(o)
+                                            .with_partition_max_bytes(1 << 20)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        write_request(&mut sw, ApiKey::Fetch, fetch_v, fetch_id, &req).await;
+        let resp: FetchResponse = read_response(&mut sr, fetch_v, fetch_id).await;
+        fetch_id += 1;
+        assert_eq!(resp.error_code, 0, "fetch");
+        let mut topic_data = Vec::new();
+        let mut records = 0;
+        for t in &resp.responses {
+            let ti = topics
+                .iter()
+                .position(|x| x.as_str() == t.topic.0.as_str())
+                .unwrap();
+            let mut parts = Vec::new();
+            for p in &t.partitions {
+                assert_eq!(p.error_code, 0, "fetch {:?}-{}", t.topic, p.partition_index);
+                let Some(bytes) = &p.records else { continue };
+                let at = &mut next[ti][p.partition_index as usize];
+                let mut out = BytesMut::with_capacity(bytes.len());
+                let (copied, after) = rewrite(bytes, *at, &mut out);
+                *at = after;
+                if copied > 0 {
+                    records += copied;
+                    parts.push(
+                        PartitionProduceData::default()
+                            .with_index(p.partition_index)
+                            .with_records(Some(out.freeze())),
+                    );
+                }
+            }
+            if !parts.is_empty() {
+                topic_data.push(
+                    TopicProduceData::default()
+                        .with_name(TopicName(StrBytes::from_string(format!(
+                            "rawloop.{}",
+                            t.topic.0.as_str()
+                        ))))
+                        .with_partition_data(parts),
+                );
+            }
+        }
+        if topic_data.is_empty() {
+            continue;
+        }
+        inflight.acquire().await.unwrap().forget();
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(topic_data);
+        write_request(&mut tw, ApiKey::Produce, produce_v, produce_id, &req).await;
+        ids_tx.send((produce_id, records)).unwrap();
+        produce_id += 1;
+    }
+    acked.await.unwrap();
+}
