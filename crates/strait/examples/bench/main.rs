@@ -501,6 +501,8 @@ struct Row {
     latency: Vec<Probe>,
     /// GC logs of the brokers and of the replicator (MM2), to find pauses in a probe's window.
     gc_logs: Vec<std::path::PathBuf>,
+    /// Where the run's copies are, on the target: the topic the stored bytes are read of.
+    remote: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -677,6 +679,7 @@ async fn run(args: Args) {
         rss_mb: None,
         latency: Vec::new(),
         gc_logs: Vec::new(),
+        remote: Some("raw".to_string()),
     }];
     let broker_gc: Vec<std::path::PathBuf> =
         a.gc_logs().iter().chain(b.gc_logs()).cloned().collect();
@@ -834,6 +837,7 @@ async fn run(args: Args) {
             rss_mb: Some(rss),
             latency: lat,
             gc_logs,
+            remote: Some(remote.clone()),
         });
     }
     // The brokers' own latency, as a baseline for the probes above: the same probe written to B
@@ -956,6 +960,26 @@ async fn run(args: Args) {
                 "strait vs {m}: {:.2}x the rate, {:.2}x the MB per CPU-second",
                 ms / c,
                 mc / sc
+            );
+        }
+    }
+    // What each copy takes on the target beside the source: a record path recompresses with its
+    // own producer's settings (zstd here), a batch copy keeps the source's batches.
+    let source_bytes = raw_loop::stored_bytes(&sa, "bench", parts).await;
+    println!(
+        "\nbytes stored: the source's `bench` {:.1} MB (record batches as stored)\n",
+        source_bytes as f64 / 1e6
+    );
+    println!("| run | topic on the target | MB stored | against the source |");
+    println!("|---|---|---|---|");
+    for r in &rows {
+        if let Some(topic) = &r.remote {
+            let b = raw_loop::stored_bytes(&sb_, topic, parts).await;
+            println!(
+                "| {} | {topic} | {:.1} | {:+.1} % |",
+                r.name,
+                b as f64 / 1e6,
+                100.0 * (b as f64 - source_bytes as f64) / source_bytes as f64
             );
         }
     }

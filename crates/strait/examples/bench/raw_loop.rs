@@ -10,7 +10,9 @@
 //! - any error is a panic.
 //!
 //! One fetch request at a time to the source (all partitions, 1 MB a partition as librdkafka's
-//! default); up to five produce requests in flight to the target, one per fetch response.
+//! default); up to five produce requests in flight to the target. Kafka takes one batch a
+//! partition in a produce request (v3 on; more is INVALID_RECORD, where Tansu takes them), so a
+//! fetch answer makes as many requests as its partition with the most batches has.
 //! `bench --raw-loop SRC DST TOPIC[,TOPIC] PARTITIONS N` exits once N records were acknowledged.
 
 use std::sync::Arc;
@@ -30,19 +32,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-/// Copy the whole batches of a fetched partition's `records` that end at or after `from` into
-/// `out`, made ready to produce (the library's rules, `replicate::passthrough::batch`). Returns
-/// (records copied, the next offset to fetch).
-fn rewrite(records: &[u8], from: i64, out: &mut BytesMut) -> (u64, i64) {
-    let (mut next, mut copied) = (from, 0u64);
+/// The whole batches of a fetched partition's `records` that end at or after `from`, each made
+/// ready to produce on its own (the library's rules, `replicate::passthrough::batch`): Kafka
+/// takes one batch a partition in a produce request (v3 and later). Returns them with their
+/// record counts, and the next offset to fetch.
+fn rewrite(records: &[u8], from: i64) -> (Vec<(Bytes, u64)>, i64) {
+    let (mut next, mut out) = (from, Vec::new());
     for b in Batches::new(records) {
         let b = b.expect("a v2 record batch");
         match disposition(&b.header, next) {
             Disposition::Behind => continue,
             Disposition::Marker => {}
             Disposition::Bytes => {
-                append_for_produce(&b, Stamp::NONE, out);
-                copied += b.header.count as u64;
+                let mut one = BytesMut::with_capacity(b.bytes.len());
+                append_for_produce(&b, Stamp::NONE, &mut one);
+                out.push((one.freeze(), b.header.count as u64));
             }
             Disposition::Rewrite(why) => {
                 panic!("batch at {} needs rewriting: {why:?}", b.header.base_offset)
@@ -50,7 +54,7 @@ fn rewrite(records: &[u8], from: i64, out: &mut BytesMut) -> (u64, i64) {
         }
         next = b.header.next_offset();
     }
-    (copied, next)
+    (out, next)
 }
 
 /// Write one request, framed, with correlation id `id`.
@@ -154,7 +158,11 @@ async fn run(src: &str, dst: &str, topics: &str, partitions: i32, n: u64) {
                 let resp: ProduceResponse = read_response(&mut tr, produce_v, id).await;
                 for t in &resp.responses {
                     for p in &t.partition_responses {
-                        assert_eq!(p.error_code, 0, "produce to {:?}-{}", t.name, p.index);
+                        assert_eq!(
+                            p.error_code, 0,
+                            "produce to {:?}-{}: {:?} {:?}",
+                            t.name, p.index, p.error_message, p.record_errors
+                        );
                     }
                 }
                 acked += records;
@@ -197,52 +205,112 @@ async fn run(src: &str, dst: &str, topics: &str, partitions: i32, n: u64) {
         let resp: FetchResponse = read_response(&mut sr, fetch_v, fetch_id).await;
         fetch_id += 1;
         assert_eq!(resp.error_code, 0, "fetch");
-        let mut topic_data = Vec::new();
-        let mut records = 0;
+        // The k-th batch of every partition goes in the k-th produce request.
+        let mut requests: Vec<(Vec<TopicProduceData>, u64)> = Vec::new();
         for t in &resp.responses {
             let ti = topics
                 .iter()
                 .position(|x| x.as_str() == t.topic.0.as_str())
                 .unwrap();
-            let mut parts = Vec::new();
+            let name = TopicName(StrBytes::from_string(format!(
+                "rawloop.{}",
+                t.topic.0.as_str()
+            )));
             for p in &t.partitions {
                 assert_eq!(p.error_code, 0, "fetch {:?}-{}", t.topic, p.partition_index);
                 let Some(bytes) = &p.records else { continue };
                 let at = &mut next[ti][p.partition_index as usize];
-                let mut out = BytesMut::with_capacity(bytes.len());
-                let (copied, after) = rewrite(bytes, *at, &mut out);
+                let (batches, after) = rewrite(bytes, *at);
                 *at = after;
-                if copied > 0 {
-                    records += copied;
-                    parts.push(
-                        PartitionProduceData::default()
-                            .with_index(p.partition_index)
-                            .with_records(Some(out.freeze())),
-                    );
+                for (k, (batch, count)) in batches.into_iter().enumerate() {
+                    if requests.len() <= k {
+                        requests.push((Vec::new(), 0));
+                    }
+                    let (topic_data, records) = &mut requests[k];
+                    *records += count;
+                    let data = PartitionProduceData::default()
+                        .with_index(p.partition_index)
+                        .with_records(Some(batch));
+                    match topic_data
+                        .iter_mut()
+                        .find(|d: &&mut TopicProduceData| d.name == name)
+                    {
+                        Some(d) => d.partition_data.push(data),
+                        None => topic_data.push(
+                            TopicProduceData::default()
+                                .with_name(name.clone())
+                                .with_partition_data(vec![data]),
+                        ),
+                    }
                 }
             }
-            if !parts.is_empty() {
-                topic_data.push(
-                    TopicProduceData::default()
-                        .with_name(TopicName(StrBytes::from_string(format!(
-                            "rawloop.{}",
-                            t.topic.0.as_str()
-                        ))))
-                        .with_partition_data(parts),
-                );
+        }
+        for (topic_data, records) in requests {
+            inflight.acquire().await.unwrap().forget();
+            let req = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(30_000)
+                .with_topic_data(topic_data);
+            write_request(&mut tw, ApiKey::Produce, produce_v, produce_id, &req).await;
+            if ids_tx.send((produce_id, records)).is_err() {
+                break; // all acknowledged: the reader is done
             }
+            produce_id += 1;
         }
-        if topic_data.is_empty() {
-            continue;
-        }
-        inflight.acquire().await.unwrap().forget();
-        let req = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(30_000)
-            .with_topic_data(topic_data);
-        write_request(&mut tw, ApiKey::Produce, produce_v, produce_id, &req).await;
-        ids_tx.send((produce_id, records)).unwrap();
-        produce_id += 1;
     }
     acked.await.unwrap();
+}
+
+/// Bytes of record batches stored in `topic` on `bootstrap`, all partitions: every batch read
+/// back from the start to the end as of now, as stored (what the log holds, less its indexes).
+/// Tells whether a copy kept the source's compression.
+pub(crate) async fn stored_bytes(bootstrap: &str, topic: &str, partitions: i32) -> u64 {
+    let ep = strait::kafka::Endpoint::new("bench", bootstrap);
+    let admin = strait::kafka::Admin::new(&ep, std::time::Duration::from_secs(30)).unwrap();
+    let mut next = Vec::new();
+    let mut ends = Vec::new();
+    for p in 0..partitions {
+        let (lo, hi) = admin.watermarks(topic, p).await.expect("watermarks");
+        next.push(lo);
+        ends.push(hi);
+    }
+    let mut conn = strait::kafka::raw::Conn::bootstrap(&ep)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let v = conn
+        .version(ApiKey::Fetch, 4..=12)
+        .expect("a Fetch version");
+    let mut bytes = 0u64;
+    while next.iter().zip(&ends).any(|(n, e)| n < e) {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_bytes(50 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(
+                    (0..partitions)
+                        .filter(|p| next[*p as usize] < ends[*p as usize])
+                        .map(|p| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(next[p as usize])
+                                .with_partition_max_bytes(4 << 20)
+                        })
+                        .collect(),
+                )]);
+        let resp = conn.call(&req, v).await.unwrap_or_else(|e| panic!("{e}"));
+        for t in &resp.responses {
+            for p in &t.partitions {
+                let at = &mut next[p.partition_index as usize];
+                for b in Batches::new(p.records.as_deref().unwrap_or_default()) {
+                    let b = b.expect("a v2 record batch");
+                    if b.header.base_offset >= *at {
+                        bytes += b.bytes.len() as u64;
+                        *at = b.header.next_offset();
+                    }
+                }
+            }
+        }
+    }
+    bytes
 }

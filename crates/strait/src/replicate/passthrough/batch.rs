@@ -8,7 +8,8 @@
 //! offsets), the partition leader epoch (the broker's), the producer id, epoch and base sequence
 //! (the passthrough's own idempotent producer, or none), and the transactional bit (copies are
 //! not in the source's transactions). The CRC-32C covers the attributes to the end, so it is
-//! computed again whenever those change.
+//! computed again whenever those change. A produce request (v3 and later) carries one batch a
+//! partition: Kafka answers INVALID_RECORD to more (Tansu takes them).
 //!
 //! Pure: no I/O, so the rules are tested on their own (proptests below).
 
@@ -462,7 +463,11 @@ mod tests {
                 timestamp_type: TimestampType::Creation,
                 offset: base + i as i64,
                 // The encoder keeps records in one batch while offset - sequence stays the same.
-                sequence: if producer_id < 0 { i as i32 - 1 } else { 10 + i as i32 },
+                sequence: if producer_id < 0 {
+                    i as i32 - 1
+                } else {
+                    10 + i as i32
+                },
                 timestamp: 1_700_000_000_000 + i as i64,
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: Some(Bytes::from(vec![b'v'; i % 50])),
