@@ -435,6 +435,28 @@ impl RunTracker {
         }
     }
 
+    /// The target acknowledged `n` upstream records of `tp` from `up` at the `n` downstream
+    /// offsets from `down`, pair by pair (a record batch copied whole: issue 19's passthrough).
+    /// The same as `n` calls of [`RunTracker::observe`], in one step: after `observe`, the open
+    /// block's last run ends at the pair just observed, so the rest only lengthens it.
+    pub fn observe_run(&mut self, tp: &Tp, up: i64, down: i64, n: i64) {
+        if n <= 0 {
+            return;
+        }
+        self.observe(tp, up, down);
+        let Some(b) = self
+            .parts
+            .get_mut(tp)
+            .and_then(|p| p.open.and_then(|id| p.blocks.get_mut(&id)))
+        else {
+            return;
+        };
+        if let Some(last) = &mut b.last {
+            last.2 += n - 1;
+            b.pairs += n - 1;
+        }
+    }
+
     /// Upstream record `up` of `tp` was handled without a copy downstream (quarantined): nothing
     /// to index, but commits may pass it once every pair observed below it is durable, even
     /// when no copied record follows it (a hole at the end of what was copied).
@@ -1867,6 +1889,41 @@ mod tests {
     }
 
     proptest! {
+        /// A batch acknowledged as a run (`observe_run`) is tracked as its pairs one by one
+        /// (`observe`): the same index records at the same points, the same commit limits.
+        #[test]
+        fn a_run_observed_at_once_is_its_pairs_one_by_one(
+            pairs in pairs_strategy(),
+            cuts in prop::collection::vec(1usize..8, 1..400),
+            block in 1usize..5,
+        ) {
+            // Batches: consecutive pairs that advance by one on both sides, cut at random sizes.
+            let mut batches: Vec<(i64, i64, i64)> = Vec::new();
+            let mut sizes = cuts.iter().cycle();
+            let mut want = *sizes.next().unwrap() as i64;
+            for &(u, d) in &pairs {
+                match batches.last_mut() {
+                    Some((bu, bd, n)) if *n < want && *bu + *n == u && *bd + *n == d => *n += 1,
+                    _ => {
+                        batches.push((u, d, 1));
+                        want = *sizes.next().unwrap() as i64;
+                    }
+                }
+            }
+            let (mut one, mut run) = (RunTracker::default(), RunTracker::default());
+            one.block_entries = block;
+            run.block_entries = block;
+            for &(u, d, n) in &batches {
+                for i in 0..n {
+                    one.observe(&tp(), u + i, d + i);
+                }
+                run.observe_run(&tp(), u, d, n);
+                let (a, b) = (one.take_pending(), run.take_pending());
+                prop_assert_eq!(records(a), records(b));
+                prop_assert_eq!(one.commit_limit(&tp()), run.commit_limit(&tp()));
+            }
+        }
+
         #[test]
         fn index_matches_brute_force(pairs in pairs_strategy(), flush_every in 1usize..40, block in 1usize..5) {
             check_against_brute(&pairs, flush_every, block)?;
