@@ -9,28 +9,25 @@
 //!   from a producer, is a panic here (the bench's source has none);
 //! - any error is a panic.
 //!
-//! One fetch request at a time to the source (all partitions, 1 MB a partition as librdkafka's
-//! default); up to five produce requests in flight to the target. Kafka takes one batch a
+//! strait's own protocol client (`kafka::raw`); one task. One fetch request at a time to the
+//! source (all partitions, 1 MB a partition as librdkafka's default); up to five produce
+//! requests in flight to the target. Kafka takes one batch a
 //! partition in a produce request (v3 on; more is INVALID_RECORD, where Tansu takes them), so a
 //! fetch answer makes as many requests as its partition with the most batches has.
 //! `bench --raw-loop SRC DST TOPIC[,TOPIC] PARTITIONS N` exits once N records were acknowledged.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse,
-    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use strait::kafka::raw::Conn;
+use strait::kafka::Endpoint;
 use strait::replicate::passthrough::batch::{
     append_for_produce, disposition, Batches, Disposition, Stamp,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 
 /// The whole batches of a fetched partition's `records` that end at or after `from`, each made
 /// ready to produce on its own (the library's rules, `replicate::passthrough::batch`): Kafka
@@ -57,76 +54,6 @@ fn rewrite(records: &[u8], from: i64) -> (Vec<(Bytes, u64)>, i64) {
     (out, next)
 }
 
-/// Write one request, framed, with correlation id `id`.
-async fn write_request<R: Encodable + HeaderVersion>(
-    w: &mut OwnedWriteHalf,
-    key: ApiKey,
-    version: i16,
-    id: i32,
-    req: &R,
-) {
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(id)
-        .with_client_id(Some(StrBytes::from_static_str("bench-raw-loop")));
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    header.encode(&mut buf, R::header_version(version)).unwrap();
-    req.encode(&mut buf, version).unwrap();
-    let size = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    w.write_all(&buf).await.unwrap();
-}
-
-/// Read one response, its header checked against correlation id `id`.
-async fn read_response<R: Decodable + HeaderVersion>(
-    r: &mut OwnedReadHalf,
-    version: i16,
-    id: i32,
-) -> R {
-    let size = r.read_i32().await.unwrap() as usize;
-    let mut buf = BytesMut::zeroed(size);
-    r.read_exact(&mut buf).await.unwrap();
-    let mut buf: Bytes = buf.freeze();
-    let header = ResponseHeader::decode(&mut buf, R::header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, id, "responses come in order");
-    let resp = R::decode(&mut buf, version).unwrap();
-    assert!(!buf.has_remaining() || buf.remaining() < 8);
-    resp
-}
-
-async fn connect(bootstrap: &str) -> (OwnedReadHalf, OwnedWriteHalf) {
-    let addr = bootstrap.split(',').next().unwrap();
-    let s = TcpStream::connect(addr).await.unwrap();
-    s.set_nodelay(true).unwrap();
-    s.into_split()
-}
-
-/// The highest version of `key` both this crate and the broker speak, at most `cap`.
-async fn negotiate(
-    r: &mut OwnedReadHalf,
-    w: &mut OwnedWriteHalf,
-    keys: &[(ApiKey, i16)],
-) -> Vec<i16> {
-    let req = ApiVersionsRequest::default()
-        .with_client_software_name(StrBytes::from_static_str("strait-bench"))
-        .with_client_software_version(StrBytes::from_static_str("0"));
-    write_request(w, ApiKey::ApiVersions, 3, 0, &req).await;
-    let resp: ApiVersionsResponse = read_response(r, 3, 0).await;
-    assert_eq!(resp.error_code, 0, "ApiVersions");
-    keys.iter()
-        .map(|&(key, cap)| {
-            let v = resp
-                .api_keys
-                .iter()
-                .find(|k| k.api_key == key as i16)
-                .unwrap_or_else(|| panic!("{key:?} not offered"));
-            v.max_version.min(cap)
-        })
-        .collect()
-}
-
 pub(crate) fn raw_loop(src: &str, dst: &str, topics: &str, partitions: i32, n: u64) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -135,45 +62,48 @@ pub(crate) fn raw_loop(src: &str, dst: &str, topics: &str, partitions: i32, n: u
     rt.block_on(run(src, dst, topics, partitions, n));
 }
 
+/// A connection to the bench's cluster at `bootstrap`, through strait's own protocol client.
+async fn connect(bootstrap: &str) -> Conn {
+    Conn::bootstrap(&Endpoint::new("bench", bootstrap))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Read the oldest produce answer on `target`: the records of that request (`waiting`'s first),
+/// once every partition took its batch.
+async fn acked(target: &mut Conn, waiting: &mut VecDeque<u64>) -> u64 {
+    let resp = target
+        .recv::<ProduceRequest>()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for t in &resp.responses {
+        for p in &t.partition_responses {
+            assert_eq!(
+                p.error_code, 0,
+                "produce to {:?}-{}: {:?} {:?}",
+                t.name, p.index, p.error_message, p.record_errors
+            );
+        }
+    }
+    waiting.pop_front().expect("a request in flight")
+}
+
 async fn run(src: &str, dst: &str, topics: &str, partitions: i32, n: u64) {
-    let (mut sr, mut sw) = connect(src).await;
-    let (mut tr, mut tw) = connect(dst).await;
-    // Fetch up to v12 and produce up to v12: the last versions that name topics.
-    let fetch_v = negotiate(&mut sr, &mut sw, &[(ApiKey::Fetch, 12)]).await[0];
-    let produce_v = negotiate(&mut tr, &mut tw, &[(ApiKey::Produce, 12)]).await[0];
+    let mut source = connect(src).await;
+    let mut target = connect(dst).await;
+    // Fetch and produce up to v12: the last versions that name topics.
+    let fetch_v = source
+        .version(ApiKey::Fetch, 4..=12)
+        .expect("a Fetch version");
+    let produce_v = target
+        .version(ApiKey::Produce, 3..=12)
+        .expect("a Produce version");
     let topics: Vec<String> = topics.split(',').map(String::from).collect();
     let mut next: Vec<Vec<i64>> = vec![vec![0; partitions as usize]; topics.len()];
-
-    // Produce side: up to five requests in flight; acknowledged records counted by the reader.
-    let inflight = Arc::new(tokio::sync::Semaphore::new(5));
-    let (ids_tx, mut ids_rx) = tokio::sync::mpsc::unbounded_channel::<(i32, u64)>();
-    let acked = tokio::spawn({
-        let inflight = inflight.clone();
-        async move {
-            let mut acked = 0u64;
-            while acked < n {
-                let Some((id, records)) = ids_rx.recv().await else {
-                    break;
-                };
-                let resp: ProduceResponse = read_response(&mut tr, produce_v, id).await;
-                for t in &resp.responses {
-                    for p in &t.partition_responses {
-                        assert_eq!(
-                            p.error_code, 0,
-                            "produce to {:?}-{}: {:?} {:?}",
-                            t.name, p.index, p.error_message, p.record_errors
-                        );
-                    }
-                }
-                acked += records;
-                inflight.add_permits(1);
-            }
-        }
-    });
-
-    let mut fetch_id = 1;
-    let mut produce_id = 1;
-    while !acked.is_finished() {
+    // The records of each produce request in flight, oldest first (answers come in order).
+    let mut waiting: VecDeque<u64> = VecDeque::new();
+    let mut done = 0u64;
+    while done < n {
         let req = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(100)
@@ -201,9 +131,10 @@ async fn run(src: &str, dst: &str, topics: &str, partitions: i32, n: u64) {
                     })
                     .collect(),
             );
-        write_request(&mut sw, ApiKey::Fetch, fetch_v, fetch_id, &req).await;
-        let resp: FetchResponse = read_response(&mut sr, fetch_v, fetch_id).await;
-        fetch_id += 1;
+        let resp = source
+            .call(&req, fetch_v)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(resp.error_code, 0, "fetch");
         // The k-th batch of every partition goes in the k-th produce request.
         let mut requests: Vec<(Vec<TopicProduceData>, u64)> = Vec::new();
@@ -245,27 +176,35 @@ async fn run(src: &str, dst: &str, topics: &str, partitions: i32, n: u64) {
                 }
             }
         }
+        if requests.is_empty() {
+            // Caught up: what is in flight is all there is to wait for.
+            while !waiting.is_empty() {
+                done += acked(&mut target, &mut waiting).await;
+            }
+            continue;
+        }
         for (topic_data, records) in requests {
-            inflight.acquire().await.unwrap().forget();
+            if waiting.len() >= 5 {
+                done += acked(&mut target, &mut waiting).await;
+            }
             let req = ProduceRequest::default()
                 .with_acks(-1)
                 .with_timeout_ms(30_000)
                 .with_topic_data(topic_data);
-            write_request(&mut tw, ApiKey::Produce, produce_v, produce_id, &req).await;
-            if ids_tx.send((produce_id, records)).is_err() {
-                break; // all acknowledged: the reader is done
-            }
-            produce_id += 1;
+            target
+                .send(&req, produce_v)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            waiting.push_back(records);
         }
     }
-    acked.await.unwrap();
 }
 
 /// Bytes of record batches stored in `topic` on `bootstrap`, all partitions: every batch read
 /// back from the start to the end as of now, as stored (what the log holds, less its indexes).
 /// Tells whether a copy kept the source's compression.
 pub(crate) async fn stored_bytes(bootstrap: &str, topic: &str, partitions: i32) -> u64 {
-    let ep = strait::kafka::Endpoint::new("bench", bootstrap);
+    let ep = Endpoint::new("bench", bootstrap);
     let admin = strait::kafka::Admin::new(&ep, std::time::Duration::from_secs(30)).unwrap();
     let mut next = Vec::new();
     let mut ends = Vec::new();
@@ -274,9 +213,7 @@ pub(crate) async fn stored_bytes(bootstrap: &str, topic: &str, partitions: i32) 
         next.push(lo);
         ends.push(hi);
     }
-    let mut conn = strait::kafka::raw::Conn::bootstrap(&ep)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = connect(bootstrap).await;
     let v = conn
         .version(ApiKey::Fetch, 4..=12)
         .expect("a Fetch version");
