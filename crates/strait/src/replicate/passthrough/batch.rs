@@ -19,20 +19,20 @@ use bytes::BytesMut;
 pub const HEADER: usize = 61;
 
 /// Where each header field lies (Kafka's `DefaultRecordBatch`).
-mod at {
-    pub(super) const BASE_OFFSET: usize = 0;
-    pub(super) const LENGTH: usize = 8;
-    pub(super) const LEADER_EPOCH: usize = 12;
-    pub(super) const MAGIC: usize = 16;
-    pub(super) const CRC: usize = 17;
-    pub(super) const ATTRIBUTES: usize = 21;
-    pub(super) const LAST_OFFSET_DELTA: usize = 23;
-    pub(super) const BASE_TIMESTAMP: usize = 27;
-    pub(super) const MAX_TIMESTAMP: usize = 35;
-    pub(super) const PRODUCER_ID: usize = 43;
-    pub(super) const PRODUCER_EPOCH: usize = 51;
-    pub(super) const BASE_SEQUENCE: usize = 53;
-    pub(super) const COUNT: usize = 57;
+pub(crate) mod at {
+    pub(crate) const BASE_OFFSET: usize = 0;
+    pub(crate) const LENGTH: usize = 8;
+    pub(crate) const LEADER_EPOCH: usize = 12;
+    pub(crate) const MAGIC: usize = 16;
+    pub(crate) const CRC: usize = 17;
+    pub(crate) const ATTRIBUTES: usize = 21;
+    pub(crate) const LAST_OFFSET_DELTA: usize = 23;
+    pub(crate) const BASE_TIMESTAMP: usize = 27;
+    pub(crate) const MAX_TIMESTAMP: usize = 35;
+    pub(crate) const PRODUCER_ID: usize = 43;
+    pub(crate) const PRODUCER_EPOCH: usize = 51;
+    pub(crate) const BASE_SEQUENCE: usize = 53;
+    pub(crate) const COUNT: usize = 57;
 }
 
 /// The batch length field counts from the leader epoch on: the 12 bytes before it are not in it.
@@ -314,8 +314,8 @@ pub fn append_for_produce(batch: &Batch<'_>, stamp: Stamp, out: &mut BytesMut) {
     let start = out.len();
     out.extend_from_slice(batch.bytes);
     let b = &mut out[start..];
-    b[at::BASE_OFFSET..at::BASE_OFFSET + 8].copy_from_slice(&0i64.to_be_bytes());
-    b[at::LEADER_EPOCH..at::LEADER_EPOCH + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    put(b, at::BASE_OFFSET, &0i64.to_be_bytes());
+    put(b, at::LEADER_EPOCH, &(-1i32).to_be_bytes());
     let h = &batch.header;
     let attributes = h.attributes & !TRANSACTIONAL;
     if attributes == h.attributes
@@ -325,13 +325,22 @@ pub fn append_for_produce(batch: &Batch<'_>, stamp: Stamp, out: &mut BytesMut) {
     {
         return; // nothing the CRC covers changed
     }
-    b[at::ATTRIBUTES..at::ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
-    b[at::PRODUCER_ID..at::PRODUCER_ID + 8].copy_from_slice(&stamp.producer_id.to_be_bytes());
-    b[at::PRODUCER_EPOCH..at::PRODUCER_EPOCH + 2]
-        .copy_from_slice(&stamp.producer_epoch.to_be_bytes());
-    b[at::BASE_SEQUENCE..at::BASE_SEQUENCE + 4].copy_from_slice(&stamp.base_sequence.to_be_bytes());
+    put(b, at::ATTRIBUTES, &attributes.to_be_bytes());
+    put(b, at::PRODUCER_ID, &stamp.producer_id.to_be_bytes());
+    put(b, at::PRODUCER_EPOCH, &stamp.producer_epoch.to_be_bytes());
+    put(b, at::BASE_SEQUENCE, &stamp.base_sequence.to_be_bytes());
+    seal(b);
+}
+
+/// Write a header field of batch `b` ([`at`] says where).
+pub(crate) fn put(b: &mut [u8], at: usize, value: &[u8]) {
+    b[at..at + value.len()].copy_from_slice(value);
+}
+
+/// Compute batch `b`'s CRC-32C again, once a byte it covers (the attributes on) changed.
+pub(crate) fn seal(b: &mut [u8]) {
     let crc = crc32c::crc32c(&b[at::ATTRIBUTES..]);
-    b[at::CRC..at::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    put(b, at::CRC, &crc.to_be_bytes());
 }
 
 /// Whether a batch's CRC matches its bytes (what the broker checks).

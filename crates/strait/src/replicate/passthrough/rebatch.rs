@@ -12,7 +12,7 @@ use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Z
 
 // The attribute bits this rewrite clears: the copy's timestamps are create times (the source's
 // append times, when it had them), and it carries no delete horizon.
-use super::batch::{varint, Batch, DELETE_HORIZON, HEADER, LOG_APPEND_TIME};
+use super::batch::{at, put, seal, varint, Batch, DELETE_HORIZON, HEADER, LOG_APPEND_TIME};
 
 /// One batch a producer may send, made from a fetched one.
 #[derive(Debug)]
@@ -171,37 +171,44 @@ pub fn rebatch(batch: &Batch<'_>, position: i64) -> Result<Option<Rebatched>, Re
         codec: name,
         reason: e.to_string(),
     };
-    let put = |b: &mut BytesMut| {
+    let records_into = |b: &mut BytesMut| {
         b.put_slice(&plain);
         Ok(())
     };
     match codec {
         0 => out.put_slice(&plain),
-        1 => Gzip::compress(&mut out, put).map_err(compress_error)?,
-        2 => Snappy::compress(&mut out, put).map_err(compress_error)?,
-        3 => Lz4::compress(&mut out, put).map_err(compress_error)?,
-        _ => Zstd::compress(&mut out, put).map_err(compress_error)?,
+        1 => Gzip::compress(&mut out, records_into).map_err(compress_error)?,
+        2 => Snappy::compress(&mut out, records_into).map_err(compress_error)?,
+        3 => Lz4::compress(&mut out, records_into).map_err(compress_error)?,
+        _ => Zstd::compress(&mut out, records_into).map_err(compress_error)?,
     }
     let length = i32::try_from(out.len() - 12).map_err(|_| RebatchError::Record {
         offset,
         what: "it does not fit a batch once rewritten",
     })?;
     let attributes = h.attributes & !(LOG_APPEND_TIME | DELETE_HORIZON);
-    out[0..8].copy_from_slice(&0i64.to_be_bytes());
-    out[8..12].copy_from_slice(&length.to_be_bytes());
-    out[12..16].copy_from_slice(&(-1i32).to_be_bytes());
-    out[21..23].copy_from_slice(&attributes.to_be_bytes());
-    out[23..27].copy_from_slice(&(kept.len() as i32 - 1).to_be_bytes());
-    out[27..35].copy_from_slice(&base_timestamp.to_be_bytes());
-    out[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    put(&mut out, at::BASE_OFFSET, &0i64.to_be_bytes());
+    put(&mut out, at::LENGTH, &length.to_be_bytes());
+    put(&mut out, at::LEADER_EPOCH, &(-1i32).to_be_bytes());
+    put(&mut out, at::ATTRIBUTES, &attributes.to_be_bytes());
+    put(
+        &mut out,
+        at::LAST_OFFSET_DELTA,
+        &(kept.len() as i32 - 1).to_be_bytes(),
+    );
+    put(&mut out, at::BASE_TIMESTAMP, &base_timestamp.to_be_bytes());
+    put(&mut out, at::MAX_TIMESTAMP, &max_timestamp.to_be_bytes());
     // The sequence of the first record kept: a producer's sequences follow its offsets.
     if h.base_sequence >= 0 {
         let skipped = (first.offset - h.base_offset) as i32;
-        out[53..57].copy_from_slice(&h.base_sequence.wrapping_add(skipped).to_be_bytes());
+        put(
+            &mut out,
+            at::BASE_SEQUENCE,
+            &h.base_sequence.wrapping_add(skipped).to_be_bytes(),
+        );
     }
-    out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
-    let crc = crc32c::crc32c(&out[21..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    put(&mut out, at::COUNT, &(kept.len() as i32).to_be_bytes());
+    seal(&mut out);
     Ok(Some(Rebatched {
         offsets: kept.iter().map(|k| k.offset).collect(),
         bytes: out,
