@@ -214,6 +214,13 @@ pub(super) fn to_text(c: &Config) -> String {
                 "  delivery         at least once (a crash or a rebalance copies some records again)"
             ),
         };
+        let _ = match strait::replicate::records_because_in(c, f) {
+            None => writeln!(
+                o,
+                "  data path        record batches copied as they are, compression included (passthrough)"
+            ),
+            Some(why) => writeln!(o, "  data path        record by record, because {why}"),
+        };
         let _ = writeln!(
             o,
             "  intervals        refresh.topics {}, sync.topic.configs {}, sync.topic.acls {}, refresh.groups {}, \

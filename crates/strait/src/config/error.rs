@@ -106,6 +106,9 @@ pub enum Problem {
     /// `offset-syncs.topic.location` or `use.defaults.from` (value given) is another word.
     #[error("`{0}` must be `source` or `target`")]
     NotSourceOrTarget(String),
+    /// `strait.data.path` (value given) is another word.
+    #[error("`{0}` must be `batches` (copy record batches as they are, the default) or `records` (copy record by record)")]
+    NotADataPath(String),
     /// No pair would run a herder (the reason given): MM2 would not start on this file.
     #[error("no pair of clusters runs: {0}; MirrorMaker 2 exits at start with \"No source->target replication flows.\"")]
     NoFlows(String),

@@ -31,6 +31,8 @@ pub(crate) const CONNECTOR_PROPERTIES: &[&str] = &[
     "sync.topic.acls.interval.seconds",
     "config.properties.exclude",
     "heartbeats.replication.enabled",
+    // strait's own: `batches` (the default) or `records` (see `replicate::flow::records_because`).
+    "strait.data.path",
     // Exactly-once (KIP-618): MM2 reads these per flow only; strait also takes them as defaults
     // for every flow at top level, as its other connector properties.
     "exactly.once.support",

@@ -552,6 +552,7 @@ impl Loader<'_> {
 
         let location = r.side("offset-syncs.topic.location", Side::Source)?;
         let use_defaults_from = r.side("use.defaults.from", Side::Target)?;
+        let records_path = r.data_path()?;
         let intervals = Intervals {
             refresh_topics: r.interval("refresh.topics", true, 600)?,
             sync_topic_configs: r.interval("sync.topic.configs", true, 600)?,
@@ -689,6 +690,7 @@ impl Loader<'_> {
             consumer_poll_timeout: Duration::from_millis(poll_ms.unsigned_abs()),
             admin_timeout: Duration::from_millis(admin_ms.unsigned_abs()),
             exactly_once,
+            records_path,
             internal_topics,
             clients,
             // Set once the conflict rules are read.
@@ -1038,6 +1040,20 @@ impl Resolver<'_, '_> {
             "source" => Ok(Side::Source),
             "target" => Ok(Side::Target),
             _ => Err(self.err(src, Problem::NotSourceOrTarget(src.value.clone()))),
+        }
+    }
+
+    /// `strait.data.path`: why the flow copies record by record when the user says so
+    /// (`records`); `None` for `batches`, the default.
+    fn data_path(&self) -> Result<Option<String>, ConfigError> {
+        let key = "strait.data.path";
+        let Some(src) = self.map.get(key) else {
+            return Ok(None);
+        };
+        match src.value.trim().to_ascii_lowercase().as_str() {
+            "batches" => Ok(None),
+            "records" => Ok(Some(format!("{} is `records`", src.at))),
+            _ => Err(self.err(src, Problem::NotADataPath(src.value.clone()))),
         }
     }
 

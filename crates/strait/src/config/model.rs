@@ -292,6 +292,9 @@ pub struct Flow {
     /// Exactly-once replication, when on (`exactly.once.support`,
     /// `exactly.once.source.support`).
     pub exactly_once: Option<ExactlyOnce>,
+    /// Why the flow copies record by record, when `strait.data.path = records` says so
+    /// (`None`: record batches as they are wherever the flow allows, the default).
+    pub records_path: Option<String>,
     /// Names and clusters of MM2's internal topics for this flow.
     pub internal_topics: InternalTopics,
     /// librdkafka settings for each of the flow's six clients.

@@ -446,12 +446,24 @@ pub struct FlowEntry {
     pub admin_timeout_ms: u64,
     /// Exactly-once replication, when on (null: at least once).
     pub exactly_once: Option<ExactlyOnceEntry>,
+    /// How records are copied: `batches` (record batches as they are) or `records` (record by
+    /// record, `because` says why).
+    pub data_path: DataPathEntry,
     /// Names and clusters of the flow's internal topics.
     pub internal_topics: InternalTopicsEntry,
     /// Where a first `strait run` resumes each partition, as a rule (`--positions` applies it).
     pub first_run: FirstRunEntry,
     /// Role (`source_consumer`, ...) -> client.
     pub clients: BTreeMap<String, ClientEntry>,
+}
+
+/// A flow's data path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataPathEntry {
+    /// `batches` or `records`.
+    pub path: String,
+    /// Why the flow copies record by record (null for `batches`).
+    pub because: Option<String>,
 }
 
 /// A flow's exactly-once replication.
@@ -530,7 +542,7 @@ impl CheckReport {
                     bootstrap_servers: cl.bootstrap_servers.clone(),
                 })
                 .collect(),
-            flows: c.flows.iter().map(FlowEntry::new).collect(),
+            flows: c.flows.iter().map(|f| FlowEntry::new(c, f)).collect(),
             region_watch: RegionWatchEntry {
                 probe_interval_ms: c.region_watch.probe_every.as_millis() as u64,
                 probe_timeout_ms: c.region_watch.probe_timeout.as_millis() as u64,
@@ -663,7 +675,8 @@ impl ClientEntry {
 }
 
 impl FlowEntry {
-    fn new(f: &Flow) -> Self {
+    fn new(c: &Config, f: &Flow) -> Self {
+        let records = crate::replicate::records_because_in(c, f);
         let it = &f.internal_topics;
         let iv = &f.intervals;
         let topic = |t: &super::InternalTopic| TopicEntry {
@@ -721,6 +734,15 @@ impl FlowEntry {
                 transaction_interval_ms: millis(e.transaction_interval),
                 because: format!("{}:{}", e.because.key, e.because.line),
             }),
+            data_path: DataPathEntry {
+                path: if records.is_some() {
+                    "records"
+                } else {
+                    "batches"
+                }
+                .to_string(),
+                because: records,
+            },
             internal_topics: InternalTopicsEntry {
                 offset_syncs: topic(&it.offset_syncs),
                 checkpoints: topic(&it.checkpoints),

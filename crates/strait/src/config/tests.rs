@@ -971,3 +971,29 @@ fn exactly_once_settings_that_cannot_work_are_errors_naming_their_key() {
         assert!(e.contains(key) && e.contains(needle), "{extra}: {e}");
     }
 }
+
+#[test]
+fn the_data_path_is_batches_unless_a_flow_asks_for_records() {
+    assert_eq!(ab(&parse("")).records_path, None);
+    assert_eq!(
+        ab(&parse("strait.data.path = batches\n")).records_path,
+        None
+    );
+    let why = ab(&parse("A->B.strait.data.path = Records\n"))
+        .records_path
+        .clone()
+        .expect("records");
+    assert!(
+        why.contains("A->B.strait.data.path") && why.contains("line"),
+        "{why}"
+    );
+    let why = ab(&parse("strait.data.path = records\n"))
+        .records_path
+        .clone();
+    assert!(why.is_some(), "a top-level value is every flow's default");
+    let e = error(&format!("{BASE}A->B.strait.data.path = bytes\n")).to_string();
+    assert!(
+        e.contains("A->B.strait.data.path") && e.contains("`batches`") && e.contains("`records`"),
+        "{e}"
+    );
+}

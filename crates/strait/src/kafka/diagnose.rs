@@ -34,7 +34,8 @@ pub(crate) fn record(bootstrap: &str, error: &KafkaError, reason: &str) {
     }
 }
 
-fn remember(bootstrap: &str, cause: String) {
+/// Note `cause` as why calls to the cluster at `bootstrap` fail (see [`recent`]).
+pub(crate) fn remember(bootstrap: &str, cause: String) {
     tracing::debug!(%bootstrap, %cause, "connection failure recorded");
     let mut m = CAUSES.lock().unwrap_or_else(|e| e.into_inner());
     m.get_or_insert_with(HashMap::new)

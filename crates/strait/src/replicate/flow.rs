@@ -39,6 +39,9 @@ use crate::translate::{self, PendingRun, RunId, RunTracker};
 use crate::wire::IndexBlock;
 
 mod exactly_once;
+mod passthrough;
+
+pub use passthrough::{records_because, records_because_in};
 
 /// A test on a name (a topic, a config property), shareable between the flow's tasks.
 pub type NameMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -127,6 +130,10 @@ pub struct FlowSpec {
     /// Exactly-once replication (see `exactly_once`): how long one transaction takes in records;
     /// `None`: at least once, with the source group's commits.
     pub exactly_once: Option<Duration>,
+    /// Why the flow must copy record by record (`strait.data.path = records`), when the user
+    /// says so; otherwise the flow copies record batches as they are wherever it can (see
+    /// [`records_because`]).
+    pub records_path: Option<String>,
 }
 
 impl FlowSpec {
@@ -170,6 +177,7 @@ impl FlowSpec {
             receipts: None,
             authority: None,
             exactly_once: flow.exactly_once.as_ref().map(|e| e.transaction_interval),
+            records_path: flow.records_path.clone(),
         }
     }
 
@@ -256,6 +264,10 @@ struct Shared {
     /// The remote partitions the group on the target assigned last, until the copy loop has
     /// made the source consumer read their sources (empty: none).
     exactly_once_assignment: Mutex<Option<Vec<(String, i32)>>>,
+    /// The passthrough engine, when the flow copies record batches as they are.
+    engine: OnceLock<crate::replicate::passthrough::engine::Engine>,
+    /// The source's end of each partition as the engine last fetched it (passthrough).
+    source_ends: Mutex<HashMap<Tp, i64>>,
 }
 
 impl Shared {
@@ -412,16 +424,20 @@ impl Shared {
     /// partition, so a fast copy writes a sync per round trip rather than one per gap (one per
     /// record for a source of single-record transactions), as MM2 does.
     fn send_syncs(&self) {
+        if self.sync_producer.is_some() {
+            self.fire_syncs(&mut self.syncs.lock().unwrap());
+        }
+    }
+
+    /// [`Shared::send_syncs`] with `syncs` locked already (a batch recorded as a run fires
+    /// its syncs as they fall due).
+    fn fire_syncs(&self, syncs: &mut OffsetSyncWriter) {
         let Some(sp) = &self.sync_producer else {
             return;
         };
-        let pending = {
-            let mut syncs = self.syncs.lock().unwrap();
-            let free = MAX_SYNCS_IN_FLIGHT.saturating_sub(sp.in_flight.load(Ordering::Acquire));
-            let taken = syncs.take_pending(free);
-            sp.in_flight.fetch_add(taken.len(), Ordering::AcqRel);
-            taken
-        };
+        let free = MAX_SYNCS_IN_FLIGHT.saturating_sub(sp.in_flight.load(Ordering::Acquire));
+        let pending = syncs.take_pending(free);
+        sp.in_flight.fetch_add(pending.len(), Ordering::AcqRel);
         for s in pending {
             let (k, v) = (s.key(), s.value());
             match sp
@@ -787,7 +803,7 @@ impl ConsumerContext for RebalanceContext {
             // Before another process takes these partitions, finish what is in flight and commit
             // it, so it starts where this one really stopped (duplicates only for what could not
             // be delivered in time).
-            let mut unsettled = false;
+            let mut unsettled = !passthrough::revoking(&self.shared, tpl, Duration::from_secs(30));
             if let Some(p) = self.shared.producer.get() {
                 if let Err(n) = settle(p, Duration::from_secs(30)) {
                     warn!(flow = %self.shared.flow, in_flight = n, "in-flight records not all acknowledged before giving up partitions; the next owner will copy them again");
@@ -846,8 +862,12 @@ impl ConsumerContext for RebalanceContext {
             (false, true) => consumer.incremental_unassign(tpl),
             (false, false) => consumer.unassign(),
         };
-        if let Err(e) = done {
-            warn!(flow = %self.shared.flow, error = %e, "cannot apply the group's new assignment; the group rebalances again");
+        match done {
+            Err(e) => {
+                warn!(flow = %self.shared.flow, error = %e, "cannot apply the group's new assignment; the group rebalances again");
+            }
+            Ok(()) if assign => passthrough::assigned(&self.shared, consumer, tpl),
+            Ok(()) => {}
         }
         self.post_rebalance(consumer, &rebalance);
     }
@@ -1226,6 +1246,11 @@ async fn run(
         })
         .ok();
     topics_tx.send(ToCopy::Topics(topics.clone())).ok();
+    let records = records_because(&spec);
+    match &records {
+        None => info!(flow = %flow, "data path: record batches copied as they are (passthrough)"),
+        Some(why) => info!(flow = %flow, "data path: record by record, because {why}"),
+    }
     let copy = {
         let spec = spec.clone();
         let copy_cancel = copy_cancel.clone();
@@ -1237,14 +1262,24 @@ async fn run(
             };
             let mut positions = positions;
             loop {
-                let copied = copy_loop(
-                    &spec,
-                    &topics_rx,
-                    &copy_cancel,
-                    stats.clone(),
-                    positions.take(),
-                    &mut told,
-                );
+                let copied = match &records {
+                    None => passthrough::copy_loop(
+                        &spec,
+                        &topics_rx,
+                        &copy_cancel,
+                        stats.clone(),
+                        positions.take(),
+                        &mut told,
+                    ),
+                    Some(_) => copy_loop(
+                        &spec,
+                        &topics_rx,
+                        &copy_cancel,
+                        stats.clone(),
+                        positions.take(),
+                        &mut told,
+                    ),
+                };
                 match copied {
                     Err(FlowError::Restart { reason, .. }) if !copy_cancel.is_cancelled() => {
                         warn!(flow = %spec.name(), "{reason}; the flow starts again with a new producer, from its committed positions");
@@ -1766,7 +1801,7 @@ const DELIVERED_EVERY: Duration = super::source_view::LOOK_EVERY;
 /// the progress: each owned partition's position and its end as librdkafka last heard it from a
 /// fetch response (no request).
 fn look_at_source(
-    consumer: &BaseConsumer<RebalanceContext>,
+    end_of: impl Fn(&str, i32) -> Option<i64>,
     shared: &Shared,
     partitions_total: usize,
 ) {
@@ -1774,9 +1809,7 @@ fn look_at_source(
     let owned: std::collections::BTreeMap<_, _> = positions
         .into_iter()
         .map(|((t, p), delivered)| {
-            let end = crate::kafka::cached_watermarks(consumer.client(), &t, p)
-                .map(|(_, hi)| hi)
-                .filter(|hi| *hi >= 0);
+            let end = end_of(&t, p).filter(|hi| *hi >= 0);
             (
                 (t.to_string(), p),
                 super::source_view::OwnedPartition { end, delivered },
@@ -2080,22 +2113,15 @@ fn resume_source(consumer: &BaseConsumer<RebalanceContext>, flow: &str, holds: &
     }
 }
 
-/// The copy loop: poll the source, produce to the target, commit what the target acknowledged.
-fn copy_loop(
+/// The state a copy loop shares with its clients' callbacks, and the offset-syncs producer and
+/// receipts it needs.
+fn new_shared(
     spec: &FlowSpec,
-    topics_rx: &std::sync::mpsc::Receiver<ToCopy>,
     stop: &CancellationToken,
     stats: Arc<FlowStats>,
     positions: Option<PositionLog>,
-    told: &mut Told,
-) -> Result<(), FlowError> {
-    let limits = told.limits.clone().unwrap_or_default();
-    let mut again = told.again();
+) -> Result<Arc<Shared>, FlowError> {
     let flow = spec.name();
-    let fatal = |reason: String| FlowError::Fatal {
-        flow: flow.clone(),
-        reason,
-    };
     let sync_producer = match &spec.offset_syncs {
         Some(os) => {
             let in_flight = Arc::new(AtomicUsize::new(0));
@@ -2155,7 +2181,159 @@ fn copy_loop(
         transaction_syncs: Mutex::new(Vec::new()),
         remote_names: Mutex::new(HashMap::new()),
         exactly_once_assignment: Mutex::new(None),
+        engine: OnceLock::new(),
+        source_ends: Mutex::new(HashMap::new()),
     });
+    Ok(shared)
+}
+
+/// The offset index's producer (MM2's positions go through it too), set in `shared`.
+fn start_index_producer(spec: &FlowSpec, shared: &Arc<Shared>) -> Result<(), FlowError> {
+    let mut icfg = spec.target.producer_config();
+    icfg.set("message.timeout.ms", "2147483647");
+    let index_producer: ThreadedProducer<IndexContext> = icfg
+        .create_with_context(IndexContext {
+            shared: Arc::downgrade(shared),
+            diagnose: spec.target.context(),
+        })
+        .map_err(|e| {
+            ClientError::from_kafka(&spec.target, "create the offset index producer", e)
+        })?;
+    let _ = shared.index_producer.set(index_producer);
+    Ok(())
+}
+
+/// The source consumer in the flow's group: it reads the records (record path), or only holds
+/// the flow's share of the partitions (passthrough).
+fn membership_consumer(
+    spec: &FlowSpec,
+    shared: &Arc<Shared>,
+) -> Result<BaseConsumer<RebalanceContext>, FlowError> {
+    let mut ccfg = spec.source.consumer_config(&spec.group_id());
+    // A fetch waits at most this long for records (librdkafka's default is 500 ms): it bounds
+    // how old the source's ends in the flow's view can be, and so the RPO estimate's margin.
+    if !spec.source.props.contains_key("fetch.wait.max.ms") {
+        ccfg.set("fetch.wait.max.ms", "100");
+    }
+    let fetch_wait_ms = ccfg
+        .get("fetch.wait.max.ms")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(500);
+    shared
+        .stats
+        .source_view
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .fetch_wait_ms = fetch_wait_ms;
+    let consumer: BaseConsumer<RebalanceContext> = ccfg
+        .create_with_context(RebalanceContext {
+            shared: shared.clone(),
+        })
+        .map_err(|e| ClientError::from_kafka(&spec.source, "create the replication consumer", e))?;
+    Ok(consumer)
+}
+
+/// Subscribe the consumer to `topics` (a rebalance), unless nothing changed.
+fn subscribe(
+    consumer: &BaseConsumer<RebalanceContext>,
+    topics: &[TopicInfo],
+    subscribed: &mut Option<Vec<String>>,
+    spec: &FlowSpec,
+    flow: &str,
+) -> Result<(), String> {
+    let list: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+    let mut same: Vec<String> = list.iter().map(|t| t.to_string()).collect();
+    same.sort_unstable();
+    if list.is_empty() {
+        consumer.unsubscribe();
+    } else {
+        if Some(&same) == subscribed.as_ref() {
+            // Same topics, more partitions: the consumer's metadata cache must learn the
+            // new count first, or the rebalance below hands out the old partitions.
+            for t in &list {
+                if let Err(e) = consumer.fetch_metadata(Some(t), spec.admin_timeout) {
+                    warn!(flow = %flow, topic = t, error = %e, "cannot refresh the metadata of a grown topic; its new partitions wait for the consumer's own refresh");
+                }
+            }
+        }
+        consumer
+            .subscribe(&list)
+            .map_err(|e| format!("cannot subscribe to {list:?}: {e}"))?;
+    }
+    *subscribed = Some(same);
+    Ok(())
+}
+
+/// The end of a copy loop's graceful stop, after its last commit was asked for: wait for the
+/// commit, leave the groups, send the last offset syncs, all within `stop_by`; then the flow's
+/// outcome.
+fn finish(
+    flow: String,
+    shared: Arc<Shared>,
+    consumer: BaseConsumer<RebalanceContext>,
+    membership: Option<BaseConsumer<exactly_once::MembershipContext>>,
+    stop_by: Instant,
+) -> Result<(), FlowError> {
+    let left = || stop_by.saturating_duration_since(Instant::now());
+    let deadline = Instant::now() + left().min(Duration::from_secs(2));
+    let uncommitted = || {
+        let runs = shared.runs.lock().unwrap();
+        !shared
+            .progress
+            .lock()
+            .unwrap()
+            .to_commit_within(|tp| commit_limit(&shared, &runs, tp))
+            .is_empty()
+    };
+    while Instant::now() < deadline && uncommitted() {
+        // Serves the commit callback; records polled now are not copied and not committed.
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        // Both leave their groups, so that another process takes over at once.
+        drop(membership);
+        drop(consumer);
+        let _ = closed_tx.send(());
+    });
+    if closed_rx
+        .recv_timeout(left().clamp(Duration::from_millis(200), Duration::from_secs(3)))
+        .is_err()
+    {
+        warn!(flow = %flow, "the source did not answer the group leave in time; other processes take over after the session timeout");
+    }
+    shared.drain_syncs(left().min(Duration::from_secs(2)));
+    let failure = shared.failure.lock().unwrap().clone();
+    let fenced = shared.fenced.load(Ordering::Relaxed);
+    // Destroying a librdkafka client waits for its broker threads, which against a cluster
+    // that does not answer can take longer than the stop may: the producers go on their own.
+    let _ = std::thread::Builder::new()
+        .name(format!("close {flow}"))
+        .spawn(move || drop(shared));
+    match failure {
+        Some(reason) if fenced => Err(FlowError::Restart { flow, reason }),
+        Some(reason) => Err(FlowError::Fatal { flow, reason }),
+        None => Ok(()),
+    }
+}
+
+/// The copy loop: poll the source, produce to the target, commit what the target acknowledged.
+fn copy_loop(
+    spec: &FlowSpec,
+    topics_rx: &std::sync::mpsc::Receiver<ToCopy>,
+    stop: &CancellationToken,
+    stats: Arc<FlowStats>,
+    positions: Option<PositionLog>,
+    told: &mut Told,
+) -> Result<(), FlowError> {
+    let limits = told.limits.clone().unwrap_or_default();
+    let mut again = told.again();
+    let flow = spec.name();
+    let fatal = |reason: String| FlowError::Fatal {
+        flow: flow.clone(),
+        reason,
+    };
+    let shared = new_shared(spec, stop, stats, positions)?;
 
     let mut pcfg = spec.target.producer_config();
     // Never give up on a record: a target that is down for a while is waited for, not skipped.
@@ -2232,39 +2410,9 @@ fn copy_loop(
         }
         None => None,
     };
-    let mut icfg = spec.target.producer_config();
-    icfg.set("message.timeout.ms", "2147483647");
-    let index_producer: ThreadedProducer<IndexContext> = icfg
-        .create_with_context(IndexContext {
-            shared: Arc::downgrade(&shared),
-            diagnose: spec.target.context(),
-        })
-        .map_err(|e| {
-            ClientError::from_kafka(&spec.target, "create the offset index producer", e)
-        })?;
-    let _ = shared.index_producer.set(index_producer);
+    start_index_producer(spec, &shared)?;
 
-    let mut ccfg = spec.source.consumer_config(&spec.group_id());
-    // A fetch waits at most this long for records (librdkafka's default is 500 ms): it bounds
-    // how old the source's ends in the flow's view can be, and so the RPO estimate's margin.
-    if !spec.source.props.contains_key("fetch.wait.max.ms") {
-        ccfg.set("fetch.wait.max.ms", "100");
-    }
-    let fetch_wait_ms = ccfg
-        .get("fetch.wait.max.ms")
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(500);
-    shared
-        .stats
-        .source_view
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .fetch_wait_ms = fetch_wait_ms;
-    let consumer: BaseConsumer<RebalanceContext> = ccfg
-        .create_with_context(RebalanceContext {
-            shared: shared.clone(),
-        })
-        .map_err(|e| ClientError::from_kafka(&spec.source, "create the replication consumer", e))?;
+    let consumer = membership_consumer(spec, &shared)?;
 
     // Source topic -> (shared name for bookkeeping, remote topic name), computed once per topic.
     let mut handing = Handing {
@@ -2336,26 +2484,7 @@ fn copy_loop(
             exactly_once::subscribe(m, &shared, &spec.policy, topics, spec.admin_timeout)
                 .map_err(fatal)?;
         } else if let Some(topics) = latest {
-            let list: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
-            let mut same: Vec<String> = list.iter().map(|t| t.to_string()).collect();
-            same.sort_unstable();
-            if list.is_empty() {
-                consumer.unsubscribe();
-            } else {
-                if Some(&same) == subscribed.as_ref() {
-                    // Same topics, more partitions: the consumer's metadata cache must learn the
-                    // new count first, or the rebalance below hands out the old partitions.
-                    for t in &list {
-                        if let Err(e) = consumer.fetch_metadata(Some(t), spec.admin_timeout) {
-                            warn!(flow = %flow, topic = t, error = %e, "cannot refresh the metadata of a grown topic; its new partitions wait for the consumer's own refresh");
-                        }
-                    }
-                }
-                consumer
-                    .subscribe(&list)
-                    .map_err(|e| fatal(format!("cannot subscribe to {list:?}: {e}")))?;
-            }
-            subscribed = Some(same);
+            subscribe(&consumer, &topics, &mut subscribed, spec, &flow).map_err(&fatal)?;
         }
         // Exactly once: the group on the target is served (its rebalances end transactions) and
         // the source consumer follows what it assigns, before anything more is read.
@@ -2449,7 +2578,11 @@ fn copy_loop(
         }
         if last_delivered.elapsed() >= DELIVERED_EVERY {
             last_delivered = Instant::now();
-            look_at_source(&consumer, &shared, partitions_total);
+            look_at_source(
+                |t, p| crate::kafka::cached_watermarks(consumer.client(), t, p).map(|(_, hi)| hi),
+                &shared,
+                partitions_total,
+            );
         }
         if last_commit.elapsed() >= commit_every {
             match &membership {
@@ -2495,46 +2628,7 @@ fn copy_loop(
         }
         commit(&consumer, &shared, CommitMode::Async);
     }
-    let deadline = Instant::now() + left().min(Duration::from_secs(2));
-    let uncommitted = || {
-        let runs = shared.runs.lock().unwrap();
-        !shared
-            .progress
-            .lock()
-            .unwrap()
-            .to_commit_within(|tp| commit_limit(&shared, &runs, tp))
-            .is_empty()
-    };
-    while Instant::now() < deadline && uncommitted() {
-        // Serves the commit callback; records polled now are not copied and not committed.
-        let _ = consumer.poll(Duration::from_millis(50));
-    }
-    let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        // Both leave their groups, so that another process takes over at once.
-        drop(membership);
-        drop(consumer);
-        let _ = closed_tx.send(());
-    });
-    if closed_rx
-        .recv_timeout(left().clamp(Duration::from_millis(200), Duration::from_secs(3)))
-        .is_err()
-    {
-        warn!(flow = %flow, "the source did not answer the group leave in time; other processes take over after the session timeout");
-    }
-    shared.drain_syncs(left().min(Duration::from_secs(2)));
-    let failure = shared.failure.lock().unwrap().clone();
-    let fenced = shared.fenced.load(Ordering::Relaxed);
-    // Destroying a librdkafka client waits for its broker threads, which against a cluster
-    // that does not answer can take longer than the stop may: the producers go on their own.
-    let _ = std::thread::Builder::new()
-        .name(format!("close {flow}"))
-        .spawn(move || drop(shared));
-    match failure {
-        Some(reason) if fenced => Err(FlowError::Restart { flow, reason }),
-        Some(reason) => Err(fatal(reason)),
-        None => Ok(()),
-    }
+    finish(flow, shared, consumer, membership, stop_by)
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ pub(crate) mod topics;
 pub use acls::sync_topic_acls;
 pub use configs::{overrides_if_partial, sync_topic_configs};
 pub use flow::{
-    start, FlowSpec, FlowStats, Mm2Positions, NameMatcher, OffsetSyncTarget, RunningFlow,
+    records_because, records_because_in, start, FlowSpec, FlowStats, Mm2Positions, NameMatcher,
+    OffsetSyncTarget, RunningFlow,
 };
 pub use health::{
     Condition, ErrorClass, FlowHealth, FlowProcess, Problem, SkipReason, StoppedPartition,

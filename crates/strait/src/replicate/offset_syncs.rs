@@ -65,7 +65,8 @@ impl OffsetSyncWriter {
     }
 
     /// Record that upstream offset `u` of `topic`/`partition` was written downstream at `d`.
-    pub(crate) fn record(&mut self, topic: &str, partition: i32, u: i64, d: i64) {
+    /// True when that made a sync due (pending).
+    pub(crate) fn record(&mut self, topic: &str, partition: i32, u: i64, d: i64) -> bool {
         let tp = (topic.to_string(), partition);
         let st = self.state.entry(tp.clone()).or_default();
         let due = st.last_sync_downstream == -1
@@ -88,6 +89,42 @@ impl OffsetSyncWriter {
             self.make_pending(tp, sync);
         } else {
             self.delayed.insert(tp, sync);
+        }
+        due
+    }
+
+    /// Record that `n` upstream offsets from `u` were written downstream at the `n` offsets
+    /// from `d` (a batch copied whole): the same as `n` calls of [`OffsetSyncWriter::record`],
+    /// in as many steps as syncs fall due in the run (every `offset.lag.max` records).
+    /// `fire` runs after each sync that falls due, as a caller sends syncs after each record.
+    pub(crate) fn record_run(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        (u, d, n): (i64, i64, i64),
+        mut fire: impl FnMut(&mut Self),
+    ) {
+        if n <= 0 {
+            return;
+        }
+        if self.record(topic, partition, u, d) {
+            fire(self);
+        }
+        let tp = (topic.to_string(), partition);
+        let last = n - 1;
+        let mut i = 1;
+        while i <= last {
+            let st = self.state.get_mut(&tp).expect("recorded above");
+            // The first record of the rest that is due: `record` finds the others not due
+            // (each follows its predecessor by one on both sides).
+            let due = (st.last_sync_downstream + 1 + self.offset_lag_max - d).max(i);
+            let j = due.min(last);
+            st.prev_upstream = u + j - 1;
+            st.prev_downstream = d + j - 1;
+            if self.record(topic, partition, u + j, d + j) {
+                fire(self);
+            }
+            i = j + 1;
         }
     }
 
@@ -135,6 +172,13 @@ impl OffsetSyncWriter {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn pairs_of(syncs: Vec<OffsetSync>) -> Vec<(i64, i64)> {
+        syncs
+            .into_iter()
+            .map(|s| (s.upstream_offset, s.downstream_offset))
+            .collect()
+    }
 
     fn pairs(w: &mut OffsetSyncWriter) -> Vec<(i64, i64)> {
         w.take_pending(usize::MAX)
@@ -232,6 +276,44 @@ mod tests {
                 prop_assert!(win[1].1 - win[0].1 <= lag + 1);
                 prop_assert_eq!(win[1].0 - win[0].0, win[1].1 - win[0].1);
             }
+        }
+    }
+
+    proptest! {
+        /// A batch recorded as a run leaves the same syncs, pending and delayed, as its records
+        /// recorded one by one (issue 19's passthrough records whole batches).
+        #[test]
+        fn a_run_is_its_records_one_by_one(
+            lag in 0i64..20,
+            runs in proptest::collection::vec((0i64..3, 0i64..3, 1i64..60), 1..12),
+            promote_at in 0usize..12,
+        ) {
+            let mut one = OffsetSyncWriter::new(lag);
+            let mut run = OffsetSyncWriter::new(lag);
+            // What a caller sends each time a sync falls due (one at a time: the tightest).
+            let (mut sent_one, mut sent_run) = (Vec::new(), Vec::new());
+            let (mut u, mut d) = (0i64, 0i64);
+            for (k, (gu, gd, n)) in runs.into_iter().enumerate() {
+                u += gu;
+                d += gd;
+                for i in 0..n {
+                    if one.record("t", 0, u + i, d + i) {
+                        sent_one.extend(pairs_of(one.take_pending(1)));
+                    }
+                }
+                run.record_run("t", 0, (u, d, n), |w| sent_run.extend(pairs_of(w.take_pending(1))));
+                prop_assert_eq!(&sent_one, &sent_run);
+                if k == promote_at {
+                    one.promote_delayed();
+                    run.promote_delayed();
+                    prop_assert_eq!(pairs(&mut one), pairs(&mut run));
+                }
+                u += n;
+                d += n;
+            }
+            one.promote_delayed();
+            run.promote_delayed();
+            prop_assert_eq!(pairs(&mut one), pairs(&mut run));
         }
     }
 }

@@ -120,6 +120,17 @@ impl Progress {
         }
     }
 
+    /// A batch of `tp` from `first` handed to the target, after which the partition is read
+    /// from `next` (records `first..next`, or fewer: markers and compaction leave holes). It
+    /// counts in flight as its first record, acknowledged with [`Progress::acked`]`(first)`.
+    pub(crate) fn sent_span(&mut self, tp: &Tp, first: i64, next: i64) -> Sent {
+        let sent = self.sent(tp, first);
+        if let Some(p) = self.parts.get_mut(tp) {
+            p.next = Some(next.max(first + 1));
+        }
+        sent
+    }
+
     /// The target acknowledged `offset` of `tp`, sent under `owner`. False when that ownership
     /// is over: the acknowledgement must then change nothing.
     pub(crate) fn acked(&mut self, tp: &Tp, owner: Owner, offset: i64) -> bool {

@@ -25,6 +25,7 @@ mod kafka_bed;
 mod metrics_http;
 mod mm2;
 mod offset_index;
+mod passthrough;
 mod produce_consume;
 mod raw_client;
 mod replicate;

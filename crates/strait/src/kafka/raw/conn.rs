@@ -949,7 +949,7 @@ fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// A Kafka error code by name (`SaslAuthenticationFailed (58)`).
-fn error_name(code: i16) -> String {
+pub(crate) fn error_name(code: i16) -> String {
     match ResponseError::try_from_code(code) {
         Some(e) => format!("{e} ({code})"),
         None => "no error".into(),

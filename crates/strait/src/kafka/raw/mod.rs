@@ -20,5 +20,5 @@ mod tls;
 
 // used by the passthrough data path (issue 19)
 #[allow(unused_imports)]
-pub(crate) use conn::unsupported;
+pub(crate) use conn::{error_name, unsupported};
 pub use conn::{ApiRequest, Conn, Error, ErrorKind};

@@ -6,4 +6,7 @@
 //! source's holes, a fetch from inside a batch, append times).
 
 pub mod batch;
+pub(crate) mod engine;
+pub(crate) mod fetch;
+pub(crate) mod produce;
 pub mod rebatch;

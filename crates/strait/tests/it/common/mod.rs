@@ -286,6 +286,7 @@ pub(crate) fn flow_spec(
         receipts: None,
         authority: None,
         exactly_once: None,
+        records_path: None,
     }
 }
 

@@ -1,0 +1,524 @@
+//! One source broker's fetcher: its partitions in one Fetch request at a time, answers cut into
+//! whole batches by [`super::batch`]'s rules (aborted transactions and markers dropped, batches a
+//! producer may not send rewritten by [`super::rebatch`]), handed to the coordinator in order.
+//!
+//! A partition is left out of the next request while what it fetched waits for the target above
+//! a limit (twice `max.partition.fetch.bytes`), and every partition while all of them hold more
+//! than `fetch.max.bytes` twice over: a slow target slows the fetching, not the memory.
+//! A partition whose leader moved is handed back; a failed connection hands back all of them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tracing::{debug, info};
+
+use super::batch::{disposition, Aborted, Batches, Disposition};
+use super::engine::{class_of, class_of_code, means_moved, Ev, Fetched};
+use super::rebatch::rebatch;
+use crate::kafka::raw::{error_name, Conn};
+use crate::kafka::Endpoint;
+use crate::replicate::health::ErrorClass;
+use crate::replicate::progress::Tp;
+use crate::stop::CancellationToken;
+
+/// The source consumer's fetch properties, as librdkafka reads them.
+#[derive(Clone, Debug)]
+pub(crate) struct FetchConfig {
+    pub(crate) max_partition_bytes: i32,
+    pub(crate) max_bytes: i32,
+    pub(crate) min_bytes: i32,
+    pub(crate) max_wait_ms: i32,
+    /// `isolation.level = read_committed` (librdkafka's default).
+    pub(crate) read_committed: bool,
+    /// `auto.offset.reset`: true for the earliest offset (strait's default).
+    pub(crate) reset_earliest: bool,
+}
+
+impl FetchConfig {
+    /// From the source consumer's properties, with librdkafka's defaults (and strait's own
+    /// `fetch.wait.max.ms` of 100 ms, as the record path's).
+    pub(crate) fn of(ep: &Endpoint) -> Self {
+        let get = |k: &str, d: i32| {
+            ep.props
+                .get(k)
+                .and_then(|v| v.trim().parse::<i32>().ok())
+                .unwrap_or(d)
+        };
+        let reset = ep
+            .props
+            .get("auto.offset.reset")
+            .map(|v| v.to_ascii_lowercase())
+            .unwrap_or_else(|| "earliest".into());
+        FetchConfig {
+            max_partition_bytes: get("max.partition.fetch.bytes", 1 << 20).max(1),
+            max_bytes: get("fetch.max.bytes", 50 << 20).max(1),
+            min_bytes: get("fetch.min.bytes", 1).max(0),
+            max_wait_ms: get("fetch.wait.max.ms", 100).max(0),
+            read_committed: !ep
+                .props
+                .get("isolation.level")
+                .is_some_and(|v| v.eq_ignore_ascii_case("read_uncommitted")),
+            reset_earliest: !["latest", "largest", "end"].contains(&reset.as_str()),
+        }
+    }
+}
+
+/// What the coordinator tells a fetcher.
+pub(crate) enum FetchCmd {
+    /// Fetch `tp` from `position` (`None`: `auto.offset.reset`) under `gen`; `bytes` is what it
+    /// has waiting for the target.
+    Add {
+        tp: Tp,
+        gen: u64,
+        position: Option<i64>,
+        bytes: Arc<AtomicI64>,
+    },
+    /// Stop fetching `tp`.
+    Remove(Tp),
+}
+
+pub(crate) struct Fetcher {
+    pub(crate) flow: String,
+    pub(crate) ep: Endpoint,
+    pub(crate) addr: String,
+    pub(crate) config: FetchConfig,
+    pub(crate) events: UnboundedSender<Ev>,
+    /// Bytes waiting for the target, all partitions of the flow.
+    pub(crate) outstanding: Arc<AtomicI64>,
+    pub(crate) cancel: CancellationToken,
+}
+
+struct Part {
+    gen: u64,
+    position: Option<i64>,
+    bytes: Arc<AtomicI64>,
+    /// The end last told (told again only when it moves).
+    told_end: i64,
+    /// Left out of requests until then (after an error).
+    not_before: Instant,
+}
+
+/// Run the fetcher until cancelled or its coordinator is gone; on a connection failure it hands
+/// every partition back and ends.
+pub(crate) async fn run(f: Fetcher, mut cmds: UnboundedReceiver<FetchCmd>) {
+    let mut parts: HashMap<Tp, Part> = HashMap::new();
+    let mut conn: Option<Conn> = None;
+    // Requests list the partitions from a different one each time, so that a partition behind
+    // a large batch is not always last (a broker may fill a request's bytes before it).
+    let mut rotate = 0usize;
+    loop {
+        loop {
+            match cmds.try_recv() {
+                Ok(c) => apply(&mut parts, c),
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                Err(_) => return,
+            }
+        }
+        if parts.is_empty() {
+            tokio::select! {
+                _ = f.cancel.cancelled() => return,
+                c = cmds.recv() => match c {
+                    Some(c) => apply(&mut parts, c),
+                    None => return,
+                },
+            }
+            continue;
+        }
+        if f.cancel.is_cancelled() {
+            return;
+        }
+        let c = match &mut conn {
+            Some(c) if c.is_usable() => c,
+            _ => match Conn::connect(&f.ep, &f.addr).await {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    hand_back(&f, &mut parts, class_of(&e, false), e.to_string());
+                    return;
+                }
+            },
+        };
+        if let Err((class, e)) = reset(&f, c, &mut parts).await {
+            hand_back(&f, &mut parts, class, e);
+            return;
+        }
+        let global_full = f.outstanding.load(Ordering::Relaxed) > 2 * i64::from(f.config.max_bytes);
+        let now = Instant::now();
+        let mut ready: Vec<(&Tp, i64)> = parts
+            .iter()
+            .filter(|(_, p)| {
+                !global_full
+                    && p.not_before <= now
+                    && p.bytes.load(Ordering::Relaxed) < 2 * i64::from(f.config.max_partition_bytes)
+            })
+            .filter_map(|(tp, p)| Some((tp, p.position?)))
+            .collect();
+        if ready.is_empty() {
+            // Waiting for the target (or a backoff): look again shortly.
+            tokio::select! {
+                _ = f.cancel.cancelled() => return,
+                c = cmds.recv() => match c {
+                    Some(c) => apply(&mut parts, c),
+                    None => return,
+                },
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+            continue;
+        }
+        ready.sort_unstable();
+        rotate = rotate.wrapping_add(1);
+        let k = rotate % ready.len();
+        ready.rotate_left(k);
+        let req = request(&f.config, &ready);
+        let Some(v) = c.version(ApiKey::Fetch, 4..=12) else {
+            hand_back(
+                &f,
+                &mut parts,
+                ErrorClass::Source,
+                format!("broker {} offers no Fetch version strait speaks", f.addr),
+            );
+            return;
+        };
+        let resp = tokio::select! {
+            _ = f.cancel.cancelled() => return,
+            r = c.call(&req, v) => r,
+        };
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                hand_back(&f, &mut parts, class_of(&e, false), e.to_string());
+                return;
+            }
+        };
+        if resp.error_code != 0 {
+            hand_back(
+                &f,
+                &mut parts,
+                class_of_code(resp.error_code, false),
+                format!(
+                    "fetch refused by {}: {}",
+                    f.addr,
+                    error_name(resp.error_code)
+                ),
+            );
+            return;
+        }
+        answer(&f, &mut parts, resp);
+    }
+}
+
+fn apply(parts: &mut HashMap<Tp, Part>, c: FetchCmd) {
+    match c {
+        FetchCmd::Add {
+            tp,
+            gen,
+            position,
+            bytes,
+        } => {
+            parts.insert(
+                tp,
+                Part {
+                    gen,
+                    position,
+                    bytes,
+                    told_end: -1,
+                    not_before: Instant::now(),
+                },
+            );
+        }
+        FetchCmd::Remove(tp) => {
+            parts.remove(&tp);
+        }
+    }
+}
+
+/// Hand every partition back to the coordinator (the connection failed).
+fn hand_back(f: &Fetcher, parts: &mut HashMap<Tp, Part>, class: ErrorClass, reason: String) {
+    let _ = f.events.send(Ev::Trouble {
+        class,
+        on_target: false,
+        message: format!("cluster {} ({}): {reason}", f.ep.alias, f.addr),
+    });
+    for (tp, p) in parts.drain() {
+        let _ = f.events.send(Ev::Unfetched {
+            tp,
+            gen: p.gen,
+            position: p.position,
+            reason: reason.clone(),
+        });
+    }
+}
+
+fn name(t: &str) -> TopicName {
+    TopicName(StrBytes::from_string(t.to_string()))
+}
+
+/// One Fetch request for `ready` (partition, position), in that order, topics grouped as they
+/// come.
+fn request(cfg: &FetchConfig, ready: &[(&Tp, i64)]) -> FetchRequest {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for (tp, position) in ready {
+        let p = FetchPartition::default()
+            .with_partition(tp.1)
+            .with_fetch_offset(*position)
+            .with_partition_max_bytes(cfg.max_partition_bytes)
+            .with_current_leader_epoch(-1)
+            .with_log_start_offset(-1);
+        match topics.last_mut() {
+            Some(t) if t.topic.0.as_str() == &*tp.0 => t.partitions.push(p),
+            _ => topics.push(
+                FetchTopic::default()
+                    .with_topic(name(&tp.0))
+                    .with_partitions(vec![p]),
+            ),
+        }
+    }
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(cfg.max_wait_ms)
+        .with_min_bytes(cfg.min_bytes)
+        .with_max_bytes(cfg.max_bytes)
+        .with_isolation_level(i8::from(cfg.read_committed))
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(topics)
+}
+
+/// Resolve `auto.offset.reset` for the partitions without a position, with one ListOffsets
+/// request. A partition whose leader moved is handed back.
+async fn reset(
+    f: &Fetcher,
+    c: &mut Conn,
+    parts: &mut HashMap<Tp, Part>,
+) -> Result<(), (ErrorClass, String)> {
+    let missing: Vec<Tp> = parts
+        .iter()
+        .filter(|(_, p)| p.position.is_none())
+        .map(|(tp, _)| tp.clone())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let Some(v) = c.version(ApiKey::ListOffsets, 1..=7) else {
+        return Err((
+            ErrorClass::Source,
+            format!(
+                "broker {} offers no ListOffsets version strait speaks",
+                f.addr
+            ),
+        ));
+    };
+    let timestamp = if f.config.reset_earliest { -2 } else { -1 };
+    let mut topics: Vec<ListOffsetsTopic> = Vec::new();
+    for tp in &missing {
+        let p = ListOffsetsPartition::default()
+            .with_partition_index(tp.1)
+            .with_current_leader_epoch(-1)
+            .with_timestamp(timestamp);
+        match topics.iter_mut().find(|t| t.name.0.as_str() == &*tp.0) {
+            Some(t) => t.partitions.push(p),
+            None => topics.push(
+                ListOffsetsTopic::default()
+                    .with_name(name(&tp.0))
+                    .with_partitions(vec![p]),
+            ),
+        }
+    }
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(i8::from(f.config.read_committed))
+        .with_topics(topics);
+    let resp = c
+        .call(&req, v)
+        .await
+        .map_err(|e| (class_of(&e, false), e.to_string()))?;
+    for t in &resp.topics {
+        for p in &t.partitions {
+            let tp: Tp = (Arc::from(t.name.0.as_str()), p.partition_index);
+            let Some(part) = parts.get_mut(&tp) else {
+                continue;
+            };
+            match p.error_code {
+                0 => {
+                    info!(flow = %f.flow, partition = %format!("{}-{}", tp.0, tp.1), offset = p.offset, "no committed position: starting at the {} offset (auto.offset.reset)", if f.config.reset_earliest { "earliest" } else { "latest" });
+                    part.position = Some(p.offset);
+                }
+                code if means_moved(code) => {
+                    let part = parts.remove(&tp).expect("just found");
+                    let _ = f.events.send(Ev::Unfetched {
+                        tp,
+                        gen: part.gen,
+                        position: None,
+                        reason: format!("offset lookup: {}", error_name(code)),
+                    });
+                }
+                code => {
+                    part.not_before = Instant::now() + Duration::from_secs(1);
+                    let _ = f.events.send(Ev::Trouble {
+                        class: class_of_code(code, false),
+                        on_target: false,
+                        message: format!(
+                            "cluster {} ({}): the offset of {}-{} cannot be looked up: {}",
+                            f.ep.alias,
+                            f.addr,
+                            tp.0,
+                            tp.1,
+                            error_name(code)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Cut a fetch answer into batches and hand them to the coordinator, partition by partition.
+fn answer(f: &Fetcher, parts: &mut HashMap<Tp, Part>, resp: FetchResponse) {
+    for t in resp.responses {
+        let topic: Arc<str> = Arc::from(t.topic.0.as_str());
+        for p in t.partitions {
+            let tp: Tp = (topic.clone(), p.partition_index);
+            let Some(part) = parts.get_mut(&tp) else {
+                continue; // removed meanwhile
+            };
+            let Some(position) = part.position else {
+                continue;
+            };
+            match p.error_code {
+                0 => {}
+                // OFFSET_OUT_OF_RANGE: retention passed the position (or the partition went
+                // back): `auto.offset.reset` decides, as librdkafka's consumer does.
+                1 => {
+                    info!(flow = %f.flow, partition = %format!("{}-{}", tp.0, tp.1), position, "the position is out of the source's range; looking up auto.offset.reset's");
+                    part.position = None;
+                    continue;
+                }
+                code if means_moved(code) => {
+                    let part = parts.remove(&tp).expect("just found");
+                    let _ = f.events.send(Ev::Unfetched {
+                        tp,
+                        gen: part.gen,
+                        position: Some(position),
+                        reason: format!("fetch: {}", error_name(code)),
+                    });
+                    continue;
+                }
+                code => {
+                    part.not_before = Instant::now() + Duration::from_secs(1);
+                    let _ = f.events.send(Ev::Trouble {
+                        class: class_of_code(code, false),
+                        on_target: false,
+                        message: format!(
+                            "cluster {} ({}): fetching {}-{} failed: {}",
+                            f.ep.alias,
+                            f.addr,
+                            tp.0,
+                            tp.1,
+                            error_name(code)
+                        ),
+                    });
+                    continue;
+                }
+            }
+            let records = p.records.unwrap_or_default();
+            let mut aborted = f.config.read_committed.then(|| {
+                Aborted::new(
+                    p.aborted_transactions
+                        .iter()
+                        .flatten()
+                        .map(|a| (a.producer_id.0, a.first_offset)),
+                )
+            });
+            let mut next = position;
+            let mut batches = Vec::new();
+            for b in Batches::new(&records) {
+                let b = match b {
+                    Ok(b) => b,
+                    Err(e) => {
+                        part.not_before = Instant::now() + Duration::from_secs(5);
+                        let _ = f.events.send(Ev::Trouble {
+                            class: ErrorClass::Source,
+                            on_target: false,
+                            message: format!(
+                                "cluster {} ({}): {}-{} at offset {next}: {e}",
+                                f.ep.alias, f.addr, tp.0, tp.1
+                            ),
+                        });
+                        break;
+                    }
+                };
+                let dropped = aborted.as_mut().is_some_and(|a| a.is_aborted(&b));
+                let d = disposition(&b.header, next);
+                if d == Disposition::Behind {
+                    continue;
+                }
+                if dropped || d == Disposition::Marker {
+                    next = b.header.next_offset();
+                    continue;
+                }
+                match d {
+                    Disposition::Bytes => batches.push(Fetched {
+                        first: b.header.base_offset,
+                        next: b.header.next_offset(),
+                        count: b.header.count,
+                        offsets: None,
+                        bytes: records.slice_ref(b.bytes),
+                        max_timestamp: b.header.max_timestamp,
+                    }),
+                    Disposition::Rewrite(_) => match rebatch(&b, next) {
+                        Ok(Some(r)) => {
+                            let max_timestamp = b.header.max_timestamp;
+                            batches.push(Fetched {
+                                first: r.offsets[0],
+                                next: b.header.next_offset(),
+                                count: r.offsets.len() as i32,
+                                offsets: Some(r.offsets),
+                                bytes: r.bytes.freeze(),
+                                max_timestamp,
+                            })
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            part.not_before = Instant::now() + Duration::from_secs(5);
+                            let _ = f.events.send(Ev::Trouble {
+                                class: ErrorClass::Source,
+                                on_target: false,
+                                message: format!(
+                                    "cluster {} ({}): {}-{}: {e}",
+                                    f.ep.alias, f.addr, tp.0, tp.1
+                                ),
+                            });
+                            break;
+                        }
+                    },
+                    Disposition::Behind | Disposition::Marker => unreachable!("handled above"),
+                }
+                next = b.header.next_offset();
+            }
+            let end = p.high_watermark;
+            if batches.is_empty() && next == position && end == part.told_end {
+                continue;
+            }
+            part.told_end = end;
+            part.position = Some(next);
+            debug!(partition = %format!("{}-{}", tp.0, tp.1), batches = batches.len(), next, "fetched");
+            let _ = f.events.send(Ev::Fetched {
+                tp,
+                gen: part.gen,
+                batches,
+                next,
+                end,
+                log_start: p.log_start_offset,
+            });
+        }
+    }
+}
