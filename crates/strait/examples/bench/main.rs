@@ -1,7 +1,7 @@
 //! Replication benchmark (README: "Benchmark").
 //!
 //! `cargo run --release -p strait --example bench -- [--mb 1024] [--partitions 6]
-//!  [--engine tansu|kafka] [--probe-secs 20] [--skip b,d,e,f,g,h]`
+//!  [--engine tansu|kafka] [--probe-secs 20] [--skip b,d,e,f,g,h,r]`
 //! `cargo run --release -p strait --example bench -- --conflicts [--keys 1000000] [--partitions 6]
 //!  [--engine tansu|kafka] [--write-delay-ms N] [--rate R]`: the conflict-topic run instead (see `run_conflicts`): last-writer-wins
 //!  views of N keys in two regions, against the same records replicated with no rule, and a restart.
@@ -14,7 +14,9 @@
 //! - (b) a bare rdkafka consume -> produce loop with no bookkeeping, in a child process;
 //! - (h) the passthrough prototype (`raw_loop.rs`): record batches fetched and produced as bytes,
 //!   never decompressed, in a child process;
-//! - (c) `strait run` replicating `bench` A -> B, in a child process;
+//! - (c) `strait run` replicating `bench` A -> B, in a child process: record batches copied as
+//!   they are (passthrough, the default); (r) the same, record by record (`strait.data.path =
+//!   records`, the path of exactly-once flows and conflict rules);
 //! - with `--engine kafka`: (d) MirrorMaker 2 in dedicated mode on the same file with its
 //!   defaults, and (e) with `tasks.max` = partitions; (f) and (g) `strait run` exactly once
 //!   (`exactly.once.support = required`), with a transaction every 100 ms (the default) and
@@ -116,9 +118,9 @@ fn parse_args() -> Result<Args, String> {
                 if let Some(r) = a
                     .skip
                     .iter()
-                    .find(|r| !matches!(r.as_str(), "b" | "d" | "e" | "f" | "g" | "h"))
+                    .find(|r| !matches!(r.as_str(), "b" | "d" | "e" | "f" | "g" | "h" | "r"))
                 {
-                    return Err(format!("--skip {r}: one of b, d, e, f, g, h"));
+                    return Err(format!("--skip {r}: one of b, d, e, f, g, h, r"));
                 }
             }
             other => return Err(format!("unknown option {other}")),
@@ -630,7 +632,10 @@ async fn run(args: Args) {
     let parts = args.partitions;
     let admin_a = Admin::new(&Endpoint::new("a", &sa), Duration::from_secs(30)).unwrap();
     let admin_b = Admin::new(&Endpoint::new("b", &sb_), Duration::from_secs(30)).unwrap();
-    let mut runs: Vec<(&str, &str)> = vec![("(c) strait run", "c")];
+    let mut runs: Vec<(&str, &str)> = vec![
+        ("(c) strait run (passthrough, the default)", "c"),
+        ("(r) strait run, record by record", "r"),
+    ];
     if args.engine == Engine::Kafka {
         runs.push((
             "(f) strait run, exactly once (a transaction every 100 ms)",
@@ -652,7 +657,7 @@ async fn run(args: Args) {
         (&admin_b, "rawloop.probe-h".to_string()),
         (&admin_b, "probe-a".to_string()),
     ];
-    for id in ["b", "c", "d", "e", "f", "g", "h"] {
+    for id in ["b", "c", "d", "e", "f", "g", "h", "r"] {
         topics.push((&admin_a, format!("probe-{id}")));
     }
     for (ad, t) in &topics {
@@ -752,6 +757,9 @@ async fn run(args: Args) {
                 if id == "e" {
                     text.push_str(&format!("tasks.max = {parts}\n"));
                 }
+                if id == "r" {
+                    text.push_str("strait.data.path = records\n");
+                }
                 if id == "f" || id == "g" {
                     text.push_str(&format!("{alias}->t{id}.exactly.once.support = required\n"));
                 }
@@ -762,7 +770,7 @@ async fn run(args: Args) {
                     ));
                 }
                 std::fs::write(&cfg, text).unwrap();
-                let child = if matches!(id, "c" | "f" | "g") {
+                let child = if matches!(id, "c" | "f" | "g" | "r") {
                     Child::Process(
                         Command::new(&strait)
                             .arg("run")

@@ -220,7 +220,6 @@ impl Engine {
             waiters: Vec::new(),
             next_gen: 0,
             place_at: Instant::now(),
-            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
             idempotence: None,
         };
         runtime.spawn(coordinator.run(cmd_rx, ev_rx));
@@ -289,6 +288,8 @@ struct Part {
     stopped: bool,
     /// Not placed before this (a backoff after a failure).
     not_before: Instant,
+    /// The waits between its placements after failures; new again once it moves.
+    retry: Backoff,
 }
 
 struct Waiter {
@@ -313,7 +314,6 @@ struct Coordinator {
     next_gen: u64,
     /// When unplaced partitions are next looked at.
     place_at: Instant,
-    backoff: Backoff,
     /// Whether the target gives idempotent producer ids (`None`: not asked yet).
     idempotence: Option<bool>,
 }
@@ -371,6 +371,7 @@ impl Coordinator {
                         bytes: Arc::new(AtomicI64::new(0)),
                         stopped: false,
                         not_before: Instant::now(),
+                        retry: fresh_backoff(),
                     },
                 );
                 self.place_at = Instant::now();
@@ -499,6 +500,7 @@ impl Coordinator {
                 }
                 self.ledger.source_end(&tp, end);
                 p.position = Some(next);
+                p.retry = fresh_backoff();
                 for b in batches {
                     let owner = self.ledger.sent(&tp, b.first, b.next, log_start);
                     let size = b.bytes.len() as i64;
@@ -550,12 +552,14 @@ impl Coordinator {
                 debug!(flow = %self.spec.flow, partition = %format!("{}-{}", tp.0, tp.1), "fetching again elsewhere: {reason}");
                 p.fetcher = None;
                 p.position = position;
-                p.not_before = Instant::now() + self.backoff.next_wait();
+                p.not_before = Instant::now() + p.retry.next_wait();
                 self.place_at = self.place_at.min(p.not_before);
             }
             Ev::Acked { item, base_offset } => {
                 self.settled(&item);
-                self.backoff = fresh_backoff();
+                if let Some(p) = self.parts.get_mut(&item.tp) {
+                    p.retry = fresh_backoff();
+                }
                 self.ledger.acked(&item, base_offset);
             }
             Ev::Returned {
@@ -613,7 +617,7 @@ impl Coordinator {
             };
             if let Why::Moved(r) | Why::Retry(r) | Why::Producer(r) = &why {
                 debug!(flow = %self.spec.flow, partition = %format!("{}-{}", rtp.0, rtp.1), "handed back by its producer: {r}");
-                p.not_before = Instant::now() + self.backoff.next_wait();
+                p.not_before = Instant::now() + p.retry.next_wait();
             }
         }
         if p.stopped || why == Why::Refused {
@@ -680,11 +684,12 @@ impl Coordinator {
         }
     }
 
+    /// Place `tps` again only after a backoff (a cluster's metadata or a producer id could not
+    /// be had).
     fn delay(&mut self, tps: &[Tp]) {
-        let at = Instant::now() + self.backoff.next_wait();
         for tp in tps {
             if let Some(p) = self.parts.get_mut(tp) {
-                p.not_before = at;
+                p.not_before = Instant::now() + p.retry.next_wait();
             }
         }
     }

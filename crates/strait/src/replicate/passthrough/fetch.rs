@@ -183,7 +183,10 @@ pub(crate) async fn run(f: Fetcher, mut cmds: UnboundedReceiver<FetchCmd>) {
                 &f,
                 &mut parts,
                 ErrorClass::Source,
-                format!("broker {} offers no Fetch version strait speaks", f.addr),
+                format!(
+                    "cluster {} ({}): the broker offers no Fetch version strait speaks",
+                    f.ep.alias, f.addr
+                ),
             );
             return;
         };
@@ -240,12 +243,13 @@ fn apply(parts: &mut HashMap<Tp, Part>, c: FetchCmd) {
     }
 }
 
-/// Hand every partition back to the coordinator (the connection failed).
+/// Hand every partition back to the coordinator (the connection failed): `reason` names the
+/// cluster and the broker.
 fn hand_back(f: &Fetcher, parts: &mut HashMap<Tp, Part>, class: ErrorClass, reason: String) {
     let _ = f.events.send(Ev::Trouble {
         class,
         on_target: false,
-        message: format!("cluster {} ({}): {reason}", f.ep.alias, f.addr),
+        message: reason.clone(),
     });
     for (tp, p) in parts.drain() {
         let _ = f.events.send(Ev::Unfetched {
@@ -311,8 +315,8 @@ async fn reset(
         return Err((
             ErrorClass::Source,
             format!(
-                "broker {} offers no ListOffsets version strait speaks",
-                f.addr
+                "cluster {} ({}): the broker offers no ListOffsets version strait speaks",
+                f.ep.alias, f.addr
             ),
         ));
     };

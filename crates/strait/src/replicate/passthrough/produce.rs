@@ -146,7 +146,10 @@ pub(crate) async fn run(s: Sink, mut cmds: UnboundedReceiver<SinkCmd>) {
         }
     };
     let Some(version) = conn.version(ApiKey::Produce, 3..=12) else {
-        let reason = format!("broker {} offers no Produce version strait speaks", s.addr);
+        let reason = format!(
+            "cluster {} ({}): the broker offers no Produce version strait speaks",
+            s.ep.alias, s.addr
+        );
         while let Ok(c) = cmds.try_recv() {
             apply(&s, &mut parts, c);
         }
@@ -323,7 +326,7 @@ fn hand_back(s: &Sink, parts: &mut HashMap<RTp, Part>, class: ErrorClass, reason
     let _ = s.events.send(Ev::Trouble {
         class,
         on_target: true,
-        message: format!("cluster {} ({}): {reason}", s.ep.alias, s.addr),
+        message: reason.clone(),
     });
     for p in parts.values_mut() {
         p.leaving.get_or_insert_with(|| Why::Retry(reason.clone()));
