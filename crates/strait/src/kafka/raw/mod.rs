@@ -11,14 +11,9 @@
 //! keystores left to librdkafka) `unsupported` says in one sentence, so that a flow can keep
 //! librdkafka's data path for that cluster and say why.
 
-// used by the passthrough data path (issue 19)
-#![allow(dead_code)]
-
 mod conn;
 mod sasl;
 mod tls;
 
-// used by the passthrough data path (issue 19)
-#[allow(unused_imports)]
 pub(crate) use conn::{error_name, unsupported};
 pub use conn::{ApiRequest, Conn, Error, ErrorKind};
