@@ -569,6 +569,31 @@ impl Child {
     }
 }
 
+/// Panic, rather than wait forever, when the replicator under test has exited (its log, kept
+/// with the run's files, says why).
+fn still_running(child: &Child) {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.pid())).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.trim().chars().next());
+    if matches!(state, None | Some('Z') | Some('X')) {
+        panic!("the replicator under test (pid {}) exited before copying everything; its log is with the run's files", child.pid());
+    }
+}
+
+/// [`fresh_admin`], giving up when `child` exited.
+async fn fresh_admin_of(b: &Endpoint, topic: &str, parts: i32, child: &Child) -> Admin {
+    loop {
+        let admin = Admin::new(b, Duration::from_secs(30)).unwrap();
+        if admin.watermarks(topic, parts - 1).await.is_ok() {
+            return admin;
+        }
+        still_running(child);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// An admin client that knows `topic`: a client asked about a topic before it exists keeps
 /// answering "unknown" from its metadata cache, so new ones ask until the replicator created it.
 async fn fresh_admin(b: &Endpoint, topic: &str, parts: i32) -> Admin {
@@ -591,13 +616,15 @@ async fn copy_window(
     n: u64,
     launched: Instant,
 ) -> (f64, f64, f64, f64) {
-    let admin_b = &fresh_admin(b, remote, parts).await;
+    let admin_b = &fresh_admin_of(b, remote, parts, child).await;
     while count(admin_b, remote, parts).await == 0 {
+        still_running(child);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let first = Instant::now();
     let (cpu0, _) = proc_usage(child.pid());
     while count(admin_b, remote, parts).await < n {
+        still_running(child);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (cpu1, rss) = proc_usage(child.pid());

@@ -279,7 +279,7 @@ pub(crate) fn parse(
         if !key.starts_with(CONFLICTS) {
             return Err(bad(
                 &src.at,
-                "strait knows no such setting; its own settings are under `strait.conflicts.` and `strait.region.`"
+                "strait knows no such setting; its own settings are `strait.data.path` and those under `strait.conflicts.` and `strait.region.`"
                     .into(),
             ));
         }

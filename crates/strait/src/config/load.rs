@@ -26,6 +26,9 @@ use super::properties::{decode_latin1, Properties};
 use super::providers::{Providers, Resolver as ProviderResolver};
 use super::stores_io::{io_reason, StoreCache};
 
+/// strait's own connector property: `batches` (the default) or `records`.
+const DATA_PATH: &str = "strait.data.path";
+
 /// Keys (prefix stripped) to values with their origin.
 type Map = BTreeMap<String, Sourced>;
 
@@ -392,11 +395,13 @@ impl Loader<'_> {
             }
             // strait's own namespace, unless a cluster is called `strait` (then only the part
             // that cannot be one of its settings).
-            let own = if aliases.iter().any(|a| a == "strait") {
-                key.starts_with("strait.conflicts.") || key.starts_with(super::region::PREFIX)
-            } else {
-                key.starts_with(conflicts::PREFIX)
-            };
+            // `strait.data.path` is read as a connector property (per flow, or for all).
+            let own = key != DATA_PATH
+                && if aliases.iter().any(|a| a == "strait") {
+                    key.starts_with("strait.conflicts.") || key.starts_with(super::region::PREFIX)
+                } else {
+                    key.starts_with(conflicts::PREFIX)
+                };
             if own {
                 split.strait.insert(key.to_string(), src.clone());
                 continue;
@@ -1043,11 +1048,10 @@ impl Resolver<'_, '_> {
         }
     }
 
-    /// `strait.data.path`: why the flow copies record by record when the user says so
+    /// [`DATA_PATH`]: why the flow copies record by record when the user says so
     /// (`records`); `None` for `batches`, the default.
     fn data_path(&self) -> Result<Option<String>, ConfigError> {
-        let key = "strait.data.path";
-        let Some(src) = self.map.get(key) else {
+        let Some(src) = self.map.get(DATA_PATH) else {
             return Ok(None);
         };
         match src.value.trim().to_ascii_lowercase().as_str() {
