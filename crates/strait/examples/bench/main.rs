@@ -582,25 +582,17 @@ fn still_running(child: &Child) {
     }
 }
 
-/// [`fresh_admin`], giving up when `child` exited.
-async fn fresh_admin_of(b: &Endpoint, topic: &str, parts: i32, child: &Child) -> Admin {
+/// An admin client that knows `topic`: a client asked about a topic before it exists keeps
+/// answering "unknown" from its metadata cache, so new ones ask until the replicator created it.
+/// Gives up when `child`, the replicator that creates the topic, exited.
+async fn fresh_admin(b: &Endpoint, topic: &str, parts: i32, child: Option<&Child>) -> Admin {
     loop {
         let admin = Admin::new(b, Duration::from_secs(30)).unwrap();
         if admin.watermarks(topic, parts - 1).await.is_ok() {
             return admin;
         }
-        still_running(child);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// An admin client that knows `topic`: a client asked about a topic before it exists keeps
-/// answering "unknown" from its metadata cache, so new ones ask until the replicator created it.
-async fn fresh_admin(b: &Endpoint, topic: &str, parts: i32) -> Admin {
-    loop {
-        let admin = Admin::new(b, Duration::from_secs(30)).unwrap();
-        if admin.watermarks(topic, parts - 1).await.is_ok() {
-            return admin;
+        if let Some(c) = child {
+            still_running(c);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -616,7 +608,7 @@ async fn copy_window(
     n: u64,
     launched: Instant,
 ) -> (f64, f64, f64, f64) {
-    let admin_b = &fresh_admin_of(b, remote, parts, child).await;
+    let admin_b = &fresh_admin(b, remote, parts, Some(child)).await;
     while count(admin_b, remote, parts).await == 0 {
         still_running(child);
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -845,7 +837,7 @@ async fn run(args: Args) {
             if probe_n == 0 {
                 continue;
             }
-            fresh_admin(&b_ep, &remote_probe, parts).await;
+            fresh_admin(&b_ep, &remote_probe, parts, None).await;
             let (s1, s2, t, rt) = (
                 sa.clone(),
                 sb_.clone(),
@@ -1152,7 +1144,7 @@ impl Region {
         let ep = Endpoint::new("bench", bootstrap);
         // Fresh once every input exists (the remote copy is the replicator's to create).
         for (t, _) in &inputs {
-            fresh_admin(&ep, t, parts).await;
+            fresh_admin(&ep, t, parts, None).await;
         }
         let admin = Admin::new(&ep, Duration::from_secs(30)).unwrap();
         let group = ClientConfig::new()
