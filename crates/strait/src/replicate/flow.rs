@@ -1262,24 +1262,18 @@ async fn run(
             };
             let mut positions = positions;
             loop {
-                let copied = match &records {
-                    None => passthrough::copy_loop(
-                        &spec,
-                        &topics_rx,
-                        &copy_cancel,
-                        stats.clone(),
-                        positions.take(),
-                        &mut told,
-                    ),
-                    Some(_) => copy_loop(
-                        &spec,
-                        &topics_rx,
-                        &copy_cancel,
-                        stats.clone(),
-                        positions.take(),
-                        &mut told,
-                    ),
+                let copy = match &records {
+                    None => passthrough::copy_loop,
+                    Some(_) => copy_loop,
                 };
+                let copied = copy(
+                    &spec,
+                    &topics_rx,
+                    &copy_cancel,
+                    stats.clone(),
+                    positions.take(),
+                    &mut told,
+                );
                 match copied {
                     Err(FlowError::Restart { reason, .. }) if !copy_cancel.is_cancelled() => {
                         warn!(flow = %spec.name(), "{reason}; the flow starts again with a new producer, from its committed positions");
@@ -1902,40 +1896,38 @@ fn look_into(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, tp: &Tp
     }
 }
 
-/// The assigned partitions of `topics` (deleted and created again) start over: their group
-/// position is committed at 0 at once (so that whoever owns them next starts there), and they
-/// are read again from their start as a new ownership (see [`Holds`]).
+/// The assigned partitions of `topics` (deleted and created again) start over: copying them
+/// stops (`stop_copying`), their group position is committed at 0 at once (so that whoever owns
+/// them next starts there), and they start a new ownership at 0. Returns them, for the caller to
+/// read again from their start (the record path: [`Holds`]).
 fn restart_topics(
     consumer: &BaseConsumer<RebalanceContext>,
     shared: &Shared,
     topics: &[String],
-    rewinds: &mut Holds,
-) {
+    stop_copying: impl FnOnce(&[Tp]),
+) -> Vec<Tp> {
     let Ok(assigned) = consumer.assignment() else {
-        return;
+        return Vec::new();
     };
-    let again: Vec<(String, i32)> = assigned
+    let again: Vec<Tp> = assigned
         .elements()
         .iter()
         .filter(|e| topics.iter().any(|t| t == e.topic()))
-        .map(|e| (e.topic().to_string(), e.partition()))
+        .map(|e| (Arc::from(e.topic()), e.partition()))
         .collect();
-    let tpl = shared.stamped(
-        again.iter().map(|(t, p)| (t.as_str(), *p, 0)),
-        Listed::Source,
-    );
-    if tpl.count() == 0 {
-        return;
+    if again.is_empty() {
+        return again;
     }
+    stop_copying(&again);
+    let tpl = shared.stamped(again.iter().map(|(t, p)| (&**t, *p, 0)), Listed::Source);
     if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
         warn!(flow = %shared.flow, error = %e, "cannot commit the start of a topic created again; retried with the next commit");
     }
     let mut progress = shared.progress.lock().unwrap();
-    for e in tpl.elements() {
-        let tp: Tp = (Arc::from(e.topic()), e.partition());
-        progress.assigned(&tp, Some(0));
-        rewinds.pending.push(tp);
+    for tp in &again {
+        progress.assigned(tp, Some(0));
     }
+    again
 }
 
 /// Partitions whose fetched records are not copied: those to read again from their start (until
@@ -2475,7 +2467,8 @@ fn copy_loop(
                     shared.topic_ids.lock().unwrap().extend(ids);
                     if !recreated.is_empty() {
                         parked.retain(|m| !recreated.iter().any(|n| n == m.topic()));
-                        restart_topics(&consumer, &shared, &recreated, &mut holds);
+                        let again = restart_topics(&consumer, &shared, &recreated, |_| {});
+                        holds.pending.extend(again);
                     }
                 }
             }

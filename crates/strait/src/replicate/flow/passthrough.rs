@@ -352,40 +352,17 @@ pub(super) fn copy_loop(
     finish(flow, shared, consumer, None, stop_by)
 }
 
-/// Source topics deleted and created again: their assigned partitions start over from 0
-/// (committed at once, so that whoever owns them next starts there too).
+/// Source topics deleted and created again: their assigned partitions start over from 0 (see
+/// [`super::restart_topics`]), the engine copying them again from there.
 fn restart_topics(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, topics: &[String]) {
-    let Ok(assigned) = consumer.assignment() else {
-        return;
-    };
     let Some(engine) = shared.engine.get() else {
         return;
     };
-    let again: Vec<(String, i32)> = assigned
-        .elements()
-        .iter()
-        .filter(|e| topics.iter().any(|t| t == e.topic()))
-        .map(|e| (e.topic().to_string(), e.partition()))
-        .collect();
-    let tpl = shared.stamped(
-        again.iter().map(|(t, p)| (t.as_str(), *p, 0)),
-        super::Listed::Source,
-    );
-    if tpl.count() == 0 {
-        return;
-    }
-    let tps: Vec<Tp> = again
-        .iter()
-        .map(|(t, p)| (Arc::from(t.as_str()), *p))
-        .collect();
-    let _ = engine.stop_partitions(tps.clone(), Duration::from_secs(5));
-    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-        warn!(flow = %shared.flow, error = %e, "cannot commit the start of a topic created again; retried with the next commit");
-    }
-    let names = shared.remote_names.lock().unwrap().clone();
-    let mut progress = shared.progress.lock().unwrap();
-    for tp in tps {
-        progress.assigned(&tp, Some(0));
+    let again = super::restart_topics(consumer, shared, topics, |tps| {
+        let _ = engine.stop_partitions(tps.to_vec(), Duration::from_secs(5));
+    });
+    let names = shared.remote_names.lock().unwrap();
+    for tp in again {
         if let Some(remote) = names.get(&*tp.0) {
             info!(flow = %shared.flow, partition = %format!("{}-{}", tp.0, tp.1), "reading the topic created again from its start");
             engine.start_partition(tp.clone(), Arc::from(remote.as_str()), Some(0));

@@ -444,19 +444,14 @@ fn answer(f: &Fetcher, parts: &mut HashMap<Tp, Part>, resp: FetchResponse) {
             });
             let mut next = position;
             let mut batches = Vec::new();
+            // What stops the reading of this answer's batches (the partition is fetched again
+            // after a pause, from the last batch read).
+            let mut unreadable = None;
             for b in Batches::new(&records) {
                 let b = match b {
                     Ok(b) => b,
                     Err(e) => {
-                        part.not_before = Instant::now() + Duration::from_secs(5);
-                        let _ = f.events.send(Ev::Trouble {
-                            class: ErrorClass::Source,
-                            on_target: false,
-                            message: format!(
-                                "cluster {} ({}): {}-{} at offset {next}: {e}",
-                                f.ep.alias, f.addr, tp.0, tp.1
-                            ),
-                        });
+                        unreadable = Some(format!(" at offset {next}: {e}"));
                         break;
                     }
                 };
@@ -492,21 +487,21 @@ fn answer(f: &Fetcher, parts: &mut HashMap<Tp, Part>, resp: FetchResponse) {
                         }
                         Ok(None) => {}
                         Err(e) => {
-                            part.not_before = Instant::now() + Duration::from_secs(5);
-                            let _ = f.events.send(Ev::Trouble {
-                                class: ErrorClass::Source,
-                                on_target: false,
-                                message: format!(
-                                    "cluster {} ({}): {}-{}: {e}",
-                                    f.ep.alias, f.addr, tp.0, tp.1
-                                ),
-                            });
+                            unreadable = Some(format!(": {e}"));
                             break;
                         }
                     },
                     Disposition::Behind | Disposition::Marker => unreachable!("handled above"),
                 }
                 next = b.header.next_offset();
+            }
+            if let Some(e) = unreadable {
+                part.not_before = Instant::now() + Duration::from_secs(5);
+                let _ = f.events.send(Ev::Trouble {
+                    class: ErrorClass::Source,
+                    on_target: false,
+                    message: format!("cluster {} ({}): {}-{}{e}", f.ep.alias, f.addr, tp.0, tp.1),
+                });
             }
             let end = p.high_watermark;
             if batches.is_empty() && next == position && end == part.told_end {
