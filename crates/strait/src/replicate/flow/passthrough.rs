@@ -256,7 +256,7 @@ pub(super) fn copy_loop(
         }),
         &runtime,
     );
-    let (outstanding, waiting) = (engine.outstanding.clone(), engine.batches.clone());
+    let waiting = engine.batches.clone();
     let _ = shared.engine.set(engine);
     let consumer = super::membership_consumer(spec, &shared)?;
 
@@ -312,7 +312,6 @@ pub(super) fn copy_loop(
         }
         if last_stall_check.elapsed() >= Duration::from_secs(1) {
             last_stall_check = Instant::now();
-            let _ = outstanding.load(Ordering::Relaxed);
             stall.check(&shared, waiting.load(Ordering::Relaxed).max(0) as u64);
         }
         if last_delivered.elapsed() >= DELIVERED_EVERY {

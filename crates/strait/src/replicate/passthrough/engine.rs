@@ -169,8 +169,6 @@ enum Cmd {
 /// The engine's handle, for the copy loop. Dropping it ends the engine.
 pub(crate) struct Engine {
     cmds: UnboundedSender<Cmd>,
-    /// Bytes fetched and not yet acknowledged, all partitions.
-    pub(crate) outstanding: Arc<AtomicI64>,
     /// Batches fetched and not yet acknowledged.
     pub(crate) batches: Arc<AtomicI64>,
     cancel: CancellationToken,
@@ -212,7 +210,7 @@ impl Engine {
             fetchers: HashMap::new(),
             sinks: HashMap::new(),
             ev_tx,
-            outstanding: outstanding.clone(),
+            outstanding,
             batches: batches.clone(),
             cancel: cancel.clone(),
             source_ctl: None,
@@ -225,7 +223,6 @@ impl Engine {
         runtime.spawn(coordinator.run(cmd_rx, ev_rx));
         Engine {
             cmds,
-            outstanding,
             batches,
             cancel,
         }
