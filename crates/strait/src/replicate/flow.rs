@@ -408,6 +408,20 @@ impl Shared {
         }
     }
 
+    /// The flow's outcome so far: a failure a callback recorded ends it, to be restarted when
+    /// its producer was fenced (another process took over), for good otherwise.
+    fn outcome(&self) -> Result<(), FlowError> {
+        let Some(reason) = self.failure.lock().unwrap().clone() else {
+            return Ok(());
+        };
+        let flow = self.flow.clone();
+        Err(if self.fenced.load(Ordering::Relaxed) {
+            FlowError::Restart { flow, reason }
+        } else {
+            FlowError::Fatal { flow, reason }
+        })
+    }
+
     /// Everything acknowledged so far is in the index, within `timeout`; else how many index
     /// records are still on their way.
     fn flush_index(&self, timeout: Duration) -> Result<(), usize> {
@@ -1831,18 +1845,21 @@ struct Stall {
     records: u64,
     moved: Instant,
     said: bool,
+    /// What waits, as the message counts it: "records" or "batches".
+    unit: &'static str,
 }
 
 impl Stall {
-    fn new(records: u64) -> Self {
+    fn new(records: u64, unit: &'static str) -> Self {
         Self {
             records,
             moved: Instant::now(),
             said: false,
+            unit,
         }
     }
 
-    /// `waiting`: records handed to the producer or parked, not acknowledged yet.
+    /// `waiting`: records (or batches) handed to the target or parked, not acknowledged yet.
     fn check(&mut self, shared: &Shared, waiting: u64) {
         let records = shared.stats.records.load(Ordering::Relaxed);
         if records != self.records || waiting == 0 {
@@ -1855,15 +1872,82 @@ impl Stall {
             }
         } else if self.moved.elapsed() >= STALL_AFTER {
             let reason = format!(
-                "the target {} has acknowledged no record for {}s; {waiting} records wait (the source is paused when the producer's queue is full)",
+                "the target {} has acknowledged no record for {}s; {waiting} {} wait (the source is paused when the producer's queue is full)",
                 shared.target,
-                self.moved.elapsed().as_secs()
+                self.moved.elapsed().as_secs(),
+                self.unit,
             );
             if !self.said {
                 warn!(flow = %shared.flow, "{reason}");
                 self.said = true;
             }
             shared.stats.health.waiting(reason);
+        }
+    }
+}
+
+/// The steps both copy loops take between polls, each on its own clock: the stall check (every
+/// second), the look at the source ([`DELIVERED_EVERY`]), the commit (the loop's own step, every
+/// `commit_every`) and the promotion of delayed offset syncs (`offset.flush.interval.ms`).
+struct Rounds {
+    stall: Stall,
+    stall_checked: Instant,
+    looked: Instant,
+    committed: Instant,
+    commit_every: Duration,
+    promoted: Instant,
+    promote_every: Duration,
+}
+
+impl Rounds {
+    fn new(
+        shared: &Shared,
+        unit: &'static str,
+        commit_every: Duration,
+        promote_every: Duration,
+    ) -> Self {
+        let now = Instant::now();
+        shared.stats.health.replicating();
+        Self {
+            stall: Stall::new(shared.stats.records.load(Ordering::Relaxed), unit),
+            stall_checked: now,
+            looked: now,
+            committed: now,
+            commit_every,
+            promoted: now,
+            promote_every,
+        }
+    }
+
+    /// Take the steps that are due. `waiting` counts what the target has not acknowledged yet;
+    /// `end_of` is a partition's end as last heard (for [`look_at_source`]); `commit` is the
+    /// loop's commit.
+    fn run(
+        &mut self,
+        shared: &Shared,
+        waiting: impl FnOnce() -> u64,
+        end_of: impl Fn(&str, i32) -> Option<i64>,
+        partitions_total: usize,
+        commit: impl FnOnce(),
+    ) {
+        if self.stall_checked.elapsed() >= Duration::from_secs(1) {
+            self.stall_checked = Instant::now();
+            self.stall.check(shared, waiting());
+        }
+        if self.looked.elapsed() >= DELIVERED_EVERY {
+            self.looked = Instant::now();
+            look_at_source(end_of, shared, partitions_total);
+        }
+        if self.committed.elapsed() >= self.commit_every {
+            commit();
+            // From the end of this one: an exactly-once commit (a transaction's end) may take as
+            // long as the interval, and the next transaction must still get the interval's
+            // reading.
+            self.committed = Instant::now();
+        }
+        if self.promoted.elapsed() >= self.promote_every {
+            shared.syncs.lock().unwrap().promote_delayed();
+            self.promoted = Instant::now();
         }
     }
 }
@@ -2256,6 +2340,16 @@ fn subscribe(
     Ok(())
 }
 
+/// A graceful stop's last commit (not exactly once): what was acknowledged goes into the index
+/// first, within the stop's budget, then its positions are committed.
+fn last_commit(consumer: &BaseConsumer<RebalanceContext>, shared: &Shared, stop_by: Instant) {
+    let left = stop_by.saturating_duration_since(Instant::now());
+    if let Err(n) = shared.flush_index(left.min(Duration::from_secs(2))) {
+        warn!(flow = %shared.flow, in_flight = n, "the offset index was not fully written before stopping; the records it misses will be copied again on restart");
+    }
+    commit(consumer, shared, CommitMode::Async);
+}
+
 /// The end of a copy loop's graceful stop, after its last commit was asked for: wait for the
 /// commit, leave the groups, send the last offset syncs, all within `stop_by`; then the flow's
 /// outcome.
@@ -2295,18 +2389,13 @@ fn finish(
         warn!(flow = %flow, "the source did not answer the group leave in time; other processes take over after the session timeout");
     }
     shared.drain_syncs(left().min(Duration::from_secs(2)));
-    let failure = shared.failure.lock().unwrap().clone();
-    let fenced = shared.fenced.load(Ordering::Relaxed);
+    let outcome = shared.outcome();
     // Destroying a librdkafka client waits for its broker threads, which against a cluster
     // that does not answer can take longer than the stop may: the producers go on their own.
     let _ = std::thread::Builder::new()
         .name(format!("close {flow}"))
         .spawn(move || drop(shared));
-    match failure {
-        Some(reason) if fenced => Err(FlowError::Restart { flow, reason }),
-        Some(reason) => Err(FlowError::Fatal { flow, reason }),
-        None => Ok(()),
-    }
+    outcome
 }
 
 /// The copy loop: poll the source, produce to the target, commit what the target acknowledged.
@@ -2424,25 +2513,19 @@ fn copy_loop(
     // Records the producer had no room for, oldest first, while the partitions are paused.
     let mut parked: VecDeque<OwnedMessage> = VecDeque::new();
     let mut seen_revocations = shared.stats.revocations.load(Ordering::Relaxed);
-    let mut last_commit = Instant::now();
-    let mut last_promote = Instant::now();
-    let mut last_stall_check = Instant::now();
-    let mut last_delivered = Instant::now();
     let mut partitions_total = 0usize;
-    let mut stall = Stall::new(shared.stats.records.load(Ordering::Relaxed));
-    shared.stats.health.replicating();
+    // Exactly once, a commit is a transaction's end.
+    let mut rounds = Rounds::new(
+        &shared,
+        "records",
+        spec.exactly_once.unwrap_or(spec.commit_interval),
+        spec.offset_flush_interval,
+    );
     let mut subscribed: Option<Vec<String>> = None;
     let mut holds = Holds::default();
     let mut last_membership_poll = Instant::now();
-    // Exactly once, a commit is a transaction's end.
-    let commit_every = spec.exactly_once.unwrap_or(spec.commit_interval);
     'copy: loop {
-        if let Some(reason) = shared.failure.lock().unwrap().clone() {
-            if shared.fenced.load(Ordering::Relaxed) {
-                return Err(FlowError::Restart { flow, reason });
-            }
-            return Err(fatal(reason));
-        }
+        shared.outcome()?;
         if let Some(reason) = shared.receipts.as_ref().and_then(|r| r.failure()) {
             return Err(fatal(reason));
         }
@@ -2562,23 +2645,12 @@ fn copy_loop(
         for (tp, jump) in handing.jumps.drain(..) {
             look_into(&consumer, &shared, &tp, jump);
         }
-        if last_stall_check.elapsed() >= Duration::from_secs(1) {
-            last_stall_check = Instant::now();
-            stall.check(
-                &shared,
-                producer.in_flight_count().max(0) as u64 + parked.len() as u64,
-            );
-        }
-        if last_delivered.elapsed() >= DELIVERED_EVERY {
-            last_delivered = Instant::now();
-            look_at_source(
-                |t, p| crate::kafka::cached_watermarks(consumer.client(), t, p).map(|(_, hi)| hi),
-                &shared,
-                partitions_total,
-            );
-        }
-        if last_commit.elapsed() >= commit_every {
-            match &membership {
+        rounds.run(
+            &shared,
+            || producer.in_flight_count().max(0) as u64 + parked.len() as u64,
+            |t, p| crate::kafka::cached_watermarks(consumer.client(), t, p).map(|(_, hi)| hi),
+            partitions_total,
+            || match &membership {
                 Some(m) => {
                     exactly_once::commit(m, &consumer, &shared);
                     // After an abort, nothing more is read before the positions are.
@@ -2588,15 +2660,8 @@ fn copy_loop(
                     commit(&consumer, &shared, CommitMode::Async);
                     shared.send_syncs();
                 }
-            }
-            // From the end of this one: a transaction's end may take as long as the interval,
-            // and the next transaction must still get the interval's reading.
-            last_commit = Instant::now();
-        }
-        if last_promote.elapsed() >= spec.offset_flush_interval {
-            shared.syncs.lock().unwrap().promote_delayed();
-            last_promote = Instant::now();
-        }
+            },
+        );
     }
 
     // Graceful stop: everything handed to the producer is delivered, committed and synced,
@@ -2612,14 +2677,10 @@ fn copy_loop(
             warn!(flow = %flow, "not every receipt was acknowledged before stopping; their records will be copied again on restart");
         }
     }
-    if let Some(m) = &membership {
+    match &membership {
         // The last transaction: what was copied since the previous one, and its positions.
-        exactly_once::commit(m, &consumer, &shared);
-    } else {
-        if let Err(n) = shared.flush_index(left().min(Duration::from_secs(2))) {
-            warn!(flow = %flow, in_flight = n, "the offset index was not fully written before stopping; the records it misses will be copied again on restart");
-        }
-        commit(&consumer, &shared, CommitMode::Async);
+        Some(m) => exactly_once::commit(m, &consumer, &shared),
+        None => last_commit(&consumer, &shared, stop_by),
     }
     finish(flow, shared, consumer, membership, stop_by)
 }

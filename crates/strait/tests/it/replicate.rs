@@ -201,11 +201,14 @@ async fn a_full_producer_queue_pauses_the_source_and_keeps_the_group(engine) {
         assert!(!flow.is_finished(), "an unreachable target is waited for");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Waited for, and said: the flow is waiting, with the reason.
+    // Waited for, and said: the flow is waiting, with the reason (batches wait: the default
+    // data path copies batches).
     let seen = flow.stats.health.view(3);
     assert_eq!(seen.condition, replicate::Condition::Waiting, "{seen:?}");
     assert!(
-        seen.reason.as_deref().is_some_and(|r| r.contains("has acknowledged no record")),
+        seen.reason.as_deref().is_some_and(
+            |r| r.contains("has acknowledged no record") && r.contains(" batches wait")
+        ),
         "{seen:?}"
     );
     west.heal();

@@ -18,8 +18,8 @@ use rdkafka::TopicPartitionList;
 use tracing::{error, info, warn};
 
 use super::{
-    commit, finish, look_at_source, new_shared, subscribe, FlowError, FlowSpec, FlowStats,
-    RebalanceContext, Shared, Stall, ToCopy, Told, DELIVERED_EVERY, STOP_BUDGET,
+    commit, finish, last_commit, new_shared, subscribe, FlowError, FlowSpec, FlowStats,
+    RebalanceContext, Rounds, Shared, ToCopy, Told, STOP_BUDGET,
 };
 use crate::replicate::health::{ErrorClass, StoppedPartition};
 use crate::replicate::mm2_offsets::PositionLog;
@@ -260,18 +260,16 @@ pub(super) fn copy_loop(
     let _ = shared.engine.set(engine);
     let consumer = super::membership_consumer(spec, &shared)?;
 
-    let mut last_commit = Instant::now();
-    let mut last_promote = Instant::now();
-    let mut last_stall_check = Instant::now();
-    let mut last_delivered = Instant::now();
     let mut partitions_total = 0usize;
-    let mut stall = Stall::new(shared.stats.records.load(Ordering::Relaxed));
-    shared.stats.health.replicating();
+    let mut rounds = Rounds::new(
+        &shared,
+        "batches",
+        spec.commit_interval,
+        spec.offset_flush_interval,
+    );
     let mut subscribed: Option<Vec<String>> = None;
     loop {
-        if let Some(reason) = shared.failure.lock().unwrap().clone() {
-            return Err(fatal(reason));
-        }
+        shared.outcome()?;
         if stop.is_cancelled() {
             break;
         }
@@ -310,28 +308,19 @@ pub(super) fn copy_loop(
             Some(Err(e)) => shared.client_error(false, &e, ""),
             None => {}
         }
-        if last_stall_check.elapsed() >= Duration::from_secs(1) {
-            last_stall_check = Instant::now();
-            stall.check(&shared, waiting.load(Ordering::Relaxed).max(0) as u64);
-        }
-        if last_delivered.elapsed() >= DELIVERED_EVERY {
-            last_delivered = Instant::now();
-            let ends: HashMap<Tp, i64> = shared.source_ends.lock().unwrap().clone();
-            look_at_source(
-                |t, p| ends.get(&(Arc::from(t), p)).copied(),
-                &shared,
-                partitions_total,
-            );
-        }
-        if last_commit.elapsed() >= spec.commit_interval {
-            commit(&consumer, &shared, CommitMode::Async);
-            shared.send_syncs();
-            last_commit = Instant::now();
-        }
-        if last_promote.elapsed() >= spec.offset_flush_interval {
-            shared.syncs.lock().unwrap().promote_delayed();
-            last_promote = Instant::now();
-        }
+        rounds.run(
+            &shared,
+            || waiting.load(Ordering::Relaxed).max(0) as u64,
+            |t, p| {
+                let ends = shared.source_ends.lock().unwrap();
+                ends.get(&(Arc::from(t), p)).copied()
+            },
+            partitions_total,
+            || {
+                commit(&consumer, &shared, CommitMode::Async);
+                shared.send_syncs();
+            },
+        );
     }
 
     // Graceful stop, as the record path's: what the engine has is acknowledged, indexed and
@@ -344,10 +333,7 @@ pub(super) fn copy_loop(
             warn!(flow = %flow, batches = n, "not every batch was acknowledged before stopping; their records will be copied again on restart");
         }
     }
-    if let Err(n) = shared.flush_index(left().min(Duration::from_secs(2))) {
-        warn!(flow = %flow, in_flight = n, "the offset index was not fully written before stopping; the records it misses will be copied again on restart");
-    }
-    commit(&consumer, &shared, CommitMode::Async);
+    last_commit(&consumer, &shared, stop_by);
     finish(flow, shared, consumer, None, stop_by)
 }
 
