@@ -42,6 +42,8 @@ use strait::kafka::{Admin, Endpoint, TopicSpec};
 use strait_sandbox::Sandbox;
 
 mod raw_loop;
+#[path = "../../tests/it/common/stored.rs"]
+mod stored;
 
 struct Args {
     mb: u64,

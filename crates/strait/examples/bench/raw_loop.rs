@@ -205,49 +205,10 @@ async fn run(src: &str, dst: &str, topics: &str, partitions: i32, n: u64) {
 /// Tells whether a copy kept the source's compression.
 pub(crate) async fn stored_bytes(bootstrap: &str, topic: &str, partitions: i32) -> u64 {
     let ep = Endpoint::new("bench", bootstrap);
-    let admin = strait::kafka::Admin::new(&ep, std::time::Duration::from_secs(30)).unwrap();
-    let mut next = Vec::new();
-    let mut ends = Vec::new();
-    for p in 0..partitions {
-        let (lo, hi) = admin.watermarks(topic, p).await.expect("watermarks");
-        next.push(lo);
-        ends.push(hi);
-    }
-    let mut conn = connect(bootstrap).await;
-    let v = conn
-        .version(ApiKey::Fetch, 4..=12)
-        .expect("a Fetch version");
-    let mut bytes = 0u64;
-    while next.iter().zip(&ends).any(|(n, e)| n < e) {
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_bytes(50 << 20)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(
-                    (0..partitions)
-                        .filter(|p| next[*p as usize] < ends[*p as usize])
-                        .map(|p| {
-                            FetchPartition::default()
-                                .with_partition(p)
-                                .with_fetch_offset(next[p as usize])
-                                .with_partition_max_bytes(4 << 20)
-                        })
-                        .collect(),
-                )]);
-        let resp = conn.call(&req, v).await.unwrap_or_else(|e| panic!("{e}"));
-        for t in &resp.responses {
-            for p in &t.partitions {
-                let at = &mut next[p.partition_index as usize];
-                for b in Batches::new(p.records.as_deref().unwrap_or_default()) {
-                    let b = b.expect("a v2 record batch");
-                    if b.header.base_offset >= *at {
-                        bytes += b.bytes.len() as u64;
-                        *at = b.header.next_offset();
-                    }
-                }
-            }
-        }
-    }
-    bytes
+    crate::stored::stored_batches(&ep, topic, partitions)
+        .await
+        .values()
+        .flatten()
+        .map(|h| h.size() as u64)
+        .sum()
 }

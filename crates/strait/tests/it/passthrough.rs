@@ -5,19 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use strait::kafka::raw::Conn;
 use strait::kafka::TopicSpec;
 use strait::replicate;
-use strait::replicate::passthrough::batch::Batches;
 
 use crate::common::*;
 
-/// One stored batch, as the broker keeps it: its codec id and record count.
-type Stored = (i16, i32);
+/// One stored batch, as the broker keeps it: its codec id, record count and size in bytes.
+type Stored = (i16, i32, usize);
 
 /// Every batch of `topic` on `c`, per partition, read back as stored (one broker: the bed's).
 async fn stored_batches(
@@ -25,55 +20,14 @@ async fn stored_batches(
     topic: &str,
     partitions: i32,
 ) -> BTreeMap<i32, Vec<Stored>> {
-    let admin = admin(c);
-    let mut next = Vec::new();
-    let mut ends = Vec::new();
-    for p in 0..partitions {
-        let (lo, hi) = admin.watermarks(topic, p).await.expect("watermarks");
-        next.push(lo);
-        ends.push(hi);
-    }
-    let mut conn = Conn::bootstrap(&endpoint(c))
+    stored::stored_batches(&endpoint(c), topic, partitions)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let v = conn
-        .version(ApiKey::Fetch, 4..=12)
-        .expect("a Fetch version");
-    let mut out: BTreeMap<i32, Vec<Stored>> = BTreeMap::new();
-    while next.iter().zip(&ends).any(|(n, e)| n < e) {
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_bytes(50 << 20)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(
-                    (0..partitions)
-                        .filter(|p| next[*p as usize] < ends[*p as usize])
-                        .map(|p| {
-                            FetchPartition::default()
-                                .with_partition(p)
-                                .with_fetch_offset(next[p as usize])
-                                .with_partition_max_bytes(4 << 20)
-                        })
-                        .collect(),
-                )]);
-        let resp = conn.call(&req, v).await.unwrap_or_else(|e| panic!("{e}"));
-        for t in &resp.responses {
-            for p in &t.partitions {
-                let at = &mut next[p.partition_index as usize];
-                for b in Batches::new(p.records.as_deref().unwrap_or_default()) {
-                    let b = b.expect("a v2 record batch");
-                    if b.header.base_offset >= *at {
-                        out.entry(p.partition_index)
-                            .or_default()
-                            .push((b.header.compression(), b.header.count));
-                        *at = b.header.next_offset();
-                    }
-                }
-            }
-        }
-    }
-    out
+        .into_iter()
+        .map(|(p, hs)| {
+            let batches = hs.iter().map(|h| (h.compression(), h.count, h.size()));
+            (p, batches.collect())
+        })
+        .collect()
 }
 
 /// `n` records to `topic`, round-robin over `partitions`, through a producer that batches and
@@ -166,13 +120,13 @@ async fn record_batches_reach_the_target_as_they_were(engine) {
         // As bytes: the source's batches, one for one, compressed as they were.
         let src = stored_batches(east, topic, partitions).await;
         let dst = stored_batches(west, &remote, partitions).await;
-        assert_eq!(src, dst, "{topic}: the same batches (codec, records) on both sides");
+        assert_eq!(src, dst, "{topic}: the same batches (codec, records, bytes) on both sides");
         let codecs: std::collections::BTreeSet<i16> =
-            dst.values().flatten().map(|(c, _)| *c).collect();
+            dst.values().flatten().map(|(c, _, _)| *c).collect();
         let want = if topic == "clicks" { 4 } else { 0 };
         assert_eq!(codecs, [want].into(), "{remote}: codec kept");
         assert!(
-            dst.values().flatten().any(|(_, n)| *n > 1),
+            dst.values().flatten().any(|(_, n, _)| *n > 1),
             "{remote}: batches of many records: {dst:?}"
         );
     }
@@ -203,7 +157,8 @@ async fn the_record_path_is_kept_when_asked_for() {
     flow.stop();
     flow.join().await.expect("clean stop");
     let dst = stored_batches(west, "us-east.clicks", 1).await;
-    let codecs: std::collections::BTreeSet<i16> = dst.values().flatten().map(|(c, _)| *c).collect();
+    let codecs: std::collections::BTreeSet<i16> =
+        dst.values().flatten().map(|(c, _, _)| *c).collect();
     assert_eq!(
         codecs,
         [3].into(),

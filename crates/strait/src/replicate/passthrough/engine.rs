@@ -951,22 +951,3 @@ pub(crate) fn means_moved(code: i16) -> bool {
     // NOT_CONTROLLER.
     matches!(code, 3 | 5 | 6 | 56 | 74 | 75 | 78 | 41)
 }
-
-impl std::fmt::Debug for Ev {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Ev::Fetched { tp, batches, .. } => {
-                write!(f, "Fetched({}-{}, {})", tp.0, tp.1, batches.len())
-            }
-            Ev::Unfetched { tp, .. } => write!(f, "Unfetched({}-{})", tp.0, tp.1),
-            Ev::Acked { item, .. } => {
-                write!(f, "Acked({}-{}@{})", item.tp.0, item.tp.1, item.first)
-            }
-            Ev::Returned { rtp, why, .. } => write!(f, "Returned({}-{}, {why:?})", rtp.0, rtp.1),
-            Ev::Refused { item, .. } => {
-                write!(f, "Refused({}-{}@{})", item.tp.0, item.tp.1, item.first)
-            }
-            Ev::Trouble { message, .. } => write!(f, "Trouble({message})"),
-        }
-    }
-}

@@ -12,6 +12,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use strait::kafka::{Admin, Endpoint, TopicSpec};
 use strait_sandbox::Cluster;
 
+pub(crate) mod stored;
+
 /// A client of `c` (as its super user on a secure Apache Kafka cluster).
 pub(crate) fn endpoint(c: &Cluster) -> Endpoint {
     endpoint_as(c, strait_sandbox::kafka::ADMIN)
