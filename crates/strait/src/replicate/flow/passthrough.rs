@@ -243,12 +243,13 @@ pub(super) fn copy_loop(
         .get("request.timeout.ms")
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(Duration::from_secs(30), Duration::from_millis);
+    let fetch = FetchConfig::of(&spec.source);
     let engine = Engine::start(
         EngineSpec {
             flow: flow.clone(),
             source: spec.source.clone(),
             target: spec.target.clone(),
-            fetch: FetchConfig::of(&spec.source),
+            fetch: fetch.clone(),
             produce_timeout,
         },
         Arc::new(FlowLedger {
@@ -292,8 +293,9 @@ pub(super) fn copy_loop(
                     }
                     subscribe(&consumer, &t, &mut subscribed, spec, &flow).map_err(&fatal)?;
                 }
-                // The target measures batches itself: one it refuses stops its partition.
-                ToCopy::Limits(_) => {}
+                // The target measures batches itself (one it refuses stops its partition);
+                // merged batches stay well within every remote topic's limit.
+                ToCopy::Limits(l) => fetch.limit_merges(l.into_values()),
                 ToCopy::Ids { ids, recreated } => {
                     shared.topic_ids.lock().unwrap().extend(ids);
                     if !recreated.is_empty() {

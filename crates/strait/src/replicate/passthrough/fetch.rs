@@ -2,13 +2,19 @@
 //! whole batches by [`super::batch`]'s rules (aborted transactions and markers dropped, batches a
 //! producer may not send rewritten by [`super::rebatch`]), handed to the coordinator in order.
 //!
+//! A backlog of small batches (a producer that batched little) is merged: consecutive batches of
+//! a partition under [`SMALL_BATCH`] in one answer become one of up to [`MERGE_UP_TO`] (their
+//! records decompressed and compressed again with the same codec). Kafka takes one batch a
+//! partition in a produce request and an idempotent producer five requests in flight, so copied
+//! one by one, batches of a record or two drain a backlog at a few thousand records a second.
+//!
 //! A partition is left out of the next request while what it fetched waits for the target above
 //! a limit (twice `max.partition.fetch.bytes`), and every partition while all of them hold more
 //! than `fetch.max.bytes` twice over: a slow target slows the fetching, not the memory.
 //! A partition whose leader moved is handed back; a failed connection hands back all of them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +27,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info};
 
-use super::batch::{disposition, Aborted, Batches, Disposition};
+use super::batch::{disposition, Aborted, Batch, Batches, Disposition};
 use super::engine::{class_of, class_of_code, means_moved, Ev, Fetched};
 use super::rebatch::rebatch;
 use crate::kafka::raw::{error_name, Conn};
@@ -29,6 +35,14 @@ use crate::kafka::Endpoint;
 use crate::replicate::health::ErrorClass;
 use crate::replicate::progress::Tp;
 use crate::stop::CancellationToken;
+
+/// Batches smaller than this (a Java producer's default `batch.size`) are merged with their
+/// neighbours; larger ones go as they are.
+pub(crate) const SMALL_BATCH: usize = 16 * 1024;
+
+/// How large a merged batch may grow (the sum of its parts as fetched), unless a remote topic's
+/// `max.message.bytes` asks for less ([`FetchConfig::merge_up_to`]).
+pub(crate) const MERGE_UP_TO: usize = 256 * 1024;
 
 /// The source consumer's fetch properties, as librdkafka reads them.
 #[derive(Clone, Debug)]
@@ -41,6 +55,10 @@ pub(crate) struct FetchConfig {
     pub(crate) read_committed: bool,
     /// `auto.offset.reset`: true for the earliest offset (strait's default).
     pub(crate) reset_earliest: bool,
+    /// The largest merged batch: [`MERGE_UP_TO`], or half the smallest `max.message.bytes` of
+    /// the remote topics when that is less (set as the flow learns them), so that a merged
+    /// batch is never one the target refuses where its parts would pass.
+    pub(crate) merge_up_to: Arc<AtomicUsize>,
 }
 
 impl FetchConfig {
@@ -68,7 +86,18 @@ impl FetchConfig {
                 .get("isolation.level")
                 .is_some_and(|v| v.eq_ignore_ascii_case("read_uncommitted")),
             reset_earliest: !["latest", "largest", "end"].contains(&reset.as_str()),
+            merge_up_to: Arc::new(AtomicUsize::new(MERGE_UP_TO)),
         }
+    }
+
+    /// The remote topics' `max.message.bytes` as the flow learned them: merged batches stay
+    /// within half the smallest.
+    pub(crate) fn limit_merges(&self, limits: impl IntoIterator<Item = i64>) {
+        let up_to = limits
+            .into_iter()
+            .map(|l| usize::try_from(l / 2).unwrap_or(0))
+            .fold(MERGE_UP_TO, usize::min);
+        self.merge_up_to.store(up_to, Ordering::Relaxed);
     }
 }
 
@@ -442,59 +471,12 @@ fn answer(f: &Fetcher, parts: &mut HashMap<Tp, Part>, resp: FetchResponse) {
                         .map(|a| (a.producer_id.0, a.first_offset)),
                 )
             });
-            let mut next = position;
-            let mut batches = Vec::new();
-            // What stops the reading of this answer's batches (the partition is fetched again
-            // after a pause, from the last batch read).
-            let mut unreadable = None;
-            for b in Batches::new(&records) {
-                let b = match b {
-                    Ok(b) => b,
-                    Err(e) => {
-                        unreadable = Some(format!(" at offset {next}: {e}"));
-                        break;
-                    }
-                };
-                let dropped = aborted.as_mut().is_some_and(|a| a.is_aborted(&b));
-                let d = disposition(&b.header, next);
-                if d == Disposition::Behind {
-                    continue;
-                }
-                if dropped || d == Disposition::Marker {
-                    next = b.header.next_offset();
-                    continue;
-                }
-                match d {
-                    Disposition::Bytes => batches.push(Fetched {
-                        first: b.header.base_offset,
-                        next: b.header.next_offset(),
-                        count: b.header.count,
-                        offsets: None,
-                        bytes: records.slice_ref(b.bytes),
-                        max_timestamp: b.header.max_timestamp,
-                    }),
-                    Disposition::Rewrite(_) => match rebatch(&b, next) {
-                        Ok(Some(r)) => {
-                            let max_timestamp = b.header.max_timestamp;
-                            batches.push(Fetched {
-                                first: r.offsets[0],
-                                next: b.header.next_offset(),
-                                count: r.offsets.len() as i32,
-                                offsets: Some(r.offsets),
-                                bytes: r.bytes.freeze(),
-                                max_timestamp,
-                            })
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            unreadable = Some(format!(": {e}"));
-                            break;
-                        }
-                    },
-                    Disposition::Behind | Disposition::Marker => unreachable!("handled above"),
-                }
-                next = b.header.next_offset();
-            }
+            let up_to = f.config.merge_up_to.load(Ordering::Relaxed);
+            let Cut {
+                batches,
+                next,
+                unreadable,
+            } = cut(&records, position, aborted.as_mut(), up_to);
             if let Some(e) = unreadable {
                 part.not_before = Instant::now() + Duration::from_secs(5);
                 let _ = f.events.send(Ev::Trouble {
@@ -519,5 +501,287 @@ fn answer(f: &Fetcher, parts: &mut HashMap<Tp, Part>, resp: FetchResponse) {
                 log_start: p.log_start_offset,
             });
         }
+    }
+}
+
+/// One answer's batches of a partition, cut for the coordinator.
+struct Cut {
+    /// To copy, in order.
+    batches: Vec<Fetched>,
+    /// The position after what was read.
+    next: i64,
+    /// Why the reading stopped before the end of the answer, if it did.
+    unreadable: Option<String>,
+}
+
+/// Cut `records` (a partition's part of a fetch answer) read from `position`: batches behind it
+/// skipped, markers and aborted transactions (`aborted`, read committed) dropped, small batches
+/// merged up to `up_to` bytes, the rest as they are (or rewritten, [`copied`]). Pure.
+fn cut(
+    records: &bytes::Bytes,
+    position: i64,
+    mut aborted: Option<&mut Aborted>,
+    up_to: usize,
+) -> Cut {
+    let mut next = position;
+    let mut batches = Vec::new();
+    // What stops the reading of this answer's batches (the partition is fetched again
+    // after a pause, from the last batch read).
+    let mut unreadable = None;
+    // Small batches waiting to be merged, and the position before the first of them.
+    let mut run: Vec<Batch<'_>> = Vec::new();
+    let mut run_from = next;
+    for b in Batches::new(records) {
+        let b = match b {
+            Ok(b) => b,
+            Err(e) => {
+                unreadable = Some(format!(" at offset {next}: {e}"));
+                break;
+            }
+        };
+        let dropped = aborted.as_mut().is_some_and(|a| a.is_aborted(&b));
+        let d = disposition(&b.header, next);
+        if d == Disposition::Behind {
+            continue;
+        }
+        if dropped || d == Disposition::Marker {
+            next = b.header.next_offset();
+            continue;
+        }
+        let size = b.header.size();
+        let joins = size < SMALL_BATCH
+            && run.first().is_none_or(|lead| {
+                lead.header.compression() == b.header.compression()
+                    && run.iter().map(|r| r.header.size()).sum::<usize>() + size <= up_to
+            });
+        if !joins {
+            match copied(&std::mem::take(&mut run), run_from, records) {
+                Ok(c) => batches.extend(c),
+                Err(e) => {
+                    next = run_from;
+                    unreadable = Some(e);
+                    break;
+                }
+            }
+        }
+        if size < SMALL_BATCH {
+            if run.is_empty() {
+                run_from = next;
+            }
+            run.push(b);
+        } else {
+            match copied(&[b], next, records) {
+                Ok(c) => batches.extend(c),
+                Err(e) => {
+                    unreadable = Some(e);
+                    break;
+                }
+            }
+        }
+        next = b.header.next_offset();
+    }
+    if unreadable.is_none() {
+        match copied(&run, run_from, records) {
+            Ok(c) => batches.extend(c),
+            Err(e) => {
+                next = run_from;
+                unreadable = Some(e);
+            }
+        }
+    }
+    Cut {
+        batches,
+        next,
+        unreadable,
+    }
+}
+
+/// What the coordinator gets of `run` (consecutive batches of one partition, read from
+/// `position`): one batch as fetched (a slice of `records`, the answer's bytes) when it may go as
+/// it is, else one rewritten by [`rebatch`] (several merged, or one that must be). `Err`: why
+/// they cannot be read, for the trouble.
+fn copied(
+    run: &[Batch<'_>],
+    position: i64,
+    records: &bytes::Bytes,
+) -> Result<Option<Fetched>, String> {
+    let (Some(first), Some(last)) = (run.first(), run.last()) else {
+        return Ok(None);
+    };
+    let max_timestamp = run
+        .iter()
+        .map(|b| b.header.max_timestamp)
+        .max()
+        .unwrap_or(-1);
+    if run.len() == 1 && disposition(&first.header, position) == Disposition::Bytes {
+        return Ok(Some(Fetched {
+            first: first.header.base_offset,
+            next: first.header.next_offset(),
+            count: first.header.count,
+            offsets: None,
+            bytes: records.slice_ref(first.bytes),
+            max_timestamp,
+        }));
+    }
+    let Some(r) = rebatch(run, position).map_err(|e| format!(": {e}"))? else {
+        return Ok(None);
+    };
+    let (from, count) = (r.offsets[0], r.offsets.len() as i32);
+    // Contiguous offsets need no list (the ledger's cheaper case).
+    let contiguous = r.offsets[r.offsets.len() - 1] - from + 1 == i64::from(count);
+    Ok(Some(Fetched {
+        first: from,
+        next: last.header.next_offset(),
+        count,
+        offsets: (!contiguous).then_some(r.offsets),
+        bytes: r.bytes.freeze(),
+        max_timestamp,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    };
+
+    /// One batch of `n` records from offset `from`, values of `len` bytes.
+    fn batch(from: i64, n: i64, len: usize, compression: Compression) -> Vec<u8> {
+        let records: Vec<Record> = (from..from + n)
+            .map(|o| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: 7,
+                producer_epoch: 0,
+                timestamp_type: TimestampType::Creation,
+                offset: o,
+                sequence: o as i32,
+                timestamp: 1_700_000_000_000 + o,
+                key: Some(Bytes::from(format!("k{o}"))),
+                value: Some(Bytes::from(format!("{o:08}").repeat(len / 8))),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut out = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut out,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode");
+        out.to_vec()
+    }
+
+    /// The offsets and values of the records in `f`, as a consumer of the copy reads them.
+    fn records_of(f: &Fetched) -> Vec<(i64, Bytes)> {
+        let mut b = f.bytes.clone();
+        let decoded = RecordBatchDecoder::decode(&mut b).expect("decode").records;
+        let offsets: Vec<i64> = match &f.offsets {
+            Some(o) => o.clone(),
+            None => (f.first..f.first + i64::from(f.count)).collect(),
+        };
+        assert_eq!(offsets.len(), decoded.len());
+        offsets
+            .into_iter()
+            .zip(decoded)
+            .map(|(o, r)| (o, r.value.expect("a value")))
+            .collect()
+    }
+
+    /// 40 batches of one 1 KB record, one of 40 such records (above [`SMALL_BATCH`]), 3 of a
+    /// record compressed with zstd, 3 more uncompressed.
+    fn answer() -> Bytes {
+        let mut src = Vec::new();
+        for o in 0..40 {
+            src.extend(batch(o, 1, 1000, Compression::None));
+        }
+        src.extend(batch(40, 40, 1000, Compression::None));
+        for o in 80..83 {
+            src.extend(batch(o, 1, 1000, Compression::Zstd));
+        }
+        for o in 83..86 {
+            src.extend(batch(o, 1, 1000, Compression::None));
+        }
+        Bytes::from(src)
+    }
+
+    #[test]
+    fn small_batches_are_merged_and_large_ones_go_as_they_are() {
+        let records = answer();
+        let c = cut(&records, 0, None, MERGE_UP_TO);
+        assert!(c.unreadable.is_none(), "{:?}", c.unreadable);
+        assert_eq!(c.next, 86);
+        let shape: Vec<(i64, i32, i64, i16)> = c
+            .batches
+            .iter()
+            .map(|f| {
+                let h = Batches::new(&f.bytes).next().unwrap().unwrap().header;
+                (f.first, f.count, f.next, h.compression())
+            })
+            .collect();
+        // Merged runs keep their codec; a codec change starts a new run.
+        assert_eq!(
+            shape,
+            [
+                (0, 40, 40, 0),
+                (40, 40, 80, 0),
+                (80, 3, 83, 4),
+                (83, 3, 86, 0)
+            ]
+        );
+        // The large batch is the answer's own bytes.
+        let big = Batches::new(&records).nth(40).unwrap().unwrap();
+        assert_eq!(&c.batches[1].bytes[..], big.bytes);
+        let copied: Vec<(i64, Bytes)> = c.batches.iter().flat_map(records_of).collect();
+        let want: Vec<(i64, Bytes)> = (0..86)
+            .map(|o| (o, Bytes::from(format!("{o:08}").repeat(125))))
+            .collect();
+        assert_eq!(copied, want, "every record once, in order");
+        for f in &c.batches {
+            assert!(super::super::batch::crc_matches(&f.bytes));
+            assert_eq!(f.max_timestamp, 1_700_000_000_000 + f.next - 1);
+        }
+    }
+
+    #[test]
+    fn merged_batches_stay_within_their_limit_and_start_at_the_position() {
+        let records = answer();
+        let c = cut(&records, 5, None, 8 * 1024);
+        assert_eq!(c.batches[0].first, 5, "from the position");
+        let merged = &c.batches[..c.batches.len() - 3];
+        assert!(merged.len() >= 5, "{} batches", merged.len());
+        for f in merged.iter().filter(|f| f.count > 1 && f.first < 40) {
+            // Each part is about 1.1 KB: at most 7 of them fit 8 KiB.
+            assert!(
+                f.count <= 8 && f.bytes.len() <= 8 * 1024,
+                "{} records",
+                f.count
+            );
+        }
+        let copied: Vec<i64> = c
+            .batches
+            .iter()
+            .flat_map(records_of)
+            .map(|(o, _)| o)
+            .collect();
+        assert_eq!(copied, (5..86).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn merges_stay_within_half_the_smallest_remote_limit() {
+        let cfg = FetchConfig::of(&Endpoint::new("a", "a:9092"));
+        assert_eq!(cfg.merge_up_to.load(Ordering::Relaxed), MERGE_UP_TO);
+        cfg.limit_merges([1_048_588, 100_000]);
+        assert_eq!(cfg.merge_up_to.load(Ordering::Relaxed), 50_000);
+        cfg.limit_merges([]);
+        assert_eq!(cfg.merge_up_to.load(Ordering::Relaxed), MERGE_UP_TO);
     }
 }

@@ -89,56 +89,56 @@ struct Framed<'a> {
     rest: &'a [u8],
 }
 
-/// Rewrite `batch` into one a producer may send: only its records at or after `position`,
-/// offsets from 0 without holes, each record's timestamp as a consumer reads it (the batch's
-/// append time when the source topic keeps append times), no delete horizon, same codec.
-/// `Ok(None)` when no record is at or after `position`.
-pub fn rebatch(batch: &Batch<'_>, position: i64) -> Result<Option<Rebatched>, RebatchError> {
-    let h = &batch.header;
+/// Rewrite `batches` (consecutive batches of one partition, in order) into one a producer may
+/// send: only their records at or after `position`, offsets from 0 without holes, each record's
+/// timestamp as a consumer reads it (its batch's append time when the source topic keeps append
+/// times), no delete horizon, compressed with the first batch's codec. Several small batches
+/// become one this way ([`super::fetch`] merges a backlog of them: Kafka takes one batch a
+/// partition a request). `Ok(None)` when no record is at or after `position`.
+pub fn rebatch(batches: &[Batch<'_>], position: i64) -> Result<Option<Rebatched>, RebatchError> {
+    let Some(lead) = batches.first() else {
+        return Ok(None);
+    };
+    let h = &lead.header;
     let offset = h.base_offset;
     let codec = h.compression();
     let name = codec_name(codec).ok_or(RebatchError::Codec { offset, codec })?;
-    let mut compressed = Bytes::copy_from_slice(&batch.bytes[HEADER..]);
-    let decompress_error = |e: anyhow::Error| RebatchError::Decompress {
-        offset,
-        codec: name,
-        reason: e.to_string(),
-    };
-    let records: Bytes = match codec {
-        0 => compressed,
-        1 => Gzip::decompress(&mut compressed, |b| Ok(b.clone())).map_err(decompress_error)?,
-        2 => Snappy::decompress(&mut compressed, |b| Ok(b.clone())).map_err(decompress_error)?,
-        3 => Lz4::decompress(&mut compressed, |b| Ok(b.clone())).map_err(decompress_error)?,
-        _ => Zstd::decompress(&mut compressed, |b| Ok(b.clone())).map_err(decompress_error)?,
-    };
-    let append_time = h.attributes & LOG_APPEND_TIME != 0;
+    let mut plain_records = Vec::with_capacity(batches.len());
+    for b in batches {
+        plain_records.push(records_of(b)?);
+    }
     let mut kept = Vec::new();
-    let mut r = &records[..];
-    for _ in 0..h.count {
-        let bad = |what| RebatchError::Record { offset, what };
-        let length = varint(&mut r).ok_or(bad("its length is cut short"))?;
-        let length = usize::try_from(length).map_err(|_| bad("a negative length"))?;
-        if r.len() < length {
-            return Err(bad("it is longer than the batch"));
-        }
-        let (mut body, rest) = r.split_at(length);
-        r = rest;
-        let (&attributes, after) = body.split_first().ok_or(bad("it is empty"))?;
-        body = after;
-        let timestamp_delta = varint(&mut body).ok_or(bad("its timestamp is cut short"))?;
-        let offset_delta = varint(&mut body).ok_or(bad("its offset is cut short"))?;
-        let record_offset = h.base_offset.wrapping_add(offset_delta);
-        if record_offset >= position {
-            kept.push(Framed {
-                attributes,
-                timestamp: if append_time {
-                    h.max_timestamp
-                } else {
-                    h.base_timestamp.wrapping_add(timestamp_delta)
-                },
-                offset: record_offset,
-                rest: body,
-            });
+    for (b, records) in batches.iter().zip(&plain_records) {
+        let h = &b.header;
+        let offset = h.base_offset;
+        let append_time = h.attributes & LOG_APPEND_TIME != 0;
+        let mut r = &records[..];
+        for _ in 0..h.count {
+            let bad = |what| RebatchError::Record { offset, what };
+            let length = varint(&mut r).ok_or(bad("its length is cut short"))?;
+            let length = usize::try_from(length).map_err(|_| bad("a negative length"))?;
+            if r.len() < length {
+                return Err(bad("it is longer than the batch"));
+            }
+            let (mut body, rest) = r.split_at(length);
+            r = rest;
+            let (&attributes, after) = body.split_first().ok_or(bad("it is empty"))?;
+            body = after;
+            let timestamp_delta = varint(&mut body).ok_or(bad("its timestamp is cut short"))?;
+            let offset_delta = varint(&mut body).ok_or(bad("its offset is cut short"))?;
+            let record_offset = h.base_offset.wrapping_add(offset_delta);
+            if record_offset >= position {
+                kept.push(Framed {
+                    attributes,
+                    timestamp: if append_time {
+                        h.max_timestamp
+                    } else {
+                        h.base_timestamp.wrapping_add(timestamp_delta)
+                    },
+                    offset: record_offset,
+                    rest: body,
+                });
+            }
         }
     }
     let Some(first) = kept.first() else {
@@ -150,7 +150,7 @@ pub fn rebatch(batch: &Batch<'_>, position: i64) -> Result<Option<Rebatched>, Re
         .map(|k| k.timestamp)
         .max()
         .unwrap_or(base_timestamp);
-    let mut plain = BytesMut::with_capacity(records.len());
+    let mut plain = BytesMut::with_capacity(plain_records.iter().map(Bytes::len).sum());
     let mut body = Vec::new();
     for (i, k) in kept.iter().enumerate() {
         body.clear();
@@ -165,7 +165,7 @@ pub fn rebatch(batch: &Batch<'_>, position: i64) -> Result<Option<Rebatched>, Re
     }
 
     let mut out = BytesMut::with_capacity(HEADER + plain.len());
-    out.put_slice(&batch.bytes[..HEADER]);
+    out.put_slice(&lead.bytes[..HEADER]);
     let compress_error = |e: anyhow::Error| RebatchError::Compress {
         offset,
         codec: name,
@@ -213,6 +213,26 @@ pub fn rebatch(batch: &Batch<'_>, position: i64) -> Result<Option<Rebatched>, Re
         offsets: kept.iter().map(|k| k.offset).collect(),
         bytes: out,
     }))
+}
+
+/// A batch's records, decompressed.
+fn records_of(batch: &Batch<'_>) -> Result<Bytes, RebatchError> {
+    let h = &batch.header;
+    let (offset, codec) = (h.base_offset, h.compression());
+    let name = codec_name(codec).ok_or(RebatchError::Codec { offset, codec })?;
+    let mut compressed = Bytes::copy_from_slice(&batch.bytes[HEADER..]);
+    let decompress_error = |e: anyhow::Error| RebatchError::Decompress {
+        offset,
+        codec: name,
+        reason: e.to_string(),
+    };
+    Ok(match codec {
+        0 => compressed,
+        1 => Gzip::decompress(&mut compressed, |b| Ok(b.clone())).map_err(decompress_error)?,
+        2 => Snappy::decompress(&mut compressed, |b| Ok(b.clone())).map_err(decompress_error)?,
+        3 => Lz4::decompress(&mut compressed, |b| Ok(b.clone())).map_err(decompress_error)?,
+        _ => Zstd::decompress(&mut compressed, |b| Ok(b.clone())).map_err(decompress_error)?,
+    })
 }
 
 /// Write `v` as a zigzag varint.
@@ -315,15 +335,17 @@ mod tests {
     }
 
     proptest! {
-        /// A compacted batch (offsets with holes) read from inside: the rewrite holds the
-        /// records at or after the position, in order, each with its key, value, headers and
-        /// timestamp, offsets 0..n with the source offsets listed beside; it is a batch a
-        /// producer may send (no holes, valid CRC), in the same codec.
+        /// Compacted batches (offsets with holes), one or several in a row (each its own
+        /// codec), read from inside: the rewrite is one batch holding the records at or after
+        /// the position, in order, each with its key, value, headers and timestamp, offsets
+        /// 0..n with the source offsets listed beside; it is a batch a producer may send (no
+        /// holes, valid CRC), in the first batch's codec.
         #[test]
         fn a_rewritten_batch_holds_the_records_from_the_position(
             kept in prop::collection::vec(any::<bool>(), 1..40),
             position_at in 0usize..40,
-            compression in compression(),
+            codecs in prop::collection::vec(compression(), 1..4),
+            cuts in prop::collection::vec(1usize..40, 0..3),
             base in 0i64..1_000_000,
         ) {
             let mut offsets: Vec<i64> = kept
@@ -343,10 +365,20 @@ mod tests {
                     record(o, 1_700_000_000_000 + (i as i64 * 37) % 500 - 100, format!("k{o}").as_bytes(), (i % 5 != 0).then_some(value.as_bytes()), i % 3)
                 })
                 .collect();
-            let source = encode(&records, compression);
-            let b = Batches::new(&source).next().unwrap().unwrap();
+            // Split where `cuts` say (each part a non-empty batch), codecs in turn.
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|c| *c < records.len()).collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut source = Vec::new();
+            let mut from = 0;
+            for (i, to) in cuts.into_iter().chain([records.len()]).enumerate() {
+                source.extend(encode(&records[from..to], codecs[i % codecs.len()]));
+                from = to;
+            }
+            let batches: Vec<Batch<'_>> = Batches::new(&source).map(Result::unwrap).collect();
+            let b = batches[0];
             let position = base + position_at as i64;
-            let got = rebatch(&b, position).unwrap();
+            let got = rebatch(&batches, position).unwrap();
             let want: Vec<&Record> = records.iter().filter(|r| r.offset >= position).collect();
             let Some(got) = got else {
                 prop_assert!(want.is_empty());
@@ -388,7 +420,7 @@ mod tests {
         let crc = crc32c::crc32c(&source[21..]);
         source[17..21].copy_from_slice(&crc.to_be_bytes());
         let b = Batches::new(&source).next().unwrap().unwrap();
-        let got = rebatch(&b, 0).unwrap().unwrap();
+        let got = rebatch(&[b], 0).unwrap().unwrap();
         let decoded = decode(&got.bytes);
         assert!(decoded
             .iter()
@@ -400,7 +432,7 @@ mod tests {
         let records: Vec<Record> = (0..3).map(|i| record(i, 1, b"k", None, 0)).collect();
         let source = encode(&records, Compression::Zstd);
         let b = Batches::new(&source).next().unwrap().unwrap();
-        assert!(rebatch(&b, 3).unwrap().is_none());
+        assert!(rebatch(&[b], 3).unwrap().is_none());
     }
 
     #[test]
@@ -412,7 +444,7 @@ mod tests {
         // Claim one more record than the batch holds.
         source[57..61].copy_from_slice(&4i32.to_be_bytes());
         let b = Batches::new(&source).next().unwrap().unwrap();
-        let e = rebatch(&b, 0).unwrap_err();
+        let e = rebatch(&[b], 0).unwrap_err();
         assert!(e.to_string().contains("offset 10"), "{e}");
     }
 }
