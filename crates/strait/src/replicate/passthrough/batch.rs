@@ -449,6 +449,25 @@ impl Aborted {
     }
 }
 
+/// `records` as one v2 batch, encoded by the protocol crate as a producer would (for the tests).
+#[cfg(test)]
+pub(crate) fn encoded(
+    records: &[kafka_protocol::records::Record],
+    compression: kafka_protocol::records::Compression,
+) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    kafka_protocol::records::RecordBatchEncoder::encode(
+        &mut out,
+        records,
+        &kafka_protocol::records::RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode");
+    out.to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,17 +502,7 @@ mod tests {
                 headers: Default::default(),
             })
             .collect();
-        let mut out = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut out,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .expect("encode");
-        out.to_vec()
+        encoded(&records, Compression::None)
     }
 
     fn only(bytes: &[u8]) -> Batch<'_> {

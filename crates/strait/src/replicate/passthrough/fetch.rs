@@ -642,11 +642,8 @@ fn copied(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-        TimestampType,
-    };
+    use bytes::Bytes;
+    use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 
     /// One batch of `n` records from offset `from`, values of `len` bytes.
     fn batch(from: i64, n: i64, len: usize, compression: Compression) -> Vec<u8> {
@@ -667,17 +664,7 @@ mod tests {
                 headers: Default::default(),
             })
             .collect();
-        let mut out = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut out,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode");
-        out.to_vec()
+        super::super::batch::encoded(&records, compression)
     }
 
     /// The offsets and values of the records in `f`, as a consumer of the copy reads them.

@@ -248,12 +248,9 @@ fn put_varint(out: &mut Vec<u8>, v: i64) {
 #[cfg(test)]
 mod tests {
     use super::super::batch::varint;
-    use super::super::batch::{crc_matches, disposition, Batches, Disposition};
+    use super::super::batch::{crc_matches, disposition, encoded, Batches, Disposition};
     use super::*;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-        TimestampType,
-    };
+    use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
     use proptest::prelude::*;
 
     fn record(offset: i64, timestamp: i64, key: &[u8], value: Option<&[u8]>, h: usize) -> Record {
@@ -279,20 +276,6 @@ mod tests {
                 })
                 .collect(),
         }
-    }
-
-    fn encode(records: &[Record], compression: Compression) -> Vec<u8> {
-        let mut out = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut out,
-            records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode");
-        out.to_vec()
     }
 
     fn decode(bytes: &[u8]) -> Vec<Record> {
@@ -372,7 +355,7 @@ mod tests {
             let mut source = Vec::new();
             let mut from = 0;
             for (i, to) in cuts.into_iter().chain([records.len()]).enumerate() {
-                source.extend(encode(&records[from..to], codecs[i % codecs.len()]));
+                source.extend(encoded(&records[from..to], codecs[i % codecs.len()]));
                 from = to;
             }
             let batches: Vec<Batch<'_>> = Batches::new(&source).map(Result::unwrap).collect();
@@ -411,7 +394,7 @@ mod tests {
         let records: Vec<Record> = (0..3)
             .map(|i| record(i, 1_000 + i, b"k", Some(b"v"), 0))
             .collect();
-        let mut source = encode(&records, Compression::None);
+        let mut source = encoded(&records, Compression::None);
         // As a broker with message.timestamp.type = LogAppendTime stores it: the bit set and the
         // append time in the max timestamp.
         let attributes = i16::from_be_bytes([source[21], source[22]]) | LOG_APPEND_TIME;
@@ -430,7 +413,7 @@ mod tests {
     #[test]
     fn nothing_at_or_after_the_position_is_none() {
         let records: Vec<Record> = (0..3).map(|i| record(i, 1, b"k", None, 0)).collect();
-        let source = encode(&records, Compression::Zstd);
+        let source = encoded(&records, Compression::Zstd);
         let b = Batches::new(&source).next().unwrap().unwrap();
         assert!(rebatch(&[b], 3).unwrap().is_none());
     }
@@ -440,7 +423,7 @@ mod tests {
         let records: Vec<Record> = (0..3)
             .map(|i| record(10 + i, 1, b"k", Some(b"v"), 1))
             .collect();
-        let mut source = encode(&records, Compression::None);
+        let mut source = encoded(&records, Compression::None);
         // Claim one more record than the batch holds.
         source[57..61].copy_from_slice(&4i32.to_be_bytes());
         let b = Batches::new(&source).next().unwrap().unwrap();
