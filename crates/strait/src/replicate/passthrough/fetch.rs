@@ -531,6 +531,7 @@ fn cut(
     // Small batches waiting to be merged, and the position before the first of them.
     let mut run: Vec<Batch<'_>> = Vec::new();
     let mut run_from = next;
+    let mut run_bytes = 0;
     for b in Batches::new(records) {
         let b = match b {
             Ok(b) => b,
@@ -551,8 +552,7 @@ fn cut(
         let size = b.header.size();
         let joins = size < SMALL_BATCH
             && run.first().is_none_or(|lead| {
-                lead.header.compression() == b.header.compression()
-                    && run.iter().map(|r| r.header.size()).sum::<usize>() + size <= up_to
+                lead.header.compression() == b.header.compression() && run_bytes + size <= up_to
             });
         if !joins {
             match copied(&std::mem::take(&mut run), run_from, records) {
@@ -566,8 +566,9 @@ fn cut(
         }
         if size < SMALL_BATCH {
             if run.is_empty() {
-                run_from = next;
+                (run_from, run_bytes) = (next, 0);
             }
+            run_bytes += size;
             run.push(b);
         } else {
             match copied(&[b], next, records) {
@@ -580,13 +581,13 @@ fn cut(
         }
         next = b.header.next_offset();
     }
-    if unreadable.is_none() {
-        match copied(&run, run_from, records) {
-            Ok(c) => batches.extend(c),
-            Err(e) => {
-                next = run_from;
-                unreadable = Some(e);
-            }
+    // What waits to be merged is copied, also when a batch after it could not be read (the
+    // position has moved past it).
+    match copied(&run, run_from, records) {
+        Ok(c) => batches.extend(c),
+        Err(e) => {
+            next = run_from;
+            unreadable = Some(e);
         }
     }
     Cut {
@@ -760,6 +761,29 @@ mod tests {
             .map(|(o, _)| o)
             .collect();
         assert_eq!(copied, (5..86).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn small_batches_before_an_unreadable_one_are_copied_and_the_position_stops_there() {
+        let mut src = Vec::new();
+        for o in 0..5 {
+            src.extend(batch(o, 1, 1000, Compression::None));
+        }
+        // An old message format (magic 1) after them.
+        let mut old = batch(5, 1, 1000, Compression::None);
+        old[16] = 1;
+        src.extend(old);
+        let records = Bytes::from(src);
+        let c = cut(&records, 0, None, MERGE_UP_TO);
+        let copied: Vec<i64> = c
+            .batches
+            .iter()
+            .flat_map(records_of)
+            .map(|(o, _)| o)
+            .collect();
+        assert_eq!(copied, (0..5).collect::<Vec<_>>());
+        assert_eq!(c.next, 5, "fetched again from the batch it could not read");
+        assert!(c.unreadable.is_some_and(|e| e.contains("offset 5")));
     }
 
     #[test]
