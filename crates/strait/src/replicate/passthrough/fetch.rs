@@ -684,6 +684,15 @@ mod tests {
             .collect()
     }
 
+    /// The source offsets of every record in `batches`, in order.
+    fn offsets_of(batches: &[Fetched]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(records_of)
+            .map(|(o, _)| o)
+            .collect()
+    }
+
     /// 40 batches of one 1 KB record, one of 40 such records (above [`SMALL_BATCH`]), 3 of a
     /// record compressed with zstd, 3 more uncompressed.
     fn answer() -> Bytes {
@@ -754,12 +763,7 @@ mod tests {
                 f.count
             );
         }
-        let copied: Vec<i64> = c
-            .batches
-            .iter()
-            .flat_map(records_of)
-            .map(|(o, _)| o)
-            .collect();
+        let copied = offsets_of(&c.batches);
         assert_eq!(copied, (5..86).collect::<Vec<_>>());
     }
 
@@ -775,12 +779,7 @@ mod tests {
         src.extend(old);
         let records = Bytes::from(src);
         let c = cut(&records, 0, None, MERGE_UP_TO);
-        let copied: Vec<i64> = c
-            .batches
-            .iter()
-            .flat_map(records_of)
-            .map(|(o, _)| o)
-            .collect();
+        let copied = offsets_of(&c.batches);
         assert_eq!(copied, (0..5).collect::<Vec<_>>());
         assert_eq!(c.next, 5, "fetched again from the batch it could not read");
         assert!(c.unreadable.is_some_and(|e| e.contains("offset 5")));
