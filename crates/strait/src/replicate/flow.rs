@@ -1900,6 +1900,8 @@ struct Rounds {
 }
 
 impl Rounds {
+    /// The clocks start now, and so does the flow's health as replicating (the stall check
+    /// moves it to waiting and back from here).
     fn new(
         shared: &Shared,
         unit: &'static str,
